@@ -1,0 +1,51 @@
+/// One client command, opaque to the protocol.
+///
+/// `(clientID, sequence)` identifies the command for exactly-once application: a retried
+/// command carries the same pair, and the state machine's `SessionTable` applies it once.
+public struct Command: Hashable, Sendable, CustomStringConvertible {
+    public var clientID: UInt64
+    public var sequence: UInt64
+    public var payload: [UInt8]
+
+    public init(clientID: UInt64, sequence: UInt64, payload: [UInt8]) {
+        self.clientID = clientID
+        self.sequence = sequence
+        self.payload = payload
+    }
+
+    public var description: String { "c\(clientID)#\(sequence)" }
+}
+
+/// The value of one slot: a no-op (used by a new leader to fill holes) or a batch of commands.
+public enum Value: Hashable, Sendable, CustomStringConvertible {
+    case noop
+    case batch([Command])
+
+    public var commands: [Command] {
+        switch self {
+        case .noop: return []
+        case .batch(let commands): return commands
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .noop: return "noop"
+        case .batch(let commands):
+            if commands.count <= 3 { return "[" + commands.map(\.description).joined(separator: ",") + "]" }
+            return "[\(commands[0]) +\(commands.count - 1)]"
+        }
+    }
+}
+
+/// Snapshot of the applied state machine through `slot`: opaque bytes supplied by the state machine.
+public struct Snapshot: Hashable, Sendable {
+    /// Every slot `<= slot` is covered (chosen and applied) by `data`.
+    public var slot: Slot
+    public var data: [UInt8]
+
+    public init(slot: Slot, data: [UInt8]) {
+        self.slot = slot
+        self.data = data
+    }
+}

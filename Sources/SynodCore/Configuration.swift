@@ -1,0 +1,138 @@
+/// How linearizable reads are confirmed by the leader.
+public enum ReadMode: String, Hashable, Sendable, CaseIterable {
+    /// The leader answers locally while it holds a lease granted by the acceptors' heartbeat acks.
+    case lease
+    /// The leader confirms its leadership with one heartbeat round per read batch (read index).
+    case readIndex = "read-index"
+}
+
+/// Static protocol configuration: membership, quorum sizes and the timing and size bounds.
+///
+/// Time is measured in ticks of the replica's local clock; the driver decides how long a tick is.
+public struct Configuration: Hashable, Sendable {
+    /// Every voting member, in a fixed order.
+    public var members: [NodeID]
+    /// Acceptors that must promise before a proposer may lead (phase 1).
+    public var phase1Quorum: Int
+    /// Acceptors that must accept a value for it to be chosen (phase 2).
+    public var phase2Quorum: Int
+
+    /// A follower suspects the leader after a random number of ticks in
+    /// `electionTimeoutTicks ..< 2 * electionTimeoutTicks` without hearing from it.
+    /// It is also the window in which an acceptor that heard from the leader refuses to
+    /// promise anyone else (the lease guard).
+    public var electionTimeoutTicks: Int
+    /// The leader sends a heartbeat (carrying the commit notice) this often.
+    public var heartbeatIntervalTicks: Int
+    /// A leader answers reads locally for this many ticks after sending a heartbeat that a
+    /// lease quorum acknowledged. Must be below `electionTimeoutTicks - maxClockDriftTicks`.
+    public var leaseTicks: Int
+    /// The most two replicas' clocks may diverge over one `electionTimeoutTicks` interval.
+    public var maxClockDriftTicks: Int
+    /// How linearizable reads are served.
+    public var readMode: ReadMode
+
+    /// At most this many slots are proposed and not yet chosen at once (phase-2 pipelining).
+    public var windowSlots: Int
+    /// At most this many commands go into one slot (batching).
+    public var batchCommandsMax: Int
+    /// At most this many payload bytes go into one slot (a single larger command still fits alone).
+    public var batchBytesMax: Int
+    /// At most this many client commands wait at the leader for a slot; more are refused as busy.
+    public var pendingCommandsMax: Int
+    /// At most this many linearizable reads wait at one replica.
+    public var pendingReadsMax: Int
+    /// An Accept without enough Accepted replies is sent again after this many ticks.
+    public var retransmitTicks: Int
+    /// A catch-up request without reply is sent again after this many ticks.
+    public var catchUpRetryTicks: Int
+    /// At most this many chosen entries in one catch-up reply.
+    public var catchUpEntriesMax: Int
+    /// A read forwarded to the leader fails if not confirmed within this many ticks.
+    public var readTimeoutTicks: Int
+
+    /// Test-only escape hatch for the simulator's `non-intersecting-quorums` negative control:
+    /// skips the quorum-intersection check in `validate()`. Never set this in a real deployment.
+    public var unsafeAllowNonIntersectingQuorums: Bool
+
+    /// A configuration with majority quorums and default timings (a tick of about 10 ms).
+    public init(members: [NodeID]) {
+        self.members = members
+        let majority = members.count / 2 + 1
+        self.phase1Quorum = majority
+        self.phase2Quorum = majority
+        self.electionTimeoutTicks = 10
+        self.heartbeatIntervalTicks = 2
+        self.leaseTicks = 6
+        self.maxClockDriftTicks = 2
+        self.readMode = .lease
+        self.windowSlots = 32
+        self.batchCommandsMax = 256
+        self.batchBytesMax = 1 << 20
+        self.pendingCommandsMax = 8192
+        self.pendingReadsMax = 8192
+        self.retransmitTicks = 4
+        self.catchUpRetryTicks = 4
+        self.catchUpEntriesMax = 512
+        self.readTimeoutTicks = 20
+        self.unsafeAllowNonIntersectingQuorums = false
+    }
+
+    /// Acks needed for a lease or a read index: enough acceptors that every phase-1 quorum
+    /// contains one of them, so no other proposer can finish phase 1 without them.
+    public var leaseQuorum: Int { members.count - phase1Quorum + 1 }
+
+    /// Checks every relation the protocol's safety and liveness rely on.
+    /// - Throws: `ConfigurationError` naming the first broken relation.
+    public func validate() throws(ConfigurationError) {
+        let n = members.count
+        guard n >= 1 else { throw .noMembers }
+        guard Set(members).count == n else { throw .duplicateMember }
+        guard (1...n).contains(phase1Quorum) else { throw .quorumOutOfRange(name: "phase-1", size: phase1Quorum, members: n) }
+        guard (1...n).contains(phase2Quorum) else { throw .quorumOutOfRange(name: "phase-2", size: phase2Quorum, members: n) }
+        // Flexible Paxos: any phase-1 quorum must intersect any phase-2 quorum.
+        if !unsafeAllowNonIntersectingQuorums && phase1Quorum + phase2Quorum <= n {
+            throw .quorumsDoNotIntersect(phase1: phase1Quorum, phase2: phase2Quorum, members: n)
+        }
+        guard heartbeatIntervalTicks >= 1 else { throw .nonPositive("heartbeatIntervalTicks") }
+        guard electionTimeoutTicks > heartbeatIntervalTicks else {
+            throw .timing("electionTimeoutTicks (\(electionTimeoutTicks)) must exceed heartbeatIntervalTicks (\(heartbeatIntervalTicks))")
+        }
+        guard maxClockDriftTicks >= 0 else { throw .nonPositive("maxClockDriftTicks") }
+        guard leaseTicks >= 0, leaseTicks + maxClockDriftTicks < electionTimeoutTicks else {
+            throw .timing("leaseTicks (\(leaseTicks)) must be below electionTimeoutTicks (\(electionTimeoutTicks)) - maxClockDriftTicks (\(maxClockDriftTicks))")
+        }
+        for (name, value) in [("windowSlots", windowSlots), ("batchCommandsMax", batchCommandsMax),
+                              ("batchBytesMax", batchBytesMax), ("pendingCommandsMax", pendingCommandsMax),
+                              ("pendingReadsMax", pendingReadsMax), ("retransmitTicks", retransmitTicks),
+                              ("catchUpRetryTicks", catchUpRetryTicks), ("catchUpEntriesMax", catchUpEntriesMax),
+                              ("readTimeoutTicks", readTimeoutTicks)] where value < 1 {
+            throw .nonPositive(name)
+        }
+    }
+}
+
+/// A configuration the protocol cannot run safely with.
+public enum ConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
+    case noMembers
+    case duplicateMember
+    case quorumOutOfRange(name: String, size: Int, members: Int)
+    case quorumsDoNotIntersect(phase1: Int, phase2: Int, members: Int)
+    case nonPositive(String)
+    case timing(String)
+    case notAMember(NodeID)
+
+    public var description: String {
+        switch self {
+        case .noMembers: return "configuration has no members"
+        case .duplicateMember: return "configuration lists a member twice"
+        case .quorumOutOfRange(let name, let size, let n):
+            return "\(name) quorum \(size) is out of range 1...\(n)"
+        case .quorumsDoNotIntersect(let q1, let q2, let n):
+            return "unsafe quorums: phase-1 quorum \(q1) + phase-2 quorum \(q2) must exceed the \(n) members, or two leaders could choose different values"
+        case .nonPositive(let name): return "\(name) must be at least 1"
+        case .timing(let text): return text
+        case .notAMember(let id): return "node \(id) is not a member of the configuration"
+        }
+    }
+}

@@ -1,0 +1,83 @@
+/// One accepted (or known-chosen) slot reported in a Promise.
+public struct PromisedEntry: Hashable, Sendable {
+    public var slot: Slot
+    /// The highest ballot in which the acceptor accepted `value`; nil when the acceptor only
+    /// knows the slot as chosen (learned without accepting), which outranks any ballot.
+    public var ballot: Ballot?
+    public var value: Value
+    public init(slot: Slot, ballot: Ballot?, value: Value) {
+        self.slot = slot
+        self.ballot = ballot
+        self.value = value
+    }
+}
+
+/// One chosen slot, as carried by catch-up replies.
+public struct ChosenEntry: Hashable, Sendable {
+    public var slot: Slot
+    public var value: Value
+    public init(slot: Slot, value: Value) {
+        self.slot = slot
+        self.value = value
+    }
+}
+
+/// A message between replicas. Every message that carries a ballot lets the receiver learn of
+/// higher ballots; every Reject carries the higher ballot the acceptor has promised.
+public enum Message: Hashable, Sendable {
+    /// Phase 1a: "promise me `ballot` for every slot from `firstSlot` on".
+    case prepare(ballot: Ballot, firstSlot: Slot)
+    /// Phase 1b: the acceptor promised `ballot`. `chosenThrough` is the acceptor's contiguous
+    /// chosen prefix; `entries` are its accepted or known-chosen slots above both it and `firstSlot`.
+    case promise(ballot: Ballot, chosenThrough: Slot, entries: [PromisedEntry])
+    /// Phase 2a, with the leader's commit notice `chosenThrough` piggybacked.
+    case accept(ballot: Ballot, slot: Slot, value: Value, chosenThrough: Slot)
+    /// Phase 2b: the acceptor accepted `slot` in `ballot`.
+    case accepted(ballot: Ballot, slot: Slot)
+    /// The acceptor refused `ballot` because it promised the higher `promised`.
+    case reject(ballot: Ballot, promised: Ballot)
+    /// Leader liveness, commit notice and lease/read-index round `sequence`.
+    case heartbeat(ballot: Ballot, chosenThrough: Slot, sequence: UInt64)
+    /// The acceptor acknowledged heartbeat `sequence` of `ballot`.
+    case heartbeatAck(ballot: Ballot, sequence: UInt64, chosenThrough: Slot)
+    /// "Send me the chosen values from `firstSlot` on."
+    case catchUpRequest(firstSlot: Slot)
+    /// Chosen values (and a snapshot when the requester is behind the sender's compaction point).
+    case catchUpReply(snapshot: Snapshot?, entries: [ChosenEntry], chosenThrough: Slot)
+    /// Client commands a follower forwards to the leader.
+    case forward(commands: [Command])
+    /// A follower asks the leader for a read index for its read `readID`.
+    case readIndexRequest(readID: UInt64)
+    /// The leader's answer: apply through `index` and then read; nil = "I am not the leader".
+    case readIndexReply(readID: UInt64, index: Slot?)
+
+    /// The message's kind, for traces and metrics.
+    public var kind: String {
+        switch self {
+        case .prepare: return "Prepare"
+        case .promise: return "Promise"
+        case .accept: return "Accept"
+        case .accepted: return "Accepted"
+        case .reject: return "Reject"
+        case .heartbeat: return "Heartbeat"
+        case .heartbeatAck: return "HeartbeatAck"
+        case .catchUpRequest: return "CatchUpRequest"
+        case .catchUpReply: return "CatchUpReply"
+        case .forward: return "Forward"
+        case .readIndexRequest: return "ReadIndexRequest"
+        case .readIndexReply: return "ReadIndexReply"
+        }
+    }
+}
+
+/// A message with its sender and receiver.
+public struct Envelope: Hashable, Sendable {
+    public var from: NodeID
+    public var to: NodeID
+    public var message: Message
+    public init(from: NodeID, to: NodeID, message: Message) {
+        self.from = from
+        self.to = to
+        self.message = message
+    }
+}

@@ -1,0 +1,117 @@
+/// The acceptor role: promises (phase 1b) and acceptances (phase 2b), plus following a leader.
+extension Replica {
+    /// True while the lease guard forbids promising `ballot`: this acceptor heard from a
+    /// leader (or, leading, sent a heartbeat) within the last election timeout, and `ballot`
+    /// belongs to someone else. This is what makes the leader's lease safe: no proposer can
+    /// finish phase 1 while a lease quorum still guards the current leader.
+    func leaseGuardForbids(_ ballot: Ballot) -> Bool {
+        guard now < guardUntil else { return false }
+        guard let current = leaderBallot else { return true }  // fresh restart: guard everyone
+        return ballot.node != current.node
+    }
+
+    mutating func onPrepare(from: NodeID, ballot: Ballot, firstSlot: Slot) {
+        noteBallot(ballot)
+        if ballot < promised {
+            send(.reject(ballot: ballot, promised: promised), to: from)
+            return
+        }
+        if ballot > promised {
+            if leaseGuardForbids(ballot) { return }  // the candidate retries after its timeout
+            promised = ballot
+            persist(.promised(ballot))
+            if let own = ownBallot, own < ballot { stepDown() }
+            resetElectionTimer()
+        }
+        // ballot == promised: a first or a repeated Prepare; the answer leaves once durable.
+        let report = promiseReport(firstSlot: firstSlot)
+        sendAfterDurable(.promise(ballot: ballot, chosenThrough: report.chosenThrough, entries: report.entries), to: from)
+    }
+
+    /// Every slot above both `firstSlot - 1` and the chosen prefix that this acceptor accepted
+    /// or knows chosen, in slot order. Slots inside the chosen prefix are not sent: the
+    /// candidate learns them by catch-up, which is what `chosenThrough` tells it to do.
+    func promiseReport(firstSlot: Slot) -> PromiseReport {
+        let lowest = max(firstSlot, chosenThrough + 1)
+        var entries: [PromisedEntry] = []
+        for slot in log.keys.filter({ $0 >= lowest }).sorted() {
+            guard let entry = log[slot] else { continue }
+            if let chosen = entry.chosen {
+                entries.append(PromisedEntry(slot: slot, ballot: nil, value: chosen))
+            } else if let ballot = entry.acceptedBallot, let value = entry.acceptedValue {
+                entries.append(PromisedEntry(slot: slot, ballot: ballot, value: value))
+            }
+        }
+        return PromiseReport(chosenThrough: chosenThrough, entries: entries)
+    }
+
+    mutating func onAccept(from: NodeID, ballot: Ballot, slot: Slot, value: Value, leaderChosenThrough: Slot) {
+        noteBallot(ballot)
+        if ballot < promised {
+            send(.reject(ballot: ballot, promised: promised), to: from)
+            return
+        }
+        // An accepted record also raises the promise on recovery (see restore), so a higher
+        // ballot needs no separate promise record when one is written below.
+        let raisesPromise = ballot > promised
+        promised = ballot
+        follow(ballot)
+        if slot <= chosenThrough || log[slot]?.chosen != nil {
+            // Already chosen: the leader of any later ballot can only propose the chosen value,
+            // so acknowledging without recording cannot make a different value chosen. The
+            // raised promise still goes to disk: a repeated Prepare may reveal it later.
+            if raisesPromise { persist(.promised(ballot)) }
+            send(.accepted(ballot: ballot, slot: slot), to: from)
+        } else if log[slot]?.acceptedBallot == ballot {
+            // A retransmission; the acceptance is (or is about to be) durable.
+            sendAfterDurable(.accepted(ballot: ballot, slot: slot), to: from)
+        } else {
+            log[slot, default: LogEntry()].acceptedBallot = ballot
+            log[slot, default: LogEntry()].acceptedValue = value
+        highestAccepted = max(highestAccepted, ballot)
+            persist(.accepted(slot: slot, ballot: ballot, value: value))
+            sendAfterDurable(.accepted(ballot: ballot, slot: slot), to: from)
+        }
+        learnCommitNotice(ballot: ballot, leaderChosenThrough: leaderChosenThrough, leader: from)
+    }
+
+    mutating func onHeartbeat(from: NodeID, ballot: Ballot, leaderChosenThrough: Slot, sequence: UInt64) {
+        noteBallot(ballot)
+        if ballot < promised {
+            send(.reject(ballot: ballot, promised: promised), to: from)
+            return
+        }
+        follow(ballot)
+        learnCommitNotice(ballot: ballot, leaderChosenThrough: leaderChosenThrough, leader: from)
+        send(.heartbeatAck(ballot: ballot, sequence: sequence, chosenThrough: chosenThrough), to: from)
+    }
+
+    /// Records that the proposer of `ballot` leads: resets the election timer and the lease guard.
+    mutating func follow(_ ballot: Ballot) {
+        if let own = ownBallot, own != ballot { stepDown() }
+        if leader == nil {
+            leaderBallot = ballot
+            guardUntil = max(guardUntil, now + UInt64(configuration.electionTimeoutTicks))
+            resetElectionTimer()
+        }
+    }
+
+    /// A follower learns which slots the leader of `ballot` has chosen. A slot this acceptor
+    /// accepted in that same ballot holds the leader's (one) value for it, so it is chosen;
+    /// anything else is fetched from the leader.
+    mutating func learnCommitNotice(ballot: Ballot, leaderChosenThrough: Slot, leader: NodeID) {
+        guard leaderChosenThrough > chosenThrough else { return }
+        catchUpGoal = max(catchUpGoal, leaderChosenThrough)
+        var slot = chosenThrough + 1
+        while slot <= leaderChosenThrough {
+            guard let entry = log[slot] else { break }
+            if entry.chosen == nil {
+                guard entry.acceptedBallot == ballot, let value = entry.acceptedValue else { break }
+                markChosen(slot: slot, value: value)
+            }
+            slot += 1
+        }
+        advanceChosenThrough()
+        if chosenThrough < leaderChosenThrough { requestCatchUp(from: leader) }
+    }
+}

@@ -1,0 +1,153 @@
+/// Phase 2 at the leader: queue client commands, pack them into slots (batching), keep up to
+/// `windowSlots` slots in flight (pipelining), count Accepted replies, and heartbeat.
+extension Replica {
+    mutating func onPropose(_ command: Command) {
+        if leader != nil {
+            enqueue(command, local: true)
+        } else if let hint = leaderBallot?.node, hint != id {
+            stepForwards.append(command)  // sent as one Forward message at the end of the step
+        } else {
+            out.rejected.append(.init(command: command, reason: .noLeader(leaderHint: leaderBallot?.node)))
+        }
+    }
+
+    mutating func onForward(_ commands: [Command]) {
+        // A forward that reaches a non-leader is dropped: its clients time out and retry.
+        guard leader != nil else { return }
+        for command in commands { enqueue(command, local: false) }
+    }
+
+    private mutating func enqueue(_ command: Command, local: Bool) {
+        guard let state = leader else { return }
+        if state.queuedCount >= configuration.pendingCommandsMax {
+            if local { out.rejected.append(.init(command: command, reason: .busy)) }
+            return
+        }
+        leader?.queue.append(command)
+    }
+
+    /// Proposes `value` for `slot` in the leader's ballot: accepts it locally (counted once
+    /// durable) and sends Accept, with the commit notice, to every peer.
+    mutating func propose(slot: Slot, value: Value) {
+        guard let ballot = leader?.ballot else { return }
+        precondition(promised == ballot, "a leader proposes only in the ballot it holds")
+        log[slot, default: LogEntry()].acceptedBallot = ballot
+        log[slot, default: LogEntry()].acceptedValue = value
+        highestAccepted = max(highestAccepted, ballot)
+        persist(.accepted(slot: slot, ballot: ballot, value: value))
+        voteForSelf(.accepted(ballot, slot))
+        leader?.proposals[slot] = Proposal(value: value, sentAt: now)
+        // The Accept reveals only the leader's proposal, not an acceptance, so it leaves now.
+        broadcast(.accept(ballot: ballot, slot: slot, value: value, chosenThrough: chosenThrough))
+    }
+
+    mutating func selfAcceptDurable(ballot: Ballot, slot: Slot) {
+        guard leader?.ballot == ballot, leader?.proposals[slot] != nil else { return }
+        leader?.proposals[slot]?.selfAccepted = true
+        checkChosen(slot)
+    }
+
+    mutating func onAccepted(from: NodeID, ballot: Ballot, slot: Slot) {
+        guard let proposal = leader?.proposals[slot], leader?.ballot == ballot else { return }
+        if !proposal.votes.contains(from) { leader?.proposals[slot]?.votes.append(from) }
+        checkChosen(slot)
+    }
+
+    private mutating func checkChosen(_ slot: Slot) {
+        guard let proposal = leader?.proposals[slot] else { return }
+        let votes = proposal.votes.count + (proposal.selfAccepted ? 1 : 0)
+        guard votes >= configuration.phase2Quorum else { return }
+        markChosen(slot: slot, value: proposal.value)
+    }
+
+    /// Fills free window slots with batches of queued commands.
+    private mutating func fillWindow() {
+        guard var state = leader else { return }
+        var proposals: [(Slot, Value)] = []
+        while state.queuedCount > 0 && state.proposals.count + proposals.count < configuration.windowSlots {
+            var batch: [Command] = []
+            var bytes = 0
+            while state.queueHead < state.queue.count && batch.count < configuration.batchCommandsMax {
+                let command = state.queue[state.queueHead]
+                if !batch.isEmpty && bytes + command.payload.count > configuration.batchBytesMax { break }
+                batch.append(command)
+                bytes += command.payload.count
+                state.queueHead += 1
+            }
+            proposals.append((state.nextSlot, .batch(batch)))
+            state.nextSlot += 1
+        }
+        if state.queueHead == state.queue.count {
+            state.queue.removeAll(keepingCapacity: true)
+            state.queueHead = 0
+        } else if state.queueHead > 1024 && state.queueHead * 2 > state.queue.count {
+            state.queue.removeFirst(state.queueHead)
+            state.queueHead = 0
+        }
+        leader = state
+        for (slot, value) in proposals { propose(slot: slot, value: value) }
+    }
+
+    mutating func leaderTick() {
+        guard let state = leader else { return }
+        if now - state.lastHeartbeatAt >= UInt64(configuration.heartbeatIntervalTicks) { sendHeartbeat() }
+        // Accepts may be lost: send them again to the acceptors that have not answered.
+        var slot = chosenThrough + 1
+        while slot < state.nextSlot {
+            if let proposal = state.proposals[slot], now - proposal.sentAt >= UInt64(configuration.retransmitTicks) {
+                for peer in peers where !proposal.votes.contains(peer) {
+                    send(.accept(ballot: state.ballot, slot: slot, value: proposal.value, chosenThrough: chosenThrough), to: peer)
+                }
+                leader?.proposals[slot]?.sentAt = now
+            }
+            slot += 1
+        }
+    }
+
+    mutating func leaderFinishStep() {
+        fillWindow()
+        if let state = leader, state.readRoundDue, state.confirmedSequence == state.heartbeatSequence {
+            sendHeartbeat()
+        }
+    }
+
+    /// Starts heartbeat round `sequence`: liveness, commit notice, and lease / read-index proof.
+    mutating func sendHeartbeat() {
+        guard let state = leader else { return }
+        let sequence = state.heartbeatSequence + 1
+        leader?.heartbeatSequence = sequence
+        leader?.heartbeatSentAt[sequence] = now
+        leader?.lastHeartbeatAt = now
+        leader?.readRoundDue = false
+        // The leader is an acceptor too and counts itself in the lease quorum, so it guards
+        // its own lease: it promises no one else for an election timeout from now.
+        guardUntil = max(guardUntil, now + UInt64(configuration.electionTimeoutTicks))
+        broadcast(.heartbeat(ballot: state.ballot, chosenThrough: chosenThrough, sequence: sequence))
+        if configuration.leaseQuorum <= 1 { confirmRound(sequence) }
+    }
+
+    mutating func onHeartbeatAck(from: NodeID, ballot: Ballot, sequence: UInt64) {
+        guard let state = leader, state.ballot == ballot, sequence <= state.heartbeatSequence else { return }
+        let previous = state.ackedSequence[from] ?? 0
+        guard sequence > previous else { return }
+        leader?.ackedSequence[from] = sequence
+        // The highest round acknowledged by a lease quorum (the leader acks its own rounds).
+        var acked = peers.map { leader?.ackedSequence[$0] ?? 0 }
+        acked.append(state.heartbeatSequence)
+        acked.sort(by: >)
+        let quorumRound = acked[configuration.leaseQuorum - 1]
+        if quorumRound > state.confirmedSequence { confirmRound(quorumRound) }
+    }
+
+    /// A lease quorum acknowledged round `sequence` (and so every earlier one).
+    private mutating func confirmRound(_ sequence: UInt64) {
+        guard let state = leader, sequence > state.confirmedSequence else { return }
+        leader?.confirmedSequence = sequence
+        if configuration.readMode == .lease, let sentAt = state.heartbeatSentAt[sequence] {
+            // The lease counts from when the heartbeat was sent, not when the acks arrived.
+            leader?.leaseExpiresAt = max(state.leaseExpiresAt, sentAt + UInt64(configuration.leaseTicks))
+        }
+        leader?.heartbeatSentAt = state.heartbeatSentAt.filter { $0.key > sequence }
+        releaseConfirmedReads()
+    }
+}

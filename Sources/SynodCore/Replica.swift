@@ -1,0 +1,258 @@
+/// A Multi-Paxos replica as a pure state machine: acceptor, proposer and learner in one value.
+///
+/// `step(_:)` takes one `Input` and returns the `Output` effects the driver must carry out.
+/// The replica reads no clock, does no I/O and owns its seeded random generator, so the same
+/// inputs always produce the same outputs.
+///
+/// - Important: Drivers must follow the contract on `Output` and `PersistBatch`: persist first,
+///   send `messagesAfterDurable` only once the batch is durable, report `.durable(id)`, apply
+///   in order, then answer reads.
+public struct Replica: Sendable {
+    public let id: NodeID
+    public let configuration: Configuration
+    /// Peers in configuration order (every member but this one).
+    let peers: [NodeID]
+
+    var random: SplitMix64
+    /// Local clock, in ticks since this incarnation started.
+    public internal(set) var now: UInt64 = 0
+
+    // MARK: Acceptor state (durable)
+    /// Highest ballot promised; never decreases.
+    public internal(set) var promised: Ballot = .zero
+    var log: [Slot: LogEntry] = [:]
+    /// Highest ballot of any acceptance this acceptor recorded (never above `promised`).
+    var highestAccepted: Ballot = .zero
+    public internal(set) var snapshot: Snapshot?
+
+    // MARK: Learner state
+    /// Every slot `<= chosenThrough` is known chosen (contiguous prefix).
+    public internal(set) var chosenThrough: Slot = 0
+    /// Every slot `<= appliedThrough` has been handed to the driver to apply.
+    public internal(set) var appliedThrough: Slot = 0
+    /// The leader's chosen prefix as last announced; catch-up continues until we reach it.
+    var catchUpGoal: Slot = 0
+    var catchUpSentAt: UInt64?
+    var catchUpAttempts: UInt64 = 0
+
+    // MARK: Proposer state
+    var candidate: CandidateState?
+    var leader: LeaderState?
+    /// The ballot of the leader this replica last heard from (Accept or Heartbeat).
+    public internal(set) var leaderBallot: Ballot?
+    /// Highest ballot seen in any message; a new ballot goes above it.
+    var highestSeen: Ballot = .zero
+    var electionDeadline: UInt64 = 0
+    /// Lease guard: until then, this acceptor promises no ballot of a proposer other than
+    /// the leader it last heard from (or, when it leads, of anyone else).
+    var guardUntil: UInt64 = 0
+
+    // MARK: Reads at this replica
+    /// Linearizable reads forwarded to the leader, by read id, with their start tick.
+    var forwardedReads: [UInt64: UInt64] = [:]
+    var readsAwaitingApply: [ReadAwaitingApply] = []
+
+    // MARK: Persistence bookkeeping
+    var nextBatchID: UInt64 = 1
+    var durableBatchID: UInt64 = 0
+    /// Self votes waiting for their batch to be durable, in batch order.
+    var pendingSelfVotes: [(batch: UInt64, vote: SelfVote)] = []
+
+    // MARK: The step under construction
+    var out = Output()
+    var stepRecords: [DurableRecord] = []
+    var stepAfterDurable: [Envelope] = []
+    var stepSelfVotes: [SelfVote] = []
+    var stepForwards: [Command] = []
+
+    /// Safety problems this replica detected itself (e.g. learning two values for one slot),
+    /// reported by `checkInvariants()`. Only a broken protocol or configuration causes them.
+    var detectedConflicts: [String] = []
+
+    /// Creates a replica, restoring its durable state from `records` (in the order they were
+    /// persisted). The first input after this should be `.start`.
+    /// - Throws: `ConfigurationError` if the configuration is unsafe or `id` is not a member.
+    public init(id: NodeID, configuration: Configuration, seed: UInt64, restoring records: [DurableRecord] = []) throws(ConfigurationError) {
+        try configuration.validate()
+        guard configuration.members.contains(id) else { throw .notAMember(id) }
+        self.id = id
+        self.configuration = configuration
+        self.peers = configuration.members.filter { $0 != id }
+        self.random = SplitMix64(seed: seed ^ (UInt64(id.rawValue) &* 0x9E37_79B9_7F4A_7C15))
+        restore(records)
+        // A restarted acceptor may have acknowledged a leader's heartbeat just before it
+        // crashed; it forgot that, so it keeps the lease guard for a full window from now.
+        guardUntil = UInt64(configuration.electionTimeoutTicks)
+        resetElectionTimer()
+    }
+
+    private mutating func restore(_ records: [DurableRecord]) {
+        for record in records {
+            switch record {
+            case .promised(let ballot):
+                promised = max(promised, ballot)
+            case .accepted(let slot, let ballot, let value):
+                promised = max(promised, ballot)
+                highestAccepted = max(highestAccepted, ballot)
+                guard slot > (snapshot?.slot ?? 0) else { continue }
+                if log[slot]?.acceptedBallot.map({ $0 <= ballot }) ?? true {
+                    log[slot, default: LogEntry()].acceptedBallot = ballot
+                    log[slot, default: LogEntry()].acceptedValue = value
+                }
+            case .chosen(let slot, let value):
+                guard slot > (snapshot?.slot ?? 0) else { continue }
+                log[slot, default: LogEntry()].chosen = value
+            case .snapshot(let newSnapshot):
+                guard newSnapshot.slot > (snapshot?.slot ?? 0) else { continue }
+                snapshot = newSnapshot
+                log = log.filter { $0.key > newSnapshot.slot }
+            }
+        }
+        highestSeen = promised
+        chosenThrough = snapshot?.slot ?? 0
+        advanceChosenThrough()
+    }
+
+    /// This replica's current role.
+    public var role: RoleKind {
+        if leader != nil { return .leader }
+        if candidate != nil { return .candidate }
+        return .follower
+    }
+
+    /// The leader this replica believes in, if any (itself when it leads).
+    public var leaderHint: NodeID? { leader != nil ? id : leaderBallot?.node }
+
+    /// The ballot this replica leads or campaigns with, if any.
+    public var ownBallot: Ballot? { leader?.ballot ?? candidate?.ballot }
+
+    /// The chosen value of `slot`, if this replica knows it and has not compacted it away.
+    public func chosenValue(at slot: Slot) -> Value? { log[slot]?.chosen }
+
+    /// Client commands queued at this replica (leader only).
+    public var queuedCommands: Int { leader?.queuedCount ?? 0 }
+
+    /// Feeds one input to the replica and returns the effects to carry out.
+    public mutating func step(_ input: Input) -> Output {
+        switch input {
+        case .start: break
+        case .tick: onTick()
+        case .receive(let envelope): receive(envelope)
+        case .propose(let command): onPropose(command)
+        case .read(let readID, let consistency): onRead(readID: readID, consistency: consistency)
+        case .durable(let batchID): onDurable(batchID)
+        case .snapshot(let slot, let data): onSnapshotTaken(slot: slot, data: data)
+        }
+        return finishStep()
+    }
+
+    private mutating func receive(_ envelope: Envelope) {
+        guard envelope.to == id, envelope.from != id, configuration.members.contains(envelope.from) else { return }
+        let from = envelope.from
+        switch envelope.message {
+        case .prepare(let ballot, let firstSlot): onPrepare(from: from, ballot: ballot, firstSlot: firstSlot)
+        case .promise(let ballot, let chosenThrough, let entries):
+            onPromise(from: from, ballot: ballot, report: PromiseReport(chosenThrough: chosenThrough, entries: entries))
+        case .accept(let ballot, let slot, let value, let chosenThrough):
+            onAccept(from: from, ballot: ballot, slot: slot, value: value, leaderChosenThrough: chosenThrough)
+        case .accepted(let ballot, let slot): onAccepted(from: from, ballot: ballot, slot: slot)
+        case .reject(let ballot, let promisedBallot): onReject(ballot: ballot, promised: promisedBallot)
+        case .heartbeat(let ballot, let chosenThrough, let sequence):
+            onHeartbeat(from: from, ballot: ballot, leaderChosenThrough: chosenThrough, sequence: sequence)
+        case .heartbeatAck(let ballot, let sequence, _): onHeartbeatAck(from: from, ballot: ballot, sequence: sequence)
+        case .catchUpRequest(let firstSlot): onCatchUpRequest(from: from, firstSlot: firstSlot)
+        case .catchUpReply(let snapshot, let entries, let chosenThrough):
+            onCatchUpReply(from: from, snapshot: snapshot, entries: entries, theirChosenThrough: chosenThrough)
+        case .forward(let commands): onForward(commands)
+        case .readIndexRequest(let readID): onReadIndexRequest(from: from, readID: readID)
+        case .readIndexReply(let readID, let index): onReadIndexReply(from: from, readID: readID, index: index)
+        }
+    }
+
+    private mutating func onTick() {
+        now += 1
+        if leader != nil {
+            leaderTick()
+        } else {
+            if let candidate, now - candidate.prepareSentAt >= UInt64(configuration.retransmitTicks) {
+                resendPrepare()
+            }
+            if now >= electionDeadline { startElection() }
+        }
+        if chosenThrough < catchUpGoal, now - (catchUpSentAt ?? 0) >= UInt64(configuration.catchUpRetryTicks), !peers.isEmpty {
+            // No (complete) answer in time: ask again, alternating between the leader and a
+            // random peer, since the leader itself may be the one missing the values.
+            catchUpSentAt = nil
+            catchUpAttempts += 1
+            if catchUpAttempts % 2 == 1, let leaderNode = leaderBallot?.node, leaderNode != id {
+                requestCatchUp(from: leaderNode)
+            } else {
+                requestCatchUp(from: peers[Int(random.next() % UInt64(peers.count))])
+            }
+        }
+        expireReads()
+    }
+
+    private mutating func onDurable(_ batchID: UInt64) {
+        guard batchID > durableBatchID else { return }
+        durableBatchID = batchID
+        var counted = 0
+        for (batch, vote) in pendingSelfVotes {
+            guard batch <= batchID else { break }
+            counted += 1
+            switch vote {
+            case .promise(let ballot): selfPromiseDurable(ballot)
+            case .accepted(let ballot, let slot): selfAcceptDurable(ballot: ballot, slot: slot)
+            }
+        }
+        pendingSelfVotes.removeFirst(counted)
+    }
+
+    // MARK: Effects
+
+    mutating func persist(_ record: DurableRecord) { stepRecords.append(record) }
+
+    /// Sends a message that reveals durable state: it leaves once this step's batch is durable.
+    mutating func sendAfterDurable(_ message: Message, to: NodeID) {
+        stepAfterDurable.append(Envelope(from: id, to: to, message: message))
+    }
+
+    /// Sends a message that reveals nothing not already durable.
+    mutating func send(_ message: Message, to: NodeID) {
+        out.messages.append(Envelope(from: id, to: to, message: message))
+    }
+
+    mutating func broadcast(_ message: Message) {
+        for peer in peers { send(message, to: peer) }
+    }
+
+    mutating func voteForSelf(_ vote: SelfVote) { stepSelfVotes.append(vote) }
+
+    mutating func resetElectionTimer() {
+        let base = UInt64(configuration.electionTimeoutTicks)
+        electionDeadline = now + base + random.next() % base
+    }
+
+    mutating func noteBallot(_ ballot: Ballot) { highestSeen = max(highestSeen, ballot) }
+
+    private mutating func finishStep() -> Output {
+        if !stepForwards.isEmpty, let target = leaderBallot?.node, target != id {
+            send(.forward(commands: stepForwards), to: target)
+        }
+        stepForwards.removeAll()
+        if leader != nil { leaderFinishStep() }
+        emitApplies()
+        if !stepRecords.isEmpty || !stepAfterDurable.isEmpty || !stepSelfVotes.isEmpty {
+            let batchID = nextBatchID
+            nextBatchID += 1
+            out.persist = PersistBatch(id: batchID, records: stepRecords, messagesAfterDurable: stepAfterDurable)
+            for vote in stepSelfVotes { pendingSelfVotes.append((batchID, vote)) }
+            stepRecords.removeAll()
+            stepAfterDurable.removeAll()
+            stepSelfVotes.removeAll()
+        }
+        let result = out
+        out = Output()
+        return result
+    }
+}

@@ -1,0 +1,88 @@
+/// One slot of the replica's log: what this acceptor accepted, and what it knows was chosen.
+struct LogEntry: Hashable, Sendable {
+    var acceptedBallot: Ballot?
+    var acceptedValue: Value?
+    var chosen: Value?
+}
+
+/// A proposer collecting promises for its ballot (phase 1).
+struct CandidateState: Hashable, Sendable {
+    var ballot: Ballot
+    var firstSlot: Slot
+    /// Promises from peers, by node.
+    var promises: [NodeID: PromiseReport] = [:]
+    /// Whether this replica's own promise is durable (it then counts toward the quorum).
+    var selfPromised = false
+    var prepareSentAt: UInt64
+}
+
+/// What one acceptor told a candidate in its Promise.
+struct PromiseReport: Hashable, Sendable {
+    var chosenThrough: Slot
+    var entries: [PromisedEntry]
+}
+
+/// One slot the leader proposed in its ballot and has not yet seen chosen.
+struct Proposal: Hashable, Sendable {
+    var value: Value
+    var votes: [NodeID] = []
+    var selfAccepted = false
+    var sentAt: UInt64
+}
+
+/// A linearizable read waiting at the leader for a heartbeat round to confirm leadership.
+struct LeaderRead: Hashable, Sendable {
+    var readID: UInt64
+    /// Who asked: this replica, or a follower that forwarded the read.
+    var requester: NodeID
+    var index: Slot
+    /// The heartbeat round whose confirmation proves leadership after the read arrived.
+    var sequence: UInt64
+    var startedAt: UInt64
+}
+
+/// A read waiting for this replica to apply through `index`.
+struct ReadAwaitingApply: Hashable, Sendable {
+    var readID: UInt64
+    var index: Slot
+    var startedAt: UInt64
+}
+
+/// The leader's state for its ballot (phase 2).
+struct LeaderState: Hashable, Sendable {
+    var ballot: Ballot
+    /// First slot this leader fills with new commands; every slot below was either chosen
+    /// before or recovered in phase 1. The leader serves reads only once it has chosen all of them.
+    var startSlot: Slot
+    var nextSlot: Slot
+    var proposals: [Slot: Proposal] = [:]
+    /// Client commands waiting for a slot, oldest first; `queueHead` indexes the oldest.
+    var queue: [Command] = []
+    var queueHead = 0
+    var heartbeatSequence: UInt64 = 0
+    var lastHeartbeatAt: UInt64
+    /// Send time (local ticks) of heartbeat rounds not yet confirmed.
+    var heartbeatSentAt: [UInt64: UInt64] = [:]
+    /// Highest heartbeat sequence each peer acknowledged.
+    var ackedSequence: [NodeID: UInt64] = [:]
+    /// Highest heartbeat round acknowledged by a lease quorum.
+    var confirmedSequence: UInt64 = 0
+    /// The leader may answer reads locally while `now < leaseExpiresAt`.
+    var leaseExpiresAt: UInt64 = 0
+    var reads: [LeaderRead] = []
+    /// A read waits for a heartbeat round that has not been sent yet.
+    var readRoundDue = false
+
+    var queuedCount: Int { queue.count - queueHead }
+}
+
+/// The replica's role in the protocol, as seen from outside.
+public enum RoleKind: String, Hashable, Sendable {
+    case follower, candidate, leader
+}
+
+/// A vote of this replica for its own ballot, counted only once its record is durable.
+enum SelfVote: Hashable, Sendable {
+    case promise(Ballot)
+    case accepted(Ballot, Slot)
+}

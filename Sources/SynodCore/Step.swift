@@ -1,0 +1,82 @@
+/// A read request's consistency level.
+public enum ReadConsistency: Hashable, Sendable {
+    /// Reflects every write completed before the read began (lease or read index).
+    case linearizable
+    /// Answered from the local applied state at once; may be stale. Explicit opt-in, as in etcd.
+    case serializable
+}
+
+/// Everything that can happen to a replica.
+public enum Input: Hashable, Sendable {
+    /// First input after `init`: replays recovered state to the state machine.
+    case start
+    /// One tick of the replica's local clock.
+    case tick
+    /// A message from a peer.
+    case receive(Envelope)
+    /// A client command submitted at this replica.
+    case propose(Command)
+    /// A client read submitted at this replica; `readID` is chosen by the driver, unique per replica.
+    case read(readID: UInt64, consistency: ReadConsistency)
+    /// Persist batch `id` (and so every earlier one) is durable.
+    case durable(UInt64)
+    /// The state machine took a snapshot through `slot` (<= the last applied slot).
+    case snapshot(slot: Slot, data: [UInt8])
+}
+
+/// Why a command was not taken.
+public enum ProposalRejection: Hashable, Sendable {
+    /// No leader is known here; `leaderHint` names the last one heard of, if any.
+    case noLeader(leaderHint: NodeID?)
+    /// The leader's queue is full.
+    case busy
+}
+
+/// Why a read failed.
+public enum ReadFailure: Hashable, Sendable {
+    case noLeader(leaderHint: NodeID?)
+    case timedOut
+    case busy
+}
+
+/// One thing the state machine must apply, in order.
+public enum Apply: Hashable, Sendable {
+    /// Replace the state machine's state by this snapshot.
+    case snapshot(Snapshot)
+    /// Apply the chosen value of `slot` (slots arrive strictly in order, without gaps).
+    case entry(slot: Slot, value: Value)
+}
+
+/// The effects of one step, to be carried out by the driver in this order:
+/// 1. hand `persist` to storage (and send its `messagesAfterDurable` once it is durable),
+/// 2. send `messages` (they reveal nothing that is not durable),
+/// 3. apply `apply` to the state machine, in order,
+/// 4. answer `readsReady` from the state machine (now that step 3 is done), and fail
+///    `readsFailed` and `rejected`.
+public struct Output: Hashable, Sendable {
+    /// A read that could not be served here.
+    public struct FailedRead: Hashable, Sendable {
+        public var readID: UInt64
+        public var reason: ReadFailure
+    }
+    /// A command this replica did not take.
+    public struct RejectedCommand: Hashable, Sendable {
+        public var command: Command
+        public var reason: ProposalRejection
+    }
+
+    public var persist: PersistBatch?
+    public var messages: [Envelope] = []
+    public var apply: [Apply] = []
+    public var readsReady: [UInt64] = []
+    public var readsFailed: [FailedRead] = []
+    public var rejected: [RejectedCommand] = []
+
+    public init() {}
+
+    /// True when the step had no effect the driver must act on.
+    public var isEmpty: Bool {
+        persist == nil && messages.isEmpty && apply.isEmpty && readsReady.isEmpty
+            && readsFailed.isEmpty && rejected.isEmpty
+    }
+}
