@@ -1,0 +1,58 @@
+import SynodCheck
+import SynodCore
+
+/// The checks at the end of a run.
+extension Simulation {
+    func finish() {
+        // Every acknowledged write must be in the chosen log.
+        for (key, historyIndex) in acknowledgedWrites.sorted(by: { $0.value < $1.value }) where !appliedCommands.contains(key) {
+            violation("lost acknowledged write: \(describe(history[historyIndex].operation)) (client \(key.clientID) #\(key.sequence))")
+        }
+        // Progress: once faults heal, the cluster must commit again within the bound.
+        let bound = faultsEndTime + options.progressBoundSeconds.micros
+        if let first = firstWriteAfterHeal {
+            if first > bound { violation("progress: first write after healing took \((first - faultsEndTime) / 1_000) ms") }
+        } else if options.clients > 0 {
+            violation("progress: no write acknowledged after faults healed at \(faultsEndTime / 1_000) ms")
+        }
+        if !clients[options.clients].finished && options.keys > 0 {
+            violation("progress: final reads did not complete")
+        }
+        // Convergence: replicas that applied the same prefix hold the same state, and every
+        // replica reached the highest applied slot.
+        let highest = nodes.map(\.replica.appliedThrough).max() ?? 0
+        var hashes: Set<UInt64> = []
+        for node in nodes {
+            if node.replica.appliedThrough == highest {
+                hashes.insert(node.kv.stateHash)
+            } else if !node.up {
+                violation("n\(node.index + 1) is down at the end")
+            } else {
+                violation("convergence: n\(node.index + 1) applied through \(node.replica.appliedThrough) of \(highest)")
+            }
+        }
+        if hashes.count > 1 { violation("replicas at slot \(highest) hold different states") }
+        // Linearizability of everything the clients saw.
+        let checker = LinearizabilityChecker()
+        switch checker.check(history) {
+        case .linearizable:
+            result.linearizable = true
+        case .violation(let found):
+            result.linearizable = false
+            violation("not linearizable: \(found)")
+        case .timedOut(let key):
+            result.linearizable = false
+            violation("linearizability check gave up on key \(key)")
+        }
+        for operation in history {
+            switch operation.outcome {
+            case .unknown: break
+            default: continue
+            }
+        }
+        result.operationsFailed = result.operations - result.operationsOK - result.operationsUnknown
+        result.chosenSlots = chosen.count
+        hasher.mix(UInt64(chosen.count))
+        result.traceHash = hasher.value
+    }
+}

@@ -1,0 +1,146 @@
+import SynodCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The nemesis: partitions (isolate one node, split minority from majority, one-way cuts)
+/// and crashes (one node, or all at once), while faults are on.
+extension Simulation {
+    func nextNemesisDelay() -> SimTime {
+        // Exponentially distributed gaps with the configured mean.
+        let mean = options.faults.nemesisIntervalMillis * 1_000
+        let gap = -mean * log1p(-min(uniform(), 0.999_999))
+        return now + SimTime(max(1_000, gap))
+    }
+
+    /// The node that currently leads with the highest ballot, if any is up.
+    private var currentLeader: Int? {
+        nodes.indices.filter { nodes[$0].up && nodes[$0].replica.role == .leader }
+            .max { (nodes[$0].replica.ownBallot ?? .zero) < (nodes[$1].replica.ownBallot ?? .zero) }
+    }
+
+    /// A victim: the leader half of the time (faults there matter most), else any node.
+    private func pickVictim() -> Int {
+        if chance(0.5), let leader = currentLeader { return leader }
+        return Int(random.next() % UInt64(options.nodes))
+    }
+
+    func nemesis() {
+        guard faultsOn else { return }
+        let faults = options.faults
+        let total = faults.partitionWeight + faults.crashWeight
+        if total > 0 {
+            if uniform() * total < faults.partitionWeight {
+                partition()
+            } else {
+                crash()
+            }
+        }
+        queue.push(.nemesis, at: nextNemesisDelay())
+    }
+
+    private func partition() {
+        blocked.removeAll()
+        let members = configuration.members
+        let staleLease = options.breaks.contains(.staleLease)
+        // The stale-lease negative control aims its partitions at the leader, where a lease lives.
+        let victim = staleLease ? (currentLeader ?? pickVictim()) : pickVictim()
+        let kind = staleLease ? 0 : random.next() % 3
+        var description: String
+        switch kind {
+        case 0:
+            if staleLease {
+                // Negative control: the isolated node's clock nearly stalls, drifting far
+                // beyond the configured bound, so a leader there keeps trusting its lease.
+                nodes[victim].clockRate = 0.02
+            }
+            for other in members.indices where other != victim {
+                blocked.insert(LinkKey(from: members[victim], to: members[other]))
+                blocked.insert(LinkKey(from: members[other], to: members[victim]))
+            }
+            description = "isolates n\(victim + 1)"
+        case 1:
+            var minority: Set<Int> = [victim]
+            while minority.count < (options.nodes - 1) / 2 { minority.insert(Int(random.next() % UInt64(options.nodes))) }
+            for inside in minority {
+                for outside in members.indices where !minority.contains(outside) {
+                    blocked.insert(LinkKey(from: members[inside], to: members[outside]))
+                    blocked.insert(LinkKey(from: members[outside], to: members[inside]))
+                }
+            }
+            description = "splits {" + minority.sorted().map { "n\($0 + 1)" }.joined(separator: ",") + "} from the rest"
+        default:
+            // One-way: the victim's messages to the others are lost, theirs still arrive.
+            for other in members.indices where other != victim {
+                blocked.insert(LinkKey(from: members[victim], to: members[other]))
+            }
+            description = "cuts n\(victim + 1)'s outgoing links (one-way)"
+        }
+        result.partitions += 1
+        hasher.mix(0xA0 | kind)
+        trace("NEMESIS " + description)
+        queue.push(.heal, at: now + between(100_000, 1_500_000))
+    }
+
+    func heal() {
+        for node in nodes.indices { nodes[node].clockRate = nodes[node].baseClockRate }
+        guard !blocked.isEmpty else { return }
+        blocked.removeAll()
+        trace("NEMESIS heals the network")
+    }
+
+    private func crash() {
+        if chance(options.faults.crashAllRate) {
+            trace("NEMESIS power loss: every node crashes")
+            for node in nodes.indices where nodes[node].up {
+                crashNode(node)
+                queue.push(.restart(node: node), at: now + between(20_000, 500_000))
+            }
+            return
+        }
+        let victim = pickVictim()
+        guard nodes[victim].up else { return }
+        crashNode(victim)
+        queue.push(.restart(node: victim), at: now + between(20_000, 1_000_000))
+    }
+
+    func crashNode(_ node: Int) {
+        let lost = nodes[node].disk.crash()
+        nodes[node].up = false
+        nodes[node].incarnation += 1
+        nodes[node].pendingReads.removeAll()
+        nodes[node].pendingWrites.removeAll()
+        result.crashes += 1
+        hasher.mix(0xC0 | UInt64(node))
+        trace("CRASH n\(node + 1) (loses \(lost) unsynced batch(es))")
+    }
+
+    func restart(_ node: Int) {
+        guard !nodes[node].up else { return }
+        let records = nodes[node].disk.durable
+        do {
+            let replica = try Replica(id: configuration.members[node], configuration: configuration,
+                                      seed: options.seed &+ UInt64(node) &+ UInt64(nodes[node].incarnation) << 32,
+                                      restoring: records)
+            nodes[node].replica = replica
+        } catch {
+            violation("n\(node + 1) cannot restart: \(error)")
+            return
+        }
+        nodes[node].kv = SimKV()
+        nodes[node].up = true
+        hasher.mix(0xD0 | UInt64(node))
+        trace("RESTART n\(node + 1) from \(records.count) durable record(s), promised \(nodes[node].replica.promised)")
+        step(node, .start)
+        scheduleTick(node)
+    }
+
+    func endFaults() {
+        faultsOn = false
+        heal()
+        trace("faults end: network healed, crashed nodes restart")
+        for node in nodes.indices where !nodes[node].up { restart(node) }
+    }
+}

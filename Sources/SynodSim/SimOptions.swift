@@ -1,0 +1,88 @@
+import SynodCore
+
+/// A deliberately unsafe deviation from the protocol (a negative control): the simulator must
+/// catch each of them, which shows its checks can fail.
+public enum Break: String, CaseIterable, Hashable, Sendable {
+    /// The driver sends promises and acceptances (and counts its own votes) before they are durable.
+    case noPromiseFsync = "no-promise-fsync"
+    /// Phase-1 and phase-2 quorums that need not intersect (q1 + q2 <= n).
+    case nonIntersectingQuorums = "non-intersecting-quorums"
+    /// Real clock drift far beyond the configured bound while lease reads are on.
+    case staleLease = "stale-lease"
+}
+
+/// Rates and sizes of the faults the simulator injects while faults are on.
+public struct FaultProfile: Hashable, Sendable {
+    /// Probability that a message between replicas is lost.
+    public var dropRate: Double = 0.02
+    /// Probability that a message is delivered twice.
+    public var duplicateRate: Double = 0.02
+    /// Probability that a message is held back for 5–100 ms (so it arrives out of order).
+    public var delayRate: Double = 0.05
+    /// Mean time between nemesis events (partitions, crashes), in simulated milliseconds.
+    public var nemesisIntervalMillis: Double = 600
+    /// Relative weights of the nemesis events.
+    public var partitionWeight: Double = 1
+    public var crashWeight: Double = 1
+    /// Probability that a crash takes down every node at once (power loss).
+    public var crashAllRate: Double = 0.15
+
+    public init() {}
+
+    /// No faults at all: a fault-free run.
+    public static let none: FaultProfile = {
+        var profile = FaultProfile()
+        profile.dropRate = 0
+        profile.duplicateRate = 0
+        profile.delayRate = 0
+        profile.partitionWeight = 0
+        profile.crashWeight = 0
+        profile.crashAllRate = 0
+        return profile
+    }()
+}
+
+/// Everything that determines one simulated run. The same options give the identical run.
+public struct SimulationOptions: Hashable, Sendable {
+    public var seed: UInt64
+    public var nodes: Int = 3
+    /// Simulated seconds of workload. Faults are on for the first 70% (at most all but 2 s),
+    /// then everything heals and the cluster must make progress again.
+    public var durationSeconds: Double = 4
+    public var clients: Int = 5
+    public var keys: Int = 3
+    public var faults = FaultProfile()
+    public var readMode: ReadMode = .lease
+    public var breaks: Set<Break> = []
+    /// Record a human-readable story of the run.
+    public var trace = false
+    /// Include heartbeats in the story (they are many).
+    public var traceHeartbeats = false
+    /// Take a snapshot (and compact) every this many applied slots.
+    public var snapshotEverySlots: UInt64 = 40
+    /// After faults heal, a write must be acknowledged within this many simulated seconds.
+    public var progressBoundSeconds: Double = 5
+
+    public init(seed: UInt64) { self.seed = seed }
+
+    /// The protocol configuration this run uses (including any deliberately broken quorums).
+    public func configuration() -> Configuration {
+        var configuration = Configuration(members: (1...nodes).map { NodeID(UInt32($0)) })
+        configuration.readMode = readMode
+        configuration.windowSlots = 8
+        configuration.batchCommandsMax = 16
+        if breaks.contains(.nonIntersectingQuorums) {
+            configuration.phase2Quorum = nodes / 2 + 1
+            configuration.phase1Quorum = nodes - configuration.phase2Quorum
+            configuration.unsafeAllowNonIntersectingQuorums = true
+        }
+        return configuration
+    }
+}
+
+/// Simulated time in microseconds.
+typealias SimTime = UInt64
+
+extension Double {
+    var micros: SimTime { SimTime((self * 1_000_000).rounded()) }
+}

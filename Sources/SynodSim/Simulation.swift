@@ -1,0 +1,348 @@
+import SynodCheck
+import SynodCore
+
+/// Runs simulated clusters of real `Replica`s. Everything random comes from the seed.
+public enum Simulator {
+    /// Runs one simulation and checks it: agreement, validity, no lost acknowledged write,
+    /// linearizability of the client history, replica invariants after every step,
+    /// convergence, and progress after faults heal.
+    public static func run(_ options: SimulationOptions) -> SimulationResult {
+        let simulation = Simulation(options)
+        return simulation.run()
+    }
+}
+
+/// Events of the simulated world.
+enum SimEvent {
+    case tick(node: Int, incarnation: Int)
+    case deliver(Envelope)
+    case fsyncDone(node: Int, incarnation: Int, through: UInt64)
+    case restart(node: Int)
+    case nemesis
+    case heal
+    case endFaults
+    case clientArrive(node: Int, request: ClientRequest)
+    case clientReply(client: Int, node: Int, token: UInt64, reply: ClientReply)
+    case clientTimeout(client: Int, token: UInt64)
+    case clientStart(client: Int)
+}
+
+/// A client request as it arrives at a node.
+enum ClientRequest {
+    case write(Command, client: Int, token: UInt64)
+    case read(key: String, client: Int, token: UInt64)
+}
+
+/// A node's answer to a client.
+enum ClientReply {
+    case written(KVResult)
+    case read(String?)
+    case failed(leaderHint: NodeID?)
+}
+
+/// The state of one simulated run.
+final class Simulation {
+    let options: SimulationOptions
+    let configuration: Configuration
+    var random: SplitMix64
+    var queue = EventQueue<SimEvent>()
+    var now: SimTime = 0
+    var result: SimulationResult
+    var hasher = TraceHasher()
+
+    var nodes: [SimNode] = []
+    var clients: [SimClient] = []
+    var history: [HistoryOperation] = []
+    /// Links (from, to) that currently lose every message.
+    var blocked: Set<LinkKey> = []
+    var faultsOn = true
+
+    // Global knowledge for the checks.
+    var chosen: [Slot: Value] = [:]
+    var submitted: [CommandKey: [UInt8]] = [:]
+    var appliedCommands: Set<CommandKey> = []
+    var acknowledgedWrites: [CommandKey: Int] = [:]
+    var firstWriteAfterHeal: SimTime?
+
+    let tickMicros: SimTime = 10_000
+    let faultsEndTime: SimTime
+    let workloadEndTime: SimTime
+    let runEndTime: SimTime
+
+    init(_ options: SimulationOptions) {
+        self.options = options
+        self.configuration = options.configuration()
+        self.random = SplitMix64(seed: options.seed)
+        self.result = SimulationResult(seed: options.seed)
+        let duration = max(options.durationSeconds, 0.5)
+        faultsEndTime = max(0, min(duration * 0.7, duration - 2)).micros
+        workloadEndTime = duration.micros
+        runEndTime = (duration + options.progressBoundSeconds + 3).micros
+    }
+
+    func run() -> SimulationResult {
+        do {
+            try configuration.validate()
+        } catch {
+            result.violations.append("configuration rejected: \(error)")
+            return result
+        }
+        for index in 0..<options.nodes { nodes.append(makeNode(index)) }
+        for index in 0..<options.nodes {
+            nodes[index].up = true
+            handle(node: index, nodes[index].replica.step(.start))
+            scheduleTick(index)
+        }
+        for index in 0...options.clients {
+            // The last client only does the final reads.
+            clients.append(SimClient(index: index, clientID: 1000 + UInt64(index)))
+        }
+        for index in 0..<options.clients {
+            queue.push(.clientStart(client: index), at: SimTime(random.next() % 20_000))
+        }
+        queue.push(.clientStart(client: options.clients), at: workloadEndTime)
+        if faultsEndTime > 0 && (options.faults.partitionWeight > 0 || options.faults.crashWeight > 0) {
+            queue.push(.nemesis, at: nextNemesisDelay())
+        }
+        queue.push(.endFaults, at: faultsEndTime)
+        // After the final reads, a quiet second lets followers hear the last commit notice.
+        var stopTime = runEndTime
+        while let (time, event) = queue.pop(), time <= stopTime {
+            now = time
+            process(event)
+            if clients[options.clients].finished && stopTime == runEndTime { stopTime = now + 1_000_000 }
+        }
+        finish()
+        return result
+    }
+
+    func makeNode(_ index: Int) -> SimNode {
+        let id = configuration.members[index]
+        // Clock rates: within the configured drift bound (with a margin), unless the
+        // stale-lease negative control asks for far more drift than the bound allows.
+        let bound = Double(configuration.maxClockDriftTicks) / Double(2 * configuration.electionTimeoutTicks) * 0.9
+        var rate = 1 + (uniform() * 2 - 1) * bound
+        do {
+            let replica = try Replica(id: id, configuration: configuration, seed: options.seed &+ UInt64(index))
+            return SimNode(index: index, replica: replica, baseClockRate: rate)
+        } catch {
+            preconditionFailure("validated configuration rejected: \(error)")
+        }
+    }
+
+    // MARK: Randomness
+
+    func uniform() -> Double { Double(random.next() >> 11) / Double(1 << 53) }
+    func chance(_ probability: Double) -> Bool { probability > 0 && uniform() < probability }
+    func between(_ low: SimTime, _ high: SimTime) -> SimTime { low + random.next() % max(1, high - low) }
+
+    // MARK: Event dispatch
+
+    func process(_ event: SimEvent) {
+        switch event {
+        case .tick(let node, let incarnation):
+            guard nodes[node].up, nodes[node].incarnation == incarnation else { return }
+            mixEvent(1, node)
+            step(node, .tick)
+            scheduleTick(node)
+        case .deliver(let envelope):
+            let node = Int(envelope.to.rawValue) - 1
+            guard nodes[node].up else { return }
+            mixEvent(2, node)
+            traceMessage(envelope, delivered: true)
+            step(node, .receive(envelope))
+        case .fsyncDone(let node, let incarnation, let through):
+            guard nodes[node].up, nodes[node].incarnation == incarnation else { return }
+            mixEvent(3, node)
+            completeSync(node, through: through)
+        case .restart(let node): restart(node)
+        case .nemesis: nemesis()
+        case .heal: heal()
+        case .endFaults: endFaults()
+        case .clientArrive(let node, let request): clientArrive(node: node, request: request)
+        case .clientReply(let client, let node, let token, let reply): clientReply(client: client, node: node, token: token, reply: reply)
+        case .clientTimeout(let client, let token): clientTimeout(client: client, token: token)
+        case .clientStart(let client): startOperation(client)
+        }
+    }
+
+    func scheduleTick(_ node: Int) {
+        let interval = SimTime(Double(tickMicros) / nodes[node].clockRate)
+        queue.push(.tick(node: node, incarnation: nodes[node].incarnation), at: now + interval)
+    }
+
+    func mixEvent(_ kind: UInt64, _ node: Int) {
+        hasher.mix(now)
+        hasher.mix(kind << 8 | UInt64(node))
+    }
+
+    // MARK: Driving a replica
+
+    /// Steps replica `node` and carries out the effects, checking its invariants.
+    func step(_ node: Int, _ input: Input) {
+        let roleBefore = nodes[node].replica.role
+        let output = nodes[node].replica.step(input)
+        let problems = nodes[node].replica.checkInvariants()
+        if !problems.isEmpty {
+            violation("invariant broken on n\(node + 1) at \(timeText()): \(problems.joined(separator: "; "))")
+        }
+        let roleAfter = nodes[node].replica.role
+        if roleAfter != roleBefore {
+            if roleAfter == .leader { result.elections += 1 }
+            trace("n\(node + 1) becomes \(roleAfter.rawValue)" + (nodes[node].replica.ownBallot.map { " with ballot \($0)" } ?? ""))
+        }
+        handle(node: node, output)
+    }
+
+    func handle(node: Int, _ output: Output) {
+        if let batch = output.persist { persist(node, batch) }
+        for envelope in output.messages { send(envelope) }
+        for apply in output.apply { self.apply(node, apply) }
+        for readID in output.readsReady { readReady(node, readID) }
+        for failed in output.readsFailed { readFailed(node, failed.readID) }
+        for rejected in output.rejected { writeRejected(node, rejected.command) }
+        maybeSnapshot(node)
+    }
+
+    func persist(_ node: Int, _ batch: PersistBatch) {
+        hasher.mix(batch.id)
+        if options.trace && !batch.records.isEmpty {
+            trace("n\(node + 1) writes " + batch.records.map(describe).joined(separator: ", "))
+        }
+        nodes[node].disk.write(batch)
+        if options.breaks.contains(.noPromiseFsync) {
+            // Negative control: act as if the batch were durable before the fsync completes.
+            for envelope in batch.messagesAfterDurable { send(envelope) }
+            step(node, .durable(batch.id))
+        }
+        startSync(node)
+    }
+
+    func startSync(_ node: Int) {
+        guard let through = nodes[node].disk.startSync() else { return }
+        let latency = chance(0.05) ? between(2_000, 15_000) : between(100, 2_000)
+        queue.push(.fsyncDone(node: node, incarnation: nodes[node].incarnation, through: through), at: now + latency)
+    }
+
+    func completeSync(_ node: Int, through: UInt64) {
+        let batches = nodes[node].disk.completeSync(through: through)
+        if !options.breaks.contains(.noPromiseFsync) {
+            for batch in batches {
+                for envelope in batch.messagesAfterDurable { send(envelope) }
+            }
+            step(node, .durable(through))
+        }
+        startSync(node)
+    }
+
+    func send(_ envelope: Envelope) {
+        result.messagesSent += 1
+        let link = LinkKey(from: envelope.from, to: envelope.to)
+        if blocked.contains(link) || (faultsOn && chance(options.faults.dropRate)) {
+            result.messagesDropped += 1
+            if options.trace && shouldTrace(envelope.message) { trace("    lost: \(envelope.from) -> \(envelope.to) \(describe(envelope.message))") }
+            return
+        }
+        let copies = faultsOn && chance(options.faults.duplicateRate) ? 2 : 1
+        for _ in 0..<copies {
+            var latency = between(100, 1_000)
+            if faultsOn && chance(options.faults.delayRate) { latency += between(5_000, 100_000) }
+            queue.push(.deliver(envelope), at: now + latency)
+        }
+    }
+
+    func apply(_ node: Int, _ apply: Apply) {
+        switch apply {
+        case .snapshot(let snapshot):
+            guard let kv = SimKV.decode(snapshot.data) else {
+                violation("n\(node + 1) received an undecodable snapshot at slot \(snapshot.slot)")
+                return
+            }
+            nodes[node].kv = kv
+            trace("n\(node + 1) installs snapshot through slot \(snapshot.slot)")
+        case .entry(let slot, let value):
+            hasher.mix(slot)
+            if let known = chosen[slot] {
+                if known != value {
+                    violation("agreement: slot \(slot) chosen as \(known) and as \(value) (n\(node + 1), \(timeText()))")
+                }
+            } else {
+                chosen[slot] = value
+                result.commandsChosen += value.commands.count
+                trace("slot \(slot) chosen: \(value)")
+            }
+            for command in value.commands {
+                let key = CommandKey(command)
+                if let payload = submitted[key] {
+                    if payload != command.payload { violation("validity: \(command) applied with a payload its client never sent") }
+                } else {
+                    violation("validity: \(command) applied but never submitted")
+                }
+                appliedCommands.insert(key)
+                let outcome = nodes[node].kv.apply(command, slot: slot)
+                switch outcome {
+                case .applied(let kvResult), .duplicate(let kvResult):
+                    if let waiting = nodes[node].pendingWrites.removeValue(forKey: key) {
+                        reply(from: node, to: waiting.client, token: waiting.token, .written(kvResult))
+                    }
+                case .stale: break
+                case .malformed: violation("n\(node + 1) could not decode \(command)")
+                }
+            }
+            nodes[node].kv.finish(slot: slot)
+        }
+    }
+
+    func maybeSnapshot(_ node: Int) {
+        let replica = nodes[node].replica
+        let last = replica.snapshot?.slot ?? 0
+        guard replica.appliedThrough >= last + options.snapshotEverySlots else { return }
+        let data = nodes[node].kv.encoded()
+        step(node, .snapshot(slot: replica.appliedThrough, data: data))
+    }
+
+    func violation(_ text: String) {
+        if result.violations.count < 20 { result.violations.append(text) }
+        trace("VIOLATION: \(text)")
+    }
+}
+
+/// A directed network link.
+struct LinkKey: Hashable {
+    var from: NodeID
+    var to: NodeID
+}
+
+/// Identifies a client command for exactly-once bookkeeping.
+struct CommandKey: Hashable {
+    var clientID: UInt64
+    var sequence: UInt64
+    init(_ command: Command) {
+        clientID = command.clientID
+        sequence = command.sequence
+    }
+}
+
+/// One simulated server: the replica, its disk and state machine, and its clients' requests.
+struct SimNode {
+    let index: Int
+    var replica: Replica
+    var kv = SimKV()
+    var disk = SimDisk()
+    var up = false
+    var incarnation = 0
+    /// How fast this node's clock runs against simulated time (1 = exact).
+    var clockRate: Double
+    /// The rate the node returns to when a clock fault ends.
+    let baseClockRate: Double
+    var pendingWrites: [CommandKey: (client: Int, token: UInt64)] = [:]
+    var pendingReads: [UInt64: (client: Int, token: UInt64, key: String)] = [:]
+    var nextReadID: UInt64 = 1
+
+    init(index: Int, replica: Replica, baseClockRate: Double) {
+        self.index = index
+        self.replica = replica
+        self.clockRate = baseClockRate
+        self.baseClockRate = baseClockRate
+    }
+}

@@ -1,0 +1,33 @@
+/// The outcome of one simulated run.
+public struct SimulationResult: Hashable, Sendable {
+    public var seed: UInt64
+    /// Everything the checks found wrong; empty for a correct run.
+    public var violations: [String] = []
+    /// Client operations started, and how they ended.
+    public var operations = 0
+    public var operationsOK = 0
+    public var operationsUnknown = 0
+    public var operationsFailed = 0
+    /// Distinct slots chosen (across all replicas).
+    public var chosenSlots = 0
+    /// Commands applied (first application of each chosen slot).
+    public var commandsChosen = 0
+    public var elections = 0
+    public var crashes = 0
+    public var partitions = 0
+    public var messagesSent = 0
+    public var messagesDropped = 0
+    /// Whether SynodCheck found the client history linearizable.
+    public var linearizable = true
+    /// A hash of every event of the run: the same seed and options give the same hash.
+    public var traceHash: UInt64 = 0
+    /// The run's story, when options.trace is on.
+    public var trace: [String] = []
+
+    public init(seed: UInt64) { self.seed = seed }
+
+    /// One line for a failing seed: what to replay and what went wrong first.
+    public var failureLine: String {
+        "seed \(seed): \(violations.count) violation(s): \(violations.first ?? "")"
+    }
+}

@@ -1,0 +1,152 @@
+import ArgumentParser
+import SynodCore
+import SynodSim
+
+struct SimCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sim",
+        abstract: "Run seeded simulations of a Synod cluster under faults and check every run.",
+        discussion: """
+            Each run drives real replicas through message loss, duplication, delay and reordering,
+            partitions (symmetric, minority/majority, one-way), crashes that lose unsynced writes,
+            power loss of every node, and clock drift, with concurrent clients. It then checks
+            agreement, validity, that no acknowledged write was lost, linearizability of the
+            client history, replica invariants after every step, convergence, and progress after
+            faults heal. A failing run prints its seed; `synod sim --seed S` replays it exactly.
+            """
+    )
+
+    @Option(help: "Run exactly this seed.")
+    var seed: UInt64?
+
+    @Option(help: "Number of runs (seeds from --from-seed upward).")
+    var runs: Int = 100
+
+    @Option(name: .customLong("from-seed"), help: "First seed of a multi-run.")
+    var fromSeed: UInt64 = 1
+
+    @Option(help: "Cluster size: 3, 5 or 7, or a list such as 3,5,7 used in turn.")
+    var nodes: String = "3"
+
+    @Option(help: "Simulated seconds of client workload per run.")
+    var duration: Double = 4
+
+    @Option(help: "Concurrent clients.")
+    var clients: Int = 5
+
+    @Option(help: "Keys in the key space.")
+    var keys: Int = 3
+
+    @Option(help: "Probability that a message is lost while faults are on.")
+    var drop: Double = 0.02
+
+    @Option(help: "Probability that a message is duplicated while faults are on.")
+    var duplicate: Double = 0.02
+
+    @Option(help: "Probability that a message is delayed 5–100 ms (reordering).")
+    var delay: Double = 0.05
+
+    @Option(name: .customLong("nemesis-interval"), help: "Mean milliseconds between partitions/crashes.")
+    var nemesisInterval: Double = 600
+
+    @Flag(name: .customLong("no-partitions"), help: "Do not partition the network.")
+    var noPartitions = false
+
+    @Flag(name: .customLong("no-crashes"), help: "Do not crash nodes.")
+    var noCrashes = false
+
+    @Flag(name: .customLong("no-faults"), help: "A fault-free run (no loss, partitions or crashes).")
+    var noFaults = false
+
+    @Option(name: .customLong("read-mode"), help: "How linearizable reads are served: lease or read-index.")
+    var readMode: String = "lease"
+
+    @Option(name: .customLong("break"), help: "Run with a deliberately unsafe deviation: \(Break.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var breaks: [String] = []
+
+    @Flag(help: "Tell the run's story message by message (one seed).")
+    var trace = false
+
+    @Flag(name: .customLong("trace-heartbeats"), help: "Include heartbeats in the trace.")
+    var traceHeartbeats = false
+
+    @Option(help: "Parallel runs (defaults to the number of cores).")
+    var jobs: Int?
+
+    func validate() throws {
+        for size in try nodeSizes() where ![3, 5, 7].contains(size) {
+            throw ValidationError("--nodes must be 3, 5 or 7 (got \(size))")
+        }
+        guard ReadMode(rawValue: readMode) != nil else {
+            throw ValidationError("--read-mode must be lease or read-index (got \(readMode))")
+        }
+        for name in breaks where Break(rawValue: name) == nil {
+            throw ValidationError("unknown --break \(name); known: \(Break.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard duration > 0, duration <= 3_600 else { throw ValidationError("--duration must be in (0, 3600] seconds") }
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+        guard clients >= 1, clients <= 1_000 else { throw ValidationError("--clients must be in 1...1000") }
+        guard keys >= 1, keys <= 10_000 else { throw ValidationError("--keys must be in 1...10000") }
+        for (name, rate) in [("drop", drop), ("duplicate", duplicate), ("delay", delay)] where !(0...1).contains(rate) {
+            throw ValidationError("--\(name) must be a probability in [0, 1]")
+        }
+        guard nemesisInterval > 0 else { throw ValidationError("--nemesis-interval must be positive") }
+        if trace && seed == nil { throw ValidationError("--trace needs --seed S (one run)") }
+    }
+
+    private func nodeSizes() throws -> [Int] {
+        let sizes = nodes.split(separator: ",").map { Int($0.filter { $0 != " " }) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ $0 != nil }) else { throw ValidationError("--nodes must be a list of sizes, e.g. 3 or 3,5,7") }
+        return sizes.compactMap { $0 }
+    }
+
+    func options(seed: UInt64, runIndex: Int) throws -> SimulationOptions {
+        let sizes = try nodeSizes()
+        var options = SimulationOptions(seed: seed)
+        options.nodes = sizes[runIndex % sizes.count]
+        options.durationSeconds = duration
+        options.clients = clients
+        options.keys = keys
+        options.readMode = ReadMode(rawValue: readMode) ?? .lease
+        options.breaks = Set(breaks.compactMap(Break.init(rawValue:)))
+        options.trace = trace
+        options.traceHeartbeats = traceHeartbeats
+        if noFaults {
+            options.faults = .none
+        } else {
+            options.faults.dropRate = drop
+            options.faults.duplicateRate = duplicate
+            options.faults.delayRate = delay
+            options.faults.nemesisIntervalMillis = nemesisInterval
+            if noPartitions { options.faults.partitionWeight = 0 }
+            if noCrashes { options.faults.crashWeight = 0 }
+        }
+        return options
+    }
+
+    func run() throws {
+        let seeds: [UInt64] = seed.map { [$0] } ?? (0..<runs).map { fromSeed &+ UInt64($0) }
+        let allOptions = try seeds.enumerated().map { try options(seed: $0.element, runIndex: $0.offset) }
+        let results = SimulationBatch.run(allOptions, jobs: jobs ?? SimulationBatch.defaultJobs)
+        if trace, let only = results.first {
+            for line in only.trace { print(line) }
+            print("trace hash: \(String(only.traceHash, radix: 16))")
+        }
+        var violations = 0
+        var operations = 0
+        var chosenSlots = 0
+        var commands = 0
+        for result in results {
+            operations += result.operations
+            chosenSlots += result.chosenSlots
+            commands += result.commandsChosen
+            if !result.violations.isEmpty {
+                violations += 1
+                print(result.failureLine)
+            }
+        }
+        let breakText = breaks.isEmpty ? "" : ", break: \(breaks.joined(separator: ","))"
+        print("runs: \(results.count), violations: \(violations), ops: \(operations), chosen slots: \(chosenSlots), commands: \(commands)\(breakText)")
+        if violations > 0 { throw ExitCode(1) }
+    }
+}
