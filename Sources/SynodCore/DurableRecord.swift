@@ -23,4 +23,10 @@ public struct PersistBatch: Hashable, Sendable {
     public var id: UInt64
     public var records: [DurableRecord]
     public var messagesAfterDurable: [Envelope]
+
+    public init(id: UInt64, records: [DurableRecord], messagesAfterDurable: [Envelope]) {
+        self.id = id
+        self.records = records
+        self.messagesAfterDurable = messagesAfterDurable
+    }
 }

@@ -25,7 +25,7 @@ public struct FaultProfile: Hashable, Sendable {
     public var partitionWeight: Double = 1
     public var crashWeight: Double = 1
     /// Probability that a crash takes down every node at once (power loss).
-    public var crashAllRate: Double = 0.15
+    public var crashAllRate: Double = 0.4
 
     public init() {}
 

@@ -17,6 +17,8 @@ enum SimEvent {
     case tick(node: Int, incarnation: Int)
     case deliver(Envelope)
     case fsyncDone(node: Int, incarnation: Int, through: UInt64)
+    /// Negative control only: tell the replica a batch is durable before it is.
+    case pretendDurable(node: Int, incarnation: Int, batch: UInt64)
     case restart(node: Int)
     case nemesis
     case heal
@@ -121,7 +123,7 @@ final class Simulation {
         // Clock rates: within the configured drift bound (with a margin), unless the
         // stale-lease negative control asks for far more drift than the bound allows.
         let bound = Double(configuration.maxClockDriftTicks) / Double(2 * configuration.electionTimeoutTicks) * 0.9
-        var rate = 1 + (uniform() * 2 - 1) * bound
+        let rate = 1 + (uniform() * 2 - 1) * bound
         do {
             let replica = try Replica(id: id, configuration: configuration, seed: options.seed &+ UInt64(index))
             return SimNode(index: index, replica: replica, baseClockRate: rate)
@@ -155,6 +157,9 @@ final class Simulation {
             guard nodes[node].up, nodes[node].incarnation == incarnation else { return }
             mixEvent(3, node)
             completeSync(node, through: through)
+        case .pretendDurable(let node, let incarnation, let batch):
+            guard nodes[node].up, nodes[node].incarnation == incarnation else { return }
+            step(node, .durable(batch))
         case .restart(let node): restart(node)
         case .nemesis: nemesis()
         case .heal: heal()
@@ -211,16 +216,17 @@ final class Simulation {
         }
         nodes[node].disk.write(batch)
         if options.breaks.contains(.noPromiseFsync) {
-            // Negative control: act as if the batch were durable before the fsync completes.
+            // Negative control: act as if the batch were durable before the fsync completes
+            // (right after this output is carried out, so effects keep their order).
             for envelope in batch.messagesAfterDurable { send(envelope) }
-            step(node, .durable(batch.id))
+            queue.push(.pretendDurable(node: node, incarnation: nodes[node].incarnation, batch: batch.id), at: now)
         }
         startSync(node)
     }
 
     func startSync(_ node: Int) {
         guard let through = nodes[node].disk.startSync() else { return }
-        let latency = chance(0.05) ? between(2_000, 15_000) : between(100, 2_000)
+        let latency = chance(0.1) ? between(5_000, 40_000) : between(500, 5_000)
         queue.push(.fsyncDone(node: node, incarnation: nodes[node].incarnation, through: through), at: now + latency)
     }
 

@@ -1,0 +1,89 @@
+import SynodCore
+import SynodSim
+import XCTest
+
+/// The simulator's main guarantee: seeded runs of the correct protocol under every fault
+/// type find no violation, and replaying a seed reproduces the run exactly.
+final class SeededRunTests: XCTestCase {
+    private func summarize(_ results: [SimulationResult]) -> String {
+        let failing = results.filter { !$0.violations.isEmpty }
+        let operations = results.reduce(0) { $0 + $1.operations }
+        let chosen = results.reduce(0) { $0 + $1.chosenSlots }
+        let crashes = results.reduce(0) { $0 + $1.crashes }
+        let partitions = results.reduce(0) { $0 + $1.partitions }
+        return "runs: \(results.count), violations: \(failing.count), ops: \(operations), chosen slots: \(chosen), "
+            + "crashes: \(crashes), partitions: \(partitions)"
+            + failing.prefix(3).map { "\n  " + $0.failureLine }.joined()
+    }
+
+    /// 300 runs across 3, 5 and 7 nodes with loss, duplication, reordering, partitions,
+    /// crashes, power loss and bounded drift.
+    func testThreeHundredSeededRunsAcrossClusterSizesFindNoViolation() {
+        let runs = (1...300).map { seed -> SimulationOptions in
+            var options = SimulationOptions(seed: UInt64(seed))
+            options.nodes = [3, 5, 7][seed % 3]
+            options.durationSeconds = 3
+            return options
+        }
+        let results = SimulationBatch.run(runs, jobs: SimulationBatch.defaultJobs)
+        print(summarize(results))
+        XCTAssertEqual(results.count, 300)
+        XCTAssertTrue(results.allSatisfy { $0.violations.isEmpty }, summarize(results))
+        // The faults really happened and the clusters really worked.
+        XCTAssertGreaterThan(results.reduce(0) { $0 + $1.crashes }, 300)
+        XCTAssertGreaterThan(results.reduce(0) { $0 + $1.partitions }, 300)
+        XCTAssertGreaterThan(results.reduce(0) { $0 + $1.messagesDropped }, 10_000)
+        XCTAssertTrue(results.allSatisfy { $0.chosenSlots > 50 }, "some run chose almost nothing")
+        XCTAssertGreaterThan(results.reduce(0) { $0 + $1.operationsUnknown }, 0, "no operation ever timed out: faults too mild")
+    }
+
+    func testReadIndexModeRunsFindNoViolation() {
+        let runs = (1...40).map { seed -> SimulationOptions in
+            var options = SimulationOptions(seed: 10_000 + UInt64(seed))
+            options.readMode = .readIndex
+            options.nodes = seed % 2 == 0 ? 3 : 5
+            options.durationSeconds = 3
+            return options
+        }
+        let results = SimulationBatch.run(runs, jobs: SimulationBatch.defaultJobs)
+        XCTAssertTrue(results.allSatisfy { $0.violations.isEmpty }, summarize(results))
+    }
+
+    func testReplayingASeedGivesTheIdenticalRun() {
+        var options = SimulationOptions(seed: 4242)
+        options.nodes = 5
+        let first = Simulator.run(options)
+        let second = Simulator.run(options)
+        XCTAssertEqual(first.traceHash, second.traceHash)
+        XCTAssertEqual(first, second)
+        options.seed = 4243
+        let other = Simulator.run(options)
+        XCTAssertNotEqual(first.traceHash, other.traceHash, "a different seed should give a different run")
+    }
+
+    func testTracingDoesNotChangeTheRun() {
+        var options = SimulationOptions(seed: 77)
+        let plain = Simulator.run(options)
+        options.trace = true
+        let traced = Simulator.run(options)
+        XCTAssertEqual(plain.traceHash, traced.traceHash)
+        XCTAssertFalse(traced.trace.isEmpty)
+        XCTAssertTrue(plain.trace.isEmpty)
+    }
+
+    func testFaultFreeTraceTellsThePaxosStory() {
+        var options = SimulationOptions(seed: 1)
+        options.faults = .none
+        options.durationSeconds = 0.5
+        options.trace = true
+        let result = Simulator.run(options)
+        XCTAssertTrue(result.violations.isEmpty, result.failureLine)
+        let story = result.trace.joined(separator: "\n")
+        for phrase in ["Prepare b1.", "Promise b1.", "becomes leader with ballot b1.", "Accept b1.", "Accepted b1.", "slot 1 chosen: ["] {
+            XCTAssertTrue(story.contains(phrase), "trace lacks \(phrase)")
+        }
+        XCTAssertFalse(story.contains("Heartbeat"), "heartbeats are hidden unless asked for")
+        XCTAssertEqual(result.operationsUnknown, 0, "nothing should time out without faults")
+        XCTAssertEqual(result.elections, 1, "a fault-free run elects exactly one leader")
+    }
+}
