@@ -19,9 +19,8 @@ extension Replica {
             if candidate != nil { problems.append("leader and candidate at once") }
             if state.ballot != promised { problems.append("leader ballot \(state.ballot) differs from promise \(promised)") }
             if state.ballot.node != id { problems.append("leads with another node's ballot \(state.ballot)") }
-            if state.proposals.count > configuration.windowSlots && state.nextSlot > state.startSlot {
-                let fresh = state.proposals.keys.filter { $0 >= state.startSlot }.count
-                if fresh > configuration.windowSlots { problems.append("\(fresh) new slots in flight, window \(configuration.windowSlots)") }
+            if state.nextSlot - 1 > max(state.startSlot - 1, chosenThrough + UInt64(configuration.windowSlots)) {
+                problems.append("slots through \(state.nextSlot - 1) proposed past chosen \(chosenThrough) + window \(configuration.windowSlots)")
             }
             if let lowest = state.proposals.keys.min(), lowest <= chosenThrough {
                 problems.append("proposal for slot \(lowest) already chosen")

@@ -64,7 +64,10 @@ extension Replica {
     private mutating func fillWindow() {
         guard var state = leader else { return }
         var proposals: [(Slot, Value)] = []
-        while state.queuedCount > 0 && state.proposals.count + proposals.count < configuration.windowSlots {
+        // The window bounds slots past the chosen prefix, not just unchosen proposals: slots
+        // chosen out of order behind a gap still occupy it, so nothing grows without bound
+        // while a gap waits for catch-up.
+        while state.queuedCount > 0 && state.nextSlot - 1 - chosenThrough < UInt64(configuration.windowSlots) {
             var batch: [Command] = []
             var bytes = 0
             while state.queueHead < state.queue.count && batch.count < configuration.batchCommandsMax {

@@ -69,23 +69,28 @@ public struct CoreBenchmark {
         }
 
         for index in replicas.indices { carry(index, replicas[index].step(.start)) }
-        // Elect node 1: tick it past its election timeout, delivering messages as they come.
-        while replicas[0].role != .leader {
-            steps += 1
-            carry(0, replicas[0].step(.tick))
+        // Tick everyone (the restart lease guard must expire too) until someone leads.
+        var leaderIndex: Int? = nil
+        while leaderIndex == nil {
+            for index in replicas.indices {
+                steps += 1
+                carry(index, replicas[index].step(.tick))
+            }
             deliverAll()
+            leaderIndex = replicas.indices.first { replicas[$0].role == .leader }
         }
+        let leader = leaderIndex ?? 0
         let payload = [UInt8](repeating: 0x61, count: payloadBytes)
         var proposed = 0
         var sequence: UInt64 = 0
         while appliedCommands.min() ?? 0 < total {
             // Keep about two windows of batches queued at the leader.
             let backlog = 2 * windowSlots * batchCommandsMax
-            while proposed < total && replicas[0].queuedCommands < backlog {
+            while proposed < total && replicas[leader].queuedCommands < backlog {
                 sequence += 1
                 proposed += 1
                 steps += 1
-                carry(0, replicas[0].step(.propose(Command(clientID: 1, sequence: sequence, payload: payload))))
+                carry(leader, replicas[leader].step(.propose(Command(clientID: 1, sequence: sequence, payload: payload))))
             }
             if inbox.isEmpty {
                 // Nothing in flight: let time pass (heartbeats carry the last commit notice).

@@ -138,9 +138,10 @@ extension Simulation {
     }
 
     func endFaults() {
+        let hadFaults = faultsEndTime > 0
         faultsOn = false
         heal()
-        trace("faults end: network healed, crashed nodes restart")
+        if hadFaults { trace("faults end: network healed, crashed nodes restart") }
         for node in nodes.indices where !nodes[node].up { restart(node) }
     }
 }
