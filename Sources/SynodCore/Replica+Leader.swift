@@ -63,6 +63,9 @@ extension Replica {
     /// Fills free window slots with batches of queued commands.
     private mutating func fillWindow() {
         guard var state = leader else { return }
+        // A leader that was superseded without knowing it may have learned (by catch-up)
+        // slots chosen beyond its own next slot; it never proposes inside the chosen prefix.
+        state.nextSlot = max(state.nextSlot, chosenThrough + 1)
         var proposals: [(Slot, Value)] = []
         // The window bounds slots past the chosen prefix, not just unchosen proposals: slots
         // chosen out of order behind a gap still occupy it, so nothing grows without bound

@@ -147,7 +147,8 @@ public struct Replica: Sendable {
     }
 
     private mutating func receive(_ envelope: Envelope) {
-        guard envelope.to == id, envelope.from != id, configuration.members.contains(envelope.from) else { return }
+        guard envelope.to == id, envelope.from != id, configuration.members.contains(envelope.from),
+              envelope.message.isWellFormed(members: configuration.members) else { return }
         let from = envelope.from
         switch envelope.message {
         case .prepare(let ballot, let firstSlot): onPrepare(from: from, ballot: ballot, firstSlot: firstSlot)

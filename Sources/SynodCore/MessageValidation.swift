@@ -1,0 +1,34 @@
+/// Checks on messages from the network before the replica acts on them. A peer that is
+/// buggy (or a frame that decodes to nonsense) must never crash a replica: a message that
+/// fails here is ignored, like a lost one.
+extension Message {
+    /// Ballot rounds stay far below `UInt64.max`, so `round + 1` can never overflow.
+    public static let ballotRoundMax: UInt64 = 1 << 62
+
+    /// True when every ballot belongs to a member and is in range, and every slot is >= 1.
+    public func isWellFormed(members: [NodeID]) -> Bool {
+        func valid(_ ballot: Ballot) -> Bool {
+            ballot.round >= 1 && ballot.round <= Self.ballotRoundMax && members.contains(ballot.node)
+        }
+        switch self {
+        case .prepare(let ballot, let firstSlot):
+            return valid(ballot) && firstSlot >= 1
+        case .promise(let ballot, _, let entries):
+            return valid(ballot) && entries.allSatisfy { $0.slot >= 1 && ($0.ballot.map(valid) ?? true) }
+        case .accept(let ballot, let slot, _, _):
+            return valid(ballot) && slot >= 1
+        case .accepted(let ballot, let slot):
+            return valid(ballot) && slot >= 1
+        case .reject(let ballot, let promised):
+            return valid(ballot) && valid(promised)
+        case .heartbeat(let ballot, _, _), .heartbeatAck(let ballot, _, _):
+            return valid(ballot)
+        case .catchUpRequest(let firstSlot):
+            return firstSlot >= 1
+        case .catchUpReply(_, let entries, _):
+            return entries.allSatisfy { $0.slot >= 1 }
+        case .forward, .readIndexRequest, .readIndexReply:
+            return true
+        }
+    }
+}
