@@ -89,11 +89,14 @@ extension Replica {
     /// Records that the proposer of `ballot` leads: resets the election timer and the lease guard.
     mutating func follow(_ ballot: Ballot) {
         if let own = ownBallot, own != ballot { stepDown() }
-        if leader == nil {
-            leaderBallot = ballot
-            guardUntil = max(guardUntil, now + UInt64(configuration.electionTimeoutTicks))
-            resetElectionTimer()
-        }
+        guard leader == nil else { return }
+        // A delayed message from an older leader must not move the lease guard away from the
+        // newer leader this acceptor already acknowledged (that would let the old leader's
+        // node win phase 1 while the newer leader's lease still runs).
+        if let current = leaderBallot, ballot < current { return }
+        leaderBallot = ballot
+        guardUntil = max(guardUntil, now + UInt64(configuration.electionTimeoutTicks))
+        resetElectionTimer()
     }
 
     /// A follower learns which slots the leader of `ballot` has chosen. A slot this acceptor

@@ -35,7 +35,9 @@ extension SingleDecree {
         public let ballot: Ballot
         /// The value this proposer wants chosen, used only if no promise reports an accepted value.
         public let ownValue: V
+        /// The acceptors to send Prepare and Accept to, and how many must answer.
         public let quorums: Quorums
+        /// Where this ballot stands; changes only through the `receive` methods.
         public private(set) var phase: Phase = .preparing
 
         /// Promises by acceptor. Kept sorted on use so the value choice never depends on

@@ -16,7 +16,9 @@ public enum SingleDecree {}
 extension SingleDecree {
     /// A value an acceptor accepted, with the ballot it accepted it in.
     public struct AcceptedValue<V: Hashable & Sendable>: Hashable, Sendable {
+        /// The ballot of the Accept the acceptor took.
         public var ballot: Ballot
+        /// The value that Accept carried.
         public var value: V
 
         public init(ballot: Ballot, value: V) {

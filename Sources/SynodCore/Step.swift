@@ -58,11 +58,19 @@ public struct Output: Hashable, Sendable {
     public struct FailedRead: Hashable, Sendable {
         public var readID: UInt64
         public var reason: ReadFailure
+        public init(readID: UInt64, reason: ReadFailure) {
+            self.readID = readID
+            self.reason = reason
+        }
     }
     /// A command this replica did not take.
     public struct RejectedCommand: Hashable, Sendable {
         public var command: Command
         public var reason: ProposalRejection
+        public init(command: Command, reason: ProposalRejection) {
+            self.command = command
+            self.reason = reason
+        }
     }
 
     public var persist: PersistBatch?

@@ -191,6 +191,7 @@ extension Simulation {
             sendAttempt(index)
             return
         }
+        result.attemptsTimedOut += 1
         clients[index].leaderHint = nil
         retryOrGiveUp(index, operation, backoff: 0)
     }

@@ -46,7 +46,7 @@ public struct FaultProfile: Hashable, Sendable {
 public struct SimulationOptions: Hashable, Sendable {
     public var seed: UInt64
     public var nodes: Int = 3
-    /// Simulated seconds of workload. Faults are on for the first 70% (at most all but 2 s),
+    /// Simulated seconds of workload. Faults are on for the first 70% (at most all but 1 s),
     /// then everything heals and the cluster must make progress again.
     public var durationSeconds: Double = 4
     public var clients: Int = 5

@@ -77,7 +77,7 @@ final class Simulation {
         self.random = SplitMix64(seed: options.seed)
         self.result = SimulationResult(seed: options.seed)
         let duration = max(options.durationSeconds, 0.5)
-        faultsEndTime = max(0, min(duration * 0.7, duration - 2)).micros
+        faultsEndTime = max(0, min(duration * 0.7, duration - 1)).micros
         workloadEndTime = duration.micros
         runEndTime = (duration + options.progressBoundSeconds + 3).micros
     }

@@ -8,6 +8,8 @@ public struct SimulationResult: Hashable, Sendable {
     public var operationsOK = 0
     public var operationsUnknown = 0
     public var operationsFailed = 0
+    /// Client attempts that got no answer in time (and were retried or given up).
+    public var attemptsTimedOut = 0
     /// Distinct slots chosen (across all replicas).
     public var chosenSlots = 0
     /// Commands applied (first application of each chosen slot).

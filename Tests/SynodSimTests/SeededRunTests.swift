@@ -34,7 +34,7 @@ final class SeededRunTests: XCTestCase {
         XCTAssertGreaterThan(results.reduce(0) { $0 + $1.partitions }, 300)
         XCTAssertGreaterThan(results.reduce(0) { $0 + $1.messagesDropped }, 10_000)
         XCTAssertTrue(results.allSatisfy { $0.chosenSlots > 50 }, "some run chose almost nothing")
-        XCTAssertGreaterThan(results.reduce(0) { $0 + $1.operationsUnknown }, 0, "no operation ever timed out: faults too mild")
+        XCTAssertGreaterThan(results.reduce(0) { $0 + $1.attemptsTimedOut }, 300, "client attempts rarely timed out: faults too mild")
     }
 
     func testReadIndexModeRunsFindNoViolation() {

@@ -1,0 +1,34 @@
+import XCTest
+import SynodCore
+
+final class SessionTableTests: XCTestCase {
+    private func command(_ client: UInt64, _ sequence: UInt64) -> Command {
+        Command(clientID: client, sequence: sequence, payload: [])
+    }
+
+    func testRetriedCommandIsAnsweredFromTheTableNotAppliedAgain() {
+        var table = SessionTable<String>()
+        XCTAssertEqual(table.decide(command(1, 1)), .apply)
+        table.record(command(1, 1), result: "ok-1", slot: 3)
+        XCTAssertEqual(table.decide(command(1, 1)), .duplicate("ok-1"))
+        XCTAssertEqual(table.decide(command(1, 2)), .apply)
+        table.record(command(1, 2), result: "ok-2", slot: 4)
+        XCTAssertEqual(table.decide(command(1, 1)), .stale, "the client moved on")
+        XCTAssertEqual(table.decide(command(2, 1)), .apply, "sessions are per client")
+    }
+
+    func testEvictionDropsTheOldestSlotAndIsTheSameOnEveryReplica() {
+        // Two replicas record the same commands in the same slots, in different orders of
+        // dictionary history; they must evict the same client.
+        var first = SessionTable<Int>(capacity: 2), second = SessionTable<Int>(capacity: 2)
+        first.record(command(7, 1), result: 0, slot: 1)
+        first.record(command(3, 1), result: 0, slot: 2)
+        second.restore(clientID: 3, session: .init(sequence: 1, result: 0, slot: 2))
+        second.restore(clientID: 7, session: .init(sequence: 1, result: 0, slot: 1))
+        first.record(command(5, 1), result: 0, slot: 3)
+        second.record(command(5, 1), result: 0, slot: 3)
+        XCTAssertEqual(first.sortedSessions.map(\.clientID), [3, 5])
+        XCTAssertEqual(second.sortedSessions.map(\.clientID), [3, 5])
+        XCTAssertEqual(first, second)
+    }
+}
