@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "SynodCore", targets: ["SynodCore"]),
         .library(name: "SynodSim", targets: ["SynodSim"]),
         .library(name: "SynodCheck", targets: ["SynodCheck"]),
+        .library(name: "SynodStore", targets: ["SynodStore"]),
         .executable(name: "synod", targets: ["synod"]),
     ],
     dependencies: [
@@ -16,21 +17,24 @@ let package = Package(
     targets: [
         // The Paxos protocol as a pure state machine: standard library only.
         .target(name: "SynodCore"),
+        // Write-ahead log, snapshots, recovery; the file system behind a small protocol.
+        .target(name: "SynodStore", dependencies: ["SynodCore"]),
         // History checking (linearizability): standard library only.
         .target(name: "SynodCheck"),
         // Deterministic cluster simulator driving the real SynodCore.
-        .target(name: "SynodSim", dependencies: ["SynodCore", "SynodCheck"]),
+        .target(name: "SynodSim", dependencies: ["SynodCore", "SynodCheck", "SynodStore"]),
         // Counts heap allocations per thread for `synod bench core`.
         .target(name: "CSynodAllocCounter"),
         .executableTarget(
             name: "synod",
             dependencies: [
-                "SynodCore", "SynodSim", "SynodCheck", "CSynodAllocCounter",
+                "SynodCore", "SynodSim", "SynodCheck", "SynodStore", "CSynodAllocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
+        .testTarget(name: "SynodStoreTests", dependencies: ["SynodStore", "SynodCore"]),
         .testTarget(name: "SynodSimTests", dependencies: ["SynodSim", "SynodCore", "SynodCheck"]),
     ],
     swiftLanguageModes: [.v6]

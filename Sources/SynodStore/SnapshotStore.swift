@@ -1,0 +1,117 @@
+import SynodCore
+
+/// Snapshot files in `<data>/snap/`, one per snapshot, named by slot (`%020d.snap`).
+///
+/// Layout (little-endian): a 40-byte header — `"SYNODSNP"` (8) | format version (1) = 1 |
+/// reserved (3) = 0 | slot (8) | data length (8) | CRC-32C of the data (4) | CRC-32C of the
+/// preceding 32 header bytes (4) | reserved (4) = 0 — then the state machine's opaque bytes.
+///
+/// A snapshot is written to `<name>.tmp`, synced, renamed into place and the directory synced:
+/// a crash leaves either a complete snapshot or a `.tmp` file that recovery removes.
+struct SnapshotStore {
+    static let formatVersion: UInt8 = 1
+    static let magic: [UInt8] = Array("SYNODSNP".utf8)
+    static let headerBytes = 40
+
+    let fileSystem: any FileSystem
+    let directory: String
+
+    static func fileName(slot: Slot) -> String {
+        let digits = String(slot)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".snap"
+    }
+
+    static func slot(ofFileName name: String) -> Slot? {
+        guard name.hasSuffix(".snap"), name.count == 25 else { return nil }
+        return Slot(name.prefix(20))
+    }
+
+    /// Snapshot slots on disk, ascending.
+    func slots() throws(StorageError) -> [Slot] {
+        try fileSystem.listDirectory(directory).compactMap(Self.slot(ofFileName:)).sorted()
+    }
+
+    /// Removes unfinished snapshot files a crash left behind; returns their names.
+    func removeTemporaryFiles() throws(StorageError) -> [String] {
+        let temporary = try fileSystem.listDirectory(directory).filter { $0.hasSuffix(".tmp") }
+        for name in temporary { try fileSystem.remove(directory + "/" + name) }
+        if !temporary.isEmpty { try fileSystem.syncDirectory(directory) }
+        return temporary
+    }
+
+    static func encode(_ snapshot: Snapshot) -> [UInt8] {
+        var bytes = magic
+        bytes.append(formatVersion)
+        bytes.append(contentsOf: [0, 0, 0])
+        LittleEndian.append64(snapshot.slot, to: &bytes)
+        LittleEndian.append64(UInt64(snapshot.data.count), to: &bytes)
+        LittleEndian.append32(CRC32C.checksum(snapshot.data), to: &bytes)
+        LittleEndian.append32(CRC32C.checksum(bytes), to: &bytes)
+        bytes.append(contentsOf: [0, 0, 0, 0])
+        bytes.append(contentsOf: snapshot.data)
+        return bytes
+    }
+
+    /// Writes `snapshot` durably (temp file, sync, rename, directory sync).
+    func save(_ snapshot: Snapshot) throws(StorageError) {
+        let path = directory + "/" + Self.fileName(slot: snapshot.slot)
+        let temporary = path + ".tmp"
+        let file = try fileSystem.open(temporary, create: true)
+        do {
+            try file.truncate(to: 0)
+            try file.write(Self.encode(snapshot), at: 0)
+            try file.sync()
+        } catch {
+            file.close()
+            throw error
+        }
+        file.close()
+        try fileSystem.rename(temporary, to: path)
+        try fileSystem.syncDirectory(directory)
+    }
+
+    /// Reads and verifies the snapshot at `slot`.
+    /// - Throws: `.corruption` naming the file when anything does not check out.
+    func load(slot: Slot) throws(StorageError) -> Snapshot {
+        let path = directory + "/" + Self.fileName(slot: slot)
+        let file = try fileSystem.open(path, create: false)
+        defer { file.close() }
+        let size = try file.size()
+        guard size >= UInt64(Self.headerBytes) else {
+            throw .corruption(path: path, offset: 0, reason: "snapshot file shorter than its header")
+        }
+        let header = try file.read(at: 0, count: Self.headerBytes)
+        guard header.count == Self.headerBytes, Array(header[0..<8]) == Self.magic else {
+            throw .corruption(path: path, offset: 0, reason: "not a snapshot file")
+        }
+        guard LittleEndian.read32(header, at: 32) == CRC32C.checksum(header[0..<32]), header[36..<40].allSatisfy({ $0 == 0 }) else {
+            throw .corruption(path: path, offset: 0, reason: "snapshot header checksum mismatch")
+        }
+        guard header[8] == Self.formatVersion else {
+            throw .incompatibleVersion(path: path, found: header[8], supported: Self.formatVersion)
+        }
+        let headerSlot = LittleEndian.read64(header, at: 12)
+        let length = LittleEndian.read64(header, at: 20)
+        guard headerSlot == slot else {
+            throw .corruption(path: path, offset: 12, reason: "file name says slot \(slot), header says \(headerSlot)")
+        }
+        guard length == size - UInt64(Self.headerBytes), length <= UInt64(Int.max) else {
+            throw .corruption(path: path, offset: 20, reason: "snapshot length \(length) does not match the file size \(size)")
+        }
+        let data = try file.read(at: UInt64(Self.headerBytes), count: Int(length))
+        guard data.count == Int(length), CRC32C.checksum(data) == LittleEndian.read32(header, at: 28) else {
+            throw .corruption(path: path, offset: UInt64(Self.headerBytes), reason: "snapshot data checksum mismatch")
+        }
+        return Snapshot(slot: slot, data: data)
+    }
+
+    /// Deletes all but the newest `retained` snapshots (the directory is synced by the caller).
+    func prune(retained: Int) throws(StorageError) -> Bool {
+        let all = try slots()
+        guard all.count > retained else { return false }
+        for slot in all.prefix(all.count - max(1, retained)) {
+            try fileSystem.remove(directory + "/" + Self.fileName(slot: slot))
+        }
+        return true
+    }
+}
