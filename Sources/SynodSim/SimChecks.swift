@@ -20,9 +20,10 @@ extension Simulation {
         }
         // Convergence: replicas that applied the same prefix hold the same state, and every
         // replica reached the highest applied slot.
-        let highest = nodes.map(\.replica.appliedThrough).max() ?? 0
+        let working = nodes.filter { !$0.refusedToStart }
+        let highest = working.map(\.replica.appliedThrough).max() ?? 0
         var hashes: Set<UInt64> = []
-        for node in nodes {
+        for node in working {
             if node.replica.appliedThrough == highest {
                 hashes.insert(node.kv.stateHash)
             } else if !node.up {

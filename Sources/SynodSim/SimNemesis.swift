@@ -107,19 +107,29 @@ extension Simulation {
     }
 
     func crashNode(_ node: Int) {
-        let lost = nodes[node].disk.crash()
+        let lost = nodes[node].unsyncedBatches.count
+        nodes[node].fileSystem.crash(random: &random, tearing: options.faults.tornWrites)
+        nodes[node].storage = nil
+        nodes[node].unsyncedBatches.removeAll()
+        nodes[node].syncingThrough = nil
         nodes[node].up = false
         nodes[node].incarnation += 1
         nodes[node].pendingReads.removeAll()
         nodes[node].pendingWrites.removeAll()
         result.crashes += 1
         hasher.mix(0xC0 | UInt64(node))
-        trace("CRASH n\(node + 1) (loses \(lost) unsynced batch(es))")
+        trace("CRASH n\(node + 1) (\(lost) batch(es) not yet synced may be lost or torn)")
+        // Media corruption while it is down, in at most a minority minus one of the nodes so
+        // the cluster can still make progress without the nodes that refuse to start.
+        let damaged = nodes.filter { $0.refusedToStart || $0.injectedCorruption != nil }.count
+        if faultsOn && damaged < (options.nodes - 1) / 2 && chance(options.faults.corruptionRate) {
+            injectCorruption(node)
+        }
     }
 
     func restart(_ node: Int) {
-        guard !nodes[node].up else { return }
-        let records = nodes[node].disk.durable
+        guard !nodes[node].up, !nodes[node].refusedToStart else { return }
+        guard let (storage, records) = reopenStorage(node) else { return }
         do {
             let replica = try Replica(id: configuration.members[node], configuration: configuration,
                                       seed: options.seed &+ UInt64(node) &+ UInt64(nodes[node].incarnation) << 32,
@@ -129,6 +139,7 @@ extension Simulation {
             violation("n\(node + 1) cannot restart: \(error)")
             return
         }
+        nodes[node].storage = storage
         nodes[node].kv = SimKV()
         nodes[node].up = true
         hasher.mix(0xD0 | UInt64(node))

@@ -26,6 +26,12 @@ public struct FaultProfile: Hashable, Sendable {
     public var crashWeight: Double = 1
     /// Probability that a crash takes down every node at once (power loss).
     public var crashAllRate: Double = 0.4
+    /// A crash may leave a prefix of the unsynced writes on disk, the last one torn.
+    public var tornWrites = true
+    /// Probability that an fsync fails (the node then stops and restarts later).
+    public var syncFailureRate: Double = 0.002
+    /// Probability that a crashed node's log gets a flipped bit; it must then refuse to start.
+    public var corruptionRate: Double = 0.05
 
     public init() {}
 
@@ -38,6 +44,9 @@ public struct FaultProfile: Hashable, Sendable {
         profile.partitionWeight = 0
         profile.crashWeight = 0
         profile.crashAllRate = 0
+        profile.tornWrites = false
+        profile.syncFailureRate = 0
+        profile.corruptionRate = 0
         return profile
     }()
 }

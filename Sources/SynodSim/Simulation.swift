@@ -1,5 +1,6 @@
 import SynodCheck
 import SynodCore
+import SynodStore
 
 /// Runs simulated clusters of real `Replica`s. Everything random comes from the seed.
 public enum Simulator {
@@ -126,9 +127,14 @@ final class Simulation {
         let rate = 1 + (uniform() * 2 - 1) * bound
         do {
             let replica = try Replica(id: id, configuration: configuration, seed: options.seed &+ UInt64(index))
-            return SimNode(index: index, replica: replica, baseClockRate: rate)
+            var node = SimNode(index: index, replica: replica, baseClockRate: rate)
+            // A fresh data directory: nothing to restore yet.
+            let opened = try DurableStorage.open(fileSystem: node.fileSystem, directory: SimNode.dataDirectory,
+                                                 identity: storageIdentity(index), options: storageOptions)
+            node.storage = opened.storage
+            return node
         } catch {
-            preconditionFailure("validated configuration rejected: \(error)")
+            preconditionFailure("a fresh simulated node failed to start: \(error)")
         }
     }
 
@@ -207,38 +213,6 @@ final class Simulation {
         for failed in output.readsFailed { readFailed(node, failed.readID) }
         for rejected in output.rejected { writeRejected(node, rejected.command) }
         maybeSnapshot(node)
-    }
-
-    func persist(_ node: Int, _ batch: PersistBatch) {
-        hasher.mix(batch.id)
-        if options.trace && !batch.records.isEmpty {
-            trace("n\(node + 1) writes " + batch.records.map(describe).joined(separator: ", "))
-        }
-        nodes[node].disk.write(batch)
-        if options.breaks.contains(.noPromiseFsync) {
-            // Negative control: act as if the batch were durable before the fsync completes
-            // (right after this output is carried out, so effects keep their order).
-            for envelope in batch.messagesAfterDurable { send(envelope) }
-            queue.push(.pretendDurable(node: node, incarnation: nodes[node].incarnation, batch: batch.id), at: now)
-        }
-        startSync(node)
-    }
-
-    func startSync(_ node: Int) {
-        guard let through = nodes[node].disk.startSync() else { return }
-        let latency = chance(0.1) ? between(5_000, 40_000) : between(500, 5_000)
-        queue.push(.fsyncDone(node: node, incarnation: nodes[node].incarnation, through: through), at: now + latency)
-    }
-
-    func completeSync(_ node: Int, through: UInt64) {
-        let batches = nodes[node].disk.completeSync(through: through)
-        if !options.breaks.contains(.noPromiseFsync) {
-            for batch in batches {
-                for envelope in batch.messagesAfterDurable { send(envelope) }
-            }
-            step(node, .durable(through))
-        }
-        startSync(node)
     }
 
     func send(_ envelope: Envelope) {
@@ -326,29 +300,5 @@ struct CommandKey: Hashable {
     init(_ command: Command) {
         clientID = command.clientID
         sequence = command.sequence
-    }
-}
-
-/// One simulated server: the replica, its disk and state machine, and its clients' requests.
-struct SimNode {
-    let index: Int
-    var replica: Replica
-    var kv = SimKV()
-    var disk = SimDisk()
-    var up = false
-    var incarnation = 0
-    /// How fast this node's clock runs against simulated time (1 = exact).
-    var clockRate: Double
-    /// The rate the node returns to when a clock fault ends.
-    let baseClockRate: Double
-    var pendingWrites: [CommandKey: (client: Int, token: UInt64)] = [:]
-    var pendingReads: [UInt64: (client: Int, token: UInt64, key: String)] = [:]
-    var nextReadID: UInt64 = 1
-
-    init(index: Int, replica: Replica, baseClockRate: Double) {
-        self.index = index
-        self.replica = replica
-        self.clockRate = baseClockRate
-        self.baseClockRate = baseClockRate
     }
 }

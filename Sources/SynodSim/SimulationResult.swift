@@ -17,6 +17,10 @@ public struct SimulationResult: Hashable, Sendable {
     public var elections = 0
     public var crashes = 0
     public var partitions = 0
+    /// Nodes stopped by a storage error (a failed fsync).
+    public var storageFailures = 0
+    /// Injected corruptions that recovery reported (the node refused to start).
+    public var corruptionsDetected = 0
     public var messagesSent = 0
     public var messagesDropped = 0
     /// Whether SynodCheck found the client history linearizable.

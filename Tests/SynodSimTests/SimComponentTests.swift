@@ -2,39 +2,8 @@
 import SynodCore
 import XCTest
 
-/// The simulator's own parts: the disk that loses unsynced writes, and the state machine.
+/// The simulator's own state machine.
 final class SimComponentTests: XCTestCase {
-    private func batch(_ id: UInt64, _ records: [DurableRecord]) -> PersistBatch {
-        PersistBatch(id: id, records: records, messagesAfterDurable: [])
-    }
-
-    func testCrashLosesEverythingNotSynced() {
-        var disk = SimDisk()
-        let ballot = Ballot(round: 1, node: NodeID(1))
-        disk.write(batch(1, [.promised(ballot)]))
-        XCTAssertEqual(disk.startSync(), 1)
-        disk.write(batch(2, [.accepted(slot: 1, ballot: ballot, value: .noop)]))
-        XCTAssertNil(disk.startSync(), "one fsync at a time")
-        XCTAssertEqual(disk.completeSync(through: 1).map(\.id), [1])
-        // Group commit: the next fsync covers everything written meanwhile.
-        disk.write(batch(3, [.accepted(slot: 2, ballot: ballot, value: .noop)]))
-        XCTAssertEqual(disk.startSync(), 3)
-        XCTAssertEqual(disk.crash(), 2)
-        XCTAssertEqual(disk.durable, [.promised(ballot)])
-    }
-
-    func testDurableSnapshotCompactsButKeepsTheHighestPromise() {
-        var disk = SimDisk()
-        let low = Ballot(round: 1, node: NodeID(1))
-        let high = Ballot(round: 3, node: NodeID(2))
-        let snapshot = Snapshot(slot: 1, data: [1])
-        disk.write(batch(1, [.promised(low), .accepted(slot: 1, ballot: high, value: .noop),
-                             .accepted(slot: 2, ballot: high, value: .noop), .snapshot(snapshot)]))
-        _ = disk.startSync()
-        _ = disk.completeSync(through: 1)
-        XCTAssertEqual(disk.durable, [.promised(high), .snapshot(snapshot), .accepted(slot: 2, ballot: high, value: .noop)])
-    }
-
     func testStateMachineAppliesOnceAndRoundTripsThroughSnapshots() throws {
         var kv = SimKV()
         let put = Command(clientID: 7, sequence: 1, payload: KVCommand.put(key: "a", value: "x").encoded())

@@ -1,0 +1,128 @@
+import SynodCore
+import SynodStore
+
+/// The driver's storage path, the same one a server takes: append each persist batch, one
+/// sync at a time (group commit), send a batch's gated messages and report `.durable` only
+/// when the sync that covers it completes. Storage faults: torn writes at crashes, failed
+/// fsyncs, and bit flips in a stopped node's log.
+extension Simulation {
+    var storageOptions: StorageOptions {
+        var storageOptions = StorageOptions()
+        storageOptions.segmentBytes = 32 << 10  // small segments, so rolling and deletion happen
+        storageOptions.snapshotsRetained = 2
+        return storageOptions
+    }
+
+    func storageIdentity(_ node: Int) -> DataDirectoryIdentity {
+        DataDirectoryIdentity(clusterID: options.seed | 1 << 63, nodeID: UInt32(node + 1))
+    }
+
+    func persist(_ node: Int, _ batch: PersistBatch) {
+        hasher.mix(batch.id)
+        guard let storage = nodes[node].storage else { return }
+        if options.trace && !batch.records.isEmpty {
+            trace("n\(node + 1) writes " + batch.records.map(describe).joined(separator: ", "))
+        }
+        storage.append(batch)
+        nodes[node].unsyncedBatches.append(batch)
+        if options.breaks.contains(.noPromiseFsync) {
+            // Negative control: act as if the batch were durable before the fsync completes
+            // (right after this output is carried out, so effects keep their order).
+            for envelope in batch.messagesAfterDurable { send(envelope) }
+            queue.push(.pretendDurable(node: node, incarnation: nodes[node].incarnation, batch: batch.id), at: now)
+        }
+        startSync(node)
+    }
+
+    func startSync(_ node: Int) {
+        guard nodes[node].syncingThrough == nil, let storage = nodes[node].storage else { return }
+        let through: UInt64?
+        do {
+            through = try storage.beginSync()
+        } catch {
+            storageFailed(node, error)
+            return
+        }
+        guard let through else { return }
+        nodes[node].syncingThrough = through
+        if faultsOn && chance(options.faults.syncFailureRate) { nodes[node].fileSystem.failNextSync = true }
+        let latency = chance(0.1) ? between(5_000, 40_000) : between(500, 5_000)
+        queue.push(.fsyncDone(node: node, incarnation: nodes[node].incarnation, through: through), at: now + latency)
+    }
+
+    func completeSync(_ node: Int, through: UInt64) {
+        guard let storage = nodes[node].storage else { return }
+        do {
+            let durable = try storage.completeSync()
+            precondition(durable == through, "storage and driver disagree on the durable batch")
+        } catch {
+            storageFailed(node, error)
+            return
+        }
+        nodes[node].syncingThrough = nil
+        nodes[node].syncedLogEnd = storage.syncedLogEnd
+        let done = nodes[node].unsyncedBatches.prefix { $0.id <= through }
+        nodes[node].unsyncedBatches.removeFirst(done.count)
+        if !options.breaks.contains(.noPromiseFsync) {
+            for batch in done {
+                for envelope in batch.messagesAfterDurable { send(envelope) }
+            }
+            step(node, .durable(through))
+        }
+        startSync(node)
+    }
+
+    /// A storage error stops the node, as it would stop a server: a failed fsync is never
+    /// retried. The node restarts later from what its disk kept.
+    func storageFailed(_ node: Int, _ error: StorageError) {
+        result.storageFailures += 1
+        trace("n\(node + 1) stops: \(error)")
+        crashNode(node)
+        queue.push(.restart(node: node), at: now + between(20_000, 500_000))
+    }
+
+    /// Opens the node's storage after a crash; nil when it refuses to start.
+    func reopenStorage(_ node: Int) -> (DurableStorage, [DurableRecord])? {
+        let injected = nodes[node].injectedCorruption
+        nodes[node].injectedCorruption = nil
+        do {
+            let opened = try DurableStorage.open(fileSystem: nodes[node].fileSystem, directory: SimNode.dataDirectory,
+                                                 identity: storageIdentity(node), options: storageOptions)
+            if let injected {
+                violation("corruption hidden: \(injected) on n\(node + 1), and recovery did not report it")
+            }
+            if opened.report.tornTail != nil || !opened.report.removedEmptySegments.isEmpty {
+                trace("n\(node + 1) recovery: \(opened.report)")
+            }
+            return (opened.storage, opened.records)
+        } catch {
+            if case .corruption = error, injected != nil {
+                nodes[node].refusedToStart = true
+                result.corruptionsDetected += 1
+                trace("n\(node + 1) refuses to start: \(error)")
+            } else {
+                violation("n\(node + 1) cannot restart: \(error)")
+            }
+            return nil
+        }
+    }
+
+    /// Flips one bit inside the synced part of one of the (stopped) node's log segments:
+    /// data it acknowledged, which recovery must never drop or return damaged unnoticed.
+    func injectCorruption(_ node: Int) {
+        let fileSystem = nodes[node].fileSystem
+        guard let end = nodes[node].syncedLogEnd,
+              let names = try? fileSystem.listDirectory(SimNode.dataDirectory + "/wal") else { return }
+        let candidates = names.map { SimNode.dataDirectory + "/wal/" + $0 }.filter { $0 <= end.path }
+        guard !candidates.isEmpty else { return }
+        let path = candidates[Int(random.next() % UInt64(candidates.count))]
+        guard let content = fileSystem.durableContent(of: path) else { return }
+        let limit = path == end.path ? min(Int(end.offset), content.count) : (content.lastIndex { $0 != 0 }.map { $0 + 1 } ?? 0)
+        guard limit > 32 else { return }
+        let offset = 32 + Int(random.next() % UInt64(limit - 32))
+        let bit = Int(random.next() % 8)
+        fileSystem.flipBit(path: path, byteOffset: offset, bit: bit)
+        nodes[node].injectedCorruption = "bit \(bit) of byte \(offset) in \(path) flipped"
+        trace("NEMESIS flips bit \(bit) of byte \(offset) in n\(node + 1)'s \(path) (synced end \(end.path) @ \(end.offset))")
+    }
+}
