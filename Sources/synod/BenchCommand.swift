@@ -1,12 +1,13 @@
 import ArgumentParser
 import CSynodAllocCounter
 import SynodSim
+import SynodStore
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (measure, never assert).",
-        subcommands: [CoreBench.self]
+        subcommands: [CoreBench.self, WALBench.self]
     )
 }
 
@@ -74,5 +75,51 @@ struct CoreBench: ParsableCommand {
         if value >= 100 { return String(Int(value.rounded())) }
         let scaled = (value * 100).rounded() / 100
         return String(scaled)
+    }
+}
+
+struct WALBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wal",
+        abstract: "Write-ahead log appends and fsyncs per second next to the disk's raw fdatasync rate.",
+        discussion: """
+            Measures, in one run and on the same directory: the raw fdatasync rate (a 256-byte
+            write + fdatasync on a preallocated file), then 1, 16 and 256 closed-loop writers
+            through the log, where group commit puts every record written during one fsync into
+            the next write + fdatasync. The last column is records per second divided by the
+            raw fsync rate: group commit's gain.
+            """
+    )
+
+    @Option(help: "Directory to measure (on the disk you care about; files are removed afterwards).")
+    var dir: String = ".build-bench-wal"
+
+    @Option(help: "Seconds per row.")
+    var seconds: Double = 3
+
+    @Option(help: "Writer counts to measure.")
+    var writers: [Int] = [1, 16, 256]
+
+    @Option(name: .customLong("record-bytes"), help: "Bytes per record.")
+    var recordBytes: Int = 256
+
+    func validate() throws {
+        guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600]") }
+        guard writers.allSatisfy({ (1...100_000).contains($0) }) else { throw ValidationError("--writers must be in 1...100000") }
+        guard (64...1 << 20).contains(recordBytes) else { throw ValidationError("--record-bytes must be in 64...1048576") }
+    }
+
+    func run() throws {
+        let benchmark = WALBenchmark(directory: dir, recordBytes: recordBytes, secondsPerRow: seconds)
+        print("synod bench wal: \(dir), \(recordBytes)-byte records, \(seconds) s per row")
+        let raw = try benchmark.rawSyncRate()
+        print("raw fdatasync: \(Int(raw.syncsPerSecond))/s")
+        print("writers | records/s | fsyncs/s | records/fsync | records/s per raw fsync/s")
+        for count in writers {
+            let row = try benchmark.run(writers: count)
+            let perSync = Double(row.records) / Double(max(1, row.syncs))
+            let ratio = row.recordsPerSecond / max(1, raw.syncsPerSecond)
+            print("\(count) | \(Int(row.recordsPerSecond)) | \(Int(row.syncsPerSecond)) | \(Int(perSync.rounded())) | \((ratio * 100).rounded() / 100)")
+        }
     }
 }
