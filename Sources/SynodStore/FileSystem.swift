@@ -82,7 +82,7 @@ public enum StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case .notFound(let path):
             return "not found: \(path)"
         case .corruption(let path, let offset, let reason):
-            return "corruption in \(path) at offset \(offset): \(reason). Refusing to start; see README \"Storage: corruption\" for the way out (wipe this node's data directory and rejoin it from its peers)"
+            return "corruption in \(path) at offset \(offset): \(reason). Refusing to start rather than risk losing acknowledged data; see README \"What to do on a corruption error\""
         case .foreignDataDirectory(let path, let reason):
             return "data directory \(path) belongs to another cluster or node: \(reason)"
         case .incompatibleVersion(let path, let found, let supported):
