@@ -21,9 +21,9 @@ public struct DataDirectoryIdentity: Hashable, Sendable {
         var bytes = Self.magic
         bytes.append(Self.formatVersion)
         bytes.append(contentsOf: [0, 0, 0])
-        LittleEndian.append64(clusterID, to: &bytes)
-        LittleEndian.append32(nodeID, to: &bytes)
-        LittleEndian.append32(CRC32C.checksum(bytes), to: &bytes)
+        LittleEndianWriter.append(clusterID, to: &bytes)
+        LittleEndianWriter.append(nodeID, to: &bytes)
+        LittleEndianWriter.append(CRC32C.checksum(bytes), to: &bytes)
         return bytes
     }
 

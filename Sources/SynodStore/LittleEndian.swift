@@ -1,13 +1,7 @@
-/// Little-endian integers in file headers. Callers check lengths before reading.
+/// Little-endian integers at fixed offsets of small file headers (identity, segment and
+/// snapshot headers), whose lengths the callers check first. Writing goes through
+/// `LittleEndianWriter`; variable-length decoding through `LittleEndianReader`.
 enum LittleEndian {
-    static func append32(_ value: UInt32, to bytes: inout [UInt8]) {
-        for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
-    }
-
-    static func append64(_ value: UInt64, to bytes: inout [UInt8]) {
-        for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
-    }
-
     /// - Precondition: `offset + 4 <= bytes.count`.
     static func read32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
         var value: UInt32 = 0

@@ -15,8 +15,8 @@ struct SegmentHeader: Hashable {
         var bytes = Self.magic
         bytes.append(Self.formatVersion)
         bytes.append(contentsOf: [0, 0, 0])
-        LittleEndian.append64(sequence, to: &bytes)
-        LittleEndian.append32(CRC32C.checksum(bytes), to: &bytes)
+        LittleEndianWriter.append(sequence, to: &bytes)
+        LittleEndianWriter.append(CRC32C.checksum(bytes), to: &bytes)
         bytes.append(contentsOf: [UInt8](repeating: 0, count: 8))
         return bytes
     }

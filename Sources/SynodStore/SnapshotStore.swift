@@ -43,10 +43,10 @@ struct SnapshotStore {
         var bytes = magic
         bytes.append(formatVersion)
         bytes.append(contentsOf: [0, 0, 0])
-        LittleEndian.append64(snapshot.slot, to: &bytes)
-        LittleEndian.append64(UInt64(snapshot.data.count), to: &bytes)
-        LittleEndian.append32(CRC32C.checksum(snapshot.data), to: &bytes)
-        LittleEndian.append32(CRC32C.checksum(bytes), to: &bytes)
+        LittleEndianWriter.append(snapshot.slot, to: &bytes)
+        LittleEndianWriter.append(UInt64(snapshot.data.count), to: &bytes)
+        LittleEndianWriter.append(CRC32C.checksum(snapshot.data), to: &bytes)
+        LittleEndianWriter.append(CRC32C.checksum(bytes), to: &bytes)
         bytes.append(contentsOf: [0, 0, 0, 0])
         bytes.append(contentsOf: snapshot.data)
         return bytes
