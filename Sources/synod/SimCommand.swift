@@ -136,16 +136,23 @@ struct SimCommand: ParsableCommand {
         var operations = 0
         var chosenSlots = 0
         var commands = 0
+        var crashes = 0
+        var partitions = 0
+        var corruptions = 0
         for result in results {
             operations += result.operations
             chosenSlots += result.chosenSlots
             commands += result.commandsChosen
+            crashes += result.crashes
+            partitions += result.partitions
+            corruptions += result.corruptionsDetected
             if !result.violations.isEmpty {
                 violations += 1
                 print(result.failureLine)
             }
         }
         let breakText = breaks.isEmpty ? "" : ", break: \(breaks.joined(separator: ","))"
+        print("faults: \(crashes) crashes, \(partitions) partitions, \(corruptions) corruptions detected at restart")
         print("runs: \(results.count), violations: \(violations), ops: \(operations), chosen slots: \(chosenSlots), commands: \(commands)\(breakText)")
         if violations > 0 { throw ExitCode(1) }
     }
