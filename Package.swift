@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "SynodSim", targets: ["SynodSim"]),
         .library(name: "SynodCheck", targets: ["SynodCheck"]),
         .library(name: "SynodStore", targets: ["SynodStore"]),
+        .library(name: "SynodKV", targets: ["SynodKV"]),
         .executable(name: "synod", targets: ["synod"]),
     ],
     dependencies: [
@@ -19,6 +20,10 @@ let package = Package(
         .target(name: "SynodCore"),
         // Write-ahead log, snapshots, recovery; the file system behind a small protocol.
         .target(name: "SynodStore", dependencies: ["SynodCore"]),
+        // The etcd-style MVCC key space: the replicated state machine (pure).
+        .target(name: "SynodKV", dependencies: ["SynodCore"]),
+        // Peer transport: the versioned binary codec for peer messages (SwiftNIO connections later).
+        .target(name: "SynodTransport", dependencies: ["SynodCore"]),
         // History checking (linearizability): standard library only.
         .target(name: "SynodCheck"),
         // Deterministic cluster simulator driving the real SynodCore.
@@ -35,6 +40,8 @@ let package = Package(
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
         .testTarget(name: "SynodStoreTests", dependencies: ["SynodStore", "SynodCore"]),
+        .testTarget(name: "SynodKVTests", dependencies: ["SynodKV", "SynodCore"]),
+        .testTarget(name: "SynodTransportTests", dependencies: ["SynodTransport", "SynodCore"]),
         .testTarget(name: "SynodSimTests", dependencies: ["SynodSim", "SynodCore", "SynodCheck"]),
     ],
     swiftLanguageModes: [.v6]

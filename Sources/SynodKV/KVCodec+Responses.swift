@@ -1,0 +1,110 @@
+extension ByteWriter {
+    mutating func rangeResponse(_ r: RangeResponse) {
+        i64(r.revision)
+        count(r.kvs.count)
+        for kv in r.kvs { keyValue(kv) }
+        bool(r.more)
+        i64(r.count)
+    }
+
+    mutating func responseOps(_ ops: [ResponseOp]) {
+        count(ops.count)
+        for op in ops {
+            switch op {
+            case .range(let r): u8(0); rangeResponse(r)
+            case .put(let r): u8(1); i64(r.revision); optionalKeyValue(r.prevKv)
+            case .deleteRange(let r):
+                u8(2); i64(r.revision); i64(r.deleted); count(r.prevKvs.count)
+                for kv in r.prevKvs { keyValue(kv) }
+            case .txn(let r): u8(3); txnResponse(r)
+            }
+        }
+    }
+
+    mutating func txnResponse(_ r: TxnResponse) {
+        i64(r.revision)
+        bool(r.succeeded)
+        responseOps(r.responses)
+    }
+
+    /// Layout: tag 0 = success + response tag + body, 1 = failure + error tag.
+    mutating func result(_ result: Result<KVResponse, KVError>) {
+        switch result {
+        case .success(let response):
+            u8(0)
+            switch response {
+            case .put(let r): u8(0); i64(r.revision); optionalKeyValue(r.prevKv)
+            case .deleteRange(let r): u8(1); responseOps([.deleteRange(r)])
+            case .txn(let r): u8(2); txnResponse(r)
+            case .compact(let revision): u8(3); i64(revision)
+            case .leaseGrant(let id, let ttl, let revision): u8(4); i64(id); i64(ttl); i64(revision)
+            case .leaseRevoke(let revision): u8(5); i64(revision)
+            }
+        case .failure(let error):
+            u8(1)
+            u8(error.tag)
+        }
+    }
+}
+
+extension KVError {
+    static let allCases: [KVError] = [
+        .emptyKey, .keyNotFound, .valueProvided, .leaseProvided, .leaseNotFound, .leaseExists,
+        .leaseTTLTooLarge, .compacted, .futureRevision, .duplicateKey, .tooManyOperations, .malformedCommand,
+    ]
+
+    /// Stable wire tag: the position in `allCases` (append new errors at the end).
+    var tag: UInt8 { UInt8(Self.allCases.firstIndex(of: self) ?? 0) }
+}
+
+extension ByteReader {
+    mutating func rangeResponse() throws(KVDecodingError) -> RangeResponse {
+        RangeResponse(revision: try i64(), kvs: try keyValues(), more: try bool(), count: try i64())
+    }
+
+    mutating func responseOps(depth: Int) throws(KVDecodingError) -> [ResponseOp] {
+        let n = try count(elementBytesMin: 2)
+        var ops: [ResponseOp] = []
+        ops.reserveCapacity(n)
+        for _ in 0..<n {
+            switch try u8() {
+            case 0: ops.append(.range(try rangeResponse()))
+            case 1: ops.append(.put(PutResponse(revision: try i64(), prevKv: try optionalKeyValue())))
+            case 2:
+                ops.append(.deleteRange(DeleteRangeResponse(revision: try i64(), deleted: try i64(),
+                                                            prevKvs: try keyValues())))
+            case 3: ops.append(.txn(try txnResponse(depth: depth + 1)))
+            default: throw .invalid
+            }
+        }
+        return ops
+    }
+
+    mutating func txnResponse(depth: Int) throws(KVDecodingError) -> TxnResponse {
+        guard depth <= KVCodec.nestingDepthMax else { throw .tooDeep }
+        return TxnResponse(revision: try i64(), succeeded: try bool(), responses: try responseOps(depth: depth))
+    }
+
+    mutating func result() throws(KVDecodingError) -> Result<KVResponse, KVError> {
+        switch try u8() {
+        case 0:
+            switch try u8() {
+            case 0: return .success(.put(PutResponse(revision: try i64(), prevKv: try optionalKeyValue())))
+            case 1:
+                guard case .deleteRange(let r)? = try responseOps(depth: 0).first else { throw .invalid }
+                return .success(.deleteRange(r))
+            case 2: return .success(.txn(try txnResponse(depth: 0)))
+            case 3: return .success(.compact(revision: try i64()))
+            case 4: return .success(.leaseGrant(id: try i64(), ttlSeconds: try i64(), revision: try i64()))
+            case 5: return .success(.leaseRevoke(revision: try i64()))
+            default: throw .invalid
+            }
+        case 1:
+            let tag = Int(try u8())
+            guard tag < KVError.allCases.count else { throw .invalid }
+            return .failure(KVError.allCases[tag])
+        default:
+            throw .invalid
+        }
+    }
+}

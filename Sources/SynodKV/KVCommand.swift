@@ -1,0 +1,74 @@
+/// A write to the replicated key space: what `SynodCore.Command.payload` carries.
+///
+/// Reads are not commands: they are served from the applied state (after a read index or
+/// under the leader lease). Lease expiry is decided by the leader and proposed as `leaseRevoke`.
+public enum KVCommand: Hashable, Sendable {
+    case put(PutRequest)
+    case deleteRange(DeleteRangeRequest)
+    case txn(TxnRequest)
+    case compact(revision: Int64)
+    /// `id` is chosen by the leader (never 0) before proposing.
+    case leaseGrant(id: Int64, ttlSeconds: Int64)
+    case leaseRevoke(id: Int64)
+
+    /// Format version written as the first byte.
+    ///
+    /// Layout v1: `[version: u8][tag: u8][body]`, tags put=0, deleteRange=1, txn=2, compact=3,
+    /// leaseGrant=4, leaseRevoke=5; bodies use `ByteWriter`'s primitives in field order.
+    public static let encodingVersion: UInt8 = 1
+
+    /// The versioned binary encoding.
+    public func encoded() -> [UInt8] {
+        var writer = ByteWriter()
+        writer.u8(Self.encodingVersion)
+        switch self {
+        case .put(let r): writer.u8(0); writer.putRequest(r)
+        case .deleteRange(let r): writer.u8(1); writer.deleteRangeRequest(r)
+        case .txn(let r): writer.u8(2); writer.txnRequest(r)
+        case .compact(let revision): writer.u8(3); writer.i64(revision)
+        case .leaseGrant(let id, let ttl): writer.u8(4); writer.i64(id); writer.i64(ttl)
+        case .leaseRevoke(let id): writer.u8(5); writer.i64(id)
+        }
+        return writer.bytes
+    }
+
+    /// Decodes `encoded()` output; any other input throws (never traps).
+    public init(decoding bytes: [UInt8]) throws(KVDecodingError) {
+        var reader = ByteReader(bytes)
+        let version = try reader.u8()
+        guard version == Self.encodingVersion else { throw .unsupportedVersion(version) }
+        switch try reader.u8() {
+        case 0: self = .put(try reader.putRequest())
+        case 1: self = .deleteRange(try reader.deleteRangeRequest())
+        case 2: self = .txn(try reader.txnRequest(depth: 0))
+        case 3: self = .compact(revision: try reader.i64())
+        case 4: self = .leaseGrant(id: try reader.i64(), ttlSeconds: try reader.i64())
+        case 5: self = .leaseRevoke(id: try reader.i64())
+        default: throw .invalid
+        }
+        try reader.finish()
+    }
+}
+
+/// The answer to one applied `KVCommand`.
+public enum KVResponse: Hashable, Sendable {
+    case put(PutResponse)
+    case deleteRange(DeleteRangeResponse)
+    case txn(TxnResponse)
+    /// Compaction takes no revision; `revision` is the header revision.
+    case compact(revision: Int64)
+    case leaseGrant(id: Int64, ttlSeconds: Int64, revision: Int64)
+    case leaseRevoke(revision: Int64)
+
+    /// The response header's revision: the store's revision once the command applied.
+    public var revision: Int64 {
+        switch self {
+        case .put(let r): return r.revision
+        case .deleteRange(let r): return r.revision
+        case .txn(let r): return r.revision
+        case .compact(let revision): return revision
+        case .leaseGrant(_, _, let revision): return revision
+        case .leaseRevoke(let revision): return revision
+        }
+    }
+}

@@ -1,0 +1,149 @@
+import SynodCore
+
+extension KVStateMachine {
+    /// Snapshot format version (first byte).
+    ///
+    /// Layout v1, all via `ByteWriter` primitives:
+    /// `[version u8][revision i64][compactRevision i64][appliedSlot u64]`
+    /// `[keyCount u32]` then per key in key order `[key data][entryCount u32]` and per entry
+    /// `[main i64][sub i64][tombstone bool][value data][lease i64][create i64][version i64]`;
+    /// `[leaseCount u32]` then per lease in id order `[id i64][ttl i64]` (attached keys are
+    /// derived from the keys' latest entries); `[sessionCount u32]` then per session in client
+    /// order `[clientID u64][sequence u64][slot u64][result]`.
+    public static let snapshotVersion: UInt8 = 1
+
+    /// The whole replicated state, deterministically encoded (equal states, equal bytes).
+    public func snapshot() -> [UInt8] {
+        var writer = ByteWriter()
+        writer.u8(Self.snapshotVersion)
+        writer.i64(store.revision)
+        writer.i64(store.compactRevision)
+        writer.u64(appliedSlot)
+        writer.count(store.index.count)
+        for position in 0..<store.index.count {
+            writer.data(store.index.key(at: position))
+            let entries = store.index.history(at: position).entries
+            writer.count(entries.count)
+            for entry in entries { writer.entry(entry) }
+        }
+        let leaseIDs = store.leaseIDs
+        writer.count(leaseIDs.count)
+        for id in leaseIDs {
+            writer.i64(id)
+            writer.i64(store.leases[id]?.ttlSeconds ?? 0)
+        }
+        let sessions = sessions.sortedSessions
+        writer.count(sessions.count)
+        for (clientID, session) in sessions {
+            writer.u64(clientID)
+            writer.u64(session.sequence)
+            writer.u64(session.slot)
+            writer.result(session.result)
+        }
+        return writer.bytes
+    }
+
+    /// Restores a state from `snapshot()` bytes; anything else throws (never traps).
+    public init(snapshot bytes: [UInt8], sessionCapacity: Int = 100_000) throws(KVDecodingError) {
+        self.init(sessionCapacity: sessionCapacity)
+        var reader = ByteReader(bytes)
+        let version = try reader.u8()
+        guard version == Self.snapshotVersion else { throw .unsupportedVersion(version) }
+        store.revision = try reader.i64()
+        store.compactRevision = try reader.i64()
+        appliedSlot = try reader.u64()
+        // Bounds that later arithmetic (`revision + 1`, `version + 1`) relies on not to overflow.
+        guard store.revision >= 1, store.revision < Int64.max / 2, store.compactRevision >= 0,
+              store.compactRevision <= store.revision else {
+            throw .invalid
+        }
+        var attached: [(key: [UInt8], lease: Int64)] = []
+        for _ in 0..<(try reader.count(elementBytesMin: 8)) {
+            let key = try reader.data()
+            var history = KeyHistory()
+            for _ in 0..<(try reader.count(elementBytesMin: 45)) {
+                let entry = try reader.entry()
+                // Revisions strictly increase and never pass the store's revision.
+                if let last = history.entries.last, !(last.revision < entry.revision) { throw .invalid }
+                guard entry.revision.main <= store.revision, entry.revision.main >= 1, entry.revision.sub >= 0,
+                      entry.version >= 0, entry.version <= entry.revision.main,
+                      entry.createRevision >= 0, entry.createRevision <= entry.revision.main else { throw .invalid }
+                history.entries.append(entry)
+            }
+            guard !key.isEmpty, let latest = history.entries.last else { throw .invalid }
+            guard store.index.appendRestored(key: key, history: history) else { throw .invalid }
+            if !latest.isTombstone && latest.lease != 0 { attached.append((key, latest.lease)) }
+        }
+        var previousLease: Int64?
+        for _ in 0..<(try reader.count(elementBytesMin: 16)) {
+            let id = try reader.i64()
+            let ttl = try reader.i64()
+            if let previousLease, previousLease >= id { throw .invalid }
+            previousLease = id
+            store.leases[id] = KVStore.LeaseState(ttlSeconds: ttl)
+        }
+        for (key, lease) in attached {
+            guard store.leases[lease] != nil else { throw .invalid }
+            store.leases[lease]?.keys.insert(key)
+        }
+        var previousClient: UInt64?
+        for _ in 0..<(try reader.count(elementBytesMin: 26)) {
+            let clientID = try reader.u64()
+            if let previousClient, previousClient >= clientID { throw .invalid }
+            previousClient = clientID
+            let sequence = try reader.u64()
+            let slot = try reader.u64()
+            let result = try reader.result()
+            sessions.restore(clientID: clientID, session: .init(sequence: sequence, result: result, slot: slot))
+        }
+        try reader.finish()
+    }
+
+    /// FNV-1a of the snapshot encoding: equal for replicas in the same state.
+    public var stateHash: UInt64 {
+        var hash = FNV1a64()
+        hash.combine(snapshot())
+        return hash.value
+    }
+}
+
+extension KVStore {
+    /// A `HashKV`-style hash of the key space's retained history up to `revision` (0 = latest):
+    /// replicas that applied the same writes agree on it regardless of sessions or leases.
+    public func hashKV(revision requested: Int64 = 0) throws(KVError) -> UInt64 {
+        let upTo = requested > 0 ? requested : revision
+        if upTo > revision { throw .futureRevision }
+        if upTo < compactRevision { throw .compacted }
+        var writer = ByteWriter()
+        writer.i64(compactRevision)
+        for position in 0..<index.count {
+            let entries = index.history(at: position).entries.filter { $0.revision.main <= upTo }
+            if entries.isEmpty { continue }
+            writer.data(index.key(at: position))
+            writer.count(entries.count)
+            for entry in entries { writer.entry(entry) }
+        }
+        var hash = FNV1a64()
+        hash.combine(writer.bytes)
+        return hash.value
+    }
+}
+
+extension ByteWriter {
+    mutating func entry(_ entry: HistoryEntry) {
+        i64(entry.revision.main)
+        i64(entry.revision.sub)
+        bool(entry.isTombstone)
+        data(entry.value)
+        i64(entry.lease)
+        i64(entry.createRevision)
+        i64(entry.version)
+    }
+}
+
+extension ByteReader {
+    mutating func entry() throws(KVDecodingError) -> HistoryEntry {
+        HistoryEntry(revision: Revision(main: try i64(), sub: try i64()), isTombstone: try bool(), value: try data(),
+                     lease: try i64(), createRevision: try i64(), version: try i64())
+    }
+}

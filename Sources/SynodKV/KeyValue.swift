@@ -1,0 +1,119 @@
+/// One key's state at some revision, mirroring etcd's `mvccpb.KeyValue`.
+public struct KeyValue: Hashable, Sendable {
+    /// Never empty for a stored key.
+    public var key: [UInt8]
+    /// Revision of the put that created the key's current generation.
+    public var createRevision: Int64
+    /// Revision of the last write to the key.
+    public var modRevision: Int64
+    /// 1 on creation, +1 per put; reset when the key is deleted.
+    public var version: Int64
+    /// Empty for a delete event's `kv` and for `keysOnly` ranges.
+    public var value: [UInt8]
+    /// Attached lease id, 0 for none.
+    public var lease: Int64
+
+    public init(key: [UInt8], createRevision: Int64 = 0, modRevision: Int64 = 0, version: Int64 = 0,
+                value: [UInt8] = [], lease: Int64 = 0) {
+        self.key = key
+        self.createRevision = createRevision
+        self.modRevision = modRevision
+        self.version = version
+        self.value = value
+        self.lease = lease
+    }
+}
+
+/// A position in the store's history: the main revision of a write request and the order of
+/// the write within it (a txn's writes share the main revision).
+public struct Revision: Hashable, Sendable, Comparable {
+    /// The request's revision.
+    public var main: Int64
+    /// Order of the write within the request, from 0.
+    public var sub: Int64
+
+    public init(main: Int64, sub: Int64 = 0) {
+        self.main = main
+        self.sub = sub
+    }
+
+    /// Orders by main revision, then sub-revision.
+    public static func < (lhs: Revision, rhs: Revision) -> Bool {
+        (lhs.main, lhs.sub) < (rhs.main, rhs.sub)
+    }
+}
+
+/// A change to one key, as delivered to watchers (etcd's `mvccpb.Event`).
+public struct WatchEvent: Hashable, Sendable {
+    /// etcd `mvccpb.Event.EventType`.
+    public enum Kind: UInt8, Hashable, Sendable {
+        case put = 0
+        case delete = 1
+    }
+
+    /// Put or delete.
+    public var kind: Kind
+    /// For a delete, etcd sends only the key and the deleting `modRevision`.
+    public var kv: KeyValue
+    /// The key's previous state, when it still exists in history.
+    public var prevKv: KeyValue?
+    /// Sub-revision inside the main revision `kv.modRevision`; orders events of one txn.
+    public var sub: Int64
+
+    public init(kind: Kind, kv: KeyValue, prevKv: KeyValue?, sub: Int64) {
+        self.kind = kind
+        self.kv = kv
+        self.prevKv = prevKv
+        self.sub = sub
+    }
+}
+
+/// Operating errors of the key space. `message` is exactly the string etcd clients expect.
+public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
+    case emptyKey
+    case keyNotFound
+    case valueProvided
+    case leaseProvided
+    case leaseNotFound
+    case leaseExists
+    case leaseTTLTooLarge
+    case compacted
+    case futureRevision
+    case duplicateKey
+    case tooManyOperations
+    /// A command's bytes could not be decoded (never produced by a correct proposer).
+    case malformedCommand
+
+    /// etcd's error string (the gRPC status message).
+    public var message: String {
+        switch self {
+        case .emptyKey: return "etcdserver: key is not provided"
+        case .keyNotFound: return "etcdserver: key not found"
+        case .valueProvided: return "etcdserver: value is provided"
+        case .leaseProvided: return "etcdserver: lease is provided"
+        case .leaseNotFound: return "etcdserver: requested lease not found"
+        case .leaseExists: return "etcdserver: lease already exists"
+        case .leaseTTLTooLarge: return "etcdserver: too large lease TTL"
+        case .compacted: return "etcdserver: mvcc: required revision has been compacted"
+        case .futureRevision: return "etcdserver: mvcc: required revision is a future revision"
+        case .duplicateKey: return "etcdserver: duplicate key given in txn request"
+        case .tooManyOperations: return "etcdserver: too many operations in txn request"
+        case .malformedCommand: return "synod: malformed kv command"
+        }
+    }
+
+    /// The gRPC status code etcd answers this error with (`codes.Code` numbering).
+    public var grpcStatusCode: Int {
+        switch self {
+        case .emptyKey, .keyNotFound, .valueProvided, .leaseProvided, .duplicateKey, .tooManyOperations:
+            return 3 // InvalidArgument
+        case .leaseNotFound: return 5 // NotFound
+        case .leaseExists: return 9 // FailedPrecondition
+        case .leaseTTLTooLarge, .compacted, .futureRevision: return 11 // OutOfRange
+        case .malformedCommand: return 13 // Internal: a correct proposer never produces one
+        }
+    }
+
+    /// etcd's message.
+    public var description: String { message }
+}

@@ -1,0 +1,326 @@
+import SynodCore
+
+/// The frame's message type byte: which `Message` case the body holds. 0 is never used, so an
+/// all-zero header is not a valid frame.
+enum PeerMessageType: UInt8, CaseIterable {
+    case prepare = 1
+    case promise = 2
+    case accept = 3
+    case accepted = 4
+    case reject = 5
+    case heartbeat = 6
+    case heartbeatAck = 7
+    case catchUpRequest = 8
+    case catchUpReply = 9
+    case forward = 10
+    case readIndexRequest = 11
+    case readIndexReply = 12
+
+    init(of message: Message) {
+        switch message {
+        case .prepare: self = .prepare
+        case .promise: self = .promise
+        case .accept: self = .accept
+        case .accepted: self = .accepted
+        case .reject: self = .reject
+        case .heartbeat: self = .heartbeat
+        case .heartbeatAck: self = .heartbeatAck
+        case .catchUpRequest: self = .catchUpRequest
+        case .catchUpReply: self = .catchUpReply
+        case .forward: self = .forward
+        case .readIndexRequest: self = .readIndexRequest
+        case .readIndexReply: self = .readIndexReply
+        }
+    }
+}
+
+/// Body encoding of `Message`, protocol version 1 (all integers little-endian). Fields follow
+/// the order of the `Message` case's associated values:
+///
+///     prepare (1)          ballot, firstSlot: UInt64
+///     promise (2)          ballot, chosenThrough: UInt64, count: UInt32, count × promisedEntry
+///     accept (3)           ballot, slot: UInt64, value, chosenThrough: UInt64
+///     accepted (4)         ballot, slot: UInt64
+///     reject (5)           ballot, promised: ballot
+///     heartbeat (6)        ballot, chosenThrough: UInt64, sequence: UInt64
+///     heartbeatAck (7)     ballot, sequence: UInt64, chosenThrough: UInt64
+///     catchUpRequest (8)   firstSlot: UInt64
+///     catchUpReply (9)     present: UInt8 [, snapshotSlot: UInt64, dataLength: UInt32, data],
+///                          count: UInt32, count × chosenEntry, chosenThrough: UInt64
+///     forward (10)         count: UInt32, count × command
+///     readIndexRequest (11) readID: UInt64
+///     readIndexReply (12)  readID: UInt64, present: UInt8 [, index: UInt64]
+///
+///     ballot        = round: UInt64, node: UInt32
+///     promisedEntry = slot: UInt64, present: UInt8 [, ballot], value
+///     chosenEntry   = slot: UInt64, value
+///     value         = tag: UInt8 = 0 (noop) | tag: UInt8 = 1 (batch), count: UInt32, count × command
+///     command       = clientID: UInt64, sequence: UInt64, payloadLength: UInt32, payload
+///     present       = 0 (absent) | 1 (present); any other byte is invalid
+///
+/// The body must be consumed exactly, so each message has one encoding and a decoded message
+/// re-encodes to the same bytes.
+extension PeerFrameCodec {
+    static let ballotLength = 8 + 4
+    /// The smallest encodings of the repeated elements; they bound how many elements the
+    /// remaining bytes could hold before any array is reserved.
+    static let commandLengthMin = 8 + 8 + 4
+    static let promisedEntryLengthMin = 8 + 1 + 1
+    static let chosenEntryLengthMin = 8 + 1
+
+    // MARK: Encoding
+
+    /// The exact body length, after checking every count and length against `limits` (so a
+    /// message the receiver would reject is refused here, before any byte is written).
+    static func bodyLength(of message: Message, limits: PeerCodecLimits) throws(PeerEncodingError) -> Int {
+        switch message {
+        case .prepare, .accepted:
+            return ballotLength + 8
+        case .promise(_, _, let entries):
+            try checkCount(entries.count, limits.entriesPerMessageMax, "promised entries")
+            var length = ballotLength + 8 + 4
+            for entry in entries {
+                length += 8 + 1 + (entry.ballot == nil ? 0 : ballotLength) + (try valueLength(entry.value, limits: limits))
+            }
+            return length
+        case .accept(_, _, let value, _):
+            return ballotLength + 8 + (try valueLength(value, limits: limits)) + 8
+        case .reject:
+            return 2 * ballotLength
+        case .heartbeat, .heartbeatAck:
+            return ballotLength + 8 + 8
+        case .catchUpRequest, .readIndexRequest:
+            return 8
+        case .catchUpReply(let snapshot, let entries, _):
+            var length = 1 + 4 + 8
+            if let snapshot {
+                guard snapshot.data.count <= limits.snapshotBytesMax else {
+                    throw PeerEncodingError("snapshot of \(snapshot.data.count) bytes exceeds the limit \(limits.snapshotBytesMax)")
+                }
+                length += 8 + 4 + snapshot.data.count
+            }
+            try checkCount(entries.count, limits.entriesPerMessageMax, "chosen entries")
+            for entry in entries { length += 8 + (try valueLength(entry.value, limits: limits)) }
+            return length
+        case .forward(let commands):
+            return 4 + (try commandsLength(commands, limits: limits))
+        case .readIndexReply(_, let index):
+            return 8 + 1 + (index == nil ? 0 : 8)
+        }
+    }
+
+    static func valueLength(_ value: Value, limits: PeerCodecLimits) throws(PeerEncodingError) -> Int {
+        switch value {
+        case .noop: return 1
+        case .batch(let commands): return 1 + 4 + (try commandsLength(commands, limits: limits))
+        }
+    }
+
+    /// Length of the commands without their count field.
+    static func commandsLength(_ commands: [Command], limits: PeerCodecLimits) throws(PeerEncodingError) -> Int {
+        try checkCount(commands.count, limits.commandsPerValueMax, "commands")
+        var length = 0
+        for command in commands {
+            guard command.payload.count <= limits.payloadBytesMax else {
+                throw PeerEncodingError("command payload of \(command.payload.count) bytes exceeds the limit \(limits.payloadBytesMax)")
+            }
+            length += commandLengthMin + command.payload.count
+        }
+        return length
+    }
+
+    static func checkCount(_ count: Int, _ limit: Int, _ field: StaticString) throws(PeerEncodingError) {
+        guard count <= limit else { throw PeerEncodingError("\(count) \(field) exceed the limit \(limit)") }
+    }
+
+    /// Appends the body. `bodyLength(of:limits:)` has accepted the message, so every count and
+    /// length fits its UInt32 field (the limits are at most UInt32.max).
+    static func appendBody(of message: Message, to buffer: inout [UInt8]) {
+        switch message {
+        case .prepare(let ballot, let firstSlot):
+            appendBallot(ballot, to: &buffer)
+            PeerByteWriter.append(firstSlot, to: &buffer)
+        case .promise(let ballot, let chosenThrough, let entries):
+            appendBallot(ballot, to: &buffer)
+            PeerByteWriter.append(chosenThrough, to: &buffer)
+            PeerByteWriter.append(UInt32(entries.count), to: &buffer)
+            for entry in entries {
+                PeerByteWriter.append(entry.slot, to: &buffer)
+                if let ballot = entry.ballot {
+                    buffer.append(1)
+                    appendBallot(ballot, to: &buffer)
+                } else {
+                    buffer.append(0)
+                }
+                appendValue(entry.value, to: &buffer)
+            }
+        case .accept(let ballot, let slot, let value, let chosenThrough):
+            appendBallot(ballot, to: &buffer)
+            PeerByteWriter.append(slot, to: &buffer)
+            appendValue(value, to: &buffer)
+            PeerByteWriter.append(chosenThrough, to: &buffer)
+        case .accepted(let ballot, let slot):
+            appendBallot(ballot, to: &buffer)
+            PeerByteWriter.append(slot, to: &buffer)
+        case .reject(let ballot, let promised):
+            appendBallot(ballot, to: &buffer)
+            appendBallot(promised, to: &buffer)
+        case .heartbeat(let ballot, let first, let second), .heartbeatAck(let ballot, let first, let second):
+            // heartbeat: (chosenThrough, sequence); heartbeatAck: (sequence, chosenThrough).
+            appendBallot(ballot, to: &buffer)
+            PeerByteWriter.append(first, to: &buffer)
+            PeerByteWriter.append(second, to: &buffer)
+        case .catchUpRequest(let firstSlot):
+            PeerByteWriter.append(firstSlot, to: &buffer)
+        case .catchUpReply(let snapshot, let entries, let chosenThrough):
+            if let snapshot {
+                buffer.append(1)
+                PeerByteWriter.append(snapshot.slot, to: &buffer)
+                PeerByteWriter.append(UInt32(snapshot.data.count), to: &buffer)
+                buffer.append(contentsOf: snapshot.data)
+            } else {
+                buffer.append(0)
+            }
+            PeerByteWriter.append(UInt32(entries.count), to: &buffer)
+            for entry in entries {
+                PeerByteWriter.append(entry.slot, to: &buffer)
+                appendValue(entry.value, to: &buffer)
+            }
+            PeerByteWriter.append(chosenThrough, to: &buffer)
+        case .forward(let commands):
+            appendCommands(commands, to: &buffer)
+        case .readIndexRequest(let readID):
+            PeerByteWriter.append(readID, to: &buffer)
+        case .readIndexReply(let readID, let index):
+            PeerByteWriter.append(readID, to: &buffer)
+            if let index {
+                buffer.append(1)
+                PeerByteWriter.append(index, to: &buffer)
+            } else {
+                buffer.append(0)
+            }
+        }
+    }
+
+    static func appendBallot(_ ballot: Ballot, to buffer: inout [UInt8]) {
+        PeerByteWriter.append(ballot.round, to: &buffer)
+        PeerByteWriter.append(ballot.node.rawValue, to: &buffer)
+    }
+
+    static func appendValue(_ value: Value, to buffer: inout [UInt8]) {
+        switch value {
+        case .noop:
+            buffer.append(0)
+        case .batch(let commands):
+            buffer.append(1)
+            appendCommands(commands, to: &buffer)
+        }
+    }
+
+    static func appendCommands(_ commands: [Command], to buffer: inout [UInt8]) {
+        PeerByteWriter.append(UInt32(commands.count), to: &buffer)
+        for command in commands {
+            PeerByteWriter.append(command.clientID, to: &buffer)
+            PeerByteWriter.append(command.sequence, to: &buffer)
+            PeerByteWriter.append(UInt32(command.payload.count), to: &buffer)
+            buffer.append(contentsOf: command.payload)
+        }
+    }
+
+    // MARK: Decoding
+
+    /// Decodes a body of `type`; `reader` spans exactly the body.
+    static func readBody(
+        type: PeerMessageType, from reader: inout PeerByteReader, limits: PeerCodecLimits
+    ) throws(PeerDecodingError) -> Message {
+        let message: Message
+        switch type {
+        case .prepare:
+            message = .prepare(ballot: try readBallot(&reader), firstSlot: try reader.readUInt64("first slot"))
+        case .promise:
+            let ballot = try readBallot(&reader)
+            let chosenThrough = try reader.readUInt64("chosen through")
+            let count = try reader.readCount("promised entry count", limit: limits.entriesPerMessageMax, elementLengthMin: promisedEntryLengthMin)
+            var entries: [PromisedEntry] = []
+            entries.reserveCapacity(count)
+            for _ in 0..<count {
+                let slot = try reader.readUInt64("promised entry slot")
+                let ballot = try reader.readPresence("promised entry ballot") ? try readBallot(&reader) : nil
+                entries.append(PromisedEntry(slot: slot, ballot: ballot, value: try readValue(&reader, limits: limits)))
+            }
+            message = .promise(ballot: ballot, chosenThrough: chosenThrough, entries: entries)
+        case .accept:
+            let ballot = try readBallot(&reader)
+            let slot = try reader.readUInt64("slot")
+            let value = try readValue(&reader, limits: limits)
+            message = .accept(ballot: ballot, slot: slot, value: value, chosenThrough: try reader.readUInt64("chosen through"))
+        case .accepted:
+            message = .accepted(ballot: try readBallot(&reader), slot: try reader.readUInt64("slot"))
+        case .reject:
+            message = .reject(ballot: try readBallot(&reader), promised: try readBallot(&reader))
+        case .heartbeat:
+            let ballot = try readBallot(&reader)
+            let chosenThrough = try reader.readUInt64("chosen through")
+            message = .heartbeat(ballot: ballot, chosenThrough: chosenThrough, sequence: try reader.readUInt64("sequence"))
+        case .heartbeatAck:
+            let ballot = try readBallot(&reader)
+            let sequence = try reader.readUInt64("sequence")
+            message = .heartbeatAck(ballot: ballot, sequence: sequence, chosenThrough: try reader.readUInt64("chosen through"))
+        case .catchUpRequest:
+            message = .catchUpRequest(firstSlot: try reader.readUInt64("first slot"))
+        case .catchUpReply:
+            var snapshot: Snapshot?
+            if try reader.readPresence("snapshot") {
+                let slot = try reader.readUInt64("snapshot slot")
+                snapshot = Snapshot(slot: slot, data: try reader.readBytes("snapshot data", limit: limits.snapshotBytesMax))
+            }
+            let count = try reader.readCount("chosen entry count", limit: limits.entriesPerMessageMax, elementLengthMin: chosenEntryLengthMin)
+            var entries: [ChosenEntry] = []
+            entries.reserveCapacity(count)
+            for _ in 0..<count {
+                let slot = try reader.readUInt64("chosen entry slot")
+                entries.append(ChosenEntry(slot: slot, value: try readValue(&reader, limits: limits)))
+            }
+            message = .catchUpReply(snapshot: snapshot, entries: entries, chosenThrough: try reader.readUInt64("chosen through"))
+        case .forward:
+            message = .forward(commands: try readCommands(&reader, limits: limits))
+        case .readIndexRequest:
+            message = .readIndexRequest(readID: try reader.readUInt64("read id"))
+        case .readIndexReply:
+            let readID = try reader.readUInt64("read id")
+            let index = try reader.readPresence("read index") ? try reader.readUInt64("read index") : nil
+            message = .readIndexReply(readID: readID, index: index)
+        }
+        guard reader.remaining == 0 else {
+            throw PeerDecodingError("\(reader.remaining) trailing bytes after the \(message.kind) body")
+        }
+        return message
+    }
+
+    static func readBallot(_ reader: inout PeerByteReader) throws(PeerDecodingError) -> Ballot {
+        let round = try reader.readUInt64("ballot round")
+        return Ballot(round: round, node: NodeID(try reader.readUInt32("ballot node")))
+    }
+
+    static func readValue(_ reader: inout PeerByteReader, limits: PeerCodecLimits) throws(PeerDecodingError) -> Value {
+        let tag = try reader.readUInt8("value tag")
+        switch tag {
+        case 0: return .noop
+        case 1: return .batch(try readCommands(&reader, limits: limits))
+        default: throw PeerDecodingError("unknown value tag \(tag)")
+        }
+    }
+
+    static func readCommands(_ reader: inout PeerByteReader, limits: PeerCodecLimits) throws(PeerDecodingError) -> [Command] {
+        let count = try reader.readCount("command count", limit: limits.commandsPerValueMax, elementLengthMin: commandLengthMin)
+        var commands: [Command] = []
+        commands.reserveCapacity(count)
+        for _ in 0..<count {
+            let clientID = try reader.readUInt64("command client id")
+            let sequence = try reader.readUInt64("command sequence")
+            let payload = try reader.readBytes("command payload", limit: limits.payloadBytesMax)
+            commands.append(Command(clientID: clientID, sequence: sequence, payload: payload))
+        }
+        return commands
+    }
+}
