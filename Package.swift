@@ -18,12 +18,14 @@ let package = Package(
     targets: [
         // The Paxos protocol as a pure state machine: standard library only.
         .target(name: "SynodCore"),
+        // Bounds-checked little-endian reading and writing for every decoder of outside bytes.
+        .target(name: "SynodBytes"),
         // Write-ahead log, snapshots, recovery; the file system behind a small protocol.
-        .target(name: "SynodStore", dependencies: ["SynodCore"]),
+        .target(name: "SynodStore", dependencies: ["SynodCore", "SynodBytes"]),
         // The etcd-style MVCC key space: the replicated state machine (pure).
         .target(name: "SynodKV", dependencies: ["SynodCore"]),
         // Peer transport: the versioned binary codec for peer messages (SwiftNIO connections later).
-        .target(name: "SynodTransport", dependencies: ["SynodCore"]),
+        .target(name: "SynodTransport", dependencies: ["SynodCore", "SynodBytes"]),
         // History checking (linearizability): standard library only.
         .target(name: "SynodCheck"),
         // Deterministic cluster simulator driving the real SynodCore.

@@ -27,9 +27,15 @@ swiftc "${flags[@]/-sanitize=fuzzer,address/-sanitize=address}" -module-name Syn
     -emit-library -static -o "$out/libSynodCore.a" \
     Sources/SynodCore/*.swift
 
+# SynodBytes (the bounds-checked reader the decoders share), also AddressSanitizer only.
+swiftc "${flags[@]/-sanitize=fuzzer,address/-sanitize=address}" -module-name SynodBytes \
+    -emit-module -emit-module-path "$out/SynodBytes.swiftmodule" \
+    -emit-library -static -o "$out/libSynodBytes.a" \
+    Sources/SynodBytes/*.swift
+
 # The codec and the entry point as module SynodTransport. Every file of the module: it is
 # only the codec for now (list the codec files here once the NIO transport joins them).
-swiftc "${flags[@]}" -module-name SynodTransport -I "$out" -L "$out" -lSynodCore \
+swiftc "${flags[@]}" -module-name SynodTransport -I "$out" -L "$out" -lSynodCore -lSynodBytes \
     Sources/SynodTransport/*.swift \
     Fuzz/PeerFrameFuzzer.swift \
     -o "$out/peer-frame-fuzzer"

@@ -26,10 +26,15 @@ swiftc "${flags[@]/-sanitize=fuzzer,address/-sanitize=address}" -module-name Syn
     -emit-library -static -o "$out/libSynodCore.a" \
     Sources/SynodCore/*.swift
 
+# SynodBytes (the bounds-checked reader the decoders share), also AddressSanitizer only.
+swiftc "${flags[@]/-sanitize=fuzzer,address/-sanitize=address}" -module-name SynodBytes \
+    -emit-module -emit-module-path "$out/SynodBytes.swiftmodule" \
+    -emit-library -static -o "$out/libSynodBytes.a" \
+    Sources/SynodBytes/*.swift
+
 # The codec and the entry point as module SynodStore; only the files the codec needs.
-swiftc "${flags[@]}" -module-name SynodStore -I "$out" -L "$out" -lSynodCore \
+swiftc "${flags[@]}" -module-name SynodStore -I "$out" -L "$out" -lSynodCore -lSynodBytes \
     Sources/SynodStore/CRC32C.swift \
-    Sources/SynodStore/ByteCoding.swift \
     Sources/SynodStore/RecordCodec.swift \
     Sources/SynodStore/RecordCodec+Payload.swift \
     Fuzz/RecordDecoderFuzzer.swift \

@@ -1,3 +1,4 @@
+import SynodBytes
 /// The identity of a data directory: which cluster and node it belongs to and the format
 /// version, in `synod.meta`, so a node never runs on another node's (or cluster's) data.
 ///

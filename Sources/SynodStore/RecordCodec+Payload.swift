@@ -1,3 +1,4 @@
+import SynodBytes
 import SynodCore
 
 /// The frame's type byte: which `DurableRecord` case the payload holds.

@@ -1,3 +1,4 @@
+import SynodBytes
 import SynodCore
 
 /// The framing of one write-ahead-log record around the payload encoding of a `DurableRecord`.

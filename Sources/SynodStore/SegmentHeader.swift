@@ -1,3 +1,4 @@
+import SynodBytes
 /// The header at the start of every WAL segment file (`<data>/wal/%020d.wal`).
 ///
 /// Layout (32 bytes, little-endian): `"SYNODWAL"` (8) | format version (1) = 1 |

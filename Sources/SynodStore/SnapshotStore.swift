@@ -1,3 +1,4 @@
+import SynodBytes
 import SynodCore
 
 /// Snapshot files in `<data>/snap/`, one per snapshot, named by slot (`%020d.snap`).

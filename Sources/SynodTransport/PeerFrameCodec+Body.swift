@@ -1,3 +1,4 @@
+import SynodBytes
 import SynodCore
 
 /// The frame's message type byte: which `Message` case the body holds. 0 is never used, so an
@@ -139,13 +140,13 @@ extension PeerFrameCodec {
         switch message {
         case .prepare(let ballot, let firstSlot):
             appendBallot(ballot, to: &buffer)
-            PeerByteWriter.append(firstSlot, to: &buffer)
+            LittleEndianWriter.append(firstSlot, to: &buffer)
         case .promise(let ballot, let chosenThrough, let entries):
             appendBallot(ballot, to: &buffer)
-            PeerByteWriter.append(chosenThrough, to: &buffer)
-            PeerByteWriter.append(UInt32(entries.count), to: &buffer)
+            LittleEndianWriter.append(chosenThrough, to: &buffer)
+            LittleEndianWriter.append(UInt32(entries.count), to: &buffer)
             for entry in entries {
-                PeerByteWriter.append(entry.slot, to: &buffer)
+                LittleEndianWriter.append(entry.slot, to: &buffer)
                 if let ballot = entry.ballot {
                     buffer.append(1)
                     appendBallot(ballot, to: &buffer)
@@ -156,46 +157,46 @@ extension PeerFrameCodec {
             }
         case .accept(let ballot, let slot, let value, let chosenThrough):
             appendBallot(ballot, to: &buffer)
-            PeerByteWriter.append(slot, to: &buffer)
+            LittleEndianWriter.append(slot, to: &buffer)
             appendValue(value, to: &buffer)
-            PeerByteWriter.append(chosenThrough, to: &buffer)
+            LittleEndianWriter.append(chosenThrough, to: &buffer)
         case .accepted(let ballot, let slot):
             appendBallot(ballot, to: &buffer)
-            PeerByteWriter.append(slot, to: &buffer)
+            LittleEndianWriter.append(slot, to: &buffer)
         case .reject(let ballot, let promised):
             appendBallot(ballot, to: &buffer)
             appendBallot(promised, to: &buffer)
         case .heartbeat(let ballot, let first, let second), .heartbeatAck(let ballot, let first, let second):
             // heartbeat: (chosenThrough, sequence); heartbeatAck: (sequence, chosenThrough).
             appendBallot(ballot, to: &buffer)
-            PeerByteWriter.append(first, to: &buffer)
-            PeerByteWriter.append(second, to: &buffer)
+            LittleEndianWriter.append(first, to: &buffer)
+            LittleEndianWriter.append(second, to: &buffer)
         case .catchUpRequest(let firstSlot):
-            PeerByteWriter.append(firstSlot, to: &buffer)
+            LittleEndianWriter.append(firstSlot, to: &buffer)
         case .catchUpReply(let snapshot, let entries, let chosenThrough):
             if let snapshot {
                 buffer.append(1)
-                PeerByteWriter.append(snapshot.slot, to: &buffer)
-                PeerByteWriter.append(UInt32(snapshot.data.count), to: &buffer)
+                LittleEndianWriter.append(snapshot.slot, to: &buffer)
+                LittleEndianWriter.append(UInt32(snapshot.data.count), to: &buffer)
                 buffer.append(contentsOf: snapshot.data)
             } else {
                 buffer.append(0)
             }
-            PeerByteWriter.append(UInt32(entries.count), to: &buffer)
+            LittleEndianWriter.append(UInt32(entries.count), to: &buffer)
             for entry in entries {
-                PeerByteWriter.append(entry.slot, to: &buffer)
+                LittleEndianWriter.append(entry.slot, to: &buffer)
                 appendValue(entry.value, to: &buffer)
             }
-            PeerByteWriter.append(chosenThrough, to: &buffer)
+            LittleEndianWriter.append(chosenThrough, to: &buffer)
         case .forward(let commands):
             appendCommands(commands, to: &buffer)
         case .readIndexRequest(let readID):
-            PeerByteWriter.append(readID, to: &buffer)
+            LittleEndianWriter.append(readID, to: &buffer)
         case .readIndexReply(let readID, let index):
-            PeerByteWriter.append(readID, to: &buffer)
+            LittleEndianWriter.append(readID, to: &buffer)
             if let index {
                 buffer.append(1)
-                PeerByteWriter.append(index, to: &buffer)
+                LittleEndianWriter.append(index, to: &buffer)
             } else {
                 buffer.append(0)
             }
@@ -203,8 +204,8 @@ extension PeerFrameCodec {
     }
 
     static func appendBallot(_ ballot: Ballot, to buffer: inout [UInt8]) {
-        PeerByteWriter.append(ballot.round, to: &buffer)
-        PeerByteWriter.append(ballot.node.rawValue, to: &buffer)
+        LittleEndianWriter.append(ballot.round, to: &buffer)
+        LittleEndianWriter.append(ballot.node.rawValue, to: &buffer)
     }
 
     static func appendValue(_ value: Value, to buffer: inout [UInt8]) {
@@ -218,11 +219,11 @@ extension PeerFrameCodec {
     }
 
     static func appendCommands(_ commands: [Command], to buffer: inout [UInt8]) {
-        PeerByteWriter.append(UInt32(commands.count), to: &buffer)
+        LittleEndianWriter.append(UInt32(commands.count), to: &buffer)
         for command in commands {
-            PeerByteWriter.append(command.clientID, to: &buffer)
-            PeerByteWriter.append(command.sequence, to: &buffer)
-            PeerByteWriter.append(UInt32(command.payload.count), to: &buffer)
+            LittleEndianWriter.append(command.clientID, to: &buffer)
+            LittleEndianWriter.append(command.sequence, to: &buffer)
+            LittleEndianWriter.append(UInt32(command.payload.count), to: &buffer)
             buffer.append(contentsOf: command.payload)
         }
     }
@@ -231,8 +232,8 @@ extension PeerFrameCodec {
 
     /// Decodes a body of `type`; `reader` spans exactly the body.
     static func readBody(
-        type: PeerMessageType, from reader: inout PeerByteReader, limits: PeerCodecLimits
-    ) throws(PeerDecodingError) -> Message {
+        type: PeerMessageType, from reader: inout LittleEndianReader, limits: PeerCodecLimits
+    ) throws(ByteDecodingError) -> Message {
         let message: Message
         switch type {
         case .prepare:
@@ -292,26 +293,26 @@ extension PeerFrameCodec {
             message = .readIndexReply(readID: readID, index: index)
         }
         guard reader.remaining == 0 else {
-            throw PeerDecodingError("\(reader.remaining) trailing bytes after the \(message.kind) body")
+            throw ByteDecodingError("\(reader.remaining) trailing bytes after the \(message.kind) body")
         }
         return message
     }
 
-    static func readBallot(_ reader: inout PeerByteReader) throws(PeerDecodingError) -> Ballot {
+    static func readBallot(_ reader: inout LittleEndianReader) throws(ByteDecodingError) -> Ballot {
         let round = try reader.readUInt64("ballot round")
         return Ballot(round: round, node: NodeID(try reader.readUInt32("ballot node")))
     }
 
-    static func readValue(_ reader: inout PeerByteReader, limits: PeerCodecLimits) throws(PeerDecodingError) -> Value {
+    static func readValue(_ reader: inout LittleEndianReader, limits: PeerCodecLimits) throws(ByteDecodingError) -> Value {
         let tag = try reader.readUInt8("value tag")
         switch tag {
         case 0: return .noop
         case 1: return .batch(try readCommands(&reader, limits: limits))
-        default: throw PeerDecodingError("unknown value tag \(tag)")
+        default: throw ByteDecodingError("unknown value tag \(tag)")
         }
     }
 
-    static func readCommands(_ reader: inout PeerByteReader, limits: PeerCodecLimits) throws(PeerDecodingError) -> [Command] {
+    static func readCommands(_ reader: inout LittleEndianReader, limits: PeerCodecLimits) throws(ByteDecodingError) -> [Command] {
         let count = try reader.readCount("command count", limit: limits.commandsPerValueMax, elementLengthMin: commandLengthMin)
         var commands: [Command] = []
         commands.reserveCapacity(count)

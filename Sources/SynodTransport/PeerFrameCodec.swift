@@ -1,3 +1,4 @@
+import SynodBytes
 import SynodCore
 
 /// The versioned binary codec for messages between replicas: one frame per `Envelope`, many
@@ -65,11 +66,11 @@ public enum PeerFrameCodec {
         if buffer.capacity < needed {
             buffer.reserveCapacity(Swift.max(needed, 2 * buffer.capacity))
         }
-        PeerByteWriter.append(UInt32(frameLength), to: &buffer)  // <= frameBytesMax <= UInt32.max
+        LittleEndianWriter.append(UInt32(frameLength), to: &buffer)  // <= frameBytesMax <= UInt32.max
         buffer.append(protocolVersion)
         buffer.append(PeerMessageType(of: envelope.message).rawValue)
-        PeerByteWriter.append(envelope.from.rawValue, to: &buffer)
-        PeerByteWriter.append(envelope.to.rawValue, to: &buffer)
+        LittleEndianWriter.append(envelope.from.rawValue, to: &buffer)
+        LittleEndianWriter.append(envelope.to.rawValue, to: &buffer)
         appendBody(of: envelope.message, to: &buffer)
         assert(buffer.count == needed, "bodyLength(of:limits:) disagrees with appendBody")
     }
@@ -139,7 +140,7 @@ public enum PeerFrameCodec {
         let (frameEnd, overflow) = lengthPrefixLength.addingReportingOverflow(Int(declaredLength))
         guard !overflow, frameEnd <= available, let type else { return .needMoreBytes }
 
-        var reader = PeerByteReader(bytes, from: offset + lengthPrefixLength + 2, to: offset + frameEnd)
+        var reader = LittleEndianReader(bytes, from: offset + lengthPrefixLength + 2, to: offset + frameEnd)
         do {
             let sender = NodeID(try reader.readUInt32("sender"))
             let receiver = NodeID(try reader.readUInt32("receiver"))
