@@ -10,10 +10,21 @@ let package = Package(
         .library(name: "SynodCheck", targets: ["SynodCheck"]),
         .library(name: "SynodStore", targets: ["SynodStore"]),
         .library(name: "SynodKV", targets: ["SynodKV"]),
+        .library(name: "SynodServer", targets: ["SynodServer"]),
+        .library(name: "SynodClient", targets: ["SynodClient"]),
         .executable(name: "synod", targets: ["synod"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
     ],
     targets: [
         // The Paxos protocol as a pure state machine: standard library only.
@@ -25,7 +36,49 @@ let package = Package(
         // The etcd-style MVCC key space: the replicated state machine (pure).
         .target(name: "SynodKV", dependencies: ["SynodCore"]),
         // Peer transport: the versioned binary codec for peer messages (SwiftNIO connections later).
-        .target(name: "SynodTransport", dependencies: ["SynodCore", "SynodBytes"]),
+        .target(
+            name: "SynodTransport",
+            dependencies: [
+                "SynodCore", "SynodBytes",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // etcd v3 API messages and gRPC stubs, generated from Protos/ by Scripts/generate-protos.sh.
+        .target(
+            name: "SynodEtcdAPI",
+            dependencies: [
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ]
+        ),
+        // A running node: driver, storage thread, peer transport, etcd gRPC services, HTTP health/metrics.
+        .target(
+            name: "SynodServer",
+            dependencies: [
+                "SynodCore", "SynodStore", "SynodKV", "SynodTransport", "SynodEtcdAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ]
+        ),
+        // Client library speaking the etcd v3 API to Synod (or etcd).
+        .target(
+            name: "SynodClient",
+            dependencies: [
+                "SynodEtcdAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ]
+        ),
         // History checking (linearizability): standard library only.
         .target(name: "SynodCheck"),
         // Deterministic cluster simulator driving the real SynodCore.
@@ -36,6 +89,9 @@ let package = Package(
             name: "synod",
             dependencies: [
                 "SynodCore", "SynodSim", "SynodCheck", "SynodStore", "CSynodAllocCounter",
+                "SynodServer", "SynodClient", "SynodKV",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
