@@ -41,6 +41,7 @@ let package = Package(
             dependencies: [
                 "SynodCore", "SynodBytes",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -91,6 +92,8 @@ let package = Package(
                 "SynodCore", "SynodSim", "SynodCheck", "SynodStore", "CSynodAllocCounter",
                 "SynodServer", "SynodClient", "SynodKV",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -99,7 +102,23 @@ let package = Package(
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
         .testTarget(name: "SynodStoreTests", dependencies: ["SynodStore", "SynodCore"]),
         .testTarget(name: "SynodKVTests", dependencies: ["SynodKV", "SynodCore"]),
-        .testTarget(name: "SynodTransportTests", dependencies: ["SynodTransport", "SynodCore"]),
+        .testTarget(
+            name: "SynodTransportTests",
+            dependencies: [
+                "SynodTransport", "SynodCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "SynodServerTests",
+            dependencies: [
+                "SynodServer", "SynodClient", "SynodKV", "SynodCore", "SynodEtcdAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "SynodSimTests", dependencies: ["SynodSim", "SynodCore", "SynodCheck"]),
     ],
     swiftLanguageModes: [.v6]

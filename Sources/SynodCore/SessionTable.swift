@@ -32,6 +32,24 @@ public struct SessionTable<Result: Hashable & Sendable>: Hashable, Sendable {
     /// Sessions kept at most; the least recently used is forgotten beyond this.
     public let capacity: Int
     public private(set) var sessions: [UInt64: Session] = [:]
+    /// Eviction order: a min-heap of (slot, client id) with lazy deletion: an entry whose slot
+    /// no longer matches its client's session is skipped. O(log n) per record instead of a scan.
+    private var evictionHeap: [EvictionKey] = []
+
+    private struct EvictionKey: Hashable, Sendable, Comparable {
+        var slot: Slot
+        var clientID: UInt64
+        static func < (lhs: Self, rhs: Self) -> Bool { (lhs.slot, lhs.clientID) < (rhs.slot, rhs.clientID) }
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.capacity == rhs.capacity && lhs.sessions == rhs.sessions
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(capacity)
+        hasher.combine(sessions)
+    }
 
     public init(capacity: Int = 100_000) {
         precondition(capacity >= 1, "session capacity must be positive")
@@ -46,14 +64,55 @@ public struct SessionTable<Result: Hashable & Sendable>: Hashable, Sendable {
 
     public mutating func record(_ command: Command, result: Result, slot: Slot) {
         sessions[command.clientID] = Session(sequence: command.sequence, result: result, slot: slot)
-        if sessions.count > capacity, let oldest = sessions.min(by: { ($0.value.slot, $0.key) < ($1.value.slot, $1.key) }) {
-            sessions.removeValue(forKey: oldest.key)
+        push(EvictionKey(slot: slot, clientID: command.clientID))
+        while sessions.count > capacity, let oldest = popLive() {
+            sessions.removeValue(forKey: oldest.clientID)
         }
+        // Stale heap entries are dropped by a rebuild once they outnumber the live ones.
+        if evictionHeap.count > 2 * max(sessions.count, 16) { rebuildHeap() }
+    }
+
+    private mutating func push(_ key: EvictionKey) {
+        evictionHeap.append(key)
+        var child = evictionHeap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard evictionHeap[child] < evictionHeap[parent] else { break }
+            evictionHeap.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    /// Removes and returns the smallest heap entry that is still some client's current session.
+    private mutating func popLive() -> EvictionKey? {
+        while let top = evictionHeap.first {
+            let last = evictionHeap.removeLast()
+            if !evictionHeap.isEmpty {
+                evictionHeap[0] = last
+                var parent = 0
+                while true {
+                    let left = 2 * parent + 1, right = left + 1
+                    var smallest = parent
+                    if left < evictionHeap.count && evictionHeap[left] < evictionHeap[smallest] { smallest = left }
+                    if right < evictionHeap.count && evictionHeap[right] < evictionHeap[smallest] { smallest = right }
+                    if smallest == parent { break }
+                    evictionHeap.swapAt(parent, smallest)
+                    parent = smallest
+                }
+            }
+            if sessions[top.clientID]?.slot == top.slot { return top }
+        }
+        return nil
+    }
+
+    private mutating func rebuildHeap() {
+        evictionHeap = sessions.map { EvictionKey(slot: $0.value.slot, clientID: $0.key) }.sorted()
     }
 
     /// Restores a session, e.g. when decoding a snapshot.
     public mutating func restore(clientID: UInt64, session: Session) {
         sessions[clientID] = session
+        push(EvictionKey(slot: session.slot, clientID: clientID))
     }
 
     /// Sessions in client-id order (deterministic, for snapshots).

@@ -39,6 +39,8 @@ extension ByteWriter {
             case .compact(let revision): u8(3); i64(revision)
             case .leaseGrant(let id, let ttl, let revision): u8(4); i64(id); i64(ttl); i64(revision)
             case .leaseRevoke(let revision): u8(5); i64(revision)
+            case .leaseKeepAlive(let id, let ttl, let revision): u8(6); i64(id); i64(ttl); i64(revision)
+            case .publishMember(let revision): u8(7); i64(revision)
             }
         case .failure(let error):
             u8(1)
@@ -97,6 +99,8 @@ extension ByteReader {
             case 3: return .success(.compact(revision: try i64()))
             case 4: return .success(.leaseGrant(id: try i64(), ttlSeconds: try i64(), revision: try i64()))
             case 5: return .success(.leaseRevoke(revision: try i64()))
+            case 6: return .success(.leaseKeepAlive(id: try i64(), ttlSeconds: try i64(), revision: try i64()))
+            case 7: return .success(.publishMember(revision: try i64()))
             default: throw .invalid
             }
         case 1:

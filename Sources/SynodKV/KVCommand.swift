@@ -10,11 +10,17 @@ public enum KVCommand: Hashable, Sendable {
     /// `id` is chosen by the leader (never 0) before proposing.
     case leaseGrant(id: Int64, ttlSeconds: Int64)
     case leaseRevoke(id: Int64)
+    /// Proves the lease exists and renews it: every replica restarts its local expiry timer
+    /// for the lease when this applies (only the leader acts on expiry). Changes no key.
+    case leaseKeepAlive(id: Int64)
+    /// A member announces its name and client URLs (etcd publishes member attributes through
+    /// its log the same way), so every member can answer `MemberList` with them.
+    case publishMember(memberID: UInt64, attributes: MemberAttributes)
 
     /// Format version written as the first byte.
     ///
     /// Layout v1: `[version: u8][tag: u8][body]`, tags put=0, deleteRange=1, txn=2, compact=3,
-    /// leaseGrant=4, leaseRevoke=5; bodies use `ByteWriter`'s primitives in field order.
+    /// leaseGrant=4, leaseRevoke=5, leaseKeepAlive=6, publishMember=7; bodies use `ByteWriter`'s primitives in field order.
     public static let encodingVersion: UInt8 = 1
 
     /// The versioned binary encoding.
@@ -28,6 +34,9 @@ public enum KVCommand: Hashable, Sendable {
         case .compact(let revision): writer.u8(3); writer.i64(revision)
         case .leaseGrant(let id, let ttl): writer.u8(4); writer.i64(id); writer.i64(ttl)
         case .leaseRevoke(let id): writer.u8(5); writer.i64(id)
+        case .leaseKeepAlive(let id): writer.u8(6); writer.i64(id)
+        case .publishMember(let memberID, let attributes):
+            writer.u8(7); writer.u64(memberID); writer.memberAttributes(attributes)
         }
         return writer.bytes
     }
@@ -44,6 +53,8 @@ public enum KVCommand: Hashable, Sendable {
         case 3: self = .compact(revision: try reader.i64())
         case 4: self = .leaseGrant(id: try reader.i64(), ttlSeconds: try reader.i64())
         case 5: self = .leaseRevoke(id: try reader.i64())
+        case 6: self = .leaseKeepAlive(id: try reader.i64())
+        case 7: self = .publishMember(memberID: try reader.u64(), attributes: try reader.memberAttributes())
         default: throw .invalid
         }
         try reader.finish()
@@ -59,6 +70,8 @@ public enum KVResponse: Hashable, Sendable {
     case compact(revision: Int64)
     case leaseGrant(id: Int64, ttlSeconds: Int64, revision: Int64)
     case leaseRevoke(revision: Int64)
+    case leaseKeepAlive(id: Int64, ttlSeconds: Int64, revision: Int64)
+    case publishMember(revision: Int64)
 
     /// The response header's revision: the store's revision once the command applied.
     public var revision: Int64 {
@@ -69,6 +82,46 @@ public enum KVResponse: Hashable, Sendable {
         case .compact(let revision): return revision
         case .leaseGrant(_, _, let revision): return revision
         case .leaseRevoke(let revision): return revision
+        case .leaseKeepAlive(_, _, let revision): return revision
+        case .publishMember(let revision): return revision
         }
+    }
+}
+
+/// A member's self-published attributes (replicated, part of snapshots).
+public struct MemberAttributes: Hashable, Sendable {
+    public static let clientURLsMax = 16
+    public static let textBytesMax = 1024
+    public var name: String
+    public var clientURLs: [String]
+
+    public init(name: String, clientURLs: [String]) {
+        self.name = name
+        self.clientURLs = clientURLs
+    }
+}
+
+extension ByteWriter {
+    mutating func memberAttributes(_ attributes: MemberAttributes) {
+        data(Array(attributes.name.utf8))
+        count(attributes.clientURLs.count)
+        for url in attributes.clientURLs { data(Array(url.utf8)) }
+    }
+}
+
+extension ByteReader {
+    mutating func memberAttributes() throws(KVDecodingError) -> MemberAttributes {
+        let name = try text()
+        let urlCount = try count(elementBytesMin: 4)
+        guard urlCount <= MemberAttributes.clientURLsMax else { throw .invalid }
+        var urls: [String] = []
+        for _ in 0..<urlCount { urls.append(try text()) }
+        return MemberAttributes(name: name, clientURLs: urls)
+    }
+
+    private mutating func text() throws(KVDecodingError) -> String {
+        let bytes = try data()
+        guard bytes.count <= MemberAttributes.textBytesMax else { throw .invalid }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -10,7 +10,9 @@ extension KVStateMachine {
     /// `[leaseCount u32]` then per lease in id order `[id i64][ttl i64]` (attached keys are
     /// derived from the keys' latest entries); `[sessionCount u32]` then per session in client
     /// order `[clientID u64][sequence u64][slot u64][result]`.
-    public static let snapshotVersion: UInt8 = 1
+    /// v2 appends `[memberCount u32]` then per member in id order `[memberID u64][attributes]`;
+    /// v1 snapshots (no members) still decode.
+    public static let snapshotVersion: UInt8 = 2
 
     /// The whole replicated state, deterministically encoded (equal states, equal bytes).
     public func snapshot() -> [UInt8] {
@@ -40,6 +42,12 @@ extension KVStateMachine {
             writer.u64(session.slot)
             writer.result(session.result)
         }
+        let memberIDs = members.keys.sorted()
+        writer.count(memberIDs.count)
+        for id in memberIDs {
+            writer.u64(id)
+            if let attributes = members[id] { writer.memberAttributes(attributes) }
+        }
         return writer.bytes
     }
 
@@ -48,7 +56,7 @@ extension KVStateMachine {
         self.init(sessionCapacity: sessionCapacity)
         var reader = ByteReader(bytes)
         let version = try reader.u8()
-        guard version == Self.snapshotVersion else { throw .unsupportedVersion(version) }
+        guard version == 1 || version == Self.snapshotVersion else { throw .unsupportedVersion(version) }
         store.revision = try reader.i64()
         store.compactRevision = try reader.i64()
         appliedSlot = try reader.u64()
@@ -95,6 +103,15 @@ extension KVStateMachine {
             let slot = try reader.u64()
             let result = try reader.result()
             sessions.restore(clientID: clientID, session: .init(sequence: sequence, result: result, slot: slot))
+        }
+        if version >= 2 {
+            var previousMember: UInt64?
+            for _ in 0..<(try reader.count(elementBytesMin: 16)) {
+                let id = try reader.u64()
+                if let previousMember, previousMember >= id { throw .invalid }
+                previousMember = id
+                members[id] = try reader.memberAttributes()
+            }
         }
         try reader.finish()
     }

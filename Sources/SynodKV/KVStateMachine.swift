@@ -33,6 +33,8 @@ public struct KVStateMachine: Hashable, Sendable {
     public internal(set) var store: KVStore
     /// Last result per client, for exactly-once application.
     public internal(set) var sessions: SessionTable<CommandResult>
+    /// Members' published names and client URLs, by etcd member id.
+    public internal(set) var members: [UInt64: MemberAttributes] = [:]
     /// The highest slot applied so far (0 before any).
     public internal(set) var appliedSlot: Slot = 0
 
@@ -85,6 +87,12 @@ public struct KVStateMachine: Hashable, Sendable {
             case .leaseRevoke(let id):
                 let (revision, events) = try store.leaseRevoke(id: id)
                 return (.success(.leaseRevoke(revision: revision)), events)
+            case .leaseKeepAlive(let id):
+                let info = try store.leaseInfo(id: id)
+                return (.success(.leaseKeepAlive(id: id, ttlSeconds: info.grantedTTL, revision: store.revision)), [])
+            case .publishMember(let memberID, let attributes):
+                members[memberID] = attributes
+                return (.success(.publishMember(revision: store.revision)), [])
             }
         } catch {
             return (.failure(error), [])

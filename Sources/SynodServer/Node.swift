@@ -1,1 +1,444 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import SynodCore
 import SynodKV
+import SynodStore
+import SynodTransport
+
+/// Why a client request failed before or instead of an etcd result.
+public enum NodeError: Error, Hashable, Sendable, CustomStringConvertible {
+    case noLeader
+    case timedOut
+    case tooManyRequests
+    case stopped
+    case requestTooLarge
+    case kv(KVError)
+
+    /// The message etcd clients recognize.
+    public var description: String {
+        switch self {
+        case .noLeader: return "etcdserver: no leader"
+        case .timedOut: return "etcdserver: request timed out"
+        case .tooManyRequests: return "etcdserver: too many requests"
+        case .stopped: return "etcdserver: server stopped"
+        case .requestTooLarge: return "etcdserver: request is too large"
+        case .kv(let error): return error.message
+        }
+    }
+}
+
+/// A snapshot of the node's status for Maintenance.Status, /health and metrics.
+public struct NodeStatus: Sendable {
+    public var leader: NodeID?
+    public var isLeader: Bool
+    public var ballotRound: UInt64
+    public var chosenThrough: Slot
+    public var appliedThrough: Slot
+    public var revision: Int64
+    public var compactRevision: Int64
+    public var storageFailure: String?
+}
+
+/// One running node: the replica, its storage thread, the state machine and the clients
+/// waiting on it. All state lives on `loop` (one NIO event loop); public methods hop onto it.
+///
+/// Concurrency: every stored mutable property is read and written only on `loop` (checked
+/// with `preconditionInEventLoop` at the entry points), which is why the class is
+/// `@unchecked Sendable`: the event loop is its lock.
+public final class Node: @unchecked Sendable {
+    public let options: NodeOptions
+    public let loop: any EventLoop
+    let logger: Logger
+    let metrics: SynodMetrics
+    private var replica: Replica
+    private(set) var kv = KVStateMachine(sessionCapacity: 65_536)
+    private let storageWorker: StorageWorker
+    private var transport: PeerTransport?
+    /// Persist batches handed to storage and not yet durable, oldest first.
+    private var unsyncedBatches: [PersistBatch] = []
+    private var pendingWrites: [UInt64: PendingWrite] = [:]
+    private var pendingReads: [UInt64: PendingRead] = [:]
+    private var nextReadID: UInt64 = 1
+    private var clientIDGenerator: SplitMix64
+    private var tickTask: RepeatedTask?
+    private var lastLeaderBallot: Ballot?
+    private var wasLeader = false
+    private var lastSnapshotSlot: Slot = 0
+    private(set) var storageFailure: String?
+    var watchers = WatcherRegistry()
+    var leases = LeaseTimers()
+    private var stoppedFlag = false
+    private var publishProposedAt: NIODeadline?
+    /// The latest ballot round, readable from any thread (response headers' raft_term).
+    private let roundCell = Atomic<UInt64>(0)
+    public var ballotRound: UInt64 { roundCell.load(ordering: .relaxed) }
+
+    struct PendingWrite {
+        var command: Command
+        var promise: EventLoopPromise<KVResponse>
+        var deadline: NIODeadline
+        /// When it was last handed to the replica; nil while waiting for a leader.
+        var proposedAt: NIODeadline?
+    }
+
+    struct PendingRead {
+        var promise: EventLoopPromise<Void>
+    }
+
+    /// Opens storage and recovers. Throws `StorageError` (corruption, another cluster's data
+    /// directory, permissions) or `ConfigurationError`.
+    public init(options: NodeOptions, loop: any EventLoop, logger: Logger, metrics: SynodMetrics) throws {
+        self.options = options
+        self.loop = loop
+        self.logger = logger
+        self.metrics = metrics
+        let local = options.local
+        let identity = DataDirectoryIdentity(clusterID: options.clusterID, nodeID: local.nodeID.rawValue)
+        let opened = try DurableStorage.open(fileSystem: POSIXFileSystem(), directory: options.dataDirectory,
+                                             identity: identity)
+        logger.info("storage opened", metadata: ["dir": "\(options.dataDirectory)", "recovery": "\(opened.report)"])
+        var seed = SystemRandomNumberGenerator()
+        let replicaSeed = UInt64.random(in: .min ... .max, using: &seed)
+        replica = try Replica(id: local.nodeID, configuration: options.protocolConfiguration(), seed: replicaSeed,
+                              restoring: opened.records)
+        clientIDGenerator = SplitMix64(seed: UInt64.random(in: .min ... .max, using: &seed))
+        storageWorker = StorageWorker(storage: opened.storage)
+    }
+
+    /// Starts the storage thread, replays recovered state and begins ticking.
+    func start(transport: PeerTransport) {
+        loop.preconditionInEventLoop()
+        self.transport = transport
+        storageWorker.start(
+            onDurable: { [weak self] report in
+                guard let self else { return }
+                self.loop.execute { self.durable(report) }
+            },
+            onFailure: { [weak self] error in
+                guard let self else { return }
+                self.loop.execute { self.storageFailed(error) }
+            })
+        handle(replica.step(.start))
+        lastSnapshotSlot = replica.snapshot?.slot ?? 0
+        let tick = TimeAmount.milliseconds(Int64(options.tickMilliseconds))
+        tickTask = loop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { [self] _ in self.tick() }
+        logger.info("node started", metadata: ["applied": "\(replica.appliedThrough)", "revision": "\(kv.store.revision)"])
+    }
+
+    /// Stops ticking, fails waiting clients, and finishes the storage thread.
+    func stop() {
+        loop.preconditionInEventLoop()
+        guard !stoppedFlag else { return }
+        stoppedFlag = true
+        tickTask?.cancel()
+        for (_, write) in pendingWrites { write.promise.fail(NodeError.stopped) }
+        pendingWrites.removeAll()
+        for (_, read) in pendingReads { read.promise.fail(NodeError.stopped) }
+        pendingReads.removeAll()
+        watchers.finishAll()
+        storageWorker.stop()
+    }
+
+    // MARK: - Inputs
+
+    /// Messages from peers (called from transport threads).
+    func receive(_ envelopes: [Envelope]) {
+        loop.execute { [self] in
+            guard !stoppedFlag else { return }
+            for envelope in envelopes where envelope.to == replica.id {
+                handle(replica.step(.receive(envelope)))
+            }
+        }
+    }
+
+    private func tick() {
+        guard !stoppedFlag else { return }
+        handle(replica.step(.tick))
+        let now = NIODeadline.now()
+        observeLeadership(now: now)
+        retryAndExpireWrites(now: now)
+        if replica.role == .leader { expireLeases(now: now) }
+        maybeSnapshot()
+        metrics.appliedIndex.record(Int64(replica.appliedThrough))
+        metrics.chosenIndex.record(Int64(replica.chosenThrough))
+        metrics.kvRevision.record(kv.store.revision)
+    }
+
+    private func durable(_ report: StorageWorker.SyncReport) {
+        guard !stoppedFlag else { return }
+        metrics.fsyncDuration.recordNanoseconds(Int64(report.seconds * 1e9))
+        metrics.fsyncBatchRecords.record(Double(report.records))
+        var messages: [Envelope] = []
+        while let first = unsyncedBatches.first, first.id <= report.durableThrough {
+            messages += first.messagesAfterDurable
+            unsyncedBatches.removeFirst()
+        }
+        if !messages.isEmpty { transport?.send(messages) }
+        handle(replica.step(.durable(report.durableThrough)))
+    }
+
+    private func storageFailed(_ error: StorageError) {
+        storageFailure = error.description
+        logger.critical("storage failed; the node stops serving and must be restarted by an operator",
+                        metadata: ["error": "\(error)"])
+        stop()
+    }
+
+    // MARK: - Outputs
+
+    /// Carries out one step's effects in the order `Output` prescribes.
+    private func handle(_ output: Output) {
+        if let batch = output.persist {
+            unsyncedBatches.append(batch)
+            storageWorker.submit(batch)
+        }
+        if !output.messages.isEmpty { transport?.send(output.messages) }
+        for item in output.apply { apply(item) }
+        for readID in output.readsReady { pendingReads.removeValue(forKey: readID)?.promise.succeed(()) }
+        for failed in output.readsFailed {
+            let error: NodeError
+            switch failed.reason {
+            case .noLeader: error = .noLeader
+            case .timedOut: error = .timedOut
+            case .busy: error = .tooManyRequests
+            }
+            pendingReads.removeValue(forKey: failed.readID)?.promise.fail(error)
+        }
+        for rejected in output.rejected {
+            guard var write = pendingWrites[rejected.command.clientID] else { continue }
+            switch rejected.reason {
+            case .noLeader:
+                write.proposedAt = nil  // proposed again once a leader is known
+                pendingWrites[rejected.command.clientID] = write
+            case .busy:
+                pendingWrites.removeValue(forKey: rejected.command.clientID)
+                write.promise.fail(NodeError.tooManyRequests)
+            }
+        }
+    }
+
+    private func apply(_ item: Apply) {
+        switch item {
+        case .snapshot(let snapshot):
+            do {
+                kv = try KVStateMachine(snapshot: snapshot.data, sessionCapacity: kv.sessions.capacity)
+                lastSnapshotSlot = snapshot.slot
+                leases.resetAll(from: kv.store, now: .now())
+                watchers.snapshotInstalled(revision: kv.store.revision)
+                logger.info("installed snapshot", metadata: ["slot": "\(snapshot.slot)", "revision": "\(kv.store.revision)"])
+            } catch {
+                // A snapshot that passed the peer codec and storage checksums but does not decode
+                // is a bug or corruption: keep serving nothing rather than wrong data.
+                logger.critical("undecodable snapshot; stopping", metadata: ["slot": "\(snapshot.slot)", "error": "\(error)"])
+                storageFailure = "undecodable snapshot at slot \(snapshot.slot)"
+                stop()
+            }
+        case .entry(let slot, let value):
+            let now = NIODeadline.now()
+            for command in value.commands {
+                let output = kv.apply(command, slot: slot)
+                metrics.commits.increment()
+                if !output.events.isEmpty { watchers.publish(output.events, revision: kv.store.revision) }
+                if case .applied(.success(let response)) = output.outcome {
+                    leases.observe(command: command, response: response, now: now)
+                }
+                guard let write = pendingWrites.removeValue(forKey: command.clientID) else { continue }
+                switch output.outcome {
+                case .applied(let result), .duplicate(let result):
+                    switch result {
+                    case .success(let response): write.promise.succeed(response)
+                    case .failure(let error): write.promise.fail(NodeError.kv(error))
+                    }
+                case .stale:
+                    write.promise.fail(NodeError.timedOut)
+                }
+            }
+        }
+    }
+
+    // MARK: - Housekeeping
+
+    private func observeLeadership(now: NIODeadline) {
+        let ballot = replica.leaderBallot
+        if ballot != lastLeaderBallot {
+            lastLeaderBallot = ballot
+            if ballot != nil {
+                metrics.leaderChanges.increment()
+                let leaderName = options.members.first { $0.nodeID == ballot?.node }?.name ?? "?"
+                logger.info("leader elected", metadata: ["leader": "\(leaderName)", "round": "\(ballot?.round ?? 0)"])
+            }
+        }
+        let isLeader = replica.role == .leader
+        if isLeader != wasLeader {
+            wasLeader = isLeader
+            metrics.isLeader.set(to: isLeader ? 1 : 0)
+            // A new leader restarts every lease's timer, as etcd's leader promotion does.
+            if isLeader { leases.resetAll(from: kv.store, now: now) }
+        }
+        metrics.ballotRound.record(Int64(ballot?.round ?? 0))
+        roundCell.store(ballot?.round ?? replica.promised.round, ordering: .relaxed)
+        publishAttributesIfNeeded(now: now)
+    }
+
+    /// Publishes this member's name and client URLs through the log until they are applied.
+    private func publishAttributesIfNeeded(now: NIODeadline) {
+        let local = options.local
+        let attributes = MemberAttributes(name: local.name, clientURLs: options.advertiseClientURLs)
+        guard kv.members[local.memberID] != attributes, replica.leaderHint != nil else { return }
+        if let at = publishProposedAt, at + .seconds(3) > now { return }
+        publishProposedAt = now
+        proposeInternal(.publishMember(memberID: local.memberID, attributes: attributes))
+    }
+
+    private func retryAndExpireWrites(now: NIODeadline) {
+        guard !pendingWrites.isEmpty else { return }
+        let retryAfter = TimeAmount.milliseconds(Int64(max(options.electionTimeoutMilliseconds, 200)))
+        var expired: [UInt64] = []
+        var retry: [Command] = []
+        for (clientID, write) in pendingWrites {
+            if write.deadline <= now {
+                expired.append(clientID)
+            } else if write.proposedAt.map({ $0 + retryAfter <= now }) ?? (replica.leaderHint != nil) {
+                retry.append(write.command)
+            }
+        }
+        for clientID in expired {
+            pendingWrites.removeValue(forKey: clientID)?.promise.fail(replica.leaderHint == nil ? NodeError.noLeader : NodeError.timedOut)
+        }
+        // Re-proposing is safe: the session table applies a (client, sequence) at most once.
+        for command in retry.sorted(by: { $0.clientID < $1.clientID }) {
+            pendingWrites[command.clientID]?.proposedAt = now
+            handle(replica.step(.propose(command)))
+        }
+    }
+
+    private func expireLeases(now: NIODeadline) {
+        for id in leases.expired(now: now, store: kv.store) {
+            logger.debug("lease expired", metadata: ["lease": "\(String(id, radix: 16))"])
+            proposeInternal(.leaseRevoke(id: id))
+        }
+    }
+
+    private func maybeSnapshot() {
+        let applied = replica.appliedThrough
+        guard applied >= lastSnapshotSlot + Slot(options.snapshotEverySlots), kv.appliedSlot == applied else { return }
+        lastSnapshotSlot = applied
+        handle(replica.step(.snapshot(slot: applied, data: kv.snapshot())))
+        logger.info("snapshot taken", metadata: ["slot": "\(applied)", "revision": "\(kv.store.revision)"])
+    }
+
+    /// A command the node proposes for itself (lease expiry); nobody waits for its outcome.
+    private func proposeInternal(_ command: KVCommand) {
+        let promise = loop.makePromise(of: KVResponse.self)
+        promise.futureResult.whenFailure { _ in }
+        register(command, promise: promise)
+    }
+
+    private func register(_ kvCommand: KVCommand, promise: EventLoopPromise<KVResponse>) {
+        let clientID = clientIDGenerator.next() | 1  // never 0
+        let command = Command(clientID: clientID, sequence: 1, payload: kvCommand.encoded())
+        let now = NIODeadline.now()
+        pendingWrites[clientID] = PendingWrite(
+            command: command, promise: promise,
+            deadline: now + .milliseconds(Int64(options.requestTimeoutMilliseconds)), proposedAt: now)
+        metrics.proposals.increment()
+        handle(replica.step(.propose(command)))
+    }
+
+    // MARK: - Client API (any thread)
+
+    /// Proposes a write and waits until it is applied here (or fails).
+    public func write(_ command: KVCommand) async throws -> KVResponse {
+        let payloadBytes = command.encoded().count
+        if payloadBytes > options.maxRequestBytes { throw NodeError.requestTooLarge }
+        let promise = loop.makePromise(of: KVResponse.self)
+        loop.execute { [self] in
+            guard !stoppedFlag else { promise.fail(NodeError.stopped); return }
+            register(command, promise: promise)
+        }
+        return try await promise.futureResult.get()
+    }
+
+    /// Waits until a read at `consistency` may be served from the local state machine.
+    public func readBarrier(_ consistency: ReadConsistency) async throws {
+        guard consistency == .linearizable else { return }
+        let promise = loop.makePromise(of: Void.self)
+        loop.execute { [self] in
+            guard !stoppedFlag else { promise.fail(NodeError.stopped); return }
+            let readID = nextReadID
+            nextReadID += 1
+            pendingReads[readID] = PendingRead(promise: promise)
+            handle(replica.step(.read(readID: readID, consistency: .linearizable)))
+        }
+        try await promise.futureResult.get()
+    }
+
+    /// Runs `body` against the current state on the node loop.
+    public func withState<T: Sendable>(_ body: @escaping @Sendable (NodeState) throws -> T) async throws -> T {
+        try await loop.submit { [self] in
+            guard !stoppedFlag else { throw NodeError.stopped }
+            return try body(NodeState(node: self))
+        }.get()
+    }
+
+    /// A read of the state after a barrier at `consistency`.
+    public func read<T: Sendable>(_ consistency: ReadConsistency,
+                                  _ body: @escaping @Sendable (NodeState) throws -> T) async throws -> T {
+        try await readBarrier(consistency)
+        return try await withState(body)
+    }
+
+    // Accessors for NodeState (loop only).
+    var currentStatus: NodeStatus {
+        NodeStatus(leader: replica.leaderHint, isLeader: replica.role == .leader,
+                   ballotRound: replica.leaderBallot?.round ?? replica.promised.round,
+                   chosenThrough: replica.chosenThrough, appliedThrough: replica.appliedThrough,
+                   revision: kv.store.revision, compactRevision: kv.store.compactRevision,
+                   storageFailure: storageFailure)
+    }
+
+    /// Starts a watch: history from `startRevision` (0 = from now) and then live events, with
+    /// no gap between them (both are read on the node loop).
+    public func watch(_ filter: WatchFilter, startRevision: Int64) async throws -> WatchStart {
+        let (stream, continuation) = AsyncStream<WatchDelivery>.makeStream(bufferingPolicy: .unbounded)
+        return try await loop.submit { [self] () throws -> WatchStart in
+            guard !stoppedFlag else { throw NodeError.stopped }
+            let store = kv.store
+            var history: [WatchEvent] = []
+            if startRevision > 0 && startRevision <= store.revision {
+                do {
+                    history = filter.select(try store.events(from: startRevision, key: filter.key, rangeEnd: filter.rangeEnd))
+                } catch {
+                    continuation.finish()
+                    return .compacted(compactRevision: store.compactRevision)
+                }
+            }
+            let id = watchers.add(filter, continuation: continuation)
+            return .started(id: id, history: history, revision: store.revision, stream: stream)
+        }.get()
+    }
+
+    public func cancelWatch(_ id: UInt64) {
+        loop.execute { [self] in watchers.remove(id) }
+    }
+
+    /// Live peer connections (for health).
+    public func connectedPeers() -> Set<NodeID> { transport?.connectedPeers() ?? [] }
+}
+
+/// How a watch began.
+public enum WatchStart: Sendable {
+    case compacted(compactRevision: Int64)
+    case started(id: UInt64, history: [WatchEvent], revision: Int64, stream: AsyncStream<WatchDelivery>)
+}
+
+/// A read-only view of the node's state, valid only inside `Node.withState`.
+public struct NodeState {
+    let node: Node
+    public var kv: KVStateMachine { node.kv }
+    public var status: NodeStatus { node.currentStatus }
+    public var leases: LeaseTimers { node.leases }
+}

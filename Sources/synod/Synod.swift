@@ -1,14 +1,20 @@
 import ArgumentParser
 
 @main
-struct Synod: ParsableCommand {
+struct Synod: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "synod",
-        abstract: "Synod: Multi-Paxos consensus and a replicated key-value store.",
+        abstract: "Synod: Multi-Paxos consensus and a replicated key-value store speaking the etcd v3 API.",
         discussion: """
-            Today synod runs the deterministic cluster simulator (`synod sim`) and the core
-            benchmark (`synod bench core`). The networked server is being built next.
+            With no arguments, `synod` starts a local 3-node cluster (`synod cluster`).
+            `synod serve` runs one node; put/get/del/txn/watch/lease/member/status talk to a
+            cluster; `synod sim` runs the deterministic simulator and `synod bench` the benchmarks.
             """,
-        subcommands: [SimCommand.self, BenchCommand.self]
+        subcommands: [
+            ClusterCommand.self, ServeCommand.self, ClientPutCommand.self, ClientGetCommand.self,
+            ClientDelCommand.self, ClientTxnCommand.self, ClientWatchCommand.self, ClientLeaseCommand.self,
+            ClientMemberCommand.self, ClientStatusCommand.self, SimCommand.self, BenchCommand.self,
+        ],
+        defaultSubcommand: ClusterCommand.self
     )
 }

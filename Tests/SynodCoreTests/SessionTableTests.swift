@@ -31,4 +31,27 @@ final class SessionTableTests: XCTestCase {
         XCTAssertEqual(second.sortedSessions.map(\.clientID), [3, 5])
         XCTAssertEqual(first, second)
     }
+
+    func testHeapEvictionMatchesTheOldestSlotRuleOnRandomWorkloads() {
+        // Reference: evict min (slot, client id) by scanning, the rule the heap must reproduce.
+        var rng = SplitMix64(seed: 42)
+        for round in 0..<20 {
+            let capacity = 1 + Int(rng.next() % 8)
+            var table = SessionTable<Int>(capacity: capacity)
+            var reference: [UInt64: (sequence: UInt64, slot: Slot)] = [:]
+            var slot: Slot = 0
+            for _ in 0..<300 {
+                if rng.next() % 3 == 0 { slot += 1 }
+                let client = rng.next() % 12
+                let sequence = (reference[client]?.sequence ?? 0) + 1
+                table.record(command(client, sequence), result: 0, slot: slot)
+                reference[client] = (sequence, slot)
+                if reference.count > capacity,
+                   let oldest = reference.min(by: { ($0.value.slot, $0.key) < ($1.value.slot, $1.key) }) {
+                    reference.removeValue(forKey: oldest.key)
+                }
+                XCTAssertEqual(table.sortedSessions.map(\.clientID), reference.keys.sorted(), "round \(round)")
+            }
+        }
+    }
 }

@@ -19,6 +19,10 @@ final class CommandPathTests: XCTestCase {
         XCTAssertEqual(run(.leaseGrant(id: 10, ttlSeconds: 5)).outcome, .applied(.failure(.leaseExists)))
         run(.put(PutRequest(key: b("a"), value: b("1"), lease: 10)))
         run(.put(PutRequest(key: b("b"), value: b("1"), lease: 10)))
+        XCTAssertEqual(run(.leaseKeepAlive(id: 10)).outcome,
+                       .applied(.success(.leaseKeepAlive(id: 10, ttlSeconds: 5, revision: 3))),
+                       "a keep-alive proves the lease exists and changes no key")
+        XCTAssertEqual(run(.leaseKeepAlive(id: 11)).outcome, .applied(.failure(.leaseNotFound)))
         let revoke = run(.leaseRevoke(id: 10))
         XCTAssertEqual(revoke.outcome, .applied(.success(.leaseRevoke(revision: 4))))
         XCTAssertEqual(revoke.events.map(\.kind), [.delete, .delete])

@@ -1,0 +1,90 @@
+/// One server address the client may talk to, parsed from `http://host:port` or `host:port`.
+public struct SynodEndpoint: Sendable, Hashable, CustomStringConvertible {
+    /// How the host was written.
+    public enum HostKind: Sendable, Hashable {
+        case ipv4
+        case ipv6
+        case dns
+    }
+
+    /// The endpoint exactly as configured (used in messages).
+    public let original: String
+    /// Host name or address literal (IPv6 without brackets).
+    public let host: String
+    /// TCP port.
+    public let port: Int
+    /// Whether ``host`` is an IPv4 literal, an IPv6 literal or a name to resolve.
+    public let hostKind: HostKind
+
+    public var description: String { original }
+
+    /// Parses an endpoint. Accepted forms: `http://127.0.0.1:2379`, `127.0.0.1:2379`,
+    /// `localhost:2379`, `http://[::1]:2379`, `[::1]:2379`. A trailing `/` is ignored.
+    /// `https://` and `unix://` are rejected: this client speaks plaintext HTTP/2 only.
+    public init(parsing text: String) throws(SynodClientError) {
+        func fail(_ reason: String) -> SynodClientError {
+            .invalidEndpoint(endpoint: text, reason: reason)
+        }
+        var rest = Substring(text.trimmingWhitespace())
+        if rest.isEmpty { throw fail("empty endpoint") }
+        if let schemeRange = rest.range(of: "://") {
+            let scheme = rest[..<schemeRange.lowerBound].lowercased()
+            guard scheme == "http" else {
+                if scheme == "https" { throw fail("TLS (https) is not supported; use http://") }
+                throw fail("unsupported scheme '\(scheme)'; use http://host:port or host:port")
+            }
+            rest = rest[schemeRange.upperBound...]
+        }
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        if rest.contains("/") { throw fail("a path is not allowed; use http://host:port") }
+
+        let hostPart: Substring
+        let portPart: Substring
+        var kind: HostKind
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { throw fail("missing ']' after IPv6 address") }
+            hostPart = rest[rest.index(after: rest.startIndex)..<close]
+            let after = rest[rest.index(after: close)...]
+            guard after.hasPrefix(":") else { throw fail("missing port (expected [address]:port)") }
+            portPart = after.dropFirst()
+            kind = .ipv6
+        } else {
+            guard let colon = rest.lastIndex(of: ":") else { throw fail("missing port (expected host:port)") }
+            hostPart = rest[..<colon]
+            portPart = rest[rest.index(after: colon)...]
+            if hostPart.contains(":") { throw fail("an IPv6 address must be written in brackets: [address]:port") }
+            kind = Self.isIPv4(hostPart) ? .ipv4 : .dns
+        }
+        if hostPart.isEmpty { throw fail("missing host") }
+        guard !portPart.isEmpty, portPart.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(portPart),
+            (1...65535).contains(port)
+        else { throw fail("invalid port '\(portPart)' (expected 1-65535)") }
+        if kind == .dns {
+            let allowed = hostPart.allSatisfy { ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "-" || $0 == "." }
+            if !allowed { throw fail("invalid host name '\(hostPart)'") }
+            if hostPart.allSatisfy({ $0.isNumber || $0 == "." }) { throw fail("invalid IPv4 address '\(hostPart)'") }
+        }
+        self.original = text
+        self.host = String(hostPart)
+        self.port = port
+        self.hostKind = kind
+    }
+
+    private static func isIPv4(_ s: Substring) -> Bool {
+        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return false }
+        return parts.allSatisfy { part in
+            !part.isEmpty && part.count <= 3 && part.allSatisfy { $0.isASCII && $0.isNumber }
+                && (Int(part) ?? 256) <= 255
+        }
+    }
+}
+
+extension String {
+    func trimmingWhitespace() -> Substring {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s = s.dropFirst() }
+        while let l = s.last, l.isWhitespace { s = s.dropLast() }
+        return s
+    }
+}

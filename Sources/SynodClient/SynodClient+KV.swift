@@ -1,0 +1,132 @@
+import Foundation
+import GRPCCore
+
+/// Sort options of a range request.
+public struct SynodSort: Sendable, Hashable {
+    public var target: Etcdserverpb_RangeRequest.SortTarget
+    public var order: Etcdserverpb_RangeRequest.SortOrder
+
+    public init(target: Etcdserverpb_RangeRequest.SortTarget = .key, order: Etcdserverpb_RangeRequest.SortOrder) {
+        self.target = target
+        self.order = order
+    }
+}
+
+extension SynodClient {
+    /// Stores `value` under `key`.
+    ///
+    /// - Parameters:
+    ///   - lease: attach the key to this lease (0: none).
+    ///   - prevKV: return the previous key-value pair in `prevKv`.
+    /// - Note: on failover this may be applied twice; see ``SynodClient``.
+    public func put(
+        _ key: some SynodByteString,
+        _ value: some SynodByteString,
+        lease: Int64 = 0,
+        prevKV: Bool = false
+    ) async throws -> Etcdserverpb_PutResponse {
+        var request = Etcdserverpb_PutRequest()
+        request.key = key.synodBytes
+        request.value = value.synodBytes
+        request.lease = lease
+        request.prevKv = prevKV
+        return try await self.put(request)
+    }
+
+    /// Sends a prepared put request.
+    public func put(_ request: Etcdserverpb_PutRequest) async throws -> Etcdserverpb_PutResponse {
+        try await self.withFailover { [request] connection, options in
+            try await Etcdserverpb_KV.Client(wrapping: connection.grpc).put(request, options: options)
+        }
+    }
+
+    /// Reads a key, a range `[key, rangeEnd)`, or every key starting with `key` (`prefix: true`).
+    ///
+    /// - Parameters:
+    ///   - rangeEnd: end of the range (exclusive); ignored when `prefix` is true.
+    ///     `"\0"` means "every key >= key".
+    ///   - revision: read at this revision (0: the latest).
+    ///   - limit: at most this many keys (0: no limit).
+    ///   - serializable: read from the endpoint's local state without a quorum round
+    ///     (faster, possibly stale); the default is a linearizable read.
+    public func get(
+        _ key: some SynodByteString,
+        rangeEnd: (any SynodByteString)? = nil,
+        prefix: Bool = false,
+        revision: Int64 = 0,
+        limit: Int64 = 0,
+        serializable: Bool = false,
+        keysOnly: Bool = false,
+        countOnly: Bool = false,
+        sort: SynodSort? = nil
+    ) async throws -> Etcdserverpb_RangeResponse {
+        var request = Etcdserverpb_RangeRequest()
+        request.key = key.synodBytes
+        request.rangeEnd = Self.rangeEnd(key: request.key, rangeEnd: rangeEnd, prefix: prefix)
+        request.revision = revision
+        request.limit = limit
+        request.serializable = serializable
+        request.keysOnly = keysOnly
+        request.countOnly = countOnly
+        if let sort {
+            request.sortTarget = sort.target
+            request.sortOrder = sort.order
+        }
+        return try await self.range(request)
+    }
+
+    /// Sends a prepared range request.
+    public func range(_ request: Etcdserverpb_RangeRequest) async throws -> Etcdserverpb_RangeResponse {
+        try await self.withFailover { [request] connection, options in
+            try await Etcdserverpb_KV.Client(wrapping: connection.grpc).range(request, options: options)
+        }
+    }
+
+    /// Deletes a key, a range `[key, rangeEnd)`, or every key starting with `key`.
+    /// `deleted` in the response counts the keys removed.
+    public func delete(
+        _ key: some SynodByteString,
+        rangeEnd: (any SynodByteString)? = nil,
+        prefix: Bool = false,
+        prevKV: Bool = false
+    ) async throws -> Etcdserverpb_DeleteRangeResponse {
+        var request = Etcdserverpb_DeleteRangeRequest()
+        request.key = key.synodBytes
+        request.rangeEnd = Self.rangeEnd(key: request.key, rangeEnd: rangeEnd, prefix: prefix)
+        request.prevKv = prevKV
+        return try await self.deleteRange(request)
+    }
+
+    /// Sends a prepared delete-range request.
+    public func deleteRange(_ request: Etcdserverpb_DeleteRangeRequest) async throws -> Etcdserverpb_DeleteRangeResponse {
+        try await self.withFailover { [request] connection, options in
+            try await Etcdserverpb_KV.Client(wrapping: connection.grpc).deleteRange(request, options: options)
+        }
+    }
+
+    /// Runs a transaction: if every compare holds, the `success` operations run, otherwise the
+    /// `failure` ones, atomically. Build one with ``SynodTxn`` or parse etcdctl's text format
+    /// with ``SynodTxnScript/parse(_:)``.
+    public func txn(_ request: Etcdserverpb_TxnRequest) async throws -> Etcdserverpb_TxnResponse {
+        try await self.withFailover { [request] connection, options in
+            try await Etcdserverpb_KV.Client(wrapping: connection.grpc).txn(request, options: options)
+        }
+    }
+
+    /// Compacts the key-value history up to `revision`: older revisions can no longer be read
+    /// or watched from.
+    @discardableResult
+    public func compact(_ revision: Int64, physical: Bool = false) async throws -> Etcdserverpb_CompactionResponse {
+        var request = Etcdserverpb_CompactionRequest()
+        request.revision = revision
+        request.physical = physical
+        return try await self.withFailover { [request] connection, options in
+            try await Etcdserverpb_KV.Client(wrapping: connection.grpc).compact(request, options: options)
+        }
+    }
+
+    static func rangeEnd(key: Data, rangeEnd: (any SynodByteString)?, prefix: Bool) -> Data {
+        if prefix { return SynodKeyRange.prefixEnd(key) }
+        return rangeEnd?.synodBytes ?? Data()
+    }
+}

@@ -1,0 +1,379 @@
+import Foundation
+import GRPCCore
+import SynodCore
+import SynodEtcdAPI
+import SynodKV
+
+/// What every service needs: the node and the ids for response headers.
+struct ServiceContext: Sendable {
+    let node: Node
+    let metrics: SynodMetrics
+
+    var clusterID: UInt64 { node.options.clusterID }
+    var memberID: UInt64 { node.options.local.memberID }
+
+    func header(revision: Int64) -> Etcdserverpb_ResponseHeader {
+        var header = Etcdserverpb_ResponseHeader()
+        header.clusterID = clusterID
+        header.memberID = memberID
+        header.revision = revision
+        header.raftTerm = node.ballotRound
+        return header
+    }
+
+    /// Runs a handler, mapping every failure to the gRPC status etcd would return, and counts it.
+    func serve<T: Sendable>(_ method: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            let result = try await body()
+            metrics.grpcRequests(method: method, code: "OK").increment()
+            return result
+        } catch {
+            let rpc = EtcdConversions.rpcError(error)
+            metrics.grpcRequests(method: method, code: "\(rpc.code)").increment()
+            throw rpc
+        }
+    }
+
+    func write(_ command: KVCommand) async throws -> KVResponse {
+        try await node.write(command)
+    }
+}
+
+// MARK: - KV
+
+struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
+    let context: ServiceContext
+
+    func range(request: Etcdserverpb_RangeRequest, context _: ServerContext) async throws -> Etcdserverpb_RangeResponse {
+        try await context.serve("Range") {
+            let range = try EtcdConversions.range(request)
+            let consistency: ReadConsistency = request.serializable ? .serializable : .linearizable
+            let ctx = context
+            return try await context.node.read(consistency) { state in
+                let response = try state.kv.store.range(range)
+                return EtcdConversions.rangeResponse(response, header: ctx.header(revision: state.kv.store.revision))
+            }
+        }
+    }
+
+    func put(request: Etcdserverpb_PutRequest, context _: ServerContext) async throws -> Etcdserverpb_PutResponse {
+        try await context.serve("Put") {
+            guard case .put(let response) = try await context.write(.put(EtcdConversions.put(request))) else {
+                throw RPCError(code: .internalError, message: "synod: unexpected response to put")
+            }
+            return EtcdConversions.putResponse(response, header: context.header(revision: response.revision))
+        }
+    }
+
+    func deleteRange(request: Etcdserverpb_DeleteRangeRequest, context _: ServerContext) async throws
+        -> Etcdserverpb_DeleteRangeResponse {
+        try await context.serve("DeleteRange") {
+            guard case .deleteRange(let response) = try await context.write(.deleteRange(EtcdConversions.deleteRange(request))) else {
+                throw RPCError(code: .internalError, message: "synod: unexpected response to delete")
+            }
+            return EtcdConversions.deleteResponse(response, header: context.header(revision: response.revision))
+        }
+    }
+
+    func txn(request: Etcdserverpb_TxnRequest, context _: ServerContext) async throws -> Etcdserverpb_TxnResponse {
+        try await context.serve("Txn") {
+            let txn = try EtcdConversions.txn(request)
+            if EtcdConversions.isReadOnly(txn) {
+                // A read-only txn is a linearizable read: no log entry needed.
+                let ctx = context
+                return try await context.node.read(.linearizable) { state in
+                    var store = state.kv.store
+                    let (response, _) = try store.txn(txn)
+                    return EtcdConversions.txnResponse(response, header: ctx.header(revision: response.revision))
+                }
+            }
+            guard case .txn(let response) = try await context.write(.txn(txn)) else {
+                throw RPCError(code: .internalError, message: "synod: unexpected response to txn")
+            }
+            return EtcdConversions.txnResponse(response, header: context.header(revision: response.revision))
+        }
+    }
+
+    func compact(request: Etcdserverpb_CompactionRequest, context _: ServerContext) async throws
+        -> Etcdserverpb_CompactionResponse {
+        try await context.serve("Compact") {
+            let response = try await context.write(.compact(revision: request.revision))
+            var out = Etcdserverpb_CompactionResponse()
+            out.header = context.header(revision: response.revision)
+            return out
+        }
+    }
+}
+
+// MARK: - Lease
+
+struct LeaseService: Etcdserverpb_Lease.SimpleServiceProtocol {
+    let context: ServiceContext
+
+    /// etcd's minimum TTL: 1.5 election timeouts, rounded up to whole seconds.
+    var minimumTTL: Int64 {
+        Int64((context.node.options.electionTimeoutMilliseconds * 3 / 2 + 999) / 1000)
+    }
+
+    func leaseGrant(request: Etcdserverpb_LeaseGrantRequest, context _: ServerContext) async throws
+        -> Etcdserverpb_LeaseGrantResponse {
+        try await context.serve("LeaseGrant") {
+            var id = request.id
+            if id == 0 { id = Int64.random(in: 1 ... Int64.max) }
+            if id < 0 { throw RPCError(code: .invalidArgument, message: "etcdserver: lease not found") }
+            let ttl = max(request.ttl, minimumTTL)
+            guard case .leaseGrant(let grantedID, let grantedTTL, let revision) = try await context.write(
+                .leaseGrant(id: id, ttlSeconds: ttl)) else {
+                throw RPCError(code: .internalError, message: "synod: unexpected response to lease grant")
+            }
+            var out = Etcdserverpb_LeaseGrantResponse()
+            out.header = context.header(revision: revision)
+            out.id = grantedID
+            out.ttl = grantedTTL
+            return out
+        }
+    }
+
+    func leaseRevoke(request: Etcdserverpb_LeaseRevokeRequest, context _: ServerContext) async throws
+        -> Etcdserverpb_LeaseRevokeResponse {
+        try await context.serve("LeaseRevoke") {
+            let response = try await context.write(.leaseRevoke(id: request.id))
+            var out = Etcdserverpb_LeaseRevokeResponse()
+            out.header = context.header(revision: response.revision)
+            return out
+        }
+    }
+
+    func leaseKeepAlive(request: RPCAsyncSequence<Etcdserverpb_LeaseKeepAliveRequest, any Error>,
+                        response: RPCWriter<Etcdserverpb_LeaseKeepAliveResponse>,
+                        context _: ServerContext) async throws {
+        try await context.serve("LeaseKeepAlive") {
+            for try await keepAlive in request {
+                var out = Etcdserverpb_LeaseKeepAliveResponse()
+                out.id = keepAlive.id
+                do {
+                    let result = try await context.write(.leaseKeepAlive(id: keepAlive.id))
+                    if case .leaseKeepAlive(_, let ttl, let revision) = result {
+                        out.ttl = ttl
+                        out.header = context.header(revision: revision)
+                    }
+                } catch NodeError.kv(.leaseNotFound) {
+                    // etcd answers a keep-alive for an unknown lease with TTL 0.
+                    out.ttl = 0
+                    out.header = context.header(revision: 0)
+                }
+                try await response.write(out)
+            }
+        }
+    }
+
+    func leaseTimeToLive(request: Etcdserverpb_LeaseTimeToLiveRequest, context _: ServerContext) async throws
+        -> Etcdserverpb_LeaseTimeToLiveResponse {
+        try await context.serve("LeaseTimeToLive") {
+            let ctx = context
+            return try await context.node.read(.linearizable) { state in
+                var out = Etcdserverpb_LeaseTimeToLiveResponse()
+                out.header = ctx.header(revision: state.kv.store.revision)
+                out.id = request.id
+                guard let info = try? state.kv.store.leaseInfo(id: request.id) else {
+                    out.ttl = -1  // etcd: the lease has expired or never existed
+                    return out
+                }
+                out.grantedTtl = info.grantedTTL
+                out.ttl = state.leases.remainingSeconds(request.id) ?? info.grantedTTL
+                if request.keys { out.keys = info.keys.map { Data($0) } }
+                return out
+            }
+        }
+    }
+
+    func leaseLeases(request _: Etcdserverpb_LeaseLeasesRequest, context _: ServerContext) async throws
+        -> Etcdserverpb_LeaseLeasesResponse {
+        try await context.serve("LeaseLeases") {
+            let ctx = context
+            return try await context.node.read(.linearizable) { state in
+                var out = Etcdserverpb_LeaseLeasesResponse()
+                out.header = ctx.header(revision: state.kv.store.revision)
+                out.leases = state.kv.store.leaseIDs.map { id in
+                    var status = Etcdserverpb_LeaseStatus()
+                    status.id = id
+                    return status
+                }
+                return out
+            }
+        }
+    }
+}
+
+// MARK: - Cluster
+
+struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
+    let context: ServiceContext
+
+    static let membershipUnsupported = RPCError(
+        code: .unimplemented, message: "synod: membership changes are not supported yet")
+
+    func memberList(request _: Etcdserverpb_MemberListRequest, context _: ServerContext) async throws
+        -> Etcdserverpb_MemberListResponse {
+        try await context.serve("MemberList") {
+            let ctx = context
+            return try await context.node.withState { state in
+                var out = Etcdserverpb_MemberListResponse()
+                out.header = ctx.header(revision: state.kv.store.revision)
+                out.members = ctx.node.options.members.map { member in
+                    var m = Etcdserverpb_Member()
+                    m.id = member.memberID
+                    m.peerUrls = [member.peerURL]
+                    if let published = state.kv.members[member.memberID] {
+                        m.name = published.name
+                        m.clientUrls = published.clientURLs
+                    } else if member.nodeID == ctx.node.options.local.nodeID {
+                        m.name = member.name
+                        m.clientUrls = ctx.node.options.advertiseClientURLs
+                    }
+                    return m
+                }
+                return out
+            }
+        }
+    }
+
+    func memberAdd(request _: Etcdserverpb_MemberAddRequest, context _: ServerContext) async throws
+        -> Etcdserverpb_MemberAddResponse {
+        try await context.serve("MemberAdd") { throw Self.membershipUnsupported }
+    }
+
+    func memberRemove(request _: Etcdserverpb_MemberRemoveRequest, context _: ServerContext) async throws
+        -> Etcdserverpb_MemberRemoveResponse {
+        try await context.serve("MemberRemove") { throw Self.membershipUnsupported }
+    }
+
+    func memberUpdate(request _: Etcdserverpb_MemberUpdateRequest, context _: ServerContext) async throws
+        -> Etcdserverpb_MemberUpdateResponse {
+        try await context.serve("MemberUpdate") { throw Self.membershipUnsupported }
+    }
+
+    func memberPromote(request _: Etcdserverpb_MemberPromoteRequest, context _: ServerContext) async throws
+        -> Etcdserverpb_MemberPromoteResponse {
+        try await context.serve("MemberPromote") { throw Self.membershipUnsupported }
+    }
+}
+
+// MARK: - Maintenance
+
+struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
+    let context: ServiceContext
+    /// The etcd API version Synod implements (etcd clients compare it).
+    static let apiVersion = "3.4.0"
+
+    func alarm(request _: Etcdserverpb_AlarmRequest, context _: ServerContext) async throws -> Etcdserverpb_AlarmResponse {
+        try await context.serve("Alarm") {
+            var out = Etcdserverpb_AlarmResponse()
+            out.header = context.header(revision: 0)
+            return out  // no alarms are raised yet
+        }
+    }
+
+    func status(request _: Etcdserverpb_StatusRequest, context _: ServerContext) async throws -> Etcdserverpb_StatusResponse {
+        try await context.serve("Status") {
+            let ctx = context
+            let dbSize = Int64(directorySize(context.node.options.dataDirectory))
+            return try await context.node.withState { state in
+                let status = state.status
+                var out = Etcdserverpb_StatusResponse()
+                out.header = ctx.header(revision: status.revision)
+                out.header.raftTerm = status.ballotRound
+                out.version = Self.apiVersion
+                out.dbSize = dbSize
+                out.dbSizeInUse = dbSize
+                out.leader = ctx.node.options.members.first { $0.nodeID == status.leader }?.memberID ?? 0
+                out.raftIndex = status.chosenThrough
+                out.raftTerm = status.ballotRound
+                out.raftAppliedIndex = status.appliedThrough
+                if let failure = status.storageFailure { out.errors = ["storage: \(failure)"] }
+                return out
+            }
+        }
+    }
+
+    func defragment(request _: Etcdserverpb_DefragmentRequest, context _: ServerContext) async throws
+        -> Etcdserverpb_DefragmentResponse {
+        try await context.serve("Defragment") {
+            var out = Etcdserverpb_DefragmentResponse()
+            out.header = context.header(revision: 0)
+            return out  // the log is compacted by snapshots; nothing to defragment
+        }
+    }
+
+    func hash(request _: Etcdserverpb_HashRequest, context _: ServerContext) async throws -> Etcdserverpb_HashResponse {
+        try await context.serve("Hash") {
+            let ctx = context
+            return try await context.node.withState { state in
+                var out = Etcdserverpb_HashResponse()
+                out.header = ctx.header(revision: state.kv.store.revision)
+                out.hash = fold(state.kv.stateHash)
+                return out
+            }
+        }
+    }
+
+    func hashKV(request: Etcdserverpb_HashKVRequest, context _: ServerContext) async throws -> Etcdserverpb_HashKVResponse {
+        try await context.serve("HashKV") {
+            let ctx = context
+            return try await context.node.withState { state in
+                var out = Etcdserverpb_HashKVResponse()
+                out.header = ctx.header(revision: state.kv.store.revision)
+                out.hash = fold(try state.kv.store.hashKV(revision: request.revision))
+                out.compactRevision = state.kv.store.compactRevision
+                return out
+            }
+        }
+    }
+
+    func snapshot(request _: Etcdserverpb_SnapshotRequest, response: RPCWriter<Etcdserverpb_SnapshotResponse>,
+                  context _: ServerContext) async throws {
+        try await context.serve("Snapshot") {
+            let ctx = context
+            let (bytes, revision) = try await context.node.read(.linearizable) { state in
+                (state.kv.snapshot(), state.kv.store.revision)
+            }
+            let chunk = 32 << 10
+            var offset = 0
+            repeat {
+                let end = min(bytes.count, offset + chunk)
+                var out = Etcdserverpb_SnapshotResponse()
+                out.header = ctx.header(revision: revision)
+                out.blob = Data(bytes[offset..<end])
+                out.remainingBytes = UInt64(bytes.count - end)
+                try await response.write(out)
+                offset = end
+            } while offset < bytes.count
+        }
+    }
+
+    func moveLeader(request _: Etcdserverpb_MoveLeaderRequest, context _: ServerContext) async throws
+        -> Etcdserverpb_MoveLeaderResponse {
+        try await context.serve("MoveLeader") {
+            throw RPCError(code: .unimplemented, message: "synod: leader transfer is not supported yet")
+        }
+    }
+}
+
+/// Folds a 64-bit hash into etcd's 32-bit hash field.
+func fold(_ hash: UInt64) -> UInt32 {
+    UInt32(truncatingIfNeeded: hash) ^ UInt32(truncatingIfNeeded: hash >> 32)
+}
+
+/// Bytes used by regular files under `path` (the db size Status reports).
+func directorySize(_ path: String) -> UInt64 {
+    guard let enumerator = FileManager.default.enumerator(atPath: path) else { return 0 }
+    var total: UInt64 = 0
+    while let item = enumerator.nextObject() as? String {
+        if let attributes = try? FileManager.default.attributesOfItem(atPath: path + "/" + item),
+           (attributes[.type] as? FileAttributeType) == .typeRegular,
+           let size = attributes[.size] as? NSNumber {
+            total += size.uint64Value
+        }
+    }
+    return total
+}

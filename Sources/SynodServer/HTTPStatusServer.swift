@@ -1,0 +1,405 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// What `GET /health` reports: etcd's `{"health":"true","reason":""}` shape.
+public struct HealthReport: Sendable, Equatable {
+    public var healthy: Bool
+    public var reason: String
+
+    public init(healthy: Bool, reason: String = "") {
+        self.healthy = healthy
+        self.reason = reason
+    }
+
+    /// A healthy report with no reason.
+    public static let healthy = HealthReport(healthy: true)
+
+    /// The JSON body etcd's `/health` endpoint answers with.
+    public var json: String {
+        "{\"health\":\"\(healthy ? "true" : "false")\",\"reason\":\"\(HTTPStatusServer.jsonEscaped(reason))\"}"
+    }
+}
+
+/// Why the status server could not start.
+public enum HTTPStatusServerError: Error, Equatable, CustomStringConvertible {
+    /// Another socket already listens on the address.
+    case addressInUse(host: String, port: Int)
+    /// Binding failed for another reason (bad host name, permission, ...).
+    case cannotListen(host: String, port: Int, reason: String)
+    /// `start()` was called twice, or after `shutdown()`.
+    case alreadyStarted
+
+    public var description: String {
+        switch self {
+        case .addressInUse(let host, let port):
+            return "cannot listen for metrics on \(host):\(port): address already in use"
+        case .cannotListen(let host, let port, let reason):
+            return "cannot listen for metrics on \(host):\(port): \(reason)"
+        case .alreadyStarted:
+            return "the metrics server was already started"
+        }
+    }
+}
+
+/// A small HTTP/1.1 server for operators and monitoring: `GET /health`, `GET /metrics`
+/// (Prometheus text format) and `GET /version`, shaped like etcd's endpoints of the same names.
+///
+/// Everything else answers 404 (unknown path) or 405 (method other than GET). Request bodies
+/// are never needed; one larger than `maxRequestBodyBytes` gets a 413 and the connection closed.
+public final class HTTPStatusServer: Sendable {
+    /// The largest request body read before the connection is closed.
+    public static let maxRequestBodyBytes = 64 * 1024
+
+    /// The body of `GET /version`.
+    public static let versionJSON = #"{"etcdserver":"3.4.0","etcdcluster":"3.4.0","synod":"0.1.0"}"#
+
+    private enum State {
+        case idle
+        case starting
+        case running(server: any Channel, connections: [ObjectIdentifier: any Channel])
+        case stopped
+    }
+
+    private let group: any EventLoopGroup
+    private let host: String
+    private let port: Int
+    private let logger: Logger
+    private let routes: HTTPStatusRoutes
+    private let state = Mutex<State>(.idle)
+
+    public init(
+        group: any EventLoopGroup,
+        host: String,
+        port: Int,
+        logger: Logger = Logger(label: "synod.http-status"),
+        health: @escaping @Sendable () async -> HealthReport,
+        metrics: @escaping @Sendable () -> String
+    ) {
+        self.group = group
+        self.host = host
+        self.port = port
+        self.logger = logger
+        self.routes = HTTPStatusRoutes(health: health, metrics: metrics)
+    }
+
+    /// The port actually listened on (useful after binding port 0), or nil before `start()`
+    /// succeeded and after `shutdown()`.
+    public var localPort: Int? {
+        state.withLock { state in
+            if case .running(let server, _) = state { return server.localAddress?.port }
+            return nil
+        }
+    }
+
+    /// Binds the listening socket. Throws `HTTPStatusServerError.addressInUse` when the port is taken.
+    public func start() async throws {
+        try state.withLock { state in
+            guard case .idle = state else { throw HTTPStatusServerError.alreadyStarted }
+            state = .starting
+        }
+        let routes = self.routes
+        let logger = self.logger
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { [weak self] channel in
+                guard let self, self.track(channel) else {
+                    return channel.close()
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        HTTPStatusHandler(routes: routes, logger: logger)
+                    )
+                }
+            }
+
+        let server: any Channel
+        do {
+            server = try await bootstrap.bind(host: host, port: port).get()
+        } catch {
+            state.withLock { state in
+                if case .starting = state { state = .idle }
+            }
+            throw Self.bindError(error, host: host, port: port)
+        }
+
+        let keep = state.withLock { state -> Bool in
+            guard case .starting = state else { return false }
+            state = .running(server: server, connections: [:])
+            return true
+        }
+        guard keep else {
+            // shutdown() raced with start(): do not leave the socket listening.
+            try? await server.close()
+            return
+        }
+        logger.info(
+            "status server listening",
+            metadata: ["address": "\(host):\(server.localAddress?.port ?? port)"]
+        )
+    }
+
+    /// Stops listening and closes every open connection. Safe to call more than once.
+    public func shutdown() async {
+        let channels: [any Channel] = state.withLock { state in
+            defer { state = .stopped }
+            guard case .running(let server, let connections) = state else { return [] }
+            return [server] + Array(connections.values)
+        }
+        for channel in channels {
+            try? await channel.close()
+        }
+    }
+
+    /// Registers an accepted connection so `shutdown()` can close it; false once stopped.
+    private func track(_ channel: any Channel) -> Bool {
+        let id = ObjectIdentifier(channel)
+        let accepted = state.withLock { state -> Bool in
+            guard case .running(let server, var connections) = state else { return false }
+            connections[id] = channel
+            state = .running(server: server, connections: connections)
+            return true
+        }
+        if accepted {
+            channel.closeFuture.whenComplete { [weak self] _ in
+                self?.untrack(id)
+            }
+        }
+        return accepted
+    }
+
+    private func untrack(_ id: ObjectIdentifier) {
+        state.withLock { state in
+            guard case .running(let server, var connections) = state else { return }
+            connections[id] = nil
+            state = .running(server: server, connections: connections)
+        }
+    }
+
+    private static func bindError(_ error: any Error, host: String, port: Int) -> HTTPStatusServerError {
+        if let io = error as? IOError {
+            if io.errnoCode == EADDRINUSE {
+                return .addressInUse(host: host, port: port)
+            }
+            return .cannotListen(host: host, port: port, reason: io.description)
+        }
+        return .cannotListen(host: host, port: port, reason: "\(error)")
+    }
+
+    /// Escapes a string for use inside a JSON string literal.
+    static func jsonEscaped(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// The answers the handler can give; shared by every connection.
+struct HTTPStatusRoutes: Sendable {
+    let health: @Sendable () async -> HealthReport
+    let metrics: @Sendable () -> String
+}
+
+/// A complete response, ready to write.
+struct HTTPStatusResponse: Sendable {
+    var status: HTTPResponseStatus
+    var contentType: String
+    var body: String
+    var extraHeaders: [(String, String)] = []
+
+    static func json(_ status: HTTPResponseStatus, _ body: String) -> HTTPStatusResponse {
+        HTTPStatusResponse(status: status, contentType: "application/json", body: body)
+    }
+
+    static func text(_ status: HTTPResponseStatus, _ body: String) -> HTTPStatusResponse {
+        HTTPStatusResponse(status: status, contentType: "text/plain; charset=utf-8", body: body)
+    }
+}
+
+/// One connection's request handling. Runs on the channel's event loop only.
+final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum RequestState {
+        /// Waiting for a request head.
+        case idle
+        /// Reading a request's body (counted, then dropped).
+        case reading(head: HTTPRequestHead, bodyBytes: Int)
+        /// A response is being produced (possibly asynchronously).
+        case responding
+        /// The body was too large: the connection is closing, everything is ignored.
+        case discarding
+    }
+
+    private let routes: HTTPStatusRoutes
+    private let logger: Logger
+    private var requestState: RequestState = .idle
+    /// Set between handlerAdded and handlerRemoved: async responses write only while it is set.
+    private var context: ChannelHandlerContext?
+
+    init(routes: HTTPStatusRoutes, logger: Logger) {
+        self.routes = routes
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            guard case .idle = requestState else { return }
+            if let declared = head.headers.first(name: "content-length").flatMap(Int.init),
+                declared > HTTPStatusServer.maxRequestBodyBytes
+            {
+                rejectTooLarge(context: context, version: head.version)
+                return
+            }
+            requestState = .reading(head: head, bodyBytes: 0)
+
+        case .body(let buffer):
+            guard case .reading(let head, let bodyBytes) = requestState else { return }
+            let total = bodyBytes + buffer.readableBytes
+            if total > HTTPStatusServer.maxRequestBodyBytes {
+                rejectTooLarge(context: context, version: head.version)
+                return
+            }
+            requestState = .reading(head: head, bodyBytes: total)
+
+        case .end:
+            guard case .reading(let head, _) = requestState else { return }
+            requestState = .responding
+            route(head, context: context)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("status connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    private func route(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+            .first.map(String.init) ?? head.uri
+        let keepAlive = head.isKeepAlive
+        let version = head.version
+
+        let known = ["/health", "/metrics", "/version"]
+        guard known.contains(path) else {
+            write(.text(.notFound, "404 page not found\n"), version: version, keepAlive: keepAlive, context: context)
+            return
+        }
+        guard head.method == .GET else {
+            var response = HTTPStatusResponse.text(.methodNotAllowed, "Method Not Allowed\n")
+            response.extraHeaders = [("Allow", "GET")]
+            write(response, version: version, keepAlive: keepAlive, context: context)
+            return
+        }
+
+        switch path {
+        case "/metrics":
+            let response = HTTPStatusResponse(
+                status: .ok,
+                contentType: "text/plain; version=0.0.4; charset=utf-8",
+                body: routes.metrics()
+            )
+            write(response, version: version, keepAlive: keepAlive, context: context)
+
+        case "/version":
+            write(.json(.ok, HTTPStatusServer.versionJSON), version: version, keepAlive: keepAlive, context: context)
+
+        default:
+            // /health: the report comes from async code; answer on the event loop when it arrives.
+            let health = routes.health
+            let eventLoop = context.eventLoop
+            let boundSelf = NIOLoopBound(self, eventLoop: eventLoop)
+            Task {
+                let report = await health()
+                eventLoop.execute {
+                    let handler = boundSelf.value
+                    guard let context = handler.context else { return }
+                    let response = HTTPStatusResponse.json(
+                        report.healthy ? .ok : .serviceUnavailable,
+                        report.json
+                    )
+                    handler.write(response, version: version, keepAlive: keepAlive, context: context)
+                }
+            }
+        }
+    }
+
+    private func rejectTooLarge(context: ChannelHandlerContext, version: HTTPVersion) {
+        requestState = .discarding
+        write(
+            .text(.payloadTooLarge, "request body too large\n"),
+            version: version,
+            keepAlive: false,
+            context: context
+        )
+    }
+
+    private func write(
+        _ response: HTTPStatusResponse,
+        version: HTTPVersion,
+        keepAlive: Bool,
+        context: ChannelHandlerContext
+    ) {
+        var body = context.channel.allocator.buffer(capacity: response.body.utf8.count)
+        body.writeString(response.body)
+
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: response.contentType)
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        for (name, value) in response.extraHeaders {
+            headers.add(name: name, value: value)
+        }
+        if !keepAlive {
+            headers.add(name: "Connection", value: "close")
+        }
+
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        if case .responding = requestState {
+            requestState = .idle
+        }
+        if keepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import SynodCore
+import SynodTransport
+
+/// One member of the cluster as every node derives it from `--initial-cluster`.
+public struct MemberInfo: Hashable, Sendable {
+    public var name: String
+    /// The protocol's id: the member's 1-based position in the name-sorted member list.
+    public var nodeID: NodeID
+    /// etcd's 64-bit member id (shown by `member list`): a hash of cluster token and name.
+    public var memberID: UInt64
+    public var peerURL: String
+    public var peerAddress: PeerAddress
+    /// Client URLs are only known for the local member (and in `synod cluster`).
+    public var clientURLs: [String]
+
+    public init(name: String, nodeID: NodeID, memberID: UInt64, peerURL: String, peerAddress: PeerAddress,
+                clientURLs: [String] = []) {
+        self.name = name
+        self.nodeID = nodeID
+        self.memberID = memberID
+        self.peerURL = peerURL
+        self.peerAddress = peerAddress
+        self.clientURLs = clientURLs
+    }
+}
+
+/// Everything a node needs to run, validated (see `ServeConfiguration` for the flags).
+public struct NodeOptions: Sendable {
+    public var name: String
+    public var dataDirectory: String
+    public var members: [MemberInfo]
+    public var clusterID: UInt64
+    public var clientListen: PeerAddress
+    public var advertiseClientURLs: [String]
+    public var peerListen: PeerAddress
+    public var metricsListen: PeerAddress?
+    /// Milliseconds per protocol tick.
+    public var tickMilliseconds: Int = 10
+    public var heartbeatMilliseconds: Int = 100
+    public var electionTimeoutMilliseconds: Int = 1000
+    public var readMode: ReadMode = .lease
+    /// etcd's `--max-request-bytes` (default 1.5 MiB).
+    public var maxRequestBytes: Int = 1_572_864
+    /// Applied slots between snapshots.
+    public var snapshotEverySlots: Int = 10_000
+    /// How long a client request waits for its outcome before it fails with "request timed out".
+    public var requestTimeoutMilliseconds: Int = 5_000
+    /// `--initial-cluster-state existing`: the data directory must already hold this member's state.
+    public var joinExisting = false
+
+    public init(name: String, dataDirectory: String, members: [MemberInfo], clusterID: UInt64,
+                clientListen: PeerAddress, advertiseClientURLs: [String], peerListen: PeerAddress) {
+        self.name = name
+        self.dataDirectory = dataDirectory
+        self.members = members
+        self.clusterID = clusterID
+        self.clientListen = clientListen
+        self.advertiseClientURLs = advertiseClientURLs
+        self.peerListen = peerListen
+    }
+
+    /// The local member.
+    public var local: MemberInfo {
+        // `ServeConfiguration` guarantees the local name is in the member list.
+        members.first { $0.name == name } ?? members[0]
+    }
+
+    /// The protocol configuration these timings give.
+    public func protocolConfiguration() -> Configuration {
+        var configuration = Configuration(members: members.map(\.nodeID))
+        let tick = max(1, tickMilliseconds)
+        configuration.heartbeatIntervalTicks = max(1, heartbeatMilliseconds / tick)
+        configuration.electionTimeoutTicks = max(configuration.heartbeatIntervalTicks + 2, electionTimeoutMilliseconds / tick)
+        configuration.maxClockDriftTicks = max(1, configuration.electionTimeoutTicks / 10)
+        configuration.leaseTicks = configuration.electionTimeoutTicks * 6 / 10
+        configuration.retransmitTicks = max(4, configuration.heartbeatIntervalTicks / 2)
+        configuration.catchUpRetryTicks = max(4, configuration.heartbeatIntervalTicks / 2)
+        configuration.readTimeoutTicks = max(20, configuration.electionTimeoutTicks * 2)
+        configuration.readMode = readMode
+        configuration.batchBytesMax = max(configuration.batchBytesMax, maxRequestBytes + 4096)
+        return configuration
+    }
+}
+
+/// A stable 64-bit FNV-1a hash (member and cluster ids).
+public func stableHash64(_ text: String) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in text.utf8 {
+        hash ^= UInt64(byte)
+        hash = hash &* 0x0000_0100_0000_01b3
+    }
+    return hash
+}

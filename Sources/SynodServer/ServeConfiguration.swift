@@ -1,0 +1,166 @@
+import SynodCore
+import SynodTransport
+
+/// A `synod serve` configuration problem, as one line naming the flag.
+public struct ServeConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The settings of `synod serve`, named after etcd's flags where the meaning is the same.
+public struct ServeConfiguration: Sendable, Hashable {
+    public var name = "default"
+    /// Default: `<name>.synod` in the working directory (etcd uses `<name>.etcd`).
+    public var dataDir: String?
+    public var listenClientURLs = "http://127.0.0.1:2379"
+    public var advertiseClientURLs: String?
+    public var listenPeerURLs = "http://127.0.0.1:2380"
+    public var initialAdvertisePeerURLs: String?
+    /// `name=http://host:port,...`; default: this member alone at its peer URL.
+    public var initialCluster: String?
+    public var initialClusterState = "new"
+    public var initialClusterToken = "synod-cluster"
+    /// Where /health, /metrics and /version are served (HTTP/1.1); default: client port + 2.
+    public var listenMetricsURLs: String?
+    public var heartbeatIntervalMilliseconds = 100
+    public var electionTimeoutMilliseconds = 1000
+    public var maxRequestBytes = 1_572_864
+    public var readMode = "lease"
+    public var snapshotCount = 10_000
+
+    public init() {}
+
+    /// Parses `http://host:port` (the first of a comma-separated list).
+    public static func address(_ urls: String, flag: String) throws(ServeConfigurationError) -> (url: String, address: PeerAddress) {
+        let first = urls.split(separator: ",").first.map { String($0).trimmingWhitespace } ?? ""
+        let scheme = "http://"
+        if first.hasPrefix("https://") {
+            throw ServeConfigurationError("\(flag): \(first): TLS is not supported yet; use http://")
+        }
+        guard first.hasPrefix(scheme) else {
+            throw ServeConfigurationError("\(flag): '\(first)' is not a URL like http://127.0.0.1:2379")
+        }
+        var rest = first.dropFirst(scheme.count)
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        let host: Substring
+        let portText: Substring
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]"), rest[rest.index(after: close)...].hasPrefix(":") else {
+                throw ServeConfigurationError("\(flag): '\(first)' has no port")
+            }
+            host = rest[rest.index(after: rest.startIndex)..<close]
+            portText = rest[rest.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = rest.lastIndex(of: ":") else { throw ServeConfigurationError("\(flag): '\(first)' has no port") }
+            host = rest[..<colon]
+            portText = rest[rest.index(after: colon)...]
+        }
+        guard !host.isEmpty, let port = Int(portText), (1...65535).contains(port) else {
+            throw ServeConfigurationError("\(flag): '\(first)' needs a host and a port between 1 and 65535")
+        }
+        let hostName = host == "localhost" ? "127.0.0.1" : String(host)
+        return (first, PeerAddress(host: hostName, port: port))
+    }
+
+    /// Checks everything and derives the node's options.
+    public func validate() throws(ServeConfigurationError) -> NodeOptions {
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
+            throw ServeConfigurationError("--name: '\(name)' must be letters, digits, '-', '_' or '.'")
+        }
+        let client = try Self.address(listenClientURLs, flag: "--listen-client-urls")
+        let peer = try Self.address(listenPeerURLs, flag: "--listen-peer-urls")
+        let advertisedPeer = try Self.address(initialAdvertisePeerURLs ?? listenPeerURLs, flag: "--initial-advertise-peer-urls")
+        let advertised = (advertiseClientURLs ?? listenClientURLs).split(separator: ",").map { String($0).trimmingWhitespace }
+        for url in advertised { _ = try Self.address(url, flag: "--advertise-client-urls") }
+        let metrics: PeerAddress
+        if let listenMetricsURLs {
+            metrics = try Self.address(listenMetricsURLs, flag: "--listen-metrics-urls").address
+        } else {
+            guard client.address.port + 2 <= 65535 else {
+                throw ServeConfigurationError("--listen-metrics-urls: give it explicitly (client port + 2 is out of range)")
+            }
+            metrics = PeerAddress(host: client.address.host, port: client.address.port + 2)
+        }
+        guard initialClusterState == "new" || initialClusterState == "existing" else {
+            throw ServeConfigurationError("--initial-cluster-state: '\(initialClusterState)' must be 'new' or 'existing'")
+        }
+        guard heartbeatIntervalMilliseconds >= 10 else {
+            throw ServeConfigurationError("--heartbeat-interval: \(heartbeatIntervalMilliseconds) ms is below the 10 ms minimum")
+        }
+        guard electionTimeoutMilliseconds >= 5 * heartbeatIntervalMilliseconds else {
+            throw ServeConfigurationError(
+                "--election-timeout (\(electionTimeoutMilliseconds) ms) must be at least 5 times --heartbeat-interval (\(heartbeatIntervalMilliseconds) ms)")
+        }
+        guard electionTimeoutMilliseconds <= 50_000 else {
+            throw ServeConfigurationError("--election-timeout: \(electionTimeoutMilliseconds) ms is above the 50000 ms maximum")
+        }
+        guard (1024...(32 << 20)).contains(maxRequestBytes) else {
+            throw ServeConfigurationError("--max-request-bytes: \(maxRequestBytes) must be between 1024 and 33554432")
+        }
+        guard let mode = ReadMode(rawValue: readMode) else {
+            throw ServeConfigurationError("--read-mode: '\(readMode)' must be one of \(ReadMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard snapshotCount >= 100 else {
+            throw ServeConfigurationError("--snapshot-count: \(snapshotCount) is below the minimum of 100")
+        }
+
+        // --initial-cluster: name=url pairs; names sorted give every member the same node ids.
+        let clusterText = initialCluster ?? "\(name)=\(advertisedPeer.url)"
+        var entries: [(name: String, url: String, address: PeerAddress)] = []
+        for part in clusterText.split(separator: ",") {
+            let pair = part.split(separator: "=", maxSplits: 1).map { String($0).trimmingWhitespace }
+            guard pair.count == 2, !pair[0].isEmpty else {
+                throw ServeConfigurationError("--initial-cluster: '\(part)' is not name=http://host:port")
+            }
+            let parsed = try Self.address(pair[1], flag: "--initial-cluster (member \(pair[0]))")
+            entries.append((pair[0], parsed.url, parsed.address))
+        }
+        let names = entries.map(\.name)
+        if let duplicate = names.first(where: { name in names.filter { $0 == name }.count > 1 }) {
+            throw ServeConfigurationError("--initial-cluster: member '\(duplicate)' appears more than once")
+        }
+        guard let me = entries.first(where: { $0.name == name }) else {
+            throw ServeConfigurationError("--name '\(name)' is not in --initial-cluster (\(names.joined(separator: ", ")))")
+        }
+        guard me.address == advertisedPeer.address else {
+            throw ServeConfigurationError(
+                "--initial-cluster gives \(name) the peer URL \(me.url), but this member advertises \(advertisedPeer.url)")
+        }
+        guard entries.count <= 15 else {
+            throw ServeConfigurationError("--initial-cluster: \(entries.count) members; at most 15 are supported")
+        }
+        let sortedEntries = entries.sorted { $0.name < $1.name }
+        let canonical = sortedEntries.map { "\($0.name)=\($0.url)" }.joined(separator: ",")
+        let clusterID = stableHash64("synod-cluster/\(initialClusterToken)/\(canonical)")
+        var members: [MemberInfo] = []
+        for (index, entry) in sortedEntries.enumerated() {
+            members.append(MemberInfo(
+                name: entry.name, nodeID: NodeID(UInt32(index + 1)),
+                memberID: stableHash64("synod-member/\(initialClusterToken)/\(entry.name)/\(entry.url)"),
+                peerURL: entry.url, peerAddress: entry.address,
+                clientURLs: entry.name == name ? advertised : []))
+        }
+        var options = NodeOptions(name: name, dataDirectory: dataDir ?? "\(name).synod", members: members,
+                                  clusterID: clusterID, clientListen: client.address,
+                                  advertiseClientURLs: advertised, peerListen: peer.address)
+        options.metricsListen = metrics
+        options.heartbeatMilliseconds = heartbeatIntervalMilliseconds
+        options.electionTimeoutMilliseconds = electionTimeoutMilliseconds
+        options.tickMilliseconds = max(1, min(10, heartbeatIntervalMilliseconds / 5))
+        options.readMode = mode
+        options.maxRequestBytes = maxRequestBytes
+        options.snapshotEverySlots = snapshotCount
+        options.joinExisting = initialClusterState == "existing"
+        return options
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        var text = Substring(self)
+        while let first = text.first, first.isWhitespace { text = text.dropFirst() }
+        while let last = text.last, last.isWhitespace { text = text.dropLast() }
+        return String(text)
+    }
+}

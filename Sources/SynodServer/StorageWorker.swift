@@ -1,0 +1,95 @@
+import Foundation
+import SynodCore
+import SynodStore
+
+/// The node's I/O thread: owns `DurableStorage`, appends the persist batches the node loop
+/// hands it, and syncs them in groups — every batch submitted while a sync is running goes
+/// into the next sync (group commit). Reports each completed sync back to the node loop.
+///
+/// Concurrency: `storage` is touched only by the worker thread once `start()` ran; the
+/// submission queue is guarded by `condition`. Hence `@unchecked Sendable`.
+final class StorageWorker: @unchecked Sendable {
+    struct SyncReport: Sendable {
+        var durableThrough: UInt64
+        var seconds: Double
+        var records: Int
+    }
+
+    private let storage: DurableStorage
+    private let condition = NSCondition()
+    private var queue: [PersistBatch] = []
+    private var stopping = false
+    private var finished = false
+    private var started = false
+    private var onDurable: @Sendable (SyncReport) -> Void = { _ in }
+    private var onFailure: @Sendable (StorageError) -> Void = { _ in }
+
+    init(storage: DurableStorage) {
+        self.storage = storage
+    }
+
+    /// Starts the thread; the callbacks run on it (hop to the node loop inside them).
+    func start(onDurable: @escaping @Sendable (SyncReport) -> Void,
+               onFailure: @escaping @Sendable (StorageError) -> Void) {
+        self.onDurable = onDurable
+        self.onFailure = onFailure
+        let thread = Thread { [self] in self.run() }
+        thread.name = "synod-storage"
+        condition.lock()
+        started = true
+        condition.unlock()
+        thread.start()
+    }
+
+    /// Queues a batch for the next sync. Never blocks on I/O.
+    func submit(_ batch: PersistBatch) {
+        condition.lock()
+        queue.append(batch)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Finishes the sync in flight and everything queued, then stops the thread.
+    func stop() {
+        condition.lock()
+        guard started else { condition.unlock(); return }
+        stopping = true
+        condition.signal()
+        while !finished { condition.wait() }
+        condition.unlock()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !stopping { condition.wait() }
+            let batches = queue
+            queue.removeAll(keepingCapacity: true)
+            let stop = stopping && batches.isEmpty
+            condition.unlock()
+            if stop { break }
+            var records = 0
+            for batch in batches {
+                storage.append(batch)
+                records += batch.records.count
+            }
+            let start = DispatchTime.now().uptimeNanoseconds
+            do {
+                if let through = try storage.sync() {
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                    onDurable(SyncReport(durableThrough: through, seconds: seconds, records: records))
+                }
+            } catch {
+                onFailure(error)
+                condition.lock()
+                queue.removeAll()
+                condition.unlock()
+                break
+            }
+        }
+        condition.lock()
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}

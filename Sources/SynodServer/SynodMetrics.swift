@@ -1,0 +1,121 @@
+import Prometheus
+
+/// The metrics of one Synod node, kept in a registry of its own.
+///
+/// The global `MetricsSystem` is deliberately left alone: several nodes may run in one process
+/// (tests, `synod` demos), and each must expose only its own numbers on its `/metrics` endpoint.
+/// The handles are thread-safe (atomics inside swift-prometheus), so a `SynodMetrics` value can
+/// be copied freely into the driver, the storage thread and the gRPC services.
+public struct SynodMetrics: Sendable {
+    /// The registry that owns every metric below; `exposition()` renders it.
+    public let registry: PrometheusCollectorRegistry
+
+    /// Commands proposed by this node while it led (`synod_proposals_total`).
+    public let proposals: Prometheus.Counter
+    /// Commands applied to the state machine (`synod_commits_total`).
+    public let commits: Prometheus.Counter
+    /// The highest log index applied to the state machine (`synod_applied_index`).
+    public let appliedIndex: Prometheus.Gauge
+    /// The highest log index known chosen (`synod_chosen_index`).
+    public let chosenIndex: Prometheus.Gauge
+    /// Times this node saw the leader change (`synod_leader_changes_total`).
+    public let leaderChanges: Prometheus.Counter
+    /// 1 while this node is the leader, else 0 (`synod_is_leader`).
+    public let isLeader: Prometheus.Gauge
+    /// The round of the highest ballot this node has seen (`synod_ballot_round`).
+    public let ballotRound: Prometheus.Gauge
+    /// Time spent in fsync of the write-ahead log (`synod_fsync_duration_seconds`).
+    public let fsyncDuration: DurationHistogram
+    /// Records made durable per fsync (`synod_fsync_batch_records`).
+    public let fsyncBatchRecords: ValueHistogram
+    /// The MVCC store's current revision (`synod_kv_revision`).
+    public let kvRevision: Prometheus.Gauge
+    /// Live keys in the MVCC store (`synod_kv_keys`).
+    public let kvKeys: Prometheus.Gauge
+
+    /// Upper bounds of the fsync latency buckets: 100 µs to 1 s.
+    public static let fsyncDurationBuckets: [Duration] = [
+        .microseconds(100), .microseconds(250), .microseconds(500),
+        .milliseconds(1), .microseconds(2500), .milliseconds(5),
+        .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500),
+        .seconds(1),
+    ]
+
+    /// Upper bounds of the fsync batch size buckets: 1 to 4096 records.
+    public static let fsyncBatchBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
+
+    private static let peerConnectedHelp = "1 while the peer connection to the named member is up, else 0."
+    private static let grpcRequestsHelp = "etcd v3 API requests handled, by method and gRPC status code."
+
+    /// Creates the metrics in `registry` (a fresh registry by default).
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        self.proposals = registry.makeCounter(
+            descriptor: Self.descriptor("proposals", unit: "total", help: "Commands proposed by this node as leader.")
+        )
+        self.commits = registry.makeCounter(
+            descriptor: Self.descriptor("commits", unit: "total", help: "Commands applied to the state machine.")
+        )
+        self.appliedIndex = registry.makeGauge(
+            descriptor: Self.descriptor("applied_index", help: "Highest log index applied to the state machine.")
+        )
+        self.chosenIndex = registry.makeGauge(
+            descriptor: Self.descriptor("chosen_index", help: "Highest log index known to be chosen.")
+        )
+        self.leaderChanges = registry.makeCounter(
+            descriptor: Self.descriptor("leader_changes", unit: "total", help: "Leader changes seen by this node.")
+        )
+        self.isLeader = registry.makeGauge(
+            descriptor: Self.descriptor("is_leader", help: "1 while this node is the leader, else 0.")
+        )
+        self.ballotRound = registry.makeGauge(
+            descriptor: Self.descriptor("ballot_round", help: "Round of the highest ballot this node has seen.")
+        )
+        self.fsyncDuration = registry.makeDurationHistogram(
+            descriptor: Self.descriptor("fsync_duration", unit: "seconds", help: "Write-ahead log fsync latency."),
+            buckets: Self.fsyncDurationBuckets
+        )
+        self.fsyncBatchRecords = registry.makeValueHistogram(
+            descriptor: Self.descriptor("fsync_batch_records", help: "Records made durable per fsync."),
+            buckets: Self.fsyncBatchBuckets
+        )
+        self.kvRevision = registry.makeGauge(
+            descriptor: Self.descriptor("kv_revision", help: "Current revision of the key-value store.")
+        )
+        self.kvKeys = registry.makeGauge(
+            descriptor: Self.descriptor("kv_keys", help: "Live keys in the key-value store.")
+        )
+    }
+
+    /// The connection-state gauge of one peer (`synod_peer_connected{peer="n2"}`): 1 up, 0 down.
+    /// Calling it again with the same name returns the same gauge.
+    public func peerConnected(_ name: String) -> Prometheus.Gauge {
+        registry.makeGauge(
+            descriptor: Self.descriptor("peer_connected", help: Self.peerConnectedHelp),
+            labels: [("peer", name)]
+        )
+    }
+
+    /// The request counter for one etcd v3 API method and gRPC status code
+    /// (`synod_grpc_requests_total{method="Range",code="OK"}`).
+    /// Calling it again with the same pair returns the same counter.
+    public func grpcRequests(method: String, code: String) -> Prometheus.Counter {
+        registry.makeCounter(
+            descriptor: Self.descriptor("grpc_requests", unit: "total", help: Self.grpcRequestsHelp),
+            labels: [("method", method), ("code", code)]
+        )
+    }
+
+    /// Every metric in the Prometheus text exposition format (version 0.0.4).
+    public func exposition() -> String {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(4096)
+        registry.emit(into: &buffer)
+        return String(decoding: buffer, as: UTF8.self)
+    }
+
+    private static func descriptor(_ name: String, unit: String = "", help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "synod", metricName: name, unitName: unit, helpText: help)
+    }
+}

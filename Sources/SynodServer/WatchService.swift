@@ -1,0 +1,166 @@
+import GRPCCore
+import SynodEtcdAPI
+import SynodKV
+
+/// etcd's Watch service: one bidirectional stream carries many watches. Every watch's
+/// responses go through one queue to the single writer of the stream.
+struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
+    let context: ServiceContext
+    /// Events per response message at most (a lagging watch catches up in several messages).
+    static let eventsPerResponseMax = 1000
+
+    func watch(request: RPCAsyncSequence<Etcdserverpb_WatchRequest, any Error>,
+               response: RPCWriter<Etcdserverpb_WatchResponse>,
+               context _: ServerContext) async throws {
+        let ctx = context
+        let (outbox, outboxWriter) = AsyncStream<Etcdserverpb_WatchResponse>.makeStream()
+        await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await message in outbox { try await response.write(message) }
+            }
+            var registry = StreamWatches()
+            defer { registry.cancelAll(node: ctx.node) }
+            do {
+                for try await message in request {
+                    switch message.requestUnion {
+                    case .createRequest(let create):
+                        await startWatch(create, registry: &registry, outbox: outboxWriter, group: &group)
+                    case .cancelRequest(let cancel):
+                        if let nodeID = registry.remove(cancel.watchID) {
+                            ctx.node.cancelWatch(nodeID)
+                            var out = Etcdserverpb_WatchResponse()
+                            out.header = ctx.header(revision: 0)
+                            out.watchID = cancel.watchID
+                            out.canceled = true
+                            outboxWriter.yield(out)
+                        }
+                    case .progressRequest:
+                        let revision = (try? await ctx.node.withState { $0.kv.store.revision }) ?? 0
+                        var out = Etcdserverpb_WatchResponse()
+                        out.header = ctx.header(revision: revision)
+                        out.watchID = -1
+                        outboxWriter.yield(out)
+                    case nil:
+                        break
+                    }
+                }
+            } catch {
+                // The client went away: fall through and clean up.
+            }
+            registry.cancelAll(node: ctx.node)
+            outboxWriter.finish()
+            group.cancelAll()
+        }
+    }
+
+    private func startWatch(_ create: Etcdserverpb_WatchCreateRequest, registry: inout StreamWatches,
+                            outbox: AsyncStream<Etcdserverpb_WatchResponse>.Continuation,
+                            group: inout ThrowingTaskGroup<Void, any Error>) async {
+        let ctx = context
+        let watchID = create.watchID != 0 ? create.watchID : registry.nextID()
+        var filter = WatchFilter(key: [UInt8](create.key), rangeEnd: [UInt8](create.rangeEnd), prevKV: create.prevKv)
+        for type in create.filters {
+            if type == .noput { filter.noPut = true }
+            if type == .nodelete { filter.noDelete = true }
+        }
+        var created = Etcdserverpb_WatchResponse()
+        created.watchID = watchID
+        guard !registry.contains(watchID), !filter.key.isEmpty else {
+            created.header = ctx.header(revision: 0)
+            created.created = true
+            created.canceled = true
+            created.cancelReason = filter.key.isEmpty ? "etcdserver: key is not provided" : "etcdserver: duplicate watch id"
+            outbox.yield(created)
+            return
+        }
+        let start: WatchStart
+        do {
+            start = try await ctx.node.watch(filter, startRevision: create.startRevision)
+        } catch {
+            created.header = ctx.header(revision: 0)
+            created.created = true
+            created.canceled = true
+            created.cancelReason = EtcdConversions.rpcError(error).message
+            outbox.yield(created)
+            return
+        }
+        switch start {
+        case .compacted(let compactRevision):
+            // etcd: the watch is created, then canceled with the compact revision.
+            created.header = ctx.header(revision: compactRevision)
+            created.created = true
+            outbox.yield(created)
+            var canceled = Etcdserverpb_WatchResponse()
+            canceled.header = ctx.header(revision: compactRevision)
+            canceled.watchID = watchID
+            canceled.canceled = true
+            canceled.compactRevision = compactRevision
+            canceled.cancelReason = "etcdserver: mvcc: required revision has been compacted"
+            outbox.yield(canceled)
+        case .started(let nodeWatchID, let history, let revision, let stream):
+            registry.add(watchID, nodeWatchID: nodeWatchID)
+            created.header = ctx.header(revision: revision)
+            created.created = true
+            outbox.yield(created)
+            let minimumRevision = create.startRevision
+            for batch in Self.batches(history) {
+                outbox.yield(Self.eventsResponse(batch, watchID: watchID, revision: revision, ctx: ctx))
+            }
+            group.addTask {
+                for await delivery in stream {
+                    switch delivery {
+                    case .events(let events, let revision):
+                        let wanted = events.filter { $0.kv.modRevision >= minimumRevision }
+                        for batch in Self.batches(wanted) {
+                            outbox.yield(Self.eventsResponse(batch, watchID: watchID, revision: revision, ctx: ctx))
+                        }
+                    case .canceled(let reason, let compactRevision):
+                        var out = Etcdserverpb_WatchResponse()
+                        out.header = ctx.header(revision: compactRevision)
+                        out.watchID = watchID
+                        out.canceled = true
+                        out.compactRevision = compactRevision
+                        out.cancelReason = reason
+                        outbox.yield(out)
+                    }
+                }
+            }
+        }
+    }
+
+    private static func batches(_ events: [WatchEvent]) -> [ArraySlice<WatchEvent>] {
+        stride(from: 0, to: events.count, by: eventsPerResponseMax).map {
+            events[$0..<min(events.count, $0 + eventsPerResponseMax)]
+        }
+    }
+
+    private static func eventsResponse(_ events: ArraySlice<WatchEvent>, watchID: Int64, revision: Int64,
+                                       ctx: ServiceContext) -> Etcdserverpb_WatchResponse {
+        var out = Etcdserverpb_WatchResponse()
+        out.header = ctx.header(revision: max(revision, events.last?.kv.modRevision ?? 0))
+        out.watchID = watchID
+        out.events = events.map(EtcdConversions.event)
+        return out
+    }
+}
+
+/// The watches of one stream: client watch id -> node watch id.
+struct StreamWatches {
+    private var watches: [Int64: UInt64] = [:]
+    private var next: Int64 = 0
+
+    mutating func nextID() -> Int64 {
+        while watches[next] != nil { next += 1 }
+        defer { next += 1 }
+        return next
+    }
+
+    func contains(_ id: Int64) -> Bool { watches[id] != nil }
+    mutating func add(_ id: Int64, nodeWatchID: UInt64) { watches[id] = nodeWatchID }
+    mutating func remove(_ id: Int64) -> UInt64? { watches.removeValue(forKey: id) }
+
+    mutating func cancelAll(node: Node) {
+        for (_, nodeID) in watches { node.cancelWatch(nodeID) }
+        watches.removeAll()
+    }
+}

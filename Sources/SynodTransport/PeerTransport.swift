@@ -1,0 +1,317 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SynodCore
+
+/// Where a peer listens.
+public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Why the peer transport cannot run.
+public enum PeerTransportError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The peer listener could not be bound, e.g. "address already in use".
+    case cannotListen(PeerAddress, reason: String)
+    /// `start()` was called twice, or after `shutdown()`.
+    case notStartable(reason: String)
+
+    public var description: String {
+        switch self {
+        case .cannotListen(let address, let reason): "cannot listen for peers on \(address): \(reason)"
+        case .notStartable(let reason): "cannot start the peer transport: \(reason)"
+        }
+    }
+}
+
+/// Persistent TCP connections between the members of a cluster, carrying `Envelope`s as
+/// `PeerFrameCodec` frames.
+///
+/// Each node dials every peer and only writes on that outbound connection; it only reads
+/// from the connections peers dial to it. So there is exactly one connection per direction
+/// and no race over which of two simultaneous connections survives. A dialer first sends a
+/// `PeerHello`; the acceptor closes connections from other clusters, unknown nodes or other
+/// protocol versions, and any connection carrying a malformed or oversized frame, logging the
+/// reason. Dropped connections are redialed with exponential backoff and jitter.
+///
+/// Sending never blocks: envelopes for a peer that is down, or whose send queue is over
+/// `sendQueueBytesMax`, are dropped and counted. Paxos tolerates lost messages (the replica
+/// retransmits), but not a caller blocked on one slow peer or an unbounded queue.
+///
+/// - Important: `onReceive` and `onPeerStateChange` run on NIO event loop threads: they must
+///   return quickly (hand the envelopes to the driver's own queue) and must not block.
+public final class PeerTransport: Sendable {
+    /// First redial delay after a failure; doubles per consecutive failure up to `reconnectDelayMax`.
+    public static let reconnectDelayInitial = TimeAmount.milliseconds(50)
+    public static let reconnectDelayMax = TimeAmount.seconds(2)
+    /// A connection that lasted this long resets the backoff when it drops; one dropped
+    /// sooner (e.g. the peer refuses our hello) counts as a failure.
+    public static let connectionStableAfter = TimeAmount.seconds(2)
+    /// How long a TCP connect may take before it counts as failed.
+    public static let connectTimeout = TimeAmount.seconds(2)
+    /// How long an inbound connection may stay open without a complete hello.
+    public static let helloTimeout = TimeAmount.seconds(5)
+    /// How long written data may stay unacknowledged before the kernel drops the outbound
+    /// connection (TCP_USER_TIMEOUT, Linux only): a peer whose machine vanished without a FIN
+    /// is then seen down in seconds instead of after the default retransmission timeout
+    /// (about 15 minutes), since Paxos heartbeats keep data outstanding.
+    public static let unacknowledgedDataTimeout = TimeAmount.seconds(10)
+
+    /// The delay before redialing after `failures` consecutive failures: exponential with
+    /// "equal jitter" (uniform in the upper half), so restarted nodes do not redial in step.
+    public static func reconnectDelay(afterFailures failures: Int) -> TimeAmount {
+        let initial = reconnectDelayInitial.nanoseconds
+        let maximum = reconnectDelayMax.nanoseconds
+        let shift = min(max(failures - 1, 0), 30)
+        let ceiling = min(maximum, initial << Int64(shift))
+        return .nanoseconds(Int64.random(in: (ceiling / 2)...ceiling))
+    }
+
+    public let localID: NodeID
+    public let clusterID: UInt64
+    public let listenAddress: PeerAddress
+    public let limits: PeerCodecLimits
+    public let sendQueueBytesMax: Int
+
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let links: [NodeID: PeerTransportLink]
+    private let inbound: PeerTransportInboundContext
+    private let onPeerStateChange: @Sendable (NodeID, Bool) -> Void
+
+    private enum Lifecycle { case idle, starting, running, stopped }
+
+    private struct State {
+        var lifecycle = Lifecycle.idle
+        var serverChannel: (any Channel)?
+        var inboundChannels: [ObjectIdentifier: any Channel] = [:]
+        /// Envelopes `send` dropped before reaching a link: unknown or own `to`, or unencodable.
+        var unroutableEnvelopes: UInt64 = 0
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    /// - Parameters:
+    ///   - peers: the other members and where they listen; an entry for `localID` is ignored.
+    ///   - sendQueueBytesMax: bytes queued per peer (written to the connection, not yet to the
+    ///     socket) above which further sends to it are dropped.
+    /// - Precondition: `sendQueueBytesMax > 0`.
+    public init(
+        group: any EventLoopGroup, localID: NodeID, clusterID: UInt64, listen: PeerAddress,
+        peers: [NodeID: PeerAddress], limits: PeerCodecLimits = .standard,
+        sendQueueBytesMax: Int = 64 << 20, logger: Logger,
+        onReceive: @escaping @Sendable ([Envelope]) -> Void,
+        onPeerStateChange: @escaping @Sendable (NodeID, Bool) -> Void = { _, _ in }
+    ) {
+        precondition(sendQueueBytesMax > 0, "sendQueueBytesMax \(sendQueueBytesMax) must be positive")
+        self.group = group
+        self.localID = localID
+        self.clusterID = clusterID
+        self.listenAddress = listen
+        self.limits = limits
+        self.sendQueueBytesMax = sendQueueBytesMax
+        var logger = logger
+        logger[metadataKey: "node"] = "\(localID)"
+        self.logger = logger
+        self.onPeerStateChange = onPeerStateChange
+        let hello = PeerHello(clusterID: clusterID, sender: localID)
+        var links: [NodeID: PeerTransportLink] = [:]
+        for (peer, address) in peers where peer != localID {
+            links[peer] = PeerTransportLink(
+                peer: peer, address: address, eventLoop: group.next(), hello: hello,
+                sendQueueBytesMax: sendQueueBytesMax, logger: logger, onStateChange: onPeerStateChange)
+        }
+        self.links = links
+        self.inbound = PeerTransportInboundContext(
+            localID: localID, clusterID: clusterID, knownPeers: Set(links.keys), limits: limits, logger: logger,
+            onReceive: onReceive, counters: NIOLockedValueBox(PeerInboundStatistics()),
+            connectionByPeer: NIOLockedValueBox([:]))
+    }
+
+    /// Binds the peer listener, then starts dialing every peer.
+    /// - Throws: `PeerTransportError.cannotListen` when the listener cannot be bound.
+    public func start() async throws {
+        try state.withLockedValue { state in
+            guard state.lifecycle == .idle else {
+                throw PeerTransportError.notStartable(reason: state.lifecycle == .stopped ? "it was shut down" : "it was already started")
+            }
+            state.lifecycle = .starting
+        }
+        let inbound = self.inbound
+        let serverChannel: any Channel
+        do {
+            serverChannel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { [weak self] channel in
+                    self?.track(inbound: channel)
+                    return channel.eventLoop.makeCompletedFuture {
+                        let remote = channel.remoteAddress.map { "\($0)" } ?? "unknown"
+                        try channel.pipeline.syncOperations.addHandler(
+                            PeerTransportInboundHandler(shared: inbound, remoteAddress: remote))
+                    }
+                }
+                .bind(host: listenAddress.host, port: listenAddress.port)
+                .get()
+        } catch {
+            state.withLockedValue { $0.lifecycle = .idle }
+            throw PeerTransportError.cannotListen(listenAddress, reason: Self.describe(error))
+        }
+        let stoppedMeanwhile = state.withLockedValue { state in
+            guard state.lifecycle == .starting else { return true }
+            state.lifecycle = .running
+            state.serverChannel = serverChannel
+            return false
+        }
+        if stoppedMeanwhile {
+            try? await serverChannel.close()
+            throw PeerTransportError.notStartable(reason: "it was shut down while starting")
+        }
+        logger.info(
+            "listening for peers",
+            metadata: ["address": "\(listeningAddress() ?? listenAddress)", "peers": "\(links.keys.sorted())"])
+        for link in links.values { link.start() }
+    }
+
+    /// Where the listener is bound (the actual port when `listen.port` was 0), once started.
+    public func listeningAddress() -> PeerAddress? {
+        guard let address = state.withLockedValue({ $0.serverChannel })?.localAddress, let port = address.port else {
+            return nil
+        }
+        return PeerAddress(host: address.ipAddress ?? listenAddress.host, port: port)
+    }
+
+    /// Sends `envelopes`, grouped by `to`: one coalesced write and flush per peer, in the
+    /// given order within each peer. Never blocks.
+    ///
+    /// Dropped (and counted in `statistics()`) instead: envelopes to an unknown node or to
+    /// this node, envelopes over `limits`, and all of a peer's envelopes in this call when it
+    /// is down or they do not fit its send queue.
+    public func send(_ envelopes: [Envelope]) {
+        var byPeer: [NodeID: [Envelope]] = [:]
+        var unroutable = 0
+        for envelope in envelopes {
+            if links[envelope.to] != nil {
+                byPeer[envelope.to, default: []].append(envelope)
+            } else {
+                unroutable += 1
+                logger.debug("dropping message to a node that is not a peer", metadata: ["to": "\(envelope.to)"])
+            }
+        }
+        for (peer, batch) in byPeer {
+            guard let link = links[peer] else { continue }
+            var frames: [UInt8] = []
+            let skipped = PeerFrameCodec.encode(batch, into: &frames, limits: limits)
+            for (index, error) in skipped {
+                logger.warning(
+                    "dropping message over the peer codec limits",
+                    metadata: ["to": "\(peer)", "kind": "\(batch[index].message.kind)", "reason": "\(error.reason)"])
+            }
+            unroutable += skipped.count
+            let encodedCount = batch.count - skipped.count
+            if encodedCount > 0 { link.send(frames: frames, envelopeCount: encodedCount) }
+        }
+        if unroutable > 0 {
+            state.withLockedValue { $0.unroutableEnvelopes += UInt64(unroutable) }
+        }
+    }
+
+    /// The peers whose outbound connection is up now.
+    public func connectedPeers() -> Set<NodeID> {
+        Set(links.values.filter(\.isConnected).map(\.peer))
+    }
+
+    /// Counters for logs and metrics.
+    public func statistics() -> PeerTransportStatistics {
+        PeerTransportStatistics(
+            peers: links.mapValues(\.statistics),
+            inbound: inbound.counters.withLockedValue { $0 },
+            unroutableEnvelopes: state.withLockedValue { $0.unroutableEnvelopes })
+    }
+
+    /// Stops listening and dialing, closes every connection, and returns when they are closed.
+    /// Idempotent; the transport cannot be started again.
+    public func shutdown() async {
+        let (serverChannel, wasRunning) = state.withLockedValue { state in
+            let wasRunning = state.lifecycle != .stopped
+            state.lifecycle = .stopped
+            let channel = state.serverChannel
+            state.serverChannel = nil
+            return (channel, wasRunning)
+        }
+        guard wasRunning else { return }
+        if let serverChannel {
+            try? await serverChannel.close()
+        }
+        let inboundChannels = state.withLockedValue { Array($0.inboundChannels.values) }
+        for channel in inboundChannels {
+            channel.close(promise: nil)
+        }
+        for channel in inboundChannels {
+            try? await channel.closeFuture.get()
+        }
+        for link in links.values {
+            await link.stop()
+        }
+        logger.info("peer transport stopped")
+    }
+
+    // MARK: - Helpers
+
+    private func track(inbound channel: any Channel) {
+        let key = ObjectIdentifier(channel)
+        let accepted = state.withLockedValue { state in
+            guard state.lifecycle != .stopped else { return false }
+            state.inboundChannels[key] = channel
+            return true
+        }
+        guard accepted else {
+            channel.close(promise: nil)
+            return
+        }
+        channel.closeFuture.whenComplete { [weak self] _ in
+            self?.state.withLockedValue { _ = $0.inboundChannels.removeValue(forKey: key) }
+        }
+    }
+
+    /// "address already in use" rather than NIO's "bind(descriptor:ptr:bytes:): Address
+    /// already in use (errno: 98)".
+    private static func describe(_ error: any Error) -> String {
+        if let ioError = error as? IOError, let text = strerror(ioError.errnoCode) {
+            let message = String(cString: text)
+            return message.prefix(1).lowercased() + message.dropFirst()
+        }
+        return "\(error)"
+    }
+}
+
+/// Counters of a `PeerTransport`.
+public struct PeerTransportStatistics: Hashable, Sendable {
+    /// Per peer: its outbound link.
+    public var peers: [NodeID: PeerLinkStatistics]
+    /// All inbound connections together.
+    public var inbound: PeerInboundStatistics
+    /// Envelopes `send` dropped before reaching a peer: unknown or own `to`, or over the limits.
+    public var unroutableEnvelopes: UInt64
+
+    /// Envelopes dropped on the send side, for every reason.
+    public var droppedEnvelopes: UInt64 {
+        peers.values.reduce(unroutableEnvelopes) { $0 + $1.droppedEnvelopes }
+    }
+}

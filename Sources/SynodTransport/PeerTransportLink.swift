@@ -1,0 +1,245 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SynodCore
+
+/// The outbound side of the connection to one peer: dials it, sends the hello, writes the
+/// frames `PeerTransport.send` hands it, and redials with backoff after the connection drops.
+///
+/// Only this node writes on the connection; bytes the peer sends back are ignored (it reads
+/// from its own outbound connection to us instead), but reading still notices when it closes.
+///
+/// - Important: All connect, close and reconnect callbacks run on `eventLoop` (the connection
+///   is bound to it), so up/down transitions of one peer are reported in order.
+final class PeerTransportLink: Sendable {
+    let peer: NodeID
+    let address: PeerAddress
+    let eventLoop: any EventLoop
+    private let hello: [UInt8]
+    private let sendQueueBytesMax: Int
+    private let logger: Logger
+    private let onStateChange: @Sendable (NodeID, Bool) -> Void
+
+    private struct State {
+        /// The connection, set once the hello is written; nil while down.
+        var channel: (any Channel)?
+        var isConnecting = false
+        /// The latest connect attempt, for `stop()` to wait on.
+        var lastConnect: EventLoopFuture<any Channel>?
+        var reconnectTask: Scheduled<Void>?
+        var stopped = false
+        /// Connect attempts that failed, or connections that did not stay up for
+        /// `PeerTransport.connectionStableAfter`, since the last stable connection.
+        var failedAttempts = 0
+        var connectedAt = NIODeadline.uptimeNanoseconds(0)
+        /// Bytes handed to the channel whose write has not completed yet.
+        var queuedBytes = 0
+        var statistics = PeerLinkStatistics()
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    init(
+        peer: NodeID, address: PeerAddress, eventLoop: any EventLoop, hello: PeerHello, sendQueueBytesMax: Int,
+        logger: Logger, onStateChange: @escaping @Sendable (NodeID, Bool) -> Void
+    ) {
+        self.peer = peer
+        self.address = address
+        self.eventLoop = eventLoop
+        self.hello = hello.encoded()
+        self.sendQueueBytesMax = sendQueueBytesMax
+        var logger = logger
+        logger[metadataKey: "peer"] = "\(peer)"
+        logger[metadataKey: "peer-address"] = "\(address)"
+        self.logger = logger
+        self.onStateChange = onStateChange
+    }
+
+    var isConnected: Bool { state.withLockedValue { $0.channel != nil } }
+
+    var statistics: PeerLinkStatistics {
+        state.withLockedValue { state in
+            var statistics = state.statistics
+            statistics.isConnected = state.channel != nil
+            statistics.queuedBytes = state.queuedBytes
+            return statistics
+        }
+    }
+
+    /// Starts dialing (on `eventLoop`).
+    func start() {
+        eventLoop.execute { self.connect() }
+    }
+
+    /// Writes `frames` (the encoding of `envelopeCount` envelopes) as one write and flush, or
+    /// drops them all when the peer is down or the queue cannot take them. Never blocks.
+    func send(frames: [UInt8], envelopeCount: Int) {
+        let byteCount = frames.count
+        let channel: (any Channel)? = state.withLockedValue { state in
+            guard let channel = state.channel, state.queuedBytes <= sendQueueBytesMax - byteCount else {
+                state.statistics.droppedEnvelopes += UInt64(envelopeCount)
+                return nil
+            }
+            state.queuedBytes += byteCount
+            state.statistics.sentEnvelopes += UInt64(envelopeCount)
+            return channel
+        }
+        guard let channel else {
+            logger.trace("dropping messages for peer: down or send queue full", metadata: ["count": "\(envelopeCount)"])
+            return
+        }
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { _ in
+            self.state.withLockedValue { $0.queuedBytes -= byteCount }
+        }
+        channel.writeAndFlush(channel.allocator.buffer(bytes: frames), promise: promise)
+    }
+
+    /// Stops dialing, closes the connection, and completes when it and any connect attempt
+    /// in flight are closed. No state change is reported after this.
+    func stop() async {
+        let stopOnState: @Sendable () -> ((any Channel)?, Scheduled<Void>?, EventLoopFuture<any Channel>?) = {
+            self.state.withLockedValue { state in
+                state.stopped = true
+                return (state.channel, state.reconnectTask, state.lastConnect)
+            }
+        }
+        // On `eventLoop`, where `connect()` runs: an attempt is then either recorded in
+        // `lastConnect` or will see `stopped`. Directly if the loop is already shut down.
+        let (channel, task, lastConnect) = (try? await eventLoop.submit(stopOnState).get()) ?? stopOnState()
+        task?.cancel()
+        if let channel {
+            channel.close(promise: nil)
+            try? await channel.closeFuture.get()
+        }
+        // A connect that succeeds after `stopped` closes its channel in `connected(_:)`.
+        if let pending = try? await lastConnect?.get() {
+            try? await pending.closeFuture.get()
+        }
+    }
+
+    // MARK: - Connection lifecycle (on `eventLoop`)
+
+    private func connect() {
+        let proceed = state.withLockedValue { state in
+            guard !state.stopped, state.channel == nil, !state.isConnecting else { return false }
+            state.isConnecting = true
+            state.reconnectTask = nil
+            return true
+        }
+        guard proceed else { return }
+        var bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(PeerTransport.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        #if os(Linux)
+        bootstrap = bootstrap.channelOption(
+            ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: CInt(TCP_USER_TIMEOUT))),
+            value: Int(PeerTransport.unacknowledgedDataTimeout.nanoseconds / 1_000_000))
+        #endif
+        let future = bootstrap
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(PeerTransportOutboundHandler())
+                }
+            }
+            .connect(host: address.host, port: address.port)
+        state.withLockedValue { $0.lastConnect = future }
+        future.whenComplete { result in
+            switch result {
+            case .success(let channel): self.connected(channel)
+            case .failure(let error): self.connectFailed(error)
+            }
+        }
+    }
+
+    private func connected(_ channel: any Channel) {
+        let stopped = state.withLockedValue { $0.stopped }
+        if stopped {
+            state.withLockedValue { $0.isConnecting = false }
+            channel.close(promise: nil)
+            return
+        }
+        // The hello goes out before the channel is published to `send`: this runs on the
+        // channel's event loop, so no frame can be written ahead of it.
+        channel.writeAndFlush(channel.allocator.buffer(bytes: hello), promise: nil)
+        state.withLockedValue { state in
+            state.isConnecting = false
+            state.channel = channel
+            state.connectedAt = .now()
+            state.statistics.connects += 1
+        }
+        logger.info("peer up")
+        onStateChange(peer, true)
+        channel.closeFuture.whenComplete { _ in self.closed(channel) }
+    }
+
+    private func connectFailed(_ error: any Error) {
+        let attempts = state.withLockedValue { state in
+            state.isConnecting = false
+            state.failedAttempts += 1
+            return state.failedAttempts
+        }
+        // Down peers are logged once, on the transition; failed redials only at debug level.
+        logger.debug("cannot connect to peer", metadata: ["error": "\(error)", "attempt": "\(attempts)"])
+        scheduleReconnect()
+    }
+
+    private func closed(_ channel: any Channel) {
+        let report = state.withLockedValue { state -> Bool in
+            guard let current = state.channel, current === channel else { return false }
+            state.channel = nil
+            if state.connectedAt + PeerTransport.connectionStableAfter <= .now() {
+                state.failedAttempts = 0
+            } else {
+                // A peer that closes at once (e.g. it refuses our hello) is redialed with
+                // growing delays, not in a tight loop.
+                state.failedAttempts += 1
+            }
+            return !state.stopped
+        }
+        guard report else { return }
+        logger.info("peer down")
+        onStateChange(peer, false)
+        scheduleReconnect()
+    }
+
+    private func scheduleReconnect() {
+        state.withLockedValue { state in
+            guard !state.stopped, state.reconnectTask == nil else { return }
+            let delay = PeerTransport.reconnectDelay(afterFailures: state.failedAttempts)
+            state.reconnectTask = eventLoop.scheduleTask(in: delay) { self.connect() }
+        }
+    }
+}
+
+/// Counters of one outbound link, for logs and metrics.
+public struct PeerLinkStatistics: Hashable, Sendable {
+    /// The connection is up (hello sent) now.
+    public var isConnected = false
+    /// Bytes handed to the connection and not yet written to the socket.
+    public var queuedBytes = 0
+    /// Envelopes handed to the connection.
+    public var sentEnvelopes: UInt64 = 0
+    /// Envelopes dropped because the peer was down or its send queue full.
+    public var droppedEnvelopes: UInt64 = 0
+    /// Connections established so far.
+    public var connects: UInt64 = 0
+
+    public init() {}
+}
+
+/// The only handler of an outbound connection: discards what the peer sends (nothing, in
+/// this protocol) and closes the connection on an error, which makes the link redial.
+final class PeerTransportOutboundHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

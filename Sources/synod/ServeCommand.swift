@@ -1,0 +1,133 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import SynodServer
+
+/// `synod serve`: one node. Flags follow etcd's names where the meaning is the same.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run one Synod node (etcd v3 API on the client URL).",
+        discussion: """
+            Example (one of three members):
+              synod serve --name n1 --data-dir n1.synod \\
+                --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \\
+                --listen-peer-urls http://127.0.0.1:2380 \\
+                --initial-cluster n1=http://127.0.0.1:2380,n2=http://127.0.0.1:22380,n3=http://127.0.0.1:32380
+            A config file (--config-file, YAML or TOML) may carry the same keys; flags given on the
+            command line win.
+            """
+    )
+
+    @Option(help: "Human-readable name of this member (must appear in --initial-cluster).")
+    var name: String = "default"
+    @Option(help: "Directory for the write-ahead log and snapshots (default: <name>.synod).")
+    var dataDir: String?
+    @Option(help: "URL to serve clients (etcd v3 gRPC) on.")
+    var listenClientUrls: String = "http://127.0.0.1:2379"
+    @Option(help: "Client URLs to advertise to the cluster (default: --listen-client-urls).")
+    var advertiseClientUrls: String?
+    @Option(help: "URL to listen on for peer traffic.")
+    var listenPeerUrls: String = "http://127.0.0.1:2380"
+    @Option(help: "This member's peer URL as the cluster knows it (default: --listen-peer-urls).")
+    var initialAdvertisePeerUrls: String?
+    @Option(help: "All members: name=http://host:port,... (default: this member alone).")
+    var initialCluster: String?
+    @Option(help: "new (bootstrap or restart) or existing (restart a member that has data).")
+    var initialClusterState: String = "new"
+    @Option(help: "Cluster token: clusters with different tokens never talk to each other.")
+    var initialClusterToken: String = "synod-cluster"
+    @Option(help: "URL for /health, /metrics and /version over HTTP (default: client port + 2).")
+    var listenMetricsUrls: String?
+    @Option(help: "Milliseconds between leader heartbeats.")
+    var heartbeatInterval: Int = 100
+    @Option(help: "Milliseconds without a leader before an election.")
+    var electionTimeout: Int = 1000
+    @Option(help: "Largest client request in bytes.")
+    var maxRequestBytes: Int = 1_572_864
+    @Option(help: "How linearizable reads are confirmed: lease or read-index.")
+    var readMode: String = "lease"
+    @Option(help: "Applied log slots between snapshots.")
+    var snapshotCount: Int = 10_000
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+    @Option(help: "YAML or TOML file with the same keys as these flags.")
+    var configFile: String?
+
+    static let configKeys: Set<String> = [
+        "name", "data-dir", "listen-client-urls", "advertise-client-urls", "listen-peer-urls",
+        "initial-advertise-peer-urls", "initial-cluster", "initial-cluster-state", "initial-cluster-token",
+        "listen-metrics-urls", "heartbeat-interval", "election-timeout", "max-request-bytes", "read-mode",
+        "snapshot-count", "log-level",
+    ]
+
+    var serveConfiguration: ServeConfiguration {
+        var c = ServeConfiguration()
+        c.name = name
+        c.dataDir = dataDir
+        c.listenClientURLs = listenClientUrls
+        c.advertiseClientURLs = advertiseClientUrls
+        c.listenPeerURLs = listenPeerUrls
+        c.initialAdvertisePeerURLs = initialAdvertisePeerUrls
+        c.initialCluster = initialCluster
+        c.initialClusterState = initialClusterState
+        c.initialClusterToken = initialClusterToken
+        c.listenMetricsURLs = listenMetricsUrls
+        c.heartbeatIntervalMilliseconds = heartbeatInterval
+        c.electionTimeoutMilliseconds = electionTimeout
+        c.maxRequestBytes = maxRequestBytes
+        c.readMode = readMode
+        c.snapshotCount = snapshotCount
+        return c
+    }
+
+    /// Re-parses the command line with the config file's values below the explicit flags.
+    func withConfigFile() throws -> ServeCommand {
+        guard let configFile else { return self }
+        let values = try ConfigFile.load(path: configFile)
+        try ConfigFile.validate(values, allowedKeys: Self.configKeys, path: configFile)
+        let explicit = Array(CommandLine.arguments.drop { $0 != "serve" }.dropFirst())
+        let merged = try ConfigFile.merge(fileValues: values, into: explicit, path: configFile)
+        var command = try ServeCommand.parse(merged)
+        command.configFile = nil
+        return command
+    }
+
+    func run() async throws {
+        do {
+            try await withConfigFile().serve()
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            FileHandle.standardError.write(Data("synod serve: error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    func serve() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ServeConfigurationError("--log-level: '\(logLevel)' must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        let options = try serveConfiguration.validate()
+        let memberName = name
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            handler.metadata["member"] = "\(memberName)"
+            return handler
+        }
+        let logger = Logger(label: "synod")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(2, System.coreCount))
+        let server = try SynodNodeServer(options: options, logger: logger, group: group)
+        let services = ServiceGroup(configuration: .init(
+            services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup,
+                             failureTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await services.run()
+        try? await group.shutdownGracefully()
+    }
+}

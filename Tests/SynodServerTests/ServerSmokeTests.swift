@@ -1,0 +1,4 @@
+import XCTest
+@testable import SynodServer
+
+final class ServerSmokeTests: XCTestCase {}
