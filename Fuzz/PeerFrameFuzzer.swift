@@ -1,4 +1,4 @@
-// libFuzzer entry point for `PeerFrameCodec.decodeFrame`. Built by Fuzz/run-peer-fuzzer.sh
+// libFuzzer entry point for `PeerFrameCodec.decodeFrame` (and `PeerHello.decode`). Built by Fuzz/run-peer-fuzzer.sh
 // into module SynodTransport together with the codec sources (it is not part of the package).
 //
 // The first input byte selects a mode:
@@ -32,7 +32,22 @@ public func peerFrameFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: I
     defer { exact.deallocate() }
     bytes.withUnsafeBytes { exact.copyMemory(from: $0) }
     decodeEveryFrame(UnsafeRawBufferPointer(exact), limits: limits)
+    checkHello(UnsafeRawBufferPointer(exact))
     return 0
+}
+
+/// The connection hello, decoded from the same bytes: total, exact, and incremental.
+private func checkHello(_ bytes: UnsafeRawBufferPointer) {
+    switch PeerHello.decode(from: bytes) {
+    case .hello(let hello):
+        precondition(hello.encoded().elementsEqual(bytes[0..<PeerHello.encodedLength]), "a hello does not re-encode to its bytes")
+        let cut = UnsafeRawBufferPointer(rebasing: bytes[0..<(PeerHello.encodedLength - 1)])
+        precondition(PeerHello.decode(from: cut) == .needMoreBytes, "a hello cut short is not .needMoreBytes")
+    case .needMoreBytes:
+        precondition(bytes.count < PeerHello.encodedLength, "\(bytes.count) bytes are enough for a hello")
+    case .invalid(let reason):
+        precondition(!reason.isEmpty, "empty hello rejection reason")
+    }
 }
 
 /// Decodes frame after frame from offset 0 until a result that is not a frame.

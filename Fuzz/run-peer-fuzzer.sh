@@ -33,10 +33,13 @@ swiftc "${flags[@]/-sanitize=fuzzer,address/-sanitize=address}" -module-name Syn
     -emit-library -static -o "$out/libSynodBytes.a" \
     Sources/SynodBytes/*.swift
 
-# The codec and the entry point as module SynodTransport. Every file of the module: it is
-# only the codec for now (list the codec files here once the NIO transport joins them).
+# The codec, the connection hello and the entry point as module SynodTransport: only the
+# files without NIO (the connection code needs the package's dependencies).
 swiftc "${flags[@]}" -module-name SynodTransport -I "$out" -L "$out" -lSynodCore -lSynodBytes \
-    Sources/SynodTransport/*.swift \
+    Sources/SynodTransport/PeerCodecLimits.swift \
+    Sources/SynodTransport/PeerFrameCodec.swift \
+    Sources/SynodTransport/PeerFrameCodec+Body.swift \
+    Sources/SynodTransport/PeerTransportHello.swift \
     Fuzz/PeerFrameFuzzer.swift \
     -o "$out/peer-frame-fuzzer"
 
@@ -51,6 +54,8 @@ seed raw-promise <<< "00 52000000 01 02 01000000 02000000 0700000000000000 02000
         01 01000000 0100000000000000 0200000000000000 02000000 6869"
 seed tight-catch-up-reply <<< "02 2f000000 01 09 01000000 02000000
     01 0900000000000000 03000000 787978 01000000 0a00000000000000 00 0a00000000000000"
+seed raw-hello-then-frame <<< "00 53594e50 01 0700000000000000 03000000
+    12000000 01 08 01000000 02000000 0100000000000000"
 seed repaired-two-frames <<< "01 1e000000 01 04 03000000 04030201 8877665544332211 05000000 0900000000000000
     12000000 01 08 01000000 02000000 0100000000000000"
 

@@ -61,8 +61,7 @@ extension SynodClient {
         sort: SynodSort? = nil
     ) async throws -> Etcdserverpb_RangeResponse {
         var request = Etcdserverpb_RangeRequest()
-        request.key = key.synodBytes
-        request.rangeEnd = Self.rangeEnd(key: request.key, rangeEnd: rangeEnd, prefix: prefix)
+        (request.key, request.rangeEnd) = SynodClient.range(key: key.synodBytes, rangeEnd: rangeEnd, prefix: prefix)
         request.revision = revision
         request.limit = limit
         request.serializable = serializable
@@ -91,8 +90,7 @@ extension SynodClient {
         prevKV: Bool = false
     ) async throws -> Etcdserverpb_DeleteRangeResponse {
         var request = Etcdserverpb_DeleteRangeRequest()
-        request.key = key.synodBytes
-        request.rangeEnd = Self.rangeEnd(key: request.key, rangeEnd: rangeEnd, prefix: prefix)
+        (request.key, request.rangeEnd) = SynodClient.range(key: key.synodBytes, rangeEnd: rangeEnd, prefix: prefix)
         request.prevKv = prevKV
         return try await self.deleteRange(request)
     }
@@ -125,8 +123,12 @@ extension SynodClient {
         }
     }
 
-    static func rangeEnd(key: Data, rangeEnd: (any SynodByteString)?, prefix: Bool) -> Data {
-        if prefix { return SynodKeyRange.prefixEnd(key) }
-        return rangeEnd?.synodBytes ?? Data()
+    /// The key and range end of a request, following etcd's client: with `prefix` the end is
+    /// the prefix end; an empty key with a range end of `"\0"` (every key, or every key from
+    /// the start) becomes `"\0"` too, since etcd rejects empty keys.
+    static func range(key: Data, rangeEnd: (any SynodByteString)?, prefix: Bool) -> (key: Data, rangeEnd: Data) {
+        let end = prefix ? SynodKeyRange.prefixEnd(key) : (rangeEnd?.synodBytes ?? Data())
+        if key.isEmpty && end == Data([0]) { return (Data([0]), end) }
+        return (key, end)
     }
 }

@@ -52,6 +52,18 @@ extension SynodClient {
         }
     }
 
+    /// The hash of ONE endpoint's key-value history up to `revision` (0: its latest), for
+    /// comparing replicas: members that applied the same history report the same hash at the
+    /// same revision. No failover.
+    public func hashKV(endpoint: String, revision: Int64 = 0) async throws -> Etcdserverpb_HashKVResponse {
+        guard let index = self.index(of: endpoint) else { throw SynodClientError.unknownEndpoint(endpoint) }
+        var request = Etcdserverpb_HashKVRequest()
+        request.revision = revision
+        return try await self.onEndpoint(index) { [request] client, options in
+            try await Etcdserverpb_Maintenance.Client(wrapping: client).hashKV(request, options: options)
+        }
+    }
+
     private func index(of endpoint: String) -> Int? {
         if let exact = self.endpoints.firstIndex(where: { $0.original == endpoint }) { return exact }
         guard let parsed = try? SynodEndpoint(parsing: endpoint) else { return nil }
@@ -59,11 +71,20 @@ extension SynodClient {
     }
 
     private func status(at index: Int) async throws -> Etcdserverpb_StatusResponse {
+        try await self.onEndpoint(index) { client, options in
+            try await Etcdserverpb_Maintenance.Client(wrapping: client).status(Etcdserverpb_StatusRequest(), options: options)
+        }
+    }
+
+    /// One attempt on one endpoint, errors mapped to ``SynodClientError``.
+    private func onEndpoint<Result: Sendable>(
+        _ index: Int,
+        _ body: (GRPCClient<Transport>, CallOptions) async throws -> Result
+    ) async throws -> Result {
         let connection = self.connections[index]
         let options = self.callOptions(timeout: self.configuration.requestTimeout)
         do {
-            return try await Etcdserverpb_Maintenance.Client(wrapping: connection.grpc).status(
-                Etcdserverpb_StatusRequest(), options: options)
+            return try await body(connection.grpc, options)
         } catch let error as RPCError {
             if Self.isRetryable(error), !Self.isServerMessage(error) {
                 throw SynodClientError.unavailable([Self.failure(error, endpoint: connection.endpoint)])

@@ -30,8 +30,7 @@ extension SynodClient {
         progressNotify: Bool = false
     ) -> AsyncThrowingStream<Etcdserverpb_WatchResponse, any Error> {
         var create = Etcdserverpb_WatchCreateRequest()
-        create.key = key.synodBytes
-        create.rangeEnd = Self.rangeEnd(key: create.key, rangeEnd: rangeEnd, prefix: prefix)
+        (create.key, create.rangeEnd) = SynodClient.range(key: key.synodBytes, rangeEnd: rangeEnd, prefix: prefix)
         create.startRevision = startRevision
         create.prevKv = prevKV
         create.progressNotify = progressNotify

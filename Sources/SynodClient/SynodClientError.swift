@@ -6,6 +6,9 @@ import GRPCCore
 public enum SynodClientError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The configuration was rejected before any connection was made.
     case invalidConfiguration(String)
+    /// A request argument was rejected before it was sent (callers may also throw this for
+    /// their own argument checks).
+    case invalidArgument(String)
     /// An endpoint string could not be parsed.
     case invalidEndpoint(endpoint: String, reason: String)
     /// The server answered with an error that is not worth retrying elsewhere
@@ -55,6 +58,8 @@ public enum SynodClientError: Error, Sendable, Hashable, CustomStringConvertible
         switch self {
         case .invalidConfiguration(let message):
             return "invalid client configuration: \(message)"
+        case .invalidArgument(let message):
+            return "invalid argument: \(message)"
         case .invalidEndpoint(let endpoint, let reason):
             return "invalid endpoint '\(endpoint)': \(reason)"
         case .server(_, let message, _):

@@ -88,8 +88,7 @@ extension Etcdserverpb_RequestOp {
         countOnly: Bool = false
     ) -> Self {
         var range = Etcdserverpb_RangeRequest()
-        range.key = key.synodBytes
-        range.rangeEnd = SynodClient.rangeEnd(key: range.key, rangeEnd: rangeEnd, prefix: prefix)
+        (range.key, range.rangeEnd) = SynodClient.range(key: key.synodBytes, rangeEnd: rangeEnd, prefix: prefix)
         range.limit = limit
         range.keysOnly = keysOnly
         range.countOnly = countOnly
@@ -106,8 +105,7 @@ extension Etcdserverpb_RequestOp {
         prevKV: Bool = false
     ) -> Self {
         var delete = Etcdserverpb_DeleteRangeRequest()
-        delete.key = key.synodBytes
-        delete.rangeEnd = SynodClient.rangeEnd(key: delete.key, rangeEnd: rangeEnd, prefix: prefix)
+        (delete.key, delete.rangeEnd) = SynodClient.range(key: key.synodBytes, rangeEnd: rangeEnd, prefix: prefix)
         delete.prevKv = prevKV
         var op = Self()
         op.request = .requestDeleteRange(delete)

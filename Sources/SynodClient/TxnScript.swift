@@ -45,9 +45,9 @@ public struct SynodTxnScriptError: Error, Sendable, Hashable, CustomStringConver
 public enum SynodTxnScript {
     /// Parses a whole script.
     public static func parse(_ text: String) throws(SynodTxnScriptError) -> Etcdserverpb_TxnRequest {
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
-            line.hasSuffix("\r") ? String(line.dropLast()) : String(line)
-        }
+        // "\r\n" is one Character in Swift, so split on both forms.
+        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+            .map { line -> String in line.hasSuffix("\r") ? String(line.dropLast()) : String(line) }
         if lines.last == "" { lines.removeLast() }
         return try parse(lines: lines)
     }
@@ -244,10 +244,9 @@ public enum SynodTxnScript {
         if positional.count == 2 && (prefix || fromKey) {
             throw fail("a range end cannot be combined with --prefix or --from-key")
         }
-        let key = positional[0].synodBytes
-        if prefix { return (key, SynodKeyRange.prefixEnd(key)) }
-        if fromKey { return (key, Data([0])) }
-        return (key, positional.count == 2 ? positional[1].synodBytes : Data())
+        let end: (any SynodByteString)? = fromKey ? Data([0]) : (positional.count == 2 ? positional[1] : nil)
+        let range = SynodClient.range(key: positional[0].synodBytes, rangeEnd: end, prefix: prefix)
+        return (range.key, range.rangeEnd)
     }
 
     /// Splits a line like a shell: whitespace separates words, `"..."` allows backslash escapes,

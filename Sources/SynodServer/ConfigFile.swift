@@ -341,11 +341,9 @@ public enum ConfigFile {
         return out
     }
 
-    /// Splits a text into lines on `\n`, dropping a `\r` before it.
+    /// Splits a text into lines on `\n` or `\r\n` (a single Character in Swift).
     private static func lines(of text: String) -> [Substring] {
-        text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            line.last == "\r" ? line.dropLast() : line
-        }
+        text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
     }
 
     private static func firstMeaningfulLine(of text: String) -> Int? {

@@ -185,6 +185,7 @@ public final class Node: @unchecked Sendable {
         logger.critical("storage failed; the node stops serving and must be restarted by an operator",
                         metadata: ["error": "\(error)"])
         stop()
+        options.onStorageFailure?(error.description)
     }
 
     // MARK: - Outputs

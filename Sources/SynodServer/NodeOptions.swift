@@ -47,6 +47,12 @@ public struct NodeOptions: Sendable {
     public var requestTimeoutMilliseconds: Int = 5_000
     /// `--initial-cluster-state existing`: the data directory must already hold this member's state.
     public var joinExisting = false
+    /// Called once when storage fails (a failed fsync, a full disk): the node has already
+    /// stopped serving. `synod serve` exits the process here, as the design requires (a
+    /// failed fsync is never retried); in-process tests leave it nil.
+    public var onStorageFailure: (@Sendable (String) -> Void)?
+    /// Interval of watch progress notifications (etcd's default: 10 minutes).
+    public var watchProgressNotifyMilliseconds: Int = 600_000
 
     public init(name: String, dataDirectory: String, members: [MemberInfo], clusterID: UInt64,
                 clientListen: PeerAddress, advertiseClientURLs: [String], peerListen: PeerAddress) {

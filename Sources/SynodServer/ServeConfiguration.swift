@@ -28,8 +28,35 @@ public struct ServeConfiguration: Sendable, Hashable {
     public var maxRequestBytes = 1_572_864
     public var readMode = "lease"
     public var snapshotCount = 10_000
+    /// etcd's `--experimental-watch-progress-notify-interval`, a duration like `10m`, `5s`, `500ms`.
+    public var watchProgressNotifyInterval = "10m"
 
     public init() {}
+
+    /// Parses a duration like `500ms`, `5s`, `10m`, `1h` (or `1m30s`) into milliseconds.
+    public static func milliseconds(_ text: String, flag: String) throws(ServeConfigurationError) -> Int {
+        var total = 0
+        var number = ""
+        var rest = Substring(text)
+        guard !rest.isEmpty else { throw ServeConfigurationError("\(flag): empty duration") }
+        while let c = rest.first {
+            if c.isNumber { number.append(c); rest = rest.dropFirst(); continue }
+            let unit: String
+            if rest.hasPrefix("ms") { unit = "ms" } else if "smh".contains(c) { unit = String(c) } else {
+                throw ServeConfigurationError("\(flag): '\(text)' is not a duration like 500ms, 5s, 10m or 1h")
+            }
+            rest = rest.dropFirst(unit.count)
+            guard let value = Int(number), value <= 1_000_000 else {
+                throw ServeConfigurationError("\(flag): '\(text)' is not a duration like 500ms, 5s, 10m or 1h")
+            }
+            total += value * ["ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000][unit, default: 0]
+            number = ""
+        }
+        guard number.isEmpty, total > 0 else {
+            throw ServeConfigurationError("\(flag): '\(text)' is not a duration like 500ms, 5s, 10m or 1h")
+        }
+        return total
+    }
 
     /// Parses `http://host:port` (the first of a comma-separated list).
     public static func address(_ urls: String, flag: String) throws(ServeConfigurationError) -> (url: String, address: PeerAddress) {
@@ -152,6 +179,8 @@ public struct ServeConfiguration: Sendable, Hashable {
         options.maxRequestBytes = maxRequestBytes
         options.snapshotEverySlots = snapshotCount
         options.joinExisting = initialClusterState == "existing"
+        options.watchProgressNotifyMilliseconds = try Self.milliseconds(
+            watchProgressNotifyInterval, flag: "--experimental-watch-progress-notify-interval")
         return options
     }
 }

@@ -1,6 +1,14 @@
 import GRPCCore
+import Synchronization
 import SynodEtcdAPI
 import SynodKV
+
+/// Set while a watch's event stream is open (read by its progress-notify task).
+final class WatchActivity: Sendable {
+    private let open = Atomic<Bool>(true)
+    var isOpen: Bool { open.load(ordering: .acquiring) }
+    func close() { open.store(false, ordering: .releasing) }
+}
 
 /// etcd's Watch service: one bidirectional stream carries many watches. Every watch's
 /// responses go through one queue to the single writer of the stream.
@@ -106,7 +114,25 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
             for batch in Self.batches(history) {
                 outbox.yield(Self.eventsResponse(batch, watchID: watchID, revision: revision, ctx: ctx))
             }
+            let activity = WatchActivity()
+            if create.progressNotify {
+                let interval = ctx.node.options.watchProgressNotifyMilliseconds
+                let node = ctx.node
+                group.addTask {
+                    // etcd's progress_notify: an empty response carrying the current revision.
+                    while activity.isOpen {
+                        try? await Task.sleep(for: .milliseconds(interval))
+                        guard activity.isOpen, !Task.isCancelled else { return }
+                        let revision = (try? await node.withState { $0.kv.store.revision }) ?? 0
+                        var out = Etcdserverpb_WatchResponse()
+                        out.header = ctx.header(revision: revision)
+                        out.watchID = watchID
+                        outbox.yield(out)
+                    }
+                }
+            }
             group.addTask {
+                defer { activity.close() }
                 for await delivery in stream {
                     switch delivery {
                     case .events(let events, let revision):

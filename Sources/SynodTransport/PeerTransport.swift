@@ -49,8 +49,8 @@ public enum PeerTransportError: Error, Hashable, Sendable, CustomStringConvertib
 /// protocol versions, and any connection carrying a malformed or oversized frame, logging the
 /// reason. Dropped connections are redialed with exponential backoff and jitter.
 ///
-/// Sending never blocks: envelopes for a peer that is down, or whose send queue is over
-/// `sendQueueBytesMax`, are dropped and counted. Paxos tolerates lost messages (the replica
+/// Sending never blocks: envelopes for a peer that is down, or whose send queue is full
+/// (`sendQueueBytesMax`), are dropped and counted. Paxos tolerates lost messages (the replica
 /// retransmits), but not a caller blocked on one slow peer or an unbounded queue.
 ///
 /// - Important: `onReceive` and `onPeerStateChange` run on NIO event loop threads: they must
@@ -108,8 +108,9 @@ public final class PeerTransport: Sendable {
 
     /// - Parameters:
     ///   - peers: the other members and where they listen; an entry for `localID` is ignored.
-    ///   - sendQueueBytesMax: bytes queued per peer (written to the connection, not yet to the
-    ///     socket) above which further sends to it are dropped.
+    ///   - sendQueueBytesMax: bytes queued per peer (handed to its connection, not yet written
+    ///     to the socket) that a send may not push the queue past; such a send is dropped. An
+    ///     empty queue takes any batch, so one message larger than this still goes out.
     /// - Precondition: `sendQueueBytesMax > 0`.
     public init(
         group: any EventLoopGroup, localID: NodeID, clusterID: UInt64, listen: PeerAddress,

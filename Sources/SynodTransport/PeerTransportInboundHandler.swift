@@ -72,7 +72,7 @@ final class PeerTransportInboundHandler: ChannelInboundHandler {
             if case .awaitingHello = bound.value.phase {
                 bound.value.reject(context: contextBound.value, reason: "no hello within \(PeerTransport.helloTimeout)")
             }
-        }.futureResult.whenFailure { _ in }  // cancelled with the loop: nothing to do
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

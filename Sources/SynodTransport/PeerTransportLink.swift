@@ -10,8 +10,9 @@ import SynodCore
 /// The outbound side of the connection to one peer: dials it, sends the hello, writes the
 /// frames `PeerTransport.send` hands it, and redials with backoff after the connection drops.
 ///
-/// Only this node writes on the connection; bytes the peer sends back are ignored (it reads
-/// from its own outbound connection to us instead), but reading still notices when it closes.
+/// Only this node writes on the connection. The peer sends nothing back on it (it sends on
+/// its own outbound connection, which this node reads as an inbound one); anything read is
+/// discarded, and reading only serves to notice when the peer closes the connection.
 ///
 /// - Important: All connect, close and reconnect callbacks run on `eventLoop` (the connection
 ///   is bound to it), so up/down transitions of one peer are reported in order.
@@ -38,10 +39,18 @@ final class PeerTransportLink: Sendable {
         var connectedAt = NIODeadline.uptimeNanoseconds(0)
         /// Bytes handed to the channel whose write has not completed yet.
         var queuedBytes = 0
+        /// Sends are being dropped because the queue is full.
+        var queueFull = false
+        var droppedWhileQueueFull: UInt64 = 0
+        /// When the last queue-full warning was logged: at most one per `queueFullWarningInterval`.
+        var queueFullWarnedAt: NIODeadline?
         var statistics = PeerLinkStatistics()
     }
 
     private let state = NIOLockedValueBox(State())
+
+    /// Least time between two "send queue full" warnings for one peer.
+    static let queueFullWarningInterval = TimeAmount.seconds(10)
 
     init(
         peer: NodeID, address: PeerAddress, eventLoop: any EventLoop, hello: PeerHello, sendQueueBytesMax: Int,
@@ -76,21 +85,64 @@ final class PeerTransportLink: Sendable {
     }
 
     /// Writes `frames` (the encoding of `envelopeCount` envelopes) as one write and flush, or
-    /// drops them all when the peer is down or the queue cannot take them. Never blocks.
+    /// drops them all when the peer is down or they would take the queue over
+    /// `sendQueueBytesMax` (an empty queue takes any batch). Never blocks.
     func send(frames: [UInt8], envelopeCount: Int) {
         let byteCount = frames.count
-        let channel: (any Channel)? = state.withLockedValue { state in
-            guard let channel = state.channel, state.queuedBytes <= sendQueueBytesMax - byteCount else {
-                state.statistics.droppedEnvelopes += UInt64(envelopeCount)
-                return nil
+        let count = UInt64(envelopeCount)
+        let outcome: SendOutcome = state.withLockedValue { state in
+            guard let channel = state.channel else {
+                state.statistics.droppedEnvelopes += count
+                return .droppedDown
+            }
+            // An empty queue takes any batch, so a message larger than the queue (a big
+            // catch-up reply) can still go out: the queue never exceeds the larger of
+            // `sendQueueBytesMax` and one batch.
+            guard state.queuedBytes == 0 || state.queuedBytes <= sendQueueBytesMax - byteCount else {
+                state.statistics.droppedEnvelopes += count
+                state.droppedWhileQueueFull += count
+                var warn = false
+                if !state.queueFull {
+                    state.queueFull = true
+                    let now = NIODeadline.now()
+                    if let warnedAt = state.queueFullWarnedAt, now < warnedAt + Self.queueFullWarningInterval {
+                        warn = false
+                    } else {
+                        warn = true
+                        state.queueFullWarnedAt = now
+                    }
+                }
+                return .droppedQueueFull(warn: warn, queuedBytes: state.queuedBytes)
+            }
+            // An episode of drops ends once the queue is down to half, so a queue hovering at
+            // the limit is one episode.
+            var droppedWhileFull: UInt64?
+            if state.queueFull && state.queuedBytes <= sendQueueBytesMax / 2 {
+                droppedWhileFull = state.droppedWhileQueueFull
+                state.queueFull = false
+                state.droppedWhileQueueFull = 0
             }
             state.queuedBytes += byteCount
-            state.statistics.sentEnvelopes += UInt64(envelopeCount)
-            return channel
+            state.statistics.sentEnvelopes += count
+            return .write(channel, droppedWhileFull: droppedWhileFull)
         }
-        guard let channel else {
-            logger.trace("dropping messages for peer: down or send queue full", metadata: ["count": "\(envelopeCount)"])
+        let channel: any Channel
+        switch outcome {
+        case .droppedDown:
+            logger.trace("dropping messages for a peer that is down", metadata: ["count": "\(envelopeCount)"])
             return
+        case .droppedQueueFull(let warn, let queuedBytes):
+            if warn {
+                logger.warning(
+                    "send queue to peer full: dropping messages until it drains",
+                    metadata: ["queued-bytes": "\(queuedBytes)", "send-queue-bytes-max": "\(sendQueueBytesMax)"])
+            }
+            return
+        case .write(let writeChannel, let droppedWhileFull):
+            if let droppedWhileFull {
+                logger.debug("send queue to peer drained", metadata: ["dropped-meanwhile": "\(droppedWhileFull)"])
+            }
+            channel = writeChannel
         }
         let promise = channel.eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { _ in
@@ -132,15 +184,10 @@ final class PeerTransportLink: Sendable {
             return true
         }
         guard proceed else { return }
-        var bootstrap = ClientBootstrap(group: eventLoop)
+        let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(PeerTransport.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-        #if os(Linux)
-        bootstrap = bootstrap.channelOption(
-            ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: CInt(TCP_USER_TIMEOUT))),
-            value: Int(PeerTransport.unacknowledgedDataTimeout.nanoseconds / 1_000_000))
-        #endif
-        let future = bootstrap
+        let future = Self.withUnacknowledgedDataTimeout(bootstrap)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(PeerTransportOutboundHandler())
@@ -154,6 +201,17 @@ final class PeerTransportLink: Sendable {
             case .failure(let error): self.connectFailed(error)
             }
         }
+    }
+
+    /// Sets TCP_USER_TIMEOUT where the platform has it (see `PeerTransport.unacknowledgedDataTimeout`).
+    private static func withUnacknowledgedDataTimeout(_ bootstrap: ClientBootstrap) -> ClientBootstrap {
+        #if os(Linux) && canImport(Glibc)
+        bootstrap.channelOption(
+            ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: CInt(TCP_USER_TIMEOUT))),
+            value: Int(PeerTransport.unacknowledgedDataTimeout.nanoseconds / 1_000_000))
+        #else
+        bootstrap
+        #endif
     }
 
     private func connected(_ channel: any Channel) {
@@ -214,6 +272,12 @@ final class PeerTransportLink: Sendable {
             state.reconnectTask = eventLoop.scheduleTask(in: delay) { self.connect() }
         }
     }
+}
+
+private enum SendOutcome {
+    case write(any Channel, droppedWhileFull: UInt64?)
+    case droppedDown
+    case droppedQueueFull(warn: Bool, queuedBytes: Int)
 }
 
 /// Counters of one outbound link, for logs and metrics.

@@ -13,6 +13,17 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "Time budget of one request, failover included: e.g. 5s, 500ms, 1m (plain numbers are seconds).")
     var timeout: String = "5s"
 
+    func validate() throws {
+        _ = try configuration()
+        for endpoint in endpoints.split(separator: ",") where !endpoint.allSatisfy(\.isWhitespace) {
+            do {
+                _ = try SynodEndpoint(parsing: String(endpoint))
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+    }
+
     func configuration() throws -> SynodClientConfiguration {
         let list = endpoints.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
             .filter { !$0.isEmpty }

@@ -163,7 +163,8 @@ struct ClientTxnCommand: AsyncParsableCommand {
             operators =, !=, <, >. Operations: put KEY VALUE [--lease=ID] [--prev-kv],
             get KEY [RANGE_END] [--prefix] [--limit=N] [--rev=N] [--keys-only] [--count-only],
             del KEY [RANGE_END] [--prefix] [--prev-kv].
-            Prints SUCCESS or FAILURE, then each operation's result after a blank line.
+            Input is read to its end (Ctrl-D at a terminal). Prints SUCCESS or FAILURE, then
+            each operation's result after a blank line.
             """
     )
 

@@ -52,6 +52,9 @@ struct ServeCommand: AsyncParsableCommand {
     var readMode: String = "lease"
     @Option(help: "Applied log slots between snapshots.")
     var snapshotCount: Int = 10_000
+    @Option(name: .customLong("experimental-watch-progress-notify-interval"),
+            help: "How often watches created with progress_notify get a progress response (e.g. 10m, 5s).")
+    var watchProgressNotifyInterval: String = "10m"
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
     @Option(help: "YAML or TOML file with the same keys as these flags.")
@@ -61,7 +64,7 @@ struct ServeCommand: AsyncParsableCommand {
         "name", "data-dir", "listen-client-urls", "advertise-client-urls", "listen-peer-urls",
         "initial-advertise-peer-urls", "initial-cluster", "initial-cluster-state", "initial-cluster-token",
         "listen-metrics-urls", "heartbeat-interval", "election-timeout", "max-request-bytes", "read-mode",
-        "snapshot-count", "log-level",
+        "snapshot-count", "log-level", "experimental-watch-progress-notify-interval",
     ]
 
     var serveConfiguration: ServeConfiguration {
@@ -81,6 +84,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.maxRequestBytes = maxRequestBytes
         c.readMode = readMode
         c.snapshotCount = snapshotCount
+        c.watchProgressNotifyInterval = watchProgressNotifyInterval
         return c
     }
 
@@ -111,7 +115,11 @@ struct ServeCommand: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ServeConfigurationError("--log-level: '\(logLevel)' must be one of trace, debug, info, notice, warning, error, critical")
         }
-        let options = try serveConfiguration.validate()
+        var options = try serveConfiguration.validate()
+        options.onStorageFailure = { reason in
+            FileHandle.standardError.write(Data("synod serve: fatal: storage failed: \(reason)\n".utf8))
+            Foundation.exit(70)
+        }
         let memberName = name
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

@@ -197,7 +197,7 @@ final class ConfigFileTests: XCTestCase {
         ]
         XCTAssertEqual(
             try ConfigFile.arguments(from: values, booleanFlags: ["debug", "strict"], invertibleFlags: ["fsync"]),
-            ["--data-dir", "/d", "--debug", "--name", "n1", "--no-fsync"]
+            ["--data-dir", "/d", "--debug", "--no-fsync", "--name", "n1"]
         )
         let explicit = ["--name=n9", "--no-fsync", "--peer-urls", "http://a"]
         XCTAssertEqual(

@@ -119,6 +119,21 @@ final class PeerTransportRejectionTests: XCTestCase {
         try await assertPairWorks(a, b)
     }
 
+    func testANewerConnectionFromTheSamePeerClosesTheOlderOne() async throws {
+        let (a, _) = try await startPair()
+        let hello = PeerHello(clusterID: 7, sender: NodeID(3)).encoded()
+        let older = try await rawClient(to: a, sending: hello)
+        try await eventually("older accepted") { a.transport.statistics().inbound.acceptedConnections == 2 }
+        let newer = try await rawClient(to: a, sending: hello)
+        try await assertClosed(older, "older connection of n3")
+        let good = Envelope(from: NodeID(3), to: a.id, message: .readIndexRequest(readID: 1))
+        try await newer.writeAndFlush(newer.allocator.buffer(bytes: frame(good)))
+        try await eventually("newer connection delivers") { a.received.value.contains(good) }
+        XCTAssertTrue(newer.isActive)
+        XCTAssertEqual(a.transport.statistics().inbound.rejectedConnections, 0)
+        try await newer.close()
+    }
+
     func testHelloAndFramesSplitIntoSingleBytesAreReassembled() async throws {
         let (a, _) = try await startPair()
         let envelopes = (0..<3).map { Envelope(from: NodeID(3), to: a.id, message: .readIndexRequest(readID: UInt64($0))) }

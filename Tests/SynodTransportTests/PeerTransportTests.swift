@@ -115,6 +115,34 @@ final class PeerTransportTests: XCTestCase {
         XCTAssertEqual(sender.stateChanges.value.map(\.up), [true, false, true], "one report per transition")
     }
 
+    func testConcurrentSendersAreAllDeliveredInOrderPerSender() async throws {
+        let ports = try await PeerTransportTestSupport.freePorts(2, group: group)
+        let a = makeNode(1, ports: ports)
+        let b = makeNode(2, ports: ports)
+        try await a.transport.start()
+        try await b.transport.start()
+        try await eventually("connected") { a.transport.connectedPeers() == [b.id] }
+        await withTaskGroup(of: Void.self) { tasks in
+            for sender in 0..<4 {
+                tasks.addTask {
+                    for index in 0..<250 {
+                        let readID = UInt64(sender) << 32 | UInt64(index)
+                        a.transport.send([Envelope(from: a.id, to: b.id, message: .readIndexRequest(readID: readID))])
+                    }
+                }
+            }
+        }
+        try await eventually("all delivered") { b.received.value.count == 1_000 }
+        let readIDs = b.received.value.compactMap { envelope -> UInt64? in
+            guard case .readIndexRequest(let readID) = envelope.message else { return nil }
+            return readID
+        }
+        for sender in 0..<4 {
+            let ofSender = readIDs.filter { $0 >> 32 == UInt64(sender) }.map { $0 & 0xFFFF_FFFF }
+            XCTAssertEqual(ofSender, (0..<250).map(UInt64.init), "sender \(sender): every message, in its order")
+        }
+    }
+
     func testSendToDownPeerDoesNotBlockAndIsCounted() async throws {
         let ports = try await PeerTransportTestSupport.freePorts(2, group: group)
         let node = makeNode(1, ports: ports)  // node 2 never starts
@@ -168,6 +196,20 @@ final class PeerTransportTests: XCTestCase {
         XCTAssertEqual(statistics.sentEnvelopes + statistics.droppedEnvelopes, 400)
         await node.transport.shutdown()
         try await stuck.close()
+    }
+
+    func testAMessageLargerThanTheSendQueueStillGoesOutWhenTheQueueIsEmpty() async throws {
+        let ports = try await PeerTransportTestSupport.freePorts(2, group: group)
+        let a = makeNode(1, ports: ports, sendQueueBytesMax: 4096)
+        let b = makeNode(2, ports: ports)
+        try await a.transport.start()
+        try await b.transport.start()
+        try await eventually("connected") { a.transport.connectedPeers() == [b.id] }
+        let big = Envelope(
+            from: a.id, to: b.id,
+            message: .forward(commands: [Command(clientID: 1, sequence: 1, payload: Array(repeating: 1, count: 100_000))]))
+        a.transport.send([big])
+        try await eventually("delivered") { b.received.value == [big] }
     }
 
     func testListeningOnABusyPortThrowsAClearError() async throws {

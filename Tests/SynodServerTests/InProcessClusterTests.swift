@@ -1,0 +1,174 @@
+import Foundation
+import Logging
+import NIOPosix
+import SynodClient
+import SynodCore
+import SynodEtcdAPI
+import XCTest
+@testable import SynodServer
+
+/// Free TCP ports on 127.0.0.1 (bound to port 0, then released).
+func freePorts(_ count: Int) -> [Int] {
+    var ports: [Int] = []
+    var sockets: [Int32] = []
+    while ports.count < count {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        sockets.append(fd)
+        if !ports.contains(port) { ports.append(port) }
+    }
+    sockets.forEach { close($0) }
+    return ports
+}
+
+/// A cluster of `SynodNodeServer`s in this process, on loopback.
+final class InProcessCluster: @unchecked Sendable {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let root: String
+    var configurations: [ServeConfiguration] = []
+    var servers: [SynodNodeServer?]
+    var tasks: [Task<Void, any Error>?]
+
+    init(nodes: Int, snapshotCount: Int = 10_000) throws {
+        root = NSTemporaryDirectory() + "synod-inprocess-\(UUID().uuidString)"
+        let ports = freePorts(nodes * 3)
+        let cluster = (0..<nodes).map { "n\($0 + 1)=http://127.0.0.1:\(ports[$0 * 3 + 1])" }.joined(separator: ",")
+        for i in 0..<nodes {
+            var c = ServeConfiguration()
+            c.name = "n\(i + 1)"
+            c.dataDir = "\(root)/n\(i + 1)"
+            c.listenClientURLs = "http://127.0.0.1:\(ports[i * 3])"
+            c.listenPeerURLs = "http://127.0.0.1:\(ports[i * 3 + 1])"
+            c.listenMetricsURLs = "http://127.0.0.1:\(ports[i * 3 + 2])"
+            c.initialCluster = cluster
+            c.snapshotCount = snapshotCount
+            configurations.append(c)
+        }
+        servers = Array(repeating: nil, count: nodes)
+        tasks = Array(repeating: nil, count: nodes)
+    }
+
+    var endpoints: [String] { configurations.map(\.listenClientURLs) }
+
+    func start(_ i: Int) throws {
+        var logger = Logger(label: "test.n\(i + 1)")
+        logger.logLevel = .warning
+        let server = try SynodNodeServer(options: try configurations[i].validate(), logger: logger, group: group)
+        servers[i] = server
+        tasks[i] = Task { try await server.run() }
+    }
+
+    func stop(_ i: Int) async {
+        tasks[i]?.cancel()
+        _ = try? await tasks[i]?.value
+        tasks[i] = nil
+        servers[i] = nil
+    }
+
+    func stopAll() async {
+        for i in servers.indices { await stop(i) }
+        try? await group.shutdownGracefully()
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    func client(_ indexes: [Int]? = nil) throws -> SynodClient {
+        let chosen = indexes.map { $0.map { endpoints[$0] } } ?? endpoints
+        return try SynodClient(configuration: SynodClientConfiguration(endpoints: chosen))
+    }
+}
+
+final class InProcessClusterTests: XCTestCase {
+    /// Runs `body` with a client whose connections run in a child task.
+    private func withClient<T: Sendable>(_ client: SynodClient, _ body: (SynodClient) async throws -> T) async throws -> T {
+        let runner = Task { try await client.run() }
+        defer { client.close(); runner.cancel() }
+        return try await body(client)
+    }
+
+    /// Retries `body` until it succeeds or `seconds` pass (elections, catch-up).
+    private func eventually<T>(_ seconds: Double = 15, _ body: () async throws -> T) async throws -> T {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            do {
+                return try await body()
+            } catch {
+                if Date() > deadline { throw error }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    func testWritesSurviveAFollowerRestartThroughSnapshotsAndReplicasAgree() async throws {
+        let cluster = try InProcessCluster(nodes: 3, snapshotCount: 100)
+        for i in 0..<3 { try cluster.start(i) }
+        do {
+            try await withClient(try cluster.client([0, 1])) { client in
+                for k in 0..<150 { _ = try await eventually { try await client.put("k\(k)", "v\(k)") } }
+                await cluster.stop(2)
+                for k in 150..<400 { _ = try await eventually { try await client.put("k\(k)", "v\(k)") } }
+            }
+            try cluster.start(2)
+            // The restarted member catches up (snapshot install or log catch-up) and serves it.
+            try await withClient(try cluster.client([2])) { client in
+                let last = try await eventually {
+                    let response = try await client.get("k399", serializable: true)
+                    guard let kv = response.kvs.first else { throw SynodClientError.invalidArgument("not yet") }
+                    return kv
+                }
+                XCTAssertEqual(String(decoding: last.value, as: UTF8.self), "v399")
+                let count = try await client.get("k", prefix: true, countOnly: true)
+                XCTAssertEqual(count.count, 400)
+            }
+            // Every replica reports the same HashKV at the same revision.
+            var hashes: Set<UInt32> = []
+            for i in 0..<3 {
+                try await withClient(try cluster.client([i])) { client in
+                    let hash = try await eventually {
+                        let status = try await client.status(endpoint: cluster.endpoints[i])
+                        guard status.raftAppliedIndex >= status.raftIndex, status.header.revision == 401 else {
+                            throw SynodClientError.invalidArgument("catching up")
+                        }
+                        return try await client.hashKV(endpoint: cluster.endpoints[i], revision: 401)
+                    }
+                    hashes.insert(hash.hash)
+                }
+            }
+            XCTAssertEqual(hashes.count, 1, "replicas disagree: \(hashes)")
+            let snapshots = try FileManager.default.contentsOfDirectory(atPath: cluster.root + "/n1/snap")
+            XCTAssertFalse(snapshots.isEmpty, "snapshots were taken")
+        } catch {
+            await cluster.stopAll()
+            throw error
+        }
+        await cluster.stopAll()
+    }
+
+    func testADataDirectoryOfAnotherClusterIsRefusedWithOneLine() async throws {
+        let first = try InProcessCluster(nodes: 1)
+        try first.start(0)
+        try await withClient(try first.client()) { client in
+            _ = try await eventually { try await client.put("a", "1") }
+        }
+        await first.stop(0)
+        // Same directory, another cluster token: a different cluster id.
+        var other = first.configurations[0]
+        other.initialClusterToken = "someone-else"
+        do {
+            _ = try SynodNodeServer(options: try other.validate(), logger: Logger(label: "t"), group: first.group)
+            XCTFail("opened another cluster's data directory")
+        } catch {
+            let message = "\(error)"
+            XCTAssertTrue(message.hasPrefix("cannot open data directory \(first.root)/n1:"), message)
+            XCTAssertTrue(message.contains("cluster"), message)
+            XCTAssertFalse(message.contains("\n"), "one line: \(message)")
+        }
+        await first.stopAll()
+    }
+}
