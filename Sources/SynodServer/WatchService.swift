@@ -83,6 +83,9 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
         }
         let start: WatchStart
         do {
+            // A watch from a past revision first catches this member up (a read barrier), so a
+            // lagging follower neither misses a compaction nor replays less history than exists.
+            if create.startRevision > 0 { try await ctx.node.readBarrier(.linearizable) }
             start = try await ctx.node.watch(filter, startRevision: create.startRevision)
         } catch {
             created.header = ctx.header(revision: 0)
