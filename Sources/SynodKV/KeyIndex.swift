@@ -41,14 +41,14 @@ struct KeyHistory: Hashable, Sendable {
     }
 }
 
-/// etcd's `key` + `range_end` convention, resolved once.
-enum KeyRange: Hashable, Sendable {
+/// etcd's `key` + `range_end` convention, resolved once (also used by the server's watches).
+public enum KeyRange: Hashable, Sendable {
     /// `range_end` empty: just `key`.
     case single([UInt8])
     /// `[lower, upper)`; `upper == nil` means no upper bound (`range_end == "\0"`).
     case interval(lower: [UInt8], upper: [UInt8]?)
 
-    init(key: [UInt8], rangeEnd: [UInt8]) {
+    public init(key: [UInt8], rangeEnd: [UInt8]) {
         if rangeEnd.isEmpty {
             self = .single(key)
         } else if rangeEnd == [0] {
@@ -59,7 +59,7 @@ enum KeyRange: Hashable, Sendable {
         }
     }
 
-    func contains(_ key: [UInt8]) -> Bool {
+    public func contains(_ key: [UInt8]) -> Bool {
         switch self {
         case .single(let only): return key == only
         case .interval(let lower, let upper):

@@ -335,12 +335,13 @@ public final class Node: @unchecked Sendable {
     private func proposeInternal(_ command: KVCommand) {
         let promise = loop.makePromise(of: KVResponse.self)
         promise.futureResult.whenFailure { _ in }
-        register(command, promise: promise)
+        register(command.encoded(), promise: promise)
     }
 
-    private func register(_ kvCommand: KVCommand, promise: EventLoopPromise<KVResponse>) {
+    /// Proposes an encoded `KVCommand` under a fresh client id and remembers who waits for it.
+    private func register(_ payload: [UInt8], promise: EventLoopPromise<KVResponse>) {
         let clientID = clientIDGenerator.next() | 1  // never 0
-        let command = Command(clientID: clientID, sequence: 1, payload: kvCommand.encoded())
+        let command = Command(clientID: clientID, sequence: 1, payload: payload)
         let now = NIODeadline.now()
         pendingWrites[clientID] = PendingWrite(
             command: command, promise: promise,
@@ -353,12 +354,12 @@ public final class Node: @unchecked Sendable {
 
     /// Proposes a write and waits until it is applied here (or fails).
     public func write(_ command: KVCommand) async throws -> KVResponse {
-        let payloadBytes = command.encoded().count
-        if payloadBytes > options.maxRequestBytes { throw NodeError.requestTooLarge }
+        let payload = command.encoded()
+        if payload.count > options.maxRequestBytes { throw NodeError.requestTooLarge }
         let promise = loop.makePromise(of: KVResponse.self)
         loop.execute { [self] in
             guard !stoppedFlag else { promise.fail(NodeError.stopped); return }
-            register(command, promise: promise)
+            register(payload, promise: promise)
         }
         return try await promise.futureResult.get()
     }

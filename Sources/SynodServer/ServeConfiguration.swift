@@ -1,3 +1,4 @@
+import Foundation
 import SynodCore
 import SynodTransport
 
@@ -60,7 +61,7 @@ public struct ServeConfiguration: Sendable, Hashable {
 
     /// Parses `http://host:port` (the first of a comma-separated list).
     public static func address(_ urls: String, flag: String) throws(ServeConfigurationError) -> (url: String, address: PeerAddress) {
-        let first = urls.split(separator: ",").first.map { String($0).trimmingWhitespace } ?? ""
+        let first = urls.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         let scheme = "http://"
         if first.hasPrefix("https://") {
             throw ServeConfigurationError("\(flag): \(first): TLS is not supported yet; use http://")
@@ -98,7 +99,7 @@ public struct ServeConfiguration: Sendable, Hashable {
         let client = try Self.address(listenClientURLs, flag: "--listen-client-urls")
         let peer = try Self.address(listenPeerURLs, flag: "--listen-peer-urls")
         let advertisedPeer = try Self.address(initialAdvertisePeerURLs ?? listenPeerURLs, flag: "--initial-advertise-peer-urls")
-        let advertised = (advertiseClientURLs ?? listenClientURLs).split(separator: ",").map { String($0).trimmingWhitespace }
+        let advertised = (advertiseClientURLs ?? listenClientURLs).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         for url in advertised { _ = try Self.address(url, flag: "--advertise-client-urls") }
         let metrics: PeerAddress
         if let listenMetricsURLs {
@@ -136,7 +137,7 @@ public struct ServeConfiguration: Sendable, Hashable {
         let clusterText = initialCluster ?? "\(name)=\(advertisedPeer.url)"
         var entries: [(name: String, url: String, address: PeerAddress)] = []
         for part in clusterText.split(separator: ",") {
-            let pair = part.split(separator: "=", maxSplits: 1).map { String($0).trimmingWhitespace }
+            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard pair.count == 2, !pair[0].isEmpty else {
                 throw ServeConfigurationError("--initial-cluster: '\(part)' is not name=http://host:port")
             }
@@ -185,11 +186,3 @@ public struct ServeConfiguration: Sendable, Hashable {
     }
 }
 
-extension String {
-    var trimmingWhitespace: String {
-        var text = Substring(self)
-        while let first = text.first, first.isWhitespace { text = text.dropFirst() }
-        while let last = text.last, last.isWhitespace { text = text.dropLast() }
-        return String(text)
-    }
-}

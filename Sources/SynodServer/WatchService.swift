@@ -27,7 +27,6 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
                 for await message in outbox { try await response.write(message) }
             }
             var registry = StreamWatches()
-            defer { registry.cancelAll(node: ctx.node) }
             do {
                 for try await message in request {
                     switch message.requestUnion {

@@ -26,18 +26,11 @@ public struct WatchFilter: Sendable, Hashable {
         self.prevKV = prevKV
     }
 
-    /// etcd's range convention: empty end = the single key; `[0]` = every key >= key.
-    public func contains(_ candidate: [UInt8]) -> Bool {
-        if rangeEnd.isEmpty { return candidate == key }
-        if candidate.lexicographicallyPrecedes(key) { return false }
-        if rangeEnd == [0] { return true }
-        return candidate.lexicographicallyPrecedes(rangeEnd)
-    }
-
     /// The events this watch reports, with `prevKv` dropped unless asked for.
     public func select(_ events: [WatchEvent]) -> [WatchEvent] {
+        let range = KeyRange(key: key, rangeEnd: rangeEnd)
         var selected: [WatchEvent] = []
-        for var event in events where contains(event.kv.key) {
+        for var event in events where range.contains(event.kv.key) {
             if event.kind == .put && noPut { continue }
             if event.kind == .delete && noDelete { continue }
             if !prevKV { event.prevKv = nil }

@@ -1,4 +1,0 @@
-import XCTest
-@testable import SynodServer
-
-final class ServerSmokeTests: XCTestCase {}
