@@ -84,13 +84,23 @@ let package = Package(
         .target(name: "SynodCheck"),
         // Deterministic cluster simulator driving the real SynodCore.
         .target(name: "SynodSim", dependencies: ["SynodCore", "SynodCheck", "SynodStore"]),
+        // `synod chaos`: real processes, fault-injecting networks, history checking, reports.
+        .target(
+            name: "SynodChaos",
+            dependencies: [
+                "SynodCheck", "SynodClient", "SynodEtcdAPI", "SynodTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Counts heap allocations per thread for `synod bench core`.
         .target(name: "CSynodAllocCounter"),
         .executableTarget(
             name: "synod",
             dependencies: [
                 "SynodCore", "SynodSim", "SynodCheck", "SynodStore", "CSynodAllocCounter",
-                "SynodServer", "SynodClient", "SynodKV",
+                "SynodServer", "SynodClient", "SynodKV", "SynodChaos",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -120,6 +130,14 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SynodSimTests", dependencies: ["SynodSim", "SynodCore", "SynodCheck"]),
+        .testTarget(
+            name: "SynodChaosTests",
+            dependencies: [
+                "SynodChaos", "SynodCheck", "SynodClient", "SynodTransport", "synod",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
