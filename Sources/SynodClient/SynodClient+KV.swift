@@ -18,7 +18,8 @@ extension SynodClient {
     /// - Parameters:
     ///   - lease: attach the key to this lease (0: none).
     ///   - prevKV: return the previous key-value pair in `prevKv`.
-    /// - Note: on failover this may be applied twice; see ``SynodClient``.
+    /// - Note: against Synod, retries on failover are applied at most once; against etcd a
+    ///   retried write may apply twice (see ``SynodClient``).
     public func put(
         _ key: some SynodByteString,
         _ value: some SynodByteString,
@@ -35,8 +36,9 @@ extension SynodClient {
 
     /// Sends a prepared put request.
     public func put(_ request: Etcdserverpb_PutRequest) async throws -> Etcdserverpb_PutResponse {
-        try await self.withFailover { [request] connection, options in
-            try await Etcdserverpb_KV.Client(wrapping: connection.grpc).put(request, options: options)
+        let metadata = Self.requestMetadata()
+        return try await self.withFailover { [request] connection, options in
+            try await Etcdserverpb_KV.Client(wrapping: connection.grpc).put(request, metadata: metadata, options: options)
         }
     }
 
@@ -97,8 +99,9 @@ extension SynodClient {
 
     /// Sends a prepared delete-range request.
     public func deleteRange(_ request: Etcdserverpb_DeleteRangeRequest) async throws -> Etcdserverpb_DeleteRangeResponse {
-        try await self.withFailover { [request] connection, options in
-            try await Etcdserverpb_KV.Client(wrapping: connection.grpc).deleteRange(request, options: options)
+        let metadata = Self.requestMetadata()
+        return try await self.withFailover { [request] connection, options in
+            try await Etcdserverpb_KV.Client(wrapping: connection.grpc).deleteRange(request, metadata: metadata, options: options)
         }
     }
 
@@ -106,8 +109,9 @@ extension SynodClient {
     /// `failure` ones, atomically. Build one with ``SynodTxn`` or parse etcdctl's text format
     /// with ``SynodTxnScript/parse(_:)``.
     public func txn(_ request: Etcdserverpb_TxnRequest) async throws -> Etcdserverpb_TxnResponse {
-        try await self.withFailover { [request] connection, options in
-            try await Etcdserverpb_KV.Client(wrapping: connection.grpc).txn(request, options: options)
+        let metadata = Self.requestMetadata()
+        return try await self.withFailover { [request] connection, options in
+            try await Etcdserverpb_KV.Client(wrapping: connection.grpc).txn(request, metadata: metadata, options: options)
         }
     }
 
@@ -130,5 +134,17 @@ extension SynodClient {
         let end = prefix ? SynodKeyRange.prefixEnd(key) : (rangeEnd?.synodBytes ?? Data())
         if key.isEmpty && end == Data([0]) { return (Data([0]), end) }
         return (key, end)
+    }
+}
+
+extension SynodClient {
+    /// The `synod-request-id` header: one random id per logical write, sent with every attempt,
+    /// so a Synod server applies a retried write at most once. etcd ignores it.
+    static func requestMetadata() -> Metadata {
+        var metadata = Metadata()
+        let id = UInt64.random(in: 1 ... .max)
+        let hex = String(id, radix: 16)
+        metadata.addString(String(repeating: "0", count: 16 - hex.count) + hex, forKey: "synod-request-id")
+        return metadata
     }
 }

@@ -42,11 +42,12 @@ public struct SynodClientConfiguration: Sendable {
 /// ``SynodClientConfiguration/requestTimeout`` runs out. Other errors are thrown at once as
 /// ``SynodClientError/server(code:message:endpoint:)``.
 ///
-/// - Important: a retried write may be applied twice. If an attempt times out or its
-///   connection drops after the server received the request, the write may already have been
-///   committed; the retry on another endpoint then applies it again (etcd's own clients behave
-///   the same). Use a transaction guarded by a compare on `mod_revision`/`version` when a
-///   write must happen at most once.
+/// - Important: every attempt of one put, delete or txn carries the same random
+///   `synod-request-id` header, and a Synod server applies all attempts with one id at most
+///   once (the session table answers a retry with the first attempt's result, as long as the
+///   session is still remembered: the newest 65,536 requests). Against etcd, which ignores the
+///   header, a retried write may be applied twice, as with etcd's own clients; use a
+///   transaction guarded by a compare on `mod_revision`/`version` there.
 ///
 /// The connections only make progress while ``run()`` executes; ``withSynodClient(_:_:)`` runs
 /// them for the duration of a closure:

@@ -41,6 +41,7 @@ extension ByteWriter {
             case .leaseRevoke(let revision): u8(5); i64(revision)
             case .leaseKeepAlive(let id, let ttl, let revision): u8(6); i64(id); i64(ttl); i64(revision)
             case .publishMember(let revision): u8(7); i64(revision)
+            case .maintenance(let revision): u8(8); i64(revision)
             }
         case .failure(let error):
             u8(1)
@@ -101,6 +102,7 @@ extension ByteReader {
             case 5: return .success(.leaseRevoke(revision: try i64()))
             case 6: return .success(.leaseKeepAlive(id: try i64(), ttlSeconds: try i64(), revision: try i64()))
             case 7: return .success(.publishMember(revision: try i64()))
+            case 8: return .success(.maintenance(revision: try i64()))
             default: throw .invalid
             }
         case 1:

@@ -16,11 +16,19 @@ public enum KVCommand: Hashable, Sendable {
     /// A member announces its name and client URLs (etcd publishes member attributes through
     /// its log the same way), so every member can answer `MemberList` with them.
     case publishMember(memberID: UInt64, attributes: MemberAttributes)
+    /// The replicated integrity check (proposed by the leader every few seconds): every replica
+    /// compares its own hash recorded at check `previousID` with `previousHash` (the proposer's
+    /// hash at that same point of the log), then records its hash at this check under `id`.
+    /// See `KVStateMachine.applyIntegrityCheck`.
+    case integrityCheck(id: UInt64, previousID: UInt64, previousHash: UInt64)
+    /// etcd's alarms (Maintenance.Alarm): raised and cleared through the log so every member
+    /// reports the same set.
+    case alarm(action: AlarmAction, member: AlarmMember)
 
     /// Format version written as the first byte.
     ///
     /// Layout v1: `[version: u8][tag: u8][body]`, tags put=0, deleteRange=1, txn=2, compact=3,
-    /// leaseGrant=4, leaseRevoke=5, leaseKeepAlive=6, publishMember=7; bodies use `ByteWriter`'s primitives in field order.
+    /// leaseGrant=4, leaseRevoke=5, leaseKeepAlive=6, publishMember=7, integrityCheck=8, alarm=9; bodies use `ByteWriter`'s primitives in field order.
     public static let encodingVersion: UInt8 = 1
 
     /// The versioned binary encoding.
@@ -37,6 +45,10 @@ public enum KVCommand: Hashable, Sendable {
         case .leaseKeepAlive(let id): writer.u8(6); writer.i64(id)
         case .publishMember(let memberID, let attributes):
             writer.u8(7); writer.u64(memberID); writer.memberAttributes(attributes)
+        case .integrityCheck(let id, let previousID, let previousHash):
+            writer.u8(8); writer.u64(id); writer.u64(previousID); writer.u64(previousHash)
+        case .alarm(let action, let member):
+            writer.u8(9); writer.u8(action.rawValue); writer.u64(member.memberID); writer.u8(member.alarm.rawValue)
         }
         return writer.bytes
     }
@@ -55,6 +67,12 @@ public enum KVCommand: Hashable, Sendable {
         case 5: self = .leaseRevoke(id: try reader.i64())
         case 6: self = .leaseKeepAlive(id: try reader.i64())
         case 7: self = .publishMember(memberID: try reader.u64(), attributes: try reader.memberAttributes())
+        case 8: self = .integrityCheck(id: try reader.u64(), previousID: try reader.u64(), previousHash: try reader.u64())
+        case 9:
+            guard let action = AlarmAction(rawValue: try reader.u8()) else { throw .invalid }
+            let memberID = try reader.u64()
+            guard let alarm = AlarmType(rawValue: try reader.u8()), alarm != .none else { throw .invalid }
+            self = .alarm(action: action, member: AlarmMember(memberID: memberID, alarm: alarm))
         default: throw .invalid
         }
         try reader.finish()
@@ -72,6 +90,8 @@ public enum KVResponse: Hashable, Sendable {
     case leaseRevoke(revision: Int64)
     case leaseKeepAlive(id: Int64, ttlSeconds: Int64, revision: Int64)
     case publishMember(revision: Int64)
+    /// Integrity checks and alarm changes: nothing but the header revision.
+    case maintenance(revision: Int64)
 
     /// The response header's revision: the store's revision once the command applied.
     public var revision: Int64 {
@@ -84,6 +104,7 @@ public enum KVResponse: Hashable, Sendable {
         case .leaseRevoke(let revision): return revision
         case .leaseKeepAlive(_, _, let revision): return revision
         case .publishMember(let revision): return revision
+        case .maintenance(let revision): return revision
         }
     }
 }
@@ -123,5 +144,43 @@ extension ByteReader {
         let bytes = try data()
         guard bytes.count <= MemberAttributes.textBytesMax else { throw .invalid }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// etcd's alarm types (`AlarmType` in rpc.proto, same numbers).
+public enum AlarmType: UInt8, Hashable, Sendable, Comparable {
+    case none = 0
+    case noSpace = 1
+    case corrupt = 2
+
+    public static func < (lhs: AlarmType, rhs: AlarmType) -> Bool { lhs.rawValue < rhs.rawValue }
+    /// etcd's name, as in "alarm:CORRUPT".
+    public var name: String {
+        switch self {
+        case .none: return "NONE"
+        case .noSpace: return "NOSPACE"
+        case .corrupt: return "CORRUPT"
+        }
+    }
+}
+
+/// Raise or clear (etcd's ACTIVATE / DEACTIVATE).
+public enum AlarmAction: UInt8, Hashable, Sendable {
+    case activate = 1
+    case deactivate = 2
+}
+
+/// One raised alarm: which member, which alarm.
+public struct AlarmMember: Hashable, Sendable, Comparable {
+    public var memberID: UInt64
+    public var alarm: AlarmType
+
+    public init(memberID: UInt64, alarm: AlarmType) {
+        self.memberID = memberID
+        self.alarm = alarm
+    }
+
+    public static func < (lhs: AlarmMember, rhs: AlarmMember) -> Bool {
+        (lhs.memberID, lhs.alarm) < (rhs.memberID, rhs.alarm)
     }
 }

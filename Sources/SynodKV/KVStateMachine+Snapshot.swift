@@ -11,8 +11,10 @@ extension KVStateMachine {
     /// derived from the keys' latest entries); `[sessionCount u32]` then per session in client
     /// order `[clientID u64][sequence u64][slot u64][result]`.
     /// v2 appends `[memberCount u32]` then per member in id order `[memberID u64][attributes]`;
-    /// v1 snapshots (no members) still decode.
-    public static let snapshotVersion: UInt8 = 2
+    /// v3 then appends `[alarmCount u32]` then per alarm in order `[memberID u64][alarm u8]`,
+    /// and `[recordCount u32]` then per integrity record, oldest first, `[id u64][revision i64][hash u64]`.
+    /// v1 snapshots (no members) and v2 (no alarms, no integrity records) still decode.
+    public static let snapshotVersion: UInt8 = 3
 
     /// The whole replicated state, deterministically encoded (equal states, equal bytes).
     public func snapshot() -> [UInt8] {
@@ -48,6 +50,18 @@ extension KVStateMachine {
             writer.u64(id)
             if let attributes = members[id] { writer.memberAttributes(attributes) }
         }
+        let sortedAlarms = alarms.sorted()
+        writer.count(sortedAlarms.count)
+        for alarm in sortedAlarms {
+            writer.u64(alarm.memberID)
+            writer.u8(alarm.alarm.rawValue)
+        }
+        writer.count(integrityRecords.count)
+        for record in integrityRecords {
+            writer.u64(record.id)
+            writer.i64(record.revision)
+            writer.u64(record.hash)
+        }
         return writer.bytes
     }
 
@@ -56,7 +70,7 @@ extension KVStateMachine {
         self.init(sessionCapacity: sessionCapacity)
         var reader = ByteReader(bytes)
         let version = try reader.u8()
-        guard version == 1 || version == Self.snapshotVersion else { throw .unsupportedVersion(version) }
+        guard (1...Self.snapshotVersion).contains(version) else { throw .unsupportedVersion(version) }
         store.revision = try reader.i64()
         store.compactRevision = try reader.i64()
         appliedSlot = try reader.u64()
@@ -94,6 +108,7 @@ extension KVStateMachine {
             guard store.leases[lease] != nil else { throw .invalid }
             store.leases[lease]?.keys.insert(key)
         }
+        store.liveKeysHash = store.computeLiveKeysHash()
         var previousClient: UInt64?
         for _ in 0..<(try reader.count(elementBytesMin: 26)) {
             let clientID = try reader.u64()
@@ -111,6 +126,22 @@ extension KVStateMachine {
                 if let previousMember, previousMember >= id { throw .invalid }
                 previousMember = id
                 members[id] = try reader.memberAttributes()
+            }
+        }
+        if version >= 3 {
+            var previousAlarm: AlarmMember?
+            for _ in 0..<(try reader.count(elementBytesMin: 9)) {
+                let memberID = try reader.u64()
+                guard let type = AlarmType(rawValue: try reader.u8()), type != .none else { throw .invalid }
+                let alarm = AlarmMember(memberID: memberID, alarm: type)
+                if let previousAlarm, !(previousAlarm < alarm) { throw .invalid }
+                previousAlarm = alarm
+                alarms.insert(alarm)
+            }
+            let recordCount = try reader.count(elementBytesMin: 24)
+            guard recordCount <= Self.integrityRecordsMax else { throw .invalid }
+            for _ in 0..<recordCount {
+                integrityRecords.append(IntegrityRecord(id: try reader.u64(), revision: try reader.i64(), hash: try reader.u64()))
             }
         }
         try reader.finish()

@@ -22,10 +22,13 @@ public struct KVStateMachine: Hashable, Sendable {
         public var outcome: Outcome
         /// Watch events in (revision, sub-revision) order, for the server to fan out.
         public var events: [WatchEvent]
+        /// Set when an integrity check found this replica's hash different from the proposer's.
+        public var integrityMismatch: IntegrityMismatch?
 
-        public init(outcome: Outcome, events: [WatchEvent]) {
+        public init(outcome: Outcome, events: [WatchEvent], integrityMismatch: IntegrityMismatch? = nil) {
             self.outcome = outcome
             self.events = events
+            self.integrityMismatch = integrityMismatch
         }
     }
 
@@ -37,6 +40,13 @@ public struct KVStateMachine: Hashable, Sendable {
     public internal(set) var members: [UInt64: MemberAttributes] = [:]
     /// The highest slot applied so far (0 before any).
     public internal(set) var appliedSlot: Slot = 0
+    /// Raised alarms (etcd's Maintenance.Alarm), replicated.
+    public internal(set) var alarms: Set<AlarmMember> = []
+    /// This replica's hash at the last few integrity checks, oldest first (replicated: every
+    /// replica records the same ids at the same log positions).
+    public internal(set) var integrityRecords: [IntegrityRecord] = []
+    /// How many integrity records are kept.
+    public static let integrityRecordsMax = 8
 
     public init(sessionCapacity: Int = 100_000) {
         store = KVStore()
@@ -55,15 +65,41 @@ public struct KVStateMachine: Hashable, Sendable {
         }
         let result: CommandResult
         let events: [WatchEvent]
+        var mismatch: IntegrityMismatch?
         do {
             let decoded = try KVCommand(decoding: command.payload)
-            (result, events) = apply(decoded)
+            if case .integrityCheck(let id, let previousID, let previousHash) = decoded {
+                mismatch = applyIntegrityCheck(id: id, previousID: previousID, previousHash: previousHash)
+                (result, events) = (.success(.maintenance(revision: store.revision)), [])
+            } else {
+                (result, events) = apply(decoded)
+            }
         } catch {
             // Recorded like any result so every replica answers a retry the same way.
             (result, events) = (.failure(.malformedCommand), [])
         }
         sessions.record(command, result: result, slot: slot)
-        return Output(outcome: .applied(result), events: events)
+        return Output(outcome: .applied(result), events: events, integrityMismatch: mismatch)
+    }
+
+    /// Compares this replica's hash recorded at check `previousID` (if it has it: a replica
+    /// that restored a later snapshot does not) with the proposer's, then records the hash at
+    /// this point under `id`. Returns the mismatch, if any.
+    ///
+    /// Safe to replay: the records are part of the replicated state (and of snapshots), and a
+    /// check only reads the records and the store's `integrityHash`, which are identical on
+    /// replicas that applied identical commands.
+    public mutating func applyIntegrityCheck(id: UInt64, previousID: UInt64, previousHash: UInt64) -> IntegrityMismatch? {
+        var mismatch: IntegrityMismatch?
+        if previousID != 0, let record = integrityRecords.last(where: { $0.id == previousID }), record.hash != previousHash {
+            mismatch = IntegrityMismatch(checkID: previousID, revision: record.revision,
+                                         localHash: record.hash, expectedHash: previousHash)
+        }
+        integrityRecords.append(IntegrityRecord(id: id, revision: store.revision, hash: store.integrityHash))
+        if integrityRecords.count > Self.integrityRecordsMax {
+            integrityRecords.removeFirst(integrityRecords.count - Self.integrityRecordsMax)
+        }
+        return mismatch
     }
 
     /// Applies a decoded command without session bookkeeping.
@@ -93,9 +129,40 @@ public struct KVStateMachine: Hashable, Sendable {
             case .publishMember(let memberID, let attributes):
                 members[memberID] = attributes
                 return (.success(.publishMember(revision: store.revision)), [])
+            case .integrityCheck(let id, let previousID, let previousHash):
+                _ = applyIntegrityCheck(id: id, previousID: previousID, previousHash: previousHash)
+                return (.success(.maintenance(revision: store.revision)), [])
+            case .alarm(let action, let member):
+                switch action {
+                case .activate: alarms.insert(member)
+                case .deactivate: alarms.remove(member)
+                }
+                return (.success(.maintenance(revision: store.revision)), [])
             }
         } catch {
             return (.failure(error), [])
         }
     }
+}
+
+/// One replica's hash at one integrity check.
+public struct IntegrityRecord: Hashable, Sendable {
+    public var id: UInt64
+    public var revision: Int64
+    public var hash: UInt64
+
+    public init(id: UInt64, revision: Int64, hash: UInt64) {
+        self.id = id
+        self.revision = revision
+        self.hash = hash
+    }
+}
+
+/// An integrity check that failed on this replica: at check `checkID` (store revision
+/// `revision`) this replica's state hashed to `localHash`, the proposer's to `expectedHash`.
+public struct IntegrityMismatch: Hashable, Sendable {
+    public var checkID: UInt64
+    public var revision: Int64
+    public var localHash: UInt64
+    public var expectedHash: UInt64
 }

@@ -34,8 +34,22 @@ struct ServiceContext: Sendable {
         }
     }
 
-    func write(_ command: KVCommand) async throws -> KVResponse {
-        try await node.write(command)
+    func write(_ command: KVCommand, requestID: UInt64? = nil) async throws -> KVResponse {
+        try await node.write(command, requestID: requestID)
+    }
+}
+
+/// The optional `synod-request-id` header: SynodClient sends the same random id on every
+/// attempt of one write, so a retry on another member is applied at most once (the session
+/// table answers it with the first attempt's result). Other etcd clients don't send it.
+enum RequestIdentity {
+    static let header = "synod-request-id"
+
+    /// The id in `metadata` (16 hex digits), or nil when absent or malformed.
+    static func requestID(_ metadata: Metadata) -> UInt64? {
+        guard let text = metadata[stringValues: header].first(where: { _ in true }),
+              text.utf8.count <= 16, let id = UInt64(text, radix: 16), id != 0 else { return nil }
+        return id
     }
 }
 
@@ -56,26 +70,60 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
         }
     }
 
+    // The writes read the request metadata (for `synod-request-id`), so they implement the
+    // full ServiceProtocol methods; the simple ones remain for completeness.
+    func put(request: ServerRequest<Etcdserverpb_PutRequest>, context _: ServerContext) async throws
+        -> ServerResponse<Etcdserverpb_PutResponse> {
+        ServerResponse(message: try await put(request.message, requestID: RequestIdentity.requestID(request.metadata)),
+                       metadata: [:])
+    }
+
+    func deleteRange(request: ServerRequest<Etcdserverpb_DeleteRangeRequest>, context _: ServerContext) async throws
+        -> ServerResponse<Etcdserverpb_DeleteRangeResponse> {
+        ServerResponse(message: try await deleteRange(request.message, requestID: RequestIdentity.requestID(request.metadata)),
+                       metadata: [:])
+    }
+
+    func txn(request: ServerRequest<Etcdserverpb_TxnRequest>, context _: ServerContext) async throws
+        -> ServerResponse<Etcdserverpb_TxnResponse> {
+        ServerResponse(message: try await txn(request.message, requestID: RequestIdentity.requestID(request.metadata)),
+                       metadata: [:])
+    }
+
     func put(request: Etcdserverpb_PutRequest, context _: ServerContext) async throws -> Etcdserverpb_PutResponse {
+        try await put(request, requestID: nil)
+    }
+
+    func deleteRange(request: Etcdserverpb_DeleteRangeRequest, context _: ServerContext) async throws
+        -> Etcdserverpb_DeleteRangeResponse {
+        try await deleteRange(request, requestID: nil)
+    }
+
+    func txn(request: Etcdserverpb_TxnRequest, context _: ServerContext) async throws -> Etcdserverpb_TxnResponse {
+        try await txn(request, requestID: nil)
+    }
+
+    private func put(_ request: Etcdserverpb_PutRequest, requestID: UInt64?) async throws -> Etcdserverpb_PutResponse {
         try await context.serve("Put") {
-            guard case .put(let response) = try await context.write(.put(EtcdConversions.put(request))) else {
+            guard case .put(let response) = try await context.write(.put(EtcdConversions.put(request)), requestID: requestID) else {
                 throw RPCError(code: .internalError, message: "synod: unexpected response to put")
             }
             return EtcdConversions.putResponse(response, header: context.header(revision: response.revision))
         }
     }
 
-    func deleteRange(request: Etcdserverpb_DeleteRangeRequest, context _: ServerContext) async throws
+    private func deleteRange(_ request: Etcdserverpb_DeleteRangeRequest, requestID: UInt64?) async throws
         -> Etcdserverpb_DeleteRangeResponse {
         try await context.serve("DeleteRange") {
-            guard case .deleteRange(let response) = try await context.write(.deleteRange(EtcdConversions.deleteRange(request))) else {
+            guard case .deleteRange(let response) = try await context.write(
+                .deleteRange(EtcdConversions.deleteRange(request)), requestID: requestID) else {
                 throw RPCError(code: .internalError, message: "synod: unexpected response to delete")
             }
             return EtcdConversions.deleteResponse(response, header: context.header(revision: response.revision))
         }
     }
 
-    func txn(request: Etcdserverpb_TxnRequest, context _: ServerContext) async throws -> Etcdserverpb_TxnResponse {
+    private func txn(_ request: Etcdserverpb_TxnRequest, requestID: UInt64?) async throws -> Etcdserverpb_TxnResponse {
         try await context.serve("Txn") {
             let txn = try EtcdConversions.txn(request)
             if EtcdConversions.isReadOnly(txn) {
@@ -87,7 +135,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
                     return EtcdConversions.txnResponse(response, header: ctx.header(revision: response.revision))
                 }
             }
-            guard case .txn(let response) = try await context.write(.txn(txn)) else {
+            guard case .txn(let response) = try await context.write(.txn(txn), requestID: requestID) else {
                 throw RPCError(code: .internalError, message: "synod: unexpected response to txn")
             }
             return EtcdConversions.txnResponse(response, header: context.header(revision: response.revision))
@@ -266,12 +314,39 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
     /// The etcd API version Synod implements (etcd clients compare it).
     static let apiVersion = "3.4.0"
 
-    func alarm(request _: Etcdserverpb_AlarmRequest, context _: ServerContext) async throws -> Etcdserverpb_AlarmResponse {
+    /// GET lists the raised alarms (linearizably); ACTIVATE and DEACTIVATE go through the log
+    /// and answer with the alarm they changed, as etcd does.
+    func alarm(request: Etcdserverpb_AlarmRequest, context _: ServerContext) async throws -> Etcdserverpb_AlarmResponse {
         try await context.serve("Alarm") {
             var out = Etcdserverpb_AlarmResponse()
-            out.header = context.header(revision: 0)
-            return out  // no alarms are raised yet
+            let action: AlarmAction
+            switch request.action {
+            case .get, .UNRECOGNIZED:
+                let alarms = try await context.node.read(.linearizable) { state in
+                    (state.kv.alarms.sorted(), state.kv.store.revision)
+                }
+                out.header = context.header(revision: alarms.1)
+                out.alarms = alarms.0.map(Self.alarmMember)
+                return out
+            case .activate: action = .activate
+            case .deactivate: action = .deactivate
+            }
+            guard let type = AlarmType(rawValue: UInt8(clamping: request.alarm.rawValue)), type != .none else {
+                throw RPCError(code: .invalidArgument, message: "etcdserver: unknown alarm type")
+            }
+            let member = AlarmMember(memberID: request.memberID, alarm: type)
+            let response = try await context.write(.alarm(action: action, member: member))
+            out.header = context.header(revision: response.revision)
+            out.alarms = [Self.alarmMember(member)]
+            return out
         }
+    }
+
+    static func alarmMember(_ alarm: AlarmMember) -> Etcdserverpb_AlarmMember {
+        var member = Etcdserverpb_AlarmMember()
+        member.memberID = alarm.memberID
+        member.alarm = Etcdserverpb_AlarmType(rawValue: Int(alarm.alarm.rawValue)) ?? .none
+        return member
     }
 
     func status(request _: Etcdserverpb_StatusRequest, context _: ServerContext) async throws -> Etcdserverpb_StatusResponse {

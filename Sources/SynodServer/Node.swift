@@ -72,6 +72,12 @@ public final class Node: @unchecked Sendable {
     var leases = LeaseTimers()
     private var stoppedFlag = false
     private var publishProposedAt: NIODeadline?
+    /// `corrupt-apply` bookkeeping.
+    private var putsApplied = 0
+    private var corrupted = false
+    private var nextIntegrityCheckAt: NIODeadline?
+    private var corruptAlarmProposedAt: NIODeadline?
+    private var lastIntegrityRecordID: UInt64?
     /// The latest ballot round, readable from any thread (response headers' raft_term).
     private let roundCell = Atomic<UInt64>(0)
     public var ballotRound: UInt64 { roundCell.load(ordering: .relaxed) }
@@ -79,6 +85,18 @@ public final class Node: @unchecked Sendable {
     struct PendingWrite {
         var command: Command
         var promise: EventLoopPromise<KVResponse>
+        /// Later attempts of the same request (same `synod-request-id`) waiting here too.
+        var duplicates: [EventLoopPromise<KVResponse>] = []
+
+        func succeed(_ response: KVResponse) {
+            promise.succeed(response)
+            for other in duplicates { other.succeed(response) }
+        }
+
+        func fail(_ error: any Error) {
+            promise.fail(error)
+            for other in duplicates { other.fail(error) }
+        }
         var deadline: NIODeadline
         /// When it was last handed to the replica; nil while waiting for a leader.
         var proposedAt: NIODeadline?
@@ -97,7 +115,10 @@ public final class Node: @unchecked Sendable {
         self.metrics = metrics
         let local = options.local
         let identity = DataDirectoryIdentity(clusterID: options.clusterID, nodeID: local.nodeID.rawValue)
-        let opened = try DurableStorage.open(fileSystem: POSIXFileSystem(), directory: options.dataDirectory,
+        let fileSystem: any FileSystem = options.failpoints.crashInSnapshot > 0
+            ? FailpointFileSystem(base: POSIXFileSystem(), crashInSnapshot: options.failpoints.crashInSnapshot)
+            : POSIXFileSystem()
+        let opened = try DurableStorage.open(fileSystem: fileSystem, directory: options.dataDirectory,
                                              identity: identity)
         logger.info("storage opened", metadata: ["dir": "\(options.dataDirectory)", "recovery": "\(opened.report)"])
         var seed = SystemRandomNumberGenerator()
@@ -105,7 +126,10 @@ public final class Node: @unchecked Sendable {
         replica = try Replica(id: local.nodeID, configuration: options.protocolConfiguration(), seed: replicaSeed,
                               restoring: opened.records)
         clientIDGenerator = SplitMix64(seed: UInt64.random(in: .min ... .max, using: &seed))
-        storageWorker = StorageWorker(storage: opened.storage)
+        storageWorker = StorageWorker(storage: opened.storage, failpoints: options.failpoints)
+        if !options.failpoints.isEmpty {
+            logger.warning("failpoints enabled (testing only)", metadata: ["failpoints": "\(options.failpoints)"])
+        }
     }
 
     /// Starts the storage thread, replays recovered state and begins ticking.
@@ -134,7 +158,7 @@ public final class Node: @unchecked Sendable {
         guard !stoppedFlag else { return }
         stoppedFlag = true
         tickTask?.cancel()
-        for (_, write) in pendingWrites { write.promise.fail(NodeError.stopped) }
+        for (_, write) in pendingWrites { write.fail(NodeError.stopped) }
         pendingWrites.removeAll()
         for (_, read) in pendingReads { read.promise.fail(NodeError.stopped) }
         pendingReads.removeAll()
@@ -160,7 +184,10 @@ public final class Node: @unchecked Sendable {
         let now = NIODeadline.now()
         observeLeadership(now: now)
         retryAndExpireWrites(now: now)
-        if replica.role == .leader { expireLeases(now: now) }
+        if replica.role == .leader {
+            expireLeases(now: now)
+            proposeIntegrityCheckIfDue(now: now)
+        }
         maybeSnapshot()
         metrics.appliedIndex.record(Int64(replica.appliedThrough))
         metrics.chosenIndex.record(Int64(replica.chosenThrough))
@@ -176,7 +203,7 @@ public final class Node: @unchecked Sendable {
             messages += first.messagesAfterDurable
             unsyncedBatches.removeFirst()
         }
-        if !messages.isEmpty { transport?.send(messages) }
+        if !messages.isEmpty { send(messages) }
         handle(replica.step(.durable(report.durableThrough)))
     }
 
@@ -196,7 +223,7 @@ public final class Node: @unchecked Sendable {
             unsyncedBatches.append(batch)
             storageWorker.submit(batch)
         }
-        if !output.messages.isEmpty { transport?.send(output.messages) }
+        if !output.messages.isEmpty { send(output.messages) }
         for item in output.apply { apply(item) }
         for readID in output.readsReady { pendingReads.removeValue(forKey: readID)?.promise.succeed(()) }
         for failed in output.readsFailed {
@@ -216,9 +243,29 @@ public final class Node: @unchecked Sendable {
                 pendingWrites[rejected.command.clientID] = write
             case .busy:
                 pendingWrites.removeValue(forKey: rejected.command.clientID)
-                write.promise.fail(NodeError.tooManyRequests)
+                write.fail(NodeError.tooManyRequests)
             }
         }
+    }
+
+    private func send(_ messages: [Envelope]) {
+        let drop = options.failpoints.dropOutgoing
+        guard drop > 0 else { transport?.send(messages); return }
+        let kept = messages.filter { _ in !Failpoints.roll(drop) }
+        if !kept.isEmpty { transport?.send(kept) }
+    }
+
+    /// `corrupt-apply`: after the configured number of puts, changes the value of the next one
+    /// this replica applies, so its state silently diverges (the integrity check must notice).
+    private func corruptIfRequested(_ command: Command) -> Command {
+        guard let after = options.failpoints.corruptApplyAfter, !corrupted,
+              case .put(var request)? = try? KVCommand(decoding: command.payload) else { return command }
+        putsApplied += 1
+        guard putsApplied > after else { return command }
+        corrupted = true
+        request.value = Array("corrupted by failpoint".utf8)
+        logger.warning("failpoint corrupt-apply: changed the value of a put", metadata: ["key": "\(String(decoding: request.key, as: UTF8.self))"])
+        return Command(clientID: command.clientID, sequence: command.sequence, payload: KVCommand.put(request).encoded())
     }
 
     private func apply(_ item: Apply) {
@@ -239,9 +286,11 @@ public final class Node: @unchecked Sendable {
             }
         case .entry(let slot, let value):
             let now = NIODeadline.now()
-            for command in value.commands {
+            for original in value.commands {
+                let command = corruptIfRequested(original)
                 let output = kv.apply(command, slot: slot)
                 metrics.commits.increment()
+                if case .applied(.success(.maintenance)) = output.outcome { observeMaintenance(output, now: now) }
                 if !output.events.isEmpty { watchers.publish(output.events, revision: kv.store.revision) }
                 if case .applied(.success(let response)) = output.outcome {
                     leases.observe(command: command, response: response, now: now)
@@ -250,11 +299,11 @@ public final class Node: @unchecked Sendable {
                 switch output.outcome {
                 case .applied(let result), .duplicate(let result):
                     switch result {
-                    case .success(let response): write.promise.succeed(response)
-                    case .failure(let error): write.promise.fail(NodeError.kv(error))
+                    case .success(let response): write.succeed(response)
+                    case .failure(let error): write.fail(NodeError.kv(error))
                     }
                 case .stale:
-                    write.promise.fail(NodeError.timedOut)
+                    write.fail(NodeError.timedOut)
                 }
             }
         }
@@ -307,13 +356,55 @@ public final class Node: @unchecked Sendable {
             }
         }
         for clientID in expired {
-            pendingWrites.removeValue(forKey: clientID)?.promise.fail(replica.leaderHint == nil ? NodeError.noLeader : NodeError.timedOut)
+            pendingWrites.removeValue(forKey: clientID)?.fail(replica.leaderHint == nil ? NodeError.noLeader : NodeError.timedOut)
         }
         // Re-proposing is safe: the session table applies a (client, sequence) at most once.
         for command in retry.sorted(by: { $0.clientID < $1.clientID }) {
             pendingWrites[command.clientID]?.proposedAt = now
             handle(replica.step(.propose(command)))
         }
+    }
+
+    /// The leader starts a replicated integrity check every `integrityCheckMilliseconds`: the
+    /// command carries the leader's hash at the previous check, and every replica compares it
+    /// with its own hash at that same log position (KVStateMachine.applyIntegrityCheck).
+    private func proposeIntegrityCheckIfDue(now: NIODeadline) {
+        guard options.integrityCheckMilliseconds > 0 else { return }
+        guard let due = nextIntegrityCheckAt else {
+            nextIntegrityCheckAt = now + .milliseconds(Int64(options.integrityCheckMilliseconds))
+            return
+        }
+        guard due <= now else { return }
+        nextIntegrityCheckAt = now + .milliseconds(Int64(options.integrityCheckMilliseconds))
+        let previous = kv.integrityRecords.last
+        proposeInternal(.integrityCheck(id: clientIDGenerator.next() | 1, previousID: previous?.id ?? 0,
+                                        previousHash: previous?.hash ?? 0))
+    }
+
+    /// After an integrity check or an alarm change applied: count it, and on a mismatch log it
+    /// and raise the CORRUPT alarm for this member through the log.
+    private func observeMaintenance(_ output: KVStateMachine.Output, now: NIODeadline) {
+        metrics.corruptAlarm.set(to: kv.alarms.contains { $0.alarm == .corrupt } ? 1 : 0)
+        if let last = kv.integrityRecords.last?.id, last != lastIntegrityRecordID {
+            lastIntegrityRecordID = last
+            metrics.integrityChecks.increment()
+        }
+        guard let mismatch = output.integrityMismatch else { return }
+        metrics.integrityMismatches.increment()
+        logger.critical("integrity check failed: this replica's state differs from the leader's", metadata: [
+            "revision": "\(mismatch.revision)", "check": "\(String(mismatch.checkID, radix: 16))",
+            "local-hash": "\(String(mismatch.localHash, radix: 16))",
+            "leader-hash": "\(String(mismatch.expectedHash, radix: 16))",
+        ])
+        raiseCorruptAlarm(now: now)
+    }
+
+    private func raiseCorruptAlarm(now: NIODeadline) {
+        let alarm = AlarmMember(memberID: options.local.memberID, alarm: .corrupt)
+        guard !kv.alarms.contains(alarm) else { return }
+        if let at = corruptAlarmProposedAt, at + .seconds(1) > now { return }
+        corruptAlarmProposedAt = now
+        proposeInternal(.alarm(action: .activate, member: alarm))
     }
 
     private func expireLeases(now: NIODeadline) {
@@ -338,9 +429,24 @@ public final class Node: @unchecked Sendable {
         register(command.encoded(), promise: promise)
     }
 
-    /// Proposes an encoded `KVCommand` under a fresh client id and remembers who waits for it.
-    private func register(_ payload: [UInt8], promise: EventLoopPromise<KVResponse>) {
-        let clientID = clientIDGenerator.next() | 1  // never 0
+    /// Proposes an encoded `KVCommand` and remembers who waits for it. The command's session is
+    /// fresh, or derived from the client's request id and the payload, so that every attempt
+    /// of one request maps to the same session and is applied at most once.
+    private func register(_ payload: [UInt8], requestID: UInt64? = nil, promise: EventLoopPromise<KVResponse>) {
+        let clientID: UInt64
+        if let requestID {
+            var hash = FNV1a64()
+            withUnsafeBytes(of: requestID.littleEndian) { hash.combine(Array($0)) }
+            hash.combine(payload)
+            clientID = hash.value | 1
+            if pendingWrites[clientID] != nil {
+                // Another attempt of a request that is still in flight here: wait with it.
+                pendingWrites[clientID]?.duplicates.append(promise)
+                return
+            }
+        } else {
+            clientID = clientIDGenerator.next() | 1  // never 0
+        }
         let command = Command(clientID: clientID, sequence: 1, payload: payload)
         let now = NIODeadline.now()
         pendingWrites[clientID] = PendingWrite(
@@ -353,20 +459,23 @@ public final class Node: @unchecked Sendable {
     // MARK: - Client API (any thread)
 
     /// Proposes a write and waits until it is applied here (or fails).
-    public func write(_ command: KVCommand) async throws -> KVResponse {
+    /// `requestID` (optional) identifies the client's request across retries: attempts with the
+    /// same id and payload are applied at most once.
+    public func write(_ command: KVCommand, requestID: UInt64? = nil) async throws -> KVResponse {
         let payload = command.encoded()
         if payload.count > options.maxRequestBytes { throw NodeError.requestTooLarge }
         let promise = loop.makePromise(of: KVResponse.self)
         loop.execute { [self] in
             guard !stoppedFlag else { promise.fail(NodeError.stopped); return }
-            register(payload, promise: promise)
+            register(payload, requestID: requestID, promise: promise)
         }
         return try await promise.futureResult.get()
     }
 
     /// Waits until a read at `consistency` may be served from the local state machine.
     public func readBarrier(_ consistency: ReadConsistency) async throws {
-        guard consistency == .linearizable else { return }
+        // `stale-reads` is the deliberately broken server the chaos harness must catch.
+        guard consistency == .linearizable, !options.failpoints.staleReads else { return }
         let promise = loop.makePromise(of: Void.self)
         loop.execute { [self] in
             guard !stoppedFlag else { promise.fail(NodeError.stopped); return }

@@ -53,6 +53,11 @@ public struct NodeOptions: Sendable {
     public var onStorageFailure: (@Sendable (String) -> Void)?
     /// Interval of watch progress notifications (etcd's default: 10 minutes).
     public var watchProgressNotifyMilliseconds: Int = 600_000
+    /// Fault injection (tests and `synod chaos` only); all off by default.
+    public var failpoints = Failpoints()
+    /// How often the leader starts a replicated integrity check (etcd's
+    /// `--experimental-corrupt-check-time`); 0 turns the checks off.
+    public var integrityCheckMilliseconds: Int = 5_000
 
     public init(name: String, dataDirectory: String, members: [MemberInfo], clusterID: UInt64,
                 clientListen: PeerAddress, advertiseClientURLs: [String], peerListen: PeerAddress) {

@@ -31,6 +31,9 @@ public struct ServeConfiguration: Sendable, Hashable {
     public var snapshotCount = 10_000
     /// etcd's `--experimental-watch-progress-notify-interval`, a duration like `10m`, `5s`, `500ms`.
     public var watchProgressNotifyInterval = "10m"
+    /// etcd's `--experimental-corrupt-check-time`: how often the leader starts a replicated
+    /// integrity check (`0s` turns them off).
+    public var corruptCheckTime = "5s"
 
     public init() {}
 
@@ -182,6 +185,7 @@ public struct ServeConfiguration: Sendable, Hashable {
         options.joinExisting = initialClusterState == "existing"
         options.watchProgressNotifyMilliseconds = try Self.milliseconds(
             watchProgressNotifyInterval, flag: "--experimental-watch-progress-notify-interval")
+        options.integrityCheckMilliseconds = try Self.milliseconds(corruptCheckTime, flag: "--experimental-corrupt-check-time")
         return options
     }
 }

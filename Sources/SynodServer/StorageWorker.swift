@@ -24,8 +24,11 @@ final class StorageWorker: @unchecked Sendable {
     private var onDurable: @Sendable (SyncReport) -> Void = { _ in }
     private var onFailure: @Sendable (StorageError) -> Void = { _ in }
 
-    init(storage: DurableStorage) {
+    private let failpoints: Failpoints
+
+    init(storage: DurableStorage, failpoints: Failpoints = Failpoints()) {
         self.storage = storage
+        self.failpoints = failpoints
     }
 
     /// Starts the thread; the callbacks run on it (hop to the node loop inside them).
@@ -73,9 +76,14 @@ final class StorageWorker: @unchecked Sendable {
                 storage.append(batch)
                 records += batch.records.count
             }
+            if failpoints.fsyncDelayMilliseconds > 0 {
+                Thread.sleep(forTimeInterval: Double(failpoints.fsyncDelayMilliseconds) / 1000)
+            }
+            if Failpoints.roll(failpoints.crashBeforeSync) { Failpoints.crash("crash-before-sync") }
             let start = DispatchTime.now().uptimeNanoseconds
             do {
                 if let through = try storage.sync() {
+                    if Failpoints.roll(failpoints.crashAfterSync) { Failpoints.crash("crash-after-sync") }
                     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                     onDurable(SyncReport(durableThrough: through, seconds: seconds, records: records))
                 }

@@ -32,6 +32,11 @@ public struct SynodMetrics: Sendable {
     public let kvRevision: Prometheus.Gauge
     /// Live keys in the MVCC store (`synod_kv_keys`).
     public let kvKeys: Prometheus.Gauge
+    /// Integrity checks applied, and those that found this replica's state different.
+    public let integrityChecks: Prometheus.Counter
+    public let integrityMismatches: Prometheus.Counter
+    /// 1 while any member has raised the CORRUPT alarm, else 0.
+    public let corruptAlarm: Prometheus.Gauge
 
     /// Upper bounds of the fsync latency buckets: 100 µs to 1 s.
     public static let fsyncDurationBuckets: [Duration] = [
@@ -85,6 +90,16 @@ public struct SynodMetrics: Sendable {
         )
         self.kvKeys = registry.makeGauge(
             descriptor: Self.descriptor("kv_keys", help: "Live keys in the key-value store.")
+        )
+        self.integrityChecks = registry.makeCounter(
+            descriptor: Self.descriptor("integrity_checks", unit: "total", help: "Replicated integrity checks applied.")
+        )
+        self.integrityMismatches = registry.makeCounter(
+            descriptor: Self.descriptor("integrity_mismatches", unit: "total",
+                                        help: "Integrity checks that found this replica's state hash different from the leader's.")
+        )
+        self.corruptAlarm = registry.makeGauge(
+            descriptor: Self.descriptor("alarm_corrupt", help: "1 while a CORRUPT alarm is raised in the cluster, else 0.")
         )
     }
 

@@ -89,6 +89,11 @@ public final class SynodNodeServer: Service, Sendable {
             let status = try await node.withState { $0.status }
             if let failure = status.storageFailure { return HealthReport(healthy: false, reason: "storage failed: \(failure)") }
             guard status.leader != nil else { return HealthReport(healthy: false, reason: "RAFT NO LEADER") }
+            let alarms = try await node.withState { $0.kv.alarms.sorted() }
+            if let alarm = alarms.first {
+                // etcd reports an unhealthy member while any alarm is raised.
+                return HealthReport(healthy: false, reason: "ALARM \(alarm.alarm.name)")
+            }
             try await node.readBarrier(.linearizable)
             return .healthy
         } catch {

@@ -55,6 +55,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("experimental-watch-progress-notify-interval"),
             help: "How often watches created with progress_notify get a progress response (e.g. 10m, 5s).")
     var watchProgressNotifyInterval: String = "10m"
+    @Option(name: .customLong("experimental-corrupt-check-time"),
+            help: "How often the leader runs the replicated integrity check (0s: off).")
+    var corruptCheckTime: String = "5s"
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
     @Option(help: "YAML or TOML file with the same keys as these flags.")
@@ -65,6 +68,7 @@ struct ServeCommand: AsyncParsableCommand {
         "initial-advertise-peer-urls", "initial-cluster", "initial-cluster-state", "initial-cluster-token",
         "listen-metrics-urls", "heartbeat-interval", "election-timeout", "max-request-bytes", "read-mode",
         "snapshot-count", "log-level", "experimental-watch-progress-notify-interval",
+        "experimental-corrupt-check-time",
     ]
 
     var serveConfiguration: ServeConfiguration {
@@ -85,6 +89,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.readMode = readMode
         c.snapshotCount = snapshotCount
         c.watchProgressNotifyInterval = watchProgressNotifyInterval
+        c.corruptCheckTime = corruptCheckTime
         return c
     }
 
@@ -116,6 +121,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ServeConfigurationError("--log-level: '\(logLevel)' must be one of trace, debug, info, notice, warning, error, critical")
         }
         var options = try serveConfiguration.validate()
+        options.failpoints = try Failpoints.fromEnvironment()
         options.onStorageFailure = { reason in
             FileHandle.standardError.write(Data("synod serve: fatal: storage failed: \(reason)\n".utf8))
             Foundation.exit(70)

@@ -35,6 +35,10 @@ final class InProcessCluster: @unchecked Sendable {
     var configurations: [ServeConfiguration] = []
     var servers: [SynodNodeServer?]
     var tasks: [Task<Void, any Error>?]
+    /// Failpoints per node index (tests of the integrity check).
+    var failpoints: [Int: Failpoints] = [:]
+    /// Overrides the integrity check interval when set.
+    var integrityCheckMilliseconds: Int?
 
     init(nodes: Int, snapshotCount: Int = 10_000) throws {
         root = NSTemporaryDirectory() + "synod-inprocess-\(UUID().uuidString)"
@@ -60,7 +64,10 @@ final class InProcessCluster: @unchecked Sendable {
     func start(_ i: Int) throws {
         var logger = Logger(label: "test.n\(i + 1)")
         logger.logLevel = .warning
-        let server = try SynodNodeServer(options: try configurations[i].validate(), logger: logger, group: group)
+        var options = try configurations[i].validate()
+        if let failpoints = failpoints[i] { options.failpoints = failpoints }
+        if let integrityCheckMilliseconds { options.integrityCheckMilliseconds = integrityCheckMilliseconds }
+        let server = try SynodNodeServer(options: options, logger: logger, group: group)
         servers[i] = server
         tasks[i] = Task { try await server.run() }
     }

@@ -1,0 +1,173 @@
+import Foundation
+import SynodStore
+
+/// Fault injection for testing, off unless `SYNOD_FAILPOINTS` names failpoints.
+///
+/// `SYNOD_FAILPOINTS` is a comma-separated list of `name` or `name=argument`:
+///
+/// | name | argument | effect |
+/// |---|---|---|
+/// | `fsync-delay` | duration (`200ms`, `1s`) | sleep before every WAL sync |
+/// | `crash-before-sync` | probability (`3%`) | exit (status 86) after writing a batch, before its sync |
+/// | `crash-after-sync` | probability | exit right after a sync, before the node acts on it |
+/// | `crash-in-snapshot` | probability | exit halfway through writing a snapshot file |
+/// | `drop-outgoing` | probability | drop each outgoing peer message |
+/// | `corrupt-apply` | count `N` | after `N` puts, apply the next put with a changed value (this replica only) |
+/// | `stale-reads` | none | answer linearizable reads locally, without read index or lease (a broken server) |
+///
+/// A failpoint that crashes prints `failpoint <name>: exiting` to standard error first. The
+/// chaos harness (`synod chaos`) uses these to reach narrow windows random kills rarely hit;
+/// `stale-reads` exists to prove the harness catches a non-linearizable server.
+public struct Failpoints: Sendable, Hashable, CustomStringConvertible {
+    /// The environment variable that enables failpoints.
+    public static let environmentVariable = "SYNOD_FAILPOINTS"
+    /// The exit status of a deliberate failpoint crash.
+    public static let crashExitStatus: Int32 = 86
+
+    public var fsyncDelayMilliseconds = 0
+    public var crashBeforeSync = 0.0
+    public var crashAfterSync = 0.0
+    public var crashInSnapshot = 0.0
+    public var dropOutgoing = 0.0
+    /// Puts applied before one is corrupted; nil = off.
+    public var corruptApplyAfter: Int?
+    public var staleReads = false
+
+    public init() {}
+
+    /// Whether any failpoint is on.
+    public var isEmpty: Bool { self == Failpoints() }
+
+    /// The canonical text of the enabled failpoints.
+    public var description: String {
+        var parts: [String] = []
+        if fsyncDelayMilliseconds > 0 { parts.append("fsync-delay=\(fsyncDelayMilliseconds)ms") }
+        if crashBeforeSync > 0 { parts.append("crash-before-sync=\(Self.percent(crashBeforeSync))") }
+        if crashAfterSync > 0 { parts.append("crash-after-sync=\(Self.percent(crashAfterSync))") }
+        if crashInSnapshot > 0 { parts.append("crash-in-snapshot=\(Self.percent(crashInSnapshot))") }
+        if dropOutgoing > 0 { parts.append("drop-outgoing=\(Self.percent(dropOutgoing))") }
+        if let corruptApplyAfter { parts.append("corrupt-apply=\(corruptApplyAfter)") }
+        if staleReads { parts.append("stale-reads") }
+        return parts.joined(separator: ",")
+    }
+
+    private static func percent(_ probability: Double) -> String {
+        let value = probability * 100
+        return value == value.rounded() ? "\(Int(value))%" : "\(value)%"
+    }
+
+    /// Reads `SYNOD_FAILPOINTS` from `environment` (absent or empty = all off).
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Failpoints {
+        try parse(environment[environmentVariable] ?? "")
+    }
+
+    /// Parses the list; an unknown name or a bad argument throws with one line naming it.
+    public static func parse(_ text: String) throws -> Failpoints {
+        var failpoints = Failpoints()
+        for item in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            let name = parts[0]
+            let argument = parts.count > 1 ? parts[1] : nil
+            func probability() throws -> Double {
+                guard let argument else { return 1 }
+                let number = argument.hasSuffix("%") ? String(argument.dropLast()) : argument
+                guard let value = Double(number), value >= 0, value <= 100 else {
+                    throw FailpointError("\(environmentVariable): \(name): '\(argument)' is not a probability like 3%")
+                }
+                return value / 100
+            }
+            switch name {
+            case "fsync-delay":
+                guard let argument, let milliseconds = parseMilliseconds(argument) else {
+                    throw FailpointError("\(environmentVariable): fsync-delay needs a duration like 200ms")
+                }
+                failpoints.fsyncDelayMilliseconds = milliseconds
+            case "crash-before-sync": failpoints.crashBeforeSync = try probability()
+            case "crash-after-sync": failpoints.crashAfterSync = try probability()
+            case "crash-in-snapshot": failpoints.crashInSnapshot = try probability()
+            case "drop-outgoing": failpoints.dropOutgoing = try probability()
+            case "corrupt-apply":
+                guard let count = Int(argument ?? "0"), count >= 0 else {
+                    throw FailpointError("\(environmentVariable): corrupt-apply needs a count of puts, like corrupt-apply=10")
+                }
+                failpoints.corruptApplyAfter = count
+            case "stale-reads":
+                failpoints.staleReads = true
+            default:
+                throw FailpointError("\(environmentVariable): unknown failpoint '\(name)' (known: fsync-delay, crash-before-sync, crash-after-sync, crash-in-snapshot, drop-outgoing, corrupt-apply, stale-reads)")
+            }
+        }
+        return failpoints
+    }
+
+    private static func parseMilliseconds(_ text: String) -> Int? {
+        if text.hasSuffix("ms"), let value = Int(text.dropLast(2)), value >= 0 { return value }
+        if text.hasSuffix("s"), let value = Double(text.dropLast()), value >= 0 { return Int(value * 1000) }
+        return nil
+    }
+
+    /// True with `probability` (thread-safe: uses the system generator).
+    static func roll(_ probability: Double) -> Bool {
+        probability > 0 && Double.random(in: 0..<1) < probability
+    }
+
+    /// Ends the process the way a crash would: no cleanup, no flushing of anything unsynced.
+    static func crash(_ name: String) -> Never {
+        FileHandle.standardError.write(Data("failpoint \(name): exiting\n".utf8))
+        _exit(crashExitStatus)
+    }
+}
+
+/// A bad `SYNOD_FAILPOINTS` value.
+public struct FailpointError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A file system that crashes the process halfway through writing a snapshot file
+/// (`crash-in-snapshot`); everything else passes through.
+final class FailpointFileSystem: FileSystem {
+    private let base: any FileSystem
+    private let crashInSnapshot: Double
+
+    init(base: any FileSystem, crashInSnapshot: Double) {
+        self.base = base
+        self.crashInSnapshot = crashInSnapshot
+    }
+
+    func makeDirectory(_ path: String) throws(StorageError) { try base.makeDirectory(path) }
+    func listDirectory(_ path: String) throws(StorageError) -> [String] { try base.listDirectory(path) }
+    func exists(_ path: String) -> Bool { base.exists(path) }
+    func rename(_ from: String, to: String) throws(StorageError) { try base.rename(from, to: to) }
+    func remove(_ path: String) throws(StorageError) { try base.remove(path) }
+    func syncDirectory(_ path: String) throws(StorageError) { try base.syncDirectory(path) }
+
+    func open(_ path: String, create: Bool) throws(StorageError) -> any StorageFile {
+        let file = try base.open(path, create: create)
+        // Snapshots are written to "<snap dir>/<name>.tmp" and renamed into place.
+        guard path.contains("/snap/"), path.hasSuffix(".tmp") else { return file }
+        return SnapshotFile(base: file, crashProbability: crashInSnapshot)
+    }
+
+    private final class SnapshotFile: StorageFile {
+        let base: any StorageFile
+        let crashProbability: Double
+        init(base: any StorageFile, crashProbability: Double) {
+            self.base = base
+            self.crashProbability = crashProbability
+        }
+        func size() throws(StorageError) -> UInt64 { try base.size() }
+        func read(at offset: UInt64, count: Int) throws(StorageError) -> [UInt8] { try base.read(at: offset, count: count) }
+        func write(_ bytes: [UInt8], at offset: UInt64) throws(StorageError) {
+            if Failpoints.roll(crashProbability) {
+                try base.write(Array(bytes.prefix(bytes.count / 2)), at: offset)
+                Failpoints.crash("crash-in-snapshot")
+            }
+            try base.write(bytes, at: offset)
+        }
+        func sync() throws(StorageError) { try base.sync() }
+        func truncate(to size: UInt64) throws(StorageError) { try base.truncate(to: size) }
+        func preallocate(_ size: UInt64) throws(StorageError) { try base.preallocate(size) }
+        func close() { base.close() }
+    }
+}
