@@ -40,6 +40,11 @@ public enum Message: Hashable, Sendable {
     case heartbeat(ballot: Ballot, chosenThrough: Slot, sequence: UInt64)
     /// The acceptor acknowledged heartbeat `sequence` of `ballot`.
     case heartbeatAck(ballot: Ballot, sequence: UInt64, chosenThrough: Slot)
+    /// Commit notice: the leader of `ballot` knows every slot through `chosenThrough` is
+    /// chosen. Sent as soon as its chosen prefix grows, so followers apply (and answer their
+    /// clients) without waiting for the next Accept or Heartbeat. It is only a fact about
+    /// chosen slots: it promises nothing, renews no lease and resets no timer.
+    case commit(ballot: Ballot, chosenThrough: Slot)
     /// "Send me the chosen values from `firstSlot` on."
     case catchUpRequest(firstSlot: Slot)
     /// Chosen values (and a snapshot when the requester is behind the sender's compaction point).
@@ -61,6 +66,7 @@ public enum Message: Hashable, Sendable {
         case .reject: return "Reject"
         case .heartbeat: return "Heartbeat"
         case .heartbeatAck: return "HeartbeatAck"
+        case .commit: return "Commit"
         case .catchUpRequest: return "CatchUpRequest"
         case .catchUpReply: return "CatchUpReply"
         case .forward: return "Forward"

@@ -21,7 +21,7 @@ extension Message {
             return valid(ballot) && slot >= 1
         case .reject(let ballot, let promised):
             return valid(ballot) && valid(promised)
-        case .heartbeat(let ballot, _, _), .heartbeatAck(let ballot, _, _):
+        case .heartbeat(let ballot, _, _), .heartbeatAck(let ballot, _, _), .commit(let ballot, _):
             return valid(ballot)
         case .catchUpRequest(let firstSlot):
             return firstSlot >= 1

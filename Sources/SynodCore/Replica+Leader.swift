@@ -58,6 +58,15 @@ extension Replica {
         let votes = proposal.votes.count + (proposal.selfAccepted ? 1 : 0)
         guard votes >= configuration.phase2Quorum else { return }
         markChosen(slot: slot, value: proposal.value)
+        announceChosen()
+    }
+
+    /// Tells the followers at once when the chosen prefix grew (a Commit notice), instead of
+    /// letting them wait for the next Accept or Heartbeat to carry it.
+    private mutating func announceChosen() {
+        guard let state = leader, chosenThrough > state.commitNoticeThrough else { return }
+        leader?.commitNoticeThrough = chosenThrough
+        broadcast(.commit(ballot: state.ballot, chosenThrough: chosenThrough))
     }
 
     /// Fills free window slots with batches of queued commands.

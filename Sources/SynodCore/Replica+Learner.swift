@@ -12,6 +12,11 @@ extension Replica {
             }
             return
         }
+        // A leader that learns (from a catch-up or another leader's notice) that one of its own
+        // pending slots was chosen with a different value has been superseded by a higher
+        // ballot. It must stop leading at once: its commit notices vouch that every slot it
+        // reports chosen holds the value its ballot proposed there, which is now false.
+        if let proposal = leader?.proposals[slot], proposal.value != value { stepDown() }
         log[slot, default: LogEntry()].chosen = value
         persist(.chosen(slot: slot, value: value))
         leader?.proposals.removeValue(forKey: slot)
@@ -68,6 +73,9 @@ extension Replica {
 
     /// Replaces everything through `newSnapshot.slot` by the snapshot (all of it is chosen).
     private mutating func install(_ newSnapshot: Snapshot) {
+        // Pending proposals under the snapshot were decided elsewhere with values this leader
+        // cannot compare: it may have been superseded, so it stops leading (see markChosen).
+        if let state = leader, state.proposals.keys.contains(where: { $0 <= newSnapshot.slot }) { stepDown() }
         snapshot = newSnapshot
         log = log.filter { $0.key > newSnapshot.slot }
         if var state = leader {

@@ -161,6 +161,13 @@ public struct Replica: Sendable {
         case .heartbeat(let ballot, let chosenThrough, let sequence):
             onHeartbeat(from: from, ballot: ballot, leaderChosenThrough: chosenThrough, sequence: sequence)
         case .heartbeatAck(let ballot, let sequence, _): onHeartbeatAck(from: from, ballot: ballot, sequence: sequence)
+        case .commit(let ballot, let chosenThrough):
+            // Safe whatever this acceptor promised: the leader of `ballot` proposed one value
+            // per slot and never reports a slot chosen with another value (markChosen), so a
+            // slot accepted here in `ballot` and reported chosen holds that value.
+            noteBallot(ballot)
+            if let own = leader?.ballot, own < ballot { stepDown() }
+            learnCommitNotice(ballot: ballot, leaderChosenThrough: chosenThrough, leader: from)
         case .catchUpRequest(let firstSlot): onCatchUpRequest(from: from, firstSlot: firstSlot)
         case .catchUpReply(let snapshot, let entries, let chosenThrough):
             onCatchUpReply(from: from, snapshot: snapshot, entries: entries, theirChosenThrough: chosenThrough)

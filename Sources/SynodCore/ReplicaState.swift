@@ -72,6 +72,8 @@ struct LeaderState: Hashable, Sendable {
     var reads: [LeaderRead] = []
     /// A read waits for a heartbeat round that has not been sent yet.
     var readRoundDue = false
+    /// The chosen prefix last announced in a Commit notice.
+    var commitNoticeThrough: Slot = 0
 
     var queuedCount: Int { queue.count - queueHead }
 }

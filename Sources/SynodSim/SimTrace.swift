@@ -19,7 +19,7 @@ extension Simulation {
 
     func shouldTrace(_ message: Message) -> Bool {
         switch message {
-        case .heartbeat, .heartbeatAck: return options.traceHeartbeats
+        case .heartbeat, .heartbeatAck, .commit: return options.traceHeartbeats
         default: return true
         }
     }
@@ -49,6 +49,8 @@ extension Simulation {
             return "Heartbeat \(ballot) #\(sequence) (chosen through \(chosenThrough))"
         case .heartbeatAck(let ballot, let sequence, _):
             return "HeartbeatAck \(ballot) #\(sequence)"
+        case .commit(let ballot, let chosenThrough):
+            return "Commit \(ballot): chosen through \(chosenThrough)"
         case .catchUpRequest(let firstSlot):
             return "CatchUpRequest from slot \(firstSlot)"
         case .catchUpReply(let snapshot, let entries, let chosenThrough):

@@ -137,7 +137,7 @@ extension WriteAheadLog {
     /// (A torn prefix matches both only with probability 2^-32.)
     private func completeFrameBehindDamagedLength(_ bytes: [UInt8], at offset: Int) -> Bool {
         guard offset + RecordCodec.frameOverhead <= bytes.count,
-              let last = bytes.lastIndex(where: { $0 != 0 }),
+              let last = ZeroScan.lastNonZero(bytes),
               last >= offset + RecordCodec.frameOverhead - 1, bytes[last] == 0xA5 else { return false }
         return CRC32C.checksum(bytes[(offset + 8)..<last]) == LittleEndian.read32(bytes, at: offset + 4)
     }
@@ -148,7 +148,7 @@ extension WriteAheadLog {
     /// `offset` means damage, not a torn tail. (Recovery only; the scan reads each byte once
     /// per candidate start, and candidates with a bad header are rejected at once.)
     private func validFrameFollows(_ bytes: [UInt8], after offset: Int) -> Bool {
-        guard let last = bytes.lastIndex(where: { $0 != 0 }), last > offset else { return false }
+        guard let last = ZeroScan.lastNonZero(bytes), last > offset else { return false }
         return bytes.withUnsafeBytes { raw in
             var start = offset + 1
             while start + RecordCodec.frameOverhead <= last + 1 {
@@ -167,7 +167,6 @@ extension WriteAheadLog {
     }
 
     private func firstNonZero(_ bytes: [UInt8], from offset: Int) -> Int? {
-        guard offset < bytes.count else { return nil }
-        return bytes[offset...].firstIndex { $0 != 0 }
+        ZeroScan.firstNonZero(bytes, from: offset)
     }
 }

@@ -16,6 +16,7 @@ enum PeerMessageType: UInt8, CaseIterable {
     case forward = 10
     case readIndexRequest = 11
     case readIndexReply = 12
+    case commit = 13
 
     init(of message: Message) {
         switch message {
@@ -31,6 +32,7 @@ enum PeerMessageType: UInt8, CaseIterable {
         case .forward: self = .forward
         case .readIndexRequest: self = .readIndexRequest
         case .readIndexReply: self = .readIndexReply
+        case .commit: self = .commit
         }
     }
 }
@@ -51,6 +53,7 @@ enum PeerMessageType: UInt8, CaseIterable {
 ///     forward (10)         count: UInt32, count × command
 ///     readIndexRequest (11) readID: UInt64
 ///     readIndexReply (12)  readID: UInt64, present: UInt8 [, index: UInt64]
+///     commit (13)          ballot, chosenThrough: UInt64
 ///
 ///     ballot        = round: UInt64, node: UInt32
 ///     promisedEntry = slot: UInt64, present: UInt8 [, ballot], value
@@ -90,6 +93,8 @@ extension PeerFrameCodec {
             return 2 * ballotLength
         case .heartbeat, .heartbeatAck:
             return ballotLength + 8 + 8
+        case .commit:
+            return ballotLength + 8
         case .catchUpRequest, .readIndexRequest:
             return 8
         case .catchUpReply(let snapshot, let entries, _):
@@ -171,6 +176,9 @@ extension PeerFrameCodec {
             appendBallot(ballot, to: &buffer)
             LittleEndianWriter.append(first, to: &buffer)
             LittleEndianWriter.append(second, to: &buffer)
+        case .commit(let ballot, let chosenThrough):
+            appendBallot(ballot, to: &buffer)
+            LittleEndianWriter.append(chosenThrough, to: &buffer)
         case .catchUpRequest(let firstSlot):
             LittleEndianWriter.append(firstSlot, to: &buffer)
         case .catchUpReply(let snapshot, let entries, let chosenThrough):
@@ -267,6 +275,8 @@ extension PeerFrameCodec {
             let ballot = try readBallot(&reader)
             let sequence = try reader.readUInt64("sequence")
             message = .heartbeatAck(ballot: ballot, sequence: sequence, chosenThrough: try reader.readUInt64("chosen through"))
+        case .commit:
+            message = .commit(ballot: try readBallot(&reader), chosenThrough: try reader.readUInt64("chosen through"))
         case .catchUpRequest:
             message = .catchUpRequest(firstSlot: try reader.readUInt64("first slot"))
         case .catchUpReply:

@@ -38,6 +38,21 @@ final class SeededRunTests: XCTestCase {
         XCTAssertGreaterThan(results.reduce(0) { $0 + $1.attemptsTimedOut }, 300, "client attempts rarely timed out: faults too mild")
     }
 
+    /// Regression (found when Commit notices were added): seed 200 on 7 nodes had a leader of
+    /// an old ballot, cut off in a minority, learn slots 39 and 40 through a catch-up snapshot
+    /// after a newer leader had chosen other values there, keep leading, and report "chosen
+    /// through 41" in its next Accept; a follower that had accepted the old leader's values for
+    /// those slots then marked them chosen. A leader now steps down when it learns that one of
+    /// its pending slots was decided elsewhere (markChosen, install).
+    func testStaleLeaderDoesNotVouchForSlotsDecidedByANewerBallot() {
+        var options = SimulationOptions(seed: 200)
+        options.nodes = 7
+        options.durationSeconds = 3
+        let result = SimulationBatch.run([options], jobs: 1)[0]
+        XCTAssertTrue(result.violations.isEmpty, result.failureLine)
+        XCTAssertGreaterThan(result.chosenSlots, 100)
+    }
+
     /// The storage faults really happen in the default runs, and are survived: torn writes at
     /// every crash, failed fsyncs that stop a node, and flipped bits that make a node refuse
     /// to start (which must be reported, never hidden).

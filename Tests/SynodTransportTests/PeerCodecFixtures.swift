@@ -34,6 +34,8 @@ enum PeerCodecFixtures {
             .heartbeat(ballot: maxBallot, chosenThrough: .max, sequence: 0),
             .heartbeatAck(ballot: ballot, sequence: .max, chosenThrough: 0),
             .heartbeatAck(ballot: maxBallot, sequence: 0, chosenThrough: .max),
+            .commit(ballot: ballot, chosenThrough: 0),
+            .commit(ballot: maxBallot, chosenThrough: .max),
             .catchUpRequest(firstSlot: 0),
             .catchUpRequest(firstSlot: .max),
             .catchUpReply(snapshot: nil, entries: [], chosenThrough: 0),
@@ -98,7 +100,7 @@ enum PeerCodecFixtures {
         let ballot = randomBallot(using: &random)
         let a = randomUInt64(using: &random)
         let b = randomUInt64(using: &random)
-        switch UInt8.random(in: 1...12, using: &random) {
+        switch UInt8.random(in: 1...13, using: &random) {
         case 1: return .prepare(ballot: ballot, firstSlot: a)
         case 2:
             let entries = (0..<Int.random(in: 0...3, using: &random)).map { _ in
@@ -122,6 +124,7 @@ enum PeerCodecFixtures {
             return .catchUpReply(snapshot: snapshot, entries: entries, chosenThrough: a)
         case 10: return .forward(commands: randomCommands(using: &random))
         case 11: return .readIndexRequest(readID: a)
+        case 12: return .commit(ballot: ballot, chosenThrough: b)
         default: return .readIndexReply(readID: a, index: Bool.random(using: &random) ? b : nil)
         }
     }

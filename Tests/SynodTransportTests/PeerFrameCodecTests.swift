@@ -17,7 +17,7 @@ final class PeerFrameCodecTests: XCTestCase {
 
     func testEdgeMessagesCoverEveryCase() {
         let kinds = Set(F.edgeMessages.map(\.kind))
-        XCTAssertEqual(kinds.count, 12)
+        XCTAssertEqual(kinds.count, 13)
     }
 
     func testRandomMessagesRoundTrip() throws {

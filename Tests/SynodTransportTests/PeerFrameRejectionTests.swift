@@ -44,7 +44,7 @@ final class PeerFrameRejectionTests: XCTestCase {
     }
 
     func testUnknownMessageTypeIsInvalid() {
-        for type: UInt8 in [0, 13, 255] {
+        for type: UInt8 in [0, 14, 255] {
             assertInvalid(F.littleEndian(UInt32(30)) + [1, type], mentioning: "unknown message type \(type)")
             assertInvalid(frame(type: type, body: [UInt8](repeating: 0, count: 20)), mentioning: "unknown message type")
         }
