@@ -13,7 +13,7 @@ struct Synod: AsyncParsableCommand {
         subcommands: [
             ClusterCommand.self, ServeCommand.self, ClientPutCommand.self, ClientGetCommand.self,
             ClientDelCommand.self, ClientTxnCommand.self, ClientWatchCommand.self, ClientLeaseCommand.self,
-            ClientMemberCommand.self, ClientStatusCommand.self, SimCommand.self, BenchCommand.self,
+            ClientMemberCommand.self, ClientStatusCommand.self, SimCommand.self, BenchCommand.self, ChaosCommand.self,
         ],
         defaultSubcommand: ClusterCommand.self
     )

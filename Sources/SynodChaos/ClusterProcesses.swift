@@ -1,0 +1,313 @@
+import Foundation
+import Synchronization
+
+/// Every child process any chaos run started, so a signal handler can kill them all
+/// synchronously (SIGCONT first, then SIGKILL), whatever state the run is in.
+public enum ChaosChildren {
+    private static let state = Mutex<(pids: Set<Int32>, shuttingDown: Bool)>(([], false))
+
+    static func register(_ pid: Int32) {
+        state.withLock { _ = $0.pids.insert(pid) }
+    }
+
+    static func unregister(_ pid: Int32) {
+        state.withLock { _ = $0.pids.remove(pid) }
+    }
+
+    /// True once `killAll()` ran: nobody may start (or restart) a node any more.
+    public static var shuttingDown: Bool { state.withLock { $0.shuttingDown } }
+
+    /// Resumes and SIGKILLs every registered child; refuses later starts. Async-signal tolerant
+    /// enough for a DispatchSource handler (takes only a lock, sends signals).
+    public static func killAll() {
+        let pids = state.withLock { state -> Set<Int32> in
+            state.shuttingDown = true
+            return state.pids
+        }
+        for pid in pids {
+            kill(pid, SIGCONT)
+            kill(pid, SIGKILL)
+        }
+    }
+
+    /// For tests running several harnesses in one process: allow starts again.
+    public static func reset() {
+        state.withLock { $0.shuttingDown = false }
+    }
+}
+
+/// The `synod serve` processes of one chaos cluster: start, kill, pause, resume, and noticing
+/// the ones that exit on their own.
+final class ClusterProcesses: @unchecked Sendable {
+    struct NodeState {
+        var process: Process?
+        var log: FileHandle?
+        var paused = false
+        /// The harness stopped it on purpose (kill, crash-all): do not restart it on its own.
+        var intentionallyDown = false
+        /// SYNOD_FAILPOINTS for its next starts (nil: none).
+        var failpoints: String?
+        var starts = 0
+    }
+
+    let binary: String
+    let addresses: [ChaosNodeAddresses]
+    let initialCluster: String
+    let reportDirectory: String
+    let clusterToken: String
+    let snapshotCount: Int
+    let brokenReads: Bool
+    let launchPrefixes: [[String]]
+    let clock: ChaosClock
+    private let lock = NSLock()
+    private var nodes: [NodeState]
+
+    init(binary: String, addresses: [ChaosNodeAddresses], launchPrefixes: [[String]], reportDirectory: String,
+         clusterToken: String, snapshotCount: Int, brokenReads: Bool, clock: ChaosClock) {
+        self.binary = binary
+        self.addresses = addresses
+        self.launchPrefixes = launchPrefixes
+        self.reportDirectory = reportDirectory
+        self.clusterToken = clusterToken
+        self.snapshotCount = snapshotCount
+        self.brokenReads = brokenReads
+        self.clock = clock
+        self.initialCluster = addresses.map { "\($0.name)=\($0.advertisePeerURL)" }.joined(separator: ",")
+        self.nodes = Array(repeating: NodeState(), count: addresses.count)
+    }
+
+    var count: Int { addresses.count }
+
+    func dataDirectory(_ index: Int) -> String { "\(reportDirectory)/data/\(addresses[index].name)" }
+    func logPath(_ index: Int) -> String { "\(reportDirectory)/nodes/\(addresses[index].name).log" }
+
+    private func withLock<T>(_ body: (inout [NodeState]) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&nodes)
+    }
+
+    /// Appends a `--- harness: ...` marker line to the node's log.
+    func mark(_ index: Int, _ text: String) {
+        let seconds = Double(clock.nanos()) / 1e9
+        let line = "--- harness: \(text) at t=\(String(format: "%.3f", seconds))s\n"
+        if let handle = Self.appending(logPath(index)) {
+            handle.write(Data(line.utf8))
+            try? handle.close()
+        }
+    }
+
+    func isRunning(_ index: Int) -> Bool {
+        withLock { $0[index].process?.isRunning == true }
+    }
+
+    func isPaused(_ index: Int) -> Bool {
+        withLock { $0[index].paused }
+    }
+
+    func failpoints(_ index: Int) -> String? {
+        withLock { $0[index].failpoints }
+    }
+
+    func setFailpoints(_ index: Int, _ spec: String?) {
+        withLock { $0[index].failpoints = spec }
+    }
+
+    /// Starts node `index`; a no-op when it is already running (so two paths racing to restart
+    /// a node never launch it twice).
+    func start(_ index: Int, reason: String = "started") throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !ChaosChildren.shuttingDown else { throw ChaosRunError("shutting down") }
+        if nodes[index].process?.isRunning == true { return }
+        let address = addresses[index]
+        try FileManager.default.createDirectory(atPath: "\(reportDirectory)/nodes", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(reportDirectory)/data", withIntermediateDirectories: true)
+        let path = logPath(index)
+        var environment = ProcessInfo.processInfo.environment
+        var specs: [String] = []
+        if brokenReads { specs.append("stale-reads") }
+        if let failpoints = nodes[index].failpoints { specs.append(failpoints) }
+        if specs.isEmpty {
+            environment.removeValue(forKey: "SYNOD_FAILPOINTS")
+        } else {
+            environment["SYNOD_FAILPOINTS"] = specs.joined(separator: ",")
+        }
+        mark(index, "\(reason)" + (specs.isEmpty ? "" : " with SYNOD_FAILPOINTS=\(specs.joined(separator: ","))"))
+        guard let log = Self.appending(path) else {
+            throw ChaosRunError("cannot write \(path)")
+        }
+        let serveArguments = [
+            "serve", "--name", address.name, "--data-dir", dataDirectory(index),
+            "--listen-client-urls", address.listenClientURL, "--advertise-client-urls", address.clientURL,
+            "--listen-peer-urls", address.listenPeerURL, "--initial-advertise-peer-urls", address.advertisePeerURL,
+            "--initial-cluster", initialCluster, "--initial-cluster-token", clusterToken,
+            "--listen-metrics-urls", address.metricsURL, "--snapshot-count", String(snapshotCount),
+            "--log-level", "info",
+        ]
+        let prefix = launchPrefixes[index]
+        let process = Process()
+        if let first = prefix.first, first.hasPrefix("/") {
+            process.executableURL = URL(fileURLWithPath: first)
+            process.arguments = Array(prefix.dropFirst()) + [binary] + serveArguments
+        } else if !prefix.isEmpty {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = prefix + [binary] + serveArguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = serveArguments
+        }
+        process.environment = environment
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            try? log.close()
+            throw ChaosRunError("cannot start \(address.name) (\(binary)): \(error)")
+        }
+        ChaosChildren.register(process.processIdentifier)
+        try? nodes[index].log?.close()
+        nodes[index].process = process
+        nodes[index].log = log
+        nodes[index].paused = false
+        nodes[index].intentionallyDown = false
+        nodes[index].starts += 1
+        if ChaosChildren.shuttingDown {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+        }
+    }
+
+    /// SIGKILLs node `index` and waits until it is gone. `intentional` keeps the supervisor
+    /// from restarting it.
+    func kill(_ index: Int, reason: String = "killed", intentional: Bool = true) async {
+        let process = withLock { nodes -> Process? in
+            if intentional { nodes[index].intentionallyDown = true }
+            nodes[index].paused = false
+            return nodes[index].process
+        }
+        guard let process, process.isRunning else { return }
+        mark(index, reason)
+        let pid = process.processIdentifier
+        Foundation.kill(pid, SIGCONT)
+        Foundation.kill(pid, SIGKILL)
+        await Self.waitForExit(process)
+        ChaosChildren.unregister(pid)
+    }
+
+    /// SIGSTOPs node `index`.
+    func pause(_ index: Int) {
+        let process = withLock { nodes -> Process? in
+            guard let process = nodes[index].process, process.isRunning else { return nil }
+            nodes[index].paused = true
+            return process
+        }
+        guard let process else { return }
+        mark(index, "paused (SIGSTOP)")
+        Foundation.kill(process.processIdentifier, SIGSTOP)
+    }
+
+    /// SIGCONTs node `index` if paused.
+    func resume(_ index: Int) {
+        let process = withLock { nodes -> Process? in
+            guard nodes[index].paused else { return nil }
+            nodes[index].paused = false
+            return nodes[index].process
+        }
+        guard let process, process.isRunning else { return }
+        mark(index, "resumed (SIGCONT)")
+        Foundation.kill(process.processIdentifier, SIGCONT)
+    }
+
+    /// Nodes that exited without the harness asking: (index, exit status). Each is reported
+    /// once; the caller restarts it.
+    func takeUnexpectedExits() -> [(index: Int, status: Int32)] {
+        var exits: [(Int, Int32)] = []
+        withLock { nodes in
+            for index in nodes.indices {
+                guard let process = nodes[index].process, !nodes[index].intentionallyDown, !process.isRunning else { continue }
+                exits.append((index, process.terminationStatus))
+                ChaosChildren.unregister(process.processIdentifier)
+                nodes[index].intentionallyDown = true
+                nodes[index].paused = false
+            }
+        }
+        for (index, status) in exits { mark(index, "noticed exit with status \(status)") }
+        return exits
+    }
+
+    /// Indices of nodes not running.
+    func downNodes() -> [Int] {
+        withLock { nodes in nodes.indices.filter { nodes[$0].process?.isRunning != true } }
+    }
+
+    /// Resumes (SIGCONT) and SIGKILLs every node, closes the logs.
+    func killAllNow() {
+        let processes = withLock { nodes -> [Process] in
+            for index in nodes.indices {
+                nodes[index].intentionallyDown = true
+                nodes[index].paused = false
+            }
+            return nodes.compactMap(\.process)
+        }
+        for process in processes where process.isRunning {
+            Foundation.kill(process.processIdentifier, SIGCONT)
+            Foundation.kill(process.processIdentifier, SIGKILL)
+        }
+        for process in processes {
+            var waited = 0
+            while process.isRunning && waited < 500 {
+                usleep(10_000)
+                waited += 1
+            }
+            ChaosChildren.unregister(process.processIdentifier)
+        }
+        let logs = withLock { nodes -> [FileHandle] in
+            let logs = nodes.compactMap(\.log)
+            for index in nodes.indices { nodes[index].log = nil }
+            return logs
+        }
+        for log in logs { try? log.close() }
+    }
+
+    /// Opens `path` for appending (O_APPEND, so the node's output and the harness's marker
+    /// lines never overwrite each other), creating it if needed.
+    static func appending(_ path: String) -> FileHandle? {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return nil }
+        return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+    }
+
+    static func waitForExit(_ process: Process) async {
+        var waited = 0
+        while process.isRunning && waited < 1000 {
+            try? await Task.sleep(for: .milliseconds(5))
+            waited += 1
+        }
+    }
+}
+
+/// Nanoseconds since the run started (monotonic).
+struct ChaosClock: Sendable {
+    let start: ContinuousClock.Instant
+
+    init() { start = ContinuousClock.now }
+
+    func nanos() -> UInt64 {
+        let elapsed = ContinuousClock.now - start
+        let (seconds, attoseconds) = elapsed.components
+        return UInt64(max(0, seconds)) &* 1_000_000_000 &+ UInt64(max(0, attoseconds / 1_000_000_000))
+    }
+
+    func sleep(untilNanos target: UInt64) async throws {
+        let now = nanos()
+        if target > now { try await Task.sleep(for: .nanoseconds(Int64(target - now))) }
+    }
+}
+
+/// A chaos run failure, as one line.
+public struct ChaosRunError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,204 @@
+import Foundation
+
+// The nemesis schedule of `synod chaos`: which fault, on which node, when and for how long.
+// It derives only from the seed, so a run's faults can be replayed; which node is the leader
+// is the one thing resolved while running (a fault may target "the leader").
+
+/// A small seeded generator (SplitMix64): fast, and the same sequence on every platform.
+public struct ChaosRandom: Sendable, RandomNumberGenerator {
+    private var state: UInt64
+
+    public init(seed: UInt64) {
+        self.state = seed
+    }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A uniform double in [0, 1).
+    public mutating func unit() -> Double {
+        Double(next() >> 11) * 0x1.0p-53
+    }
+
+    /// A uniform double in [low, high).
+    public mutating func uniform(_ low: Double, _ high: Double) -> Double {
+        high <= low ? low : low + (high - low) * unit()
+    }
+
+    /// A uniform integer in 0..<bound (bound > 0).
+    public mutating func below(_ bound: Int) -> Int {
+        bound <= 1 ? 0 : Int(next() % UInt64(bound))
+    }
+
+    /// True with probability `p`.
+    public mutating func chance(_ p: Double) -> Bool {
+        unit() < p
+    }
+}
+
+/// The kinds of fault `--nemesis` can enable.
+public enum NemesisKind: String, Sendable, CaseIterable, Codable {
+    case kill, pause, partition
+    case crashAll = "crash-all"
+    case failpoints
+
+    /// The default set: kill, pause, partition.
+    public static let defaults: [NemesisKind] = [.kill, .pause, .partition]
+
+    /// Parses `kill,pause,partition`, `none` (no faults) or `all`.
+    public static func parseList(_ text: String) throws(ChaosOptionsError) -> [NemesisKind] {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if trimmed == "none" || trimmed.isEmpty { return [] }
+        if trimmed == "all" { return NemesisKind.allCases }
+        var kinds: [NemesisKind] = []
+        for part in trimmed.split(separator: ",") {
+            let name = part.trimmingCharacters(in: .whitespaces)
+            guard let kind = NemesisKind(rawValue: name) else {
+                let known = NemesisKind.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ChaosOptionsError("--nemesis: unknown kind '\(name)' (known: \(known), none, all)")
+            }
+            if !kinds.contains(kind) { kinds.append(kind) }
+        }
+        return kinds
+    }
+}
+
+/// A node a fault acts on: a fixed one, or whichever node leads when the fault starts.
+public enum NemesisTarget: Sendable, Hashable, CustomStringConvertible {
+    case node(Int)
+    case leader
+
+    public var description: String {
+        switch self {
+        case .node(let index): return "n\(index + 1)"
+        case .leader: return "leader"
+        }
+    }
+}
+
+/// What one planned fault does.
+public enum NemesisAction: Sendable, Hashable {
+    /// SIGKILL the node; restart it when the fault ends.
+    case kill(NemesisTarget)
+    /// SIGSTOP the node; SIGCONT it when the fault ends.
+    case pause(NemesisTarget)
+    /// Cut both directions between the node and every other node.
+    case isolate(NemesisTarget)
+    /// Cut every link between `minority` and the rest.
+    case split(minority: [Int])
+    /// Cut one direction only: from `from` to each of `to` (empty `to` = every other node).
+    case oneWay(from: NemesisTarget, to: [Int])
+    /// Delay and drop what the node sends.
+    case netem(NemesisTarget, delayMilliseconds: Int, jitterMilliseconds: Int, lossPercent: Double)
+    /// SIGKILL every node; restart them all when the fault ends.
+    case crashAll
+    /// Restart the node with SYNOD_FAILPOINTS set for the window, then without.
+    case failpoint(node: Int, spec: String)
+}
+
+/// One fault of the schedule. Times are offsets from the start of the run.
+public struct PlannedFault: Sendable, Hashable {
+    public var index: Int
+    public var kind: NemesisKind
+    public var action: NemesisAction
+    public var startNanos: UInt64
+    public var holdNanos: UInt64
+}
+
+/// The failpoint settings the `failpoints` nemesis picks from.
+public let chaosFailpointSpecs = [
+    "fsync-delay=200ms", "crash-before-sync=3%", "crash-after-sync=3%", "crash-in-snapshot=50%", "drop-outgoing=20%",
+]
+
+public enum NemesisSchedule {
+    /// The whole schedule of a run: faults one after another (never overlapping), each starting
+    /// a jittered `interval` after the previous one healed, each held 1 s to 1.5 × interval,
+    /// all ending at least one second before `duration`.
+    public static func plan(seed: UInt64, kinds: [NemesisKind], nodes: Int, durationSeconds: Double,
+                            intervalSeconds: Double) -> [PlannedFault] {
+        guard !kinds.isEmpty, nodes > 0, durationSeconds > 0 else { return [] }
+        var random = ChaosRandom(seed: seed ^ 0x6E65_6D65_7369_7321)
+        let interval = max(0.2, intervalSeconds)
+        var faults: [PlannedFault] = []
+        var t = 0.0
+        while true {
+            t += random.uniform(0.5 * interval, 1.5 * interval)
+            let hold = random.uniform(1.0, max(1.5, 1.5 * interval))
+            guard t + hold <= durationSeconds - 1.0 else { break }
+            let kind = kinds[random.below(kinds.count)]
+            let action = Self.action(kind, nodes: nodes, random: &random)
+            faults.append(PlannedFault(index: faults.count, kind: kind, action: action,
+                                       startNanos: UInt64(t * 1e9), holdNanos: UInt64(hold * 1e9)))
+            t += hold
+        }
+        return faults
+    }
+
+    static func action(_ kind: NemesisKind, nodes: Int, random: inout ChaosRandom) -> NemesisAction {
+        func target() -> NemesisTarget {
+            random.chance(0.5) ? .leader : .node(random.below(nodes))
+        }
+        switch kind {
+        case .kill:
+            return .kill(target())
+        case .pause:
+            return .pause(target())
+        case .crashAll:
+            return .crashAll
+        case .failpoints:
+            let node = random.below(nodes)
+            return .failpoint(node: node, spec: chaosFailpointSpecs[random.below(chaosFailpointSpecs.count)])
+        case .partition:
+            guard nodes > 1 else { return .netem(.node(0), delayMilliseconds: 50, jitterMilliseconds: 20, lossPercent: 5) }
+            let shape = random.below(10)
+            switch shape {
+            case 0..<3:
+                return .isolate(target())
+            case 3..<6:
+                var order = Array(0..<nodes)
+                for i in stride(from: order.count - 1, to: 0, by: -1) {
+                    order.swapAt(i, random.below(i + 1))
+                }
+                let minoritySize = max(1, (nodes - 1) / 2)
+                return .split(minority: Array(order.prefix(minoritySize)).sorted())
+            case 6..<8:
+                if random.chance(0.5) {
+                    return .oneWay(from: .leader, to: [])
+                }
+                let from = random.below(nodes)
+                var to = random.below(nodes - 1)
+                if to >= from { to += 1 }
+                return .oneWay(from: .node(from), to: [to])
+            default:
+                let delay = 20 + random.below(180)
+                let jitter = delay / 4
+                let loss = Double(random.below(20))
+                return .netem(target(), delayMilliseconds: delay, jitterMilliseconds: jitter, lossPercent: loss)
+            }
+        }
+    }
+}
+
+/// A bad `synod chaos` setting, as one line naming the flag.
+public struct ChaosOptionsError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Parses `60s`, `30m`, `1h`, `500ms` or a bare number of seconds.
+public func parseChaosDuration(_ text: String, flag: String) throws(ChaosOptionsError) -> Double {
+    let trimmed = text.trimmingCharacters(in: .whitespaces)
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+    for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
+        let number = String(trimmed.dropLast(suffix.count))
+        if let value = Double(number), value.isFinite, value > 0 { return value * scale }
+        throw ChaosOptionsError("\(flag): '\(text)' is not a duration like 500ms, 30s, 10m or 1h")
+    }
+    if let value = Double(trimmed), value.isFinite, value > 0 { return value }
+    throw ChaosOptionsError("\(flag): '\(text)' is not a duration like 500ms, 30s, 10m or 1h")
+}

@@ -1,0 +1,169 @@
+import ArgumentParser
+import Foundation
+import SynodChaos
+
+/// `synod chaos`: a real cluster of `synod serve` processes under faults, a recorded client
+/// history, and the checks (linearizability, lost writes, replica hashes, alarms).
+struct ChaosCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chaos",
+        abstract: "Run a real local cluster under faults and check the clients' history.",
+        discussion: """
+            Starts --nodes `synod serve` processes, runs --clients concurrent clients against them
+            while a nemesis kills, pauses, partitions and crashes nodes, then heals everything and
+            checks: linearizability of the history, acknowledged writes not lost, equal replica
+            hashes, no alarms. The fault schedule derives only from --seed, so a run can be
+            replayed. The report (history, nemesis events, verdict, index.html, node logs) goes to
+            --report. The verdict line is printed last; the exit status is 1 when a check failed.
+            """
+    )
+
+    @Option(help: "Number of nodes (1 to 7).")
+    var nodes: Int = 3
+    @Option(help: "How long the clients and the nemesis run (e.g. 60s, 30m, 1h).")
+    var duration: String = "60s"
+    @Option(help: "Concurrent clients.")
+    var clients: Int = 10
+    @Option(help: "Size of the key space (k0, k1, ...).")
+    var keys: Int = 8
+    @Option(help: "Faults: kill,pause,partition,crash-all,failpoints, or none, or all.")
+    var nemesis: String = "kill,pause,partition"
+    @Option(help: "Network fault layer: proxy (TCP proxies in this process) or netns (network namespaces, root).")
+    var net: String = "proxy"
+    @Option(help: "Seed of the fault schedule (default: random; printed at the start).")
+    var seed: UInt64?
+    @Option(help: "Report directory (default: chaos-report/<UTC timestamp>-seed<seed>).")
+    var report: String?
+    @Option(help: "The synod executable to run as `synod serve` (default: this executable).")
+    var synodBin: String?
+    @Option(help: "Mean time between nemesis actions (e.g. 5s).")
+    var interval: String = "5s"
+    @Option(help: "Client operation timeout (e.g. 2s).")
+    var opTimeout: String = "2s"
+    @Option(help: "Applied slots between snapshots on the nodes.")
+    var snapshotCount: Int = 2000
+    @Flag(help: "Treat a checker timeout (linearizable: unknown) as a failure.")
+    var strict: Bool = false
+    @Flag(help: "Keep the nodes' data directories even when the run passes.")
+    var keepData: Bool = false
+    @Flag(help: "Only print the seed, warnings and the verdict.")
+    var quiet: Bool = false
+    @Flag(help: .hidden)
+    var brokenReads: Bool = false
+    @Flag(help: "Only check whether --net netns can work here: prints 'netns: ok' (exit 0) or the reason it cannot (exit 1).")
+    var probeNetns: Bool = false
+
+    func options() throws -> ChaosOptions {
+        var options = ChaosOptions()
+        do {
+            options.nodes = nodes
+            options.durationSeconds = try parseChaosDuration(duration, flag: "--duration")
+            options.clients = clients
+            options.keys = keys
+            options.nemesis = try NemesisKind.parseList(nemesis)
+            options.intervalSeconds = try parseChaosDuration(interval, flag: "--interval")
+            options.opTimeoutSeconds = try parseChaosDuration(opTimeout, flag: "--op-timeout")
+        } catch {
+            throw ValidationError(error.description)
+        }
+        guard snapshotCount > 0 else { throw ValidationError("--snapshot-count must be positive") }
+        options.snapshotCount = snapshotCount
+        options.seed = seed ?? UInt64.random(in: 1...UInt64(Int64.max))
+        options.synodBinary = synodBin ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        options.reportDirectory = report ?? "chaos-report/\(Self.timestamp())-seed\(options.seed)"
+        options.brokenReads = brokenReads
+        options.strict = strict
+        options.keepData = keepData
+        options.quiet = quiet
+        do {
+            try options.validate()
+        } catch {
+            throw ValidationError(error.description)
+        }
+        return options
+    }
+
+    func validate() throws {
+        guard ["proxy", "netns"].contains(net) else { throw ValidationError("--net must be proxy or netns, got '\(net)'") }
+        _ = try options()
+    }
+
+    /// Writes one line to stdout at once (no buffering, so progress shows up in pipes too).
+    static func emit(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+
+    static func timestamp() -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        return formatter.string(from: Date())
+    }
+
+    func run() async throws {
+        if probeNetns {
+            if let reason = NamespaceNetwork.probe() {
+                Self.emit("netns: \(reason)")
+                throw ExitCode(1)
+            }
+            Self.emit("netns: ok")
+            return
+        }
+        let options = try options()
+        let network: any ChaosNetwork
+        if net == "netns" {
+            if let reason = NamespaceNetwork.probe() {
+                FileHandle.standardError.write(Data("--net netns: \(reason)\n".utf8))
+                throw ExitCode(64)
+            }
+            network = NamespaceNetwork(runID: String(options.seed % 100_000))
+        } else {
+            network = ProxyNetwork()
+        }
+        let quiet = options.quiet
+        let log: @Sendable (String) -> Void = { line in
+            if quiet && !(line.hasPrefix("warning") || line.hasPrefix("error")) { return }
+            Self.emit(line)
+        }
+        Self.emit("synod chaos: seed \(options.seed), \(options.nodes) nodes, \(options.clients) clients, \(options.keys) keys, "
+            + "nemesis \(options.nemesis.isEmpty ? "none" : options.nemesis.map(\.rawValue).joined(separator: ",")), "
+            + "net \(net), duration \(duration), report \(options.reportDirectory)")
+        let runner = ChaosRunner(options: options, network: network, log: log)
+        let task = Task { try await runner.run() }
+
+        // Ctrl-C / SIGTERM: kill every node at once, let the run clean up, exit 130.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let sources = [SIGINT, SIGTERM].map { (number: Int32) -> any DispatchSourceSignal in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                ChaosChildren.killAll()
+                task.cancel()
+                DispatchQueue.global().asyncAfter(deadline: .now() + 10) {
+                    FileHandle.standardError.write(Data("synod chaos: interrupted; cleanup took too long\n".utf8))
+                    Foundation.exit(130)
+                }
+            }
+            source.resume()
+            return source
+        }
+        defer { sources.forEach { $0.cancel() } }
+
+        let verdict: ChaosVerdict
+        do {
+            verdict = try await task.value
+        } catch {
+            ChaosChildren.killAll()
+            if error is CancellationError || task.isCancelled {
+                FileHandle.standardError.write(Data("synod chaos: interrupted; nodes killed, logs in \(options.reportDirectory)/nodes\n".utf8))
+                throw ExitCode(130)
+            }
+            FileHandle.standardError.write(Data("synod chaos: error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        Self.emit("report: \(options.reportDirectory)/index.html")
+        Self.emit(verdict.line)
+        if verdict.failed { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import XCTest
+@testable import SynodChaos
+
+/// Real-process runs: a cluster of `synod serve` children behind the in-process proxy network.
+final class ChaosRunnerTests: XCTestCase {
+    /// The `synod` executable built next to the test bundle (the test target depends on it).
+    static func synodBinary() -> String? {
+        var candidates: [String] = []
+        let bundleDirectory = Bundle.main.bundleURL.deletingLastPathComponent()
+        candidates.append(bundleDirectory.appendingPathComponent("synod").path)
+        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+            candidates.append(bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("synod").path)
+        }
+        if let first = CommandLine.arguments.first {
+            let url = URL(fileURLWithPath: first).resolvingSymlinksInPath()
+            candidates.append(url.deletingLastPathComponent().appendingPathComponent("synod").path)
+            candidates.append(url.deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("synod").path)
+        }
+        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        candidates.append(packageRoot.appendingPathComponent(".build/debug/synod").path)
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    private func makeOptions(seed: UInt64, name: String) throws -> ChaosOptions {
+        guard let binary = Self.synodBinary() else {
+            XCTFail("the synod executable was not found next to the test bundle nor in .build/debug; run `swift build --product synod`")
+            throw XCTSkip("no synod binary")
+        }
+        var options = ChaosOptions()
+        options.synodBinary = binary
+        options.nodes = 3
+        options.seed = seed
+        options.reportDirectory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("synod-chaos-test-\(name)-\(ProcessInfo.processInfo.processIdentifier)").path
+        try? FileManager.default.removeItem(atPath: options.reportDirectory)
+        options.opTimeoutSeconds = 2
+        options.progressIntervalSeconds = 5
+        return options
+    }
+
+    private static func log(_ line: String) {
+        FileHandle.standardError.write(Data(("[chaos] " + line + "\n").utf8))
+    }
+
+    func testShortRunWithKillsAndPartitionsPasses() async throws {
+        ChaosChildren.reset()
+        // The first seed whose schedule has at least one kill and one partition.
+        let kinds: [NemesisKind] = [.kill, .partition]
+        let seed = (UInt64(1)...UInt64(10_000)).first { seed in
+            let kindsPlanned = Set(NemesisSchedule.plan(seed: seed, kinds: kinds, nodes: 3, durationSeconds: 14,
+                                                        intervalSeconds: 3).map(\.kind))
+            return kindsPlanned.count == 2
+        } ?? 11
+        var options = try makeOptions(seed: seed, name: "pass")
+        options.durationSeconds = 14
+        options.intervalSeconds = 3
+        options.clients = 6
+        options.keys = 6
+        options.nemesis = kinds
+        let runner = ChaosRunner(options: options, network: ProxyNetwork(), log: { Self.log($0) })
+        let verdict = try await runner.run()
+        Self.log(verdict.line)
+        XCTAssertFalse(verdict.failed, "\(verdict.line)\n\(verdict.violation ?? "") (report: \(options.reportDirectory))")
+        XCTAssertEqual(verdict.linearizable, true)
+        XCTAssertEqual(verdict.lostAcknowledgedWrites, 0)
+        XCTAssertTrue(verdict.replicaHashesEqual)
+        let total = verdict.operationCounts.values.flatMap(\.values).reduce(0, +)
+        XCTAssertGreaterThan(total, 100)
+        XCTAssertGreaterThan(verdict.nemesisCounts.filter { $0.key != "heal" }.values.reduce(0, +), 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(options.reportDirectory)/verdict.json"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(options.reportDirectory)/nodes/n1.log"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(options.reportDirectory)/data"),
+                       "a passing run deletes the data directories")
+        try? FileManager.default.removeItem(atPath: options.reportDirectory)
+    }
+
+    /// The negative control: with every node answering reads locally, clients that prefer
+    /// followers see stale values, and the harness must say so.
+    func testBrokenReadsAreCaught() async throws {
+        ChaosChildren.reset()
+        // A node cut off from the majority keeps answering reads from its frozen state while the
+        // majority moves on: pick the first seed whose schedule isolates or splits off a node
+        // early and long enough, so the control does not depend on timing luck.
+        let kinds: [NemesisKind] = [.partition, .pause]
+        let seed = (UInt64(1)...UInt64(10_000)).first { seed in
+            NemesisSchedule.plan(seed: seed, kinds: kinds, nodes: 3, durationSeconds: 15, intervalSeconds: 3)
+                .contains { fault in
+                    guard fault.startNanos < 8_000_000_000, fault.holdNanos >= 2_500_000_000 else { return false }
+                    switch fault.action {
+                    case .isolate, .split: return true
+                    default: return false
+                    }
+                }
+        } ?? 7
+        var options = try makeOptions(seed: seed, name: "broken")
+        options.durationSeconds = 15
+        options.intervalSeconds = 3
+        options.clients = 10
+        options.keys = 2
+        options.nemesis = kinds
+        options.brokenReads = true
+        let runner = ChaosRunner(options: options, network: ProxyNetwork(), log: { Self.log($0) })
+        let verdict = try await runner.run()
+        Self.log(verdict.line)
+        XCTAssertEqual(verdict.linearizable, false, "stale reads went unnoticed: \(verdict.line)")
+        XCTAssertTrue(verdict.failed)
+        XCTAssertFalse(verdict.violationOperationIDs.isEmpty)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(options.reportDirectory)/data"),
+                      "a failed run keeps the data directories")
+        try? FileManager.default.removeItem(atPath: options.reportDirectory)
+    }
+}
