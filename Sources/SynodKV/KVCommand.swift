@@ -16,11 +16,13 @@ public enum KVCommand: Hashable, Sendable {
     /// A member announces its name and client URLs (etcd publishes member attributes through
     /// its log the same way), so every member can answer `MemberList` with them.
     case publishMember(memberID: UInt64, attributes: MemberAttributes)
-    /// The replicated integrity check (proposed by the leader every few seconds): every replica
-    /// compares its own hash recorded at check `previousID` with `previousHash` (the proposer's
-    /// hash at that same point of the log), then records its hash at this check under `id`.
-    /// See `KVStateMachine.applyIntegrityCheck`.
-    case integrityCheck(id: UInt64, previousID: UInt64, previousHash: UInt64)
+    /// The replicated integrity check, proposed by the leader every few seconds: every replica
+    /// records its own state hash at this point of the log under `id`, then reports it with
+    /// `integrityReport`. See `KVStateMachine.applyIntegrityReport`.
+    case integrityCheck(id: UInt64)
+    /// One member's hash at check `checkID`. Once more than half of `voters` agree on a hash,
+    /// every member that reported another one gets the CORRUPT alarm.
+    case integrityReport(checkID: UInt64, memberID: UInt64, hash: UInt64, voters: UInt64)
     /// etcd's alarms (Maintenance.Alarm): raised and cleared through the log so every member
     /// reports the same set.
     case alarm(action: AlarmAction, member: AlarmMember)
@@ -28,7 +30,7 @@ public enum KVCommand: Hashable, Sendable {
     /// Format version written as the first byte.
     ///
     /// Layout v1: `[version: u8][tag: u8][body]`, tags put=0, deleteRange=1, txn=2, compact=3,
-    /// leaseGrant=4, leaseRevoke=5, leaseKeepAlive=6, publishMember=7, integrityCheck=8, alarm=9; bodies use `ByteWriter`'s primitives in field order.
+    /// leaseGrant=4, leaseRevoke=5, leaseKeepAlive=6, publishMember=7, integrityCheck=8, alarm=9, integrityReport=10; bodies use `ByteWriter`'s primitives in field order.
     public static let encodingVersion: UInt8 = 1
 
     /// The versioned binary encoding.
@@ -45,8 +47,10 @@ public enum KVCommand: Hashable, Sendable {
         case .leaseKeepAlive(let id): writer.u8(6); writer.i64(id)
         case .publishMember(let memberID, let attributes):
             writer.u8(7); writer.u64(memberID); writer.memberAttributes(attributes)
-        case .integrityCheck(let id, let previousID, let previousHash):
-            writer.u8(8); writer.u64(id); writer.u64(previousID); writer.u64(previousHash)
+        case .integrityCheck(let id):
+            writer.u8(8); writer.u64(id)
+        case .integrityReport(let checkID, let memberID, let hash, let voters):
+            writer.u8(10); writer.u64(checkID); writer.u64(memberID); writer.u64(hash); writer.u64(voters)
         case .alarm(let action, let member):
             writer.u8(9); writer.u8(action.rawValue); writer.u64(member.memberID); writer.u8(member.alarm.rawValue)
         }
@@ -67,7 +71,14 @@ public enum KVCommand: Hashable, Sendable {
         case 5: self = .leaseRevoke(id: try reader.i64())
         case 6: self = .leaseKeepAlive(id: try reader.i64())
         case 7: self = .publishMember(memberID: try reader.u64(), attributes: try reader.memberAttributes())
-        case 8: self = .integrityCheck(id: try reader.u64(), previousID: try reader.u64(), previousHash: try reader.u64())
+        case 8: self = .integrityCheck(id: try reader.u64())
+        case 10:
+            let checkID = try reader.u64()
+            let memberID = try reader.u64()
+            let hash = try reader.u64()
+            let voters = try reader.u64()
+            guard voters >= 1, voters <= 1024 else { throw .invalid }
+            self = .integrityReport(checkID: checkID, memberID: memberID, hash: hash, voters: voters)
         case 9:
             guard let action = AlarmAction(rawValue: try reader.u8()) else { throw .invalid }
             let memberID = try reader.u64()

@@ -12,7 +12,9 @@ extension KVStateMachine {
     /// order `[clientID u64][sequence u64][slot u64][result]`.
     /// v2 appends `[memberCount u32]` then per member in id order `[memberID u64][attributes]`;
     /// v3 then appends `[alarmCount u32]` then per alarm in order `[memberID u64][alarm u8]`,
-    /// and `[recordCount u32]` then per integrity record, oldest first, `[id u64][revision i64][hash u64]`.
+    /// `[recordCount u32]` then per integrity record, oldest first, `[id u64][revision i64][hash u64]`,
+    /// and `[reportSetCount u32]` then per check, oldest first, `[checkID u64][count u32]` and
+    /// per member in id order `[memberID u64][hash u64]`.
     /// v1 snapshots (no members) and v2 (no alarms, no integrity records) still decode.
     public static let snapshotVersion: UInt8 = 3
 
@@ -61,6 +63,16 @@ extension KVStateMachine {
             writer.u64(record.id)
             writer.i64(record.revision)
             writer.u64(record.hash)
+        }
+        writer.count(integrityReports.count)
+        for reports in integrityReports {
+            writer.u64(reports.checkID)
+            let sorted = reports.hashes.sorted { $0.key < $1.key }
+            writer.count(sorted.count)
+            for (member, hash) in sorted {
+                writer.u64(member)
+                writer.u64(hash)
+            }
         }
         return writer.bytes
     }
@@ -142,6 +154,20 @@ extension KVStateMachine {
             guard recordCount <= Self.integrityRecordsMax else { throw .invalid }
             for _ in 0..<recordCount {
                 integrityRecords.append(IntegrityRecord(id: try reader.u64(), revision: try reader.i64(), hash: try reader.u64()))
+            }
+            let reportSetCount = try reader.count(elementBytesMin: 12)
+            guard reportSetCount <= Self.integrityRecordsMax else { throw .invalid }
+            for _ in 0..<reportSetCount {
+                let checkID = try reader.u64()
+                var hashes: [UInt64: UInt64] = [:]
+                var previousMember: UInt64?
+                for _ in 0..<(try reader.count(elementBytesMin: 16)) {
+                    let member = try reader.u64()
+                    if let previousMember, previousMember >= member { throw .invalid }
+                    previousMember = member
+                    hashes[member] = try reader.u64()
+                }
+                integrityReports.append(IntegrityReports(checkID: checkID, hashes: hashes))
             }
         }
         try reader.finish()

@@ -22,13 +22,14 @@ public struct KVStateMachine: Hashable, Sendable {
         public var outcome: Outcome
         /// Watch events in (revision, sub-revision) order, for the server to fan out.
         public var events: [WatchEvent]
-        /// Set when an integrity check found this replica's hash different from the proposer's.
-        public var integrityMismatch: IntegrityMismatch?
+        /// Members an integrity report just found out of line with the majority (each now has
+        /// the CORRUPT alarm).
+        public var integrityMismatches: [IntegrityMismatch]
 
-        public init(outcome: Outcome, events: [WatchEvent], integrityMismatch: IntegrityMismatch? = nil) {
+        public init(outcome: Outcome, events: [WatchEvent], integrityMismatches: [IntegrityMismatch] = []) {
             self.outcome = outcome
             self.events = events
-            self.integrityMismatch = integrityMismatch
+            self.integrityMismatches = integrityMismatches
         }
     }
 
@@ -45,7 +46,9 @@ public struct KVStateMachine: Hashable, Sendable {
     /// This replica's hash at the last few integrity checks, oldest first (replicated: every
     /// replica records the same ids at the same log positions).
     public internal(set) var integrityRecords: [IntegrityRecord] = []
-    /// How many integrity records are kept.
+    /// Every member's reported hash for the last few checks, oldest first.
+    public internal(set) var integrityReports: [IntegrityReports] = []
+    /// How many integrity records (and report sets) are kept.
     public static let integrityRecordsMax = 8
 
     public init(sessionCapacity: Int = 100_000) {
@@ -65,11 +68,11 @@ public struct KVStateMachine: Hashable, Sendable {
         }
         let result: CommandResult
         let events: [WatchEvent]
-        var mismatch: IntegrityMismatch?
+        var mismatches: [IntegrityMismatch] = []
         do {
             let decoded = try KVCommand(decoding: command.payload)
-            if case .integrityCheck(let id, let previousID, let previousHash) = decoded {
-                mismatch = applyIntegrityCheck(id: id, previousID: previousID, previousHash: previousHash)
+            if case .integrityReport(let checkID, let memberID, let hash, let voters) = decoded {
+                mismatches = applyIntegrityReport(checkID: checkID, memberID: memberID, hash: hash, voters: voters)
                 (result, events) = (.success(.maintenance(revision: store.revision)), [])
             } else {
                 (result, events) = apply(decoded)
@@ -79,27 +82,51 @@ public struct KVStateMachine: Hashable, Sendable {
             (result, events) = (.failure(.malformedCommand), [])
         }
         sessions.record(command, result: result, slot: slot)
-        return Output(outcome: .applied(result), events: events, integrityMismatch: mismatch)
+        return Output(outcome: .applied(result), events: events, integrityMismatches: mismatches)
     }
 
-    /// Compares this replica's hash recorded at check `previousID` (if it has it: a replica
-    /// that restored a later snapshot does not) with the proposer's, then records the hash at
-    /// this point under `id`. Returns the mismatch, if any.
-    ///
-    /// Safe to replay: the records are part of the replicated state (and of snapshots), and a
-    /// check only reads the records and the store's `integrityHash`, which are identical on
-    /// replicas that applied identical commands.
-    public mutating func applyIntegrityCheck(id: UInt64, previousID: UInt64, previousHash: UInt64) -> IntegrityMismatch? {
-        var mismatch: IntegrityMismatch?
-        if previousID != 0, let record = integrityRecords.last(where: { $0.id == previousID }), record.hash != previousHash {
-            mismatch = IntegrityMismatch(checkID: previousID, revision: record.revision,
-                                         localHash: record.hash, expectedHash: previousHash)
-        }
+    /// Records this replica's hash at check `id` (this point of the log). The server then
+    /// reports it with `integrityReport`.
+    public mutating func applyIntegrityCheck(id: UInt64) {
         integrityRecords.append(IntegrityRecord(id: id, revision: store.revision, hash: store.integrityHash))
         if integrityRecords.count > Self.integrityRecordsMax {
             integrityRecords.removeFirst(integrityRecords.count - Self.integrityRecordsMax)
         }
-        return mismatch
+    }
+
+    /// Adds one member's hash for check `checkID`. When more than half of `voters` reported
+    /// the same hash, every member that reported a different one (now or later) is raised the
+    /// CORRUPT alarm; returns the members newly alarmed.
+    ///
+    /// Deterministic: every replica applies the same reports in the same order, so every
+    /// replica reaches the same alarms, whichever member (leader included) is the odd one.
+    public mutating func applyIntegrityReport(checkID: UInt64, memberID: UInt64, hash: UInt64,
+                                              voters: UInt64) -> [IntegrityMismatch] {
+        let index: Int
+        if let existing = integrityReports.firstIndex(where: { $0.checkID == checkID }) {
+            index = existing
+        } else {
+            integrityReports.append(IntegrityReports(checkID: checkID, hashes: [:]))
+            if integrityReports.count > Self.integrityRecordsMax {
+                integrityReports.removeFirst(integrityReports.count - Self.integrityRecordsMax)
+            }
+            index = integrityReports.count - 1
+        }
+        integrityReports[index].hashes[memberID] = hash
+        var votes: [UInt64: UInt64] = [:]
+        for reported in integrityReports[index].hashes.values { votes[reported, default: 0] += 1 }
+        guard let majority = votes.max(by: { ($0.value, $0.key) < ($1.value, $1.key) }), majority.value * 2 > voters else {
+            return []
+        }
+        let revision = integrityRecords.last(where: { $0.id == checkID })?.revision ?? 0
+        var newlyAlarmed: [IntegrityMismatch] = []
+        for (member, reported) in integrityReports[index].hashes.sorted(by: { $0.key < $1.key }) where reported != majority.key {
+            if alarms.insert(AlarmMember(memberID: member, alarm: .corrupt)).inserted {
+                newlyAlarmed.append(IntegrityMismatch(checkID: checkID, memberID: member, revision: revision,
+                                                      memberHash: reported, majorityHash: majority.key))
+            }
+        }
+        return newlyAlarmed
     }
 
     /// Applies a decoded command without session bookkeeping.
@@ -129,8 +156,11 @@ public struct KVStateMachine: Hashable, Sendable {
             case .publishMember(let memberID, let attributes):
                 members[memberID] = attributes
                 return (.success(.publishMember(revision: store.revision)), [])
-            case .integrityCheck(let id, let previousID, let previousHash):
-                _ = applyIntegrityCheck(id: id, previousID: previousID, previousHash: previousHash)
+            case .integrityCheck(let id):
+                applyIntegrityCheck(id: id)
+                return (.success(.maintenance(revision: store.revision)), [])
+            case .integrityReport(let checkID, let memberID, let hash, let voters):
+                _ = applyIntegrityReport(checkID: checkID, memberID: memberID, hash: hash, voters: voters)
                 return (.success(.maintenance(revision: store.revision)), [])
             case .alarm(let action, let member):
                 switch action {
@@ -158,11 +188,24 @@ public struct IntegrityRecord: Hashable, Sendable {
     }
 }
 
-/// An integrity check that failed on this replica: at check `checkID` (store revision
-/// `revision`) this replica's state hashed to `localHash`, the proposer's to `expectedHash`.
+/// All members' reported hashes for one check.
+public struct IntegrityReports: Hashable, Sendable {
+    public var checkID: UInt64
+    /// Member id -> reported hash.
+    public var hashes: [UInt64: UInt64]
+
+    public init(checkID: UInt64, hashes: [UInt64: UInt64]) {
+        self.checkID = checkID
+        self.hashes = hashes
+    }
+}
+
+/// A member whose state hash at check `checkID` (store revision `revision`, 0 if this replica
+/// has no record of the check) differs from the majority's.
 public struct IntegrityMismatch: Hashable, Sendable {
     public var checkID: UInt64
+    public var memberID: UInt64
     public var revision: Int64
-    public var localHash: UInt64
-    public var expectedHash: UInt64
+    public var memberHash: UInt64
+    public var majorityHash: UInt64
 }

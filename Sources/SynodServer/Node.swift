@@ -76,7 +76,6 @@ public final class Node: @unchecked Sendable {
     private var putsApplied = 0
     private var corrupted = false
     private var nextIntegrityCheckAt: NIODeadline?
-    private var corruptAlarmProposedAt: NIODeadline?
     private var lastIntegrityRecordID: UInt64?
     /// The latest ballot round, readable from any thread (response headers' raft_term).
     private let roundCell = Atomic<UInt64>(0)
@@ -365,9 +364,9 @@ public final class Node: @unchecked Sendable {
         }
     }
 
-    /// The leader starts a replicated integrity check every `integrityCheckMilliseconds`: the
-    /// command carries the leader's hash at the previous check, and every replica compares it
-    /// with its own hash at that same log position (KVStateMachine.applyIntegrityCheck).
+    /// The leader starts a replicated integrity check every `integrityCheckMilliseconds`: every
+    /// replica records its hash at that log position and reports it through the log; the
+    /// majority's hash decides who is out of line (KVStateMachine.applyIntegrityReport).
     private func proposeIntegrityCheckIfDue(now: NIODeadline) {
         guard options.integrityCheckMilliseconds > 0 else { return }
         guard let due = nextIntegrityCheckAt else {
@@ -376,35 +375,32 @@ public final class Node: @unchecked Sendable {
         }
         guard due <= now else { return }
         nextIntegrityCheckAt = now + .milliseconds(Int64(options.integrityCheckMilliseconds))
-        let previous = kv.integrityRecords.last
-        proposeInternal(.integrityCheck(id: clientIDGenerator.next() | 1, previousID: previous?.id ?? 0,
-                                        previousHash: previous?.hash ?? 0))
+        proposeInternal(.integrityCheck(id: clientIDGenerator.next() | 1))
     }
 
-    /// After an integrity check or an alarm change applied: count it, and on a mismatch log it
-    /// and raise the CORRUPT alarm for this member through the log.
+    /// After an integrity check, a report or an alarm change applied: report this replica's
+    /// hash for a new check, and log every member found out of line with the majority.
     private func observeMaintenance(_ output: KVStateMachine.Output, now: NIODeadline) {
         metrics.corruptAlarm.set(to: kv.alarms.contains { $0.alarm == .corrupt } ? 1 : 0)
-        if let last = kv.integrityRecords.last?.id, last != lastIntegrityRecordID {
-            lastIntegrityRecordID = last
+        if let record = kv.integrityRecords.last, record.id != lastIntegrityRecordID {
+            lastIntegrityRecordID = record.id
             metrics.integrityChecks.increment()
+            proposeInternal(.integrityReport(checkID: record.id, memberID: options.local.memberID, hash: record.hash,
+                                             voters: UInt64(options.members.count)))
         }
-        guard let mismatch = output.integrityMismatch else { return }
-        metrics.integrityMismatches.increment()
-        logger.critical("integrity check failed: this replica's state differs from the leader's", metadata: [
-            "revision": "\(mismatch.revision)", "check": "\(String(mismatch.checkID, radix: 16))",
-            "local-hash": "\(String(mismatch.localHash, radix: 16))",
-            "leader-hash": "\(String(mismatch.expectedHash, radix: 16))",
-        ])
-        raiseCorruptAlarm(now: now)
-    }
-
-    private func raiseCorruptAlarm(now: NIODeadline) {
-        let alarm = AlarmMember(memberID: options.local.memberID, alarm: .corrupt)
-        guard !kv.alarms.contains(alarm) else { return }
-        if let at = corruptAlarmProposedAt, at + .seconds(1) > now { return }
-        corruptAlarmProposedAt = now
-        proposeInternal(.alarm(action: .activate, member: alarm))
+        for mismatch in output.integrityMismatches {
+            let isLocal = mismatch.memberID == options.local.memberID
+            if isLocal { metrics.integrityMismatches.increment() }
+            let name = kv.members[mismatch.memberID]?.name ?? String(mismatch.memberID, radix: 16)
+            logger.critical(isLocal ? "integrity check failed: this replica's state differs from the majority's; CORRUPT alarm raised"
+                                    : "integrity check failed: a member's state differs from the majority's; CORRUPT alarm raised",
+                            metadata: [
+                                "member": "\(name)", "revision": "\(mismatch.revision)",
+                                "check": "\(String(mismatch.checkID, radix: 16))",
+                                "member-hash": "\(String(mismatch.memberHash, radix: 16))",
+                                "majority-hash": "\(String(mismatch.majorityHash, radix: 16))",
+                            ])
+        }
     }
 
     private func expireLeases(now: NIODeadline) {

@@ -41,68 +41,69 @@ final class IntegrityTests: XCTestCase {
         XCTAssertNotEqual(a.integrityHash, KVStore().integrityHash, "the revision is part of the hash")
     }
 
-    /// Replicas applying the same log agree at every check; a replica whose state was changed
-    /// behind the log's back (the broken variant the check exists for) reports a mismatch at
-    /// the first check after the change, naming the revision, and the healthy ones do not.
-    func testCheckFindsACorruptedReplicaAndOnlyIt() throws {
-        var random = RandomCommands(seed: 7)
-        var healthy = KVStateMachine()
-        var follower = KVStateMachine()
-        var corrupt = KVStateMachine()
-        var slot: Slot = 0
-        var previous: (id: UInt64, hash: UInt64) = (0, 0)
-        func runCheck(_ id: UInt64) -> (IntegrityMismatch?, IntegrityMismatch?, IntegrityMismatch?) {
-            slot += 1
-            let check = command(.integrityCheck(id: id, previousID: previous.id, previousHash: previous.hash), client: 1_000_000 + id)
-            let results = (healthy.apply(check, slot: slot).integrityMismatch,
-                           follower.apply(check, slot: slot).integrityMismatch,
-                           corrupt.apply(check, slot: slot).integrityMismatch)
-            // The proposer (the leader, `healthy` here) sends its own record next time.
-            if let record = healthy.integrityRecords.last { previous = (record.id, record.hash) }
-            return results
-        }
-        for round in UInt64(1)...5 {
-            for _ in 0..<40 {
-                slot += 1
-                let next = command(random.command(), client: slot)
-                _ = healthy.apply(next, slot: slot)
-                _ = follower.apply(next, slot: slot)
-                _ = corrupt.apply(next, slot: slot)
+    /// Three replicas apply the same log; one was corrupted behind the log's back (the broken
+    /// variant the check exists for). At the next check all three record their hashes and
+    /// report them through the log; every replica then raises CORRUPT for the odd one, and
+    /// only for it, whichever member it is (the leader included) and in whatever order the
+    /// reports arrive.
+    func testReportsFindTheMemberOutOfLineWithTheMajority() throws {
+        for corruptIndex in 0..<3 {
+            for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
+                var random = RandomCommands(seed: 7)
+                var replicas = [KVStateMachine(), KVStateMachine(), KVStateMachine()]
+                let members: [UInt64] = [101, 202, 303]
+                var slot: Slot = 0
+                func applyToAll(_ kv: KVCommand) -> [[IntegrityMismatch]] {
+                    slot += 1
+                    let next = command(kv, client: 1_000_000 + slot)
+                    return replicas.indices.map { replicas[$0].apply(next, slot: slot).integrityMismatches }
+                }
+                for _ in 0..<60 { _ = applyToAll(random.command()) }
+                // A healthy check: everyone agrees, nobody is alarmed.
+                _ = applyToAll(.integrityCheck(id: 1))
+                for i in order {
+                    let hash = try XCTUnwrap(replicas[i].integrityRecords.last).hash
+                    let found = applyToAll(.integrityReport(checkID: 1, memberID: members[i], hash: hash, voters: 3))
+                    XCTAssertEqual(found.flatMap { $0 }, [])
+                }
+                XCTAssertTrue(replicas.allSatisfy { $0.alarms.isEmpty })
+
+                _ = try replicas[corruptIndex].store.put(PutRequest(key: Array("a".utf8), value: Array("garbage".utf8)))
+                _ = applyToAll(.put(PutRequest(key: Array("b".utf8), value: Array("x".utf8))))
+                _ = applyToAll(.integrityCheck(id: 2))
+                var alarmedAt: [[IntegrityMismatch]] = []
+                for i in order {
+                    let hash = try XCTUnwrap(replicas[i].integrityRecords.last).hash
+                    let found = applyToAll(.integrityReport(checkID: 2, memberID: members[i], hash: hash, voters: 3))
+                    if !found[0].isEmpty { alarmedAt = found }
+                }
+                let expected = AlarmMember(memberID: members[corruptIndex], alarm: .corrupt)
+                for (index, replica) in replicas.enumerated() {
+                    XCTAssertEqual(replica.alarms, [expected], "corrupt \(corruptIndex), order \(order), replica \(index)")
+                }
+                XCTAssertEqual(alarmedAt.map { $0.map(\.memberID) }, [[members[corruptIndex]], [members[corruptIndex]], [members[corruptIndex]]])
+                let mismatch = try XCTUnwrap(alarmedAt.first?.first)
+                XCTAssertNotEqual(mismatch.memberHash, mismatch.majorityHash)
+                // The revision is the one the reporting replica (replica 0 here) recorded at the check.
+                XCTAssertEqual(mismatch.revision, replicas[0].integrityRecords.last?.revision)
             }
-            let (a, b, c) = runCheck(round)
-            XCTAssertNil(a); XCTAssertNil(b); XCTAssertNil(c)
         }
-        // Corrupt one replica outside the log (what `corrupt-apply` does in the server).
-        _ = try corrupt.store.put(PutRequest(key: Array("a".utf8), value: Array("garbage".utf8)))
-        slot += 1
-        let next = command(.put(PutRequest(key: Array("b".utf8), value: Array("x".utf8))), client: 99_999)
-        _ = healthy.apply(next, slot: slot)
-        _ = follower.apply(next, slot: slot)
-        _ = corrupt.apply(next, slot: slot)
-        // The next check records the diverged hashes; the one after compares them.
-        var (a, b, c) = runCheck(10)
-        XCTAssertNil(a); XCTAssertNil(b); XCTAssertNil(c)
-        (a, b, c) = runCheck(11)
-        XCTAssertNil(a)
-        XCTAssertNil(b)
-        let mismatch = try XCTUnwrap(c, "the corrupted replica must notice")
-        XCTAssertEqual(mismatch.checkID, 10)
-        XCTAssertEqual(mismatch.revision, corrupt.store.revision)
-        XCTAssertNotEqual(mismatch.localHash, mismatch.expectedHash)
     }
 
-    /// A check naming a record the replica does not have (it restored a later snapshot, or the
-    /// leader had none) compares nothing.
-    func testUnknownPreviousCheckIsSkipped() {
+    /// No majority, no verdict: with two of three reports different, nobody is alarmed yet.
+    func testNoAlarmWithoutAMajority() {
         var machine = KVStateMachine()
-        let output = machine.apply(command(.integrityCheck(id: 5, previousID: 4, previousHash: 123), client: 1), slot: 1)
-        XCTAssertNil(output.integrityMismatch)
-        XCTAssertEqual(machine.integrityRecords.map(\.id), [5])
+        _ = machine.apply(command(.integrityCheck(id: 5), client: 1), slot: 1)
+        _ = machine.apply(command(.integrityReport(checkID: 5, memberID: 1, hash: 10, voters: 3), client: 2), slot: 2)
+        let output = machine.apply(command(.integrityReport(checkID: 5, memberID: 2, hash: 11, voters: 3), client: 3), slot: 3)
+        XCTAssertEqual(output.integrityMismatches, [])
+        XCTAssertTrue(machine.alarms.isEmpty)
         for id in UInt64(6)...20 {
-            _ = machine.apply(command(.integrityCheck(id: id, previousID: id - 1, previousHash: machine.integrityRecords.last?.hash ?? 0),
-                                      client: id), slot: Slot(id))
+            _ = machine.apply(command(.integrityCheck(id: id), client: 100 + id), slot: Slot(id))
+            _ = machine.apply(command(.integrityReport(checkID: id, memberID: 1, hash: id, voters: 3), client: 200 + id), slot: Slot(id))
         }
         XCTAssertEqual(machine.integrityRecords.count, KVStateMachine.integrityRecordsMax)
+        XCTAssertEqual(machine.integrityReports.count, KVStateMachine.integrityRecordsMax)
     }
 
     func testAlarmsAreReplicatedStateAndSurviveSnapshots() throws {
@@ -111,14 +112,16 @@ final class IntegrityTests: XCTestCase {
         let space = AlarmMember(memberID: 7, alarm: .noSpace)
         _ = machine.apply(command(.alarm(action: .activate, member: corrupt), client: 1), slot: 1)
         _ = machine.apply(command(.alarm(action: .activate, member: space), client: 2), slot: 2)
-        _ = machine.apply(command(.integrityCheck(id: 9, previousID: 0, previousHash: 0), client: 3), slot: 3)
+        _ = machine.apply(command(.integrityCheck(id: 9), client: 3), slot: 3)
+        _ = machine.apply(command(.integrityReport(checkID: 9, memberID: 42, hash: 77, voters: 3), client: 5), slot: 5)
         XCTAssertEqual(machine.alarms, [corrupt, space])
         let restored = try KVStateMachine(snapshot: machine.snapshot())
         XCTAssertEqual(restored, machine)
         _ = machine.apply(command(.alarm(action: .deactivate, member: space), client: 4), slot: 4)
         XCTAssertEqual(machine.alarms, [corrupt])
         // Round trip of the new commands.
-        for kv in [KVCommand.alarm(action: .deactivate, member: corrupt), .integrityCheck(id: 1, previousID: 2, previousHash: 3)] {
+        for kv in [KVCommand.alarm(action: .deactivate, member: corrupt), .integrityCheck(id: 1),
+                   .integrityReport(checkID: 1, memberID: 2, hash: 3, voters: 5)] {
             XCTAssertEqual(try KVCommand(decoding: kv.encoded()), kv)
         }
         // An alarm of type NONE is not a valid command.

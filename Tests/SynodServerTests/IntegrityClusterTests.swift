@@ -62,8 +62,9 @@ final class IntegrityClusterTests: XCTestCase {
         for i in 0..<3 { try cluster.start(i) }
         do {
             let corruptMember = try await withClient(try cluster.client()) { client -> UInt64 in
+                // Distinct keys: the corrupted value is never overwritten, so the divergence lasts.
                 for i in 0..<20 {
-                    _ = try await client.put("key\(i % 7)", "value\(i)")
+                    _ = try await client.put("key\(i)", "value\(i)")
                 }
                 let status = try await eventually { try await client.status(endpoint: cluster.endpoints[2]) }
                 let member = status.header.memberID
