@@ -189,16 +189,3 @@ public struct ChaosOptionsError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
-
-/// Parses `60s`, `30m`, `1h`, `500ms` or a bare number of seconds.
-public func parseChaosDuration(_ text: String, flag: String) throws(ChaosOptionsError) -> Double {
-    let trimmed = text.trimmingCharacters(in: .whitespaces)
-    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-    for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
-        let number = String(trimmed.dropLast(suffix.count))
-        if let value = Double(number), value.isFinite, value > 0 { return value * scale }
-        throw ChaosOptionsError("\(flag): '\(text)' is not a duration like 500ms, 30s, 10m or 1h")
-    }
-    if let value = Double(trimmed), value.isFinite, value > 0 { return value }
-    throw ChaosOptionsError("\(flag): '\(text)' is not a duration like 500ms, 30s, 10m or 1h")
-}

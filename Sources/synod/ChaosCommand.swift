@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SynodChaos
+import SynodServer
 
 /// `synod chaos`: a real cluster of `synod serve` processes under faults, a recorded client
 /// history, and the checks (linearizability, lost writes, replica hashes, alarms).
@@ -57,14 +58,14 @@ struct ChaosCommand: AsyncParsableCommand {
         var options = ChaosOptions()
         do {
             options.nodes = nodes
-            options.durationSeconds = try parseChaosDuration(duration, flag: "--duration")
+            options.durationSeconds = try Self.seconds(duration, flag: "--duration")
             options.clients = clients
             options.keys = keys
             options.nemesis = try NemesisKind.parseList(nemesis)
-            options.intervalSeconds = try parseChaosDuration(interval, flag: "--interval")
-            options.opTimeoutSeconds = try parseChaosDuration(opTimeout, flag: "--op-timeout")
+            options.intervalSeconds = try Self.seconds(interval, flag: "--interval")
+            options.opTimeoutSeconds = try Self.seconds(opTimeout, flag: "--op-timeout")
         } catch {
-            throw ValidationError(error.description)
+            throw ValidationError("\(error)")
         }
         guard snapshotCount > 0 else { throw ValidationError("--snapshot-count must be positive") }
         options.snapshotCount = snapshotCount
@@ -81,6 +82,11 @@ struct ChaosCommand: AsyncParsableCommand {
             throw ValidationError(error.description)
         }
         return options
+    }
+
+    /// Durations as `synod serve` reads them (500ms, 30s, 10m, 1h, 1m30s).
+    static func seconds(_ text: String, flag: String) throws -> Double {
+        Double(try ServeConfiguration.milliseconds(text, flag: flag)) / 1000
     }
 
     func validate() throws {
