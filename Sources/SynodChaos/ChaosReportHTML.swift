@@ -473,39 +473,19 @@ struct ChaosHTMLRenderer {
             let isInstant = event.endNanos.map { $0 <= event.startNanos } ?? true
             let x1 = isInstant ? x0 : x(event.endNanos ?? event.startNanos)
             if isInstant { instants.append(event) } else { bands.append(event) }
-            html.raw("<rect class=\"fault-mark\" data-event=\"")
-            html.int(event.id)
-            html.raw("\" data-kind=\"")
-            html.text(event.kind)
-            html.raw("\" x=\"")
-            html.num(isInstant ? x0 - 1 : x0)
-            html.raw("\" y=\"")
-            html.num(faultRowTop + 1)
-            html.raw("\" width=\"")
-            html.num(isInstant ? 2 : max(x1 - x0, 2))
-            html.raw("\" height=\"")
-            html.num(Self.nodeRowHeight - 2)
-            html.raw("\" fill=\"")
-            html.raw(colour)
-            html.raw("\"><title>")
-            html.text(eventTooltip(event))
-            html.raw("</title></rect>\n")
+            let tooltip = eventTooltip(event)
+            var attributes = HTMLBuilder(capacity: 64)
+            attributes.raw(" data-event=\"")
+            attributes.int(event.id)
+            attributes.raw("\" data-kind=\"")
+            attributes.text(event.kind)
+            attributes.raw("\"")
+            faultRect(&html, className: "fault-mark", attributes: attributes.out, x0: x0, x1: x1, instant: isInstant,
+                      top: faultRowTop, colour: colour, tooltip: tooltip)
             // The node strip: one row per affected node.
             for node in event.nodes where node >= 0 && node < nodeCount {
-                let y = nodeTop + Double(node) * Self.nodeRowHeight
-                html.raw("<rect class=\"node-fault\" x=\"")
-                html.num(isInstant ? x0 - 1 : x0)
-                html.raw("\" y=\"")
-                html.num(y + 1)
-                html.raw("\" width=\"")
-                html.num(isInstant ? 2 : max(x1 - x0, 2))
-                html.raw("\" height=\"")
-                html.num(Self.nodeRowHeight - 2)
-                html.raw("\" fill=\"")
-                html.raw(colour)
-                html.raw("\"><title>")
-                html.text(eventTooltip(event))
-                html.raw("</title></rect>\n")
+                faultRect(&html, className: "node-fault", attributes: "", x0: x0, x1: x1, instant: isInstant,
+                          top: nodeTop + Double(node) * Self.nodeRowHeight, colour: colour, tooltip: tooltip)
             }
         }
         html.raw("</g>\n")
@@ -803,6 +783,29 @@ struct ChaosHTMLRenderer {
         if let modRevision = op.modRevision { text += " mod: \(modRevision)" }
         if let endpoint = op.endpoint { text += "\nendpoint: " + clip(endpoint, Self.tooltipTextLimit) }
         return text
+    }
+
+    /// One fault mark in a row starting at `top`: a band from `x0` to `x1`, or a thin line for an
+    /// instant event, with the event's tooltip.
+    private func faultRect(_ html: inout HTMLBuilder, className: String, attributes: String, x0: Double, x1: Double,
+                           instant: Bool, top: Double, colour: String, tooltip: String) {
+        html.raw("<rect class=\"")
+        html.raw(className)
+        html.raw("\"")
+        html.raw(attributes)
+        html.raw(" x=\"")
+        html.num(instant ? x0 - 1 : x0)
+        html.raw("\" y=\"")
+        html.num(top + 1)
+        html.raw("\" width=\"")
+        html.num(instant ? 2 : max(x1 - x0, 2))
+        html.raw("\" height=\"")
+        html.num(Self.nodeRowHeight - 2)
+        html.raw("\" fill=\"")
+        html.raw(colour)
+        html.raw("\"><title>")
+        html.text(tooltip)
+        html.raw("</title></rect>\n")
     }
 
     private func eventTooltip(_ event: NemesisEvent) -> String {

@@ -92,26 +92,6 @@ final class InProcessCluster: @unchecked Sendable {
 }
 
 final class InProcessClusterTests: XCTestCase {
-    /// Runs `body` with a client whose connections run in a child task.
-    private func withClient<T: Sendable>(_ client: SynodClient, _ body: (SynodClient) async throws -> T) async throws -> T {
-        let runner = Task { try await client.run() }
-        defer { client.close(); runner.cancel() }
-        return try await body(client)
-    }
-
-    /// Retries `body` until it succeeds or `seconds` pass (elections, catch-up).
-    private func eventually<T>(_ seconds: Double = 15, _ body: () async throws -> T) async throws -> T {
-        let deadline = Date().addingTimeInterval(seconds)
-        while true {
-            do {
-                return try await body()
-            } catch {
-                if Date() > deadline { throw error }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
-    }
-
     func testWritesSurviveAFollowerRestartThroughSnapshotsAndReplicasAgree() async throws {
         let cluster = try InProcessCluster(nodes: 3, snapshotCount: 100)
         for i in 0..<3 { try cluster.start(i) }
@@ -184,5 +164,27 @@ final class InProcessClusterTests: XCTestCase {
             XCTAssertFalse(message.contains("\n"), "one line: \(message)")
         }
         await first.stopAll()
+    }
+}
+
+extension XCTestCase {
+    /// Runs `body` with a client whose connections run in a child task.
+    func withClient<T: Sendable>(_ client: SynodClient, _ body: (SynodClient) async throws -> T) async throws -> T {
+        let runner = Task { try await client.run() }
+        defer { client.close(); runner.cancel() }
+        return try await body(client)
+    }
+
+    /// Retries `body` until it succeeds or `seconds` pass (elections, catch-up).
+    func eventually<T>(_ seconds: Double = 15, _ body: () async throws -> T) async throws -> T {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            do {
+                return try await body()
+            } catch {
+                if Date() > deadline { throw error }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
     }
 }

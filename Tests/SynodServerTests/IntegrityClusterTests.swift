@@ -10,24 +10,6 @@ import XCTest
 /// The replicated integrity check and alarms on a real (in-process) cluster, and
 /// at-most-once retries through `synod-request-id`.
 final class IntegrityClusterTests: XCTestCase {
-    private func withClient<T: Sendable>(_ client: SynodClient, _ body: (SynodClient) async throws -> T) async throws -> T {
-        let runner = Task { try await client.run() }
-        defer { client.close(); runner.cancel() }
-        return try await body(client)
-    }
-
-    private func eventually<T>(_ seconds: Double = 20, _ body: () async throws -> T) async throws -> T {
-        let deadline = Date().addingTimeInterval(seconds)
-        while true {
-            do {
-                return try await body()
-            } catch {
-                if Date() > deadline { throw error }
-                try await Task.sleep(for: .milliseconds(200))
-            }
-        }
-    }
-
     /// GET over plain HTTP/1.1; returns the body.
     private func httpGet(_ url: String, path: String, group: EventLoopGroup) async throws -> String {
         let hostPort = url.replacingOccurrences(of: "http://", with: "").split(separator: ":")
@@ -66,9 +48,9 @@ final class IntegrityClusterTests: XCTestCase {
                 for i in 0..<20 {
                     _ = try await client.put("key\(i)", "value\(i)")
                 }
-                let status = try await eventually { try await client.status(endpoint: cluster.endpoints[2]) }
+                let status = try await eventually(20) { try await client.status(endpoint: cluster.endpoints[2]) }
                 let member = status.header.memberID
-                let alarms = try await eventually { () throws -> [Etcdserverpb_AlarmMember] in
+                let alarms = try await eventually(20) { () throws -> [Etcdserverpb_AlarmMember] in
                     _ = try await client.put("tick", "\(Date().timeIntervalSince1970)")
                     let alarms = try await client.alarmList().alarms
                     guard !alarms.isEmpty else { throw NotYet(what: "no alarm yet") }
@@ -84,7 +66,7 @@ final class IntegrityClusterTests: XCTestCase {
                 XCTAssertEqual(alarms.map(\.memberID), [corruptMember], "node \(i + 1)")
             }
             let metricsURL = (cluster.configurations[0].listenMetricsURLs ?? "")
-            let health = try await eventually { () throws -> String in
+            let health = try await eventually(20) { () throws -> String in
                 let body = try await httpGet(metricsURL, path: "/health", group: cluster.group)
                 guard body.contains("CORRUPT") else { throw NotYet(what: body) }
                 return body
