@@ -21,6 +21,10 @@ public struct Replica: Sendable {
     /// Highest ballot promised; never decreases.
     public internal(set) var promised: Ballot = .zero
     var log: [Slot: LogEntry] = [:]
+    /// Payload bytes of the chosen values held in `log` (every slot above the snapshot): what
+    /// a snapshot would let the replica drop. Drivers snapshot on it as well as on slot count,
+    /// since with batching one slot can hold many commands.
+    public internal(set) var chosenLogBytes = 0
     /// Highest ballot of any acceptance this acceptor recorded (never above `promised`).
     var highestAccepted: Ballot = .zero
     public internal(set) var snapshot: Snapshot?
@@ -101,7 +105,13 @@ public struct Replica: Sendable {
                 }
             case .chosen(let slot, let value):
                 guard slot > (snapshot?.slot ?? 0) else { continue }
-                log[slot, default: LogEntry()].chosen = value
+                // The accepted record of the same slot usually carries an equal value: keep
+                // one copy of its commands instead of two decoded ones.
+                if let accepted = log[slot]?.acceptedValue, accepted == value {
+                    log[slot, default: LogEntry()].chosen = accepted
+                } else {
+                    log[slot, default: LogEntry()].chosen = value
+                }
             case .snapshot(let newSnapshot):
                 guard newSnapshot.slot > (snapshot?.slot ?? 0) else { continue }
                 snapshot = newSnapshot
@@ -109,6 +119,7 @@ public struct Replica: Sendable {
             }
         }
         highestSeen = promised
+        recountChosenLogBytes()
         chosenThrough = snapshot?.slot ?? 0
         advanceChosenThrough()
     }
@@ -139,6 +150,7 @@ public struct Replica: Sendable {
         case .tick: onTick()
         case .receive(let envelope): receive(envelope)
         case .propose(let command): onPropose(command)
+        case .proposeAll(let commands): for command in commands { onPropose(command) }
         case .read(let readID, let consistency): onRead(readID: readID, consistency: consistency)
         case .durable(let batchID): onDurable(batchID)
         case .snapshot(let slot, let data): onSnapshotTaken(slot: slot, data: data)

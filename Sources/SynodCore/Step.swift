@@ -16,6 +16,9 @@ public enum Input: Hashable, Sendable {
     case receive(Envelope)
     /// A client command submitted at this replica.
     case propose(Command)
+    /// Several client commands submitted together (a driver's loop turn): the leader packs
+    /// them into as few slots as the batch limits allow, instead of one slot per command.
+    case proposeAll([Command])
     /// A client read submitted at this replica; `readID` is chosen by the driver, unique per replica.
     case read(readID: UInt64, consistency: ReadConsistency)
     /// Persist batch `id` (and so every earlier one) is durable.

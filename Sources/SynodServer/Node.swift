@@ -71,6 +71,13 @@ public final class Node: @unchecked Sendable {
     var watchers = WatcherRegistry()
     var leases = LeaseTimers()
     private var stoppedFlag = false
+    /// Work gathered during one event-loop turn and carried out once at its end (`flushTurn`):
+    /// client commands (proposed together, so they share slots), persist batches (handed to
+    /// storage together) and outgoing messages (one coalesced write per peer).
+    private var turnProposals: [Command] = []
+    private var turnPersist: [PersistBatch] = []
+    private var turnMessages: [Envelope] = []
+    private var turnFlushScheduled = false
     private var publishProposedAt: NIODeadline?
     /// `corrupt-apply` bookkeeping.
     private var putsApplied = 0
@@ -102,7 +109,8 @@ public final class Node: @unchecked Sendable {
     }
 
     struct PendingRead {
-        var promise: EventLoopPromise<Void>
+        /// Called on the loop once the read may be served (nil) or has failed.
+        var complete: (NodeError?) -> Void
     }
 
     /// Opens storage and recovers. Throws `StorageError` (corruption, another cluster's data
@@ -159,9 +167,13 @@ public final class Node: @unchecked Sendable {
         tickTask?.cancel()
         for (_, write) in pendingWrites { write.fail(NodeError.stopped) }
         pendingWrites.removeAll()
-        for (_, read) in pendingReads { read.promise.fail(NodeError.stopped) }
+        for (_, read) in pendingReads { read.complete(NodeError.stopped) }
         pendingReads.removeAll()
         watchers.finishAll()
+        if !turnPersist.isEmpty { storageWorker.submit(turnPersist) }
+        turnPersist.removeAll()
+        turnProposals.removeAll()
+        turnMessages.removeAll()
         storageWorker.stop()
     }
 
@@ -202,7 +214,10 @@ public final class Node: @unchecked Sendable {
             messages += first.messagesAfterDurable
             unsyncedBatches.removeFirst()
         }
-        if !messages.isEmpty { send(messages) }
+        if !messages.isEmpty {
+            turnMessages += messages
+            scheduleTurnFlush()
+        }
         handle(replica.step(.durable(report.durableThrough)))
     }
 
@@ -220,11 +235,15 @@ public final class Node: @unchecked Sendable {
     private func handle(_ output: Output) {
         if let batch = output.persist {
             unsyncedBatches.append(batch)
-            storageWorker.submit(batch)
+            turnPersist.append(batch)
+            scheduleTurnFlush()
         }
-        if !output.messages.isEmpty { send(output.messages) }
+        if !output.messages.isEmpty {
+            turnMessages += output.messages
+            scheduleTurnFlush()
+        }
         for item in output.apply { apply(item) }
-        for readID in output.readsReady { pendingReads.removeValue(forKey: readID)?.promise.succeed(()) }
+        for readID in output.readsReady { pendingReads.removeValue(forKey: readID)?.complete(nil) }
         for failed in output.readsFailed {
             let error: NodeError
             switch failed.reason {
@@ -232,7 +251,7 @@ public final class Node: @unchecked Sendable {
             case .timedOut: error = .timedOut
             case .busy: error = .tooManyRequests
             }
-            pendingReads.removeValue(forKey: failed.readID)?.promise.fail(error)
+            pendingReads.removeValue(forKey: failed.readID)?.complete(error)
         }
         for rejected in output.rejected {
             guard var write = pendingWrites[rejected.command.clientID] else { continue }
@@ -244,6 +263,37 @@ public final class Node: @unchecked Sendable {
                 pendingWrites.removeValue(forKey: rejected.command.clientID)
                 write.fail(NodeError.tooManyRequests)
             }
+        }
+    }
+
+    /// Runs `flushTurn` after the tasks already queued on the loop, so everything they produce
+    /// goes out together.
+    private func scheduleTurnFlush() {
+        guard !turnFlushScheduled else { return }
+        turnFlushScheduled = true
+        loop.execute { [self] in flushTurn() }
+    }
+
+    /// Proposes the commands gathered this turn as one step, then hands the turn's persist
+    /// batches to storage (one wake-up of the storage thread) before sending the turn's
+    /// messages (one write per peer), as `Output` prescribes: persist first, then send.
+    private func flushTurn() {
+        // Stays set while flushing: what the proposal step produces goes out in this flush.
+        defer { turnFlushScheduled = false }
+        guard !stoppedFlag else { return }
+        if !turnProposals.isEmpty {
+            let commands = turnProposals
+            turnProposals.removeAll(keepingCapacity: true)
+            handle(replica.step(.proposeAll(commands)))
+        }
+        if !turnPersist.isEmpty {
+            storageWorker.submit(turnPersist)
+            turnPersist.removeAll(keepingCapacity: true)
+        }
+        if !turnMessages.isEmpty {
+            let messages = turnMessages
+            turnMessages.removeAll(keepingCapacity: true)
+            send(messages)
         }
     }
 
@@ -412,7 +462,15 @@ public final class Node: @unchecked Sendable {
 
     private func maybeSnapshot() {
         let applied = replica.appliedThrough
-        guard applied >= lastSnapshotSlot + Slot(options.snapshotEverySlots), kv.appliedSlot == applied else { return }
+        // Every `--snapshot-count` slots, or sooner once the log of chosen commands (kept in
+        // memory until a snapshot covers it) reaches a quarter of the last snapshot's size, at
+        // least 64 MiB: with batching a slot holds up to hundreds of commands, so a slot count
+        // alone lets the log grow to gigabytes. The quarter keeps the cost of re-encoding the
+        // whole state bounded (at most 4 snapshot bytes per log byte).
+        let logBytesMax = max(64 << 20, (replica.snapshot?.data.count ?? 0) / 4)
+        let due = applied >= lastSnapshotSlot + Slot(options.snapshotEverySlots)
+            || (replica.chosenLogBytes >= logBytesMax && applied > lastSnapshotSlot)
+        guard due, kv.appliedSlot == applied else { return }
         lastSnapshotSlot = applied
         handle(replica.step(.snapshot(slot: applied, data: kv.snapshot())))
         logger.info("snapshot taken", metadata: ["slot": "\(applied)", "revision": "\(kv.store.revision)"])
@@ -449,7 +507,8 @@ public final class Node: @unchecked Sendable {
             command: command, promise: promise,
             deadline: now + .milliseconds(Int64(options.requestTimeoutMilliseconds)), proposedAt: now)
         metrics.proposals.increment()
-        handle(replica.step(.propose(command)))
+        turnProposals.append(command)
+        scheduleTurnFlush()
     }
 
     // MARK: - Client API (any thread)
@@ -458,29 +517,24 @@ public final class Node: @unchecked Sendable {
     /// `requestID` (optional) identifies the client's request across retries: attempts with the
     /// same id and payload are applied at most once.
     public func write(_ command: KVCommand, requestID: UInt64? = nil) async throws -> KVResponse {
+        try await writeFuture(command, requestID: requestID).get()
+    }
+
+    /// `write` for event-loop callers (the frame-level gRPC fast path): no task, no await.
+    public func writeFuture(_ command: KVCommand, requestID: UInt64? = nil) -> EventLoopFuture<KVResponse> {
         let payload = command.encoded()
-        if payload.count > options.maxRequestBytes { throw NodeError.requestTooLarge }
+        if payload.count > options.maxRequestBytes { return loop.makeFailedFuture(NodeError.requestTooLarge) }
         let promise = loop.makePromise(of: KVResponse.self)
         loop.execute { [self] in
             guard !stoppedFlag else { promise.fail(NodeError.stopped); return }
             register(payload, requestID: requestID, promise: promise)
         }
-        return try await promise.futureResult.get()
+        return promise.futureResult
     }
 
     /// Waits until a read at `consistency` may be served from the local state machine.
     public func readBarrier(_ consistency: ReadConsistency) async throws {
-        // `stale-reads` is the deliberately broken server the chaos harness must catch.
-        guard consistency == .linearizable, !options.failpoints.staleReads else { return }
-        let promise = loop.makePromise(of: Void.self)
-        loop.execute { [self] in
-            guard !stoppedFlag else { promise.fail(NodeError.stopped); return }
-            let readID = nextReadID
-            nextReadID += 1
-            pendingReads[readID] = PendingRead(promise: promise)
-            handle(replica.step(.read(readID: readID, consistency: .linearizable)))
-        }
-        try await promise.futureResult.get()
+        try await read(consistency) { _ in () }
     }
 
     /// Runs `body` against the current state on the node loop.
@@ -491,11 +545,37 @@ public final class Node: @unchecked Sendable {
         }.get()
     }
 
-    /// A read of the state after a barrier at `consistency`.
+    /// A read of the state after a barrier at `consistency`. One hop onto the loop: `body`
+    /// runs there as soon as the barrier is passed (at once for serializable reads and lease
+    /// reads, after a quorum-acknowledged heartbeat round for read-index reads).
     public func read<T: Sendable>(_ consistency: ReadConsistency,
                                   _ body: @escaping @Sendable (NodeState) throws -> T) async throws -> T {
-        try await readBarrier(consistency)
-        return try await withState(body)
+        try await readFuture(consistency, body).get()
+    }
+
+    /// `read` for event-loop callers (the frame-level gRPC fast path).
+    public func readFuture<T: Sendable>(_ consistency: ReadConsistency,
+                                        _ body: @escaping @Sendable (NodeState) throws -> T) -> EventLoopFuture<T> {
+        let promise = loop.makePromise(of: T.self)
+        loop.execute { [self] in
+            guard !stoppedFlag else { promise.fail(NodeError.stopped); return }
+            // `stale-reads` is the deliberately broken server the chaos harness must catch.
+            guard consistency == .linearizable, !options.failpoints.staleReads else {
+                promise.completeWith(Result { try body(NodeState(node: self)) })
+                return
+            }
+            let readID = nextReadID
+            nextReadID += 1
+            pendingReads[readID] = PendingRead { [self] error in
+                if let error {
+                    promise.fail(error)
+                } else {
+                    promise.completeWith(Result { try body(NodeState(node: self)) })
+                }
+            }
+            handle(replica.step(.read(readID: readID, consistency: .linearizable)))
+        }
+        return promise.futureResult
     }
 
     // Accessors for NodeState (loop only).

@@ -44,10 +44,10 @@ final class StorageWorker: @unchecked Sendable {
         thread.start()
     }
 
-    /// Queues a batch for the next sync. Never blocks on I/O.
-    func submit(_ batch: PersistBatch) {
+    /// Queues batches, in order, for the next sync. Never blocks on I/O.
+    func submit(_ batches: [PersistBatch]) {
         condition.lock()
-        queue.append(batch)
+        queue += batches
         condition.signal()
         condition.unlock()
     }

@@ -37,6 +37,9 @@ public struct SynodMetrics: Sendable {
     public let integrityMismatches: Prometheus.Counter
     /// 1 while any member has raised the CORRUPT alarm, else 0.
     public let corruptAlarm: Prometheus.Gauge
+    /// The `code="OK"` request counters of the hot methods, made once: looking a labelled
+    /// counter up in the registry takes a lock and builds its label set, too much per request.
+    private let okCounters: [String: Prometheus.Counter]
 
     /// Upper bounds of the fsync latency buckets: 100 µs to 1 s.
     public static let fsyncDurationBuckets: [Duration] = [
@@ -101,6 +104,13 @@ public struct SynodMetrics: Sendable {
         self.corruptAlarm = registry.makeGauge(
             descriptor: Self.descriptor("alarm_corrupt", help: "1 while a CORRUPT alarm is raised in the cluster, else 0.")
         )
+        var okCounters: [String: Prometheus.Counter] = [:]
+        for method in ["Range", "Put", "DeleteRange", "Txn", "LeaseKeepAlive", "Status"] {
+            okCounters[method] = registry.makeCounter(
+                descriptor: Self.descriptor("grpc_requests", unit: "total", help: Self.grpcRequestsHelp),
+                labels: [("method", method), ("code", "OK")])
+        }
+        self.okCounters = okCounters
     }
 
     /// The connection-state gauge of one peer (`synod_peer_connected{peer="n2"}`): 1 up, 0 down.
@@ -116,7 +126,8 @@ public struct SynodMetrics: Sendable {
     /// (`synod_grpc_requests_total{method="Range",code="OK"}`).
     /// Calling it again with the same pair returns the same counter.
     public func grpcRequests(method: String, code: String) -> Prometheus.Counter {
-        registry.makeCounter(
+        if code == "OK", let counter = okCounters[method] { return counter }
+        return registry.makeCounter(
             descriptor: Self.descriptor("grpc_requests", unit: "total", help: Self.grpcRequestsHelp),
             labels: [("method", method), ("code", code)]
         )

@@ -149,6 +149,27 @@ final class ReplicaClusterTests: XCTestCase {
         cluster.assertClean()
     }
 
+    /// `proposeAll` (the server's per-loop-turn proposal) packs local commands like a Forward
+    /// does; at a follower it becomes one Forward to the leader.
+    func testProposeAllPacksLocalCommandsIntoOneSlot() {
+        var cluster = Cluster(seed: 1)
+        cluster.run("elect 1")
+        let commands = (0..<300).map { Command(clientID: 100 + UInt64($0), sequence: 1, payload: [UInt8(truncatingIfNeeded: $0)]) }
+        let output = cluster.step(n1, .proposeAll(Array(commands[0..<200])))
+        XCTAssertEqual(accepts(output, to: n2).map { $0.value.commands.count }, [200])
+        let fromFollower = cluster.step(n2, .proposeAll(Array(commands[200...])))
+        let forwards = fromFollower.messages.compactMap { envelope -> [Command]? in
+            guard envelope.to == n1, case .forward(let forwarded) = envelope.message else { return nil }
+            return forwarded
+        }
+        XCTAssertEqual(forwards, [Array(commands[200...])])
+        cluster.run("deliver all; tick 1 x 2; deliver all")
+        for id in cluster.ids {
+            XCTAssertEqual(cluster.appliedValues(id).flatMap(\.commands), commands, "\(id)")
+        }
+        cluster.assertClean()
+    }
+
     func testWindowBoundsSlotsInFlight() {
         var cluster = Cluster(seed: 1) { configuration in
             configuration.windowSlots = 3
