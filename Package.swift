@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
     ],
     targets: [
         // The Paxos protocol as a pure state machine: standard library only.
@@ -69,6 +71,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
             ]
         ),
         // Client library speaking the etcd v3 API to Synod (or etcd).
@@ -94,13 +98,26 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // `synod bench`: an etcd v3 gRPC load generator (drives Synod or etcd) and `bench compare`.
+        .target(
+            name: "SynodBench",
+            dependencies: [
+                "SynodEtcdAPI", "SynodStore", "SynodSim",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+            ]
+        ),
         // Counts heap allocations per thread for `synod bench core`.
         .target(name: "CSynodAllocCounter"),
         .executableTarget(
             name: "synod",
             dependencies: [
                 "SynodCore", "SynodSim", "SynodCheck", "SynodStore", "CSynodAllocCounter",
-                "SynodServer", "SynodClient", "SynodKV", "SynodChaos",
+                "SynodServer", "SynodClient", "SynodKV", "SynodChaos", "SynodBench",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -124,7 +141,19 @@ let package = Package(
         .testTarget(
             name: "SynodServerTests",
             dependencies: [
-                "SynodServer", "SynodClient", "SynodKV", "SynodCore", "SynodEtcdAPI",
+                "SynodServer", "SynodClient", "SynodKV", "SynodCore", "SynodEtcdAPI", "SynodBench",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+            ]
+        ),
+        .testTarget(
+            name: "SynodBenchTests",
+            dependencies: [
+                "SynodBench", "synod",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

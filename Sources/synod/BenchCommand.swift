@@ -7,7 +7,10 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (measure, never assert).",
-        subcommands: [CoreBench.self, WALBench.self]
+        subcommands: [
+            CoreBench.self, WALBench.self, CompareBench.self,
+            BenchPutCommand.self, BenchGetCommand.self, BenchTxnCASCommand.self, BenchMixedCommand.self, BenchWatchCommand.self,
+        ]
     )
 }
 

@@ -1,0 +1,264 @@
+import Foundation
+import Synchronization
+
+/// Every server process `compare` started, so a signal handler can kill them all at once,
+/// whatever the run is doing.
+public enum CompareChildren {
+    private static let state = Mutex<(pids: Set<Int32>, shuttingDown: Bool)>(([], false))
+
+    static func register(_ pid: Int32) {
+        state.withLock { _ = $0.pids.insert(pid) }
+    }
+
+    static func unregister(_ pid: Int32) {
+        state.withLock { _ = $0.pids.remove(pid) }
+    }
+
+    /// True once `killAll()` ran: no member may start any more.
+    public static var shuttingDown: Bool { state.withLock { $0.shuttingDown } }
+
+    /// The processes currently registered.
+    public static var running: [Int32] { state.withLock { Array($0.pids) } }
+
+    /// SIGCONTs and SIGKILLs every registered child and refuses later starts (takes only a
+    /// lock and sends signals, so a signal-source handler may call it).
+    public static func killAll() {
+        let pids = state.withLock { state -> Set<Int32> in
+            state.shuttingDown = true
+            return state.pids
+        }
+        for pid in pids {
+            kill(pid, SIGCONT)
+            kill(pid, SIGKILL)
+        }
+    }
+
+    /// For tests running several comparisons in one process: allow starts again.
+    public static func reset() {
+        state.withLock { $0.shuttingDown = false }
+    }
+}
+
+/// How to run one member of a cluster.
+public struct CompareMemberSpec: Sendable, Equatable {
+    public var name: String
+    public var executable: String
+    public var arguments: [String]
+    public var dataDirectory: String
+    /// `127.0.0.1:port` of its etcd v3 gRPC endpoint.
+    public var clientEndpoint: String
+    /// Every port it listens on, with what for (checked to be free before the start).
+    public var ports: [(port: Int, role: String)]
+    public var logPath: String
+
+    public static func == (lhs: CompareMemberSpec, rhs: CompareMemberSpec) -> Bool {
+        lhs.name == rhs.name && lhs.executable == rhs.executable && lhs.arguments == rhs.arguments
+            && lhs.dataDirectory == rhs.dataDirectory && lhs.clientEndpoint == rhs.clientEndpoint
+            && lhs.ports.map(\.port) == rhs.ports.map(\.port) && lhs.logPath == rhs.logPath
+    }
+}
+
+/// The command lines of the two 3-member clusters.
+public enum CompareClusterLayout {
+    static let host = "127.0.0.1"
+
+    /// etcd 3.4: clients on base+1..3, peers on base+11..13; fsync on (the default); a backend
+    /// quota of 8 GiB so the memory phase never hits the 2 GiB default.
+    public static func etcd(binary: String, basePort: Int, directory: String) -> [CompareMemberSpec] {
+        let names = (1...3).map { "e\($0)" }
+        let peer = { (index: Int) in "http://\(host):\(basePort + 11 + index)" }
+        let cluster = names.indices.map { "\(names[$0])=\(peer($0))" }.joined(separator: ",")
+        return names.indices.map { index in
+            let client = "http://\(host):\(basePort + 1 + index)"
+            let data = "\(directory)/data/etcd-\(names[index])"
+            return CompareMemberSpec(
+                name: names[index], executable: binary,
+                arguments: [
+                    "--name", names[index], "--data-dir", data,
+                    "--listen-client-urls", client, "--advertise-client-urls", client,
+                    "--listen-peer-urls", peer(index), "--initial-advertise-peer-urls", peer(index),
+                    "--initial-cluster", cluster, "--initial-cluster-state", "new",
+                    "--initial-cluster-token", "synod-bench-etcd",
+                    "--quota-backend-bytes", String(8 << 30), "--logger", "zap", "--log-outputs", "stderr",
+                ],
+                dataDirectory: data, clientEndpoint: "\(host):\(basePort + 1 + index)",
+                ports: [(basePort + 1 + index, "etcd \(names[index]) client"), (basePort + 11 + index, "etcd \(names[index]) peer")],
+                logPath: "\(directory)/logs/etcd-\(names[index]).log")
+        }
+    }
+
+    /// Synod: clients on base+21..23, peers on base+31..33, metrics on base+41..43; fsync on
+    /// (always); heartbeat and election timeout as etcd's defaults (100 ms, 1 s).
+    public static func synod(binary: String, basePort: Int, directory: String) -> [CompareMemberSpec] {
+        let names = (1...3).map { "s\($0)" }
+        let peer = { (index: Int) in "http://\(host):\(basePort + 31 + index)" }
+        let cluster = names.indices.map { "\(names[$0])=\(peer($0))" }.joined(separator: ",")
+        return names.indices.map { index in
+            let client = "http://\(host):\(basePort + 21 + index)"
+            let data = "\(directory)/data/synod-\(names[index])"
+            return CompareMemberSpec(
+                name: names[index], executable: binary,
+                arguments: [
+                    "serve", "--name", names[index], "--data-dir", data,
+                    "--listen-client-urls", client, "--advertise-client-urls", client,
+                    "--listen-peer-urls", peer(index), "--initial-advertise-peer-urls", peer(index),
+                    "--initial-cluster", cluster, "--initial-cluster-state", "new",
+                    "--initial-cluster-token", "synod-bench",
+                    "--listen-metrics-urls", "http://\(host):\(basePort + 41 + index)", "--log-level", "notice",
+                ],
+                dataDirectory: data, clientEndpoint: "\(host):\(basePort + 21 + index)",
+                ports: [
+                    (basePort + 21 + index, "Synod \(names[index]) client"), (basePort + 31 + index, "Synod \(names[index]) peer"),
+                    (basePort + 41 + index, "Synod \(names[index]) metrics"),
+                ],
+                logPath: "\(directory)/logs/synod-\(names[index]).log")
+        }
+    }
+
+    /// Throws one line naming the first port of `members` that something else listens on.
+    public static func checkPortsFree(_ members: [CompareMemberSpec]) throws(CompareError) {
+        for member in members {
+            for (port, role) in member.ports where !portIsFree(port) {
+                throw CompareError("port \(port) (\(role)) is in use; stop what listens there or pick another --base-port")
+            }
+        }
+    }
+
+    /// Whether 127.0.0.1:`port` can be bound (with SO_REUSEADDR, as the servers bind).
+    public static func portIsFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var yes: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)
+        address.sin_addr.s_addr = inet_addr(host)
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        return result == 0
+    }
+}
+
+/// The running processes of one cluster.
+public final class CompareCluster: Sendable {
+    public let system: CompareSystem
+    public let members: [CompareMemberSpec]
+    private let processes: Mutex<[Process?]>
+
+    public init(system: CompareSystem, members: [CompareMemberSpec]) {
+        self.system = system
+        self.members = members
+        self.processes = Mutex(Array(repeating: nil, count: members.count))
+    }
+
+    public var endpoints: [String] { members.map(\.clientEndpoint) }
+
+    /// Starts member `index` (output appended to its log); a no-op when it runs already.
+    public func start(_ index: Int) throws(CompareError) {
+        let member = members[index]
+        try processes.withLock { (processes: inout [Process?]) throws(CompareError) in
+            guard !CompareChildren.shuttingDown else { throw CompareError("interrupted") }
+            if processes[index]?.isRunning == true { return }
+            let directory = (member.logPath as NSString).deletingLastPathComponent
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(atPath: member.dataDirectory, withIntermediateDirectories: true)
+            } catch {
+                throw CompareError("cannot create \(member.dataDirectory): \(error.localizedDescription)")
+            }
+            let fd = open(member.logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw CompareError("cannot write \(member.logPath)") }
+            let log = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+            log.write(Data("--- compare: starting \(member.name) at \(CompareMachineInfo.isoDate())\n".utf8))
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: member.executable)
+            process.arguments = member.arguments
+            process.standardOutput = log
+            process.standardError = log
+            process.standardInput = FileHandle.nullDevice
+            do {
+                try process.run()
+            } catch {
+                throw CompareError("cannot start \(member.executable): \(error.localizedDescription)")
+            }
+            CompareChildren.register(process.processIdentifier)
+            processes[index] = process
+            if CompareChildren.shuttingDown { kill(process.processIdentifier, SIGKILL) }
+        }
+    }
+
+    public func startAll() throws(CompareError) {
+        for index in members.indices { try start(index) }
+    }
+
+    /// The pid of member `index` while it runs.
+    public func pid(_ index: Int) -> Int32? {
+        processes.withLock { processes in
+            guard let process = processes[index], process.isRunning else { return nil }
+            return process.processIdentifier
+        }
+    }
+
+    /// Members that exited on their own: (name, exit status).
+    public func exited() -> [(name: String, status: Int32)] {
+        processes.withLock { processes in
+            processes.indices.compactMap { index in
+                guard let process = processes[index], !process.isRunning else { return nil }
+                return (members[index].name, process.terminationStatus)
+            }
+        }
+    }
+
+    /// Every member's memory now.
+    public func memory() -> [CompareMemberMemory] {
+        members.indices.map { index in
+            let reading: (peak: Int?, current: Int?) = pid(index).map { CompareMachineInfo.memory(pid: $0) } ?? (nil, nil)
+            return CompareMemberMemory(system: system, name: members[index].name, peakRSSBytes: reading.peak, rssBytes: reading.current)
+        }
+    }
+
+    /// SIGKILLs member `index` and waits until it is gone.
+    public func kill9(_ index: Int) async {
+        let process = processes.withLock { $0[index] }
+        guard let process else { return }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGCONT)
+            kill(process.processIdentifier, SIGKILL)
+        }
+        await Self.waitForExit(process, seconds: 10)
+        CompareChildren.unregister(process.processIdentifier)
+    }
+
+    /// SIGTERM to every member, SIGKILL to those still running after `graceSeconds`.
+    public func stop(graceSeconds: Double = 10) async {
+        let all = processes.withLock { $0.compactMap { $0 } }
+        for process in all where process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        for process in all { await Self.waitForExit(process, seconds: graceSeconds) }
+        for process in all {
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                await Self.waitForExit(process, seconds: 10)
+            }
+            CompareChildren.unregister(process.processIdentifier)
+        }
+    }
+
+    /// SIGKILLs every member without waiting (error paths).
+    public func killNow() {
+        let all = processes.withLock { $0.compactMap { $0 } }
+        for process in all where process.isRunning {
+            kill(process.processIdentifier, SIGCONT)
+            kill(process.processIdentifier, SIGKILL)
+        }
+    }
+
+    static func waitForExit(_ process: Process, seconds: Double) async {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1_000))
+        while process.isRunning && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+}
