@@ -47,8 +47,11 @@ enum RequestIdentity {
 
     /// The id in `metadata` (16 hex digits), or nil when absent or malformed.
     static func requestID(_ metadata: Metadata) -> UInt64? {
-        guard let text = metadata[stringValues: header].first(where: { _ in true }),
-              text.utf8.count <= 16, let id = UInt64(text, radix: 16), id != 0 else { return nil }
+        metadata[stringValues: header].first(where: { _ in true }).flatMap(requestID(text:))
+    }
+
+    static func requestID(text: String) -> UInt64? {
+        guard text.utf8.count <= 16, let id = UInt64(text, radix: 16), id != 0 else { return nil }
         return id
     }
 }

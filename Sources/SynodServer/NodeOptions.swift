@@ -41,6 +41,11 @@ public struct NodeOptions: Sendable {
     public var readMode: ReadMode = .lease
     /// etcd's `--max-request-bytes` (default 1.5 MiB).
     public var maxRequestBytes: Int = 1_572_864
+    /// How the etcd gRPC API is served: from HTTP/2 frames with the KV fast path (default),
+    /// or through grpc-swift's own HTTP/2 transport (kept for comparison).
+    public var grpcTransport: GRPCTransportKind = .frames
+    /// Event-loop threads of the server process; 0 = one per core, at least 2.
+    public var eventLoopThreads: Int = 0
     /// Applied slots between snapshots.
     public var snapshotEverySlots: Int = 10_000
     /// How long a client request waits for its outcome before it fails with "request timed out".
@@ -101,4 +106,12 @@ public func stableHash64(_ text: String) -> UInt64 {
         hash = hash &* 0x0000_0100_0000_01b3
     }
     return hash
+}
+
+/// See `NodeOptions.grpcTransport`.
+public enum GRPCTransportKind: String, Sendable, CaseIterable {
+    /// `FrameGRPCServerTransport`: hot KV calls answered from event-loop callbacks.
+    case frames
+    /// grpc-swift-nio-transport's `HTTP2ServerTransport.Posix`.
+    case grpcSwift = "grpc-swift"
 }

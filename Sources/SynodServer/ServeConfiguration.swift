@@ -34,6 +34,10 @@ public struct ServeConfiguration: Sendable, Hashable {
     /// etcd's `--experimental-corrupt-check-time`: how often the leader starts a replicated
     /// integrity check (`0s` turns them off).
     public var corruptCheckTime = "5s"
+    /// `frames` or `grpc-swift` (see `GRPCTransportKind`).
+    public var grpcTransport = "frames"
+    /// Event-loop threads; 0 picks one per core (at least 2).
+    public var eventLoopThreads = 0
 
     public init() {}
 
@@ -186,6 +190,14 @@ public struct ServeConfiguration: Sendable, Hashable {
         options.watchProgressNotifyMilliseconds = try Self.milliseconds(
             watchProgressNotifyInterval, flag: "--experimental-watch-progress-notify-interval")
         options.integrityCheckMilliseconds = try Self.milliseconds(corruptCheckTime, flag: "--experimental-corrupt-check-time")
+        guard let transport = GRPCTransportKind(rawValue: grpcTransport) else {
+            throw ServeConfigurationError("--grpc-transport: '\(grpcTransport)' must be frames or grpc-swift")
+        }
+        options.grpcTransport = transport
+        guard (0...64).contains(eventLoopThreads) else {
+            throw ServeConfigurationError("--event-loop-threads: \(eventLoopThreads) must be in 0...64")
+        }
+        options.eventLoopThreads = eventLoopThreads
         return options
     }
 }

@@ -26,7 +26,7 @@ public final class SynodNodeServer: Service, Sendable {
     public let node: Node
     let transport: PeerTransport
     let http: HTTPStatusServer?
-    let grpcServer: GRPCServer<HTTP2ServerTransport.Posix>
+    let api: ClientAPIServer
 
     /// Opens storage (recovery happens here) and builds every part; nothing listens yet.
     public init(options: NodeOptions, logger: Logger, group: MultiThreadedEventLoopGroup) throws {
@@ -58,16 +58,31 @@ public final class SynodNodeServer: Service, Sendable {
                 metrics.peerConnected(names[peer] ?? "\(peer)").set(to: up ? 1 : 0)
             })
         let context = ServiceContext(node: node, metrics: metrics)
-        var config = HTTP2ServerTransport.Posix.Config.defaults
         // As etcd: gRPC accepts max-request-bytes plus overhead, so an oversized request gets
         // etcd's "request is too large" from the server rather than a transport error.
-        config.rpc.maxRequestPayloadSize = options.maxRequestBytes + (512 << 10)
-        grpcServer = GRPCServer(
-            transport: .http2NIOPosix(
-                address: .ipv4(host: options.clientListen.host, port: options.clientListen.port),
-                transportSecurity: .plaintext, config: config, eventLoopGroup: group),
-            services: [KVService(context: context), WatchService(context: context), LeaseService(context: context),
-                       ClusterService(context: context), MaintenanceService(context: context)])
+        let maxMessageBytes = options.maxRequestBytes + (512 << 10)
+        let services: [any RegistrableRPCService] = [
+            KVService(context: context), WatchService(context: context), LeaseService(context: context),
+            ClusterService(context: context), MaintenanceService(context: context),
+        ]
+        switch options.grpcTransport {
+        case .frames:
+            let server = GRPCServer(
+                transport: FrameGRPCServerTransport(
+                    host: options.clientListen.host, port: options.clientListen.port, group: group,
+                    maxMessageBytes: maxMessageBytes, fastPath: FrameGRPCFastPath(context: context), logger: logger),
+                services: services)
+            api = ClientAPIServer(serve: { try await server.serve() }, beginShutdown: { server.beginGracefulShutdown() })
+        case .grpcSwift:
+            var config = HTTP2ServerTransport.Posix.Config.defaults
+            config.rpc.maxRequestPayloadSize = maxMessageBytes
+            let server = GRPCServer(
+                transport: .http2NIOPosix(
+                    address: .ipv4(host: options.clientListen.host, port: options.clientListen.port),
+                    transportSecurity: .plaintext, config: config, eventLoopGroup: group),
+                services: services)
+            api = ClientAPIServer(serve: { try await server.serve() }, beginShutdown: { server.beginGracefulShutdown() })
+        }
         if let metricsListen = options.metricsListen {
             http = HTTPStatusServer(
                 group: group, host: metricsListen.host, port: metricsListen.port, logger: logger,
@@ -123,13 +138,13 @@ public final class SynodNodeServer: Service, Sendable {
         ])
         try await withGracefulShutdownHandler {
             do {
-                try await grpcServer.serve()
+                try await api.serve()
             } catch {
                 await shutdownParts()
                 throw ServerStartError("cannot serve clients on \(options.clientListen): \(error)")
             }
-        } onGracefulShutdown: { [grpcServer] in
-            grpcServer.beginGracefulShutdown()
+        } onGracefulShutdown: { [api] in
+            api.beginShutdown()
         }
         await shutdownParts()
         logger.info("stopped", metadata: ["name": "\(options.name)"])
@@ -140,4 +155,10 @@ public final class SynodNodeServer: Service, Sendable {
         await transport.shutdown()
         await http?.shutdown()
     }
+}
+
+/// The client API server, whichever transport it runs on.
+struct ClientAPIServer: Sendable {
+    let serve: @Sendable () async throws -> Void
+    let beginShutdown: @Sendable () -> Void
 }

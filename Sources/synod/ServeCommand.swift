@@ -58,6 +58,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("experimental-corrupt-check-time"),
             help: "How often the leader runs the replicated integrity check (0s: off).")
     var corruptCheckTime: String = "5s"
+    @Option(help: "How the etcd gRPC API is served: frames (HTTP/2 frames, KV fast path) or grpc-swift (for comparison).")
+    var grpcTransport: String = "frames"
+    @Option(help: "Event-loop threads (client API, peers, node); 0 = one per core, at least 2.")
+    var eventLoopThreads: Int = 0
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
     @Option(help: "YAML or TOML file with the same keys as these flags.")
@@ -68,7 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
         "initial-advertise-peer-urls", "initial-cluster", "initial-cluster-state", "initial-cluster-token",
         "listen-metrics-urls", "heartbeat-interval", "election-timeout", "max-request-bytes", "read-mode",
         "snapshot-count", "log-level", "experimental-watch-progress-notify-interval",
-        "experimental-corrupt-check-time",
+        "experimental-corrupt-check-time", "grpc-transport", "event-loop-threads",
     ]
 
     var serveConfiguration: ServeConfiguration {
@@ -90,6 +94,8 @@ struct ServeCommand: AsyncParsableCommand {
         c.snapshotCount = snapshotCount
         c.watchProgressNotifyInterval = watchProgressNotifyInterval
         c.corruptCheckTime = corruptCheckTime
+        c.grpcTransport = grpcTransport
+        c.eventLoopThreads = eventLoopThreads
         return c
     }
 
@@ -134,7 +140,8 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "synod")
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(2, System.coreCount))
+        let threads = options.eventLoopThreads > 0 ? options.eventLoopThreads : max(2, System.coreCount)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let server = try SynodNodeServer(options: options, logger: logger, group: group)
         let services = ServiceGroup(configuration: .init(
             services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup,
