@@ -28,6 +28,14 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The commands' payload bytes (0 for a no-op).
+    public var payloadBytes: Int {
+        switch self {
+        case .noop: return 0
+        case .batch(let commands): return commands.reduce(0) { $0 + $1.payload.count }
+        }
+    }
+
     public var description: String {
         switch self {
         case .noop: return "noop"

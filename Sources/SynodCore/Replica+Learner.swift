@@ -18,6 +18,7 @@ extension Replica {
         // reports chosen holds the value its ballot proposed there, which is now false.
         if let proposal = leader?.proposals[slot], proposal.value != value { stepDown() }
         log[slot, default: LogEntry()].chosen = value
+        chosenLogBytes += value.payloadBytes
         persist(.chosen(slot: slot, value: value))
         leader?.proposals.removeValue(forKey: slot)
         advanceChosenThrough()
@@ -78,6 +79,7 @@ extension Replica {
         if let state = leader, state.proposals.keys.contains(where: { $0 <= newSnapshot.slot }) { stepDown() }
         snapshot = newSnapshot
         log = log.filter { $0.key > newSnapshot.slot }
+        recountChosenLogBytes()
         if var state = leader {
             state.proposals = state.proposals.filter { $0.key > newSnapshot.slot }
             leader = state
@@ -94,6 +96,12 @@ extension Replica {
         let newSnapshot = Snapshot(slot: slot, data: data)
         snapshot = newSnapshot
         log = log.filter { $0.key > slot }
+        recountChosenLogBytes()
         persist(.snapshot(newSnapshot))
+    }
+
+    /// Recomputes `chosenLogBytes` after the log was cut (O(remaining slots)).
+    mutating func recountChosenLogBytes() {
+        chosenLogBytes = log.values.reduce(0) { $0 + ($1.chosen?.payloadBytes ?? 0) }
     }
 }

@@ -21,6 +21,9 @@ extension KVStateMachine {
     /// The whole replicated state, deterministically encoded (equal states, equal bytes).
     public func snapshot() -> [UInt8] {
         var writer = ByteWriter()
+        // Sized up front: growing by doubling would hold the old and the new buffer at once
+        // (up to 3x the snapshot) while copying.
+        writer.bytes.reserveCapacity(snapshotSizeEstimate())
         writer.u8(Self.snapshotVersion)
         writer.i64(store.revision)
         writer.i64(store.compactRevision)
@@ -77,6 +80,18 @@ extension KVStateMachine {
         return writer.bytes
     }
 
+    /// The size of `snapshot()`'s key space part plus a generous allowance for the rest
+    /// (sessions, members, alarms, integrity records); O(keys), no allocation.
+    func snapshotSizeEstimate() -> Int {
+        var size = 4096 + 29
+        for position in 0..<store.index.count {
+            size += 8 + store.index.key(at: position).count
+            for entry in store.index.history(at: position).entries { size += 45 + entry.value.count }
+        }
+        size += store.leases.count * 16 + sessions.sessions.count * 96 + members.count * 256
+        return size
+    }
+
     /// Restores a state from `snapshot()` bytes; anything else throws (never traps).
     public init(snapshot bytes: [UInt8], sessionCapacity: Int = 100_000) throws(KVDecodingError) {
         self.init(sessionCapacity: sessionCapacity)
@@ -92,10 +107,15 @@ extension KVStateMachine {
             throw .invalid
         }
         var attached: [(key: [UInt8], lease: Int64)] = []
-        for _ in 0..<(try reader.count(elementBytesMin: 8)) {
+        let keyCount = try reader.count(elementBytesMin: 8)
+        store.index.reserveRestored(keyCount)
+        for _ in 0..<keyCount {
             let key = try reader.data()
             var history = KeyHistory()
-            for _ in 0..<(try reader.count(elementBytesMin: 45)) {
+            let entryCount = try reader.count(elementBytesMin: 45)
+            // Exactly sized: appending to an empty array would over-allocate every key's history.
+            history.entries.reserveCapacity(entryCount)
+            for _ in 0..<entryCount {
                 let entry = try reader.entry()
                 // Revisions strictly increase and never pass the store's revision.
                 if let last = history.entries.last, !(last.revision < entry.revision) { throw .invalid }

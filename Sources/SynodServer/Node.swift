@@ -463,11 +463,12 @@ public final class Node: @unchecked Sendable {
     private func maybeSnapshot() {
         let applied = replica.appliedThrough
         // Every `--snapshot-count` slots, or sooner once the log of chosen commands (kept in
-        // memory until a snapshot covers it) reaches a quarter of the last snapshot's size, at
-        // least 64 MiB: with batching a slot holds up to hundreds of commands, so a slot count
-        // alone lets the log grow to gigabytes. The quarter keeps the cost of re-encoding the
-        // whole state bounded (at most 4 snapshot bytes per log byte).
-        let logBytesMax = max(64 << 20, (replica.snapshot?.data.count ?? 0) / 4)
+        // memory until a snapshot covers it) reaches an eighth of the last snapshot's size, at
+        // least 32 MiB (about etcd's 100,000 in-memory entries of 256 bytes): with batching a
+        // slot holds up to hundreds of commands, so a slot count alone lets the log grow to
+        // gigabytes. The eighth bounds the cost of re-encoding the whole state (at most 8
+        // snapshot bytes per log byte).
+        let logBytesMax = max(32 << 20, (replica.snapshot?.data.count ?? 0) / 8)
         let due = applied >= lastSnapshotSlot + Slot(options.snapshotEverySlots)
             || (replica.chosenLogBytes >= logBytesMax && applied > lastSnapshotSlot)
         guard due, kv.appliedSlot == applied else { return }
