@@ -103,7 +103,7 @@ let package = Package(
         .target(
             name: "SynodBench",
             dependencies: [
-                "SynodEtcdAPI", "SynodStore", "SynodSim",
+                "SynodEtcdAPI", "SynodStore", "SynodSim", "SynodClient",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

@@ -1,5 +1,6 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import SynodClient
 import SynodEtcdAPI
 
 /// Why a load-generator run could not start. One line each, for the command line.
@@ -8,74 +9,28 @@ public struct LoadGeneratorError: Error, CustomStringConvertible, Sendable, Equa
     public init(_ description: String) { self.description = description }
 }
 
-/// One `host:port` endpoint of the run.
+/// One `host:port` endpoint of the run: SynodClient's endpoint, with the run's error type.
 struct BenchEndpoint: Sendable, Equatable {
-    var original: String
-    var host: String
-    var port: Int
-    var isIPv6: Bool
+    let endpoint: SynodEndpoint
 
-    /// Accepts `host:port`, `http://host:port` and `[v6]:port`.
+    /// Accepts what SynodClient accepts: `host:port`, `http://host:port` and `[v6]:port`.
     init(parsing text: String) throws(LoadGeneratorError) {
-        var rest = Substring(text)
-        while rest.first == " " { rest = rest.dropFirst() }
-        while rest.last == " " || rest.last == "/" { rest = rest.dropLast() }
-        if rest.hasPrefix("http://") {
-            rest = rest.dropFirst("http://".count)
-        } else if rest.contains("://") {
-            throw LoadGeneratorError("endpoint '\(text)': only plaintext http://host:port is supported")
+        do {
+            endpoint = try SynodEndpoint(parsing: text)
+        } catch {
+            throw LoadGeneratorError("\(error)")
         }
-        let hostPart: Substring
-        let portPart: Substring
-        var v6 = false
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]"), rest[rest.index(after: close)...].hasPrefix(":") else {
-                throw LoadGeneratorError("endpoint '\(text)': expected [address]:port")
-            }
-            hostPart = rest[rest.index(after: rest.startIndex)..<close]
-            portPart = rest[rest.index(close, offsetBy: 2)...]
-            v6 = true
-        } else {
-            guard let colon = rest.lastIndex(of: ":") else {
-                throw LoadGeneratorError("endpoint '\(text)': missing port (expected host:port)")
-            }
-            hostPart = rest[..<colon]
-            portPart = rest[rest.index(after: colon)...]
-        }
-        guard !hostPart.isEmpty, !hostPart.contains("/"), !hostPart.contains(":") || v6 else {
-            throw LoadGeneratorError("endpoint '\(text)': invalid host")
-        }
-        guard let port = Int(portPart), (1...65535).contains(port) else {
-            throw LoadGeneratorError("endpoint '\(text)': invalid port '\(portPart)'")
-        }
-        self.original = text
-        self.host = String(hostPart)
-        self.port = port
-        self.isIPv6 = v6
     }
 
+    var original: String { endpoint.original }
+    var host: String { endpoint.host }
+    var port: Int { endpoint.port }
+    var isIPv6: Bool { endpoint.hostKind == .ipv6 }
     var address: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
     func makeClient() throws(LoadGeneratorError) -> GRPCClient<HTTP2ClientTransport.Posix> {
-        let target: any ResolvableTarget
-        if isIPv6 {
-            target = ResolvableTargets.IPv6(addresses: [.init(host: host, port: port)])
-        } else if host.allSatisfy({ $0 == "." || ($0.isASCII && $0.isNumber) }) {
-            target = ResolvableTargets.IPv4(addresses: [.init(host: host, port: port)])
-        } else {
-            target = ResolvableTargets.DNS(host: host, port: port)
-        }
         do {
-            let transport = try HTTP2ClientTransport.Posix(
-                target: target,
-                transportSecurity: .plaintext,
-                config: .defaults { config in
-                    config.backoff.initial = .milliseconds(100)
-                    config.backoff.max = .seconds(1)
-                    config.http2.maxFrameSize = 1 << 20
-                }
-            )
-            return GRPCClient(transport: transport)
+            return GRPCClient(transport: try endpoint.makeTransport(maxBackoff: .seconds(1)))
         } catch {
             throw LoadGeneratorError("endpoint '\(original)': \(error)")
         }
@@ -90,31 +45,7 @@ func errorKind(_ error: any Error) -> String {
 }
 
 /// A short reason for a failed connection attempt ("connection refused", "timed out", ...).
-func connectFailureReason(_ error: any Error) -> String {
-    var texts: [String] = []
-    var next: (any Error)? = error
-    var depth = 0
-    while let current = next, depth < 8 {
-        if let rpc = current as? RPCError {
-            texts.append(rpc.message)
-            next = rpc.cause
-        } else if let runtime = current as? RuntimeError {
-            texts.append(runtime.message)
-            next = runtime.cause
-        } else {
-            texts.append(String(describing: current))
-            next = nil
-        }
-        depth += 1
-    }
-    let joined = texts.joined(separator: " ").lowercased()
-    for known in ["connection refused", "connection reset", "no route to host", "network is unreachable"]
-    where joined.contains(known) {
-        return known
-    }
-    if let rpc = error as? RPCError, rpc.code == .deadlineExceeded { return "timed out" }
-    return texts.first(where: { !$0.isEmpty }) ?? String(describing: error)
-}
+func connectFailureReason(_ error: any Error) -> String { SynodClient.reason(for: error) }
 
 /// Status of every endpoint within a bounded time, to find the leader (and to fail fast and
 /// clearly when an endpoint cannot be reached).

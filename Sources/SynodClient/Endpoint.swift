@@ -1,3 +1,6 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+
 /// One server address the client may talk to, parsed from `http://host:port` or `host:port`.
 public struct SynodEndpoint: Sendable, Hashable, CustomStringConvertible {
     /// How the host was written.
@@ -86,5 +89,27 @@ extension String {
         while let f = s.first, f.isWhitespace { s = s.dropFirst() }
         while let l = s.last, l.isWhitespace { s = s.dropLast() }
         return s
+    }
+}
+
+extension SynodEndpoint {
+    /// A plaintext HTTP/2 gRPC transport to this endpoint (IPv4, IPv6 or DNS), reconnecting
+    /// with backoff from 100 ms up to `maxBackoff`.
+    public func makeTransport(maxBackoff: Duration) throws -> HTTP2ClientTransport.Posix {
+        let target: any ResolvableTarget
+        switch hostKind {
+        case .ipv4: target = ResolvableTargets.IPv4(addresses: [.init(host: host, port: port)])
+        case .ipv6: target = ResolvableTargets.IPv6(addresses: [.init(host: host, port: port)])
+        case .dns: target = ResolvableTargets.DNS(host: host, port: port)
+        }
+        return try HTTP2ClientTransport.Posix(
+            target: target,
+            transportSecurity: .plaintext,
+            config: .defaults { config in
+                config.backoff.initial = .milliseconds(100)
+                config.backoff.max = maxBackoff
+                config.http2.maxFrameSize = 1 << 20
+            }
+        )
     }
 }

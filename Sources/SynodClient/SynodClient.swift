@@ -106,26 +106,9 @@ public final class SynodClient: Sendable {
         }
         var connections: [Connection] = []
         for endpoint in endpoints {
-            let target: any ResolvableTarget
-            switch endpoint.hostKind {
-            case .ipv4:
-                target = ResolvableTargets.IPv4(addresses: [.init(host: endpoint.host, port: endpoint.port)])
-            case .ipv6:
-                target = ResolvableTargets.IPv6(addresses: [.init(host: endpoint.host, port: endpoint.port)])
-            case .dns:
-                target = ResolvableTargets.DNS(host: endpoint.host, port: endpoint.port)
-            }
             let transport: Transport
             do {
-                transport = try HTTP2ClientTransport.Posix(
-                    target: target,
-                    transportSecurity: .plaintext,
-                    config: .defaults { config in
-                        config.backoff.initial = .milliseconds(100)
-                        config.backoff.max = .seconds(2)
-                        config.http2.maxFrameSize = 1 << 20
-                    }
-                )
+                transport = try endpoint.makeTransport(maxBackoff: .seconds(2))
             } catch {
                 throw SynodClientError.invalidEndpoint(endpoint: endpoint.original, reason: "\(error)")
             }
@@ -268,7 +251,8 @@ public final class SynodClient: Sendable {
     }
 
     /// A short reason for an RPC failure ("connection refused", "timed out", or the message).
-    static func reason(for error: any Error) -> String {
+    /// Public for other tools that report unreachable endpoints (the load generator).
+    public static func reason(for error: any Error) -> String {
         var texts: [String] = []
         var next: (any Error)? = error
         var depth = 0

@@ -32,12 +32,11 @@ public final class FrameGRPCFastPath: Sendable {
     /// Decodes `request`, runs it, and encodes the response; failures are etcd's errors.
     func call(_ method: Method, request: [UInt8], requestID: UInt64?) -> EventLoopFuture<[UInt8]> {
         let node = context.node
-        let name: String
+        let name = methodName(method)
         let future: EventLoopFuture<[UInt8]>
         do {
             switch method {
             case .range:
-                name = "Range"
                 let message = try Etcdserverpb_RangeRequest(serializedBytes: request)
                 let range = try EtcdConversions.range(message)
                 let consistency: ReadConsistency = message.serializable ? .serializable : .linearizable
@@ -48,7 +47,6 @@ public final class FrameGRPCFastPath: Sendable {
                         .serializedBytes()
                 }
             case .put:
-                name = "Put"
                 let message = try Etcdserverpb_PutRequest(serializedBytes: request)
                 let ctx = context
                 future = node.writeFuture(.put(EtcdConversions.put(message)), requestID: requestID).flatMapThrowing { response in
@@ -58,7 +56,6 @@ public final class FrameGRPCFastPath: Sendable {
                     return try EtcdConversions.putResponse(put, header: ctx.header(revision: put.revision)).serializedBytes()
                 }
             case .deleteRange:
-                name = "DeleteRange"
                 let message = try Etcdserverpb_DeleteRangeRequest(serializedBytes: request)
                 let ctx = context
                 future = node.writeFuture(.deleteRange(EtcdConversions.deleteRange(message)), requestID: requestID)
@@ -70,7 +67,6 @@ public final class FrameGRPCFastPath: Sendable {
                             .serializedBytes()
                     }
             case .txn:
-                name = "Txn"
                 let message = try Etcdserverpb_TxnRequest(serializedBytes: request)
                 let txn = try EtcdConversions.txn(message)
                 let ctx = context
@@ -96,7 +92,7 @@ public final class FrameGRPCFastPath: Sendable {
             let rpc = (error as? RPCError) ?? (error is SwiftProtobufError || error is BinaryDecodingError
                 ? RPCError(code: .internalError, message: "synod: cannot decode the request: \(error)")
                 : EtcdConversions.rpcError(error))
-            context.metrics.grpcRequests(method: methodName(method), code: "\(rpc.code)").increment()
+            context.metrics.grpcRequests(method: name, code: "\(rpc.code)").increment()
             return node.loop.makeFailedFuture(rpc)
         }
         let metrics = context.metrics

@@ -191,7 +191,6 @@ final class FrameGRPCHandler: ChannelInboundHandler {
     private var inRead = false
 
     struct StreamState {
-        var path: String
         var buffer: ByteBuffer
         var kind: Kind
         var headersSent = false
@@ -343,7 +342,7 @@ final class FrameGRPCHandler: ChannelInboundHandler {
         }
         let buffer = context.channel.allocator.buffer(capacity: 0)
         if let method = fastPath?.method(forPath: path) {
-            var stream = StreamState(path: path, buffer: buffer, kind: .fast(method))
+            var stream = StreamState(buffer: buffer, kind: .fast(method))
             stream.requestID = headers.first(name: RequestIdentity.header).flatMap(RequestIdentity.requestID(text:))
             streams[id] = stream
         } else {
@@ -361,7 +360,7 @@ final class FrameGRPCHandler: ChannelInboundHandler {
             let (inbound, continuation) = AsyncThrowingStream<RPCRequestPart<[UInt8]>, any Error>.makeStream()
             continuation.yield(.metadata(metadata))
             let cancellation = ServerContext.RPCCancellationHandle()
-            streams[id] = StreamState(path: path, buffer: buffer, kind: .generic(continuation: continuation, cancellation: cancellation))
+            streams[id] = StreamState(buffer: buffer, kind: .generic(continuation: continuation, cancellation: cancellation))
             let writer = FrameGRPCResponseWriter(handler: NIOLoopBound(self, eventLoop: context.eventLoop), streamID: id)
             let stream = RPCStream(descriptor: descriptor, inbound: RPCAsyncSequence(wrapping: inbound),
                                    outbound: RPCWriter.Closable(wrapping: writer))

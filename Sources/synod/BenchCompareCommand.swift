@@ -107,22 +107,8 @@ struct CompareBench: AsyncParsableCommand {
         let task = Task { try await runner.run() }
 
         // Ctrl-C / SIGTERM: kill every server at once, let the run clean up, exit 130.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let sources = [SIGINT, SIGTERM].map { (number: Int32) -> any DispatchSourceSignal in
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                CompareChildren.killAll()
-                task.cancel()
-                DispatchQueue.global().asyncAfter(deadline: .now() + 15) {
-                    CompareChildren.killAll()
-                    FileHandle.standardError.write(Data("synod bench compare: interrupted; cleanup took too long\n".utf8))
-                    Foundation.exit(130)
-                }
-            }
-            source.resume()
-            return source
-        }
+        let sources = installInterruptHandler(command: "synod bench compare", graceSeconds: 15,
+                                              killChildren: { CompareChildren.killAll() }, cancel: { task.cancel() })
         defer { sources.forEach { $0.cancel() } }
 
         let report: CompareReport

@@ -139,21 +139,8 @@ struct ChaosCommand: AsyncParsableCommand {
         let task = Task { try await runner.run() }
 
         // Ctrl-C / SIGTERM: kill every node at once, let the run clean up, exit 130.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let sources = [SIGINT, SIGTERM].map { (number: Int32) -> any DispatchSourceSignal in
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                ChaosChildren.killAll()
-                task.cancel()
-                DispatchQueue.global().asyncAfter(deadline: .now() + 10) {
-                    FileHandle.standardError.write(Data("synod chaos: interrupted; cleanup took too long\n".utf8))
-                    Foundation.exit(130)
-                }
-            }
-            source.resume()
-            return source
-        }
+        let sources = installInterruptHandler(command: "synod chaos", graceSeconds: 10,
+                                              killChildren: { ChaosChildren.killAll() }, cancel: { task.cancel() })
         defer { sources.forEach { $0.cancel() } }
 
         let verdict: ChaosVerdict
