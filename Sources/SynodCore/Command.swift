@@ -20,10 +20,12 @@ public struct Command: Hashable, Sendable, CustomStringConvertible {
 public enum Value: Hashable, Sendable, CustomStringConvertible {
     case noop
     case batch([Command])
+    /// A membership change (see `Reconfiguration`); it carries no client command.
+    case reconfigure(Reconfiguration)
 
     public var commands: [Command] {
         switch self {
-        case .noop: return []
+        case .noop, .reconfigure: return []
         case .batch(let commands): return commands
         }
     }
@@ -31,7 +33,7 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
     /// The commands' payload bytes (0 for a no-op).
     public var payloadBytes: Int {
         switch self {
-        case .noop: return 0
+        case .noop, .reconfigure: return 0
         case .batch(let commands): return commands.reduce(0) { $0 + $1.payload.count }
         }
     }
@@ -39,6 +41,7 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .noop: return "noop"
+        case .reconfigure(let change): return "reconfigure(\(change.change) -> voters \(change.membership.voters.map(\.description).joined(separator: ",")) from \(change.activeFrom))"
         case .batch(let commands):
             if commands.count <= 3 { return "[" + commands.map(\.description).joined(separator: ",") + "]" }
             return "[\(commands[0]) +\(commands.count - 1)]"
@@ -51,9 +54,13 @@ public struct Snapshot: Hashable, Sendable {
     /// Every slot `<= slot` is covered (chosen and applied) by `data`.
     public var slot: Slot
     public var data: [UInt8]
+    /// The memberships governing the slots after `slot` (nil in snapshots written before
+    /// membership changes existed: the replica's own initial membership then applies).
+    public var membership: MembershipHistory?
 
-    public init(slot: Slot, data: [UInt8]) {
+    public init(slot: Slot, data: [UInt8], membership: MembershipHistory? = nil) {
         self.slot = slot
         self.data = data
+        self.membership = membership
     }
 }

@@ -51,6 +51,18 @@ public struct Configuration: Hashable, Sendable {
     /// A read forwarded to the leader fails if not confirmed within this many ticks.
     public var readTimeoutTicks: Int
 
+    /// A learner is promoted only when its chosen prefix is within this many slots of the
+    /// leader's (etcd: "in sync with leader").
+    public var promoteLagSlotsMax: Int
+    /// At most this many learners at once (etcd's default is 1).
+    public var learnersMax: Int
+    /// A leader transfer that has not handed off within this many ticks fails.
+    public var transferTimeoutTicks: Int
+
+    /// Test-only negative control (`--break unsafe-reconfig`): a membership change governs
+    /// the slot right after it, and changes may overlap. Never set this in a real deployment.
+    public var unsafeImmediateReconfiguration: Bool
+
     /// Test-only escape hatch for the simulator's `non-intersecting-quorums` negative control:
     /// skips the quorum-intersection check in `validate()`. Never set this in a real deployment.
     public var unsafeAllowNonIntersectingQuorums: Bool
@@ -75,12 +87,21 @@ public struct Configuration: Hashable, Sendable {
         self.catchUpRetryTicks = 4
         self.catchUpEntriesMax = 512
         self.readTimeoutTicks = 20
+        self.promoteLagSlotsMax = 64
+        self.learnersMax = 1
+        self.transferTimeoutTicks = 40
+        self.unsafeImmediateReconfiguration = false
         self.unsafeAllowNonIntersectingQuorums = false
     }
 
     /// Acks needed for a lease or a read index: enough acceptors that every phase-1 quorum
     /// contains one of them, so no other proposer can finish phase 1 without them.
     public var leaseQuorum: Int { members.count - phase1Quorum + 1 }
+
+    /// The membership of a new cluster: every member of `members` votes, with these quorums.
+    public var initialMembership: Membership {
+        Membership(members: members.map { Member(id: $0) }, phase1Quorum: phase1Quorum, phase2Quorum: phase2Quorum)
+    }
 
     /// Checks every relation the protocol's safety and liveness rely on.
     /// - Throws: `ConfigurationError` naming the first broken relation.
@@ -106,7 +127,7 @@ public struct Configuration: Hashable, Sendable {
                               ("batchBytesMax", batchBytesMax), ("pendingCommandsMax", pendingCommandsMax),
                               ("pendingReadsMax", pendingReadsMax), ("retransmitTicks", retransmitTicks),
                               ("catchUpRetryTicks", catchUpRetryTicks), ("catchUpEntriesMax", catchUpEntriesMax),
-                              ("readTimeoutTicks", readTimeoutTicks)] where value < 1 {
+                              ("readTimeoutTicks", readTimeoutTicks), ("transferTimeoutTicks", transferTimeoutTicks)] where value < 1 {
             throw .nonPositive(name)
         }
     }

@@ -11,6 +11,10 @@ public enum DurableRecord: Hashable, Sendable {
     /// A snapshot covering every slot through `snapshot.slot`; records for those slots are
     /// no longer needed once it is durable.
     case snapshot(Snapshot)
+    /// The membership this replica starts from (the initial cluster), written once when a new
+    /// replica first starts, so a restart never depends on flags repeating it. A snapshot's
+    /// membership supersedes it.
+    case membership(MembershipHistory)
 }
 
 /// Records the driver must make durable, and the messages it may send only after they are.

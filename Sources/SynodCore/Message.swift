@@ -55,6 +55,14 @@ public enum Message: Hashable, Sendable {
     case readIndexRequest(readID: UInt64)
     /// The leader's answer: apply through `index` and then read; nil = "I am not the leader".
     case readIndexReply(readID: UInt64, index: Slot?)
+    /// A follower forwards a membership change to the leader; `requestID` is the follower's.
+    case reconfigureRequest(requestID: UInt64, change: MembershipChange, force: Bool)
+    /// The leader refused the forwarded change `requestID`.
+    case reconfigureRefused(requestID: UInt64, error: ReconfigurationError)
+    /// The leader of `ballot` stopped leading (leader transfer, or it was removed) and no
+    /// longer serves lease reads: acceptors may promise `target` at once, and `target`
+    /// starts phase 1 now instead of waiting for its election timeout.
+    case handOff(ballot: Ballot, target: NodeID)
 
     /// The message's kind, for traces and metrics.
     public var kind: String {
@@ -72,6 +80,9 @@ public enum Message: Hashable, Sendable {
         case .forward: return "Forward"
         case .readIndexRequest: return "ReadIndexRequest"
         case .readIndexReply: return "ReadIndexReply"
+        case .reconfigureRequest: return "ReconfigureRequest"
+        case .reconfigureRefused: return "ReconfigureRefused"
+        case .handOff: return "HandOff"
         }
     }
 }

@@ -5,10 +5,12 @@ extension Message {
     /// Ballot rounds stay far below `UInt64.max`, so `round + 1` can never overflow.
     public static let ballotRoundMax: UInt64 = 1 << 62
 
-    /// True when every ballot belongs to a member and is in range, and every slot is >= 1.
-    public func isWellFormed(members: [NodeID]) -> Bool {
+    /// True when every ballot is in range and names a node, and every slot is >= 1. Ballots
+    /// of nodes this replica does not know yet are allowed: membership changes while
+    /// messages are in flight, and an acceptor needs no membership to keep its promises.
+    public func isWellFormed() -> Bool {
         func valid(_ ballot: Ballot) -> Bool {
-            ballot.round >= 1 && ballot.round <= Self.ballotRoundMax && members.contains(ballot.node)
+            ballot.round >= 1 && ballot.round <= Self.ballotRoundMax && ballot.node.rawValue >= 1
         }
         switch self {
         case .prepare(let ballot, let firstSlot):
@@ -27,8 +29,10 @@ extension Message {
             return firstSlot >= 1
         case .catchUpReply(_, let entries, _):
             return entries.allSatisfy { $0.slot >= 1 }
-        case .forward, .readIndexRequest, .readIndexReply:
+        case .forward, .readIndexRequest, .readIndexReply, .reconfigureRequest, .reconfigureRefused:
             return true
+        case .handOff(let ballot, let target):
+            return valid(ballot) && target.rawValue >= 1
         }
     }
 }

@@ -6,11 +6,18 @@ extension Replica {
     /// finish phase 1 while a lease quorum still guards the current leader.
     func leaseGuardForbids(_ ballot: Ballot) -> Bool {
         guard now < guardUntil else { return false }
+        // The leader handed off to this node and stopped serving lease reads first.
+        if let target = handOffTarget, ballot.node == target { return false }
         guard let current = leaderBallot else { return true }  // fresh restart: guard everyone
         return ballot.node != current.node
     }
 
     mutating func onPrepare(from: NodeID, ballot: Ballot, firstSlot: Slot) {
+        // A node that votes in no membership this acceptor knows of (a removed member that
+        // missed its removal, a learner) is not answered, and its ballot is not remembered:
+        // refusing a promise is always safe, and it keeps such a node from disrupting the
+        // leader with ever higher ballots.
+        if ballot > promised, !knownVoter(ballot.node) { return }
         noteBallot(ballot)
         if ballot < promised {
             send(.reject(ballot: ballot, promised: promised), to: from)
@@ -45,7 +52,22 @@ extension Replica {
         return PromiseReport(chosenThrough: chosenThrough, entries: entries)
     }
 
+    /// Whether `node` votes in a membership governing a slot this replica has not seen chosen
+    /// (true while a joining replica has no membership yet: it follows whoever leads).
+    func knownVoter(_ node: NodeID) -> Bool {
+        membershipHistory == nil || governingMemberships(from: chosenThrough + 1).contains { $0.isVoter(node) }
+    }
+
     mutating func onAccept(from: NodeID, ballot: Ballot, slot: Slot, value: Value, leaderChosenThrough: Slot) {
+        // Rule 6 (Replica+Membership). Found by the simulator's reconfiguration runs (seed
+        // 100487 with an earlier operator; test: RemovedMemberScenarioTests): removed members
+        // that missed their removal (a majority of an old membership) elected one of them,
+        // whose Accepts and Heartbeats in a higher ballot made the real leader step down and
+        // the voters follow it, again after every election: no progress. A leader that votes
+        // in no membership this acceptor knows of is not followed; refusing an Accept is
+        // always safe, and a legitimate new voter this acceptor does not know yet is followed
+        // once the commit notices in its heartbeats made this acceptor catch up.
+        guard knownVoter(ballot.node) else { return }
         noteBallot(ballot)
         if ballot < promised {
             send(.reject(ballot: ballot, promised: promised), to: from)
@@ -76,6 +98,12 @@ extension Replica {
     }
 
     mutating func onHeartbeat(from: NodeID, ballot: Ballot, leaderChosenThrough: Slot, sequence: UInt64) {
+        // Not followed nor acknowledged (see onAccept), but what it says is chosen is true, so
+        // a lagging acceptor catches up from it (and learns whether it votes after all).
+        guard knownVoter(ballot.node) else {
+            if ballot >= promised { learnCommitNotice(ballot: ballot, leaderChosenThrough: leaderChosenThrough, leader: from) }
+            return
+        }
         noteBallot(ballot)
         if ballot < promised {
             send(.reject(ballot: ballot, promised: promised), to: from)
@@ -90,10 +118,15 @@ extension Replica {
     mutating func follow(_ ballot: Ballot) {
         if let own = ownBallot, own != ballot { stepDown() }
         guard leader == nil else { return }
+        if let watch = transferWatch, ballot.node == watch.target {
+            transferWatch = nil
+            out.transfers.append(.init(requestID: watch.requestID, result: .success(watch.target)))
+        }
         // A delayed message from an older leader must not move the lease guard away from the
         // newer leader this acceptor already acknowledged (that would let the old leader's
         // node win phase 1 while the newer leader's lease still runs).
         if let current = leaderBallot, ballot < current { return }
+        if leaderBallot != ballot { handOffTarget = nil }
         leaderBallot = ballot
         guardUntil = max(guardUntil, now + UInt64(configuration.electionTimeoutTicks))
         resetElectionTimer()

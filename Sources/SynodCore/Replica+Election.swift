@@ -4,6 +4,11 @@
 extension Replica {
     mutating func startElection() {
         if leader != nil { return }
+        // Learners, joining replicas and removed members never campaign.
+        guard isVoter else {
+            resetElectionTimer()
+            return
+        }
         let ballot = Ballot(round: max(promised.round, highestSeen.round) + 1, node: id)
         // The own promise is durable before any Prepare leaves: after a crash this replica
         // restarts above `ballot` and so never proposes twice in one ballot.
@@ -13,20 +18,24 @@ extension Replica {
         leaderBallot = nil
         let firstSlot = chosenThrough + 1
         candidate = CandidateState(ballot: ballot, firstSlot: firstSlot, prepareSentAt: now)
-        for peer in peers { sendAfterDurable(.prepare(ballot: ballot, firstSlot: firstSlot), to: peer) }
+        for peer in voterPeers(from: firstSlot) { sendAfterDurable(.prepare(ballot: ballot, firstSlot: firstSlot), to: peer) }
         resetElectionTimer()
     }
 
     /// Prepare is sent again to acceptors that have not promised yet (messages may be lost).
     mutating func resendPrepare() {
         guard let state = candidate else { return }
-        for peer in peers where state.promises[peer] == nil {
+        for peer in voterPeers(from: state.firstSlot) where state.promises[peer] == nil {
             sendAfterDurable(.prepare(ballot: state.ballot, firstSlot: state.firstSlot), to: peer)
         }
         candidate?.prepareSentAt = now
     }
 
     mutating func onPromise(from: NodeID, ballot: Ballot, report: PromiseReport) {
+        if let state = leader, state.ballot == ballot, !state.promisedBy.contains(from) {
+            mergeReport(report, from: from)  // a voter of a newer membership (rule 4)
+            return
+        }
         guard let state = candidate, state.ballot == ballot else { return }
         candidate?.promises[from] = report
         becomeLeaderIfPromised()
@@ -39,58 +48,32 @@ extension Replica {
     }
 
     private mutating func becomeLeaderIfPromised() {
-        guard let state = candidate, state.selfPromised,
-              state.promises.count + 1 >= configuration.phase1Quorum else { return }
+        guard let state = candidate, state.selfPromised else { return }
+        var promisers = Set(state.promises.keys)
+        promisers.insert(id)
+        let memberships = governingMemberships(from: state.firstSlot)
+        guard !memberships.isEmpty, memberships.allSatisfy({ Self.covers(promisers, $0) }) else { return }
         becomeLeader(state)
     }
 
-    /// Phase 1 is complete: recover every slot the promises report and fill the holes.
+    /// Phase 1 is complete for every membership this replica knows: recover the slots the
+    /// promises report.
     ///
     /// Slots up to the highest `chosenThrough` among the promises are chosen; where this
     /// replica does not know their value it fetches them (it must not re-propose there: the
     /// acceptor that knew them did not report them). Above that, each slot gets the value of
     /// its highest-ballot report (a known-chosen report wins), or a no-op where nobody
-    /// accepted anything.
+    /// accepted anything; `fillWindow` proposes them in order, within the window and only
+    /// where the governing membership's voters promised (see Replica+Membership).
     private mutating func becomeLeader(_ state: CandidateState) {
-        var reports = Array(state.promises.values)
-        reports.append(promiseReport(firstSlot: state.firstSlot))
-        var maxChosen = chosenThrough
-        var catchUpSource: NodeID?
-        for (node, report) in state.promises.sorted(by: { $0.key < $1.key }) where report.chosenThrough > maxChosen {
-            maxChosen = report.chosenThrough
-            catchUpSource = node
-        }
-        var best: [Slot: PromisedEntry] = [:]
-        var maxSlot = maxChosen
-        for report in reports {
-            for entry in report.entries {
-                maxSlot = max(maxSlot, entry.slot)
-                if let current = best[entry.slot] {
-                    // nil ballot = known chosen: it outranks any accepted ballot.
-                    guard let currentBallot = current.ballot else { continue }
-                    if let ballot = entry.ballot, ballot <= currentBallot { continue }
-                }
-                best[entry.slot] = entry
-            }
-        }
         candidate = nil
         leaderBallot = state.ballot
-        leader = LeaderState(ballot: state.ballot, startSlot: maxSlot + 1, nextSlot: maxSlot + 1, lastHeartbeatAt: now)
-        if chosenThrough < maxSlot {
-            for slot in (chosenThrough + 1)...maxSlot where log[slot]?.chosen == nil {
-                let recovered = best[slot]
-                if let recovered, recovered.ballot == nil {
-                    markChosen(slot: slot, value: recovered.value)
-                } else if slot > maxChosen {
-                    propose(slot: slot, value: recovered?.value ?? .noop)
-                }
-            }
-        }
-        advanceChosenThrough()
-        if chosenThrough < maxChosen, let source = catchUpSource {
-            catchUpGoal = max(catchUpGoal, maxChosen)
-            requestCatchUp(from: source)
-        }
+        var newLeader = LeaderState(ballot: state.ballot, startSlot: chosenThrough + 1, nextSlot: chosenThrough + 1, lastHeartbeatAt: now)
+        newLeader.prepareFirstSlot = state.firstSlot
+        newLeader.maxChosenReported = chosenThrough
+        leader = newLeader
+        mergeReport(promiseReport(firstSlot: state.firstSlot), from: id)
+        for (node, report) in state.promises.sorted(by: { $0.key < $1.key }) { mergeReport(report, from: node) }
         sendHeartbeat()
     }
 
@@ -104,6 +87,12 @@ extension Replica {
     /// clients can retry at the new leader.
     mutating func stepDown() {
         if let state = leader {
+            for pending in state.changeQueue {
+                refuse(origin: pending.origin, requestID: pending.requestID, .leaderChanged)
+            }
+            if let transfer = state.transfer {
+                out.transfers.append(.init(requestID: transfer.requestID, result: .failure(.leaderChanged)))
+            }
             for index in state.queueHead..<state.queue.count {
                 out.rejected.append(.init(command: state.queue[index], reason: .noLeader(leaderHint: nil)))
             }

@@ -54,9 +54,11 @@ extension Replica {
     }
 
     private mutating func checkChosen(_ slot: Slot) {
-        guard let proposal = leader?.proposals[slot] else { return }
-        let votes = proposal.votes.count + (proposal.selfAccepted ? 1 : 0)
-        guard votes >= configuration.phase2Quorum else { return }
+        guard let proposal = leader?.proposals[slot], let membership = membership(at: slot) else { return }
+        // Only voters of the membership governing the slot count (learners accept too).
+        var votes = proposal.votes.filter { membership.isVoter($0) }.count
+        if proposal.selfAccepted && membership.isVoter(id) { votes += 1 }
+        guard votes >= membership.phase2Quorum else { return }
         markChosen(slot: slot, value: proposal.value)
         announceChosen()
     }
@@ -69,43 +71,97 @@ extension Replica {
         broadcast(.commit(ballot: state.ballot, chosenThrough: chosenThrough))
     }
 
-    /// Fills free window slots with batches of queued commands.
+    /// Fills free window slots, in order: values recovered in phase 1, then a waiting
+    /// membership change, then batches of queued commands, then no-ops that bring a chosen
+    /// change into effect. Stops at a slot whose membership this leader has no phase-1
+    /// quorum of (it asks the missing voters), or does not vote in (it hands off).
     private mutating func fillWindow() {
-        guard var state = leader else { return }
+        guard var state = leader, membershipHistory != nil else { return }
         // A leader that was superseded without knowing it may have learned (by catch-up)
-        // slots chosen beyond its own next slot; it never proposes inside the chosen prefix.
-        state.nextSlot = max(state.nextSlot, chosenThrough + 1)
-        var proposals: [(Slot, Value)] = []
+        // slots chosen beyond its own next slot; it never proposes inside the chosen prefix,
+        // nor below a chosen prefix some promise reported (those slots are fetched).
+        state.nextSlot = max(state.nextSlot, chosenThrough + 1, state.maxChosenReported + 1)
+        leader = state
         // The window bounds slots past the chosen prefix, not just unchosen proposals: slots
         // chosen out of order behind a gap still occupy it, so nothing grows without bound
-        // while a gap waits for catch-up.
-        while state.queuedCount > 0 && state.nextSlot - 1 - chosenThrough < UInt64(configuration.windowSlots) {
-            var batch: [Command] = []
-            var bytes = 0
-            while state.queueHead < state.queue.count && batch.count < configuration.batchCommandsMax {
-                let command = state.queue[state.queueHead]
-                if !batch.isEmpty && bytes + command.payload.count > configuration.batchBytesMax { break }
-                batch.append(command)
-                bytes += command.payload.count
-                state.queueHead += 1
+        // while a gap waits for catch-up. It is capped at α (rule 2 in Replica+Membership).
+        let window = effectiveWindowSlots
+        while let current = leader, current.nextSlot - 1 - chosenThrough < window {
+            let slot = current.nextSlot
+            if log[slot]?.chosen != nil {
+                leader?.nextSlot = slot + 1
+                continue
             }
-            proposals.append((state.nextSlot, .batch(batch)))
-            state.nextSlot += 1
+            guard let membership = membership(at: slot) else { break }
+            guard membership.isVoter(id) else {
+                leaderLeaves(at: slot)
+                break
+            }
+            guard Self.covers(current.promisedBy, membership) else {
+                prepareMissingVoters(membership)
+                break
+            }
+            let value: Value
+            if slot <= current.recoverThrough {
+                value = current.recovered[slot]?.value ?? .noop
+                leader?.recovered.removeValue(forKey: slot)
+            } else if current.transfer != nil {
+                break  // a transfer in progress: nothing new until the target took over
+            } else if let change = nextReconfiguration(at: slot) {
+                value = .reconfigure(change)
+            } else if current.queuedCount > 0 {
+                value = .batch(takeBatch())
+            } else if activationPending(after: slot) {
+                value = .noop
+            } else {
+                break
+            }
+            leader?.nextSlot = slot + 1
+            propose(slot: slot, value: value)
         }
+        compactQueue()
+    }
+
+    private mutating func takeBatch() -> [Command] {
+        guard var state = leader else { return [] }
+        var batch: [Command] = []
+        var bytes = 0
+        while state.queueHead < state.queue.count && batch.count < configuration.batchCommandsMax {
+            let command = state.queue[state.queueHead]
+            if !batch.isEmpty && bytes + command.payload.count > configuration.batchBytesMax { break }
+            batch.append(command)
+            bytes += command.payload.count
+            state.queueHead += 1
+        }
+        leader = state
+        return batch
+    }
+
+    private mutating func compactQueue() {
+        guard var state = leader else { return }
         if state.queueHead == state.queue.count {
+            if state.queueHead == 0 { return }
             state.queue.removeAll(keepingCapacity: true)
             state.queueHead = 0
         } else if state.queueHead > 1024 && state.queueHead * 2 > state.queue.count {
             state.queue.removeFirst(state.queueHead)
             state.queueHead = 0
+        } else {
+            return
         }
         leader = state
-        for (slot, value) in proposals { propose(slot: slot, value: value) }
     }
 
     mutating func leaderTick() {
         guard let state = leader else { return }
-        if now - state.lastHeartbeatAt >= UInt64(configuration.heartbeatIntervalTicks) { sendHeartbeat() }
+        // During a transfer a heartbeat every tick brings the target's chosen prefix back.
+        if now - state.lastHeartbeatAt >= UInt64(state.transfer == nil ? configuration.heartbeatIntervalTicks : 1) { sendHeartbeat() }
+        // Reads need promises from every governing membership (leaseConfirmedRound), even
+        // where no proposal goes yet.
+        for membership in governingMemberships(from: chosenThrough + 1) where !Self.covers(state.promisedBy, membership) {
+            prepareMissingVoters(membership)
+            break
+        }
         // Accepts may be lost: send them again to the acceptors that have not answered.
         var slot = chosenThrough + 1
         while slot < state.nextSlot {
@@ -121,6 +177,7 @@ extension Replica {
 
     mutating func leaderFinishStep() {
         fillWindow()
+        progressTransfer()
         if let state = leader, state.readRoundDue, state.confirmedSequence == state.heartbeatSequence {
             sendHeartbeat()
         }
@@ -138,19 +195,20 @@ extension Replica {
         // its own lease: it promises no one else for an election timeout from now.
         guardUntil = max(guardUntil, now + UInt64(configuration.electionTimeoutTicks))
         broadcast(.heartbeat(ballot: state.ballot, chosenThrough: chosenThrough, sequence: sequence))
-        if configuration.leaseQuorum <= 1 { confirmRound(sequence) }
+        let round = leaseConfirmedRound()  // a single voter confirms its own rounds
+        if round > state.confirmedSequence { confirmRound(round) }
     }
 
-    mutating func onHeartbeatAck(from: NodeID, ballot: Ballot, sequence: UInt64) {
+    mutating func onHeartbeatAck(from: NodeID, ballot: Ballot, sequence: UInt64, theirChosenThrough: Slot) {
         guard let state = leader, state.ballot == ballot, sequence <= state.heartbeatSequence else { return }
+        leader?.lastAckAt[from] = now
+        leader?.peerChosenThrough[from] = max(state.peerChosenThrough[from] ?? 0, theirChosenThrough)
         let previous = state.ackedSequence[from] ?? 0
         guard sequence > previous else { return }
         leader?.ackedSequence[from] = sequence
-        // The highest round acknowledged by a lease quorum (the leader acks its own rounds).
-        var acked = peers.map { leader?.ackedSequence[$0] ?? 0 }
-        acked.append(state.heartbeatSequence)
-        acked.sort(by: >)
-        let quorumRound = acked[configuration.leaseQuorum - 1]
+        // The highest round acknowledged by a lease quorum of every governing membership
+        // (the leader acks its own rounds).
+        let quorumRound = leaseConfirmedRound()
         if quorumRound > state.confirmedSequence { confirmRound(quorumRound) }
     }
 

@@ -24,8 +24,20 @@ extension Replica {
         advanceChosenThrough()
     }
 
+    /// Extends the contiguous chosen prefix; a membership change it passes joins the history
+    /// (in slot order, so every replica derives the same history from the same prefix).
     mutating func advanceChosenThrough() {
-        while log[chosenThrough + 1]?.chosen != nil { chosenThrough += 1 }
+        let before = chosenThrough
+        let epochsBefore = membershipHistory?.epochs.count ?? 0
+        while let value = log[chosenThrough + 1]?.chosen {
+            chosenThrough += 1
+            if case .reconfigure(let change) = value { noteMembershipChosen(change, at: chosenThrough) }
+        }
+        guard chosenThrough != before, let history = membershipHistory else { return }
+        // Peers change when an epoch is added or the prefix crosses an activation slot.
+        if history.epochs.count != epochsBefore || history.epochs.contains(where: { $0.activeFrom > before + 1 && $0.activeFrom <= chosenThrough + 1 }) {
+            refreshPeers()
+        }
     }
 
     /// Hands every newly chosen slot to the state machine, then answers the reads it unblocks.
@@ -39,6 +51,9 @@ extension Replica {
             guard let value = log[slot]?.chosen else { break }
             out.apply.append(.entry(slot: slot, value: value))
             appliedThrough = slot
+            if case .reconfigure(let change) = value, change.origin == id {
+                out.reconfigured.append(.init(requestID: change.requestID, result: .success(change)))
+            }
         }
         releaseAppliedReads()
     }
@@ -46,10 +61,15 @@ extension Replica {
     mutating func requestCatchUp(from target: NodeID) {
         guard target != id, catchUpSentAt == nil else { return }
         catchUpSentAt = now
-        send(.catchUpRequest(firstSlot: chosenThrough + 1), to: target)
+        // Without a membership (joining) ask from slot 1, which always brings a snapshot: the
+        // slots it already learned from Accepts and commit notices do not tell it who votes.
+        send(.catchUpRequest(firstSlot: membershipHistory == nil ? 1 : chosenThrough + 1), to: target)
     }
 
     mutating func onCatchUpRequest(from: NodeID, firstSlot: Slot) {
+        // A joining member needs a snapshot (it carries the membership); without one yet,
+        // ask the driver to take one and answer the retry with it.
+        if firstSlot == 1, snapshot == nil, chosenThrough >= 1 { out.snapshotWanted = true }
         var replySnapshot: Snapshot?
         var slot = firstSlot
         if let snapshot, firstSlot <= snapshot.slot {
@@ -65,11 +85,36 @@ extension Replica {
     }
 
     mutating func onCatchUpReply(from: NodeID, snapshot newSnapshot: Snapshot?, entries: [ChosenEntry], theirChosenThrough: Slot) {
-        if let newSnapshot, newSnapshot.slot > chosenThrough { install(newSnapshot) }
+        guard membershipHistory != nil || newSnapshot?.membership != nil else {
+            // Joining: entries are useless without the membership they build on; retry later.
+            catchUpSentAt = now
+            catchUpGoal = max(catchUpGoal, theirChosenThrough)
+            return
+        }
+        if let newSnapshot, newSnapshot.slot > chosenThrough {
+            install(newSnapshot)
+        } else if membershipHistory == nil, let newSnapshot, let history = newSnapshot.membership {
+            adoptMembership(history, snapshotSlot: newSnapshot.slot)
+        }
         for entry in entries { markChosen(slot: entry.slot, value: entry.value) }
         catchUpSentAt = nil
         catchUpGoal = max(catchUpGoal, theirChosenThrough)
         if chosenThrough < min(catchUpGoal, theirChosenThrough) { requestCatchUp(from: from) }
+    }
+
+    /// A joining replica that already learned the chosen prefix past the snapshot (a young
+    /// cluster: Accepts and commit notices reached it before any snapshot did) takes the
+    /// snapshot's membership and replays the membership changes of its own chosen slots above.
+    private mutating func adoptMembership(_ history: MembershipHistory, snapshotSlot: Slot) {
+        membershipHistory = history
+        var slot = snapshotSlot + 1
+        while slot <= chosenThrough {
+            if case .reconfigure(let change)? = log[slot]?.chosen { noteMembershipChosen(change, at: slot) }
+            slot += 1
+        }
+        refreshPeers()
+        // Written down like an initial membership, so a restart does not need the peers again.
+        persist(.membership(history))
     }
 
     /// Replaces everything through `newSnapshot.slot` by the snapshot (all of it is chosen).
@@ -84,8 +129,12 @@ extension Replica {
             state.proposals = state.proposals.filter { $0.key > newSnapshot.slot }
             leader = state
         }
-        chosenThrough = max(chosenThrough, newSnapshot.slot)
+        // The snapshot's membership is the history as of its slot; the log above it (kept,
+        // and anything learned later) extends it again as the prefix advances.
+        if let history = newSnapshot.membership { membershipHistory = history }
+        chosenThrough = newSnapshot.slot
         advanceChosenThrough()
+        refreshPeers()
         persist(.snapshot(newSnapshot))
     }
 
@@ -93,8 +142,9 @@ extension Replica {
     mutating func onSnapshotTaken(slot: Slot, data: [UInt8]) {
         precondition(slot <= appliedThrough, "a snapshot can only cover applied slots")
         guard slot > (snapshot?.slot ?? 0) else { return }
-        let newSnapshot = Snapshot(slot: slot, data: data)
+        let newSnapshot = Snapshot(slot: slot, data: data, membership: membershipHistory?.asOf(slot: slot))
         snapshot = newSnapshot
+        membershipHistory?.dropEpochs(before: slot + 1)
         log = log.filter { $0.key > slot }
         recountChosenLogBytes()
         persist(.snapshot(newSnapshot))

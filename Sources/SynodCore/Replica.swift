@@ -10,8 +10,18 @@
 public struct Replica: Sendable {
     public let id: NodeID
     public let configuration: Configuration
-    /// Peers in configuration order (every member but this one).
-    let peers: [NodeID]
+    /// Every member but this one of the memberships that govern slots from the first
+    /// unchosen one on, in id order: who gets Accepts, heartbeats and commit notices.
+    public internal(set) var peers: [NodeID]
+    /// The memberships derived from the chosen prefix (see `Replica+Membership`); nil only
+    /// while a joining replica waits for its first snapshot.
+    public internal(set) var membershipHistory: MembershipHistory?
+    /// The initial membership must still be written (first start of a new replica).
+    var membershipBaseUnsaved = false
+    /// A leader transfer this replica handed off, waiting to see the target lead.
+    var transferWatch: (requestID: UInt64, target: NodeID, deadline: UInt64)?
+    /// The node a leader handed off to: the lease guard does not hold it back.
+    var handOffTarget: NodeID?
 
     var random: SplitMix64
     /// Local clock, in ticks since this incarnation started.
@@ -76,14 +86,37 @@ public struct Replica: Sendable {
     /// Creates a replica, restoring its durable state from `records` (in the order they were
     /// persisted). The first input after this should be `.start`.
     /// - Throws: `ConfigurationError` if the configuration is unsafe or `id` is not a member.
-    public init(id: NodeID, configuration: Configuration, seed: UInt64, restoring records: [DurableRecord] = []) throws(ConfigurationError) {
+    ///
+    /// A replica restores its membership from its records (a snapshot's, or the initial one it
+    /// wrote at first start). With no such record, a new replica starts from
+    /// `configuration.members` (all voters) and writes that down at `.start`; a `joining`
+    /// replica (added to a running cluster) instead has no membership until it installs a
+    /// snapshot from a peer, and until then never campaigns.
+    ///
+    /// `initialMembership` (default: `configuration.initialMembership`) lets a server record
+    /// names and peer URLs of the initial members; its voters must be `configuration.members`.
+    public init(id: NodeID, configuration: Configuration, seed: UInt64, restoring records: [DurableRecord] = [],
+                joining: Bool = false, initialMembership: Membership? = nil) throws(ConfigurationError) {
         try configuration.validate()
-        guard configuration.members.contains(id) else { throw .notAMember(id) }
         self.id = id
         self.configuration = configuration
         self.peers = configuration.members.filter { $0 != id }
         self.random = SplitMix64(seed: seed ^ (UInt64(id.rawValue) &* 0x9E37_79B9_7F4A_7C15))
         restore(records)
+        if membershipHistory == nil && !joining {
+            guard configuration.members.contains(id) else { throw .notAMember(id) }
+            var initial = configuration.initialMembership
+            if let given = initialMembership, given.voters == configuration.members.sorted() {
+                initial = given
+                initial.phase1Quorum = configuration.phase1Quorum
+                initial.phase2Quorum = configuration.phase2Quorum
+            }
+            membershipHistory = MembershipHistory(initial: initial)
+            membershipBaseUnsaved = true
+        }
+        chosenThrough = snapshot?.slot ?? 0
+        advanceChosenThrough()
+        refreshPeers()
         // A restarted acceptor may have acknowledged a leader's heartbeat just before it
         // crashed; it forgot that, so it keeps the lease guard for a full window from now.
         guardUntil = UInt64(configuration.electionTimeoutTicks)
@@ -116,12 +149,13 @@ public struct Replica: Sendable {
                 guard newSnapshot.slot > (snapshot?.slot ?? 0) else { continue }
                 snapshot = newSnapshot
                 log = log.filter { $0.key > newSnapshot.slot }
+                if let history = newSnapshot.membership { membershipHistory = history }
+            case .membership(let history):
+                if membershipHistory == nil { membershipHistory = history }
             }
         }
         highestSeen = promised
         recountChosenLogBytes()
-        chosenThrough = snapshot?.slot ?? 0
-        advanceChosenThrough()
     }
 
     /// This replica's current role.
@@ -146,7 +180,11 @@ public struct Replica: Sendable {
     /// Feeds one input to the replica and returns the effects to carry out.
     public mutating func step(_ input: Input) -> Output {
         switch input {
-        case .start: break
+        case .start:
+            if membershipBaseUnsaved, let history = membershipHistory {
+                membershipBaseUnsaved = false
+                persist(.membership(MembershipHistory(epochs: [history.epochs[0]])))
+            }
         case .tick: onTick()
         case .receive(let envelope): receive(envelope)
         case .propose(let command): onPropose(command)
@@ -154,13 +192,16 @@ public struct Replica: Sendable {
         case .read(let readID, let consistency): onRead(readID: readID, consistency: consistency)
         case .durable(let batchID): onDurable(batchID)
         case .snapshot(let slot, let data): onSnapshotTaken(slot: slot, data: data)
+        case .reconfigure(let requestID, let change, let force):
+            onReconfigure(origin: id, requestID: requestID, change: change, force: force)
+        case .transferLeadership(let requestID, let target): onTransferLeadership(requestID: requestID, target: target)
         }
         return finishStep()
     }
 
     private mutating func receive(_ envelope: Envelope) {
-        guard envelope.to == id, envelope.from != id, configuration.members.contains(envelope.from),
-              envelope.message.isWellFormed(members: configuration.members) else { return }
+        guard envelope.to == id, envelope.from != id, envelope.from.rawValue >= 1,
+              envelope.message.isWellFormed() else { return }
         let from = envelope.from
         switch envelope.message {
         case .prepare(let ballot, let firstSlot): onPrepare(from: from, ballot: ballot, firstSlot: firstSlot)
@@ -172,13 +213,15 @@ public struct Replica: Sendable {
         case .reject(let ballot, let promisedBallot): onReject(ballot: ballot, promised: promisedBallot)
         case .heartbeat(let ballot, let chosenThrough, let sequence):
             onHeartbeat(from: from, ballot: ballot, leaderChosenThrough: chosenThrough, sequence: sequence)
-        case .heartbeatAck(let ballot, let sequence, _): onHeartbeatAck(from: from, ballot: ballot, sequence: sequence)
+        case .heartbeatAck(let ballot, let sequence, let theirs):
+            onHeartbeatAck(from: from, ballot: ballot, sequence: sequence, theirChosenThrough: theirs)
         case .commit(let ballot, let chosenThrough):
             // Safe whatever this acceptor promised: the leader of `ballot` proposed one value
             // per slot and never reports a slot chosen with another value (markChosen), so a
             // slot accepted here in `ballot` and reported chosen holds that value.
             noteBallot(ballot)
-            if let own = leader?.ballot, own < ballot { stepDown() }
+            // A removed member's ballot does not depose the leader (see onAccept).
+            if let own = leader?.ballot, own < ballot, knownVoter(ballot.node) { stepDown() }
             learnCommitNotice(ballot: ballot, leaderChosenThrough: chosenThrough, leader: from)
         case .catchUpRequest(let firstSlot): onCatchUpRequest(from: from, firstSlot: firstSlot)
         case .catchUpReply(let snapshot, let entries, let chosenThrough):
@@ -186,6 +229,11 @@ public struct Replica: Sendable {
         case .forward(let commands): onForward(commands)
         case .readIndexRequest(let readID): onReadIndexRequest(from: from, readID: readID)
         case .readIndexReply(let readID, let index): onReadIndexReply(from: from, readID: readID, index: index)
+        case .reconfigureRequest(let requestID, let change, let force):
+            onReconfigure(origin: from, requestID: requestID, change: change, force: force)
+        case .reconfigureRefused(let requestID, let error):
+            out.reconfigured.append(.init(requestID: requestID, result: .failure(error)))
+        case .handOff(let ballot, let target): onHandOff(from: from, ballot: ballot, target: target)
         }
     }
 
@@ -199,7 +247,13 @@ public struct Replica: Sendable {
             }
             if now >= electionDeadline { startElection() }
         }
-        if chosenThrough < catchUpGoal, now - (catchUpSentAt ?? 0) >= UInt64(configuration.catchUpRetryTicks), !peers.isEmpty {
+        if let watch = transferWatch, now >= watch.deadline {
+            transferWatch = nil
+            out.transfers.append(.init(requestID: watch.requestID, result: .failure(.transferFailed("no new leader within the timeout"))))
+        }
+        // A joining replica keeps asking until a snapshot brings it a membership.
+        if chosenThrough < catchUpGoal || membershipHistory == nil,
+           now - (catchUpSentAt ?? 0) >= UInt64(configuration.catchUpRetryTicks), !peers.isEmpty {
             // No (complete) answer in time: ask again, alternating between the leader and a
             // random peer, since the leader itself may be the one missing the values.
             catchUpSentAt = nil

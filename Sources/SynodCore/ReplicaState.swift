@@ -75,7 +75,46 @@ struct LeaderState: Hashable, Sendable {
     /// The chosen prefix last announced in a Commit notice.
     var commitNoticeThrough: Slot = 0
 
+    // Phase 1 across memberships (see Replica+Membership).
+    /// The `firstSlot` of this ballot's Prepare; later Prepares to new voters use it too.
+    var prepareFirstSlot: Slot = 1
+    /// Voters (and this replica) that promised this ballot.
+    var promisedBy: Set<NodeID> = []
+    /// Values recovered in phase 1 for slots not yet proposed (highest ballot wins).
+    var recovered: [Slot: PromisedEntry] = [:]
+    /// Highest slot any promise reported accepted: the leader re-proposes through it.
+    var recoverThrough: Slot = 0
+    /// Highest chosen prefix any promise reported: slots through it are fetched, not proposed.
+    var maxChosenReported: Slot = 0
+    var catchUpSource: NodeID?
+    /// When Prepare last went to voters of a newer membership that had not promised.
+    var latePrepareSentAt: UInt64?
+
+    // Followers' progress, from heartbeat acks.
+    var peerChosenThrough: [NodeID: Slot] = [:]
+    var lastAckAt: [NodeID: UInt64] = [:]
+
+    /// Membership changes waiting for their slot, oldest first.
+    var changeQueue: [PendingChange] = []
+    /// A leader transfer in progress: no new commands are proposed meanwhile.
+    var transfer: PendingTransfer?
+
     var queuedCount: Int { queue.count - queueHead }
+}
+
+/// A membership change waiting at the leader.
+struct PendingChange: Hashable, Sendable {
+    var origin: NodeID
+    var requestID: UInt64
+    var change: MembershipChange
+    var force: Bool
+}
+
+/// A leader transfer waiting for the target to catch up.
+struct PendingTransfer: Hashable, Sendable {
+    var requestID: UInt64
+    var target: NodeID
+    var startedAt: UInt64
 }
 
 /// The replica's role in the protocol, as seen from outside.

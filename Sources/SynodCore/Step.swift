@@ -25,6 +25,35 @@ public enum Input: Hashable, Sendable {
     case durable(UInt64)
     /// The state machine took a snapshot through `slot` (<= the last applied slot).
     case snapshot(slot: Slot, data: [UInt8])
+    /// An operator asks for a membership change; `requestID` is chosen by the driver, unique
+    /// per replica. `force` skips the check that enough voters are up after the change.
+    /// The outcome arrives in `Output.reconfigured`.
+    case reconfigure(requestID: UInt64, change: MembershipChange, force: Bool)
+    /// An operator asks the leader to hand leadership to `target` (etcd's MoveLeader). The
+    /// outcome arrives in `Output.transfers`.
+    case transferLeadership(requestID: UInt64, target: NodeID)
+}
+
+/// How a membership change request ended, reported at the replica it was submitted to.
+public struct ReconfigurationOutcome: Hashable, Sendable {
+    public var requestID: UInt64
+    /// The chosen change (applied at this replica), or why it was refused.
+    public var result: Result<Reconfiguration, ReconfigurationError>
+    public init(requestID: UInt64, result: Result<Reconfiguration, ReconfigurationError>) {
+        self.requestID = requestID
+        self.result = result
+    }
+}
+
+/// How a leader transfer ended.
+public struct TransferOutcome: Hashable, Sendable {
+    public var requestID: UInt64
+    /// The new leader, or why the transfer failed.
+    public var result: Result<NodeID, ReconfigurationError>
+    public init(requestID: UInt64, result: Result<NodeID, ReconfigurationError>) {
+        self.requestID = requestID
+        self.result = result
+    }
 }
 
 /// Why a command was not taken.
@@ -82,12 +111,20 @@ public struct Output: Hashable, Sendable {
     public var readsReady: [UInt64] = []
     public var readsFailed: [FailedRead] = []
     public var rejected: [RejectedCommand] = []
+    /// Membership change requests submitted here that ended (answer after step 3).
+    public var reconfigured: [ReconfigurationOutcome] = []
+    /// Leader transfers submitted here that ended.
+    public var transfers: [TransferOutcome] = []
+    /// A peer needs a snapshot this replica does not have yet (a joining member asked for
+    /// everything from slot 1): the driver should take one soon and feed `.snapshot`.
+    public var snapshotWanted = false
 
     public init() {}
 
     /// True when the step had no effect the driver must act on.
     public var isEmpty: Bool {
         persist == nil && messages.isEmpty && apply.isEmpty && readsReady.isEmpty
-            && readsFailed.isEmpty && rejected.isEmpty
+            && readsFailed.isEmpty && rejected.isEmpty && reconfigured.isEmpty && transfers.isEmpty
+            && !snapshotWanted
     }
 }

@@ -4,6 +4,7 @@ import SynodCore
 /// The checks at the end of a run.
 extension Simulation {
     func finish() {
+        checkQuorums()
         // Every acknowledged write must be in the chosen log.
         for (key, historyIndex) in acknowledgedWrites.sorted(by: { $0.value < $1.value }) where !appliedCommands.contains(key) {
             violation("lost acknowledged write: \(describe(history[historyIndex].operation)) (client \(key.clientID) #\(key.sequence))")
@@ -20,16 +21,21 @@ extension Simulation {
         }
         // Convergence: replicas that applied the same prefix hold the same state, and every
         // replica reached the highest applied slot.
-        let working = nodes.filter { !$0.refusedToStart }
+        // Members of the final membership only: a removed node may have stopped hearing of
+        // the log (agreement was checked on every node, removed or not, at every apply).
+        let working = nodes.filter { !$0.refusedToStart && !$0.removed }
+        if !healthy(latestMembership.voters) {
+            violation("simulator: the final voters \(latestMembership.voters) lack a majority with working disks")
+        }
         let highest = working.map(\.replica.appliedThrough).max() ?? 0
         var hashes: Set<UInt64> = []
         for node in working {
             if node.replica.appliedThrough == highest {
                 hashes.insert(node.kv.stateHash)
             } else if !node.up {
-                violation("n\(node.index + 1) is down at the end")
+                violation("n\(node.id.rawValue) is down at the end")
             } else {
-                violation("convergence: n\(node.index + 1) applied through \(node.replica.appliedThrough) of \(highest)")
+                violation("convergence: n\(node.id.rawValue) applied through \(node.replica.appliedThrough) of \(highest)")
             }
         }
         if hashes.count > 1 { violation("replicas at slot \(highest) hold different states") }

@@ -108,13 +108,21 @@ extension Simulation {
         let token = clients[index].token
         // Like a Jepsen process, each client is bound to a home node and starts every
         // operation there; retries follow the leader hint, or go to a random node after a timeout.
+        // With membership changes the client's endpoints are the current members: a home
+        // node that was removed is replaced by a random member.
+        let members = memberNodes()
         let target: Int
-        if operation.attempts == 1 {
+        if operation.attempts == 1 && !nodes[index % options.nodes].removed {
             target = index % options.nodes
-        } else if let hint = clients[index].leaderHint, operation.attempts % 3 != 0 {
+        } else if let hint = clients[index].leaderHint, operation.attempts % 3 != 0, !nodes[hint].removed {
             target = hint
+        } else if chance(0.1) {
+            // A client whose endpoint list is out of date: any node, removed ones included.
+            target = Int(random.next() % UInt64(nodes.count))
+        } else if !members.isEmpty {
+            target = members[Int(random.next() % UInt64(members.count))]
         } else {
-            target = Int(random.next() % UInt64(options.nodes))
+            target = Int(random.next() % UInt64(nodes.count))
         }
         let request: ClientRequest
         if let command = operation.command {
@@ -166,7 +174,7 @@ extension Simulation {
         hasher.mix(UInt64(index) << 32 | token)
         switch reply {
         case .failed(let hint):
-            clients[index].leaderHint = hint.map { Int($0.rawValue) - 1 }
+            clients[index].leaderHint = hint.flatMap { indexOf[$0] }
             retryOrGiveUp(index, operation, backoff: 10_000)
         case .written(let kvResult):
             let outcome: KVOutcome
@@ -222,9 +230,9 @@ extension Simulation {
         result.operationsOK += 1
         clients[index].current = nil
         if case .read(let value) = outcome {
-            trace("client \(index) read \(operation.operation.key) = \(value ?? "absent") at n\(node + 1)")
+            trace("client \(index) read \(operation.operation.key) = \(value ?? "absent") at n\(nodes[node].id.rawValue)")
         } else {
-            trace("client \(index) \(describe(operation.operation)) -> \(outcome) at n\(node + 1)")
+            trace("client \(index) \(describe(operation.operation)) -> \(outcome) at n\(nodes[node].id.rawValue)")
         }
         queue.push(.clientStart(client: index), at: now + between(0, 10_000))
     }

@@ -7,6 +7,17 @@ struct SimNode {
     static let dataDirectory = "/data"
 
     let index: Int
+    let id: NodeID
+    /// The node's start-up configuration (for a member added at run time, `members` lists
+    /// the voters it asks for its first snapshot).
+    var configuration: Configuration
+    /// Added at run time: it starts (and restarts, until a snapshot brings it a membership)
+    /// as a joining replica.
+    let joined: Bool
+    /// A chosen change removed it: clients and the nemesis leave it alone, the final checks
+    /// do not expect it to converge, and once down it is not restarted. While up it keeps
+    /// running (harmlessly: it may campaign, but voters ignore a non-voter's ballots).
+    var removed = false
     var replica: Replica
     var kv = SimKV()
     /// The node's disk: survives crashes (what was synced), unlike everything else here.
@@ -32,8 +43,11 @@ struct SimNode {
     var pendingReads: [UInt64: (client: Int, token: UInt64, key: String)] = [:]
     var nextReadID: UInt64 = 1
 
-    init(index: Int, replica: Replica, baseClockRate: Double) {
+    init(index: Int, configuration: Configuration, joined: Bool, replica: Replica, baseClockRate: Double) {
         self.index = index
+        self.id = replica.id
+        self.configuration = configuration
+        self.joined = joined
         self.replica = replica
         self.clockRate = baseClockRate
         self.baseClockRate = baseClockRate

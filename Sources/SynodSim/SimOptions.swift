@@ -9,6 +9,11 @@ public enum Break: String, CaseIterable, Hashable, Sendable {
     case nonIntersectingQuorums = "non-intersecting-quorums"
     /// Real clock drift far beyond the configured bound while lease reads are on.
     case staleLease = "stale-lease"
+    /// Membership changes govern the slot right after the one they are chosen at, on the
+    /// replica that learns them, and a leader proposes a change without waiting for the
+    /// previous one to govern (changes overlap). The operator churns: a script every 50 ms at
+    /// most, each two voter changes sent at once.
+    case unsafeReconfig = "unsafe-reconfig"
 }
 
 /// Rates and sizes of the faults the simulator injects while faults are on.
@@ -32,6 +37,14 @@ public struct FaultProfile: Hashable, Sendable {
     public var syncFailureRate: Double = 0.002
     /// Probability that a crashed node's log gets a flipped bit; it must then refuse to start.
     public var corruptionRate: Double = 0.05
+    /// Mean time between the operator's membership-change scripts while faults are on (it
+    /// adds a learner and promotes it, removes a voter or the leader, replaces a crashed node,
+    /// or transfers leadership; a script still running is not interrupted), in simulated
+    /// milliseconds; 0 keeps the membership fixed.
+    public var reconfigIntervalMillis: Double = 400
+    /// Probability that the operator sends a whole change script at once instead of waiting
+    /// for each step's outcome (the leader must queue them and apply one at a time).
+    public var reconfigBurstRate: Double = 0.2
 
     public init() {}
 
@@ -47,6 +60,7 @@ public struct FaultProfile: Hashable, Sendable {
         profile.tornWrites = false
         profile.syncFailureRate = 0
         profile.corruptionRate = 0
+        profile.reconfigIntervalMillis = 0
         return profile
     }()
 }
@@ -85,6 +99,7 @@ public struct SimulationOptions: Hashable, Sendable {
             configuration.phase1Quorum = nodes - configuration.phase2Quorum
             configuration.unsafeAllowNonIntersectingQuorums = true
         }
+        if breaks.contains(.unsafeReconfig) { configuration.unsafeImmediateReconfiguration = true }
         return configuration
     }
 }

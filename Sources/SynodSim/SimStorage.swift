@@ -13,15 +13,15 @@ extension Simulation {
         return storageOptions
     }
 
-    func storageIdentity(_ node: Int) -> DataDirectoryIdentity {
-        DataDirectoryIdentity(clusterID: options.seed | 1 << 63, nodeID: UInt32(node + 1))
+    func storageIdentity(_ id: NodeID) -> DataDirectoryIdentity {
+        DataDirectoryIdentity(clusterID: options.seed | 1 << 63, nodeID: id.rawValue)
     }
 
     func persist(_ node: Int, _ batch: PersistBatch) {
         hasher.mix(batch.id)
         guard let storage = nodes[node].storage else { return }
         if options.trace && !batch.records.isEmpty {
-            trace("n\(node + 1) writes " + batch.records.map(describe).joined(separator: ", "))
+            trace("n\(nodes[node].id.rawValue) writes " + batch.records.map(describe).joined(separator: ", "))
         }
         storage.append(batch)
         nodes[node].unsyncedBatches.append(batch)
@@ -62,6 +62,7 @@ extension Simulation {
         nodes[node].syncingThrough = nil
         nodes[node].syncedLogEnd = storage.syncedLogEnd
         let done = nodes[node].unsyncedBatches.prefix { $0.id <= through }
+        for batch in done { recordAcceptances(node, batch.records) }
         nodes[node].unsyncedBatches.removeFirst(done.count)
         if !options.breaks.contains(.noPromiseFsync) {
             for batch in done {
@@ -76,7 +77,7 @@ extension Simulation {
     /// retried. The node restarts later from what its disk kept.
     func storageFailed(_ node: Int, _ error: StorageError) {
         result.storageFailures += 1
-        trace("n\(node + 1) stops: \(error)")
+        trace("n\(nodes[node].id.rawValue) stops: \(error)")
         crashNode(node)
         queue.push(.restart(node: node), at: now + between(20_000, 500_000))
     }
@@ -87,21 +88,21 @@ extension Simulation {
         nodes[node].injectedCorruption = nil
         do {
             let opened = try DurableStorage.open(fileSystem: nodes[node].fileSystem, directory: SimNode.dataDirectory,
-                                                 identity: storageIdentity(node), options: storageOptions)
+                                                 identity: storageIdentity(nodes[node].id), options: storageOptions)
             if let injected {
-                violation("corruption hidden: \(injected) on n\(node + 1), and recovery did not report it")
+                violation("corruption hidden: \(injected) on n\(nodes[node].id.rawValue), and recovery did not report it")
             }
             if opened.report.tornTail != nil || !opened.report.removedEmptySegments.isEmpty {
-                trace("n\(node + 1) recovery: \(opened.report)")
+                trace("n\(nodes[node].id.rawValue) recovery: \(opened.report)")
             }
             return (opened.storage, opened.records)
         } catch {
             if case .corruption = error, injected != nil {
                 nodes[node].refusedToStart = true
                 result.corruptionsDetected += 1
-                trace("n\(node + 1) refuses to start: \(error)")
+                trace("n\(nodes[node].id.rawValue) refuses to start: \(error)")
             } else {
-                violation("n\(node + 1) cannot restart: \(error)")
+                violation("n\(nodes[node].id.rawValue) cannot restart: \(error)")
             }
             return nil
         }
@@ -123,6 +124,6 @@ extension Simulation {
         let bit = Int(random.next() % 8)
         fileSystem.flipBit(path: path, byteOffset: offset, bit: bit)
         nodes[node].injectedCorruption = "bit \(bit) of byte \(offset) in \(path) flipped"
-        trace("NEMESIS flips bit \(bit) of byte \(offset) in n\(node + 1)'s \(path) (synced end \(end.path) @ \(end.offset))")
+        trace("NEMESIS flips bit \(bit) of byte \(offset) in n\(nodes[node].id.rawValue)'s \(path) (synced end \(end.path) @ \(end.offset))")
     }
 }

@@ -62,6 +62,12 @@ extension Simulation {
             return "ReadIndexRequest #\(readID)"
         case .readIndexReply(let readID, let index):
             return "ReadIndexReply #\(readID) " + (index.map { "index \($0)" } ?? "not leader")
+        case .reconfigureRequest(let requestID, let change, let force):
+            return "ReconfigureRequest #\(requestID) \(change)" + (force ? " (forced)" : "")
+        case .reconfigureRefused(let requestID, let error):
+            return "ReconfigureRefused #\(requestID): \(error)"
+        case .handOff(let ballot, let target):
+            return "HandOff \(ballot): \(target) may lead now"
         }
     }
 
@@ -71,6 +77,7 @@ extension Simulation {
         case .accepted(let slot, let ballot, let value): return "accept slot \(slot)=\(value) in \(ballot)"
         case .chosen(let slot, _): return "chosen slot \(slot)"
         case .snapshot(let snapshot): return "snapshot through \(snapshot.slot)"
+        case .membership(let history): return "membership voters \(history.latest.voters)"
         }
     }
 

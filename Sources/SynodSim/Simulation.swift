@@ -22,12 +22,19 @@ enum SimEvent {
     case pretendDurable(node: Int, incarnation: Int, batch: UInt64)
     case restart(node: Int)
     case nemesis
+    /// The operator may start a membership-change script (while faults are on).
+    case reconfigure
     case heal
     case endFaults
     case clientArrive(node: Int, request: ClientRequest)
     case clientReply(client: Int, node: Int, token: UInt64, reply: ClientReply)
     case clientTimeout(client: Int, token: UInt64)
     case clientStart(client: Int)
+    /// The operator sends its script's next step (or retries it).
+    case operatorNext
+    case operatorTimeout(requestID: UInt64)
+    /// The operator starts the process of a member added by a chosen change.
+    case startMember(NodeID)
 }
 
 /// A client request as it arrives at a node.
@@ -53,7 +60,18 @@ final class Simulation {
     var result: SimulationResult
     var hasher = TraceHasher()
 
+    /// Every node ever started, in start order; `indexOf` finds one by its id (never iterated).
     var nodes: [SimNode] = []
+    var indexOf: [NodeID: Int] = [:]
+    /// Members added by a chosen change whose process is about to start (never iterated).
+    var startingMembers: Set<NodeID> = []
+    /// The newest membership in the chosen log (as first applied anywhere).
+    var latestMembership: Membership
+    /// Every membership chosen (as first applied), and the highest slot applied anywhere.
+    var chosenEpochs: [MembershipEpoch]
+    var highestApplied: Slot = 0
+    var operatorState = SimOperator()
+    var lastMemberStartAt: SimTime = 0
     var clients: [SimClient] = []
     var history: [HistoryOperation] = []
     /// Links (from, to) that currently lose every message.
@@ -66,6 +84,13 @@ final class Simulation {
     var appliedCommands: Set<CommandKey> = []
     var acknowledgedWrites: [CommandKey: Int] = [:]
     var firstWriteAfterHeal: SimTime?
+    /// Durable acceptances per slot: which nodes accepted which value in which ballot.
+    var acceptances: [Slot: [SlotAcceptance]] = [:]
+
+    /// The unsafe-reconfig negative control churns: a script every 50 ms at most.
+    var reconfigIntervalMillis: Double {
+        options.breaks.contains(.unsafeReconfig) ? min(options.faults.reconfigIntervalMillis, 50) : options.faults.reconfigIntervalMillis
+    }
 
     let tickMicros: SimTime = 10_000
     let faultsEndTime: SimTime
@@ -77,6 +102,8 @@ final class Simulation {
         self.configuration = options.configuration()
         self.random = SplitMix64(seed: options.seed)
         self.result = SimulationResult(seed: options.seed)
+        self.latestMembership = configuration.initialMembership
+        self.chosenEpochs = [MembershipEpoch(chosenAt: 0, activeFrom: 1, membership: configuration.initialMembership)]
         let duration = max(options.durationSeconds, 0.5)
         faultsEndTime = max(0, min(duration * 0.7, duration - 1)).micros
         workloadEndTime = duration.micros
@@ -90,7 +117,10 @@ final class Simulation {
             result.violations.append("configuration rejected: \(error)")
             return result
         }
-        for index in 0..<options.nodes { nodes.append(makeNode(index)) }
+        for index in 0..<options.nodes {
+            nodes.append(makeNode(index: index, id: configuration.members[index], configuration: configuration, joining: false))
+            indexOf[configuration.members[index]] = index
+        }
         for index in 0..<options.nodes {
             nodes[index].up = true
             handle(node: index, nodes[index].replica.step(.start))
@@ -107,30 +137,37 @@ final class Simulation {
         if faultsEndTime > 0 && (options.faults.partitionWeight > 0 || options.faults.crashWeight > 0) {
             queue.push(.nemesis, at: nextNemesisDelay())
         }
+        if faultsEndTime > 0 && options.faults.reconfigIntervalMillis > 0 {
+            queue.push(.reconfigure, at: nextNemesisDelay(meanMillis: reconfigIntervalMillis))
+        }
         queue.push(.endFaults, at: faultsEndTime)
         // After the final reads, a quiet second lets followers hear the last commit notice.
+        // A member started late (its add was chosen after the faults) gets two seconds to
+        // catch up before the convergence check.
+        var finishedAt: SimTime?
         var stopTime = runEndTime
         while let (time, event) = queue.pop(), time <= stopTime {
             now = time
             process(event)
-            if clients[options.clients].finished && stopTime == runEndTime { stopTime = now + 1_000_000 }
+            if clients[options.clients].finished && finishedAt == nil { finishedAt = now }
+            if let finishedAt { stopTime = min(runEndTime, max(finishedAt + 1_000_000, lastMemberStartAt + 2_000_000)) }
         }
         finish()
         return result
     }
 
-    func makeNode(_ index: Int) -> SimNode {
-        let id = configuration.members[index]
+    /// A node with a fresh data directory; `joining` for a member added at run time.
+    func makeNode(index: Int, id: NodeID, configuration: Configuration, joining: Bool) -> SimNode {
         // Clock rates: within the configured drift bound (with a margin), unless the
         // stale-lease negative control asks for far more drift than the bound allows.
         let bound = Double(configuration.maxClockDriftTicks) / Double(2 * configuration.electionTimeoutTicks) * 0.9
         let rate = 1 + (uniform() * 2 - 1) * bound
         do {
-            let replica = try Replica(id: id, configuration: configuration, seed: options.seed &+ UInt64(index))
-            var node = SimNode(index: index, replica: replica, baseClockRate: rate)
+            let replica = try Replica(id: id, configuration: configuration, seed: options.seed &+ UInt64(index), joining: joining)
+            var node = SimNode(index: index, configuration: configuration, joined: joining, replica: replica, baseClockRate: rate)
             // A fresh data directory: nothing to restore yet.
             let opened = try DurableStorage.open(fileSystem: node.fileSystem, directory: SimNode.dataDirectory,
-                                                 identity: storageIdentity(index), options: storageOptions)
+                                                 identity: storageIdentity(id), options: storageOptions)
             node.storage = opened.storage
             return node
         } catch {
@@ -154,8 +191,8 @@ final class Simulation {
             step(node, .tick)
             scheduleTick(node)
         case .deliver(let envelope):
-            let node = Int(envelope.to.rawValue) - 1
-            guard nodes[node].up else { return }
+            // A message to a member whose process has not started yet is lost.
+            guard let node = indexOf[envelope.to], nodes[node].up else { return }
             mixEvent(2, node)
             traceMessage(envelope, delivered: true)
             step(node, .receive(envelope))
@@ -168,12 +205,19 @@ final class Simulation {
             step(node, .durable(batch))
         case .restart(let node): restart(node)
         case .nemesis: nemesis()
+        case .reconfigure:
+            guard faultsOn else { return }
+            reconfigure()
+            queue.push(.reconfigure, at: nextNemesisDelay(meanMillis: reconfigIntervalMillis))
         case .heal: heal()
         case .endFaults: endFaults()
         case .clientArrive(let node, let request): clientArrive(node: node, request: request)
         case .clientReply(let client, let node, let token, let reply): clientReply(client: client, node: node, token: token, reply: reply)
         case .clientTimeout(let client, let token): clientTimeout(client: client, token: token)
         case .clientStart(let client): startOperation(client)
+        case .operatorNext: submitNext()
+        case .operatorTimeout(let requestID): operatorTimedOut(requestID: requestID)
+        case .startMember(let id): startMember(id)
         }
     }
 
@@ -195,12 +239,12 @@ final class Simulation {
         let output = nodes[node].replica.step(input)
         let problems = nodes[node].replica.checkInvariants()
         if !problems.isEmpty {
-            violation("invariant broken on n\(node + 1) at \(timeText()): \(problems.joined(separator: "; "))")
+            violation("invariant broken on n\(nodes[node].id.rawValue) at \(timeText()): \(problems.joined(separator: "; "))")
         }
         let roleAfter = nodes[node].replica.role
         if roleAfter != roleBefore {
             if roleAfter == .leader { result.elections += 1 }
-            trace("n\(node + 1) becomes \(roleAfter.rawValue)" + (nodes[node].replica.ownBallot.map { " with ballot \($0)" } ?? ""))
+            trace("n\(nodes[node].id.rawValue) becomes \(roleAfter.rawValue)" + (nodes[node].replica.ownBallot.map { " with ballot \($0)" } ?? ""))
         }
         handle(node: node, output)
     }
@@ -212,7 +256,8 @@ final class Simulation {
         for readID in output.readsReady { readReady(node, readID) }
         for failed in output.readsFailed { readFailed(node, failed.readID) }
         for rejected in output.rejected { writeRejected(node, rejected.command) }
-        maybeSnapshot(node)
+        handleMembershipOutputs(node, output)
+        maybeSnapshot(node, wanted: output.snapshotWanted)
     }
 
     func send(_ envelope: Envelope) {
@@ -235,21 +280,23 @@ final class Simulation {
         switch apply {
         case .snapshot(let snapshot):
             guard let kv = SimKV.decode(snapshot.data) else {
-                violation("n\(node + 1) received an undecodable snapshot at slot \(snapshot.slot)")
+                violation("n\(nodes[node].id.rawValue) received an undecodable snapshot at slot \(snapshot.slot)")
                 return
             }
             nodes[node].kv = kv
-            trace("n\(node + 1) installs snapshot through slot \(snapshot.slot)")
+            trace("n\(nodes[node].id.rawValue) installs snapshot through slot \(snapshot.slot)")
         case .entry(let slot, let value):
             hasher.mix(slot)
             if let known = chosen[slot] {
                 if known != value {
-                    violation("agreement: slot \(slot) chosen as \(known) and as \(value) (n\(node + 1), \(timeText()))")
+                    violation("agreement: slot \(slot) chosen as \(known) and as \(value) (n\(nodes[node].id.rawValue), \(timeText()))")
                 }
             } else {
                 chosen[slot] = value
+                highestApplied = max(highestApplied, slot)
                 result.commandsChosen += value.commands.count
                 trace("slot \(slot) chosen: \(value)")
+                if case .reconfigure(let change) = value { membershipChosen(change, at: slot) }
             }
             for command in value.commands {
                 let key = CommandKey(command)
@@ -266,17 +313,19 @@ final class Simulation {
                         reply(from: node, to: waiting.client, token: waiting.token, .written(kvResult))
                     }
                 case .stale: break
-                case .malformed: violation("n\(node + 1) could not decode \(command)")
+                case .malformed: violation("n\(nodes[node].id.rawValue) could not decode \(command)")
                 }
             }
             nodes[node].kv.finish(slot: slot)
         }
     }
 
-    func maybeSnapshot(_ node: Int) {
+    /// Snapshots every `snapshotEverySlots` applied slots, and at once when a joining peer
+    /// needs one (`wanted`) and there is none yet.
+    func maybeSnapshot(_ node: Int, wanted: Bool = false) {
         let replica = nodes[node].replica
         let last = replica.snapshot?.slot ?? 0
-        guard replica.appliedThrough >= last + options.snapshotEverySlots else { return }
+        guard replica.appliedThrough >= last + options.snapshotEverySlots || (wanted && replica.appliedThrough > last) else { return }
         let data = nodes[node].kv.encoded()
         step(node, .snapshot(slot: replica.appliedThrough, data: data))
     }

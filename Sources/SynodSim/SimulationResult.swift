@@ -21,6 +21,12 @@ public struct SimulationResult: Hashable, Sendable {
     public var storageFailures = 0
     /// Injected corruptions that recovery reported (the node refused to start).
     public var corruptionsDetected = 0
+    /// Membership changes chosen, requests the operator sent, members started at run time,
+    /// and leader transfers that succeeded.
+    public var reconfigurations = 0
+    public var reconfigRequests = 0
+    public var membersAdded = 0
+    public var leaderTransfers = 0
     public var messagesSent = 0
     public var messagesDropped = 0
     /// Whether SynodCheck found the client history linearizable.

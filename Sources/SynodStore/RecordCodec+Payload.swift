@@ -7,6 +7,7 @@ enum RecordType: UInt8, CustomStringConvertible {
     case accepted = 2
     case chosen = 3
     case snapshot = 4
+    case membership = 5
 
     var description: String {
         switch self {
@@ -14,6 +15,7 @@ enum RecordType: UInt8, CustomStringConvertible {
         case .accepted: return "accepted"
         case .chosen: return "chosen"
         case .snapshot: return "snapshot"
+        case .membership: return "membership"
         }
     }
 }
@@ -25,9 +27,12 @@ enum RecordType: UInt8, CustomStringConvertible {
 ///       accepted (2)  slot: UInt64, ballot, value
 ///       chosen   (3)  slot: UInt64, value
 ///       snapshot (4)  slot: UInt64, dataLength: UInt64, data: dataLength bytes
+///                     [, membershipLength: UInt32, membership history (MembershipCoding)]
+///       membership (5) membership history (MembershipCoding), to the end of the payload
 ///     ballot   = round: UInt64, node: UInt32
 ///     value    = tag: UInt8 = 0 (noop)
 ///              | tag: UInt8 = 1 (batch), count: UInt32, count × command
+///              | tag: UInt8 = 2 (reconfigure), length: UInt32, reconfiguration (MembershipCoding)
 ///     command  = clientID: UInt64, sequence: UInt64, payloadLength: UInt32, payload bytes
 ///
 /// The payload must be consumed exactly: trailing bytes are corruption, so each record has
@@ -49,6 +54,7 @@ extension RecordCodec {
         case .accepted: return .accepted
         case .chosen: return .chosen
         case .snapshot: return .snapshot
+        case .membership: return .membership
         }
     }
 
@@ -64,7 +70,9 @@ extension RecordCodec {
         case .chosen(_, let value):
             return 1 + 8 + valueLength(value)
         case .snapshot(let snapshot):
-            return 1 + 8 + 8 + snapshot.data.count
+            return 1 + 8 + 8 + snapshot.data.count + (snapshot.membership.map { 4 + $0.encoded().count } ?? 0)
+        case .membership(let history):
+            return 1 + history.encoded().count
         }
     }
 
@@ -76,6 +84,8 @@ extension RecordCodec {
             var length = 1 + 4
             for command in commands { length += commandLengthMin + command.payload.count }
             return length
+        case .reconfigure(let change):
+            return 1 + 4 + change.encoded().count
         }
     }
 
@@ -97,6 +107,13 @@ extension RecordCodec {
             LittleEndianWriter.append(snapshot.slot, to: &buffer)
             LittleEndianWriter.append(UInt64(snapshot.data.count), to: &buffer)
             buffer.append(contentsOf: snapshot.data)
+            if let membership = snapshot.membership {
+                let bytes = membership.encoded()
+                LittleEndianWriter.append(UInt32(bytes.count), to: &buffer)
+                buffer.append(contentsOf: bytes)
+            }
+        case .membership(let history):
+            buffer.append(contentsOf: history.encoded())
         }
     }
 
@@ -118,6 +135,11 @@ extension RecordCodec {
                 LittleEndianWriter.append(UInt32(command.payload.count), to: &buffer)
                 buffer.append(contentsOf: command.payload)
             }
+        case .reconfigure(let change):
+            let bytes = change.encoded()
+            buffer.append(2)
+            LittleEndianWriter.append(UInt32(bytes.count), to: &buffer)
+            buffer.append(contentsOf: bytes)
         }
     }
 
@@ -145,7 +167,14 @@ extension RecordCodec {
             let slot = try reader.readUInt64("snapshot slot")
             let dataLength = try reader.readUInt64("snapshot data length")
             let data = try reader.readBytes(count: dataLength, "snapshot data")
-            record = .snapshot(Snapshot(slot: slot, data: data))
+            var membership: MembershipHistory?
+            if reader.remaining > 0 {
+                let length = try reader.readUInt32("snapshot membership length")
+                membership = try decodeMembership(try reader.readBytes(count: UInt64(length), "snapshot membership"))
+            }
+            record = .snapshot(Snapshot(slot: slot, data: data, membership: membership))
+        case .membership:
+            record = .membership(try decodeMembership(try reader.readBytes(count: UInt64(reader.remaining), "membership")))
         }
         guard reader.remaining == 0 else {
             throw ByteDecodingError("\(reader.remaining) trailing bytes after the record")
@@ -181,8 +210,24 @@ extension RecordCodec {
                 commands.append(Command(clientID: clientID, sequence: sequence, payload: payload))
             }
             return .batch(commands)
+        case 2:
+            let length = try reader.readUInt32("reconfiguration length")
+            let bytes = try reader.readBytes(count: UInt64(length), "reconfiguration")
+            do {
+                return .reconfigure(try Reconfiguration(decoding: bytes))
+            } catch {
+                throw ByteDecodingError(error.description)
+            }
         default:
             throw ByteDecodingError("unknown value tag \(tag)")
+        }
+    }
+
+    static func decodeMembership(_ bytes: [UInt8]) throws(ByteDecodingError) -> MembershipHistory {
+        do {
+            return try MembershipHistory(decoding: bytes)
+        } catch {
+            throw ByteDecodingError(error.description)
         }
     }
 }

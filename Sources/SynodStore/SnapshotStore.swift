@@ -3,14 +3,17 @@ import SynodCore
 
 /// Snapshot files in `<data>/snap/`, one per snapshot, named by slot (`%020d.snap`).
 ///
-/// Layout (little-endian): a 40-byte header — `"SYNODSNP"` (8) | format version (1) = 1 |
+/// Layout (little-endian): a 40-byte header — `"SYNODSNP"` (8) | format version (1) = 2 |
 /// reserved (3) = 0 | slot (8) | data length (8) | CRC-32C of the data (4) | CRC-32C of the
-/// preceding 32 header bytes (4) | reserved (4) = 0 — then the state machine's opaque bytes.
+/// preceding 32 header bytes (4) | reserved (4) = 0 — then the state machine's opaque bytes,
+/// then (version 2) the membership trailer: length (4) | CRC-32C of the blob (4) | the
+/// membership history (`MembershipCoding`; length 0 = none). Version 1 files (no trailer)
+/// still load, with no membership.
 ///
 /// A snapshot is written to `<name>.tmp`, synced, renamed into place and the directory synced:
 /// a crash leaves either a complete snapshot or a `.tmp` file that recovery removes.
 struct SnapshotStore {
-    static let formatVersion: UInt8 = 1
+    static let formatVersion: UInt8 = 2
     static let magic: [UInt8] = Array("SYNODSNP".utf8)
     static let headerBytes = 40
 
@@ -50,6 +53,10 @@ struct SnapshotStore {
         LittleEndianWriter.append(CRC32C.checksum(bytes), to: &bytes)
         bytes.append(contentsOf: [0, 0, 0, 0])
         bytes.append(contentsOf: snapshot.data)
+        let membership = snapshot.membership?.encoded() ?? []
+        LittleEndianWriter.append(UInt32(membership.count), to: &bytes)
+        LittleEndianWriter.append(CRC32C.checksum(membership), to: &bytes)
+        bytes.append(contentsOf: membership)
         return bytes
     }
 
@@ -88,7 +95,8 @@ struct SnapshotStore {
         guard LittleEndian.read32(header, at: 32) == CRC32C.checksum(header[0..<32]), header[36..<40].allSatisfy({ $0 == 0 }) else {
             throw .corruption(path: path, offset: 0, reason: "snapshot header checksum mismatch")
         }
-        guard header[8] == Self.formatVersion else {
+        let version = header[8]
+        guard version == 1 || version == Self.formatVersion else {
             throw .incompatibleVersion(path: path, found: header[8], supported: Self.formatVersion)
         }
         let headerSlot = LittleEndian.read64(header, at: 12)
@@ -96,14 +104,34 @@ struct SnapshotStore {
         guard headerSlot == slot else {
             throw .corruption(path: path, offset: 12, reason: "file name says slot \(slot), header says \(headerSlot)")
         }
-        guard length == size - UInt64(Self.headerBytes), length <= UInt64(Int.max) else {
+        let available = size - UInt64(Self.headerBytes)
+        guard version == 1 ? length == available : length <= available, length <= UInt64(Int.max) else {
             throw .corruption(path: path, offset: 20, reason: "snapshot length \(length) does not match the file size \(size)")
         }
         let data = try file.read(at: UInt64(Self.headerBytes), count: Int(length))
         guard data.count == Int(length), CRC32C.checksum(data) == LittleEndian.read32(header, at: 28) else {
             throw .corruption(path: path, offset: UInt64(Self.headerBytes), reason: "snapshot data checksum mismatch")
         }
-        return Snapshot(slot: slot, data: data)
+        guard version >= 2 else { return Snapshot(slot: slot, data: data) }
+        let trailerOffset = UInt64(Self.headerBytes) + length
+        guard available - length >= 8 else {
+            throw .corruption(path: path, offset: trailerOffset, reason: "snapshot membership trailer missing")
+        }
+        let trailer = try file.read(at: trailerOffset, count: 8)
+        let membershipLength = UInt64(LittleEndian.read32(trailer, at: 0))
+        guard trailer.count == 8, available - length - 8 == membershipLength else {
+            throw .corruption(path: path, offset: trailerOffset, reason: "snapshot membership length does not match the file size \(size)")
+        }
+        guard membershipLength > 0 else { return Snapshot(slot: slot, data: data) }
+        let blob = try file.read(at: trailerOffset + 8, count: Int(membershipLength))
+        guard blob.count == Int(membershipLength), CRC32C.checksum(blob) == LittleEndian.read32(trailer, at: 4) else {
+            throw .corruption(path: path, offset: trailerOffset + 8, reason: "snapshot membership checksum mismatch")
+        }
+        do {
+            return Snapshot(slot: slot, data: data, membership: try MembershipHistory(decoding: blob))
+        } catch {
+            throw .corruption(path: path, offset: trailerOffset + 8, reason: error.description)
+        }
     }
 
     /// Deletes all but the newest `retained` snapshots (the directory is synced by the caller).

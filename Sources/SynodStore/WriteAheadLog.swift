@@ -53,7 +53,7 @@ final class WriteAheadLog {
             bufferPromise = max(bufferPromise, ballot)
             bufferMaxSlot = max(bufferMaxSlot, slot)
         case .chosen(let slot, _): bufferMaxSlot = max(bufferMaxSlot, slot)
-        case .snapshot: break
+        case .snapshot, .membership: break
         }
     }
 

@@ -17,6 +17,9 @@ enum PeerMessageType: UInt8, CaseIterable {
     case readIndexRequest = 11
     case readIndexReply = 12
     case commit = 13
+    case reconfigureRequest = 14
+    case reconfigureRefused = 15
+    case handOff = 16
 
     init(of message: Message) {
         switch message {
@@ -33,6 +36,9 @@ enum PeerMessageType: UInt8, CaseIterable {
         case .readIndexRequest: self = .readIndexRequest
         case .readIndexReply: self = .readIndexReply
         case .commit: self = .commit
+        case .reconfigureRequest: self = .reconfigureRequest
+        case .reconfigureRefused: self = .reconfigureRefused
+        case .handOff: self = .handOff
         }
     }
 }
@@ -48,17 +54,23 @@ enum PeerMessageType: UInt8, CaseIterable {
 ///     heartbeat (6)        ballot, chosenThrough: UInt64, sequence: UInt64
 ///     heartbeatAck (7)     ballot, sequence: UInt64, chosenThrough: UInt64
 ///     catchUpRequest (8)   firstSlot: UInt64
-///     catchUpReply (9)     present: UInt8 [, snapshotSlot: UInt64, dataLength: UInt32, data],
+///     catchUpReply (9)     present: UInt8 [, snapshotSlot: UInt64, dataLength: UInt32, data,
+///                          membershipLength: UInt32, membership history (0 bytes = none)],
 ///                          count: UInt32, count × chosenEntry, chosenThrough: UInt64
 ///     forward (10)         count: UInt32, count × command
 ///     readIndexRequest (11) readID: UInt64
 ///     readIndexReply (12)  readID: UInt64, present: UInt8 [, index: UInt64]
 ///     commit (13)          ballot, chosenThrough: UInt64
+///     reconfigureRequest (14) requestID: UInt64, force: UInt8, length: UInt32, change
+///     reconfigureRefused (15) requestID: UInt64, length: UInt32, error
+///     handOff (16)         ballot, target: UInt32
+///     (change, error, membership history and reconfiguration: `MembershipCoding` in SynodCore)
 ///
 ///     ballot        = round: UInt64, node: UInt32
 ///     promisedEntry = slot: UInt64, present: UInt8 [, ballot], value
 ///     chosenEntry   = slot: UInt64, value
 ///     value         = tag: UInt8 = 0 (noop) | tag: UInt8 = 1 (batch), count: UInt32, count × command
+///                   | tag: UInt8 = 2 (reconfigure), length: UInt32, reconfiguration
 ///     command       = clientID: UInt64, sequence: UInt64, payloadLength: UInt32, payload
 ///     present       = 0 (absent) | 1 (present); any other byte is invalid
 ///
@@ -103,7 +115,7 @@ extension PeerFrameCodec {
                 guard snapshot.data.count <= limits.snapshotBytesMax else {
                     throw PeerEncodingError("snapshot of \(snapshot.data.count) bytes exceeds the limit \(limits.snapshotBytesMax)")
                 }
-                length += 8 + 4 + snapshot.data.count
+                length += 8 + 4 + snapshot.data.count + 4 + (snapshot.membership?.encoded().count ?? 0)
             }
             try checkCount(entries.count, limits.entriesPerMessageMax, "chosen entries")
             for entry in entries { length += 8 + (try valueLength(entry.value, limits: limits)) }
@@ -112,6 +124,12 @@ extension PeerFrameCodec {
             return 4 + (try commandsLength(commands, limits: limits))
         case .readIndexReply(_, let index):
             return 8 + 1 + (index == nil ? 0 : 8)
+        case .reconfigureRequest(_, let change, _):
+            return 8 + 1 + 4 + change.encoded().count
+        case .reconfigureRefused(_, let error):
+            return 8 + 4 + error.encoded().count
+        case .handOff:
+            return ballotLength + 4
         }
     }
 
@@ -119,6 +137,7 @@ extension PeerFrameCodec {
         switch value {
         case .noop: return 1
         case .batch(let commands): return 1 + 4 + (try commandsLength(commands, limits: limits))
+        case .reconfigure(let change): return 1 + 4 + change.encoded().count
         }
     }
 
@@ -187,6 +206,7 @@ extension PeerFrameCodec {
                 LittleEndianWriter.append(snapshot.slot, to: &buffer)
                 LittleEndianWriter.append(UInt32(snapshot.data.count), to: &buffer)
                 buffer.append(contentsOf: snapshot.data)
+                appendBlob(snapshot.membership?.encoded() ?? [], to: &buffer)
             } else {
                 buffer.append(0)
             }
@@ -208,7 +228,22 @@ extension PeerFrameCodec {
             } else {
                 buffer.append(0)
             }
+        case .reconfigureRequest(let requestID, let change, let force):
+            LittleEndianWriter.append(requestID, to: &buffer)
+            buffer.append(force ? 1 : 0)
+            appendBlob(change.encoded(), to: &buffer)
+        case .reconfigureRefused(let requestID, let error):
+            LittleEndianWriter.append(requestID, to: &buffer)
+            appendBlob(error.encoded(), to: &buffer)
+        case .handOff(let ballot, let target):
+            appendBallot(ballot, to: &buffer)
+            LittleEndianWriter.append(target.rawValue, to: &buffer)
         }
+    }
+
+    static func appendBlob(_ bytes: [UInt8], to buffer: inout [UInt8]) {
+        LittleEndianWriter.append(UInt32(bytes.count), to: &buffer)
+        buffer.append(contentsOf: bytes)
     }
 
     static func appendBallot(_ ballot: Ballot, to buffer: inout [UInt8]) {
@@ -223,6 +258,9 @@ extension PeerFrameCodec {
         case .batch(let commands):
             buffer.append(1)
             appendCommands(commands, to: &buffer)
+        case .reconfigure(let change):
+            buffer.append(2)
+            appendBlob(change.encoded(), to: &buffer)
         }
     }
 
@@ -283,7 +321,10 @@ extension PeerFrameCodec {
             var snapshot: Snapshot?
             if try reader.readPresence("snapshot") {
                 let slot = try reader.readUInt64("snapshot slot")
-                snapshot = Snapshot(slot: slot, data: try reader.readBytes("snapshot data", limit: limits.snapshotBytesMax))
+                let data = try reader.readBytes("snapshot data", limit: limits.snapshotBytesMax)
+                let blob = try reader.readBytes("snapshot membership", limit: membershipBytesMax)
+                snapshot = Snapshot(slot: slot, data: data,
+                                    membership: blob.isEmpty ? nil : try decodeMembership { () throws(MembershipDecodingError) in try MembershipHistory(decoding: blob) })
             }
             let count = try reader.readCount("chosen entry count", limit: limits.entriesPerMessageMax, elementLengthMin: chosenEntryLengthMin)
             var entries: [ChosenEntry] = []
@@ -301,6 +342,18 @@ extension PeerFrameCodec {
             let readID = try reader.readUInt64("read id")
             let index = try reader.readPresence("read index") ? try reader.readUInt64("read index") : nil
             message = .readIndexReply(readID: readID, index: index)
+        case .reconfigureRequest:
+            let requestID = try reader.readUInt64("request id")
+            let force = try reader.readPresence("force flag")
+            let blob = try reader.readBytes("membership change", limit: membershipBytesMax)
+            let change = try decodeMembership { () throws(MembershipDecodingError) in try MembershipChange(decoding: blob) }
+            message = .reconfigureRequest(requestID: requestID, change: change, force: force)
+        case .reconfigureRefused:
+            let requestID = try reader.readUInt64("request id")
+            let blob = try reader.readBytes("refusal", limit: membershipBytesMax)
+            message = .reconfigureRefused(requestID: requestID, error: try decodeMembership { () throws(MembershipDecodingError) in try ReconfigurationError(decoding: blob) })
+        case .handOff:
+            message = .handOff(ballot: try readBallot(&reader), target: NodeID(try reader.readUInt32("hand-off target")))
         }
         guard reader.remaining == 0 else {
             throw ByteDecodingError("\(reader.remaining) trailing bytes after the \(message.kind) body")
@@ -318,7 +371,21 @@ extension PeerFrameCodec {
         switch tag {
         case 0: return .noop
         case 1: return .batch(try readCommands(&reader, limits: limits))
+        case 2:
+            let blob = try reader.readBytes("reconfiguration", limit: membershipBytesMax)
+            return .reconfigure(try decodeMembership { () throws(MembershipDecodingError) in try Reconfiguration(decoding: blob) })
         default: throw ByteDecodingError("unknown value tag \(tag)")
+        }
+    }
+
+    /// Membership blobs are small (a member list); this bounds a hostile length field.
+    static let membershipBytesMax = 1 << 20
+
+    static func decodeMembership<T>(_ body: () throws(MembershipDecodingError) -> T) throws(ByteDecodingError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw ByteDecodingError(error.description)
         }
     }
 

@@ -32,7 +32,7 @@ import SynodCore
 ///   their smallest encodings).
 public enum PeerFrameCodec {
     /// The protocol version this build writes and reads.
-    public static let protocolVersion: UInt8 = 1
+    public static let protocolVersion: UInt8 = 2
 
     /// Bytes of the length prefix.
     public static let lengthPrefixLength = 4

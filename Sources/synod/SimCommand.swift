@@ -7,12 +7,21 @@ struct SimCommand: ParsableCommand {
         commandName: "sim",
         abstract: "Run seeded simulations of a Synod cluster under faults and check every run.",
         discussion: """
-            Each run drives real replicas through message loss, duplication, delay and reordering,
-            partitions (symmetric, minority/majority, one-way), crashes that lose unsynced writes,
-            power loss of every node, and clock drift, with concurrent clients. It then checks
-            agreement, validity, that no acknowledged write was lost, linearizability of the
-            client history, replica invariants after every step, convergence, and progress after
-            faults heal. A failing run prints its seed; `synod sim --seed S` replays it exactly.
+            Each run drives real replicas through message loss, duplication, delay and
+            reordering, partitions (symmetric, minority/majority, one-way), crashes that
+            lose unsynced writes, power loss of every node, and clock drift, with
+            concurrent clients, while an operator changes the membership: it adds a
+            learner (a new node id, started empty, which catches up by snapshot) and
+            promotes it, adds voters, removes a voter or the leader, replaces a crashed
+            node by a new empty one, and transfers leadership, sometimes sending a whole
+            script at once (--no-reconfig keeps the membership fixed). Removed nodes keep
+            running; clients with stale endpoint lists may still reach them.
+
+            It then checks agreement, validity, that every chosen slot was accepted by a
+            phase-2 quorum of the membership governing it, that no acknowledged write was
+            lost, linearizability of the client history, replica invariants after every
+            step, convergence of the final members, and progress after faults heal. A
+            failing run prints its seed; `synod sim --seed S` replays it exactly.
             """
     )
 
@@ -55,7 +64,13 @@ struct SimCommand: ParsableCommand {
     @Flag(name: .customLong("no-crashes"), help: "Do not crash nodes.")
     var noCrashes = false
 
-    @Flag(name: .customLong("no-faults"), help: "A fault-free run (no loss, partitions or crashes).")
+    @Flag(name: .customLong("no-reconfig"), help: "Do not change the membership.")
+    var noReconfig = false
+
+    @Option(name: .customLong("reconfig-interval"), help: "Mean milliseconds between the operator's membership-change scripts.")
+    var reconfigInterval: Double = FaultProfile().reconfigIntervalMillis
+
+    @Flag(name: .customLong("no-faults"), help: "A fault-free run (no loss, partitions, crashes or membership changes).")
     var noFaults = false
 
     @Option(name: .customLong("read-mode"), help: "How linearizable reads are served: lease or read-index.")
@@ -90,6 +105,7 @@ struct SimCommand: ParsableCommand {
         for (name, rate) in [("drop", drop), ("duplicate", duplicate), ("delay", delay)] where !(0...1).contains(rate) {
             throw ValidationError("--\(name) must be a probability in [0, 1]")
         }
+        guard reconfigInterval > 0 else { throw ValidationError("--reconfig-interval must be positive") }
         guard nemesisInterval > 0 else { throw ValidationError("--nemesis-interval must be positive") }
         if trace && seed == nil { throw ValidationError("--trace needs --seed S (one run)") }
     }
@@ -120,6 +136,7 @@ struct SimCommand: ParsableCommand {
             options.faults.nemesisIntervalMillis = nemesisInterval
             if noPartitions { options.faults.partitionWeight = 0 }
             if noCrashes { options.faults.crashWeight = 0 }
+            options.faults.reconfigIntervalMillis = noReconfig ? 0 : reconfigInterval
         }
         return options
     }
@@ -139,6 +156,9 @@ struct SimCommand: ParsableCommand {
         var crashes = 0
         var partitions = 0
         var corruptions = 0
+        var reconfigurations = 0
+        var added = 0
+        var transfers = 0
         for result in results {
             operations += result.operations
             chosenSlots += result.chosenSlots
@@ -146,6 +166,9 @@ struct SimCommand: ParsableCommand {
             crashes += result.crashes
             partitions += result.partitions
             corruptions += result.corruptionsDetected
+            reconfigurations += result.reconfigurations
+            added += result.membersAdded
+            transfers += result.leaderTransfers
             if !result.violations.isEmpty {
                 violations += 1
                 print(result.failureLine)
@@ -153,6 +176,7 @@ struct SimCommand: ParsableCommand {
         }
         let breakText = breaks.isEmpty ? "" : ", break: \(breaks.joined(separator: ","))"
         print("faults: \(crashes) crashes, \(partitions) partitions, \(corruptions) corruptions detected at restart")
+        print("membership: \(reconfigurations) changes chosen, \(added) members started, \(transfers) leader transfers")
         print("runs: \(results.count), violations: \(violations), ops: \(operations), chosen slots: \(chosenSlots), commands: \(commands)\(breakText)")
         if violations > 0 { throw ExitCode(1) }
     }

@@ -46,12 +46,18 @@ final class MessageValidationTests: XCTestCase {
 
     func testWellFormednessRules() {
         let ballot = Ballot(round: 1, node: NodeID(2))
-        XCTAssertTrue(Message.prepare(ballot: ballot, firstSlot: 1).isWellFormed(members: members))
-        XCTAssertFalse(Message.prepare(ballot: Ballot(round: Message.ballotRoundMax + 1, node: NodeID(2)), firstSlot: 1).isWellFormed(members: members))
-        XCTAssertFalse(Message.accepted(ballot: Ballot(round: 0, node: NodeID(2)), slot: 1).isWellFormed(members: members))
+        XCTAssertTrue(Message.prepare(ballot: ballot, firstSlot: 1).isWellFormed())
+        XCTAssertFalse(Message.prepare(ballot: Ballot(round: Message.ballotRoundMax + 1, node: NodeID(2)), firstSlot: 1).isWellFormed())
+        XCTAssertFalse(Message.accepted(ballot: Ballot(round: 0, node: NodeID(2)), slot: 1).isWellFormed())
+        // Ballots of nodes this replica has not heard of yet are allowed (membership changes),
+        // node 0 never is.
+        XCTAssertTrue(Message.promise(ballot: ballot, chosenThrough: 0,
+                                      entries: [PromisedEntry(slot: 1, ballot: Ballot(round: 1, node: NodeID(8)), value: .noop)])
+            .isWellFormed())
         XCTAssertFalse(Message.promise(ballot: ballot, chosenThrough: 0,
-                                       entries: [PromisedEntry(slot: 1, ballot: Ballot(round: 1, node: NodeID(8)), value: .noop)])
-            .isWellFormed(members: members))
-        XCTAssertTrue(Message.forward(commands: []).isWellFormed(members: members))
+                                       entries: [PromisedEntry(slot: 1, ballot: Ballot(round: 1, node: NodeID(0)), value: .noop)])
+            .isWellFormed())
+        XCTAssertFalse(Message.handOff(ballot: ballot, target: NodeID(0)).isWellFormed())
+        XCTAssertTrue(Message.forward(commands: []).isWellFormed())
     }
 }

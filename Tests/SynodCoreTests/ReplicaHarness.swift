@@ -23,7 +23,9 @@ struct TraceEntry: Hashable {
 struct Cluster {
     let configuration: Configuration
     let seed: UInt64
-    let ids: [NodeID]
+    private(set) var ids: [NodeID]
+    /// Nodes added at run time: they restart as joining replicas until they hold a membership.
+    private(set) var joiners: Set<NodeID> = []
     private(set) var replicas: [NodeID: Replica] = [:]
     private var incarnations: [NodeID: UInt64] = [:]
 
@@ -53,6 +55,9 @@ struct Cluster {
     private(set) var readsReady: [NodeID: [UInt64]] = [:]
     private(set) var readsFailed: [NodeID: [Output.FailedRead]] = [:]
     private(set) var rejected: [NodeID: [Output.RejectedCommand]] = [:]
+    private(set) var reconfigured: [NodeID: [ReconfigurationOutcome]] = [:]
+    private(set) var transfers: [NodeID: [TransferOutcome]] = [:]
+    private(set) var snapshotsWanted: Set<NodeID> = []
     /// Messages that left through `Output.messages` (no durability wait) and through
     /// `messagesAfterDurable`, with whether the sender then knew the slot chosen (for Accepted).
     private(set) var sentAtOnce: [(envelope: Envelope, slotKnownChosen: Bool)] = []
@@ -80,7 +85,7 @@ struct Cluster {
         let incarnation = incarnations[id, default: 0]
         do {
             replicas[id] = try Replica(id: id, configuration: configuration, seed: seed &+ incarnation,
-                                       restoring: durableRecords[id, default: []])
+                                       restoring: durableRecords[id, default: []], joining: joiners.contains(id))
         } catch {
             XCTFail("cannot start \(id): \(error)")
             return
@@ -173,6 +178,26 @@ struct Cluster {
         }
         readsFailed[id, default: []].append(contentsOf: output.readsFailed)
         rejected[id, default: []].append(contentsOf: output.rejected)
+        reconfigured[id, default: []].append(contentsOf: output.reconfigured)
+        transfers[id, default: []].append(contentsOf: output.transfers)
+        if output.snapshotWanted { snapshotsWanted.insert(id) }
+    }
+
+    /// Starts a new, empty replica that was added to the cluster (it asks the initial members
+    /// for a snapshot). It is driven like the others from now on.
+    mutating func join(_ id: NodeID) {
+        joiners.insert(id)
+        if !ids.contains(id) { ids.append(id) }
+        start(id)
+    }
+
+    /// Takes the snapshots replicas asked for (a joining peer needs one).
+    mutating func takeWantedSnapshots() {
+        for id in snapshotsWanted.sorted() {
+            guard let through = replicas[id]?.appliedThrough, through > 0 else { continue }
+            step(id, .snapshot(slot: through, data: Array("state@\(through)".utf8)))
+        }
+        snapshotsWanted.removeAll()
     }
 
     private mutating func violate(_ text: String) {
@@ -314,6 +339,7 @@ struct Cluster {
                 for _ in 0..<(Int(words[1]) ?? 1) {
                     for id in ids where !isolated.contains(id) { tick(id) }
                     deliverAll()
+                    takeWantedSnapshots()
                 }
             case "propose": propose(node(1), words[2])
             case "elect": elect(node(1), file: file, line: line)

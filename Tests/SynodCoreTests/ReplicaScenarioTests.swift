@@ -201,7 +201,9 @@ final class ReplicaScenarioTests: XCTestCase {
             tick 1 x 2
             deliver all
             """)
-        let snapshot = Snapshot(slot: 3, data: Array("state@3".utf8))
+        // The snapshot carries the membership governing the slots after it.
+        let membership = MembershipHistory(initial: Configuration(members: [n1, n2, n3]).initialMembership)
+        let snapshot = Snapshot(slot: 3, data: Array("state@3".utf8), membership: membership)
         XCTAssertEqual(cluster.replicas[n1]?.snapshot, snapshot)
         XCTAssertNil(cluster.replicas[n1]?.chosenValue(at: 2), "the log below the snapshot is compacted")
         cluster.run("heal; tick 1 x 2; deliver all")

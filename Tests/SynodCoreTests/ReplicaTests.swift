@@ -85,7 +85,10 @@ final class ReplicaTests: XCTestCase {
     func testCampaignSendsPrepareOnlyAfterItsPromiseIsDurable() throws {
         let configuration = Configuration(members: [n1, n2, n3])
         var replica = try Replica(id: n1, configuration: configuration, seed: 7)
-        XCTAssertTrue(replica.step(.start).isEmpty)
+        // A new replica writes down the membership it starts from, and nothing else.
+        let start = replica.step(.start)
+        XCTAssertEqual(start.persist?.records, [.membership(MembershipHistory(initial: configuration.initialMembership))])
+        XCTAssertTrue(start.messages.isEmpty)
         let output = tickUntilCampaign(&replica)
         // The randomized timeout is within electionTimeoutTicks ..< 2 * electionTimeoutTicks.
         XCTAssertGreaterThanOrEqual(replica.now, UInt64(configuration.electionTimeoutTicks))

@@ -45,6 +45,41 @@ final class NegativeControlTests: XCTestCase {
         XCTAssertTrue(result.violations.contains { $0.contains("not linearizable") }, "\(result.violations)")
     }
 
+    /// Membership changes that govern the next slot at once and overlap (two voters added or
+    /// removed in one burst, small clusters, frequent changes): a leader counts a slot with the
+    /// membership it knew, while the chosen log says another one governs it. The quorum check
+    /// (every chosen slot accepted by a phase-2 quorum of its governing membership) or the
+    /// agreement check catches it.
+    func testUnsafeReconfigurationIsCaught() throws {
+        let (flagged, runs) = firstViolation { options in
+            options.breaks = [.unsafeReconfig]
+            options.nodes = 3
+            options.faults.reconfigIntervalMillis = 50
+            options.faults.crashWeight = 0
+        }
+        let result = try XCTUnwrap(flagged, "unsafe-reconfig not caught in \(runs) runs")
+        print("unsafe-reconfig caught after \(runs) runs: \(result.failureLine)")
+        XCTAssertTrue(result.violations.contains { $0.contains("quorum:") || $0.contains("agreement") || $0.contains("linearizable") || $0.contains("lost") },
+                      "expected a safety violation, got \(result.violations)")
+    }
+
+    /// The control of the control: the same churn is harmless with the rule (changes govern
+    /// α slots later, one at a time).
+    func testTheSameChurnIsHarmlessWithTheRule() {
+        let runs = (1...20).map { seed -> SimulationOptions in
+            var options = SimulationOptions(seed: UInt64(seed))
+            options.nodes = 3
+            options.faults.reconfigIntervalMillis = 50
+            options.faults.reconfigBurstRate = 1
+            options.faults.crashWeight = 0
+            return options
+        }
+        let results = SimulationBatch.run(runs, jobs: SimulationBatch.defaultJobs)
+        let failing = results.filter { !$0.violations.isEmpty }
+        XCTAssertTrue(failing.isEmpty, failing.map(\.failureLine).joined(separator: "\n"))
+        XCTAssertGreaterThan(results.reduce(0) { $0 + $1.reconfigurations }, 40)
+    }
+
     /// The control of the control: the same clock stalls are harmless when reads use a read
     /// index instead of a lease, so what stale-lease catches really is the lease.
     func testClockStallsAreHarmlessWithReadIndex() {

@@ -220,7 +220,7 @@ final class CrashConsistencyTests: XCTestCase {
                             acknowledgedPromise = max(acknowledgedPromise, ballot)
                             acknowledgedAccepts[recordSlot] = record
                         case .snapshot(let snapshot): acknowledgedSnapshot = max(acknowledgedSnapshot, snapshot.slot)
-                        case .chosen: break
+                        case .chosen, .membership: break
                         }
                     }
                     inFlight.removeAll()
@@ -240,7 +240,7 @@ final class CrashConsistencyTests: XCTestCase {
                             promise = max(promise, ballot)
                             accepts[recordSlot] = record
                         case .snapshot(let snapshot): snapshotSlot = snapshot.slot
-                        case .chosen: break
+                        case .chosen, .membership: break
                         }
                     }
                     XCTAssertGreaterThanOrEqual(promise, acknowledgedPromise, "seed \(seed): promise regressed")

@@ -88,6 +88,21 @@ final class DurableStorageTests: XCTestCase {
         XCTAssertEqual(replica.step(.start).apply.first, .snapshot(Snapshot(slot: 50, data: [1, 2, 3])))
     }
 
+    func testSnapshotFilesCarryTheMembership() throws {
+        let fileSystem = FaultInjectingFileSystem()
+        let (storage, _, _) = try Support.open(fileSystem)
+        let membership = RecordCodecFixtures.membership
+        storage.append(PersistBatch(id: 1, records: [.membership(MembershipHistory(epochs: [membership.epochs[0]]))], messagesAfterDurable: []))
+        storage.append(PersistBatch(id: 2, records: [.snapshot(Snapshot(slot: 12, data: [4, 5], membership: membership))], messagesAfterDurable: []))
+        try storage.sync()
+        fileSystem.crash()
+        let reopened = try Support.open(fileSystem)
+        XCTAssertEqual(reopened.records.first, .snapshot(Snapshot(slot: 12, data: [4, 5], membership: membership)))
+        let replica = try Replica(id: NodeID(1), configuration: Configuration(members: [NodeID(1), NodeID(2), NodeID(3)]),
+                                  seed: 1, restoring: reopened.records)
+        XCTAssertEqual(replica.membershipHistory?.latest.learners, [NodeID(4)], "the snapshot's membership wins over the initial one")
+    }
+
     func testOldSnapshotsArePrunedToTheRetainedCount() throws {
         let fileSystem = FaultInjectingFileSystem()
         let (storage, _, _) = try Support.open(fileSystem)

@@ -22,7 +22,20 @@ enum RecordCodecFixtures {
         .chosen(slot: 6, value: .batch([command(4, 4, [1, 2, 3, 4, 5, 6, 7, 8, 9])])),
         .snapshot(Snapshot(slot: 0, data: [])),
         .snapshot(Snapshot(slot: 1000, data: Array("state".utf8))),
+        .snapshot(Snapshot(slot: 77, data: [9], membership: membership)),
+        .membership(membership),
+        .chosen(slot: 8, value: .reconfigure(Reconfiguration(
+            origin: NodeID(2), requestID: 99, change: .add(peerURLs: ["http://h:1"], isLearner: true, memberID: 5),
+            membership: membership.latest, activeFrom: 40))),
     ]
+
+    /// A membership history with a learner and a pending change.
+    static let membership: MembershipHistory = {
+        let three = Configuration(members: [NodeID(1), NodeID(2), NodeID(3)]).initialMembership
+        let four = Membership(members: three.members + [Member(id: NodeID(4), isLearner: true, name: "n4", peerURLs: ["http://h:1"], memberID: 5)])
+        return MembershipHistory(epochs: [MembershipEpoch(chosenAt: 0, activeFrom: 1, membership: three),
+                                          MembershipEpoch(chosenAt: 8, activeFrom: 40, membership: four)])
+    }()
 
     /// `count` random bytes, eight per draw: byte-at-a-time generation dominates a debug build.
     static func randomBytes(_ count: Int, using random: inout SplitMix64) -> [UInt8] {
@@ -249,7 +262,8 @@ final class RecordCodecTests: XCTestCase {
         let promisedPayload: [UInt8] = [1] + F.littleEndian(UInt64(1)) + F.littleEndian(UInt32(2))
         XCTAssertEqual(F.kind(F.decode(F.rawFrame(type: 1, payload: promisedPayload))), .record, "the hand-built frame is valid")
         let cases: [([UInt8], String)] = [
-            (F.rawFrame(type: 5, payload: promisedPayload), "unknown record type 5"),
+            (F.rawFrame(type: 6, payload: promisedPayload), "unknown record type 6"),
+            (F.rawFrame(type: 5, payload: promisedPayload), "malformed membership data"),
             (F.rawFrame(type: 0, payload: promisedPayload), "unknown record type 0"),
             (F.rawFrame(type: 1, payload: [2] + promisedPayload.dropFirst()), "unknown format version 2"),
             (F.rawFrame(type: 1, payload: [0] + promisedPayload.dropFirst()), "unknown format version 0"),
@@ -259,7 +273,10 @@ final class RecordCodecTests: XCTestCase {
             (F.rawFrame(type: 1, payload: promisedPayload + [0]), "1 trailing bytes"),
             (F.rawFrame(type: 1, payload: Array(promisedPayload.dropLast())), "truncated ballot node"),
             (F.rawFrame(type: 1, payload: []), "truncated format version"),
-            (F.rawFrame(type: 3, payload: [1] + F.littleEndian(UInt64(1)) + [2]), "unknown value tag 2"),
+            (F.rawFrame(type: 3, payload: [1] + F.littleEndian(UInt64(1)) + [3]), "unknown value tag 3"),
+            (F.rawFrame(type: 3, payload: [1] + F.littleEndian(UInt64(1)) + [2]), "truncated reconfiguration length"),
+            (F.rawFrame(type: 3, payload: [1] + F.littleEndian(UInt64(1)) + [2] + F.littleEndian(UInt32(2)) + [1, 9]),
+             "malformed membership data"),
             (F.rawFrame(type: 3, payload: [1] + F.littleEndian(UInt64(1)) + [0, 0]), "trailing"),
             (F.rawFrame(type: 3, payload: [1] + F.littleEndian(UInt64(1)) + [1, 0, 0, 0, 0, 0]), "trailing"),
         ]

@@ -52,8 +52,29 @@ enum PeerCodecFixtures {
             .readIndexReply(readID: 1, index: nil),
             .readIndexReply(readID: .max, index: .max),
             .readIndexReply(readID: 0, index: 0),
+            .catchUpReply(snapshot: Snapshot(slot: 9, data: [1, 2], membership: membershipHistory), entries: [
+                ChosenEntry(slot: 10, value: .reconfigure(reconfiguration)),
+            ], chosenThrough: 10),
+            .accept(ballot: ballot, slot: 11, value: .reconfigure(reconfiguration), chosenThrough: 10),
+            .reconfigureRequest(requestID: 0, change: .add(peerURLs: ["http://h:1", ""], isLearner: true, memberID: .max), force: false),
+            .reconfigureRequest(requestID: .max, change: .remove(NodeID(.max)), force: true),
+            .reconfigureRequest(requestID: 3, change: .update(NodeID(2), peerURLs: [], name: "n2"), force: false),
+            .reconfigureRefused(requestID: 1, error: .memberNotFound),
+            .reconfigureRefused(requestID: .max, error: .transferFailed("why")),
+            .handOff(ballot: ballot, target: NodeID(3)),
+            .handOff(ballot: maxBallot, target: NodeID(.max)),
         ]
     }()
+
+    static let membershipHistory: MembershipHistory = {
+        let three = Configuration(members: [NodeID(1), NodeID(2), NodeID(3)]).initialMembership
+        let four = Membership(members: three.members + [Member(id: NodeID(4), isLearner: true, peerURLs: ["http://h:4"], memberID: 44)])
+        return MembershipHistory(epochs: [MembershipEpoch(chosenAt: 0, activeFrom: 1, membership: three),
+                                          MembershipEpoch(chosenAt: 8, activeFrom: 40, membership: four)])
+    }()
+
+    static let reconfiguration = Reconfiguration(origin: NodeID(2), requestID: 5, change: .promote(NodeID(4)),
+                                                 membership: membershipHistory.latest, activeFrom: 42)
 
     static let edgeEnvelopes: [Envelope] = edgeMessages.enumerated().map { index, message in
         let from = NodeID(index % 3 == 0 ? .max : UInt32(index))

@@ -17,7 +17,7 @@ final class PeerFrameCodecTests: XCTestCase {
 
     func testEdgeMessagesCoverEveryCase() {
         let kinds = Set(F.edgeMessages.map(\.kind))
-        XCTAssertEqual(kinds.count, 13)
+        XCTAssertEqual(kinds.count, 16)
     }
 
     func testRandomMessagesRoundTrip() throws {
@@ -39,7 +39,7 @@ final class PeerFrameCodecTests: XCTestCase {
         try PeerFrameCodec.encode(envelope, into: &bytes)
         XCTAssertEqual(bytes, [
             30, 0, 0, 0,                                      // frame length: 10 header + 20 body
-            1,                                                // protocol version
+            PeerFrameCodec.protocolVersion,                      // protocol version
             4,                                                // type: accepted
             3, 0, 0, 0,                                       // sender
             0x04, 0x03, 0x02, 0x01,                           // receiver
@@ -52,11 +52,11 @@ final class PeerFrameCodecTests: XCTestCase {
     func testReadIndexReplyAndValueLayoutIsByteExact() throws {
         var bytes: [UInt8] = []
         try PeerFrameCodec.encode(Envelope(from: NodeID(1), to: NodeID(2), message: .readIndexReply(readID: 6, index: 8)), into: &bytes)
-        XCTAssertEqual(bytes, [27, 0, 0, 0, 1, 12, 1, 0, 0, 0, 2, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 1, 8, 0, 0, 0, 0, 0, 0, 0])
+        XCTAssertEqual(bytes, [27, 0, 0, 0, PeerFrameCodec.protocolVersion, 12, 1, 0, 0, 0, 2, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 1, 8, 0, 0, 0, 0, 0, 0, 0])
         bytes = []
         try PeerFrameCodec.encode(Envelope(from: NodeID(1), to: NodeID(2),
                                            message: .forward(commands: [Command(clientID: 1, sequence: 2, payload: [0xAB])])), into: &bytes)
-        XCTAssertEqual(bytes, [35, 0, 0, 0, 1, 10, 1, 0, 0, 0, 2, 0, 0, 0,
+        XCTAssertEqual(bytes, [35, 0, 0, 0, PeerFrameCodec.protocolVersion, 10, 1, 0, 0, 0, 2, 0, 0, 0,
                                1, 0, 0, 0,                  // command count
                                1, 0, 0, 0, 0, 0, 0, 0,      // client id
                                2, 0, 0, 0, 0, 0, 0, 0,      // sequence
