@@ -1,42 +1,20 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SynodCore
 
-/// Where a peer listens.
-public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
-
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-}
-
-/// Why the peer transport cannot run.
-public enum PeerTransportError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// The peer listener could not be bound, e.g. "address already in use".
-    case cannotListen(PeerAddress, reason: String)
-    /// `start()` was called twice, or after `shutdown()`.
-    case notStartable(reason: String)
-
-    public var description: String {
-        switch self {
-        case .cannotListen(let address, let reason): "cannot listen for peers on \(address): \(reason)"
-        case .notStartable(let reason): "cannot start the peer transport: \(reason)"
-        }
-    }
+/// What one `setPeers(_:)` call changes.
+private struct PeerSetChange {
+    var added: [NodeID] = []
+    var removed: [NodeID] = []
+    var moved: [NodeID] = []
+    /// New links to start (empty unless the transport is running).
+    var started: [PeerTransportLink] = []
+    /// Links of removed and moved peers.
+    var retired: [PeerTransportLink] = []
+    /// Inbound connections of removed peers.
+    var closing: [any Channel] = []
 }
 
 /// Persistent TCP connections between the members of a cluster, carrying `Envelope`s as
@@ -49,12 +27,17 @@ public enum PeerTransportError: Error, Hashable, Sendable, CustomStringConvertib
 /// protocol versions, and any connection carrying a malformed or oversized frame, logging the
 /// reason. Dropped connections are redialed with exponential backoff and jitter.
 ///
+/// The members may change while it runs (`setPeers(_:)`). The same port also answers join
+/// discovery requests (`onDiscovery`, `PeerTransport.discover`) from nodes that do not know
+/// the cluster id or their NodeID yet.
+///
 /// Sending never blocks: envelopes for a peer that is down, or whose send queue is full
 /// (`sendQueueBytesMax`), are dropped and counted. Paxos tolerates lost messages (the replica
 /// retransmits), but not a caller blocked on one slow peer or an unbounded queue.
 ///
-/// - Important: `onReceive` and `onPeerStateChange` run on NIO event loop threads: they must
-///   return quickly (hand the envelopes to the driver's own queue) and must not block.
+/// - Important: `onReceive`, `onPeerStateChange` and `onDiscovery` run on NIO event loop
+///   threads: they must return quickly (hand the envelopes to the driver's own queue, read a
+///   snapshot) and must not block.
 public final class PeerTransport: Sendable {
     /// First redial delay after a failure; doubles per consecutive failure up to `reconnectDelayMax`.
     public static let reconnectDelayInitial = TimeAmount.milliseconds(50)
@@ -90,7 +73,7 @@ public final class PeerTransport: Sendable {
 
     private let group: any EventLoopGroup
     private let logger: Logger
-    private let links: [NodeID: PeerTransportLink]
+    private let hello: PeerHello
     private let inbound: PeerTransportInboundContext
     private let onPeerStateChange: @Sendable (NodeID, Bool) -> Void
 
@@ -102,22 +85,33 @@ public final class PeerTransport: Sendable {
         var inboundChannels: [ObjectIdentifier: any Channel] = [:]
         /// Envelopes `send` dropped before reaching a link: unknown or own `to`, or unencodable.
         var unroutableEnvelopes: UInt64 = 0
+        /// The outbound link of each current peer (never `localID`).
+        var links: [NodeID: PeerTransportLink] = [:]
+        /// Links of removed or moved peers whose connection is still closing: `shutdown()`
+        /// waits for them too.
+        var retiringLinks: [ObjectIdentifier: PeerTransportLink] = [:]
     }
 
-    private let state = NIOLockedValueBox(State())
+    private let state: NIOLockedValueBox<State>
 
     /// - Parameters:
     ///   - peers: the other members and where they listen; an entry for `localID` is ignored.
+    ///     `setPeers(_:)` changes them later.
     ///   - sendQueueBytesMax: bytes queued per peer (handed to its connection, not yet written
     ///     to the socket) that a send may not push the queue past; such a send is dropped. An
     ///     empty queue takes any batch, so one message larger than this still goes out.
+    ///   - onDiscovery: answers a join discovery request (see `PeerDiscovery`): given the
+    ///     requester's advertised peer URL, the reply payload (at most `limits.frameBytesMax`
+    ///     bytes), or nil when no member has that peer URL. Without it, every discovery
+    ///     request is refused.
     /// - Precondition: `sendQueueBytesMax > 0`.
     public init(
         group: any EventLoopGroup, localID: NodeID, clusterID: UInt64, listen: PeerAddress,
         peers: [NodeID: PeerAddress], limits: PeerCodecLimits = .standard,
         sendQueueBytesMax: Int = 64 << 20, logger: Logger,
         onReceive: @escaping @Sendable ([Envelope]) -> Void,
-        onPeerStateChange: @escaping @Sendable (NodeID, Bool) -> Void = { _, _ in }
+        onPeerStateChange: @escaping @Sendable (NodeID, Bool) -> Void = { _, _ in },
+        onDiscovery: (@Sendable (String) -> [UInt8]?)? = nil
     ) {
         precondition(sendQueueBytesMax > 0, "sendQueueBytesMax \(sendQueueBytesMax) must be positive")
         self.group = group
@@ -131,17 +125,18 @@ public final class PeerTransport: Sendable {
         self.logger = logger
         self.onPeerStateChange = onPeerStateChange
         let hello = PeerHello(clusterID: clusterID, sender: localID)
-        var links: [NodeID: PeerTransportLink] = [:]
+        self.hello = hello
+        var initial = State()
         for (peer, address) in peers where peer != localID {
-            links[peer] = PeerTransportLink(
+            initial.links[peer] = PeerTransportLink(
                 peer: peer, address: address, eventLoop: group.next(), hello: hello,
                 sendQueueBytesMax: sendQueueBytesMax, logger: logger, onStateChange: onPeerStateChange)
         }
-        self.links = links
+        self.state = NIOLockedValueBox(initial)
         self.inbound = PeerTransportInboundContext(
-            localID: localID, clusterID: clusterID, knownPeers: Set(links.keys), limits: limits, logger: logger,
-            onReceive: onReceive, counters: NIOLockedValueBox(PeerInboundStatistics()),
-            connectionByPeer: NIOLockedValueBox([:]))
+            localID: localID, clusterID: clusterID, limits: limits, logger: logger, onReceive: onReceive,
+            onDiscovery: onDiscovery, counters: NIOLockedValueBox(PeerInboundStatistics()),
+            membership: NIOLockedValueBox(PeerInboundMembership(knownPeers: Set(initial.links.keys))))
     }
 
     /// Binds the peer listener, then starts dialing every peer.
@@ -174,13 +169,14 @@ public final class PeerTransport: Sendable {
             state.withLockedValue { $0.lifecycle = .idle }
             throw PeerTransportError.cannotListen(listenAddress, reason: Self.describe(error))
         }
-        let stoppedMeanwhile = state.withLockedValue { state in
-            guard state.lifecycle == .starting else { return true }
+        // Links `setPeers` adds from here on are started by `setPeers`, these by this call.
+        let links = state.withLockedValue { state -> [NodeID: PeerTransportLink]? in
+            guard state.lifecycle == .starting else { return nil }
             state.lifecycle = .running
             state.serverChannel = serverChannel
-            return false
+            return state.links
         }
-        if stoppedMeanwhile {
+        guard let links else {
             try? await serverChannel.close()
             throw PeerTransportError.notStartable(reason: "it was shut down while starting")
         }
@@ -188,6 +184,75 @@ public final class PeerTransport: Sendable {
             "listening for peers",
             metadata: ["address": "\(listeningAddress() ?? listenAddress)", "peers": "\(links.keys.sorted())"])
         for link in links.values { link.start() }
+    }
+
+    /// Makes `peers` the members this node talks to: the full desired set (an entry for
+    /// `localID` is ignored). Idempotent; never blocks; callable from any thread.
+    ///
+    /// - A new peer gets a link, dialing at once if the transport is running, and may dial in.
+    /// - A removed peer's outbound connection is closed (reported down if it was up) and no
+    ///   longer redialed; its inbound connection is closed and its hellos are refused.
+    /// - A peer whose address changed is redialed at the new address (reported down, then up
+    ///   once connected); its link counters carry over.
+    ///
+    /// Sends to a removed peer count as unroutable, like sends to any unknown node.
+    public func setPeers(_ peers: [NodeID: PeerAddress]) {
+        var desired = peers
+        desired[localID] = nil
+        let inbound = self.inbound
+        let (hello, sendQueueBytesMax, logger, onPeerStateChange) = (hello, sendQueueBytesMax, logger, onPeerStateChange)
+        let change = state.withLockedValue { state -> PeerSetChange? in
+            guard state.lifecycle != .stopped else { return nil }
+            var change = PeerSetChange()
+            for (peer, link) in state.links where desired[peer] == nil {
+                state.links[peer] = nil
+                change.retired.append(link)
+                change.removed.append(peer)
+            }
+            for (peer, address) in desired {
+                let previous = state.links[peer]
+                if let previous, previous.address == address { continue }
+                // A moved peer keeps its event loop: the old link's down report then precedes
+                // the new link's up report.
+                let link = PeerTransportLink(
+                    peer: peer, address: address, eventLoop: previous?.eventLoop ?? group.next(), hello: hello,
+                    sendQueueBytesMax: sendQueueBytesMax, logger: logger, onStateChange: onPeerStateChange,
+                    statistics: previous?.statistics ?? PeerLinkStatistics())
+                state.links[peer] = link
+                change.started.append(link)
+                if let previous {
+                    change.retired.append(previous)
+                    change.moved.append(peer)
+                } else {
+                    change.added.append(peer)
+                }
+            }
+            for link in change.retired { state.retiringLinks[ObjectIdentifier(link)] = link }
+            if state.lifecycle != .running { change.started = [] }  // `start()` starts them
+            // Under the state lock, so concurrent calls leave the links and the hello check agreeing.
+            change.closing = inbound.membership.withLockedValue { membership in
+                membership.knownPeers = Set(desired.keys)
+                return change.removed.compactMap { membership.connectionByPeer.removeValue(forKey: $0) }
+            }
+            return change
+        }
+        guard let change, !change.retired.isEmpty || !change.added.isEmpty else { return }
+        logger.info(
+            "peers changed",
+            metadata: [
+                "added": "\(change.added.sorted())", "removed": "\(change.removed.sorted())",
+                "moved": "\(change.moved.sorted())", "peers": "\(desired.keys.sorted())",
+            ])
+        for channel in change.closing { channel.close(promise: nil) }
+        for link in change.retired {
+            let key = ObjectIdentifier(link)
+            link.retire().whenComplete { [weak self] _ in
+                self?.state.withLockedValue { _ = $0.retiringLinks.removeValue(forKey: key) }
+            }
+        }
+        // After `retire()`: a moved peer's new link shares the old one's loop, so it dials after
+        // the old connection is closed.
+        for link in change.started { link.start() }
     }
 
     /// Where the listener is bound (the actual port when `listen.port` was 0), once started.
@@ -205,6 +270,7 @@ public final class PeerTransport: Sendable {
     /// this node, envelopes over `limits`, and all of a peer's envelopes in this call when it
     /// is down or they do not fit its send queue.
     public func send(_ envelopes: [Envelope]) {
+        let links = state.withLockedValue { $0.links }
         var byPeer: [NodeID: [Envelope]] = [:]
         var unroutable = 0
         for envelope in envelopes {
@@ -235,12 +301,14 @@ public final class PeerTransport: Sendable {
 
     /// The peers whose outbound connection is up now.
     public func connectedPeers() -> Set<NodeID> {
-        Set(links.values.filter(\.isConnected).map(\.peer))
+        let links = state.withLockedValue { $0.links }
+        return Set(links.values.filter(\.isConnected).map(\.peer))
     }
 
     /// Counters for logs and metrics.
     public func statistics() -> PeerTransportStatistics {
-        PeerTransportStatistics(
+        let links = state.withLockedValue { $0.links }
+        return PeerTransportStatistics(
             peers: links.mapValues(\.statistics),
             inbound: inbound.counters.withLockedValue { $0 },
             unroutableEnvelopes: state.withLockedValue { $0.unroutableEnvelopes })
@@ -267,7 +335,8 @@ public final class PeerTransport: Sendable {
         for channel in inboundChannels {
             try? await channel.closeFuture.get()
         }
-        for link in links.values {
+        let links = state.withLockedValue { Array($0.links.values) + Array($0.retiringLinks.values) }
+        for link in links {
             await link.stop()
         }
         logger.info("peer transport stopped")
@@ -289,30 +358,5 @@ public final class PeerTransport: Sendable {
         channel.closeFuture.whenComplete { [weak self] _ in
             self?.state.withLockedValue { _ = $0.inboundChannels.removeValue(forKey: key) }
         }
-    }
-
-    /// "address already in use" rather than NIO's "bind(descriptor:ptr:bytes:): Address
-    /// already in use (errno: 98)".
-    private static func describe(_ error: any Error) -> String {
-        if let ioError = error as? IOError, let text = strerror(ioError.errnoCode) {
-            let message = String(cString: text)
-            return message.prefix(1).lowercased() + message.dropFirst()
-        }
-        return "\(error)"
-    }
-}
-
-/// Counters of a `PeerTransport`.
-public struct PeerTransportStatistics: Hashable, Sendable {
-    /// Per peer: its outbound link.
-    public var peers: [NodeID: PeerLinkStatistics]
-    /// All inbound connections together.
-    public var inbound: PeerInboundStatistics
-    /// Envelopes `send` dropped before reaching a peer: unknown or own `to`, or over the limits.
-    public var unroutableEnvelopes: UInt64
-
-    /// Envelopes dropped on the send side, for every reason.
-    public var droppedEnvelopes: UInt64 {
-        peers.values.reduce(unroutableEnvelopes) { $0 + $1.droppedEnvelopes }
     }
 }

@@ -15,6 +15,9 @@ import SynodCore
 /// The acceptor checks the hello before reading frames and closes the connection, logging
 /// the reason, when it is not from a member of its own cluster speaking its version. Every
 /// frame on the connection must then carry `sender` as its `Envelope.from`.
+///
+/// A connection whose first four bytes are "SYND" instead is a join discovery: one request,
+/// one reply, then the acceptor closes it. Its layouts are documented on `PeerDiscovery`.
 public struct PeerHello: Hashable, Sendable {
     /// "SYNP".
     public static let magic: [UInt8] = [0x53, 0x59, 0x4E, 0x50]

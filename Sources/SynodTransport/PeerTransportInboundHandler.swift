@@ -4,19 +4,28 @@ import NIOCore
 import SynodCore
 
 /// What every inbound connection of a transport shares: its identity, the limits, the
-/// receive callback and the counters.
+/// callbacks, the members and the counters.
 struct PeerTransportInboundContext: Sendable {
     let localID: NodeID
     let clusterID: UInt64
-    let knownPeers: Set<NodeID>
     let limits: PeerCodecLimits
     let logger: Logger
     let onReceive: @Sendable ([Envelope]) -> Void
+    let onDiscovery: (@Sendable (String) -> [UInt8]?)?
     let counters: NIOLockedValueBox<PeerInboundStatistics>
+    let membership: NIOLockedValueBox<PeerInboundMembership>
+}
+
+/// Who may dial this node, and their connections. One lock for both, so a hello accepted
+/// concurrently with `PeerTransport.setPeers` removing its sender is either refused or
+/// registered before the removal closes it: never left open.
+struct PeerInboundMembership: Sendable {
+    /// The NodeIDs allowed to dial (the other members; never `localID`).
+    var knownPeers: Set<NodeID> = []
     /// The current inbound connection of each peer. A peer dials one connection at a time,
     /// so a newer one replaces (closes) the older: this reclaims connections whose dialer
     /// died without closing them (a crashed machine sends no FIN).
-    let connectionByPeer: NIOLockedValueBox<[NodeID: any Channel]>
+    var connectionByPeer: [NodeID: any Channel] = [:]
 }
 
 /// Counters of the inbound side, for logs and metrics.
@@ -29,13 +38,16 @@ public struct PeerInboundStatistics: Hashable, Sendable {
     public var acceptedConnections: UInt64 = 0
     /// Connections closed for a bad hello, a bad frame or a hello timeout.
     public var rejectedConnections: UInt64 = 0
+    /// Discovery requests answered, with a payload or a refusal.
+    public var discoveryRequests: UInt64 = 0
 
     public init() {}
 }
 
 /// Reads one inbound peer connection: the hello, then frames, delivered to `onReceive` once
 /// per read batch. Any protocol violation closes this connection (and only it) with a
-/// warning giving the reason.
+/// warning giving the reason. A connection opened by a discovery request instead gets one
+/// reply (see `PeerDiscovery`) and is closed.
 ///
 /// - Important: Lives on its channel's event loop, like every NIO handler; it is not Sendable
 ///   and is only touched from `channelRead` & co. `onReceive` runs on that event loop too.
@@ -45,6 +57,8 @@ final class PeerTransportInboundHandler: ChannelInboundHandler {
     private enum Phase {
         case awaitingHello
         case established(peer: NodeID)
+        /// The discovery reply is written; the connection closes after it.
+        case answeredDiscovery
         case closed
     }
 
@@ -77,13 +91,20 @@ final class PeerTransportInboundHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
-        if case .closed = phase { return }
+        switch phase {
+        case .closed, .answeredDiscovery: return
+        case .awaitingHello, .established: break
+        }
         if cumulation.readableBytes == 0 {
             cumulation = incoming
         } else {
             cumulation.writeBuffer(&incoming)
         }
         if case .awaitingHello = phase {
+            if cumulation.withUnsafeReadableBytes({ PeerDiscovery.isRequestPrefix($0) }) {
+                answerDiscovery(context: context)
+                return
+            }
             let result = cumulation.withUnsafeReadableBytes { PeerHello.decode(from: $0) }
             switch result {
             case .needMoreBytes:
@@ -92,19 +113,29 @@ final class PeerTransportInboundHandler: ChannelInboundHandler {
                 reject(context: context, reason: reason)
                 return
             case .hello(let hello):
-                if let reason = hello.rejectionReason(
-                    clusterID: shared.clusterID, localID: shared.localID, knownPeers: shared.knownPeers)
-                {
-                    reject(context: context, reason: "hello from \(hello.sender) refused: \(reason)")
+                let channel = context.channel
+                let (clusterID, localID) = (shared.clusterID, shared.localID)
+                let checked = shared.membership.withLockedValue { membership -> Result<(any Channel)?, HelloRefused> in
+                    if let reason = hello.rejectionReason(
+                        clusterID: clusterID, localID: localID, knownPeers: membership.knownPeers)
+                    {
+                        return .failure(HelloRefused(reason: reason))
+                    }
+                    return .success(membership.connectionByPeer.updateValue(channel, forKey: hello.sender))
+                }
+                let previous: (any Channel)?
+                switch checked {
+                case .failure(let refused):
+                    reject(context: context, reason: "hello from \(hello.sender) refused: \(refused.reason)")
                     return
+                case .success(let older):
+                    previous = older
                 }
                 cumulation.moveReaderIndex(forwardBy: PeerHello.encodedLength)
                 phase = .established(peer: hello.sender)
                 logger[metadataKey: "peer"] = "\(hello.sender)"
                 shared.counters.withLockedValue { $0.acceptedConnections += 1 }
                 logger.debug("inbound peer connection accepted")
-                let channel = context.channel
-                let previous = shared.connectionByPeer.withLockedValue { $0.updateValue(channel, forKey: hello.sender) }
                 if let previous, previous !== channel {
                     logger.info("closing the older inbound connection of a peer that dialed again")
                     previous.close(promise: nil)
@@ -132,8 +163,10 @@ final class PeerTransportInboundHandler: ChannelInboundHandler {
         deliver()
         if case .established(let peer) = phase {
             let channel = context.channel
-            shared.connectionByPeer.withLockedValue { connections in
-                if let current = connections[peer], current === channel { connections[peer] = nil }
+            shared.membership.withLockedValue { membership in
+                if let current = membership.connectionByPeer[peer], current === channel {
+                    membership.connectionByPeer[peer] = nil
+                }
             }
         }
         phase = .closed
@@ -148,6 +181,50 @@ final class PeerTransportInboundHandler: ChannelInboundHandler {
     }
 
     // MARK: - Helpers
+
+    /// Answers the discovery request in `cumulation` once it is complete, then closes.
+    private func answerDiscovery(context: ChannelHandlerContext) {
+        let result = cumulation.withUnsafeReadableBytes { PeerDiscovery.decodeRequest(from: $0) }
+        let peerURL: String
+        switch result {
+        case .needMoreBytes: return
+        case .invalid(let reason):
+            reject(context: context, reason: reason)
+            return
+        case .request(let url, _):
+            peerURL = url
+        }
+        phase = .answeredDiscovery
+        cumulation = ByteBuffer()
+        let reply: PeerDiscoveryReply
+        if let onDiscovery = shared.onDiscovery {
+            if let payload = onDiscovery(peerURL) {
+                if payload.count <= shared.limits.frameBytesMax {
+                    reply = .known(payload: payload)
+                } else {
+                    // A server bug, not the requester's: say so on both ends.
+                    logger.error(
+                        "discovery reply over the peer codec limits",
+                        metadata: ["bytes": "\(payload.count)", "frame-bytes-max": "\(shared.limits.frameBytesMax)"])
+                    reply = .refused(reason: "the discovery reply of \(payload.count) bytes exceeds the limit \(shared.limits.frameBytesMax)")
+                }
+            } else {
+                reply = .refused(reason: "peer does not know \(peerURL)")
+            }
+        } else {
+            reply = .refused(reason: "this member does not answer discovery requests")
+        }
+        shared.counters.withLockedValue { $0.discoveryRequests += 1 }
+        switch reply {
+        case .known: logger.info("answering a discovery request", metadata: ["peer-url": "\(peerURL)"])
+        case .refused(let reason):
+            logger.warning("refusing a discovery request", metadata: ["peer-url": "\(peerURL)", "reason": "\(reason)"])
+        }
+        let channel = context.channel
+        channel.writeAndFlush(channel.allocator.buffer(bytes: PeerDiscovery.encodeReply(reply))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
 
     /// Keeps the envelopes a connection from `peer` may carry; logs and counts the others.
     private func accept(_ envelopes: [Envelope], from peer: NodeID) {
@@ -178,7 +255,10 @@ final class PeerTransportInboundHandler: ChannelInboundHandler {
     }
 
     private func reject(context: ChannelHandlerContext, reason: String) {
-        if case .closed = phase { return }
+        switch phase {
+        case .closed, .answeredDiscovery: return
+        case .awaitingHello, .established: break
+        }
         phase = .closed
         cumulation = ByteBuffer()
         shared.counters.withLockedValue { $0.rejectedConnections += 1 }
@@ -195,4 +275,9 @@ final class PeerTransportInboundHandler: ChannelInboundHandler {
             cumulation.discardReadBytes()
         }
     }
+}
+
+/// Why `PeerHello.rejectionReason` refused a hello, carried out of the membership lock.
+private struct HelloRefused: Error {
+    let reason: String
 }

@@ -52,9 +52,12 @@ final class PeerTransportLink: Sendable {
     /// Least time between two "send queue full" warnings for one peer.
     static let queueFullWarningInterval = TimeAmount.seconds(10)
 
+    /// - Parameter statistics: counters to continue from (those of the link this one replaces
+    ///   when the peer moved).
     init(
         peer: NodeID, address: PeerAddress, eventLoop: any EventLoop, hello: PeerHello, sendQueueBytesMax: Int,
-        logger: Logger, onStateChange: @escaping @Sendable (NodeID, Bool) -> Void
+        logger: Logger, onStateChange: @escaping @Sendable (NodeID, Bool) -> Void,
+        statistics: PeerLinkStatistics = PeerLinkStatistics()
     ) {
         self.peer = peer
         self.address = address
@@ -66,6 +69,7 @@ final class PeerTransportLink: Sendable {
         logger[metadataKey: "peer-address"] = "\(address)"
         self.logger = logger
         self.onStateChange = onStateChange
+        state.withLockedValue { $0.statistics = statistics }
     }
 
     var isConnected: Bool { state.withLockedValue { $0.channel != nil } }
@@ -171,6 +175,36 @@ final class PeerTransportLink: Sendable {
         // A connect that succeeds after `stopped` closes its channel in `connected(_:)`.
         if let pending = try? await lastConnect?.get() {
             try? await pending.closeFuture.get()
+        }
+    }
+
+    /// Stops dialing and closes the connection without waiting, for a peer that was removed or
+    /// moved: reports the peer down (on `eventLoop`, so after any up report) if it was up. The
+    /// future completes once the connection and any connect attempt in flight are closed.
+    /// `stop()` may still be called after it.
+    func retire() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            let (channel, task, lastConnect) = self.state.withLockedValue { state in
+                guard !state.stopped else { return ((any Channel)?.none, Scheduled<Void>?.none, state.lastConnect) }
+                state.stopped = true
+                let channel = state.channel
+                // `closed(_:)` then finds no channel to report: the down report is this one.
+                state.channel = nil
+                return (channel, state.reconnectTask, state.lastConnect)
+            }
+            task?.cancel()
+            var closing: [EventLoopFuture<Void>] = []
+            if let channel {
+                self.logger.info("peer down: removed or moved")
+                self.onStateChange(self.peer, false)
+                channel.close(promise: nil)
+                closing.append(channel.closeFuture)
+            }
+            // A connect that succeeds after `stopped` closes its channel in `connected(_:)`.
+            if let lastConnect {
+                closing.append(lastConnect.flatMap(\.closeFuture).recover { _ in })
+            }
+            return EventLoopFuture.andAllComplete(closing, on: self.eventLoop)
         }
     }
 

@@ -25,7 +25,7 @@ final class PeerFrameFuzzTests: XCTestCase {
             // Plausible headers get past the length, version and type checks into the bodies.
             if bytes.count >= 6, Bool.random(using: &random) {
                 let length = UInt32.random(in: 10...UInt32(Swift.max(10, bytes.count - 4)), using: &random)
-                bytes.replaceSubrange(0..<6, with: F.littleEndian(length) + [1, UInt8.random(in: 1...12, using: &random)])
+                bytes.replaceSubrange(0..<6, with: F.littleEndian(length) + [PeerFrameCodec.protocolVersion, UInt8.random(in: 1...12, using: &random)])
             }
             let (decoded, stop) = decodeAll(bytes, context: "random buffer \(iteration)")
             stops[stop, default: 0] += 1

@@ -7,7 +7,7 @@ final class PeerFrameRejectionTests: XCTestCase {
     typealias F = PeerCodecFixtures
 
     /// A frame with a hand-written body; `length` overrides the frame length field.
-    private func frame(type: UInt8, body: [UInt8], version: UInt8 = 1, length: UInt32? = nil) -> [UInt8] {
+    private func frame(type: UInt8, body: [UInt8], version: UInt8 = PeerFrameCodec.protocolVersion, length: UInt32? = nil) -> [UInt8] {
         F.littleEndian(length ?? UInt32(10 + body.count)) + [version, type] + F.littleEndian(UInt32(1)) + F.littleEndian(UInt32(2)) + body
     }
 
@@ -25,7 +25,7 @@ final class PeerFrameRejectionTests: XCTestCase {
         assertInvalid(F.littleEndian(UInt32.max), mentioning: "exceeds the limit")
         assertInvalid(F.littleEndian(UInt32(PeerCodecLimits.frameBytesMaxDefault + 1)), mentioning: "exceeds the limit")
         // At the limit, the decoder waits for the bytes.
-        XCTAssertEqual(PeerFrameCodec.decodeFrame(from: F.littleEndian(UInt32(PeerCodecLimits.frameBytesMaxDefault)) + [1, 4]), .needMoreBytes)
+        XCTAssertEqual(PeerFrameCodec.decodeFrame(from: F.littleEndian(UInt32(PeerCodecLimits.frameBytesMaxDefault)) + [PeerFrameCodec.protocolVersion, 4]), .needMoreBytes)
         let small = PeerCodecLimits(frameBytesMax: 40)
         assertInvalid(F.littleEndian(UInt32(41)), limits: small, mentioning: "exceeds the limit 40")
     }
@@ -37,15 +37,15 @@ final class PeerFrameRejectionTests: XCTestCase {
     }
 
     func testUnknownVersionIsInvalidAsSoonAsItsByteArrives() {
-        for version: UInt8 in [0, 2, 255] {
+        for version: UInt8 in [0, PeerFrameCodec.protocolVersion &+ 1, 255] {
             assertInvalid(F.littleEndian(UInt32(30)) + [version], mentioning: "unknown protocol version \(version)")
             assertInvalid(frame(type: 4, body: [UInt8](repeating: 0, count: 20), version: version), mentioning: "protocol version")
         }
     }
 
     func testUnknownMessageTypeIsInvalid() {
-        for type: UInt8 in [0, 14, 255] {
-            assertInvalid(F.littleEndian(UInt32(30)) + [1, type], mentioning: "unknown message type \(type)")
+        for type: UInt8 in [0, 17, 255] {  // 17: one past the last type
+            assertInvalid(F.littleEndian(UInt32(30)) + [PeerFrameCodec.protocolVersion, type], mentioning: "unknown message type \(type)")
             assertInvalid(frame(type: type, body: [UInt8](repeating: 0, count: 20)), mentioning: "unknown message type")
         }
     }
@@ -111,7 +111,8 @@ final class PeerFrameRejectionTests: XCTestCase {
         let ballotAndSlot = [UInt8](repeating: 1, count: 12 + 8)
         assertInvalid(frame(type: 12, body: [UInt8](repeating: 0, count: 8) + [2]), mentioning: "read index: presence tag 2")
         assertInvalid(frame(type: 9, body: [7]), mentioning: "snapshot: presence tag 7")
-        assertInvalid(frame(type: 3, body: ballotAndSlot + [2] + [UInt8](repeating: 0, count: 8)), mentioning: "unknown value tag 2")
+        // Tag 3: one past the last value tag (2, reconfigure).
+        assertInvalid(frame(type: 3, body: ballotAndSlot + [3] + [UInt8](repeating: 0, count: 8)), mentioning: "unknown value tag 3")
         assertInvalid(frame(type: 2, body: ballotAndSlot + F.littleEndian(UInt32(1)) + [UInt8](repeating: 0, count: 8) + [9, 0]),
                       mentioning: "promised entry ballot: presence tag 9")
     }

@@ -7,7 +7,7 @@ final class PeerTransportHelloTests: XCTestCase {
     func testEncodingLayoutAndRoundTrip() {
         let hello = PeerHello(clusterID: 0x0102_0304_0506_0708, sender: NodeID(0x0A0B_0C0D))
         let bytes = hello.encoded()
-        XCTAssertEqual(bytes, [0x53, 0x59, 0x4E, 0x50, 1, 8, 7, 6, 5, 4, 3, 2, 1, 0x0D, 0x0C, 0x0B, 0x0A])
+        XCTAssertEqual(bytes, [0x53, 0x59, 0x4E, 0x50, PeerFrameCodec.protocolVersion, 8, 7, 6, 5, 4, 3, 2, 1, 0x0D, 0x0C, 0x0B, 0x0A])
         XCTAssertEqual(bytes.count, PeerHello.encodedLength)
         XCTAssertEqual(PeerHello.decode(from: bytes), .hello(hello))
         XCTAssertEqual(PeerHello.decode(from: bytes + [0xFF, 0xFF]), .hello(hello), "bytes after the hello are frames")
@@ -25,10 +25,11 @@ final class PeerTransportHelloTests: XCTestCase {
             return XCTFail("one wrong byte must be enough")
         }
         XCTAssertTrue(reason.contains("magic"), reason)
-        guard case .invalid(let version) = PeerHello.decode(from: PeerHello.magic + [2]) else {
+        let other = PeerFrameCodec.protocolVersion &+ 1
+        guard case .invalid(let version) = PeerHello.decode(from: PeerHello.magic + [other]) else {
             return XCTFail("the version byte must be enough")
         }
-        XCTAssertTrue(version.contains("unsupported protocol version 2"), version)
+        XCTAssertTrue(version.contains("unsupported protocol version \(other)"), version)
         // A frame instead of a hello (a dialer that skipped it) is refused too.
         var frame: [UInt8] = []
         _ = PeerFrameCodec.encode([Envelope(from: NodeID(1), to: NodeID(2), message: .catchUpRequest(firstSlot: 1))], into: &frame)
@@ -44,9 +45,10 @@ final class PeerTransportHelloTests: XCTestCase {
         XCTAssertEqual(reason(PeerHello(clusterID: 8, sender: NodeID(2))), "cluster id 8 differs from this node's cluster id 7")
         XCTAssertEqual(reason(PeerHello(clusterID: 7, sender: NodeID(4))), "unknown node id n4 (known peers: n2, n3)")
         XCTAssertEqual(reason(PeerHello(clusterID: 7, sender: NodeID(1))), "peer claims this node's own id n1")
+        let other = PeerFrameCodec.protocolVersion &+ 1
         XCTAssertEqual(
-            reason(PeerHello(version: 2, clusterID: 7, sender: NodeID(2))),
-            "unsupported protocol version 2 (this build speaks version 1)")
+            reason(PeerHello(version: other, clusterID: 7, sender: NodeID(2))),
+            "unsupported protocol version \(other) (this build speaks version \(PeerFrameCodec.protocolVersion))")
     }
 
     func testReconnectDelayGrowsWithJitterAndIsCapped() {

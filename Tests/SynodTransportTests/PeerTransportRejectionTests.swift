@@ -96,7 +96,7 @@ final class PeerTransportRejectionTests: XCTestCase {
         let (a, b) = try await startPair()
         let good = Envelope(from: NodeID(3), to: a.id, message: .readIndexRequest(readID: 5))
         var bytes = PeerHello(clusterID: 7, sender: NodeID(3)).encoded() + frame(good)
-        bytes += [10, 0, 0, 0, 1, 0xEE] + Array(repeating: 0, count: 8)  // unknown message type 0xEE
+        bytes += [10, 0, 0, 0, PeerFrameCodec.protocolVersion, 0xEE] + Array(repeating: 0, count: 8)  // unknown message type 0xEE
         let client = try await rawClient(to: a, sending: bytes)
         try await assertClosed(client, "unknown message type")
         XCTAssertEqual(a.received.value.filter { $0.from == NodeID(3) }, [good])

@@ -256,7 +256,10 @@ enum PeerTransportTestSupport {
         let received = Locked<[Envelope]>([])
         let stateChanges = Locked<[(peer: NodeID, up: Bool)]>([])
 
-        init(group: any EventLoopGroup, id: NodeID, ports: [UInt32: Int], clusterID: UInt64, sendQueueBytesMax: Int) {
+        init(
+            group: any EventLoopGroup, id: NodeID, ports: [UInt32: Int], clusterID: UInt64, sendQueueBytesMax: Int,
+            onDiscovery: (@Sendable (String) -> [UInt8]?)? = nil
+        ) {
             self.id = id
             var peers: [NodeID: PeerAddress] = [:]
             for (peer, port) in ports { peers[NodeID(peer)] = PeerAddress(host: "127.0.0.1", port: port) }
@@ -269,7 +272,8 @@ enum PeerTransportTestSupport {
                 listen: PeerAddress(host: "127.0.0.1", port: ports[id.rawValue] ?? 0),
                 peers: peers, sendQueueBytesMax: sendQueueBytesMax, logger: logger,
                 onReceive: { batch in received.mutate { $0.append(contentsOf: batch) } },
-                onPeerStateChange: { peer, up in stateChanges.mutate { $0.append((peer, up)) } })
+                onPeerStateChange: { peer, up in stateChanges.mutate { $0.append((peer, up)) } },
+                onDiscovery: onDiscovery)
         }
     }
 
