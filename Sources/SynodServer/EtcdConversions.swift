@@ -1,5 +1,6 @@
 import Foundation
 import GRPCCore
+import SynodCore
 import SynodEtcdAPI
 import SynodKV
 
@@ -167,16 +168,41 @@ enum EtcdConversions {
         if let rpc = error as? RPCError { return rpc }
         if let node = error as? NodeError {
             switch node {
-            case .noLeader, .timedOut, .stopped: return RPCError(code: .unavailable, message: node.description)
+            case .noLeader, .timedOut, .stopped, .notSupportedForLearner, .joining, .removed, .transferTimedOut:
+                return RPCError(code: .unavailable, message: node.description)
             case .tooManyRequests: return RPCError(code: .resourceExhausted, message: node.description)
             case .requestTooLarge: return RPCError(code: .invalidArgument, message: node.description)
             case .kv(let kv): return rpcError(kv)
             }
         }
+        if let reconfiguration = error as? ReconfigurationError { return rpcError(reconfiguration) }
         if let kv = error as? KVError {
             let code = RPCError.Code(Status.Code(rawValue: kv.grpcStatusCode) ?? .unknown) ?? .unknown
             return RPCError(code: code, message: kv.message)
         }
         return RPCError(code: .internalError, message: "synod: \(error)")
+    }
+
+    /// etcd's gRPC status for a refused membership change or leader transfer.
+    static func rpcError(_ error: ReconfigurationError) -> RPCError {
+        switch error {
+        case .notLeader: return RPCError(code: .failedPrecondition, message: "etcdserver: not leader")
+        case .memberNotFound: return RPCError(code: .notFound, message: "etcdserver: member not found")
+        case .peerURLExists: return RPCError(code: .failedPrecondition, message: "etcdserver: Peer URLs already exists")
+        case .notLearner: return RPCError(code: .failedPrecondition, message: "etcdserver: can only promote a learner member")
+        case .learnerNotReady:
+            return RPCError(code: .failedPrecondition,
+                            message: "etcdserver: can only promote a learner member which is in sync with leader")
+        case .tooManyLearners: return RPCError(code: .failedPrecondition, message: "etcdserver: too many learner members in cluster")
+        // etcd refuses removing the last voter as it refuses any change leaving no quorum.
+        case .unhealthy, .lastVoter: return RPCError(code: .unavailable, message: "etcdserver: unhealthy cluster")
+        case .nonMajorityQuorums:
+            return RPCError(code: .failedPrecondition, message: "etcdserver: \(error.description)")
+        case .busy: return RPCError(code: .resourceExhausted, message: "etcdserver: too many requests")
+        case .transferFailed(let reason) where reason.contains("not a voting member"):
+            return RPCError(code: .failedPrecondition, message: "etcdserver: bad leader transferee")
+        case .transferFailed: return RPCError(code: .unavailable, message: NodeError.transferTimedOut.description)
+        case .leaderChanged: return RPCError(code: .unavailable, message: "etcdserver: leader changed")
+        }
     }
 }

@@ -9,8 +9,8 @@ struct ServiceContext: Sendable {
     let node: Node
     let metrics: SynodMetrics
 
-    var clusterID: UInt64 { node.options.clusterID }
-    var memberID: UInt64 { node.options.local.memberID }
+    var clusterID: UInt64 { node.clusterID }
+    var memberID: UInt64 { node.memberID }
 
     func header(revision: Int64) -> Etcdserverpb_ResponseHeader {
         var header = Etcdserverpb_ResponseHeader()
@@ -22,8 +22,11 @@ struct ServiceContext: Sendable {
     }
 
     /// Runs a handler, mapping every failure to the gRPC status etcd would return, and counts it.
-    func serve<T: Sendable>(_ method: String, _ body: () async throws -> T) async throws -> T {
+    /// Unless `admitAll` (Status; Range, which checks its consistency itself), a learner, a
+    /// joining or a removed member refuses the call first, as etcd's learner interceptor does.
+    func serve<T: Sendable>(_ method: String, admitAll: Bool = false, _ body: () async throws -> T) async throws -> T {
         do {
+            if !admitAll { try node.admit(needsVoter: true) }
             let result = try await body()
             metrics.grpcRequests(method: method, code: "OK").increment()
             return result
@@ -62,7 +65,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
     let context: ServiceContext
 
     func range(request: Etcdserverpb_RangeRequest, context _: ServerContext) async throws -> Etcdserverpb_RangeResponse {
-        try await context.serve("Range") {
+        try await context.serve("Range", admitAll: true) {
             let range = try EtcdConversions.range(request)
             let consistency: ReadConsistency = request.serializable ? .serializable : .linearizable
             let ctx = context
@@ -256,60 +259,6 @@ struct LeaseService: Etcdserverpb_Lease.SimpleServiceProtocol {
     }
 }
 
-// MARK: - Cluster
-
-struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
-    let context: ServiceContext
-
-    static let membershipUnsupported = RPCError(
-        code: .unimplemented, message: "synod: membership changes are not supported yet")
-
-    func memberList(request _: Etcdserverpb_MemberListRequest, context _: ServerContext) async throws
-        -> Etcdserverpb_MemberListResponse {
-        try await context.serve("MemberList") {
-            let ctx = context
-            return try await context.node.withState { state in
-                var out = Etcdserverpb_MemberListResponse()
-                out.header = ctx.header(revision: state.kv.store.revision)
-                out.members = ctx.node.options.members.map { member in
-                    var m = Etcdserverpb_Member()
-                    m.id = member.memberID
-                    m.peerUrls = [member.peerURL]
-                    if let published = state.kv.members[member.memberID] {
-                        m.name = published.name
-                        m.clientUrls = published.clientURLs
-                    } else if member.nodeID == ctx.node.options.local.nodeID {
-                        m.name = member.name
-                        m.clientUrls = ctx.node.options.advertiseClientURLs
-                    }
-                    return m
-                }
-                return out
-            }
-        }
-    }
-
-    func memberAdd(request _: Etcdserverpb_MemberAddRequest, context _: ServerContext) async throws
-        -> Etcdserverpb_MemberAddResponse {
-        try await context.serve("MemberAdd") { throw Self.membershipUnsupported }
-    }
-
-    func memberRemove(request _: Etcdserverpb_MemberRemoveRequest, context _: ServerContext) async throws
-        -> Etcdserverpb_MemberRemoveResponse {
-        try await context.serve("MemberRemove") { throw Self.membershipUnsupported }
-    }
-
-    func memberUpdate(request _: Etcdserverpb_MemberUpdateRequest, context _: ServerContext) async throws
-        -> Etcdserverpb_MemberUpdateResponse {
-        try await context.serve("MemberUpdate") { throw Self.membershipUnsupported }
-    }
-
-    func memberPromote(request _: Etcdserverpb_MemberPromoteRequest, context _: ServerContext) async throws
-        -> Etcdserverpb_MemberPromoteResponse {
-        try await context.serve("MemberPromote") { throw Self.membershipUnsupported }
-    }
-}
-
 // MARK: - Maintenance
 
 struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
@@ -353,7 +302,7 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
     }
 
     func status(request _: Etcdserverpb_StatusRequest, context _: ServerContext) async throws -> Etcdserverpb_StatusResponse {
-        try await context.serve("Status") {
+        try await context.serve("Status", admitAll: true) {
             let ctx = context
             let dbSize = Int64(directorySize(context.node.options.dataDirectory))
             return try await context.node.withState { state in
@@ -364,7 +313,8 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
                 out.version = Self.apiVersion
                 out.dbSize = dbSize
                 out.dbSizeInUse = dbSize
-                out.leader = ctx.node.options.members.first { $0.nodeID == status.leader }?.memberID ?? 0
+                out.leader = status.leaderMemberID
+                out.isLearner = status.isLearner
                 out.raftIndex = status.chosenThrough
                 out.raftTerm = status.ballotRound
                 out.raftAppliedIndex = status.appliedThrough
@@ -429,10 +379,23 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
         }
     }
 
-    func moveLeader(request _: Etcdserverpb_MoveLeaderRequest, context _: ServerContext) async throws
+    /// etcd's MoveLeader: only at the leader; the target is a voting member's etcd id. Answers
+    /// once the target leads.
+    func moveLeader(request: Etcdserverpb_MoveLeaderRequest, context _: ServerContext) async throws
         -> Etcdserverpb_MoveLeaderResponse {
         try await context.serve("MoveLeader") {
-            throw RPCError(code: .unimplemented, message: "synod: leader transfer is not supported yet")
+            let node = context.node
+            guard try await node.withState({ $0.status.isLeader }) else {
+                throw ReconfigurationError.notLeader
+            }
+            guard let target = node.latestMembership?.members.first(where: { $0.memberID == request.targetID }),
+                  !target.isLearner else {
+                throw RPCError(code: .failedPrecondition, message: "etcdserver: bad leader transferee")
+            }
+            _ = try await node.transferLeadership(to: target.id)
+            var out = Etcdserverpb_MoveLeaderResponse()
+            out.header = context.header(revision: try await node.withState { $0.kv.store.revision })
+            return out
         }
     }
 }

@@ -15,6 +15,14 @@ public enum NodeError: Error, Hashable, Sendable, CustomStringConvertible {
     case tooManyRequests
     case stopped
     case requestTooLarge
+    /// A learner serves serializable reads only (etcd's interceptor refuses the rest).
+    case notSupportedForLearner
+    /// This member joined with an empty data directory and has no state from the cluster yet.
+    case joining
+    /// This member's removal from the cluster was chosen; it stops soon.
+    case removed
+    /// A leader transfer did not finish within the request timeout.
+    case transferTimedOut
     case kv(KVError)
 
     /// The message etcd clients recognize.
@@ -25,6 +33,10 @@ public enum NodeError: Error, Hashable, Sendable, CustomStringConvertible {
         case .tooManyRequests: return "etcdserver: too many requests"
         case .stopped: return "etcdserver: server stopped"
         case .requestTooLarge: return "etcdserver: request is too large"
+        case .notSupportedForLearner: return "etcdserver: rpc not supported for learner"
+        case .joining: return "etcdserver: not ready: the member is still joining the cluster"
+        case .removed: return "etcdserver: the member has been permanently removed from the cluster"
+        case .transferTimedOut: return "etcdserver: request timed out, leader transfer took too long"
         case .kv(let error): return error.message
         }
     }
@@ -40,6 +52,10 @@ public struct NodeStatus: Sendable {
     public var revision: Int64
     public var compactRevision: Int64
     public var storageFailure: String?
+    /// This member is a learner (it votes in no quorum).
+    public var isLearner: Bool
+    /// The leader's etcd member id (0 when no leader is known).
+    public var leaderMemberID: UInt64
 }
 
 /// One running node: the replica, its storage thread, the state machine and the clients
@@ -53,10 +69,16 @@ public final class Node: @unchecked Sendable {
     public let loop: any EventLoop
     let logger: Logger
     let metrics: SynodMetrics
-    private var replica: Replica
+    /// Who this member is: from `--initial-cluster` for a new cluster, else from
+    /// `options.join` (discovery or the data directory). Never changes.
+    public let nodeID: NodeID
+    public let clusterID: UInt64
+    /// etcd's member id of this member (response headers, published attributes).
+    public let memberID: UInt64
+    var replica: Replica
     private(set) var kv = KVStateMachine(sessionCapacity: 65_536)
     private let storageWorker: StorageWorker
-    private var transport: PeerTransport?
+    var transport: PeerTransport?
     /// Persist batches handed to storage and not yet durable, oldest first.
     private var unsyncedBatches: [PersistBatch] = []
     private var pendingWrites: [UInt64: PendingWrite] = [:]
@@ -70,7 +92,32 @@ public final class Node: @unchecked Sendable {
     private(set) var storageFailure: String?
     var watchers = WatcherRegistry()
     var leases = LeaseTimers()
-    private var stoppedFlag = false
+    var stoppedFlag = false
+    /// Membership bookkeeping (see Node+Membership.swift).
+    var pendingReconfigurations: [UInt64: PendingRequest<Reconfiguration>] = [:]
+    var pendingTransfers: [UInt64: PendingRequest<NodeID>] = [:]
+    var observedMembership: MembershipObservation?
+    var observedPeerAddresses: [NodeID: PeerAddress] = [:]
+    var removalNoticedAt: NIODeadline?
+    var removalFinished = false
+    var onRemoved: (@Sendable () -> Void)?
+    /// This member's role, recomputed whenever the membership changes (see `observeMembership`).
+    var localRole = LocalRole.joining
+    /// The slot the state machine reflects: the last slot applied to it, commands or not (a
+    /// no-op or a membership change leaves `kv.appliedSlot` behind but the state as it is).
+    var stateSlot: Slot = 0
+    /// Orphan probe (see `probeIfOrphaned`): when a leader was last known here, the last probe,
+    /// whether one runs, and whether the cluster said this member was removed.
+    var leaderSeenAt: NIODeadline?
+    var lastProbeAt: NIODeadline?
+    var probeRunning = false
+    var removedByCluster = false
+    /// Pending requests (ids) to remove this very member.
+    var pendingSelfRemovals: Set<UInt64> = []
+    /// A joining peer asked for a snapshot this node does not have: take one at the next tick.
+    var snapshotRequested = false
+    /// The membership as other threads see it (API admission, discovery, peer names).
+    let shared = Mutex(SharedMembership())
     /// Work gathered during one event-loop turn and carried out once at its end (`flushTurn`):
     /// client commands (proposed together, so they share slots), persist batches (handed to
     /// storage together) and outgoing messages (one coalesced write per peer).
@@ -121,7 +168,11 @@ public final class Node: @unchecked Sendable {
         self.logger = logger
         self.metrics = metrics
         let local = options.local
-        let identity = DataDirectoryIdentity(clusterID: options.clusterID, nodeID: local.nodeID.rawValue)
+        let nodeID = options.join?.nodeID ?? local.nodeID
+        let clusterID = options.join?.clusterID ?? options.clusterID
+        self.nodeID = nodeID
+        self.clusterID = clusterID
+        let identity = DataDirectoryIdentity(clusterID: clusterID, nodeID: nodeID.rawValue)
         let fileSystem: any FileSystem = options.failpoints.crashInSnapshot > 0
             ? FailpointFileSystem(base: POSIXFileSystem(), crashInSnapshot: options.failpoints.crashInSnapshot)
             : POSIXFileSystem()
@@ -130,8 +181,21 @@ public final class Node: @unchecked Sendable {
         logger.info("storage opened", metadata: ["dir": "\(options.dataDirectory)", "recovery": "\(opened.report)"])
         var seed = SystemRandomNumberGenerator()
         let replicaSeed = UInt64.random(in: .min ... .max, using: &seed)
-        replica = try Replica(id: local.nodeID, configuration: options.protocolConfiguration(), seed: replicaSeed,
-                              restoring: opened.records)
+        if let join = options.join {
+            // Joining (or restarting a member that joined): the membership comes from the
+            // cluster's snapshot or from the data; the discovered voters are whom to ask.
+            let voters = join.membership?.voters.filter { $0 != nodeID } ?? []
+            replica = try Replica(id: nodeID, configuration: options.protocolConfiguration(voters: voters.isEmpty ? [nodeID] : voters),
+                                  seed: replicaSeed, restoring: opened.records, joining: true)
+        } else {
+            let initial = Membership(members: options.members.map {
+                Member(id: $0.nodeID, name: $0.name, peerURLs: [$0.peerURL], memberID: $0.memberID)
+            })
+            replica = try Replica(id: nodeID, configuration: options.protocolConfiguration(), seed: replicaSeed,
+                                  restoring: opened.records, initialMembership: initial)
+        }
+        let recorded = replica.membershipHistory?.epochs.lazy.compactMap { $0.membership.member(nodeID)?.memberID }.first
+        memberID = recorded ?? (options.join?.memberID).flatMap { $0 == 0 ? nil : $0 } ?? local.memberID
         clientIDGenerator = SplitMix64(seed: UInt64.random(in: .min ... .max, using: &seed))
         storageWorker = StorageWorker(storage: opened.storage, failpoints: options.failpoints)
         if !options.failpoints.isEmpty {
@@ -140,9 +204,11 @@ public final class Node: @unchecked Sendable {
     }
 
     /// Starts the storage thread, replays recovered state and begins ticking.
-    func start(transport: PeerTransport) {
+    /// `onRemoved` runs (on the loop) once this member applied its own removal and stopped.
+    func start(transport: PeerTransport, onRemoved: (@Sendable () -> Void)? = nil) {
         loop.preconditionInEventLoop()
         self.transport = transport
+        self.onRemoved = onRemoved
         storageWorker.start(
             onDurable: { [weak self] report in
                 guard let self else { return }
@@ -154,6 +220,8 @@ public final class Node: @unchecked Sendable {
             })
         handle(replica.step(.start))
         lastSnapshotSlot = replica.snapshot?.slot ?? 0
+        stateSlot = replica.appliedThrough
+        observeMembership(force: true)
         let tick = TimeAmount.milliseconds(Int64(options.tickMilliseconds))
         tickTask = loop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { [self] _ in self.tick() }
         logger.info("node started", metadata: ["applied": "\(replica.appliedThrough)", "revision": "\(kv.store.revision)"])
@@ -169,6 +237,7 @@ public final class Node: @unchecked Sendable {
         pendingWrites.removeAll()
         for (_, read) in pendingReads { read.complete(NodeError.stopped) }
         pendingReads.removeAll()
+        failMembershipRequests(NodeError.stopped)
         watchers.finishAll()
         if !turnPersist.isEmpty { storageWorker.submit(turnPersist) }
         turnPersist.removeAll()
@@ -199,6 +268,9 @@ public final class Node: @unchecked Sendable {
             expireLeases(now: now)
             proposeIntegrityCheckIfDue(now: now)
         }
+        expireMembershipRequests(now: now)
+        if removalNoticedAt != nil { checkRemoval(now: now) }
+        probeIfOrphaned(now: now)
         maybeSnapshot()
         metrics.appliedIndex.record(Int64(replica.appliedThrough))
         metrics.chosenIndex.record(Int64(replica.chosenThrough))
@@ -232,7 +304,7 @@ public final class Node: @unchecked Sendable {
     // MARK: - Outputs
 
     /// Carries out one step's effects in the order `Output` prescribes.
-    private func handle(_ output: Output) {
+    func handle(_ output: Output) {
         if let batch = output.persist {
             unsyncedBatches.append(batch)
             turnPersist.append(batch)
@@ -263,6 +335,14 @@ public final class Node: @unchecked Sendable {
                 pendingWrites.removeValue(forKey: rejected.command.clientID)
                 write.fail(NodeError.tooManyRequests)
             }
+        }
+        if output.snapshotWanted { snapshotRequested = true }
+        observeMembership()
+        for outcome in output.reconfigured {
+            pendingReconfigurations.removeValue(forKey: outcome.requestID)?.promise.completeWith(outcome.result.mapError { $0 })
+        }
+        for outcome in output.transfers {
+            pendingTransfers.removeValue(forKey: outcome.requestID)?.promise.completeWith(outcome.result.mapError { $0 })
         }
     }
 
@@ -322,6 +402,7 @@ public final class Node: @unchecked Sendable {
         case .snapshot(let snapshot):
             do {
                 kv = try KVStateMachine(snapshot: snapshot.data, sessionCapacity: kv.sessions.capacity)
+                stateSlot = snapshot.slot
                 lastSnapshotSlot = snapshot.slot
                 leases.resetAll(from: kv.store, now: .now())
                 watchers.snapshotInstalled(revision: kv.store.revision)
@@ -334,6 +415,7 @@ public final class Node: @unchecked Sendable {
                 stop()
             }
         case .entry(let slot, let value):
+            defer { stateSlot = slot }
             let now = NIODeadline.now()
             for original in value.commands {
                 let command = corruptIfRequested(original)
@@ -366,7 +448,7 @@ public final class Node: @unchecked Sendable {
             lastLeaderBallot = ballot
             if ballot != nil {
                 metrics.leaderChanges.increment()
-                let leaderName = options.members.first { $0.nodeID == ballot?.node }?.name ?? "?"
+                let leaderName = ballot.map { memberName($0.node) } ?? "?"
                 logger.info("leader elected", metadata: ["leader": "\(leaderName)", "round": "\(ballot?.round ?? 0)"])
             }
         }
@@ -384,12 +466,11 @@ public final class Node: @unchecked Sendable {
 
     /// Publishes this member's name and client URLs through the log until they are applied.
     private func publishAttributesIfNeeded(now: NIODeadline) {
-        let local = options.local
-        let attributes = MemberAttributes(name: local.name, clientURLs: options.advertiseClientURLs)
-        guard kv.members[local.memberID] != attributes, replica.leaderHint != nil else { return }
+        let attributes = MemberAttributes(name: options.name, clientURLs: options.advertiseClientURLs)
+        guard kv.members[memberID] != attributes, replica.leaderHint != nil, localRole.mayPublish else { return }
         if let at = publishProposedAt, at + .seconds(3) > now { return }
         publishProposedAt = now
-        proposeInternal(.publishMember(memberID: local.memberID, attributes: attributes))
+        proposeInternal(.publishMember(memberID: memberID, attributes: attributes))
     }
 
     private func retryAndExpireWrites(now: NIODeadline) {
@@ -435,11 +516,12 @@ public final class Node: @unchecked Sendable {
         if let record = kv.integrityRecords.last, record.id != lastIntegrityRecordID {
             lastIntegrityRecordID = record.id
             metrics.integrityChecks.increment()
-            proposeInternal(.integrityReport(checkID: record.id, memberID: options.local.memberID, hash: record.hash,
-                                             voters: UInt64(options.members.count)))
+            let voters = replica.membershipHistory?.latest.voters.count ?? options.members.count
+            proposeInternal(.integrityReport(checkID: record.id, memberID: memberID, hash: record.hash,
+                                             voters: UInt64(max(1, voters))))
         }
         for mismatch in output.integrityMismatches {
-            let isLocal = mismatch.memberID == options.local.memberID
+            let isLocal = mismatch.memberID == memberID
             if isLocal { metrics.integrityMismatches.increment() }
             let name = kv.members[mismatch.memberID]?.name ?? String(mismatch.memberID, radix: 16)
             logger.critical(isLocal ? "integrity check failed: this replica's state differs from the majority's; CORRUPT alarm raised"
@@ -471,7 +553,9 @@ public final class Node: @unchecked Sendable {
         let logBytesMax = max(32 << 20, (replica.snapshot?.data.count ?? 0) / 8)
         let due = applied >= lastSnapshotSlot + Slot(options.snapshotEverySlots)
             || (replica.chosenLogBytes >= logBytesMax && applied > lastSnapshotSlot)
-        guard due, kv.appliedSlot == applied else { return }
+            || (snapshotRequested && applied > lastSnapshotSlot)
+        guard due, stateSlot == applied else { return }
+        snapshotRequested = false
         lastSnapshotSlot = applied
         handle(replica.step(.snapshot(slot: applied, data: kv.snapshot())))
         logger.info("snapshot taken", metadata: ["slot": "\(applied)", "revision": "\(kv.store.revision)"])
@@ -528,6 +612,7 @@ public final class Node: @unchecked Sendable {
         let promise = loop.makePromise(of: KVResponse.self)
         loop.execute { [self] in
             guard !stoppedFlag else { promise.fail(NodeError.stopped); return }
+            if let refusal = localRole.refusal(needsVoter: true) { promise.fail(refusal); return }
             register(payload, requestID: requestID, promise: promise)
         }
         return promise.futureResult
@@ -536,6 +621,12 @@ public final class Node: @unchecked Sendable {
     /// Waits until a read at `consistency` may be served from the local state machine.
     public func readBarrier(_ consistency: ReadConsistency) async throws {
         try await read(consistency) { _ in () }
+    }
+
+    /// A read barrier that also works at a learner (health checks: it has applied what the
+    /// leader had chosen when the barrier began).
+    func internalReadBarrier() async throws {
+        try await readFuture(.linearizable, admitted: true) { _ in () }.get()
     }
 
     /// Runs `body` against the current state on the node loop.
@@ -557,9 +648,18 @@ public final class Node: @unchecked Sendable {
     /// `read` for event-loop callers (the frame-level gRPC fast path).
     public func readFuture<T: Sendable>(_ consistency: ReadConsistency,
                                         _ body: @escaping @Sendable (NodeState) throws -> T) -> EventLoopFuture<T> {
+        readFuture(consistency, admitted: false, body)
+    }
+
+    private func readFuture<T: Sendable>(_ consistency: ReadConsistency, admitted: Bool,
+                                         _ body: @escaping @Sendable (NodeState) throws -> T) -> EventLoopFuture<T> {
         let promise = loop.makePromise(of: T.self)
         loop.execute { [self] in
             guard !stoppedFlag else { promise.fail(NodeError.stopped); return }
+            if !admitted, let refusal = localRole.refusal(needsVoter: consistency == .linearizable) {
+                promise.fail(refusal)
+                return
+            }
             // `stale-reads` is the deliberately broken server the chaos harness must catch.
             guard consistency == .linearizable, !options.failpoints.staleReads else {
                 promise.completeWith(Result { try body(NodeState(node: self)) })
@@ -581,11 +681,13 @@ public final class Node: @unchecked Sendable {
 
     // Accessors for NodeState (loop only).
     var currentStatus: NodeStatus {
-        NodeStatus(leader: replica.leaderHint, isLeader: replica.role == .leader,
-                   ballotRound: replica.leaderBallot?.round ?? replica.promised.round,
-                   chosenThrough: replica.chosenThrough, appliedThrough: replica.appliedThrough,
-                   revision: kv.store.revision, compactRevision: kv.store.compactRevision,
-                   storageFailure: storageFailure)
+        let leader = replica.leaderHint
+        return NodeStatus(leader: leader, isLeader: replica.role == .leader,
+                          ballotRound: replica.leaderBallot?.round ?? replica.promised.round,
+                          chosenThrough: replica.chosenThrough, appliedThrough: replica.appliedThrough,
+                          revision: kv.store.revision, compactRevision: kv.store.compactRevision,
+                          storageFailure: storageFailure, isLearner: localRole == .learner,
+                          leaderMemberID: leader.flatMap { knownMember($0)?.memberID } ?? 0)
     }
 
     /// Starts a watch: history from `startRevision` (0 = from now) and then live events, with
@@ -629,4 +731,8 @@ public struct NodeState {
     public var kv: KVStateMachine { node.kv }
     public var status: NodeStatus { node.currentStatus }
     public var leases: LeaseTimers { node.leases }
+    /// The newest membership this node knows (nil while joining).
+    public var membership: Membership? { node.replica.membershipHistory?.latest }
+    /// This member's role in it.
+    public var role: LocalRole { node.localRole }
 }

@@ -50,8 +50,20 @@ public struct NodeOptions: Sendable {
     public var snapshotEverySlots: Int = 10_000
     /// How long a client request waits for its outcome before it fails with "request timed out".
     public var requestTimeoutMilliseconds: Int = 5_000
-    /// `--initial-cluster-state existing`: the data directory must already hold this member's state.
+    /// `--initial-cluster-state existing`: this member joins a running cluster (an empty data
+    /// directory; it must have been added with MemberAdd first) or restarts from its data.
+    /// Its identity then comes from the cluster (`SynodNodeServer.make` fills `join`).
     public var joinExisting = false
+    /// Who this member is in a running cluster, as discovery or the data directory told it
+    /// (`--initial-cluster-state existing`); nil for members of a new cluster, whose ids
+    /// derive from `--initial-cluster`.
+    public var join: JoinIdentity?
+    /// How long `existing` keeps trying to reach a member of the cluster for discovery.
+    public var joinDiscoveryTimeoutMilliseconds: Int = 15_000
+    /// Called once when this member has applied its own removal from the cluster and stopped
+    /// (etcd: "the member has been permanently removed from the cluster"). `SynodNodeServer.run`
+    /// then returns by throwing `MemberRemovedError`; in-process tests may observe it here.
+    public var onRemoved: (@Sendable () -> Void)?
     /// Called once when storage fails (a failed fsync, a full disk): the node has already
     /// stopped serving. `synod serve` exits the process here, as the design requires (a
     /// failed fsync is never retried); in-process tests leave it nil.
@@ -81,9 +93,10 @@ public struct NodeOptions: Sendable {
         members.first { $0.name == name } ?? members[0]
     }
 
-    /// The protocol configuration these timings give.
-    public func protocolConfiguration() -> Configuration {
-        var configuration = Configuration(members: members.map(\.nodeID))
+    /// The protocol configuration these timings give, with `voters` (default: every member
+    /// of `--initial-cluster`) as the members of a new cluster.
+    public func protocolConfiguration(voters: [NodeID]? = nil) -> Configuration {
+        var configuration = Configuration(members: voters ?? members.map(\.nodeID))
         let tick = max(1, tickMilliseconds)
         configuration.heartbeatIntervalTicks = max(1, heartbeatMilliseconds / tick)
         configuration.electionTimeoutTicks = max(configuration.heartbeatIntervalTicks + 2, electionTimeoutMilliseconds / tick)
@@ -94,7 +107,27 @@ public struct NodeOptions: Sendable {
         configuration.readTimeoutTicks = max(20, configuration.electionTimeoutTicks * 2)
         configuration.readMode = readMode
         configuration.batchBytesMax = max(configuration.batchBytesMax, maxRequestBytes + 4096)
+        // A hand-off needs the target caught up and then one election round.
+        configuration.transferTimeoutTicks = max(configuration.transferTimeoutTicks, configuration.electionTimeoutTicks * 2)
         return configuration
+    }
+}
+
+/// A member's identity in a running cluster (see `NodeOptions.join`).
+public struct JoinIdentity: Hashable, Sendable {
+    public var clusterID: UInt64
+    public var nodeID: NodeID
+    /// etcd's member id; 0 when only the data directory was read (the membership says it).
+    public var memberID: UInt64
+    /// The cluster's latest membership as discovery reported it (nil without an answer):
+    /// whom a joining replica asks for the snapshot, and where they listen.
+    public var membership: Membership?
+
+    public init(clusterID: UInt64, nodeID: NodeID, memberID: UInt64, membership: Membership?) {
+        self.clusterID = clusterID
+        self.nodeID = nodeID
+        self.memberID = memberID
+        self.membership = membership
     }
 }
 

@@ -20,6 +20,8 @@ public struct ServeConfiguration: Sendable, Hashable {
     public var initialAdvertisePeerURLs: String?
     /// `name=http://host:port,...`; default: this member alone at its peer URL.
     public var initialCluster: String?
+    /// `new`: a member of a new cluster (or a restart); `existing`: join a running cluster
+    /// after MemberAdd with an empty data directory (or restart a member that joined one).
     public var initialClusterState = "new"
     public var initialClusterToken = "synod-cluster"
     /// Where /health, /metrics and /version are served (HTTP/1.1); default: client port + 2.
@@ -156,6 +158,10 @@ public struct ServeConfiguration: Sendable, Hashable {
             throw ServeConfigurationError("--initial-cluster: member '\(duplicate)' appears more than once")
         }
         guard let me = entries.first(where: { $0.name == name }) else {
+            if initialClusterState == "existing" {
+                throw ServeConfigurationError(
+                    "--name '\(name)' is not in --initial-cluster (\(names.joined(separator: ", "))); to join a running cluster, list its current members and this one")
+            }
             throw ServeConfigurationError("--name '\(name)' is not in --initial-cluster (\(names.joined(separator: ", ")))")
         }
         guard me.address == advertisedPeer.address else {

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 import SynodCore
 import SynodStore
 import SynodTransport
@@ -14,6 +15,12 @@ public struct ServerStartError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// `SynodNodeServer.run` ends this way once the member applied its own removal from the cluster.
+public struct MemberRemovedError: Error, CustomStringConvertible, Sendable {
+    public init() {}
+    public var description: String { "the member has been permanently removed from the cluster" }
 }
 
 /// One `synod serve` process: node, peer transport, etcd gRPC API and HTTP status endpoints.
@@ -27,17 +34,28 @@ public final class SynodNodeServer: Service, Sendable {
     let transport: PeerTransport
     let http: HTTPStatusServer?
     let api: ClientAPIServer
+    /// Set once the node stopped because this member was removed from the cluster.
+    private let removed = Atomic<Bool>(false)
+
+    /// Builds a server; with `--initial-cluster-state existing` it first asks the cluster who
+    /// this member is (`JoinDiscovery.resolve`), which `init` cannot do.
+    public static func make(options: NodeOptions, logger: Logger, group: MultiThreadedEventLoopGroup) async throws
+        -> SynodNodeServer {
+        let resolved = try await JoinDiscovery.resolve(options, group: group, logger: logger)
+        return try SynodNodeServer(options: resolved, logger: logger, group: group)
+    }
 
     /// Opens storage (recovery happens here) and builds every part; nothing listens yet.
+    /// A member joining a running cluster (`existing`, no data yet) needs `make`.
     public init(options: NodeOptions, logger: Logger, group: MultiThreadedEventLoopGroup) throws {
         self.options = options
         self.logger = logger
         self.group = group
         let metrics = SynodMetrics()
         self.metrics = metrics
-        if options.joinExisting && !Self.hasData(options.dataDirectory) {
+        if options.joinExisting && options.join == nil && !Self.hasData(options.dataDirectory) {
             throw ServerStartError(
-                "--initial-cluster-state existing: \(options.dataDirectory) holds no data for this member; joining a running cluster needs membership changes, which are not supported yet")
+                "--initial-cluster-state existing: \(options.dataDirectory) holds no data; joining a running cluster starts through SynodNodeServer.make")
         }
         let node: Node
         do {
@@ -45,18 +63,20 @@ public final class SynodNodeServer: Service, Sendable {
         } catch let error as StorageError {
             throw ServerStartError("cannot open data directory \(options.dataDirectory): \(error)")
         }
+        if node.wasRemoved {
+            throw ServerStartError(
+                "the member has been permanently removed from the cluster: its data directory \(options.dataDirectory) cannot be used again (remove it, then run member add and start with --initial-cluster-state existing)")
+        }
         self.node = node
-        let local = options.local
-        var peers: [NodeID: PeerAddress] = [:]
-        for member in options.members where member.nodeID != local.nodeID { peers[member.nodeID] = member.peerAddress }
-        let names = Dictionary(uniqueKeysWithValues: options.members.map { ($0.nodeID, $0.name) })
         transport = PeerTransport(
-            group: group, localID: local.nodeID, clusterID: options.clusterID, listen: options.peerListen,
-            peers: peers, logger: logger,
+            group: group, localID: node.nodeID, clusterID: node.clusterID, listen: options.peerListen,
+            peers: node.peerAddresses(), logger: logger,
             onReceive: { [node] envelopes in node.receive(envelopes) },
-            onPeerStateChange: { peer, up in
-                metrics.peerConnected(names[peer] ?? "\(peer)").set(to: up ? 1 : 0)
-            })
+            onPeerStateChange: { [node] peer, up in
+                let name = node.latestMembership?.member(peer)?.name ?? ""
+                metrics.peerConnected(name.isEmpty ? "\(peer)" : name).set(to: up ? 1 : 0)
+            },
+            onDiscovery: { [node] peerURL in JoinDiscovery.answer(node: node, peerURL: peerURL) })
         let context = ServiceContext(node: node, metrics: metrics)
         // As etcd: gRPC accepts max-request-bytes plus overhead, so an oversized request gets
         // etcd's "request is too large" from the server rather than a transport error.
@@ -98,18 +118,25 @@ public final class SynodNodeServer: Service, Sendable {
         return !wal.isEmpty
     }
 
-    /// etcd's /health: healthy when a leader is known and a linearizable read succeeds.
+    /// etcd's /health: healthy when a leader is known and a linearizable read succeeds (at a
+    /// learner too: then it has applied what the leader had chosen). A joining member is
+    /// unhealthy until a snapshot from the cluster gave it a membership.
     static func health(_ node: Node) async -> HealthReport {
         do {
             let status = try await node.withState { $0.status }
             if let failure = status.storageFailure { return HealthReport(healthy: false, reason: "storage failed: \(failure)") }
+            switch node.role {
+            case .joining: return HealthReport(healthy: false, reason: "joining the cluster: waiting for a snapshot")
+            case .removed: return HealthReport(healthy: false, reason: "removed from the cluster")
+            case .voter, .learner: break
+            }
             guard status.leader != nil else { return HealthReport(healthy: false, reason: "RAFT NO LEADER") }
             let alarms = try await node.withState { $0.kv.alarms.sorted() }
             if let alarm = alarms.first {
                 // etcd reports an unhealthy member while any alarm is raised.
                 return HealthReport(healthy: false, reason: "ALARM \(alarm.alarm.name)")
             }
-            try await node.readBarrier(.linearizable)
+            try await node.internalReadBarrier()
             return .healthy
         } catch {
             return HealthReport(healthy: false, reason: "\(error)")
@@ -122,7 +149,14 @@ public final class SynodNodeServer: Service, Sendable {
         } catch {
             throw ServerStartError("\(error)")
         }
-        try await node.loop.submit { [node, transport] in node.start(transport: transport) }.get()
+        try await node.loop.submit { [node, transport] in
+            node.start(transport: transport, onRemoved: { [weak self] in
+                guard let self else { return }
+                self.removed.store(true, ordering: .sequentiallyConsistent)
+                self.logger.info("stopping the client API: the member was removed")
+                self.api.beginShutdown()
+            })
+        }.get()
         if let http {
             do {
                 try await http.start()
@@ -132,7 +166,9 @@ public final class SynodNodeServer: Service, Sendable {
             }
         }
         logger.info("serving", metadata: [
-            "name": "\(options.name)", "clients": "\(options.clientListen)", "peers": "\(options.peerListen)",
+            "name": "\(options.name)", "node": "\(node.nodeID)", "member-id": "\(String(node.memberID, radix: 16))",
+            "cluster-id": "\(String(node.clusterID, radix: 16))",
+            "clients": "\(options.clientListen)", "peers": "\(options.peerListen)",
             "metrics": "\(options.metricsListen.map { "\($0)" } ?? "off")",
             "members": "\(options.members.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ","))",
         ])
@@ -148,6 +184,7 @@ public final class SynodNodeServer: Service, Sendable {
         }
         await shutdownParts()
         logger.info("stopped", metadata: ["name": "\(options.name)"])
+        if removed.load(ordering: .sequentiallyConsistent) { throw MemberRemovedError() }
     }
 
     private func shutdownParts() async {

@@ -21,6 +21,11 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
                response: RPCWriter<Etcdserverpb_WatchResponse>,
                context _: ServerContext) async throws {
         let ctx = context
+        do {
+            try ctx.node.admit(needsVoter: true)  // etcd's learners refuse every stream
+        } catch {
+            throw EtcdConversions.rpcError(error)
+        }
         let (outbox, outboxWriter) = AsyncStream<Etcdserverpb_WatchResponse>.makeStream()
         await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {

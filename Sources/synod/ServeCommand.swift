@@ -17,6 +17,9 @@ struct ServeCommand: AsyncParsableCommand {
                 --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \\
                 --listen-peer-urls http://127.0.0.1:2380 \\
                 --initial-cluster n1=http://127.0.0.1:2380,n2=http://127.0.0.1:22380,n3=http://127.0.0.1:32380
+            To add a member to a running cluster: `member add n4 --peer-urls=http://127.0.0.1:42380` (etcdctl
+            or synod), then start it with --initial-cluster-state existing, an empty data directory and
+            --initial-cluster listing the current members and itself.
             A config file (--config-file, YAML or TOML) may carry the same keys; flags given on the
             command line win.
             """
@@ -36,7 +39,13 @@ struct ServeCommand: AsyncParsableCommand {
     var initialAdvertisePeerUrls: String?
     @Option(help: "All members: name=http://host:port,... (default: this member alone).")
     var initialCluster: String?
-    @Option(help: "new (bootstrap or restart) or existing (restart a member that has data).")
+    @Option(help: ArgumentHelp(
+        "new (bootstrap a new cluster, or restart) or existing (join a running cluster, or restart a member that joined one).",
+        discussion: """
+            existing with an empty data directory joins a running cluster: run `member add` first, then list \
+            the current members and this one in --initial-cluster; the member asks them who it is over \
+            the peer port and fetches their snapshot. With data, it restarts from it.
+            """))
     var initialClusterState: String = "new"
     @Option(help: "Cluster token: clusters with different tokens never talk to each other.")
     var initialClusterToken: String = "synod-cluster"
@@ -142,7 +151,7 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "synod")
         let threads = options.eventLoopThreads > 0 ? options.eventLoopThreads : max(2, System.coreCount)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        let server = try SynodNodeServer(options: options, logger: logger, group: group)
+        let server = try await SynodNodeServer.make(options: options, logger: logger, group: group)
         let services = ServiceGroup(configuration: .init(
             services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup,
                              failureTerminationBehavior: .gracefullyShutdownGroup)],

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOPosix
+import Synchronization
 import SynodClient
 import SynodCore
 import SynodEtcdAPI
@@ -39,6 +40,8 @@ final class InProcessCluster: @unchecked Sendable {
     var failpoints: [Int: Failpoints] = [:]
     /// Overrides the integrity check interval when set.
     var integrityCheckMilliseconds: Int?
+    /// Nodes whose server reported their own removal from the cluster (`NodeOptions.onRemoved`).
+    let removedNodes = RemovedNodes()
 
     init(nodes: Int, snapshotCount: Int = 10_000) throws {
         root = NSTemporaryDirectory() + "synod-inprocess-\(UUID().uuidString)"
@@ -63,14 +66,54 @@ final class InProcessCluster: @unchecked Sendable {
 
     func start(_ i: Int) throws {
         var logger = Logger(label: "test.n\(i + 1)")
-        logger.logLevel = .warning
+        logger.logLevel = InProcessCluster.logLevel
         var options = try configurations[i].validate()
         if let failpoints = failpoints[i] { options.failpoints = failpoints }
         if let integrityCheckMilliseconds { options.integrityCheckMilliseconds = integrityCheckMilliseconds }
+        options.onRemoved = { [removedNodes] in removedNodes.insert(i) }
         let server = try SynodNodeServer(options: options, logger: logger, group: group)
         servers[i] = server
         tasks[i] = Task { try await server.run() }
     }
+
+    /// Adds the configuration of a spare node (fresh ports) that joins the running cluster with
+    /// `--initial-cluster-state existing`; `members` (default: all but the spare) are listed in
+    /// its `--initial-cluster` with it. Returns its index. It still needs MemberAdd and `join`.
+    func addSpare(members: [Int]? = nil) -> Int {
+        let i = configurations.count
+        let ports = freePorts(3)
+        var c = configurations[0]
+        c.name = "n\(i + 1)"
+        c.dataDir = "\(root)/n\(i + 1)"
+        c.listenClientURLs = "http://127.0.0.1:\(ports[0])"
+        c.listenPeerURLs = "http://127.0.0.1:\(ports[1])"
+        c.listenMetricsURLs = "http://127.0.0.1:\(ports[2])"
+        c.initialClusterState = "existing"
+        let listed = (members ?? Array(configurations.indices)).map { "\(configurations[$0].name)=\(configurations[$0].listenPeerURLs)" }
+        c.initialCluster = (listed + ["\(c.name)=\(c.listenPeerURLs)"]).joined(separator: ",")
+        configurations.append(c)
+        servers.append(nil)
+        tasks.append(nil)
+        return i
+    }
+
+    /// Starts node `i` through `SynodNodeServer.make` (discovery for `existing`).
+    func join(_ i: Int) async throws {
+        var logger = Logger(label: "test.n\(i + 1)")
+        logger.logLevel = InProcessCluster.logLevel
+        var options = try configurations[i].validate()
+        options.onRemoved = { [removedNodes] in removedNodes.insert(i) }
+        let server = try await SynodNodeServer.make(options: options, logger: logger, group: group)
+        servers[i] = server
+        tasks[i] = Task { try await server.run() }
+    }
+
+    /// Log level of the nodes: `SYNOD_TEST_LOG_LEVEL` (e.g. info, debug), default warning.
+    static var logLevel: Logger.Level {
+        ProcessInfo.processInfo.environment["SYNOD_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+    }
+
+    func wasRemoved(_ i: Int) -> Bool { removedNodes.contains(i) }
 
     func stop(_ i: Int) async {
         tasks[i]?.cancel()
@@ -89,6 +132,13 @@ final class InProcessCluster: @unchecked Sendable {
         let chosen = indexes.map { $0.map { endpoints[$0] } } ?? endpoints
         return try SynodClient(configuration: SynodClientConfiguration(endpoints: chosen))
     }
+}
+
+/// Indexes of nodes that reported their removal (any thread).
+final class RemovedNodes: Sendable {
+    private let nodes = Mutex<Set<Int>>([])
+    func insert(_ i: Int) { nodes.withLock { _ = $0.insert(i) } }
+    func contains(_ i: Int) -> Bool { nodes.withLock { $0.contains(i) } }
 }
 
 final class InProcessClusterTests: XCTestCase {
