@@ -77,7 +77,7 @@ extension SynodClient {
     }
 
     /// One attempt on one endpoint, errors mapped to ``SynodClientError``.
-    private func onEndpoint<Result: Sendable>(
+    func onEndpoint<Result: Sendable>(
         _ index: Int,
         _ body: (GRPCClient<Transport>, CallOptions) async throws -> Result
     ) async throws -> Result {

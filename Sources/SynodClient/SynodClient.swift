@@ -177,7 +177,13 @@ public final class SynodClient: Sendable {
 
     /// Runs `body` against the current endpoint, failing over on retryable errors until the
     /// request timeout runs out.
+    ///
+    /// With `repeatable: false` (requests that must not take effect twice, such as membership
+    /// changes) only failures that show the request was not carried out are retried elsewhere
+    /// (see ``isSafeToRepeat(_:)``); a failure that leaves the outcome unknown (a timeout, a
+    /// leader change) is thrown at once.
     func withFailover<Result: Sendable>(
+        repeatable: Bool = true,
         _ body: @Sendable (Connection, CallOptions) async throws -> Result
     ) async throws -> Result {
         let clock = ContinuousClock()
@@ -201,6 +207,13 @@ public final class SynodClient: Sendable {
                         code: error.code, message: error.message, endpoint: connection.endpoint.original)
                 }
                 let failure = Self.failure(error, endpoint: connection.endpoint)
+                if !repeatable && !Self.isSafeToRepeat(error) {
+                    if Self.isServerMessage(error) {
+                        throw SynodClientError.server(
+                            code: error.code, message: error.message, endpoint: connection.endpoint.original)
+                    }
+                    throw SynodClientError.unavailable([failure])
+                }
                 failures[index] = failure
                 if Self.isServerMessage(error) {
                     lastServerError = .server(code: error.code, message: error.message, endpoint: connection.endpoint.original)
@@ -239,6 +252,14 @@ public final class SynodClient: Sendable {
         default:
             return false
         }
+    }
+
+    /// Whether a request that failed with `error` surely did not take effect, so that sending
+    /// it again cannot apply it twice: the server was unreachable or refused it for want of a
+    /// leader. A timeout or "leader changed" leaves the outcome unknown.
+    static func isSafeToRepeat(_ error: RPCError) -> Bool {
+        guard error.code == .unavailable else { return false }
+        return !(error.message.contains("request timed out") || error.message.contains("leader changed"))
     }
 
     /// Whether the error text came from an etcd-style server rather than from the transport.

@@ -1,49 +1,6 @@
 import ArgumentParser
 import SynodClient
 
-/// `synod member list`
-struct ClientMemberCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "member",
-        abstract: "Inspect cluster membership.",
-        subcommands: [List.self]
-    )
-
-    struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "list",
-            abstract: "List members: id, status, name, peer URLs, client URLs, is learner."
-        )
-        @OptionGroup var client: ClientOptions
-        @Option(name: [.customShort("w"), .customLong("write-out")], help: "Output format: simple, table or json.")
-        var writeOut: WriteOut = .simple
-
-        func run() async throws {
-            try await client.run { client in
-                let response = try await client.memberList()
-                var out = Output()
-                let rows = response.members.map { member -> [String] in
-                    [
-                        String(member.id, radix: 16), member.name.isEmpty ? "unstarted" : "started", member.name,
-                        member.peerUrls.joined(separator: ","), member.clientUrls.joined(separator: ","),
-                        member.isLearner ? "true" : "false",
-                    ]
-                }
-                switch writeOut {
-                case .simple:
-                    for row in rows { out.line(row.joined(separator: ", ")) }
-                case .table:
-                    out.line(renderTable(
-                        header: ["ID", "STATUS", "NAME", "PEER ADDRS", "CLIENT ADDRS", "IS LEARNER"], rows: rows))
-                case .json:
-                    out.line(try SynodJSON.encode(response))
-                }
-                out.flush()
-            }
-        }
-    }
-}
-
 /// `synod status`
 struct ClientStatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
