@@ -132,7 +132,8 @@ public enum ChaosCheck {
             let name = kind.hasPrefix("partition") ? "partition" : kind
             grouped[name, default: 0] += count
         }
-        let order = ["kill", "pause", "partition", "netem", "crash-all", "failpoint", "restart"]
+        let order = ["kill", "pause", "partition", "netem", "crash-all", "failpoint", "restart", "member-add",
+                     "member-promote", "member-remove", "move-leader", "member-skip"]
         let names = grouped.keys.sorted { a, b in
             (order.firstIndex(of: a) ?? order.count, a) < (order.firstIndex(of: b) ?? order.count, b)
         }
@@ -140,7 +141,21 @@ public enum ChaosCheck {
         return "linearizable: \(linearizable), lost acknowledged writes: \(verdict.lostAcknowledgedWrites), "
             + "replica hashes equal: \(verdict.replicaHashesEqual), alarms: \(verdict.alarms.count), "
             + "ops: \(total) (ok \(byStatus["ok"] ?? 0), unknown \(byStatus["unknown"] ?? 0), fail \(byStatus["fail"] ?? 0)), "
-            + "nemesis: \(nemesis), seed: \(verdict.seed)"
+            + "nemesis: \(nemesis), "
+            + (verdict.finalMembers.map { "members: \($0.joined(separator: ",")), " } ?? "")
+            + (verdict.membershipProblem.map { "membership: \($0), " } ?? "")
+            + "seed: \(verdict.seed)"
+    }
+
+    /// Adds the membership outcome of a run that changes the membership: the final members
+    /// go into the verdict line, and a problem fails the run.
+    public static func addMembership(to verdict: inout ChaosVerdict, finalMembers: [String], summary: String,
+                                     problem: String?) {
+        verdict.finalMembers = finalMembers
+        verdict.membership = summary
+        verdict.membershipProblem = problem
+        if problem != nil { verdict.failed = true }
+        verdict.line = verdictLine(verdict)
     }
 
     /// Builds the verdict from the history and the end-of-run observations.

@@ -44,8 +44,11 @@ final class ChaosStopFlag: Sendable {
 
 /// The workload: `clients` concurrent loops of reads, writes, compare-and-sets and deletes on a
 /// small key space, each client preferring its own node so reads hit every member.
+///
+/// The clients follow the membership: between two operations a client whose endpoint list is
+/// stale (``ChaosMembership/version`` moved) reconnects to the current voters' client URLs.
 struct ChaosClients: Sendable {
-    var endpoints: [String]
+    var members: ChaosMembership
     var clients: Int
     var keys: Int
     var opTimeoutSeconds: Double
@@ -77,35 +80,58 @@ struct ChaosClients: Sendable {
         case absent
     }
 
+    /// What one client keeps across reconnections.
+    private struct LoopState {
+        var random: ChaosRandom
+        var known: [String: Known] = [:]
+        var counter = 0
+    }
+
     func runClient(_ client: Int) async {
-        let preferred = Self.rotated(endpoints, preferring: client)
         let timeout = Duration.milliseconds(Int64(max(1, opTimeoutSeconds * 1000)))
         let half = Duration.milliseconds(Int64(max(1, opTimeoutSeconds * 500)))
-        // Reads fail over after half the budget; mutations get one attempt for the whole budget,
-        // so a slow first attempt is never re-sent elsewhere (which could apply a write twice,
-        // a client-side artifact the checker would report as a violation).
-        let readConfig = SynodClientConfiguration(endpoints: preferred, requestTimeout: timeout, attemptTimeout: half,
-                                                  retryBackoff: .milliseconds(50))
-        let writeConfig = SynodClientConfiguration(endpoints: preferred, requestTimeout: timeout, attemptTimeout: timeout,
-                                                   retryBackoff: .milliseconds(50))
-        do {
-            try await withSynodClient(readConfig) { reader in
-                try await withSynodClient(writeConfig) { writer in
-                    await self.loop(client: client, endpoint: preferred.first, reader: reader, writer: writer)
-                }
+        var state = LoopState(random: ChaosRandom(seed: seed &+ UInt64(client) &* 0x9E37_79B9_7F4A_7C15 &+ 1))
+        while !stop.isSet && !Task.isCancelled {
+            let (version, endpoints) = members.clientView()
+            guard !endpoints.isEmpty else {
+                try? await Task.sleep(for: .milliseconds(100))
+                continue
             }
-        } catch {
-            // Only configuration errors end up here; the loop records per-operation errors.
+            let preferred = Self.rotated(endpoints, preferring: client)
+            // Reads fail over after half the budget; mutations get one attempt for the whole
+            // budget, so a slow first attempt is never re-sent elsewhere (which could apply a
+            // write twice, a client-side artifact the checker would report as a violation).
+            let readConfig = SynodClientConfiguration(endpoints: preferred, requestTimeout: timeout, attemptTimeout: half,
+                                                      retryBackoff: .milliseconds(50))
+            let writeConfig = SynodClientConfiguration(endpoints: preferred, requestTimeout: timeout,
+                                                       attemptTimeout: timeout, retryBackoff: .milliseconds(50))
+            do {
+                try await withSynodClient(readConfig) { reader in
+                    try await withSynodClient(writeConfig) { writer in
+                        await self.loop(client: client, endpoint: preferred.first, reader: reader, writer: writer,
+                                        endpoints: endpoints, version: version, state: &state)
+                    }
+                }
+            } catch {
+                // Only configuration errors end up here; the loop records per-operation errors.
+                try? await Task.sleep(for: .milliseconds(100))
+            }
         }
     }
 
-    private func loop(client: Int, endpoint: String?, reader: SynodClient, writer: SynodClient) async {
-        var random = ChaosRandom(seed: seed &+ UInt64(client) &* 0x9E37_79B9_7F4A_7C15 &+ 1)
-        var known: [String: Known] = [:]
-        var counter = 0
+    /// Runs operations until `stop`, or until the voters' client URLs are no longer
+    /// `endpoints` (checked whenever the membership's version moves past `version`).
+    private func loop(client: Int, endpoint: String?, reader: SynodClient, writer: SynodClient, endpoints: [String],
+                      version: Int, state: inout LoopState) async {
+        var version = version
         while !stop.isSet && !Task.isCancelled {
-            let key = Self.keyName(random.below(max(1, keys)))
-            let roll = random.below(100)
+            if members.version != version {
+                let view = members.clientView()
+                if view.endpoints != endpoints { return }
+                version = view.version
+            }
+            let key = Self.keyName(state.random.below(max(1, keys)))
+            let roll = state.random.below(100)
             let id = recorder.nextID()
             var op = ChaosOperation(id: id, client: client, kind: .read, key: key, invokedNanos: 0, endpoint: endpoint)
             do {
@@ -119,33 +145,33 @@ struct ChaosClients: Sendable {
                     op.modRevision = kv?.modRevision
                     op.revision = response.header.revision
                     op.status = .ok
-                    known[key] = op.readValue.map(Known.value) ?? .absent
+                    state.known[key] = op.readValue.map(Known.value) ?? .absent
                 case 40..<70:
-                    counter += 1
-                    let value = "c\(client)-\(counter)"
+                    state.counter += 1
+                    let value = "c\(client)-\(state.counter)"
                     op.kind = .write
                     op.value = value
-                    known[key] = nil
+                    state.known[key] = nil
                     op.invokedNanos = clock.nanos()
                     let response = try await writer.put(key, value)
                     op.completedNanos = clock.nanos()
                     op.revision = response.header.revision
                     op.status = .ok
-                    known[key] = .value(value)
+                    state.known[key] = .value(value)
                 case 70..<90:
-                    counter += 1
-                    let value = "c\(client)-\(counter)"
+                    state.counter += 1
+                    let value = "c\(client)-\(state.counter)"
                     op.kind = .cas
                     op.value = value
                     let compare: Etcdserverpb_Compare
-                    if case .value(let expected) = known[key] {
+                    if case .value(let expected) = state.known[key] {
                         op.expected = expected
                         compare = .value(key, .equal, expected)
                     } else {
                         op.expected = nil
                         compare = .createRevision(key, .equal, 0)
                     }
-                    known[key] = nil
+                    state.known[key] = nil
                     let request = SynodTxn.request(compare: [compare], success: [.put(key, value)])
                     op.invokedNanos = clock.nanos()
                     let response = try await writer.txn(request)
@@ -153,16 +179,16 @@ struct ChaosClients: Sendable {
                     op.revision = response.header.revision
                     op.casSucceeded = response.succeeded
                     op.status = .ok
-                    if response.succeeded { known[key] = .value(value) }
+                    if response.succeeded { state.known[key] = .value(value) }
                 default:
                     op.kind = .delete
-                    known[key] = nil
+                    state.known[key] = nil
                     op.invokedNanos = clock.nanos()
                     let response = try await writer.delete(key)
                     op.completedNanos = clock.nanos()
                     op.revision = response.header.revision
                     op.status = .ok
-                    known[key] = .absent
+                    state.known[key] = .absent
                 }
                 recorder.record(op)
             } catch {
@@ -177,7 +203,7 @@ struct ChaosClients: Sendable {
                 }
                 recorder.record(op)
                 if error is CancellationError { return }
-                try? await Task.sleep(for: .milliseconds(50 + Int64(random.below(50))))
+                try? await Task.sleep(for: .milliseconds(50 + Int64(state.random.below(50))))
             }
         }
     }

@@ -121,6 +121,14 @@ public struct ChaosVerdict: Codable, Sendable, Hashable {
     public var nemesisCounts: [String: Int]
     public var durationSeconds: Double
     public var seed: UInt64
+    /// Runs that change the membership: the members at the end (node names), in node order.
+    public var finalMembers: [String]?
+    /// Runs that change the membership: succeeded/attempted changes by kind, e.g.
+    /// `add 3/3, promote 3/3, remove 3/3, move-leader 2/2`.
+    public var membership: String?
+    /// What went wrong with the membership (e.g. a rolling replacement that did not finish);
+    /// a failure of the run.
+    public var membershipProblem: String?
     /// The one-line verdict printed last (`linearizable: true, lost acknowledged writes: 0, ...`).
     public var line: String
     /// True when any check failed (the process exits non-zero).
@@ -201,6 +209,15 @@ public protocol ChaosNetwork: AnyObject, Sendable {
     func heal() async throws
     /// Releases everything `prepare` created (namespaces, rules, listeners). Idempotent.
     func teardown() async
+    /// Node `index` is about to join the cluster (added at run time, so its peer id is not
+    /// known in advance); called before it starts. Node indices at or above the first `index`
+    /// ever given here are nodes added at run time.
+    func expectJoin(node index: Int)
+}
+
+extension ChaosNetwork {
+    /// Network layers that tell nodes apart by address need nothing here.
+    public func expectJoin(node index: Int) {}
 }
 
 /// A network-layer failure with a one-line message.

@@ -862,6 +862,10 @@ struct ChaosHTMLRenderer {
         if kind.hasPrefix("partition") { return "#2563eb" }
         if kind.hasPrefix("failpoint") { return "#e5b800" }
         if kind.hasPrefix("netem") || kind.hasPrefix("delay") || kind.hasPrefix("loss") { return "#0f9d8f" }
+        if kind == "member-skip" { return "#9ca3af" }
+        if kind.hasPrefix("member-add") || kind.hasPrefix("member-promote") { return "#16a34a" }
+        if kind.hasPrefix("member-remove") { return "#b45309" }
+        if kind.hasPrefix("move-leader") { return "#db2777" }
         return "#6b7280"
     }
 

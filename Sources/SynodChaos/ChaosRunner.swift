@@ -39,6 +39,9 @@ public struct ChaosOptions: Sendable {
         guard (1...100_000).contains(keys) else { throw ChaosOptionsError("--keys must be between 1 and 100000, got \(keys)") }
         guard intervalSeconds > 0 else { throw ChaosOptionsError("--interval must be positive") }
         guard opTimeoutSeconds > 0 else { throw ChaosOptionsError("--op-timeout must be positive") }
+        if let kind = nemesis.first(where: \.changesMembership), !MembershipPlanner.nodesAccepted.contains(nodes) {
+            throw ChaosOptionsError("--nemesis \(kind.rawValue) needs --nodes between \(MembershipPlanner.votersMin) and \(MembershipPlanner.votersMax), got \(nodes)")
+        }
         guard !synodBinary.isEmpty else { throw ChaosOptionsError("--synod-bin: no synod executable given") }
         guard FileManager.default.isExecutableFile(atPath: synodBinary) else {
             throw ChaosOptionsError("--synod-bin: '\(synodBinary)' is not an executable file")
@@ -50,6 +53,12 @@ public struct ChaosOptions: Sendable {
         NemesisSchedule.plan(seed: seed, kinds: nemesis, nodes: nodes, durationSeconds: durationSeconds,
                              intervalSeconds: intervalSeconds)
     }
+
+    /// Whether the membership changes during the run.
+    public var changesMembership: Bool { nemesis.contains(where: \.changesMembership) }
+
+    /// How many nodes the run may start: the original ones plus one per planned add.
+    public var nodeSlots: Int { MembershipPlanner.nodesNeeded(nodes: nodes, plan: schedule) }
 }
 
 /// Runs a real cluster of `synod serve` processes under faults, records a client history and
@@ -73,25 +82,28 @@ public struct ChaosRunner: Sendable {
         try FileManager.default.createDirectory(atPath: "\(report)/nodes", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: "\(report)/data", withIntermediateDirectories: true)
         let clock = ChaosClock()
-        let addresses = try await network.prepare(nodeCount: options.nodes)
+        let addresses = try await network.prepare(nodeCount: options.nodeSlots)
         let processes = ClusterProcesses(
             binary: options.synodBinary, addresses: addresses,
             launchPrefixes: addresses.indices.map { network.launchPrefix(node: $0) },
             reportDirectory: report, clusterToken: "chaos-\(options.seed)", snapshotCount: options.snapshotCount,
-            brokenReads: options.brokenReads, clock: clock)
+            brokenReads: options.brokenReads, clock: clock, originalCount: options.nodes)
+        let members = ChaosMembership(addresses: addresses, originalCount: options.nodes)
+        let admin = ChaosAdmin(members: members)
         let outcome: Result<(ChaosVerdict, [ChaosOperation], [NemesisEvent]), any Error>
         do {
-            outcome = .success(try await experiment(processes: processes, addresses: addresses, clock: clock))
+            outcome = .success(try await experiment(processes: processes, members: members, admin: admin, clock: clock))
         } catch {
             outcome = .failure(error)
         }
+        admin.shutdown()
         processes.killAllNow()
         await network.teardown()
         let (verdict, operations, events) = try outcome.get()
         let writer = ChaosReportWriter(directory: report)
         do {
             try writer.writeAll(operations: operations, nemesis: events, verdict: verdict,
-                                nodeNames: addresses.map(\.name),
+                                nodeNames: members.used.map { addresses[$0].name },
                                 title: "synod chaos: \(options.nodes) nodes, seed \(options.seed)")
         } catch {
             log("warning: could not write the report: \(error)")
@@ -102,93 +114,140 @@ public struct ChaosRunner: Sendable {
         return verdict
     }
 
-    private func experiment(processes: ClusterProcesses, addresses: [ChaosNodeAddresses],
+    private func experiment(processes: ClusterProcesses, members: ChaosMembership, admin: ChaosAdmin,
                             clock: ChaosClock) async throws -> (ChaosVerdict, [ChaosOperation], [NemesisEvent]) {
-        let endpoints = addresses.map(\.clientURL)
-        let adminConfig = SynodClientConfiguration(endpoints: endpoints, requestTimeout: .seconds(1),
-                                                   attemptTimeout: .milliseconds(500), retryBackoff: .milliseconds(50))
-        return try await withSynodClient(adminConfig) { admin in
-            for index in addresses.indices { try processes.start(index) }
-            let memberIDs = try await waitForReadiness(admin: admin, endpoints: endpoints, processes: processes)
-            log("cluster ready: \(addresses.count) nodes (\(addresses.map { "\($0.name) \($0.clientURL)" }.joined(separator: ", "))) at t=\(seconds(clock.nanos()))s")
+        let original = Array(0..<options.nodes)
+        for index in original { try processes.start(index) }
+        let memberIDs = try await waitForReadiness(admin: admin, nodes: original, members: members, processes: processes)
+        for (id, index) in memberIDs { members.setMemberID(index, id) }
+        let addresses = members.addresses
+        log("cluster ready: \(options.nodes) nodes (\(original.map { "\(addresses[$0].name) \(addresses[$0].clientURL)" }.joined(separator: ", "))) at t=\(seconds(clock.nanos()))s")
 
-            let recorder = ChaosRecorder()
-            let events = NemesisLog()
-            let stop = ChaosStopFlag()
-            let clients = ChaosClients(endpoints: endpoints, clients: options.clients, keys: options.keys,
-                                       opTimeoutSeconds: options.opTimeoutSeconds, seed: options.seed,
-                                       recorder: recorder, clock: clock, stop: stop)
-            let leaders = LeaderFinder(admin: admin, endpoints: endpoints, indexByMemberID: memberIDs)
-            let runStart = clock.nanos()
-            var plan = options.schedule
-            for i in plan.indices { plan[i].startNanos += runStart }
-            let nemesis = NemesisRunner(plan: plan, processes: processes, network: network, leaders: leaders,
-                                        clock: clock, events: events, log: log)
-            let supervisor = CrashSupervisor(processes: processes, clock: clock, events: events, log: log)
+        let recorder = ChaosRecorder()
+        let events = NemesisLog()
+        let stop = ChaosStopFlag()
+        let windDown = ChaosStopFlag()
+        let tally = MembershipTally()
+        let clients = ChaosClients(members: members, clients: options.clients, keys: options.keys,
+                                   opTimeoutSeconds: options.opTimeoutSeconds, seed: options.seed,
+                                   recorder: recorder, clock: clock, stop: stop)
+        let leaders = LeaderFinder(admin: admin, members: members)
+        let membership = MembershipNemesis(processes: processes, network: network, members: members, leaders: leaders,
+                                           clock: clock, events: events, tally: tally, log: log)
+        let runStart = clock.nanos()
+        var plan = options.schedule
+        for i in plan.indices { plan[i].startNanos += runStart }
+        let nemesis = NemesisRunner(plan: plan, processes: processes, network: network, leaders: leaders,
+                                    members: members, membership: membership, clock: clock, events: events,
+                                    windDown: windDown, log: log)
+        let supervisor = CrashSupervisor(processes: processes, clock: clock, events: events, log: log)
 
-            let supervisorTask = Task { await supervisor.run() }
-            let clientsTask = Task { await clients.run() }
-            let nemesisTask = Task { await nemesis.run() }
-            let progressTask = Task { await progress(recorder: recorder, events: events, clock: clock) }
-            defer {
-                supervisorTask.cancel()
-                clientsTask.cancel()
-                nemesisTask.cancel()
-                progressTask.cancel()
-            }
-
-            do {
-                try await clock.sleep(untilNanos: runStart + UInt64(options.durationSeconds * 1e9))
-            } catch {
-                stop.set()
-                throw error
-            }
-
-            // Wind down: stop the faults, heal everything, bring every node back without failpoints.
-            nemesisTask.cancel()
-            await nemesisTask.value
-            try await heal(processes: processes, events: events, clock: clock)
-            // Let the healed cluster serve the clients for a moment (every node answering), then
-            // stop the clients and wait until every replica applied the same history.
-            await waitForAllAnswering(admin: admin, endpoints: endpoints, seconds: 10)
-            stop.set()
-            await clientsTask.value
-            let converged = await waitForConvergence(admin: admin, endpoints: endpoints, seconds: 30)
-            if !converged { log("warning: the nodes did not converge within 30 s") }
-            progressTask.cancel()
-            let elapsed = Double(clock.nanos() - runStart) / 1e9
-            try Task.checkCancellation()
-
-            // Final reads, replica hashes, alarms.
-            try await finalReads(endpoints: endpoints, recorder: recorder, clock: clock)
-            _ = await waitForConvergence(admin: admin, endpoints: endpoints, seconds: 10)
-            let (hashesEqual, hashRevision, hashes) = await replicaHashes(admin: admin, addresses: addresses)
-            let alarms = await alarmList(admin: admin, memberIDs: memberIDs)
+        let supervisorTask = Task { await supervisor.run() }
+        let clientsTask = Task { await clients.run() }
+        let nemesisTask = Task { await nemesis.run() }
+        let progressTask = Task { await progress(recorder: recorder, events: events, members: members, clock: clock) }
+        defer {
             supervisorTask.cancel()
-            await supervisorTask.value
-
-            let operations = recorder.operations
-            let nemesisEvents = events.events
-            log("checking \(operations.count) operations...")
-            let verdict = ChaosCheck.verdict(
-                operations: operations, nemesis: nemesisEvents, replicaHashesEqual: hashesEqual,
-                hashRevision: hashRevision, replicaHashes: hashes, alarms: alarms, durationSeconds: elapsed,
-                seed: options.seed, strict: options.strict, searchStepsMax: options.checkerStepsMax)
-            if let violation = verdict.violation { log(violation) }
-            if verdict.lostAcknowledgedWrites > 0 {
-                log("lost acknowledged writes (operation ids): \(verdict.lostOperationIDs.prefix(20).map(String.init).joined(separator: ", "))")
-            }
-            return (verdict, operations, nemesisEvents)
+            clientsTask.cancel()
+            nemesisTask.cancel()
+            progressTask.cancel()
         }
+
+        do {
+            try await clock.sleep(untilNanos: runStart + UInt64(options.durationSeconds * 1e9))
+        } catch {
+            stop.set()
+            throw error
+        }
+
+        // Wind down: end the fault in force, finish a rolling replacement, heal everything,
+        // bring every member back without failpoints.
+        windDown.set()
+        let pendingReplacement = plan.contains { $0.kind == .replace }
+        if pendingReplacement { log("duration over: finishing the rolling replacement's remaining steps, if any") }
+        let nemesisDeadline = Task {
+            try? await Task.sleep(for: .seconds(pendingReplacement ? 600 : 120))
+            nemesisTask.cancel()
+        }
+        await nemesisTask.value
+        nemesisDeadline.cancel()
+        try Task.checkCancellation()
+        try await heal(processes: processes, events: events, clock: clock)
+        var membershipProblem: String?
+        if options.changesMembership {
+            membershipProblem = await membership.reconcile()
+            try await healMembers(processes: processes, members: members)
+        }
+        // Let the healed cluster serve the clients for a moment (every member answering), then
+        // stop the clients and wait until every replica applied the same history.
+        await waitForAllAnswering(admin: admin, members: members, seconds: 10)
+        stop.set()
+        await clientsTask.value
+        let converged = await waitForConvergence(admin: admin, members: members, seconds: 30)
+        if !converged { log("warning: the nodes did not converge within 30 s") }
+        progressTask.cancel()
+        let elapsed = Double(clock.nanos() - runStart) / 1e9
+        try Task.checkCancellation()
+
+        // Final reads, replica hashes, alarms: over the final members.
+        let finalMembers = members.members
+        try await finalReads(endpoints: members.clientView().endpoints, recorder: recorder, clock: clock)
+        _ = await waitForConvergence(admin: admin, members: members, seconds: 10)
+        let (hashesEqual, hashRevision, hashes) = await replicaHashes(admin: admin, nodes: finalMembers, members: members)
+        let alarms = await alarmList(admin: admin, members: members)
+        supervisorTask.cancel()
+        await supervisorTask.value
+
+        let operations = recorder.operations
+        let nemesisEvents = events.events
+        log("checking \(operations.count) operations...")
+        var verdict = ChaosCheck.verdict(
+            operations: operations, nemesis: nemesisEvents, replicaHashesEqual: hashesEqual,
+            hashRevision: hashRevision, replicaHashes: hashes, alarms: alarms, durationSeconds: elapsed,
+            seed: options.seed, strict: options.strict, searchStepsMax: options.checkerStepsMax)
+        if options.changesMembership {
+            if membershipProblem == nil, options.nemesis.contains(.replace) {
+                membershipProblem = Self.replacementProblem(voters: members.voters, learners: members.learners,
+                                                            originalCount: options.nodes)
+            }
+            if membershipProblem == nil, !converged { membershipProblem = "the final members did not converge" }
+            ChaosCheck.addMembership(to: &verdict, finalMembers: finalMembers.map { addresses[$0].name },
+                                     summary: tally.summary, problem: membershipProblem)
+            log("membership: \(tally.summary); final members \(members.names(finalMembers)) (voters \(members.names(members.voters)))")
+            if let proxy = network as? ProxyNetwork, let unmapped = proxy.statistics()["unmappedSenders"], unmapped > 0 {
+                log("proxy: \(unmapped) peer connection(s) from a sender id it could not place (forwarded, never cut)")
+            }
+        }
+        if let violation = verdict.violation { log(violation) }
+        if verdict.lostAcknowledgedWrites > 0 {
+            log("lost acknowledged writes (operation ids): \(verdict.lostOperationIDs.prefix(20).map(String.init).joined(separator: ", "))")
+        }
+        return (verdict, operations, nemesisEvents)
+    }
+
+    /// What is wrong with the end state of a rolling replacement (nil: 3 voters, none original,
+    /// no learner).
+    static func replacementProblem(voters: [Int], learners: [Int], originalCount: Int) -> String? {
+        let originals = voters.filter { $0 < originalCount }
+        if !originals.isEmpty {
+            return "rolling replacement incomplete: original members still vote (\(originals.map { "n\($0 + 1)" }.joined(separator: ",")))"
+        }
+        if voters.count != MembershipPlanner.votersMin {
+            return "rolling replacement ended with \(voters.count) voters, not \(MembershipPlanner.votersMin)"
+        }
+        if !learners.isEmpty { return "rolling replacement left learners (\(learners.map { "n\($0 + 1)" }.joined(separator: ",")))" }
+        return nil
     }
 
     func seconds(_ nanos: UInt64) -> String { String(format: "%.1f", Double(nanos) / 1e9) }
 
-    /// Waits until every node answers `status` and knows a leader; returns member id -> index.
-    private func waitForReadiness(admin: SynodClient, endpoints: [String],
+    /// Waits until every node of `nodes` answers `status` and knows a leader; returns member
+    /// id -> index.
+    private func waitForReadiness(admin: ChaosAdmin, nodes: [Int], members: ChaosMembership,
                                   processes: ClusterProcesses) async throws -> [UInt64: Int] {
         let deadline = ContinuousClock.now + .seconds(30)
         var lastProblem = "no answer yet"
+        let client = try admin.client()
         while ContinuousClock.now < deadline {
             try Task.checkCancellation()
             if let down = processes.downNodes().first {
@@ -196,9 +255,9 @@ public struct ChaosRunner: Sendable {
             }
             var ids: [UInt64: Int] = [:]
             var ready = true
-            for (index, endpoint) in endpoints.enumerated() {
+            for index in nodes {
                 do {
-                    let status = try await admin.status(endpoint: endpoint)
+                    let status = try await client.status(endpoint: members.addresses[index].clientURL)
                     ids[status.header.memberID] = index
                     if status.leader == 0 {
                         ready = false
@@ -209,7 +268,7 @@ public struct ChaosRunner: Sendable {
                     lastProblem = "n\(index + 1): \(error)"
                 }
             }
-            if ready && ids.count == endpoints.count { return ids }
+            if ready && ids.count == nodes.count { return ids }
             try await Task.sleep(for: .milliseconds(200))
         }
         throw ChaosRunError("the cluster was not ready within 30 s (\(lastProblem)); see \(options.reportDirectory)/nodes/")
@@ -222,7 +281,7 @@ public struct ChaosRunner: Sendable {
         } catch {
             log("warning: heal failed: \(error)")
         }
-        for index in 0..<processes.count {
+        for index in processes.activeIndices() {
             processes.resume(index)
             if processes.failpoints(index) != nil {
                 await processes.kill(index, reason: "killed to clear failpoints at the end")
@@ -232,123 +291,23 @@ public struct ChaosRunner: Sendable {
         for index in processes.downNodes() {
             try processes.start(index, reason: "restarted for the final checks")
         }
-        events.instant(kind: "heal", nodes: Array(0..<processes.count), detail: "end of run: network healed, every node running",
+        events.instant(kind: "heal", nodes: processes.activeIndices(), detail: "end of run: network healed, every node running",
                        at: clock.nanos())
     }
 
-    /// Waits until every node answers `status` and knows a leader (or the time runs out).
-    private func waitForAllAnswering(admin: SynodClient, endpoints: [String], seconds: Int) async {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        while ContinuousClock.now < deadline && !Task.isCancelled {
-            let results = await admin.statusAll()
-            let good = results.filter { entry in
-                if case .success(let status) = entry.result { return status.leader != 0 }
-                return false
-            }
-            if good.count == endpoints.count { return }
-            try? await Task.sleep(for: .milliseconds(200))
+    /// After reconciling the membership: every member runs, every other node is stopped.
+    private func healMembers(processes: ClusterProcesses, members: ChaosMembership) async throws {
+        let current = Set(members.members)
+        for index in processes.activeIndices() where !current.contains(index) {
+            await processes.kill(index, reason: "stopped: not a member at the end")
+            processes.retire(index)
+        }
+        for index in processes.downNodes() where current.contains(index) {
+            try processes.start(index, reason: "restarted for the final checks")
         }
     }
 
-    /// Waits until every node reports the same revision and applied index twice in a row.
-    private func waitForConvergence(admin: SynodClient, endpoints: [String], seconds: Int) async -> Bool {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        var previous: [Int64]?
-        while ContinuousClock.now < deadline && !Task.isCancelled {
-            let results = await admin.statusAll()
-            var values: [Int64] = []
-            for (_, result) in results {
-                guard case .success(let status) = result else { break }
-                values.append(status.header.revision)
-                values.append(Int64(truncatingIfNeeded: status.raftAppliedIndex))
-            }
-            if values.count == 2 * endpoints.count {
-                let revisions = stride(from: 0, to: values.count, by: 2).map { values[$0] }
-                let applied = stride(from: 1, to: values.count, by: 2).map { values[$0] }
-                let same = Set(revisions).count == 1 && Set(applied).count == 1
-                if same && previous == values { return true }
-                previous = same ? values : nil
-            } else {
-                previous = nil
-            }
-            try? await Task.sleep(for: .milliseconds(300))
-        }
-        return false
-    }
-
-    /// Reads every key linearizably after the clients stopped (recorded with `final: true`).
-    private func finalReads(endpoints: [String], recorder: ChaosRecorder, clock: ChaosClock) async throws {
-        let config = SynodClientConfiguration(endpoints: endpoints, requestTimeout: .seconds(5),
-                                              attemptTimeout: .seconds(2), retryBackoff: .milliseconds(100))
-        try await withSynodClient(config) { client in
-            for keyIndex in 0..<options.keys {
-                let key = ChaosClients.keyName(keyIndex)
-                for _ in 0..<5 {
-                    var op = ChaosOperation(id: recorder.nextID(), client: -1, kind: .read, key: key,
-                                            invokedNanos: clock.nanos(), endpoint: endpoints.first, final: true)
-                    do {
-                        let response = try await client.get(key)
-                        op.completedNanos = clock.nanos()
-                        let kv = response.kvs.first
-                        op.readValue = kv.map { String(decoding: $0.value, as: UTF8.self) }
-                        op.modRevision = kv?.modRevision
-                        op.revision = response.header.revision
-                        op.status = .ok
-                        recorder.record(op)
-                        break
-                    } catch {
-                        op.completedNanos = clock.nanos()
-                        op.status = .fail
-                        op.error = ChaosClients.describe(error)
-                        recorder.record(op)
-                        try Task.checkCancellation()
-                    }
-                }
-            }
-        }
-    }
-
-    /// Compares every node's KV hash at the lowest revision all of them have.
-    private func replicaHashes(admin: SynodClient, addresses: [ChaosNodeAddresses]) async -> (Bool, Int64, [String: UInt32]) {
-        var revisions: [Int64] = []
-        for address in addresses {
-            if let status = try? await admin.status(endpoint: address.clientURL) {
-                revisions.append(status.header.revision)
-            }
-        }
-        guard revisions.count == addresses.count, let revision = revisions.min() else {
-            log("replica hashes: not every node answered status")
-            return (false, 0, [:])
-        }
-        var hashes: [String: UInt32] = [:]
-        var equal = true
-        for address in addresses {
-            do {
-                let response = try await admin.hashKV(endpoint: address.clientURL, revision: revision)
-                hashes[address.name] = response.hash
-            } catch {
-                log("replica hashes: \(address.name): \(error)")
-                equal = false
-            }
-        }
-        if Set(hashes.values).count > 1 { equal = false }
-        return (equal, revision, hashes)
-    }
-
-    private func alarmList(admin: SynodClient, memberIDs: [UInt64: Int]) async -> [String] {
-        do {
-            let response = try await admin.alarmList()
-            return response.alarms.map { alarm in
-                let node = memberIDs[alarm.memberID].map { "n\($0 + 1)" } ?? String(alarm.memberID, radix: 16)
-                return "\(alarm.alarm) on \(node)"
-            }
-        } catch {
-            log("warning: alarm list failed: \(error)")
-            return []
-        }
-    }
-
-    private func progress(recorder: ChaosRecorder, events: NemesisLog, clock: ChaosClock) async {
+    private func progress(recorder: ChaosRecorder, events: NemesisLog, members: ChaosMembership, clock: ChaosClock) async {
         guard !options.quiet else { return }
         let interval = Duration.milliseconds(Int64(max(0.5, options.progressIntervalSeconds) * 1000))
         while !Task.isCancelled {
@@ -358,7 +317,8 @@ public struct ChaosRunner: Sendable {
                 return
             }
             let counts = recorder.counts()
-            log("t=\(seconds(clock.nanos()))s ops ok \(counts.ok), unknown \(counts.unknown), fail \(counts.fail); fault: \(events.current ?? "none")")
+            let voters = options.changesMembership ? "; voters \(members.names(members.voters))" : ""
+            log("t=\(seconds(clock.nanos()))s ops ok \(counts.ok), unknown \(counts.unknown), fail \(counts.fail); fault: \(events.current ?? "none")\(voters)")
         }
     }
 }

@@ -38,6 +38,11 @@ public enum ChaosChildren {
 
 /// The `synod serve` processes of one chaos cluster: start, kill, pause, resume, and noticing
 /// the ones that exit on their own.
+///
+/// There is one slot per node the run may start: the original nodes, then the ones a
+/// membership nemesis adds (started with `--initial-cluster-state existing`). A slot never
+/// started, or retired after its member was removed, is not "active": healing and the crash
+/// supervisor leave it alone.
 final class ClusterProcesses: @unchecked Sendable {
     struct NodeState {
         var process: Process?
@@ -48,6 +53,13 @@ final class ClusterProcesses: @unchecked Sendable {
         /// SYNOD_FAILPOINTS for its next starts (nil: none).
         var failpoints: String?
         var starts = 0
+        /// For a node added at run time: its `--initial-cluster` (it starts with
+        /// `--initial-cluster-state existing`).
+        var joinCluster: String?
+        /// A removal of its member is in flight: if it exits, that is expected.
+        var removing = false
+        /// Its member was removed: never started again.
+        var retired = false
     }
 
     let binary: String
@@ -62,8 +74,10 @@ final class ClusterProcesses: @unchecked Sendable {
     private let lock = NSLock()
     private var nodes: [NodeState]
 
+    /// - Parameter originalCount: the first `originalCount` addresses form the initial cluster;
+    ///   the rest are slots for members added later (default: all of them are original).
     init(binary: String, addresses: [ChaosNodeAddresses], launchPrefixes: [[String]], reportDirectory: String,
-         clusterToken: String, snapshotCount: Int, brokenReads: Bool, clock: ChaosClock) {
+         clusterToken: String, snapshotCount: Int, brokenReads: Bool, clock: ChaosClock, originalCount: Int? = nil) {
         self.binary = binary
         self.addresses = addresses
         self.launchPrefixes = launchPrefixes
@@ -72,7 +86,8 @@ final class ClusterProcesses: @unchecked Sendable {
         self.snapshotCount = snapshotCount
         self.brokenReads = brokenReads
         self.clock = clock
-        self.initialCluster = addresses.map { "\($0.name)=\($0.advertisePeerURL)" }.joined(separator: ",")
+        self.initialCluster = addresses.prefix(originalCount ?? addresses.count)
+            .map { "\($0.name)=\($0.advertisePeerURL)" }.joined(separator: ",")
         self.nodes = Array(repeating: NodeState(), count: addresses.count)
     }
 
@@ -113,12 +128,51 @@ final class ClusterProcesses: @unchecked Sendable {
         withLock { $0[index].failpoints = spec }
     }
 
+    /// Nodes started at least once and not retired, in index order.
+    func activeIndices() -> [Int] {
+        withLock { nodes in nodes.indices.filter { nodes[$0].starts > 0 && !nodes[$0].retired } }
+    }
+
+    /// Makes node `index` a joining node: it starts with `--initial-cluster cluster` and
+    /// `--initial-cluster-state existing`.
+    func setJoin(_ index: Int, cluster: String) {
+        withLock { $0[index].joinCluster = cluster }
+    }
+
+    func setRemoving(_ index: Int, _ removing: Bool) {
+        withLock { $0[index].removing = removing }
+    }
+
+    /// Marks node `index` as removed from the cluster: it is never restarted.
+    func retire(_ index: Int) {
+        withLock { nodes in
+            nodes[index].retired = true
+            nodes[index].removing = false
+            nodes[index].intentionallyDown = true
+            nodes[index].paused = false
+        }
+    }
+
+    func isRetired(_ index: Int) -> Bool {
+        withLock { $0[index].retired }
+    }
+
+    /// The exit status of node `index` once its process has exited (nil while it runs or if it
+    /// never started).
+    func exitStatus(_ index: Int) -> Int32? {
+        withLock { nodes in
+            guard let process = nodes[index].process, !process.isRunning else { return nil }
+            return process.terminationStatus
+        }
+    }
+
     /// Starts node `index`; a no-op when it is already running (so two paths racing to restart
-    /// a node never launch it twice).
+    /// a node never launch it twice). A retired node is never started.
     func start(_ index: Int, reason: String = "started") throws {
         lock.lock()
         defer { lock.unlock() }
         guard !ChaosChildren.shuttingDown else { throw ChaosRunError("shutting down") }
+        guard !nodes[index].retired else { throw ChaosRunError("\(addresses[index].name) was removed from the cluster") }
         if nodes[index].process?.isRunning == true { return }
         let address = addresses[index]
         try FileManager.default.createDirectory(atPath: "\(reportDirectory)/nodes", withIntermediateDirectories: true)
@@ -141,10 +195,10 @@ final class ClusterProcesses: @unchecked Sendable {
             "serve", "--name", address.name, "--data-dir", dataDirectory(index),
             "--listen-client-urls", address.listenClientURL, "--advertise-client-urls", address.clientURL,
             "--listen-peer-urls", address.listenPeerURL, "--initial-advertise-peer-urls", address.advertisePeerURL,
-            "--initial-cluster", initialCluster, "--initial-cluster-token", clusterToken,
+            "--initial-cluster", nodes[index].joinCluster ?? initialCluster, "--initial-cluster-token", clusterToken,
             "--listen-metrics-urls", address.metricsURL, "--snapshot-count", String(snapshotCount),
             "--log-level", "info",
-        ]
+        ] + (nodes[index].joinCluster == nil ? [] : ["--initial-cluster-state", "existing"])
         let prefix = launchPrefixes[index]
         let process = Process()
         if let first = prefix.first, first.hasPrefix("/") {
@@ -226,7 +280,8 @@ final class ClusterProcesses: @unchecked Sendable {
         var exits: [(Int, Int32)] = []
         withLock { nodes in
             for index in nodes.indices {
-                guard let process = nodes[index].process, !nodes[index].intentionallyDown, !process.isRunning else { continue }
+                guard let process = nodes[index].process, !nodes[index].intentionallyDown, !nodes[index].removing,
+                      !nodes[index].retired, !process.isRunning else { continue }
                 exits.append((index, process.terminationStatus))
                 ChaosChildren.unregister(process.processIdentifier)
                 nodes[index].intentionallyDown = true
@@ -237,9 +292,11 @@ final class ClusterProcesses: @unchecked Sendable {
         return exits
     }
 
-    /// Indices of nodes not running.
+    /// Indices of active nodes (started before, not retired) not running.
     func downNodes() -> [Int] {
-        withLock { nodes in nodes.indices.filter { nodes[$0].process?.isRunning != true } }
+        withLock { nodes in
+            nodes.indices.filter { nodes[$0].starts > 0 && !nodes[$0].retired && nodes[$0].process?.isRunning != true }
+        }
     }
 
     /// Resumes (SIGCONT) and SIGKILLs every node, closes the logs.

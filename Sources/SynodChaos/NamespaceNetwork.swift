@@ -84,8 +84,8 @@ public final class NamespaceNetwork: ChaosNetwork {
     // MARK: - ChaosNetwork
 
     public func prepare(nodeCount: Int) async throws -> [ChaosNodeAddresses] {
-        guard nodeCount >= 1, nodeCount <= 9 else {
-            throw ChaosNetworkError("netns: node count \(nodeCount) out of range 1...9")
+        guard nodeCount >= 1, nodeCount <= MembershipPlanner.nodesMax else {
+            throw ChaosNetworkError("netns: node count \(nodeCount) out of range 1...\(MembershipPlanner.nodesMax)")
         }
         let refused = state.withLockedValue { state in
             defer { state.prepared = true }
@@ -296,7 +296,7 @@ public final class NamespaceNetwork: ChaosNetwork {
     /// Creates the bridge, the namespaces and the veth pairs (blocking).
     private func build(nodeCount: Int) throws {
         // Leftovers of an earlier run with the same id.
-        destroyNames(nodeCount: 9)
+        destroyNames(nodeCount: MembershipPlanner.nodesMax)
         let octet = try Self.freeSubnetOctet(seed: runID)
         state.withLockedValue { state in
             state.nodeCount = nodeCount

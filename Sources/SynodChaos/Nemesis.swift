@@ -45,14 +45,14 @@ final class NemesisLog: Sendable {
 
 /// Finds the current leader through the members' status.
 struct LeaderFinder: Sendable {
-    var admin: SynodClient
-    var endpoints: [String]
-    /// Member id -> node index.
-    var indexByMemberID: [UInt64: Int]
+    var admin: ChaosAdmin
+    var members: ChaosMembership
 
     func leader() async -> Int? {
+        guard let client = try? admin.client() else { return nil }
+        let indexByMemberID = members.indexByMemberID
         var votes: [Int: (count: Int, term: UInt64)] = [:]
-        for (_, result) in await admin.statusAll() {
+        for (_, result) in await client.statusAll() {
             guard case .success(let status) = result, status.leader != 0,
                   let index = indexByMemberID[status.leader] else { continue }
             let previous = votes[index] ?? (0, 0)
@@ -63,24 +63,46 @@ struct LeaderFinder: Sendable {
 }
 
 /// Applies the planned faults to the running cluster, one at a time.
+///
+/// Node indices in the plan are positions among the current members (voters and learners, in
+/// node order), which are the node indices themselves while the membership does not change.
 struct NemesisRunner: Sendable {
     var plan: [PlannedFault]
     var processes: ClusterProcesses
     var network: any ChaosNetwork
     var leaders: LeaderFinder
+    var members: ChaosMembership
+    var membership: MembershipNemesis
     var clock: ChaosClock
     var events: NemesisLog
+    /// Set when the run's duration is over: the fault in force ends now, later faults are
+    /// skipped, except the steps of a rolling replacement, which run back to back.
+    var windDown: ChaosStopFlag
     var log: @Sendable (String) -> Void
 
     func name(_ index: Int) -> String { "n\(index + 1)" }
 
+    /// The current members; falls back to every active node when the list is empty.
+    func current() -> [Int] {
+        let list = members.members
+        return list.isEmpty ? processes.activeIndices() : list
+    }
+
+    /// The node at `position` among the current members.
+    func member(at position: Int) -> Int {
+        let list = current()
+        guard !list.isEmpty else { return position }
+        return list[((position % list.count) + list.count) % list.count]
+    }
+
     func resolve(_ target: NemesisTarget, fault: PlannedFault) async -> (index: Int, text: String) {
         switch target {
-        case .node(let index):
+        case .node(let position):
+            let index = member(at: position)
             return (index, name(index))
         case .leader:
             if let leader = await leaders.leader() { return (leader, "\(name(leader)) (leader)") }
-            let fallback = fault.index % processes.count
+            let fallback = member(at: fault.index)
             return (fallback, "\(name(fallback)) (no leader known)")
         }
     }
@@ -88,19 +110,28 @@ struct NemesisRunner: Sendable {
     /// Runs the plan; returns early (after undoing the current fault) when cancelled.
     func run() async {
         for fault in plan {
-            do {
-                try await clock.sleep(untilNanos: fault.startNanos)
-            } catch {
-                return
+            if Task.isCancelled { return }
+            if windDown.isSet {
+                guard fault.kind == .replace else { continue }
+            } else {
+                await sleepUntil(fault.startNanos)
+                if Task.isCancelled { return }
+                if windDown.isSet && fault.kind != .replace { continue }
             }
             await apply(fault)
-            if Task.isCancelled { return }
+        }
+    }
+
+    /// Sleeps until `nanos`, waking early on wind-down or cancellation.
+    private func sleepUntil(_ nanos: UInt64) async {
+        while clock.nanos() < nanos && !windDown.isSet && !Task.isCancelled {
+            let left = nanos - clock.nanos()
+            try? await Task.sleep(for: .nanoseconds(Int64(min(left, 50_000_000))))
         }
     }
 
     private func hold(_ fault: PlannedFault) async {
-        let until = clock.nanos() + fault.holdNanos
-        try? await clock.sleep(untilNanos: until)
+        await sleepUntil(clock.nanos() + fault.holdNanos)
     }
 
     private func attempt(_ what: String, _ body: () async throws -> Void) async {
@@ -112,8 +143,14 @@ struct NemesisRunner: Sendable {
     }
 
     func apply(_ fault: PlannedFault) async {
-        let n = processes.count
+        let currentMembers = current()
         switch fault.action {
+        case .membership(let step):
+            // Not interrupted by cancellation: a change half done (a member added but never
+            // started) would leave the cluster in a state the final checks cannot judge.
+            let membership = self.membership
+            await Task { await membership.run(step, fault: fault) }.value
+
         case .kill(let target):
             let (index, text) = await resolve(target, fault: fault)
             let id = events.begin(kind: "kill", nodes: [index], detail: "\(text) SIGKILL", at: clock.nanos())
@@ -134,7 +171,7 @@ struct NemesisRunner: Sendable {
             let (index, text) = await resolve(target, fault: fault)
             let id = events.begin(kind: "partition-isolate", nodes: [index], detail: "\(text) isolated", at: clock.nanos())
             await attempt("isolate \(name(index))") {
-                for other in 0..<n where other != index {
+                for other in currentMembers where other != index {
                     try await network.cut(from: index, to: other)
                     try await network.cut(from: other, to: index)
                 }
@@ -143,8 +180,9 @@ struct NemesisRunner: Sendable {
             await attempt("heal") { try await network.heal() }
             events.end(id, at: clock.nanos())
 
-        case .split(let minority):
-            let majority = (0..<n).filter { !minority.contains($0) }
+        case .split(let plannedMinority):
+            let minority = Self.minority(plannedMinority.map(member(at:)), members: currentMembers)
+            let majority = currentMembers.filter { !minority.contains($0) }
             let detail = "{\(minority.map(name).joined(separator: ","))} | {\(majority.map(name).joined(separator: ","))}"
             let id = events.begin(kind: "partition-split", nodes: minority, detail: detail, at: clock.nanos())
             await attempt("split") {
@@ -161,7 +199,7 @@ struct NemesisRunner: Sendable {
 
         case .oneWay(let from, let to):
             let (index, text) = await resolve(from, fault: fault)
-            let targets = to.isEmpty ? (0..<n).filter { $0 != index } : to.filter { $0 != index }
+            let targets = to.isEmpty ? currentMembers.filter { $0 != index } : to.map(member(at:)).filter { $0 != index }
             let detail = "\(text) -> {\(targets.map(name).joined(separator: ","))} cut (one way)"
             let id = events.begin(kind: "partition-oneway", nodes: [index] + targets, detail: detail, at: clock.nanos())
             await attempt("one-way cut") {
@@ -189,7 +227,7 @@ struct NemesisRunner: Sendable {
             events.end(id, at: clock.nanos())
 
         case .crashAll:
-            let all = Array(0..<n)
+            let all = currentMembers
             let id = events.begin(kind: "crash-all", nodes: all, detail: "every node SIGKILL", at: clock.nanos())
             await withTaskGroup(of: Void.self) { group in
                 for index in all {
@@ -202,7 +240,8 @@ struct NemesisRunner: Sendable {
             }
             events.end(id, at: clock.nanos(), detail: "every node SIGKILL, all restarted")
 
-        case .failpoint(let index, let spec):
+        case .failpoint(let position, let spec):
+            let index = member(at: position)
             let detail = "\(name(index)) SYNOD_FAILPOINTS=\(spec)"
             let id = events.begin(kind: "failpoint", nodes: [index], detail: detail, at: clock.nanos())
             await processes.kill(index, reason: "killed to enable failpoints")
@@ -218,6 +257,18 @@ struct NemesisRunner: Sendable {
             }
             events.end(id, at: clock.nanos())
         }
+    }
+}
+
+extension NemesisRunner {
+    /// The minority side of a split among `members`: the planned nodes (deduplicated), topped
+    /// up or cut down to (members - 1) / 2 nodes (at least one), in member order.
+    static func minority(_ planned: [Int], members: [Int]) -> [Int] {
+        let size = max(1, (members.count - 1) / 2)
+        var chosen: [Int] = []
+        for index in planned where members.contains(index) && !chosen.contains(index) { chosen.append(index) }
+        for index in members where chosen.count < size && !chosen.contains(index) { chosen.append(index) }
+        return Array(chosen.prefix(size)).sorted()
     }
 }
 

@@ -46,15 +46,28 @@ public enum NemesisKind: String, Sendable, CaseIterable, Codable {
     case kill, pause, partition
     case crashAll = "crash-all"
     case failpoints
+    /// Membership changes at random: add a member (as a learner, promoted once caught up),
+    /// remove a voter (sometimes the leader), move the leader. Needs 3 to 5 nodes.
+    case membership
+    /// Rolling replacement: grow to 5 voters, replace every original member by a fresh one,
+    /// shrink to 3 (see ``MembershipPlanner/replacementProgram(nodes:)``). Needs 3 to 5 nodes.
+    case replace
 
     /// The default set: kill, pause, partition.
     public static let defaults: [NemesisKind] = [.kill, .pause, .partition]
 
-    /// Parses `kill,pause,partition`, `none` (no faults) or `all`.
+    /// What `all` means: every fault kind that works with any node count (membership changes
+    /// are asked for by name).
+    public static let all: [NemesisKind] = [.kill, .pause, .partition, .crashAll, .failpoints]
+
+    /// Whether the kind changes the membership (and so needs 3 to 5 nodes).
+    public var changesMembership: Bool { self == .membership || self == .replace }
+
+    /// Parses `kill,pause,partition`, `none` (no faults) or `all` (``all``).
     public static func parseList(_ text: String) throws(ChaosOptionsError) -> [NemesisKind] {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if trimmed == "none" || trimmed.isEmpty { return [] }
-        if trimmed == "all" { return NemesisKind.allCases }
+        if trimmed == "all" { return NemesisKind.all }
         var kinds: [NemesisKind] = []
         for part in trimmed.split(separator: ",") {
             let name = part.trimmingCharacters(in: .whitespaces)
@@ -99,6 +112,8 @@ public enum NemesisAction: Sendable, Hashable {
     case crashAll
     /// Restart the node with SYNOD_FAILPOINTS set for the window, then without.
     case failpoint(node: Int, spec: String)
+    /// A membership change (no hold: the step takes as long as it takes).
+    case membership(MembershipStep)
 }
 
 /// One fault of the schedule. Times are offsets from the start of the run.
@@ -119,22 +134,70 @@ public enum NemesisSchedule {
     /// The whole schedule of a run: faults one after another (never overlapping), each starting
     /// a jittered `interval` after the previous one healed, each held 1 s to 1.5 × interval,
     /// all ending at least one second before `duration`.
+    ///
+    /// Node indices in the plan are positions among the members when the fault starts (the
+    /// same thing as node indices while the membership does not change). With `.replace`, the
+    /// whole ``MembershipPlanner/replacementProgram(nodes:)`` is scheduled: its steps are
+    /// spread over the slots (a slot goes to the program with the chance that leaves it enough
+    /// slots); steps that still do not fit are appended at `duration - 1 s` (the runner
+    /// finishes them before healing).
     public static func plan(seed: UInt64, kinds: [NemesisKind], nodes: Int, durationSeconds: Double,
                             intervalSeconds: Double) -> [PlannedFault] {
         guard !kinds.isEmpty, nodes > 0, durationSeconds > 0 else { return [] }
         var random = ChaosRandom(seed: seed ^ 0x6E65_6D65_7369_7321)
         let interval = max(0.2, intervalSeconds)
+        var membership = MembershipPlanner(nodes: nodes)
+        var program = kinds.contains(.replace) ? MembershipPlanner.replacementProgram(nodes: nodes)[...] : []
+        let others = kinds.filter { $0 != .replace }
+        // The mean length of one slot (gap plus hold), to tell when the program must hurry.
+        let slotSeconds = interval + (1.0 + max(1.5, 1.5 * interval)) / 2
         var faults: [PlannedFault] = []
         var t = 0.0
         while true {
             t += random.uniform(0.5 * interval, 1.5 * interval)
             let hold = random.uniform(1.0, max(1.5, 1.5 * interval))
             guard t + hold <= durationSeconds - 1.0 else { break }
-            let kind = kinds[random.below(kinds.count)]
-            let action = Self.action(kind, nodes: nodes, random: &random)
+            let kind: NemesisKind
+            if let next = program.first {
+                // Spread the program over the run: a step takes this slot with the chance that
+                // leaves it enough slots (at least its fair share among the kinds).
+                let slotsLeft = Double(Int((durationSeconds - 1.0 - t) / slotSeconds) + 1)
+                let chance = max(Double(program.count) / slotsLeft, 1.0 / Double(kinds.count))
+                if others.isEmpty || random.chance(chance) {
+                    kind = .replace
+                } else {
+                    kind = others[random.below(others.count)]
+                }
+                if kind == .replace {
+                    program.removeFirst()
+                    membership.apply(next)
+                    faults.append(PlannedFault(index: faults.count, kind: .replace, action: .membership(next),
+                                               startNanos: UInt64(t * 1e9), holdNanos: UInt64(hold * 1e9)))
+                    t += hold
+                    continue
+                }
+            } else if others.isEmpty {
+                break
+            } else if others.count != kinds.count {
+                kind = others[random.below(others.count)]
+            } else {
+                kind = kinds[random.below(kinds.count)]
+            }
+            let action: NemesisAction
+            if kind == .membership {
+                action = .membership(membership.randomStep(random: &random))
+            } else {
+                action = Self.action(kind, nodes: nodes, random: &random)
+            }
             faults.append(PlannedFault(index: faults.count, kind: kind, action: action,
                                        startNanos: UInt64(t * 1e9), holdNanos: UInt64(hold * 1e9)))
             t += hold
+        }
+        let late = UInt64(max(0, durationSeconds - 1.0) * 1e9)
+        for step in program {
+            membership.apply(step)
+            faults.append(PlannedFault(index: faults.count, kind: .replace, action: .membership(step),
+                                       startNanos: max(late, faults.last.map { $0.startNanos } ?? 0), holdNanos: 0))
         }
         return faults
     }
@@ -150,6 +213,9 @@ public enum NemesisSchedule {
             return .pause(target())
         case .crashAll:
             return .crashAll
+        case .membership, .replace:
+            var planner = MembershipPlanner(nodes: nodes)
+            return .membership(planner.randomStep(random: &random))
         case .failpoints:
             let node = random.below(nodes)
             return .failpoint(node: node, spec: chaosFailpointSpecs[random.below(chaosFailpointSpecs.count)])

@@ -50,8 +50,8 @@ public final class ProxyNetwork: ChaosNetwork {
     }
 
     public func prepare(nodeCount: Int) async throws -> [ChaosNodeAddresses] {
-        guard nodeCount >= 1, nodeCount <= 9 else {
-            throw ChaosNetworkError("proxy network: node count \(nodeCount) out of range 1...9")
+        guard nodeCount >= 1, nodeCount <= MembershipPlanner.nodesMax else {
+            throw ChaosNetworkError("proxy network: node count \(nodeCount) out of range 1...\(MembershipPlanner.nodesMax)")
         }
         let alreadyPrepared = state.withLockedValue { state in
             defer { state.prepared = true }
@@ -106,6 +106,10 @@ public final class ProxyNetwork: ChaosNetwork {
         []
     }
 
+    public func expectJoin(node index: Int) {
+        registry.expectJoin(node: index)
+    }
+
     public func cut(from: Int, to: Int) async throws {
         try checkLink(from: from, to: to)
         let channels = registry.cut(ProxyNetworkLink(from: from, to: to))
@@ -154,6 +158,7 @@ public final class ProxyNetwork: ChaosNetwork {
     public func statistics() -> [String: Int] {
         var result: [String: Int] = [
             "invalidHellos": registry.invalidHellos,
+            "unmappedSenders": registry.unmappedSenders,
             "openConnections": registry.openConnections,
         ]
         for (link, counters) in registry.linkStatistics() {

@@ -42,6 +42,23 @@ final class ProxyNetworkInboundHandler: ChannelInboundHandler {
         switch state {
         case .awaitingHello(var accumulated):
             accumulated.writeBuffer(&chunk)
+            // A joining node's discovery request ("SYND", see `PeerDiscovery`) names no
+            // sender: forwarded as is (link from -1, never cut); the node answers on the
+            // same connection.
+            if accumulated.readableBytes >= PeerDiscovery.magic.count,
+               accumulated.getBytes(at: accumulated.readerIndex, length: PeerDiscovery.magic.count) == PeerDiscovery.magic {
+                let link = ProxyNetworkLink(from: -1, to: target)
+                self.link = link
+                guard let id = registry.register(link: link, inbound: context.channel) else {
+                    close(context: context)
+                    return
+                }
+                connectionID = id
+                state = .connecting([])
+                connect(context: context)
+                forward(context: context, chunk: accumulated)
+                return
+            }
             let decoded = accumulated.withUnsafeReadableBytes { PeerHello.decode(from: $0) }
             switch decoded {
             case .needMoreBytes:
@@ -50,8 +67,10 @@ final class ProxyNetworkInboundHandler: ChannelInboundHandler {
                 registry.noteInvalidHello()
                 close(context: context)
             case .hello(let hello):
-                let sender = Int(hello.sender.rawValue) - 1
-                guard sender >= 0, sender < registry.nodeCount, sender != target else {
+                // -1: a sender the proxy cannot place (a joining node whose id it has not
+                // learned): forwarded, never cut.
+                guard let sender = registry.senderIndex(hello.sender.rawValue), sender < registry.nodeCount,
+                      sender != target else {
                     registry.noteInvalidHello()
                     close(context: context)
                     return

@@ -24,6 +24,15 @@ final class ProxyNetworkRegistry: Sendable {
         var statistics: [ProxyNetworkLink: ProxyLinkStatistics] = [:]
         var invalidHellos = 0
         var closed = false
+        /// Peer ids (hello senders) of nodes added at run time -> node index.
+        var joinedSenders: [UInt32: Int] = [:]
+        /// The node about to join whose peer id is not known yet.
+        var pendingJoin: Int?
+        /// The lowest index of a node added at run time: senders with ids up to it are the
+        /// original nodes (id = index + 1).
+        var firstJoinIndex: Int?
+        /// Hellos from a sender no node index is known for (forwarded, never cut).
+        var unmappedSenders = 0
     }
 
     private let state = ProxyNetworkLockedBox(State())
@@ -34,6 +43,40 @@ final class ProxyNetworkRegistry: Sendable {
 
     func setNodeCount(_ count: Int) {
         state.withLockedValue { $0.nodeCount = count }
+    }
+
+    /// Node `index` is about to join with a peer id nobody knows yet: the first hello from an
+    /// unknown sender id above every known one is taken to be its (peer ids are handed out in
+    /// increasing order and never reused, and the harness adds one member at a time).
+    func expectJoin(node index: Int) {
+        state.withLockedValue { state in
+            state.pendingJoin = index
+            state.firstJoinIndex = min(state.firstJoinIndex ?? index, index)
+        }
+    }
+
+    /// The node index that sends hellos as peer `sender`. Once nodes join at run time, a sender
+    /// it cannot place gets -1 (forwarded, never cut: a joining node may use an id before the
+    /// proxy learns it); before that an unknown sender is nil (refused as an invalid hello).
+    func senderIndex(_ sender: UInt32) -> Int? {
+        state.withLockedValue { state in
+            if let index = state.joinedSenders[sender] { return index }
+            let originals = state.firstJoinIndex ?? state.nodeCount
+            if sender >= 1, Int(sender) <= originals { return Int(sender) - 1 }
+            let highestKnown = max(UInt32(originals), state.joinedSenders.keys.max() ?? 0)
+            if let pending = state.pendingJoin, sender > highestKnown {
+                state.joinedSenders[sender] = pending
+                state.pendingJoin = nil
+                return pending
+            }
+            guard state.firstJoinIndex != nil else { return nil }
+            state.unmappedSenders += 1
+            return -1
+        }
+    }
+
+    var unmappedSenders: Int {
+        state.withLockedValue { $0.unmappedSenders }
     }
 
     /// Registers a connection on `link` unless the link is cut (or the proxy torn down);

@@ -10,16 +10,29 @@ struct ChaosCommand: AsyncParsableCommand {
         commandName: "chaos",
         abstract: "Run a real local cluster under faults and check the clients' history.",
         discussion: """
-            Starts --nodes `synod serve` processes, runs --clients concurrent clients against them
-            while a nemesis kills, pauses, partitions and crashes nodes, then heals everything and
-            checks: linearizability of the history, acknowledged writes not lost, equal replica
-            hashes, no alarms. The fault schedule derives only from --seed, so a run can be
-            replayed. The report (history, nemesis events, verdict, index.html, node logs) goes to
-            --report. The verdict line is printed last; the exit status is 1 when a check failed.
+            Starts --nodes `synod serve` processes, runs --clients concurrent clients
+            against them while a nemesis kills, pauses, partitions and crashes nodes, then
+            heals everything and checks: linearizability of the history, acknowledged
+            writes not lost, equal replica hashes, no alarms. The fault schedule derives
+            only from --seed, so a run can be replayed. The report (history, nemesis
+            events, verdict, index.html, node logs) goes to --report. The verdict line is
+            printed last; the exit status is 1 when a check failed.
+
+            Membership changes (--nodes 3 to 5): `membership` adds members (MemberAdd as a
+            learner, a new `synod serve --initial-cluster-state existing`, MemberPromote
+            once caught up), removes voters (sometimes the leader; a removed process
+            should exit by itself, one that does not is killed and counted in the
+            summary) and moves the leader (MoveLeader), keeping 3 to 5 voters and never
+            removing a voter when a majority of the others is not running.
+            `replace` is a rolling replacement: grow to 5 voters, replace every original
+            member by a fresh one, shrink to 3; the run fails unless it ends with 3 voters
+            none of which is original. Both combine with the other kinds (e.g. --nemesis
+            membership,kill,partition). Clients follow the membership, the final checks
+            use the final members, and the verdict line names them.
             """
     )
 
-    @Option(help: "Number of nodes (1 to 7).")
+    @Option(help: "Number of nodes (1 to 7; 3 to 5 with membership or replace).")
     var nodes: Int = 3
     @Option(help: "How long the clients and the nemesis run (e.g. 60s, 30m, 1h).")
     var duration: String = "60s"
@@ -27,7 +40,7 @@ struct ChaosCommand: AsyncParsableCommand {
     var clients: Int = 10
     @Option(help: "Size of the key space (k0, k1, ...).")
     var keys: Int = 8
-    @Option(help: "Faults: kill,pause,partition,crash-all,failpoints, or none, or all.")
+    @Option(help: "Faults: kill,pause,partition,crash-all,failpoints,membership,replace, or none, or all (all: the first five).")
     var nemesis: String = "kill,pause,partition"
     @Option(help: "Network fault layer: proxy (TCP proxies in this process) or netns (network namespaces, root).")
     var net: String = "proxy"

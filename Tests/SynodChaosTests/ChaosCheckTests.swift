@@ -126,7 +126,7 @@ final class ChaosCheckTests: XCTestCase {
     }
 
     func testScheduleDependsOnlyOnSeed() {
-        let kinds = NemesisKind.allCases
+        let kinds = NemesisKind.all
         let a = NemesisSchedule.plan(seed: 42, kinds: kinds, nodes: 5, durationSeconds: 120, intervalSeconds: 5)
         let b = NemesisSchedule.plan(seed: 42, kinds: kinds, nodes: 5, durationSeconds: 120, intervalSeconds: 5)
         let c = NemesisSchedule.plan(seed: 43, kinds: kinds, nodes: 5, durationSeconds: 120, intervalSeconds: 5)
@@ -144,7 +144,10 @@ final class ChaosCheckTests: XCTestCase {
 
     func testOptionParsing() throws {
         XCTAssertEqual(try NemesisKind.parseList("none"), [])
-        XCTAssertEqual(try NemesisKind.parseList("all"), NemesisKind.allCases)
+        XCTAssertEqual(try NemesisKind.parseList("all"), NemesisKind.all)
+        XCTAssertFalse(NemesisKind.all.contains(where: \.changesMembership), "membership changes are asked for by name")
+        XCTAssertEqual(try NemesisKind.parseList("membership,kill,partition"), [.membership, .kill, .partition])
+        XCTAssertEqual(try NemesisKind.parseList("replace"), [.replace])
         XCTAssertEqual(try NemesisKind.parseList("kill,crash-all"), [.kill, .crashAll])
         XCTAssertThrowsError(try NemesisKind.parseList("kill,meteor"))
         XCTAssertEqual(ChaosClients.rotated(["a", "b", "c"], preferring: 4), ["b", "c", "a"])

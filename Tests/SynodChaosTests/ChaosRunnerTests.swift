@@ -77,6 +77,46 @@ final class ChaosRunnerTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: options.reportDirectory)
     }
 
+    /// Membership changes under kills: members added (learner, joined, promoted), voters
+    /// removed (their processes exit by themselves), the leader moved; the clients follow and
+    /// the history stays linearizable.
+    func testShortRunWithMembershipChangesPasses() async throws {
+        ChaosChildren.reset()
+        let kinds: [NemesisKind] = [.membership, .kill]
+        let duration = 36.0
+        let interval = 3.0
+        // The first seed whose schedule adds, removes and moves the leader early enough.
+        let seed = (UInt64(1)...UInt64(10_000)).first { seed in
+            let plan = NemesisSchedule.plan(seed: seed, kinds: kinds, nodes: 3, durationSeconds: duration,
+                                            intervalSeconds: interval)
+            let steps = plan.filter { $0.startNanos < 26_000_000_000 }.compactMap { fault -> MembershipStep? in
+                if case .membership(let step) = fault.action { return step }
+                return nil
+            }
+            let removes = steps.filter { if case .remove = $0 { return true } else { return false } }
+            let moves = steps.filter { if case .moveLeader = $0 { return true } else { return false } }
+            return steps.first == .add && !removes.isEmpty && !moves.isEmpty && plan.contains { $0.kind == .kill }
+        } ?? 21
+        var options = try makeOptions(seed: seed, name: "membership")
+        options.durationSeconds = duration
+        options.intervalSeconds = interval
+        options.clients = 6
+        options.keys = 6
+        options.nemesis = kinds
+        let runner = ChaosRunner(options: options, network: ProxyNetwork(), log: { Self.log($0) })
+        let verdict = try await runner.run()
+        Self.log(verdict.line)
+        XCTAssertFalse(verdict.failed, "\(verdict.line)\n\(verdict.violation ?? "") (report: \(options.reportDirectory))")
+        XCTAssertEqual(verdict.linearizable, true)
+        XCTAssertEqual(verdict.lostAcknowledgedWrites, 0)
+        XCTAssertTrue(verdict.replicaHashesEqual)
+        XCTAssertGreaterThan(verdict.nemesisCounts["member-add"] ?? 0, 0, "\(verdict.nemesisCounts)")
+        XCTAssertGreaterThan(verdict.nemesisCounts["member-promote"] ?? 0, 0, "\(verdict.nemesisCounts)")
+        XCTAssertNotNil(verdict.finalMembers)
+        XCTAssertTrue((3...5).contains(verdict.finalMembers?.count ?? 0), "\(verdict.finalMembers ?? [])")
+        try? FileManager.default.removeItem(atPath: options.reportDirectory)
+    }
+
     /// The negative control: with every node answering reads locally, clients that prefer
     /// followers see stale values, and the harness must say so.
     func testBrokenReadsAreCaught() async throws {
