@@ -138,6 +138,15 @@ expect_error() {
 [stderr] $ERR}"; fi
 }
 
+# expect_error_line NAME MESSAGE CMD...: command fails and stderr has the exact
+# line "Error: MESSAGE" (for messages that are prefixes of other messages).
+expect_error_line() {
+  local name=$1 exp=$2; shift 2
+  run "$@"
+  if [ "$RC" -ne 0 ] && printf '%s\n' "$ERR" | grep -qxF "Error: $exp"; then ok "$name"; else not_ok "$name" "non-zero exit, stderr line: Error: $exp" "$OUT${ERR:+
+[stderr] $ERR}"; fi
+}
+
 # json EXPR: evaluate EXPR against the JSON in $OUT.
 json() { printf '%s' "$OUT" | python3 "$HELPERS" json "$1" 2>/dev/null; }
 
@@ -156,29 +165,40 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # ---------------------------------------------------------------- cluster management
 
-NAMES=(n1 n2 n3)
-declare -a CPORT PPORT PIDS CMDS
+# Members 0-2 (n1 n2 n3) form the initial cluster; 3 and 4 (n4, n5) are
+# spares that the membership tests (13+) add with `member add` and start
+# with --initial-cluster-state existing.
+NAMES=(n1 n2 n3 n4 n5)
+NMAX=${#NAMES[@]}
+declare -a CPORT PPORT PIDS CMDS EP CURL PURL ICLUSTER ISTATE
 BG_PIDS=()
 TOKEN="acceptance-$$-$RANDOM"
 
-mapfile -t _ports < <(python3 "$HELPERS" freeports 6)
-for i in 0 1 2; do
+mapfile -t _ports < <(python3 "$HELPERS" freeports $((2 * NMAX + 1)))
+for i in $(seq 0 $((NMAX - 1))); do
   CPORT[$i]=${_ports[$i]}
-  PPORT[$i]=${_ports[$((i + 3))]}
+  PPORT[$i]=${_ports[$((i + NMAX))]}
+  EP[$i]="127.0.0.1:${CPORT[$i]}"
+  CURL[$i]="http://${EP[$i]}"
+  PURL[$i]="http://127.0.0.1:${PPORT[$i]}"
 done
-EP=("127.0.0.1:${CPORT[0]}" "127.0.0.1:${CPORT[1]}" "127.0.0.1:${CPORT[2]}")
-CURL=("http://${EP[0]}" "http://${EP[1]}" "http://${EP[2]}")
-PURL=("http://127.0.0.1:${PPORT[0]}" "http://127.0.0.1:${PPORT[1]}" "http://127.0.0.1:${PPORT[2]}")
+# a free port nobody listens on (second peer URL in test 15)
+SPARE_PURL="http://127.0.0.1:${_ports[$((2 * NMAX))]}"
 ALL_EPS="${EP[0]},${EP[1]},${EP[2]}"
 INITIAL_CLUSTER="n1=${PURL[0]},n2=${PURL[1]},n3=${PURL[2]}"
+# MEMBERS: indices of the current (voting or learner) cluster members.
+MEMBERS=(0 1 2)
 
 # member_cmd I: prints the command line (one arg per line) for member I.
+# --initial-cluster / --initial-cluster-state come from ICLUSTER[I] / ISTATE[I]
+# (default: the 3-member $INITIAL_CLUSTER and "new"); a member joining an
+# existing cluster gets ISTATE=existing and ICLUSTER=current members + itself.
 member_cmd() {
   local i=$1
   local common=(--name "${NAMES[$i]}" --data-dir "$WORK/${NAMES[$i]}.data"
     --listen-client-urls "${CURL[$i]}" --advertise-client-urls "${CURL[$i]}"
     --listen-peer-urls "${PURL[$i]}" --initial-advertise-peer-urls "${PURL[$i]}"
-    --initial-cluster "$INITIAL_CLUSTER" --initial-cluster-state new
+    --initial-cluster "${ICLUSTER[$i]:-$INITIAL_CLUSTER}" --initial-cluster-state "${ISTATE[$i]:-new}"
     --initial-cluster-token "$TOKEN")
   if [ "$TARGET" = etcd ]; then
     printf '%s\n' "$ETCD_BIN" "${common[@]}" --heartbeat-interval 100 --election-timeout 1000 \
@@ -211,7 +231,8 @@ kill_member() { # kill_member I SIGNAL
 }
 
 print_logs() {
-  for i in 0 1 2; do
+  for i in $(seq 0 $((NMAX - 1))); do
+    [ -e "$WORK/${NAMES[$i]}.log" ] || continue
     echo "# ---- tail of ${NAMES[$i]} log ($WORK/${NAMES[$i]}.log), pid ${PIDS[$i]:-none}, $(member_alive "$i" && echo alive || echo NOT RUNNING)"
     tail -n 30 "$WORK/${NAMES[$i]}.log" 2>/dev/null | indent
   done
@@ -243,11 +264,11 @@ wait_healthy() {
 cleanup() {
   local i p
   for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for i in 0 1 2; do
+  for i in $(seq 0 $((NMAX - 1))); do
     if member_alive "$i"; then kill -TERM "${PIDS[$i]}" 2>/dev/null; fi
   done
   sleep 0.2
-  for i in 0 1 2; do
+  for i in $(seq 0 $((NMAX - 1))); do
     if member_alive "$i"; then kill -KILL "${PIDS[$i]}" 2>/dev/null; fi
     [ -n "${PIDS[$i]:-}" ] && wait "${PIDS[$i]}" 2>/dev/null
   done
@@ -578,7 +599,7 @@ test_09() {
     sleep 0.2
   done
   check "$T: 3 entries" "3" "$(json 'len(d)')"
-  check "$T: Endpoint fields" "$(printf '%s\n' "${EP[@]}")" "$(json '[e["Endpoint"] for e in d]')"
+  check "$T: Endpoint fields" "$(printf '%s\n' "${EP[@]:0:3}")" "$(json '[e["Endpoint"] for e in d]')"
   check "$T: exactly one leader id, reported by all" "1" "$(json 'len(set(e["Status"]["leader"] for e in d))')"
   check "$T: leader is one of the members (header.member_id)" "1" \
     "$(json 'len([e for e in d if e["Status"]["header"]["member_id"] == e["Status"]["leader"]])')"
@@ -589,7 +610,7 @@ test_09() {
   check "$T: same cluster_id everywhere" "1" "$(json 'len(set(e["Status"]["header"]["cluster_id"] for e in d))')"
   check "$T: version string present" "true" "$(json 'all(bool(e["Status"].get("version")) for e in d)')"
   run ectl_at "${EP[0]}" endpoint status --cluster -w json
-  check "$T: --cluster (discovers endpoints via MemberList) gives 3 entries" "$(printf '%s\n' "${CURL[@]}" | sort)" \
+  check "$T: --cluster (discovers endpoints via MemberList) gives 3 entries" "$(printf '%s\n' "${CURL[@]:0:3}" | sort)" \
     "$(json 'sorted(e["Endpoint"] for e in d)')"
   run ectl endpoint status
   check "$T: simple format has 7+ comma-separated fields per endpoint and one leader (true)" "3 1" \
@@ -704,11 +725,386 @@ test_12() {
 }
 _put_ok() { run ectl_at "$1" put "$2" "$3"; [ "$RC" -eq 0 ] && [ "$OUT" = OK ]; }
 
+# ---------------------------------------------------------------- membership (13-17)
+#
+# Tests 13-17 change the membership of the running cluster (etcd 3.4 Cluster
+# API + Maintenance.MoveLeader): add n4 as a learner, promote it, update its
+# peer URLs, move leadership, remove n4 and the leader, add n5 as a voter.
+# MEMBERS holds the indices of the current members, LEARNERS the learners
+# among them; ALL_EPS is kept equal to the client endpoints of the voters
+# (etcd learners refuse linearizable requests).
+
+declare -a MID LEARNERS=()
+CID=""
+
+is_learner_idx() { local l; for l in "${LEARNERS[@]}"; do [ "$l" = "$1" ] && return 0; done; return 1; }
+
+# set_members I...: the current members; recomputes ALL_EPS (voters only).
+set_members() {
+  MEMBERS=("$@")
+  local i eps=""
+  for i in "${MEMBERS[@]}"; do is_learner_idx "$i" || eps+="${eps:+,}${EP[$i]}"; done
+  ALL_EPS=$eps
+}
+
+# cluster_string I: "name=peerURL,..." for the current members plus member I.
+cluster_string() {
+  local i s=""
+  for i in "${MEMBERS[@]}" "$1"; do s+="${s:+,}${NAMES[$i]}=${PURL[$i]}"; done
+  printf '%s' "$s"
+}
+
+# load_members: `member list -w json` via ALL_EPS; sets MID[i] (hex member id
+# of NAMES[i], empty if not a member or not started) and CID (hex cluster id).
+load_members() {
+  run ectl member list -w json
+  CID=$(json '"%x" % d["header"]["cluster_id"]')
+  local i
+  for i in $(seq 0 $((NMAX - 1))); do
+    MID[$i]=$(json '["%x" % m["ID"] for m in d["members"] if m.get("name") == "'"${NAMES[$i]}"'"][:1]')
+  done
+}
+
+# member_entry ID: from the `member list -w json` in OUT: "name|peerURLs|clientURLs|isLearner".
+member_entry() {
+  json '["%s|%s|%s|%s" % (m.get("name", ""), ",".join(m.get("peerURLs", [])), ",".join(m.get("clientURLs", [])), bool(m.get("isLearner", False))) for m in d["members"] if "%x" % m["ID"] == "'"$1"'"]'
+}
+
+# simple_line ID: the line of `member list` (simple format, in OUT) for member ID.
+simple_line() { printf '%s\n' "$OUT" | grep "^$1, "; }
+
+# _member_add NAME PEER_URL [--learner]: `member add`; "fails" (so that
+# retry_until tries again) only on etcd's "unhealthy cluster" (strict reconfig
+# check: the voters must have been connected to each other for 5 s).
+_member_add() {
+  run ectl member add "$1" --peer-urls="$2" "${@:3}"
+  [ "$RC" -eq 0 ] || [[ "$ERR" != *"unhealthy cluster"* ]]
+}
+
+# add_member T I [--learner]: `member add NAMES[I]` + checks of etcdctl's output;
+# sets NEW_ID (hex).
+add_member() {
+  local T=$1 i=$2 flag=${3:-} what exp_ic ic
+  what="member add ${NAMES[$i]} --peer-urls=${PURL[$i]}${flag:+ $flag}"
+  retry_until 20 _member_add "${NAMES[$i]}" "${PURL[$i]}" $flag
+  NEW_ID=$(printf '%s\n' "$OUT" | sed -n '1s/^Member \{1,\}\([0-9a-f]\{1,16\}\) added to cluster \{1,\}\([0-9a-f]\{1,16\}\)$/\1/p')
+  local cid; cid=$(printf '%s\n' "$OUT" | sed -n '1s/^Member \{1,\}[0-9a-f]\{1,16\} added to cluster \{1,\}\([0-9a-f]\{1,16\}\)$/\1/p')
+  check_cond "$T: $what prints 'Member <id> added to cluster <cid>' (%16x)" \
+    "$(printf 'Member %16s added to cluster %16s' '<id>' "$CID")" \
+    "$([ "$RC" -eq 0 ] && [ -n "$NEW_ID" ] && [ "$cid" = "$CID" ] && [ "$(printf '%s\n' "$OUT" | head -1)" = "$(printf 'Member %16s added to cluster %16s' "$NEW_ID" "$CID")" ]; echo $?)" "$OUT"
+  check "$T: ... then the ETCD_* environment for the new member (state existing)" \
+    $'\nETCD_NAME="'"${NAMES[$i]}"$'"\nETCD_INITIAL_ADVERTISE_PEER_URLS="'"${PURL[$i]}"$'"\nETCD_INITIAL_CLUSTER_STATE="existing"' \
+    "$(printf '%s\n' "$OUT" | tail -n +2 | grep -v '^ETCD_INITIAL_CLUSTER=')"
+  exp_ic=$(cluster_string "$i" | tr ',' '\n' | sort | paste -sd, -)
+  ic=$(printf '%s\n' "$OUT" | sed -n 's/^ETCD_INITIAL_CLUSTER="\(.*\)"$/\1/p' | tr ',' '\n' | sort | paste -sd, -)
+  check "$T: ... ETCD_INITIAL_CLUSTER lists the current members + the new one (any order)" "$exp_ic" "$ic"
+}
+
+# wait_exit I SECONDS: wait for member I's process to exit by itself; sets EXIT_STATUS.
+wait_exit() {
+  local i=$1 deadline=$(( $(date +%s) + $2 ))
+  while member_alive "$i" && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
+  if member_alive "$i"; then EXIT_STATUS=""; return 1; fi
+  wait "${PIDS[$i]}" 2>/dev/null; EXIT_STATUS=$?
+  PIDS[$i]=""
+  return 0
+}
+
+# check_removed_exits T I: after `member remove`, etcd 3.4 shuts the removed
+# member down by itself ("the member has been permanently removed from the
+# cluster", exit status 0) within ~2 s. Accepted too: still running, but no
+# longer serving as a member (a put through its endpoint fails).
+check_removed_exits() {
+  local T=$1 i=$2 t0; t0=$(now_ms)
+  LAST_CMD="(wait up to 15 s for ${NAMES[$i]}, pid ${PIDS[$i]:-none}, to exit by itself)"
+  if wait_exit "$i" 15; then
+    ok "$T: removed member ${NAMES[$i]} shut down by itself ($(( $(now_ms) - t0 ))ms, exit status $EXIT_STATUS)"
+  else
+    run timeout 10 "$ETCDCTL_BIN" --endpoints="${EP[$i]}" --dial-timeout=1s --command-timeout=3s put "t17/via-removed-${NAMES[$i]}" x
+    if [ "$RC" -ne 0 ]; then
+      ok "$T: removed member ${NAMES[$i]} still running after 15 s but no longer serves (put fails)"
+    else
+      not_ok "$T: removed member ${NAMES[$i]} shuts down (or at least stops serving) after removal" \
+        "process exits (etcd: 'the member has been permanently removed from the cluster'), or a put through it fails" "$OUT"
+    fi
+    kill_member "$i" TERM
+  fi
+}
+
+_learner_started() { # I ID: member list shows the learner started
+  run ectl member list -w json
+  [ "$(member_entry "$2")" = "${NAMES[$1]}|${PURL[$1]}|${CURL[$1]}|True" ]
+}
+
+# 13. learner: add, join, serializable reads, refusal of linearizable requests
+test_13() {
+  local T=13-learner id i exp
+  load_members
+  add_member "$T" 3 --learner
+  id=$NEW_ID
+  [ -z "$id" ] && { not_ok "$T: (cannot continue without the new member id)" "member id" "$OUT"; return; }
+  run ectl member list -w json
+  check "$T: member list: 4 members" "4" "$(json 'len(d["members"])')"
+  check "$T: member list -w json: new member unstarted (no name, no client URLs), isLearner true" \
+    "|${PURL[3]}||True" "$(member_entry "$id")"
+  run ectl member list
+  check "$T: member list (simple): '<id>, unstarted, , <peer>, , true'" \
+    "$id, unstarted, , ${PURL[3]}, , true" "$(simple_line "$id")"
+
+  expect_error "$T: promote of a learner that has not started fails (not in sync)" \
+    "etcdserver: can only promote a learner member which is in sync with leader" ectl member promote "$id"
+  expect_error "$T: move-leader to a learner fails" "etcdserver: bad leader transferee" ectl move-leader "$id"
+
+  # second learner while one exists (etcd: at most 1 learner)
+  retry_until 20 _member_add "${NAMES[4]}" "${PURL[4]}" --learner
+  LAST_CMD="etcdctl member add ${NAMES[4]} --peer-urls=${PURL[4]} --learner"
+  check_cond "$T: a second learner is refused" \
+    "non-zero exit, 'Error: etcdserver: too many learner members in cluster'" \
+    "$([ "$RC" -ne 0 ] && [[ "$OUT$ERR" == *"etcdserver: too many learner members in cluster"* ]]; echo $?)" "$OUT $ERR"
+  run ectl member list -w json
+  check "$T: ... and not added (still 4 members)" "4" "$(json 'len(d["members"])')"
+
+  expect_out "$T: put before the learner starts" "OK" ectl put t13/before v-before
+
+  ISTATE[3]=existing
+  ICLUSTER[3]=$(cluster_string 3)
+  LEARNERS=(3)
+  start_member 3
+  set_members "${MEMBERS[@]}" 3
+  echo "# ${NAMES[3]} command: ${CMDS[3]}"
+  if retry_until 30 _learner_started 3 "$id"; then
+    ok "$T: learner ${NAMES[3]} started with --initial-cluster-state existing (member list shows name + client URL)"
+  else
+    not_ok "$T: learner ${NAMES[3]} started with --initial-cluster-state existing (member list shows name + client URL)" \
+      "${NAMES[3]}|${PURL[3]}|${CURL[3]}|True" "$(member_entry "$id")"$'\n'"$(tail -n 20 "$WORK/${NAMES[3]}.log")"
+  fi
+  run ectl member list
+  check "$T: member list (simple): '<id>, started, n4, <peer>, <client>, true'" \
+    "$id, started, ${NAMES[3]}, ${PURL[3]}, ${CURL[3]}, true" "$(simple_line "$id")"
+
+  retry_until 15 _get_s "${EP[3]}" t13/before v-before
+  check "$T: key written before the join readable on the learner (--consistency=s)" "v-before" "$OUT"
+  ectl put t13/after v-after >/dev/null 2>&1
+  retry_until 15 _get_s "${EP[3]}" t13/after v-after
+  check "$T: key written after the join readable on the learner (--consistency=s)" "v-after" "$OUT"
+  expect_error "$T: linearizable get on the learner fails" "etcdserver: rpc not supported for learner" \
+    ectl_at "${EP[3]}" get t13/after
+  expect_error "$T: put through the learner fails" "etcdserver: rpc not supported for learner" \
+    ectl_at "${EP[3]}" put t13/via-learner x
+  run ectl_at "${EP[3]}" endpoint status -w json
+  check "$T: endpoint status on the learner: isLearner true, own member_id, a voter as leader" \
+    "True $id True" \
+    "$(json '"%s %x %s" % (d[0]["Status"].get("isLearner", False), d[0]["Status"]["header"]["member_id"], d[0]["Status"].get("leader", 0) not in (0, d[0]["Status"]["header"]["member_id"]))')"
+}
+
+_promote() { # ID: retry while etcd says the learner is not in sync yet
+  run ectl member promote "$1"
+  [ "$RC" -eq 0 ] || [[ "$ERR" != *"in sync with leader"* ]]
+}
+
+# 14. promote the learner
+test_14() {
+  local T=14-promote id
+  load_members
+  id=${MID[3]}
+  [ -z "$id" ] && { not_ok "$T: n4 is a member (run test 13 first)" "n4 in member list" "$OUT"; return; }
+  expect_error_line "$T: promote of a voter fails" "etcdserver: can only promote a learner member" ectl member promote "${MID[0]}"
+  expect_error "$T: promote of an unknown id fails" "etcdserver: member not found" ectl member promote 1234abcd
+  retry_until 30 _promote "$id"
+  check "$T: promote the learner (retrying while not in sync)" \
+    "$(printf 'Member %16s promoted in cluster %16s' "$id" "$CID")" "$OUT"
+  run ectl member list -w json
+  check "$T: member list -w json: n4 is a voter now" "${NAMES[3]}|${PURL[3]}|${CURL[3]}|False" "$(member_entry "$id")"
+  check "$T: no learners left" "0" "$(json 'len([m for m in d["members"] if m.get("isLearner")])')"
+  run ectl member list
+  check "$T: member list (simple): '..., false'" "$id, started, ${NAMES[3]}, ${PURL[3]}, ${CURL[3]}, false" "$(simple_line "$id")"
+  LEARNERS=()
+  set_members "${MEMBERS[@]}"
+  if wait_healthy 15 3; then ok "$T: endpoint health on the promoted member"; else
+    not_ok "$T: endpoint health on the promoted member" "healthy" "$WAIT_MSG"; fi
+  expect_out "$T: put through the promoted member" "OK" ectl_at "${EP[3]}" put t14/via-n4 v14
+  expect_out "$T: linearizable get through the promoted member" "v14" ectl_at "${EP[3]}" get t14/via-n4 --print-value-only
+  retry_until 10 _get_s "${EP[0]}" t14/via-n4 v14
+  check "$T: ... replicated to n1" "v14" "$OUT"
+  expect_error_line "$T: promoting it again fails" "etcdserver: can only promote a learner member" ectl member promote "$id"
+  run ectl endpoint status -w json
+  check "$T: endpoint status on all 4: one leader, no learner" "4 1 0" \
+    "$(json '"%d %d %d" % (len(d), len(set(e["Status"]["leader"] for e in d)), len([e for e in d if e["Status"].get("isLearner")]))')"
+}
+
+# 15. member update (peer URLs)
+test_15() {
+  local T=15-member-update id two
+  load_members
+  id=${MID[3]}
+  [ -z "$id" ] && { not_ok "$T: n4 is a member (run tests 13-14 first)" "n4 in member list" "$OUT"; return; }
+  # etcd only records the new URLs (peers use them to reach n4): keep n4's real
+  # URL first and add a second one nobody listens on, then change it back.
+  two="${PURL[3]},$SPARE_PURL"
+  expect_out "$T: update n4 to two peer URLs" "$(printf 'Member %16s updated in cluster %16s' "$id" "$CID")" \
+    ectl member update "$id" --peer-urls="$two"
+  run ectl member list -w json
+  check "$T: member list -w json shows both peer URLs" "${NAMES[3]}|$two|${CURL[3]}|False" "$(member_entry "$id")"
+  run ectl member list
+  check "$T: member list (simple) shows both peer URLs" "$id, started, ${NAMES[3]}, $two, ${CURL[3]}, false" "$(simple_line "$id")"
+  expect_out "$T: writes keep working" "OK" ectl put t15/a v15
+  retry_until 10 _get_s "${EP[3]}" t15/a v15
+  check "$T: ... and reach n4" "v15" "$OUT"
+  expect_error "$T: update of an unknown id fails" "etcdserver: member not found" \
+    ectl member update 1234abcd --peer-urls="$SPARE_PURL"
+  expect_error "$T: update to another member's peer URL fails" "etcdserver: Peer URLs already exists" \
+    ectl member update "$id" --peer-urls="${PURL[0]}"
+  run ectl member list -w json
+  check "$T: ... and changes nothing" "${NAMES[3]}|$two|${CURL[3]}|False" "$(member_entry "$id")"
+  expect_out "$T: update n4 back to its single peer URL" "$(printf 'Member %16s updated in cluster %16s' "$id" "$CID")" \
+    ectl member update "$id" --peer-urls="${PURL[3]}"
+  run ectl member list -w json
+  check "$T: member list shows the single peer URL again" "${NAMES[3]}|${PURL[3]}|${CURL[3]}|False" "$(member_entry "$id")"
+  expect_out "$T: put through n4 after the updates" "OK" ectl_at "${EP[3]}" put t15/b v15b
+  wait_healthy 10 "${MEMBERS[@]}" && ok "$T: all 4 members healthy" || not_ok "$T: all 4 members healthy" "endpoint health ok" "$WAIT_MSG"
+}
+
+# _leader_is ID: every current member's endpoint status reports leader ID.
+_leader_is() {
+  run ectl endpoint status -w json
+  [ "$(json '" ".join(sorted(set("%x" % e["Status"]["leader"] for e in d)))') $(json 'len(d)')" = "$1 ${#MEMBERS[@]}" ]
+}
+
+# current_leader: sets LEADER (hex id) and LEADER_IDX from endpoint status of ALL_EPS.
+current_leader() {
+  run ectl endpoint status -w json
+  LEADER=$(json '" ".join(sorted(set("%x" % e["Status"]["leader"] for e in d)))')
+  LEADER_IDX=-1
+  local i
+  for i in "${MEMBERS[@]}"; do [ -n "${MID[$i]}" ] && [ "${MID[$i]}" = "$LEADER" ] && LEADER_IDX=$i; done
+}
+
+# 16. move-leader
+test_16() {
+  local T=16-move-leader L t1 t2 i
+  load_members
+  current_leader
+  LAST_CMD="etcdctl endpoint status -w json"
+  if [ "$LEADER_IDX" -lt 0 ]; then
+    not_ok "$T: one leader, a current member" "the same leader id on all endpoints" "$LEADER / ${MID[*]}"; return
+  fi
+  ok "$T: leader is ${NAMES[$LEADER_IDX]} ($LEADER)"
+  L=$LEADER
+  # first to n4 (the promoted learner), then to one of n1-n3 that has not led yet
+  t1=${MID[3]}
+  if [ -z "$t1" ] || [ "$LEADER_IDX" = 3 ]; then
+    for i in 0 1 2; do [ -n "${MID[$i]}" ] && [ "${MID[$i]}" != "$L" ] && { t1=${MID[$i]}; break; }; done
+  fi
+  for i in 0 1 2; do [ "${MID[$i]}" != "$L" ] && [ "${MID[$i]}" != "$t1" ] && { t2=${MID[$i]}; break; }; done
+  expect_out "$T: move-leader to a follower (all endpoints given)" "Leadership transferred from $L to $t1" ectl move-leader "$t1"
+  retry_until 5 _leader_is "$t1"
+  check "$T: endpoint status on every member reports the new leader" "$t1 ${#MEMBERS[@]}" \
+    "$(json '" ".join(sorted(set("%x" % e["Status"]["leader"] for e in d)))') $(json 'len(d)')"
+  expect_out "$T: move-leader again" "Leadership transferred from $t1 to $t2" ectl move-leader "$t2"
+  retry_until 5 _leader_is "$t2"
+  check "$T: ... reported by every member" "$t2 ${#MEMBERS[@]}" \
+    "$(json '" ".join(sorted(set("%x" % e["Status"]["leader"] for e in d)))') $(json 'len(d)')"
+  expect_out "$T: move-leader to the current leader is a no-op success" \
+    "Leadership transferred from $t2 to $t2" ectl move-leader "$t2"
+  expect_error "$T: move-leader to an unknown id fails" "etcdserver: bad leader transferee" ectl move-leader 1234abcd
+  for i in "${MEMBERS[@]}"; do [ "${MID[$i]}" != "$t2" ] && break; done
+  expect_error "$T: move-leader with only a follower's endpoint fails (etcdctl needs the leader)" \
+    "no leader endpoint given at [${EP[$i]}]" ectl_at "${EP[$i]}" move-leader "$t1"
+  expect_out "$T: writes keep working" "OK" ectl put t16/after-move v16
+  for i in "${MEMBERS[@]}"; do [ "${MID[$i]}" = "$t2" ] && break; done
+  expect_out "$T: put through the new leader" "OK" ectl_at "${EP[$i]}" put t16/via-leader v16
+  expect_out "$T: get" "v16" ectl get t16/after-move --print-value-only
+}
+
+# _new_leader: both survivors report the same leader, one of them.
+_new_leader() {
+  current_leader
+  [ "$LEADER_IDX" -ge 0 ] && [ "$(json 'len(d)')" = "${#MEMBERS[@]}" ]
+}
+
+# 17. remove members (a follower, unknown ids, the leader), then add n5 as a voter
+test_17() {
+  local T=17-remove id i L rest=() keep=() d1 d2
+  load_members
+  id=${MID[3]}
+  [ -z "$id" ] && { not_ok "$T: n4 is a member (run tests 13-14 first)" "n4 in member list" "$OUT"; return; }
+  # n4 out of the endpoint list first (a removed member stops serving)
+  for i in "${MEMBERS[@]}"; do [ "$i" != 3 ] && keep+=("$i"); done
+  set_members "${keep[@]}"
+  expect_out "$T: remove n4 (a voter)" "$(printf 'Member %16s removed from cluster %16s' "$id" "$CID")" ectl member remove "$id"
+  run ectl member list -w json
+  check "$T: member list: 3 members n1 n2 n3" "3 n1 n2 n3" "$(json '" ".join([str(len(d["members"]))] + sorted(m.get("name", "") for m in d["members"]))')"
+  check "$T: n4's id is gone" "" "$(member_entry "$id")"
+  check_removed_exits "$T" 3
+  expect_error "$T: removing n4 again fails" "etcdserver: member not found" ectl member remove "$id"
+  expect_error "$T: removing an unknown id fails" "etcdserver: member not found" ectl member remove 1234abcd
+  expect_out "$T: writes keep working with 3 members" "OK" ectl put t17/after-n4 v
+
+  # remove the leader, through the other two members
+  current_leader
+  if [ "$LEADER_IDX" -lt 0 ]; then
+    not_ok "$T: leader found" "one leader among ${MEMBERS[*]}" "$OUT"; return
+  fi
+  L=$LEADER_IDX
+  for i in "${MEMBERS[@]}"; do [ "$i" != "$L" ] && rest+=("$i"); done
+  set_members "${rest[@]}"
+  expect_out "$T: remove the leader ${NAMES[$L]}" "$(printf 'Member %16s removed from cluster %16s' "${MID[$L]}" "$CID")" \
+    ectl member remove "${MID[$L]}"
+  check_removed_exits "$T" "$L"
+  local t0; t0=$(now_ms)
+  retry_until 15 _new_leader
+  check_cond "$T: the remaining 2 elect a new leader ($(( $(now_ms) - t0 ))ms)" \
+    "same leader on both, one of ${MID[${rest[0]}]} ${MID[${rest[1]}]}" "$([ "$LEADER_IDX" -ge 0 ]; echo $?)" "$OUT"
+  retry_until 15 _put_ok "$ALL_EPS" t17/after-leader v-after-leader
+  check "$T: ... and accept writes" "OK" "$OUT"
+  run ectl member list -w json
+  check "$T: member list: 2 members" "2 ${NAMES[${rest[0]}]} ${NAMES[${rest[1]}]}" \
+    "$(json '" ".join([str(len(d["members"]))] + sorted(m.get("name", "") for m in d["members"]))')"
+
+  # add n5 as a voter and start it
+  add_member "$T" 4
+  id=$NEW_ID
+  [ -z "$id" ] && { not_ok "$T: (cannot continue without the new member id)" "member id" "$OUT"; return; }
+  run ectl member list -w json
+  check "$T: member list -w json: n5 unstarted voter" "|${PURL[4]}||False" "$(member_entry "$id")"
+  run ectl member list
+  check "$T: member list (simple): '<id>, unstarted, , <peer>, , false'" "$id, unstarted, , ${PURL[4]}, , false" "$(simple_line "$id")"
+  ISTATE[4]=existing
+  ICLUSTER[4]=$(cluster_string 4)
+  start_member 4
+  set_members "${MEMBERS[@]}" 4
+  echo "# ${NAMES[4]} command: ${CMDS[4]}"
+  if wait_healthy 30 4; then ok "$T: n5 joined with --initial-cluster-state existing and is healthy"; else
+    LAST_CMD="${CMDS[4]}"
+    not_ok "$T: n5 joined with --initial-cluster-state existing and is healthy" "endpoint health ok within 30s" \
+      "$WAIT_MSG"$'\n'"$(tail -n 20 "$WORK/${NAMES[4]}.log")"
+  fi
+  ectl put t17/sync s >/dev/null 2>&1
+  retry_until 15 _get_s "${EP[4]}" t17/sync s
+  check "$T: n5 caught up (serializable get of the newest key)" "s" "$OUT"
+  for i in t13/before=v-before t13/after=v-after t14/via-n4=v14 t17/after-leader=v-after-leader; do
+    run ectl_at "${EP[4]}" get "${i%%=*}" --consistency=s --print-value-only
+    check "$T: ${i%%=*} on n5 (--consistency=s)" "${i#*=}" "$OUT"
+  done
+  run ectl_at "${EP[4]}" get "" --prefix --consistency=s -w json; d1=$(printf '%s' "$OUT" | python3 "$HELPERS" kvdigest 2>&1)
+  run ectl_at "${EP[${rest[0]}]}" get "" --prefix --consistency=s -w json; d2=$(printf '%s' "$OUT" | python3 "$HELPERS" kvdigest 2>&1)
+  LAST_CMD="etcdctl get '' --prefix --consistency=s -w json on n5 and on ${NAMES[${rest[0]}]} (count + digest)"
+  check "$T: whole key space on n5 equals ${NAMES[${rest[0]}]}'s (count, digest)" "$d2" "$d1"
+  run ectl member list -w json
+  check "$T: member list: 3 members, all started" "3 3 $(for i in "${MEMBERS[@]}"; do echo "${NAMES[$i]}"; done | sort | paste -sd' ' -)" \
+    "$(json '"%d %d %s" % (len(d["members"]), len([m for m in d["members"] if m.get("name") and m.get("clientURLs")]), " ".join(sorted(m.get("name", "") for m in d["members"])))')"
+  run ectl member list
+  check "$T: member list (simple): all started" "3" "$(printf '%s\n' "$OUT" | grep -c '^[0-9a-f]*, started, ')"
+  expect_out "$T: put through n5" "OK" ectl_at "${EP[4]}" put t17/via-n5 v
+  wait_healthy 10 "${MEMBERS[@]}" && ok "$T: all 3 members healthy at the end" || \
+    not_ok "$T: all 3 members healthy at the end" "endpoint health ok" "$WAIT_MSG"
+}
+
 # ---------------------------------------------------------------- main
 
 echo "# target: $TARGET${SYNOD_BIN:+ ($SYNOD_BIN)}"
 echo "# temp dir: $WORK"
-echo "# endpoints: $ALL_EPS  peers: ${PURL[*]}"
+echo "# endpoints: $ALL_EPS  peers: ${PURL[*]:0:3}  (n4/n5 for tests 13+: ${EP[3]} ${PURL[3]} / ${EP[4]} ${PURL[4]})"
 for i in 0 1 2; do start_member "$i"; done
 echo "# ${NAMES[0]} command: ${CMDS[0]}"
 if wait_healthy "$STARTUP_TIMEOUT" 0 1 2; then
@@ -721,14 +1117,14 @@ else
   finish
 fi
 
-for n in 1 2 3 4 5 6 7 8 9 10 11 12; do
+for n in $(seq 1 17); do
   if want "$n"; then
     fn=$(printf 'test_%02d' "$n")
     echo "# --- $fn"
     before=$FAIL
     "$fn"
     # a member that died unexpectedly explains most failures: say so
-    for i in 0 1 2; do
+    for i in $(seq 0 $((NMAX - 1))); do
       if [ -n "${PIDS[$i]:-}" ] && ! member_alive "$i"; then
         echo "# WARNING: member ${NAMES[$i]} is no longer running"; print_logs; PIDS[$i]=""
       fi

@@ -9,11 +9,15 @@ Subcommands:
                           None prints nothing.
   jsonlines EXPR [FILE]   like json, but FILE holds one JSON document per line
                           (e.g. `watch -w json`); `d` is the list of documents.
+  kvdigest [FILE]         parse `get -w json` output from FILE (default stdin) and print
+                          "<number of kvs> <sha256 over key, value, create/mod revision,
+                          version of every kv>" (compares whole key spaces cheaply).
   strip-watch PREFIX FILE print the simple-format output of `etcdctl watch` in FILE,
                           minus the leading 3-line sentinel events (PUT/<key>/<value>)
                           whose key starts with PREFIX.
 """
 import base64
+import hashlib
 import json
 import socket
 import sys
@@ -69,6 +73,16 @@ def main(argv):
             d = [json.loads(l) for l in text.splitlines() if l.strip().startswith("{")]
         emit(eval(expr, {"b64d": b64d, "hexid": hexid, "len": len, "sorted": sorted,
                          "set": set, "int": int, "str": str, "all": all, "any": any}, {"d": d}))
+        return 0
+    if cmd == "kvdigest":
+        f = open(argv[1]) if len(argv) > 1 else sys.stdin
+        kvs = json.loads(f.read()).get("kvs", [])
+        h = hashlib.sha256()
+        for kv in kvs:
+            h.update(json.dumps([kv.get("key", ""), kv.get("value", ""), kv.get("create_revision", 0),
+                                 kv.get("mod_revision", 0), kv.get("version", 0)]).encode())
+            h.update(b"\n")
+        print("%d %s" % (len(kvs), h.hexdigest()))
         return 0
     if cmd == "strip-watch":
         prefix, path = argv[1], argv[2]
