@@ -56,8 +56,9 @@ extension Replica {
     private mutating func checkChosen(_ slot: Slot) {
         guard let proposal = leader?.proposals[slot], let membership = membership(at: slot) else { return }
         // Only voters of the membership governing the slot count (learners accept too).
-        var votes = proposal.votes.filter { membership.isVoter($0) }.count
-        if proposal.selfAccepted && membership.isVoter(id) { votes += 1 }
+        // Counted in place: this runs for every Accepted, so it allocates nothing.
+        var votes = proposal.selfAccepted && membership.isVoter(id) ? 1 : 0
+        for voter in proposal.votes where membership.isVoter(voter) { votes += 1 }
         guard votes >= membership.phase2Quorum else { return }
         markChosen(slot: slot, value: proposal.value)
         announceChosen()

@@ -49,11 +49,8 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
     func memberRemove(request: Etcdserverpb_MemberRemoveRequest, context _: ServerContext) async throws
         -> Etcdserverpb_MemberRemoveResponse {
         try await context.serve("MemberRemove") {
-            let result = try await context.node.reconfigure(.remove(try target(request.id)))
-            let (members, revision) = try await memberList(result.membership)
             var out = Etcdserverpb_MemberRemoveResponse()
-            out.header = context.header(revision: revision)
-            out.members = members
+            (out.header, out.members) = try await reconfigure(.remove(try target(request.id)))
             return out
         }
     }
@@ -65,11 +62,8 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
             // etcd keeps the order given here (no NewURLs); Synod still checks they parse, since
             // peers dial them.
             let urls = try Self.validated(request.peerUrls)
-            let result = try await context.node.reconfigure(.update(id, peerURLs: urls, name: nil))
-            let (members, revision) = try await memberList(result.membership)
             var out = Etcdserverpb_MemberUpdateResponse()
-            out.header = context.header(revision: revision)
-            out.members = members
+            (out.header, out.members) = try await reconfigure(.update(id, peerURLs: urls, name: nil))
             return out
         }
     }
@@ -77,11 +71,8 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
     func memberPromote(request: Etcdserverpb_MemberPromoteRequest, context _: ServerContext) async throws
         -> Etcdserverpb_MemberPromoteResponse {
         try await context.serve("MemberPromote") {
-            let result = try await context.node.reconfigure(.promote(try target(request.id)))
-            let (members, revision) = try await memberList(result.membership)
             var out = Etcdserverpb_MemberPromoteResponse()
-            out.header = context.header(revision: revision)
-            out.members = members
+            (out.header, out.members) = try await reconfigure(.promote(try target(request.id)))
             return out
         }
     }
@@ -94,6 +85,14 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
             throw ReconfigurationError.memberNotFound
         }
         return member.id
+    }
+
+    /// Applies `change` through the log; the response header and member list every
+    /// Member* response carries.
+    private func reconfigure(_ change: MembershipChange) async throws -> (Etcdserverpb_ResponseHeader, [Etcdserverpb_Member]) {
+        let result = try await context.node.reconfigure(change)
+        let (members, revision) = try await memberList(result.membership)
+        return (context.header(revision: revision), members)
     }
 
     private func memberList(_ membership: Membership) async throws -> ([Etcdserverpb_Member], Int64) {

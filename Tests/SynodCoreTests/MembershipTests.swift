@@ -2,7 +2,6 @@ import XCTest
 @testable import SynodCore
 
 private let n1 = NodeID(1), n2 = NodeID(2), n3 = NodeID(3), n4 = NodeID(4), n5 = NodeID(5)
-private let alpha = Int(Replica.activationDelaySlots)
 
 /// Membership changes in the core: the configuration is chosen through the log and governs
 /// slots from `activeFrom` on (see the rule in Replica+Membership).
@@ -181,6 +180,21 @@ final class MembershipTests: XCTestCase {
         cluster.assertClean()
     }
 
+    func testARemovedFollowerLearnsItsRemoval() throws {
+        // The leader chooses the removal and its activation no-ops in one burst: the removed
+        // follower must still hear a commit notice covering the removal (it stays a peer until
+        // the next change), or it never learns it and never stops.
+        var cluster = startedCluster()
+        reconfigure(&cluster, at: n1, .remove(n3))
+        cluster.run("deliver all; cycle 6")
+        XCTAssertEqual(try outcome(cluster, at: n1)?.get().membership.voters, [n1, n2])
+        let removed = try XCTUnwrap(cluster.replicas[n3])
+        XCTAssertEqual(removed.membershipHistory?.latest.contains(n3), false, "n3 applied its own removal")
+        XCTAssertFalse(removed.isVoter)
+        XCTAssertEqual(cluster.replicas[n1]?.peers, [n2, n3], "the removed member hears commit notices until the next change")
+        cluster.assertClean()
+    }
+
     func testRemovingADownVoterWorksButLeavingTooFewLiveVotersIsRefused() throws {
         var cluster = Cluster(nodes: 5)
         cluster.run("elect 1; propose 1 a; deliver all; cycle 3")
@@ -309,6 +323,5 @@ final class MembershipTests: XCTestCase {
         XCTAssertEqual(cluster.leaders.count, 1)
         XCTAssertTrue([n2, n4].contains(cluster.leaders[0]))
         cluster.assertClean()
-        _ = alpha
     }
 }
