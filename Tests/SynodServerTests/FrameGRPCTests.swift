@@ -29,6 +29,31 @@ final class FrameGRPCTests: XCTestCase {
         return (channel, rpcs)
     }
 
+    /// The same connection on `NIOAsyncTestingChannel`, for tests where an async task (a
+    /// response writer) hops onto the loop: `EmbeddedEventLoop` may only be used from one
+    /// thread, and a writer on another thread corrupted it (a crash in CI).
+    private func makeAsyncChannel(maxMessageBytes: Int = 1024) async throws
+        -> (NIOAsyncTestingChannel, AsyncStream<Incoming>) {
+        let (rpcs, continuation) = AsyncStream<Incoming>.makeStream()
+        let channel = try await NIOAsyncTestingChannel { channel in
+            let handler = FrameGRPCHandler(maxMessageBytes: maxMessageBytes, fastPath: nil, rpcs: continuation,
+                                           remotePeer: "test", localPeer: "test", logger: Logger(label: "test"))
+            try channel.pipeline.syncOperations.addHandler(handler)
+        }
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+        let opening = try await channel.waitForOutboundWrite(as: HTTP2Frame.self)
+        XCTAssertEqual(opening.streamID, .rootStream)
+        return (channel, rpcs)
+    }
+
+    private func send(_ channel: NIOAsyncTestingChannel, _ id: Int, headers: HPACKHeaders, endStream: Bool = false) async throws {
+        try await channel.writeInbound(HTTP2Frame(streamID: HTTP2StreamID(id), payload: .headers(.init(headers: headers, endStream: endStream))))
+    }
+
+    private func send(_ channel: NIOAsyncTestingChannel, _ id: Int, data: ByteBuffer, endStream: Bool) async throws {
+        try await channel.writeInbound(HTTP2Frame(streamID: HTTP2StreamID(id), payload: .data(.init(data: .byteBuffer(data), endStream: endStream))))
+    }
+
     private func requestHeaders(path: String = "/test.Echo/Say", method: String = "POST",
                                 contentType: String = "application/grpc", extra: [(String, String)] = []) -> HPACKHeaders {
         var headers = HPACKHeaders([(":method", method), (":scheme", "http"), (":path", path),
@@ -102,14 +127,14 @@ final class FrameGRPCTests: XCTestCase {
     /// A generic call: metadata and messages (split across DATA frames) reach the handler in
     /// order, and its response parts come back as HEADERS, DATA and trailers.
     func testGenericCallRoundTrip() async throws {
-        let (channel, rpcs) = try makeChannel()
-        try send(channel, 1, headers: requestHeaders(extra: [("x-token", "abc"), ("x-blob-bin", "AQID")]))
+        let (channel, rpcs) = try await makeAsyncChannel()
+        try await send(channel, 1, headers: requestHeaders(extra: [("x-token", "abc"), ("x-blob-bin", "AQID")]))
         var whole = message([10, 11, 12, 13])
         whole.writeImmutableBuffer(message([20]))
         let first = whole.getSlice(at: 0, length: 3) ?? ByteBuffer()
         let rest = whole.getSlice(at: 3, length: whole.readableBytes - 3) ?? ByteBuffer()
-        try send(channel, 1, data: first, endStream: false)
-        try send(channel, 1, data: rest, endStream: true)
+        try await send(channel, 1, data: first, endStream: false)
+        try await send(channel, 1, data: rest, endStream: true)
 
         var iterator = rpcs.makeAsyncIterator()
         let next = await iterator.next()
@@ -132,14 +157,10 @@ final class FrameGRPCTests: XCTestCase {
             try await writer.write(.message([7, 8]))
             try await writer.write(.status(Status(code: .notFound, message: "nope 100%"), [:]))
         }()
-        // The writes hop onto the embedded loop: run it until they are through.
-        var frames: [HTTP2Frame] = []
-        for _ in 0..<200 where frames.count < 3 {
-            channel.embeddedEventLoop.run()
-            while let frame = try channel.readOutbound(as: HTTP2Frame.self) { frames.append(frame) }
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        // The writes hop onto the testing loop, which runs them as they are submitted.
         try await written
+        var frames: [HTTP2Frame] = []
+        while let frame = try await channel.readOutbound(as: HTTP2Frame.self) { frames.append(frame) }
         XCTAssertEqual(frames.count, 3)
         guard frames.count == 3, case .headers(let head) = frames[0].payload, case .data(let data) = frames[1].payload,
               case .headers(let trailers) = frames[2].payload, case .byteBuffer(let body) = data.data else {
@@ -153,9 +174,9 @@ final class FrameGRPCTests: XCTestCase {
     }
 
     func testAClientResetFinishesTheHandlersInboundWithAnError() async throws {
-        let (channel, rpcs) = try makeChannel()
-        try send(channel, 1, headers: requestHeaders())
-        try channel.writeInbound(HTTP2Frame(streamID: 1, payload: .rstStream(.cancel)))
+        let (channel, rpcs) = try await makeAsyncChannel()
+        try await send(channel, 1, headers: requestHeaders())
+        try await channel.writeInbound(HTTP2Frame(streamID: 1, payload: .rstStream(.cancel)))
         var iterator = rpcs.makeAsyncIterator()
         let next = await iterator.next()
         let rpc = try XCTUnwrap(next)
