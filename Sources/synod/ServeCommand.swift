@@ -125,6 +125,10 @@ struct ServeCommand: AsyncParsableCommand {
             try await withConfigFile().serve()
         } catch let error as ExitCode {
             throw error
+        } catch is MemberRemovedError {
+            // Exit status 0, as etcd does: a supervisor that restarts on failure must not
+            // restart a member that was removed on purpose (its data directory refuses anyway).
+            FileHandle.standardError.write(Data("synod serve: the member has been permanently removed from the cluster; exiting\n".utf8))
         } catch {
             FileHandle.standardError.write(Data("synod serve: error: \(error)\n".utf8))
             throw ExitCode(1)

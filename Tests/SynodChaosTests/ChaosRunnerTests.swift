@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import XCTest
 @testable import SynodChaos
 
@@ -103,13 +104,22 @@ final class ChaosRunnerTests: XCTestCase {
         options.clients = 6
         options.keys = 6
         options.nemesis = kinds
-        let runner = ChaosRunner(options: options, network: ProxyNetwork(), log: { Self.log($0) })
+        let lines = Mutex<[String]>([])
+        let runner = ChaosRunner(options: options, network: ProxyNetwork(), log: { line in
+            Self.log(line)
+            lines.withLock { $0.append(line) }
+        })
         let verdict = try await runner.run()
         Self.log(verdict.line)
         XCTAssertFalse(verdict.failed, "\(verdict.line)\n\(verdict.violation ?? "") (report: \(options.reportDirectory))")
         XCTAssertEqual(verdict.linearizable, true)
         XCTAssertEqual(verdict.lostAcknowledgedWrites, 0)
         XCTAssertTrue(verdict.replicaHashesEqual)
+        // A running member that is removed stops by itself with status 0, as etcd does (a
+        // supervisor restarting on failure must leave it down).
+        let exits = lines.withLock { $0 }.filter { $0.contains("exited by itself with status") }
+        XCTAssertTrue(exits.contains { $0.contains("exited by itself with status 0 ") }, "\(exits)")
+        XCTAssertFalse(exits.contains { $0.contains("exited by itself with status 1 ") }, "\(exits)")
         XCTAssertGreaterThan(verdict.nemesisCounts["member-add"] ?? 0, 0, "\(verdict.nemesisCounts)")
         XCTAssertGreaterThan(verdict.nemesisCounts["member-promote"] ?? 0, 0, "\(verdict.nemesisCounts)")
         XCTAssertNotNil(verdict.finalMembers)
