@@ -47,16 +47,7 @@ final class ProxyNetworkInboundHandler: ChannelInboundHandler {
             // same connection.
             if accumulated.readableBytes >= PeerDiscovery.magic.count,
                accumulated.getBytes(at: accumulated.readerIndex, length: PeerDiscovery.magic.count) == PeerDiscovery.magic {
-                let link = ProxyNetworkLink(from: -1, to: target)
-                self.link = link
-                guard let id = registry.register(link: link, inbound: context.channel) else {
-                    close(context: context)
-                    return
-                }
-                connectionID = id
-                state = .connecting([])
-                connect(context: context)
-                forward(context: context, chunk: accumulated)
+                open(ProxyNetworkLink(from: -1, to: target), context: context, first: accumulated)
                 return
             }
             let decoded = accumulated.withUnsafeReadableBytes { PeerHello.decode(from: $0) }
@@ -75,16 +66,7 @@ final class ProxyNetworkInboundHandler: ChannelInboundHandler {
                     close(context: context)
                     return
                 }
-                let link = ProxyNetworkLink(from: sender, to: target)
-                self.link = link
-                guard let id = registry.register(link: link, inbound: context.channel) else {
-                    close(context: context)
-                    return
-                }
-                connectionID = id
-                state = .connecting([])
-                connect(context: context)
-                forward(context: context, chunk: accumulated)
+                open(ProxyNetworkLink(from: sender, to: target), context: context, first: accumulated)
             }
         case .connecting, .forwarding:
             forward(context: context, chunk: chunk)
@@ -149,6 +131,20 @@ final class ProxyNetworkInboundHandler: ChannelInboundHandler {
         case .awaitingHello, .closed:
             break
         }
+    }
+
+    /// Registers the link this connection carries, dials the target and forwards the bytes
+    /// read so far (the hello or discovery request); closes if the registry refuses the link.
+    private func open(_ link: ProxyNetworkLink, context: ChannelHandlerContext, first: ByteBuffer) {
+        self.link = link
+        guard let id = registry.register(link: link, inbound: context.channel) else {
+            close(context: context)
+            return
+        }
+        connectionID = id
+        state = .connecting([])
+        connect(context: context)
+        forward(context: context, chunk: first)
     }
 
     private func connect(context: ChannelHandlerContext) {
