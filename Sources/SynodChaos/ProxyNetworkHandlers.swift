@@ -150,7 +150,7 @@ final class ProxyNetworkInboundHandler: ChannelInboundHandler {
     private func connect(context: ChannelHandlerContext) {
         let inbound = context.channel
         let bootstrap = ClientBootstrap(group: context.eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(5))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -61,7 +61,7 @@ extension PeerTransport {
         let outcome = PeerDiscoveryOutcome(promise: eventLoop.makePromise())
         let connect = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(

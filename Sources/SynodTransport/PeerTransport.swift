@@ -154,7 +154,7 @@ public final class PeerTransport: Sendable {
             serverChannel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { [weak self] channel in
                     self?.track(inbound: channel)
                     return channel.eventLoop.makeCompletedFuture {

@@ -220,7 +220,7 @@ final class PeerTransportLink: Sendable {
         guard proceed else { return }
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(PeerTransport.connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
         let future = Self.withUnacknowledgedDataTimeout(bootstrap)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -263,6 +263,7 @@ final class PeerTransportLink: Sendable {
             state.channel = channel
             state.connectedAt = .now()
             state.statistics.connects += 1
+            state.statistics.lastError = nil
         }
         logger.info("peer up")
         onStateChange(peer, true)
@@ -270,13 +271,23 @@ final class PeerTransportLink: Sendable {
     }
 
     private func connectFailed(_ error: any Error) {
-        let attempts = state.withLockedValue { state in
+        let reason = "\(error)"
+        let (attempts, firstOfStreak) = state.withLockedValue { state in
             state.isConnecting = false
             state.failedAttempts += 1
-            return state.failedAttempts
+            let first = state.statistics.lastError == nil
+            state.statistics.lastError = reason
+            return (state.failedAttempts, first)
         }
-        // Down peers are logged once, on the transition; failed redials only at debug level.
-        logger.debug("cannot connect to peer", metadata: ["error": "\(error)", "attempt": "\(attempts)"])
+        // The first failure after a connection (or at start) is logged with its reason, at
+        // warning level: an operator must see why a peer cannot be reached (a refused socket
+        // option, a wrong address, a firewall). Further redials of the same streak only at
+        // debug level.
+        if firstOfStreak {
+            logger.warning("cannot connect to peer", metadata: ["error": "\(reason)", "attempt": "\(attempts)"])
+        } else {
+            logger.debug("cannot connect to peer", metadata: ["error": "\(reason)", "attempt": "\(attempts)"])
+        }
         scheduleReconnect()
     }
 
@@ -326,6 +337,8 @@ public struct PeerLinkStatistics: Hashable, Sendable {
     public var droppedEnvelopes: UInt64 = 0
     /// Connections established so far.
     public var connects: UInt64 = 0
+    /// Why the last connect attempt failed; nil once a connection is up.
+    public var lastError: String?
 
     public init() {}
 }

@@ -201,7 +201,7 @@ final class PeerTransportDiscoveryTests: XCTestCase {
         let port = try XCTUnwrap(a.transport.listeningAddress()?.port)
         let reply = PeerTransportTestSupport.Locked<[UInt8]>([])
         let client = try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteCollector(into: reply))

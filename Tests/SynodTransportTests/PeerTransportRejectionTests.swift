@@ -140,7 +140,7 @@ final class PeerTransportRejectionTests: XCTestCase {
         let bytes = PeerHello(clusterID: 7, sender: NodeID(3)).encoded() + envelopes.flatMap(frame)
         let port = try XCTUnwrap(a.transport.listeningAddress()?.port)
         let client = try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connect(host: "127.0.0.1", port: port).get()
         for byte in bytes {
             try await client.writeAndFlush(client.allocator.buffer(bytes: [byte]))
