@@ -47,6 +47,9 @@ public final class PeerTransport: Sendable {
     public static let connectionStableAfter = TimeAmount.seconds(2)
     /// How long a TCP connect may take before it counts as failed.
     public static let connectTimeout = TimeAmount.seconds(2)
+    /// A peer that cannot be dialed for this long is reported once, at warning level, with
+    /// the reason (shorter outages, such as members starting together, only at debug level).
+    public static let connectFailureWarningDelay = TimeAmount.seconds(2)
     /// How long an inbound connection may stay open without a complete hello.
     public static let helloTimeout = TimeAmount.seconds(5)
     /// How long written data may stay unacknowledged before the kernel drops the outbound
@@ -297,6 +300,11 @@ public final class PeerTransport: Sendable {
         if unroutable > 0 {
             state.withLockedValue { $0.unroutableEnvelopes += UInt64(unroutable) }
         }
+    }
+
+    /// The outbound connection to `peer`, if it is up (tests inspect its socket options).
+    func linkChannel(to peer: NodeID) -> (any Channel)? {
+        state.withLockedValue { $0.links[peer] }?.channel
     }
 
     /// The peers whose outbound connection is up now.

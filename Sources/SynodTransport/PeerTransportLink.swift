@@ -37,6 +37,9 @@ final class PeerTransportLink: Sendable {
         /// `PeerTransport.connectionStableAfter`, since the last stable connection.
         var failedAttempts = 0
         var connectedAt = NIODeadline.uptimeNanoseconds(0)
+        /// When the current streak of failed connects began, and whether it was reported.
+        var failingSince: NIODeadline?
+        var warnedThisStreak = false
         /// Bytes handed to the channel whose write has not completed yet.
         var queuedBytes = 0
         /// Sends are being dropped because the queue is full.
@@ -73,6 +76,9 @@ final class PeerTransportLink: Sendable {
     }
 
     var isConnected: Bool { state.withLockedValue { $0.channel != nil } }
+
+    /// The connection, while it is up.
+    var channel: (any Channel)? { state.withLockedValue { $0.channel } }
 
     var statistics: PeerLinkStatistics {
         state.withLockedValue { state in
@@ -272,18 +278,25 @@ final class PeerTransportLink: Sendable {
 
     private func connectFailed(_ error: any Error) {
         let reason = "\(error)"
-        let (attempts, firstOfStreak) = state.withLockedValue { state in
+        let now = NIODeadline.now()
+        let (attempts, warn) = state.withLockedValue { state in
             state.isConnecting = false
             state.failedAttempts += 1
-            let first = state.statistics.lastError == nil
+            if state.statistics.lastError == nil {
+                state.failingSince = now
+                state.warnedThisStreak = false
+            }
             state.statistics.lastError = reason
-            return (state.failedAttempts, first)
+            // Once per streak of failures, and only when it lasted a while: members of a
+            // cluster that starts together refuse each other for a moment, which is no news.
+            let warn = !state.warnedThisStreak && now >= (state.failingSince ?? now) + PeerTransport.connectFailureWarningDelay
+            if warn { state.warnedThisStreak = true }
+            return (state.failedAttempts, warn)
         }
-        // The first failure after a connection (or at start) is logged with its reason, at
-        // warning level: an operator must see why a peer cannot be reached (a refused socket
-        // option, a wrong address, a firewall). Further redials of the same streak only at
-        // debug level.
-        if firstOfStreak {
+        // An operator must see why a peer cannot be reached (a refused socket option, a wrong
+        // address, a firewall): said once at warning level with the reason; every other
+        // failed redial only at debug level.
+        if warn {
             logger.warning("cannot connect to peer", metadata: ["error": "\(reason)", "attempt": "\(attempts)"])
         } else {
             logger.debug("cannot connect to peer", metadata: ["error": "\(reason)", "attempt": "\(attempts)"])
