@@ -8,7 +8,23 @@ public enum ReadMode: String, Hashable, Sendable, CaseIterable {
 
 /// Static protocol configuration: membership, quorum sizes and the timing and size bounds.
 ///
-/// Time is measured in ticks of the replica's local clock; the driver decides how long a tick is.
+/// Timers are given in ticks. Timers that only decide when the replica acts (heartbeats,
+/// elections, retransmissions) count `.tick` inputs; the two that safety rests on, the lease
+/// and the lease guard, are measured on the driver's clock (`ClockTime`), as `ticks ×
+/// tickNanoseconds`, so a stalled process cannot stretch them.
+///
+/// **The lease rule.** A leader answers linearizable reads locally until
+/// `t_sent + leaseTicks × tick` on its clock, where `t_sent` is its clock when it sent a heartbeat
+/// round that a lease quorum of every governing membership acknowledged. An acceptor that
+/// acknowledged a heartbeat of the leader (or that restarted) promises no other proposer until
+/// `t_received + electionTimeoutTicks × tick` on its own clock. Receiving happens after sending,
+/// so while `leaseTicks + maxClockDriftTicks < electionTimeoutTicks` and the two clocks' rates
+/// differ by at most `maxClockDriftTicks` per election timeout, every lease expires (in real
+/// time) before the guard of any acceptor that confirmed it, and no new leader can finish
+/// phase 1 while the old one still reads locally. A pause of any length is then safe: both
+/// clocks keep running through it (CLOCK_BOOTTIME), so a leader that wakes finds its lease
+/// expired when it checks it, at the moment it would answer a read, and confirms its
+/// leadership with a heartbeat round instead.
 public struct Configuration: Hashable, Sendable {
     /// Every voting member, in a fixed order.
     public var members: [NodeID]
@@ -29,6 +45,17 @@ public struct Configuration: Hashable, Sendable {
     public var leaseTicks: Int
     /// The most two replicas' clocks may diverge over one `electionTimeoutTicks` interval.
     public var maxClockDriftTicks: Int
+    /// The nominal length of a tick on the driver's clock, in nanoseconds: converts the lease
+    /// and the lease guard from ticks to `ClockTime`.
+    public var tickNanoseconds: UInt64
+    /// Before campaigning, a follower asks the voters whether they would promise a higher
+    /// ballot (pre-vote). Without it, a node cut off from the leader raises its ballot while
+    /// alone and, once back, makes the healthy leader step down (Raft's pre-vote fixes the
+    /// same problem). Off only in tests that show the difference.
+    public var preVote: Bool
+    /// A leader that has heard from fewer than a phase-2 quorum of a governing membership for
+    /// an election timeout steps down (check-quorum), so clients stop waiting on it.
+    public var checkQuorum: Bool
     /// How linearizable reads are served.
     public var readMode: ReadMode
 
@@ -63,6 +90,11 @@ public struct Configuration: Hashable, Sendable {
     /// the slot right after it, and changes may overlap. Never set this in a real deployment.
     public var unsafeImmediateReconfiguration: Bool
 
+    /// Test-only negative control (`--break stale-change-base`): the leader validates a new
+    /// membership change against the chosen prefix and its unchosen proposals only, missing a
+    /// change chosen out of order above a gap. Never set this in a real deployment.
+    public var unsafeChangeBaseIgnoresChosenAboveGap: Bool
+
     /// Test-only escape hatch for the simulator's `non-intersecting-quorums` negative control:
     /// skips the quorum-intersection check in `validate()`. Never set this in a real deployment.
     public var unsafeAllowNonIntersectingQuorums: Bool
@@ -77,6 +109,9 @@ public struct Configuration: Hashable, Sendable {
         self.heartbeatIntervalTicks = 2
         self.leaseTicks = 6
         self.maxClockDriftTicks = 2
+        self.tickNanoseconds = 10_000_000
+        self.preVote = true
+        self.checkQuorum = true
         self.readMode = .lease
         self.windowSlots = 32
         self.batchCommandsMax = 256
@@ -91,8 +126,14 @@ public struct Configuration: Hashable, Sendable {
         self.learnersMax = 1
         self.transferTimeoutTicks = 40
         self.unsafeImmediateReconfiguration = false
+        self.unsafeChangeBaseIgnoresChosenAboveGap = false
         self.unsafeAllowNonIntersectingQuorums = false
     }
+
+    /// How long a lease lasts on the leader's clock, from the send time of the confirmed heartbeat.
+    public var leaseNanoseconds: UInt64 { UInt64(max(0, leaseTicks)) &* tickNanoseconds }
+    /// How long an acceptor's lease guard lasts on its clock, from the heartbeat it acknowledged.
+    public var guardNanoseconds: UInt64 { UInt64(max(0, electionTimeoutTicks)) &* tickNanoseconds }
 
     /// Acks needed for a lease or a read index: enough acceptors that every phase-1 quorum
     /// contains one of them, so no other proposer can finish phase 1 without them.
@@ -120,6 +161,7 @@ public struct Configuration: Hashable, Sendable {
             throw .timing("electionTimeoutTicks (\(electionTimeoutTicks)) must exceed heartbeatIntervalTicks (\(heartbeatIntervalTicks))")
         }
         guard maxClockDriftTicks >= 0 else { throw .nonPositive("maxClockDriftTicks") }
+        guard tickNanoseconds >= 1 else { throw .nonPositive("tickNanoseconds") }
         guard leaseTicks >= 0, leaseTicks + maxClockDriftTicks < electionTimeoutTicks else {
             throw .timing("leaseTicks (\(leaseTicks)) must be below electionTimeoutTicks (\(electionTimeoutTicks)) - maxClockDriftTicks (\(maxClockDriftTicks))")
         }

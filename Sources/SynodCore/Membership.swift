@@ -240,3 +240,47 @@ public struct Reconfiguration: Hashable, Sendable {
         self.activeFrom = activeFrom
     }
 }
+
+extension Reconfiguration {
+    /// What is wrong with this change as the successor of `previous` (the membership after
+    /// every change chosen before it), or nil when its membership is `previous` with exactly
+    /// the one change it names: one member added, removed or promoted, or none changed in
+    /// role (an update). So consecutive memberships differ by at most one voter, and a change
+    /// stays in effect until a later change undoes it (rule 3 in Replica+Membership).
+    public func stepProblem(after previous: Membership) -> String? {
+        let before = Set(previous.voters), after = Set(membership.voters)
+        let changedVoters = before.symmetricDifference(after)
+        if changedVoters.count > 1 {
+            return "changes \(changedVoters.count) voters at once (\(previous.voters) -> \(membership.voters))"
+        }
+        func roles(_ membership: Membership) -> [NodeID: Bool] {
+            var roles: [NodeID: Bool] = [:]
+            for member in membership.members { roles[member.id] = member.isLearner }
+            return roles
+        }
+        var expected = roles(previous)
+        let actual = roles(membership)
+        switch change {
+        case .add(_, let isLearner, _):
+            let added = actual.keys.filter { expected[$0] == nil }
+            guard added.count == 1, let id = added.first else {
+                return "adds \(added.count) members to \(previous.members.map(\.id)) instead of one"
+            }
+            expected[id] = isLearner
+        case .remove(let target):
+            expected.removeValue(forKey: target)
+        case .promote(let target):
+            guard expected[target] == true else { return "promotes \(target), which was not a learner in \(previous.members.map(\.id))" }
+            expected[target] = false
+        case .update:
+            break
+        }
+        guard expected == actual else {
+            func describe(_ roles: [NodeID: Bool]) -> String {
+                roles.keys.sorted().map { "\($0)" + (roles[$0] == true ? "(learner)" : "") }.joined(separator: ",")
+            }
+            return "builds on another membership: expected {\(describe(expected))} after {\(describe(roles(previous)))}, got {\(describe(actual))}"
+        }
+        return nil
+    }
+}

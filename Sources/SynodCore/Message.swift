@@ -63,6 +63,14 @@ public enum Message: Hashable, Sendable {
     /// longer serves lease reads: acceptors may promise `target` at once, and `target`
     /// starts phase 1 now instead of waiting for its election timeout.
     case handOff(ballot: Ballot, target: NodeID)
+    /// Pre-vote: "would you promise `ballot` now?" Changes nothing at the receiver.
+    case preVote(ballot: Ballot)
+    /// The answer to a pre-vote; `promised` is the acceptor's promise (the pre-candidate goes
+    /// above it next time when it is higher).
+    case preVoteReply(ballot: Ballot, granted: Bool, promised: Ballot)
+    /// The sender found its own safety broken (e.g. two values chosen for one slot) and
+    /// stopped; receivers raise an alarm. `reason` is one line, at most `safetyAlarmReasonBytesMax`.
+    case safetyAlarm(reason: String)
 
     /// The message's kind, for traces and metrics.
     public var kind: String {
@@ -83,8 +91,16 @@ public enum Message: Hashable, Sendable {
         case .reconfigureRequest: return "ReconfigureRequest"
         case .reconfigureRefused: return "ReconfigureRefused"
         case .handOff: return "HandOff"
+        case .preVote: return "PreVote"
+        case .preVoteReply: return "PreVoteReply"
+        case .safetyAlarm: return "SafetyAlarm"
         }
     }
+}
+
+extension Message {
+    /// The longest reason a `safetyAlarm` carries (longer ones are cut).
+    public static let safetyAlarmReasonBytesMax = 1024
 }
 
 /// A message with its sender and receiver.

@@ -33,6 +33,12 @@ extension Message {
             return true
         case .handOff(let ballot, let target):
             return valid(ballot) && target.rawValue >= 1
+        case .preVote(let ballot):
+            return valid(ballot)
+        case .preVoteReply(let ballot, _, let promised):
+            return valid(ballot) && (promised == .zero || valid(promised))
+        case .safetyAlarm(let reason):
+            return reason.utf8.count <= Self.safetyAlarmReasonBytesMax
         }
     }
 }

@@ -5,7 +5,7 @@ extension Replica {
     /// belongs to someone else. This is what makes the leader's lease safe: no proposer can
     /// finish phase 1 while a lease quorum still guards the current leader.
     func leaseGuardForbids(_ ballot: Ballot) -> Bool {
-        guard now < guardUntil else { return false }
+        guard clock < guardUntil else { return false }
         // The leader handed off to this node and stopped serving lease reads first.
         if let target = handOffTarget, ballot.node == target { return false }
         guard let current = leaderBallot else { return true }  // fresh restart: guard everyone
@@ -118,6 +118,7 @@ extension Replica {
     mutating func follow(_ ballot: Ballot) {
         if let own = ownBallot, own != ballot { stepDown() }
         guard leader == nil else { return }
+        preCandidate = nil  // a leader is alive: no campaign
         if let watch = transferWatch, ballot.node == watch.target {
             transferWatch = nil
             out.transfers.append(.init(requestID: watch.requestID, result: .success(watch.target)))
@@ -128,7 +129,7 @@ extension Replica {
         if let current = leaderBallot, ballot < current { return }
         if leaderBallot != ballot { handOffTarget = nil }
         leaderBallot = ballot
-        guardUntil = max(guardUntil, now + UInt64(configuration.electionTimeoutTicks))
+        guardUntil = max(guardUntil, clock.adding(nanoseconds: configuration.guardNanoseconds))
         resetElectionTimer()
     }
 

@@ -1,6 +1,9 @@
 /// Phase 2 at the leader: queue client commands, pack them into slots (batching), keep up to
 /// `windowSlots` slots in flight (pipelining), count Accepted replies, and heartbeat.
 extension Replica {
+    /// At most this many unconfirmed heartbeat rounds are remembered for leases.
+    static let heartbeatRoundsMax = 64
+
     mutating func onPropose(_ command: Command) {
         if leader != nil {
             enqueue(command, local: true)
@@ -48,7 +51,9 @@ extension Replica {
     }
 
     mutating func onAccepted(from: NodeID, ballot: Ballot, slot: Slot) {
-        guard let proposal = leader?.proposals[slot], leader?.ballot == ballot else { return }
+        guard leader?.ballot == ballot else { return }
+        leader?.lastAckAt[from] = now  // heard from: check-quorum counts it
+        guard let proposal = leader?.proposals[slot] else { return }
         if !proposal.votes.contains(from) { leader?.proposals[slot]?.votes.append(from) }
         checkChosen(slot)
     }
@@ -154,6 +159,7 @@ extension Replica {
     }
 
     mutating func leaderTick() {
+        checkLeaderQuorum()
         guard let state = leader else { return }
         // During a transfer a heartbeat every tick brings the target's chosen prefix back.
         if now - state.lastHeartbeatAt >= UInt64(state.transfer == nil ? configuration.heartbeatIntervalTicks : 1) { sendHeartbeat() }
@@ -189,12 +195,21 @@ extension Replica {
         guard let state = leader else { return }
         let sequence = state.heartbeatSequence + 1
         leader?.heartbeatSequence = sequence
-        leader?.heartbeatSentAt[sequence] = now
+        if configuration.readMode == .lease {
+            // Bounded while no quorum answers: a round older than a lease can no longer start
+            // one (its lease would already have expired), so only younger rounds are kept.
+            var rounds = state.heartbeatSentAt
+            let oldest = rounds.firstIndex { $0.sentAt.adding(nanoseconds: configuration.leaseNanoseconds) > clock } ?? rounds.count
+            rounds.removeFirst(oldest)
+            if rounds.count >= Self.heartbeatRoundsMax { rounds.removeFirst(rounds.count - Self.heartbeatRoundsMax + 1) }
+            rounds.append(HeartbeatRound(sequence: sequence, sentAt: clock))
+            leader?.heartbeatSentAt = rounds
+        }
         leader?.lastHeartbeatAt = now
         leader?.readRoundDue = false
         // The leader is an acceptor too and counts itself in the lease quorum, so it guards
         // its own lease: it promises no one else for an election timeout from now.
-        guardUntil = max(guardUntil, now + UInt64(configuration.electionTimeoutTicks))
+        guardUntil = max(guardUntil, clock.adding(nanoseconds: configuration.guardNanoseconds))
         broadcast(.heartbeat(ballot: state.ballot, chosenThrough: chosenThrough, sequence: sequence))
         let round = leaseConfirmedRound()  // a single voter confirms its own rounds
         if round > state.confirmedSequence { confirmRound(round) }
@@ -217,11 +232,12 @@ extension Replica {
     private mutating func confirmRound(_ sequence: UInt64) {
         guard let state = leader, sequence > state.confirmedSequence else { return }
         leader?.confirmedSequence = sequence
-        if configuration.readMode == .lease, let sentAt = state.heartbeatSentAt[sequence] {
-            // The lease counts from when the heartbeat was sent, not when the acks arrived.
-            leader?.leaseExpiresAt = max(state.leaseExpiresAt, sentAt + UInt64(configuration.leaseTicks))
+        if configuration.readMode == .lease, let round = state.heartbeatSentAt.last(where: { $0.sequence <= sequence }) {
+            // The lease counts from when the heartbeat was sent, not when the acks arrived. A
+            // confirmed round confirms every earlier one: the newest kept is the best start.
+            leader?.leaseExpiresAt = max(state.leaseExpiresAt, round.sentAt.adding(nanoseconds: configuration.leaseNanoseconds))
         }
-        leader?.heartbeatSentAt = state.heartbeatSentAt.filter { $0.key > sequence }
+        leader?.heartbeatSentAt = state.heartbeatSentAt.filter { $0.sequence > sequence }
         releaseConfirmedReads()
     }
 }

@@ -54,6 +54,11 @@ extension Replica {
     mutating func noteMembershipChosen(_ change: Reconfiguration, at slot: Slot) {
         // A history taken from a snapshot already holds the changes chosen up to it.
         guard var history = membershipHistory, slot > history.latestEpoch.chosenAt else { return }
+        // Every leader validates a change against the membership of the whole prefix below
+        // it (rule 3), so a chosen change that is not one step from it means that rule broke.
+        if !configuration.unsafeImmediateReconfiguration, let problem = change.stepProblem(after: history.latest) {
+            detectedConflicts.append("the membership change chosen at slot \(slot) (\(change.change)) \(problem)")
+        }
         let activeFrom = max(change.activeFrom, slot + 1, history.latestEpoch.activeFrom)
         history.append(MembershipEpoch(chosenAt: slot, activeFrom: activeFrom, membership: change.membership))
         membershipHistory = history
@@ -179,12 +184,19 @@ extension Replica {
     mutating func nextReconfiguration(at slot: Slot) -> Reconfiguration? {
         guard let history = membershipHistory, leader?.changeQueue.isEmpty == false else { return nil }
         let unsafe = configuration.unsafeImmediateReconfiguration
-        // Rule 3: the last change (chosen, or proposed in this window) governs `slot` already.
-        if !unsafe {
+        // Rule 3: the last change governs `slot` already, and no other change is open between
+        // the chosen prefix and `slot`. "Open" includes a change chosen out of order above a
+        // gap: it has left `proposals` but is not in the history until the prefix reaches it,
+        // and a change validated without it would build on a stale membership and could undo
+        // it (remove A, then remove B, ending with A a voter again).
+        if configuration.unsafeChangeBaseIgnoresChosenAboveGap {
+            // The old rule, kept as a negative control: only unchosen proposals count.
             guard history.latestEpoch.activeFrom <= slot else { return nil }
             if let state = leader, state.proposals.values.contains(where: { if case .reconfigure = $0.value { return true } else { return false } }) {
                 return nil
             }
+        } else if !unsafe {
+            guard history.latestEpoch.activeFrom <= slot, !changeOpen(below: slot) else { return nil }
         }
         var base = history.membership(at: slot)
         if unsafe, let state = leader {
@@ -206,6 +218,30 @@ extension Replica {
             }
         }
         return nil
+    }
+
+    /// Whether a slot between the chosen prefix and `slot` may hold a membership change: one
+    /// chosen out of order, one this leader proposed, or a slot whose value this leader does
+    /// not know (chosen elsewhere, still to be fetched). At most α slots (rule 2).
+    func changeOpen(below slot: Slot) -> Bool {
+        let ballot = leader?.ballot
+        var open = chosenThrough + 1
+        while open < slot {
+            let value: Value?
+            if let chosen = log[open]?.chosen {
+                value = chosen
+            } else if let proposal = leader?.proposals[open] {
+                value = proposal.value
+            } else if let entry = log[open], entry.acceptedBallot == ballot {
+                value = entry.acceptedValue
+            } else {
+                value = nil
+            }
+            guard let value else { return true }
+            if case .reconfigure = value { return true }
+            open += 1
+        }
+        return false
     }
 
     private func validate(_ pending: PendingChange, against base: Membership) -> Result<Membership, ReconfigurationError> {

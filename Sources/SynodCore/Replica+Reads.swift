@@ -6,6 +6,8 @@ extension Replica {
     mutating func onRead(readID: UInt64, consistency: ReadConsistency) {
         switch consistency {
         case .serializable:
+            // Answered in this step: its index is the chosen prefix, which is applied before
+            // the step ends (so this never queues).
             readsAwaitingApply.append(ReadAwaitingApply(readID: readID, index: chosenThrough, startedAt: now))
         case .linearizable:
             if leader != nil {
@@ -26,7 +28,8 @@ extension Replica {
     /// Whether the leader may answer reads from its own state right now.
     var holdsLease: Bool {
         guard let state = leader else { return false }
-        return configuration.readMode == .lease && now < state.leaseExpiresAt && chosenThrough + 1 >= state.startSlot
+        // Decided on the clock read for this very step (see `ClockTime`), never on ticks.
+        return configuration.readMode == .lease && clock < state.leaseExpiresAt && chosenThrough + 1 >= state.startSlot
     }
 
     mutating func leaderRead(readID: UInt64, requester: NodeID) {

@@ -26,6 +26,14 @@ public struct Replica: Sendable {
     var random: SplitMix64
     /// Local clock, in ticks since this incarnation started.
     public internal(set) var now: UInt64 = 0
+    /// The driver's clock at the current step (see `ClockTime`): what leases and the lease
+    /// guard are measured on.
+    public internal(set) var clock: ClockTime = .zero
+    /// The restart guard starts at the first step's clock reading.
+    var restartGuardPending = true
+    /// Set once this replica found its own safety broken (see `Output.halted`); it then
+    /// ignores every input.
+    public internal(set) var haltReason: String?
 
     // MARK: Acceptor state (durable)
     /// Highest ballot promised; never decreases.
@@ -57,9 +65,11 @@ public struct Replica: Sendable {
     /// Highest ballot seen in any message; a new ballot goes above it.
     var highestSeen: Ballot = .zero
     var electionDeadline: UInt64 = 0
-    /// Lease guard: until then, this acceptor promises no ballot of a proposer other than
-    /// the leader it last heard from (or, when it leads, of anyone else).
-    var guardUntil: UInt64 = 0
+    /// Lease guard, on the clock: until then, this acceptor promises no ballot of a proposer
+    /// other than the leader it last heard from (or, when it leads, of anyone else).
+    var guardUntil: ClockTime = .zero
+    /// A pre-vote in progress (see `Replica+Election`).
+    var preCandidate: PreCandidateState?
 
     // MARK: Reads at this replica
     /// Linearizable reads forwarded to the leader, by read id, with their start tick.
@@ -118,8 +128,8 @@ public struct Replica: Sendable {
         advanceChosenThrough()
         refreshPeers()
         // A restarted acceptor may have acknowledged a leader's heartbeat just before it
-        // crashed; it forgot that, so it keeps the lease guard for a full window from now.
-        guardUntil = UInt64(configuration.electionTimeoutTicks)
+        // crashed; it forgot that, so it keeps the lease guard for a full window from its
+        // first step (`restartGuardPending`).
         resetElectionTimer()
     }
 
@@ -178,7 +188,22 @@ public struct Replica: Sendable {
     public var queuedCommands: Int { leader?.queuedCount ?? 0 }
 
     /// Feeds one input to the replica and returns the effects to carry out.
-    public mutating func step(_ input: Input) -> Output {
+    ///
+    /// `clock` is the driver's clock read now (see `ClockTime`); leases and the lease guard
+    /// are decided on it, so it must be read for this very step, not reused from an earlier one.
+    public mutating func step(_ input: Input, clock reading: ClockTime) -> Output {
+        if let haltReason {
+            // Fail-stop: a replica that saw its own safety broken does nothing more.
+            var output = Output()
+            output.halted = haltReason
+            return output
+        }
+        let before = StepSnapshot(self)
+        if reading > clock { clock = reading }
+        if restartGuardPending {
+            restartGuardPending = false
+            guardUntil = max(guardUntil, clock.adding(nanoseconds: configuration.guardNanoseconds))
+        }
         switch input {
         case .start:
             if membershipBaseUnsaved, let history = membershipHistory {
@@ -196,7 +221,7 @@ public struct Replica: Sendable {
             onReconfigure(origin: id, requestID: requestID, change: change, force: force)
         case .transferLeadership(let requestID, let target): onTransferLeadership(requestID: requestID, target: target)
         }
-        return finishStep()
+        return finishStep(before: before)
     }
 
     private mutating func receive(_ envelope: Envelope) {
@@ -234,6 +259,10 @@ public struct Replica: Sendable {
         case .reconfigureRefused(let requestID, let error):
             out.reconfigured.append(.init(requestID: requestID, result: .failure(error)))
         case .handOff(let ballot, let target): onHandOff(from: from, ballot: ballot, target: target)
+        case .preVote(let ballot): onPreVote(from: from, ballot: ballot)
+        case .preVoteReply(let ballot, let granted, let promisedBallot):
+            onPreVoteReply(from: from, ballot: ballot, granted: granted, promised: promisedBallot)
+        case .safetyAlarm(let reason): out.peerAlarms.append(PeerAlarm(node: from, reason: reason))
         }
     }
 
@@ -245,7 +274,12 @@ public struct Replica: Sendable {
             if let candidate, now - candidate.prepareSentAt >= UInt64(configuration.retransmitTicks) {
                 resendPrepare()
             }
-            if now >= electionDeadline { startElection() }
+            if let state = preCandidate, now - state.sentAt >= UInt64(configuration.retransmitTicks) {
+                resendPreVote()
+            }
+            // One tick per `.tick` input: a driver that was stalled does not replay the ticks it
+            // missed, so a woken follower reads its queued heartbeats before it campaigns.
+            if now >= electionDeadline { electionTimeout() }
         }
         if let watch = transferWatch, now >= watch.deadline {
             transferWatch = nil
@@ -309,7 +343,7 @@ public struct Replica: Sendable {
 
     mutating func noteBallot(_ ballot: Ballot) { highestSeen = max(highestSeen, ballot) }
 
-    private mutating func finishStep() -> Output {
+    private mutating func finishStep(before: StepSnapshot) -> Output {
         if !stepForwards.isEmpty, let target = leaderBallot?.node, target != id {
             send(.forward(commands: stepForwards), to: target)
         }
@@ -325,8 +359,26 @@ public struct Replica: Sendable {
             stepAfterDurable.removeAll()
             stepSelfVotes.removeAll()
         }
+        if let broken = firstBrokenSafetyInvariant(since: before) {
+            return halt(broken)
+        }
         let result = out
         out = Output()
         return result
+    }
+
+    /// Stops this replica for good: the step's effects are dropped (nothing is persisted,
+    /// sent, applied or answered), peers are told why, and every later step does nothing.
+    private mutating func halt(_ reason: String) -> Output {
+        haltReason = reason
+        stepRecords.removeAll()
+        stepAfterDurable.removeAll()
+        stepSelfVotes.removeAll()
+        var output = Output()
+        output.halted = reason
+        let alarm = Message.safetyAlarm(reason: String(decoding: reason.utf8.prefix(Message.safetyAlarmReasonBytesMax - 4), as: UTF8.self))
+        for peer in peers { output.messages.append(Envelope(from: id, to: peer, message: alarm)) }
+        out = Output()
+        return output
     }
 }

@@ -16,6 +16,18 @@ struct CandidateState: Hashable, Sendable {
     var prepareSentAt: UInt64
 }
 
+/// A follower asking whether the voters would promise `ballot` (pre-vote), before it
+/// raises its promise and campaigns for real.
+struct PreCandidateState: Hashable, Sendable {
+    var ballot: Ballot
+    var firstSlot: Slot
+    /// Voters that would promise (this replica included).
+    var grantedBy: Set<NodeID>
+    /// Voters that answered either way.
+    var answeredBy: Set<NodeID> = []
+    var sentAt: UInt64
+}
+
 /// What one acceptor told a candidate in its Promise.
 struct PromiseReport: Hashable, Sendable {
     var chosenThrough: Slot
@@ -61,14 +73,17 @@ struct LeaderState: Hashable, Sendable {
     var queueHead = 0
     var heartbeatSequence: UInt64 = 0
     var lastHeartbeatAt: UInt64
-    /// Send time (local ticks) of heartbeat rounds not yet confirmed.
-    var heartbeatSentAt: [UInt64: UInt64] = [:]
+    /// When this replica became leader (ticks): check-quorum waits an election timeout.
+    var electedAt: UInt64
+    /// Send time (clock) of heartbeat rounds not yet confirmed, oldest first. Bounded: only
+    /// rounds young enough to still start a lease are kept (see `sendHeartbeat`).
+    var heartbeatSentAt: [HeartbeatRound] = []
     /// Highest heartbeat sequence each peer acknowledged.
     var ackedSequence: [NodeID: UInt64] = [:]
     /// Highest heartbeat round acknowledged by a lease quorum.
     var confirmedSequence: UInt64 = 0
-    /// The leader may answer reads locally while `now < leaseExpiresAt`.
-    var leaseExpiresAt: UInt64 = 0
+    /// The leader may answer reads locally while its clock is below `leaseExpiresAt`.
+    var leaseExpiresAt: ClockTime = .zero
     var reads: [LeaderRead] = []
     /// A read waits for a heartbeat round that has not been sent yet.
     var readRoundDue = false
@@ -100,6 +115,13 @@ struct LeaderState: Hashable, Sendable {
     var transfer: PendingTransfer?
 
     var queuedCount: Int { queue.count - queueHead }
+}
+
+/// A heartbeat round the leader sent and a lease quorum has not confirmed yet.
+struct HeartbeatRound: Hashable, Sendable {
+    var sequence: UInt64
+    /// The leader's clock when it sent the round: a lease it confirms counts from here.
+    var sentAt: ClockTime
 }
 
 /// A membership change waiting at the leader.

@@ -115,6 +115,14 @@ public struct Output: Hashable, Sendable {
     public var reconfigured: [ReconfigurationOutcome] = []
     /// Leader transfers submitted here that ended.
     public var transfers: [TransferOutcome] = []
+    /// Set when this replica found its own safety broken (two values learned for one slot, a
+    /// durable promise that went down, ...): it has stopped for good and every later step
+    /// returns only this. The driver must stop the node at once (nothing more persisted, sent,
+    /// applied or answered) and report the reason; `messages` then only tell the peers.
+    public var halted: String?
+    /// Peers that reported (`Message.safetyAlarm`) finding their own safety broken: the
+    /// driver raises an alarm for each.
+    public var peerAlarms: [PeerAlarm] = []
     /// A peer needs a snapshot this replica does not have yet (a joining member asked for
     /// everything from slot 1): the driver should take one soon and feed `.snapshot`.
     public var snapshotWanted = false
@@ -125,6 +133,16 @@ public struct Output: Hashable, Sendable {
     public var isEmpty: Bool {
         persist == nil && messages.isEmpty && apply.isEmpty && readsReady.isEmpty
             && readsFailed.isEmpty && rejected.isEmpty && reconfigured.isEmpty && transfers.isEmpty
-            && !snapshotWanted
+            && !snapshotWanted && halted == nil && peerAlarms.isEmpty
+    }
+}
+
+/// A peer that stopped because it found its own safety broken, and why.
+public struct PeerAlarm: Hashable, Sendable {
+    public var node: NodeID
+    public var reason: String
+    public init(node: NodeID, reason: String) {
+        self.node = node
+        self.reason = reason
     }
 }

@@ -168,7 +168,7 @@ enum EtcdConversions {
         if let rpc = error as? RPCError { return rpc }
         if let node = error as? NodeError {
             switch node {
-            case .noLeader, .timedOut, .stopped, .notSupportedForLearner, .joining, .removed, .transferTimedOut:
+            case .noLeader, .timedOut, .stopped, .notSupportedForLearner, .joining, .removed, .transferTimedOut, .leaderChanged:
                 return RPCError(code: .unavailable, message: node.description)
             case .tooManyRequests: return RPCError(code: .resourceExhausted, message: node.description)
             case .requestTooLarge: return RPCError(code: .invalidArgument, message: node.description)

@@ -14,10 +14,11 @@ import SynodStore
 /// | `drop-outgoing` | probability | drop each outgoing peer message |
 /// | `corrupt-apply` | count `N` | after `N` puts, apply the next put with a changed value (this replica only) |
 /// | `stale-reads` | none | answer linearizable reads locally, without read index or lease (a broken server) |
+/// | `tick-lease` | none | hand the replica a clock that counts ticks, so a stopped process keeps its lease (a broken server) |
 ///
 /// A failpoint that crashes prints `failpoint <name>: exiting` to standard error first. The
 /// chaos harness (`synod chaos`) uses these to reach narrow windows random kills rarely hit;
-/// `stale-reads` exists to prove the harness catches a non-linearizable server.
+/// `stale-reads` and `tick-lease` exist to prove the harness catches a non-linearizable server.
 public struct Failpoints: Sendable, Hashable, CustomStringConvertible {
     /// The environment variable that enables failpoints.
     public static let environmentVariable = "SYNOD_FAILPOINTS"
@@ -32,6 +33,7 @@ public struct Failpoints: Sendable, Hashable, CustomStringConvertible {
     /// Puts applied before one is corrupted; nil = off.
     public var corruptApplyAfter: Int?
     public var staleReads = false
+    public var tickLease = false
 
     public init() {}
 
@@ -48,6 +50,7 @@ public struct Failpoints: Sendable, Hashable, CustomStringConvertible {
         if dropOutgoing > 0 { parts.append("drop-outgoing=\(Self.percent(dropOutgoing))") }
         if let corruptApplyAfter { parts.append("corrupt-apply=\(corruptApplyAfter)") }
         if staleReads { parts.append("stale-reads") }
+        if tickLease { parts.append("tick-lease") }
         return parts.joined(separator: ",")
     }
 
@@ -93,8 +96,10 @@ public struct Failpoints: Sendable, Hashable, CustomStringConvertible {
                 failpoints.corruptApplyAfter = count
             case "stale-reads":
                 failpoints.staleReads = true
+            case "tick-lease":
+                failpoints.tickLease = true
             default:
-                throw FailpointError("\(environmentVariable): unknown failpoint '\(name)' (known: fsync-delay, crash-before-sync, crash-after-sync, crash-in-snapshot, drop-outgoing, corrupt-apply, stale-reads)")
+                throw FailpointError("\(environmentVariable): unknown failpoint '\(name)' (known: fsync-delay, crash-before-sync, crash-after-sync, crash-in-snapshot, drop-outgoing, corrupt-apply, stale-reads, tick-lease)")
             }
         }
         return failpoints

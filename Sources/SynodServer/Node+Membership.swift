@@ -71,7 +71,7 @@ extension Node {
             while pendingReconfigurations[requestID] != nil { requestID = UInt64.random(in: 1 ... .max) }
             pendingReconfigurations[requestID] = PendingRequest(promise: promise, deadline: requestDeadline())
             if change == .remove(nodeID) { pendingSelfRemovals.insert(requestID) }
-            handle(replica.step(.reconfigure(requestID: requestID, change: change, force: force)))
+            step(.reconfigure(requestID: requestID, change: change, force: force))
         }
         return try await promise.futureResult.get()
     }
@@ -87,7 +87,7 @@ extension Node {
             var requestID = UInt64.random(in: 1 ... .max)
             while pendingTransfers[requestID] != nil { requestID = UInt64.random(in: 1 ... .max) }
             pendingTransfers[requestID] = PendingRequest(promise: promise, deadline: requestDeadline())
-            handle(replica.step(.transferLeadership(requestID: requestID, target: target)))
+            step(.transferLeadership(requestID: requestID, target: target))
         }
         return try await promise.futureResult.get()
     }

@@ -23,6 +23,9 @@ public enum NodeError: Error, Hashable, Sendable, CustomStringConvertible {
     case removed
     /// A leader transfer did not finish within the request timeout.
     case transferTimedOut
+    /// This member stopped leading while the request waited (its outcome is unknown, as
+    /// with etcd's "leader changed": the client may retry).
+    case leaderChanged
     case kv(KVError)
 
     /// The message etcd clients recognize.
@@ -37,6 +40,7 @@ public enum NodeError: Error, Hashable, Sendable, CustomStringConvertible {
         case .joining: return "etcdserver: not ready: the member is still joining the cluster"
         case .removed: return "etcdserver: the member has been permanently removed from the cluster"
         case .transferTimedOut: return "etcdserver: request timed out, leader transfer took too long"
+        case .leaderChanged: return "etcdserver: leader changed"
         case .kv(let error): return error.message
         }
     }
@@ -76,6 +80,8 @@ public final class Node: @unchecked Sendable {
     /// etcd's member id of this member (response headers, published attributes).
     public let memberID: UInt64
     var replica: Replica
+    /// What the replica's leases are measured on (CLOCK_BOOTTIME).
+    let clock: NodeClock
     private(set) var kv = KVStateMachine(sessionCapacity: 65_536)
     private let storageWorker: StorageWorker
     var transport: PeerTransport?
@@ -87,9 +93,9 @@ public final class Node: @unchecked Sendable {
     private var clientIDGenerator: SplitMix64
     private var tickTask: RepeatedTask?
     private var lastLeaderBallot: Ballot?
-    private var wasLeader = false
+    var wasLeader = false
     private var lastSnapshotSlot: Slot = 0
-    private(set) var storageFailure: String?
+    var storageFailure: String?
     var watchers = WatcherRegistry()
     var leases = LeaseTimers()
     var stoppedFlag = false
@@ -116,6 +122,12 @@ public final class Node: @unchecked Sendable {
     var pendingSelfRemovals: Set<UInt64> = []
     /// A joining peer asked for a snapshot this node does not have: take one at the next tick.
     var snapshotRequested = false
+    /// A snapshot is being encoded off the loop (one at a time).
+    var snapshotEncoding = false
+    /// Peer reachability as last reported (see `observePeerReachability`): nil until the
+    /// first report, which waits for `reachabilityGraceAt`.
+    var quorumReachable: Bool?
+    var reachabilityCheckedAt: NIODeadline?
     /// The membership as other threads see it (API admission, discovery, peer names).
     let shared = Mutex(SharedMembership())
     /// Work gathered during one event-loop turn and carried out once at its end (`flushTurn`):
@@ -197,6 +209,7 @@ public final class Node: @unchecked Sendable {
         let recorded = replica.membershipHistory?.epochs.lazy.compactMap { $0.membership.member(nodeID)?.memberID }.first
         memberID = recorded ?? (options.join?.memberID).flatMap { $0 == 0 ? nil : $0 } ?? local.memberID
         clientIDGenerator = SplitMix64(seed: UInt64.random(in: .min ... .max, using: &seed))
+        clock = NodeClock(countsTicks: options.failpoints.tickLease, tickNanoseconds: replica.configuration.tickNanoseconds)
         storageWorker = StorageWorker(storage: opened.storage, failpoints: options.failpoints)
         if !options.failpoints.isEmpty {
             logger.warning("failpoints enabled (testing only)", metadata: ["failpoints": "\(options.failpoints)"])
@@ -218,7 +231,7 @@ public final class Node: @unchecked Sendable {
                 guard let self else { return }
                 self.loop.execute { self.storageFailed(error) }
             })
-        handle(replica.step(.start))
+        step(.start)
         lastSnapshotSlot = replica.snapshot?.slot ?? 0
         stateSlot = replica.appliedThrough
         observeMembership(force: true)
@@ -253,15 +266,18 @@ public final class Node: @unchecked Sendable {
         loop.execute { [self] in
             guard !stoppedFlag else { return }
             for envelope in envelopes where envelope.to == replica.id {
-                handle(replica.step(.receive(envelope)))
+                step(.receive(envelope))
+                if stoppedFlag { return }
             }
         }
     }
 
     private func tick() {
         guard !stoppedFlag else { return }
-        handle(replica.step(.tick))
+        step(.tick)
+        guard !stoppedFlag else { return }
         let now = NIODeadline.now()
+        observePeerReachability(now: now)
         observeLeadership(now: now)
         retryAndExpireWrites(now: now)
         if replica.role == .leader {
@@ -272,6 +288,7 @@ public final class Node: @unchecked Sendable {
         if removalNoticedAt != nil { checkRemoval(now: now) }
         probeIfOrphaned(now: now)
         maybeSnapshot()
+        watchers.catchUp(store: kv.store)
         metrics.appliedIndex.record(Int64(replica.appliedThrough))
         metrics.chosenIndex.record(Int64(replica.chosenThrough))
         metrics.kvRevision.record(kv.store.revision)
@@ -290,7 +307,7 @@ public final class Node: @unchecked Sendable {
             turnMessages += messages
             scheduleTurnFlush()
         }
-        handle(replica.step(.durable(report.durableThrough)))
+        step(.durable(report.durableThrough))
     }
 
     private func storageFailed(_ error: StorageError) {
@@ -301,10 +318,36 @@ public final class Node: @unchecked Sendable {
         options.onStorageFailure?(error.description)
     }
 
+    /// Fails every write waiting here with `error`.
+    func failPendingWrites(_ error: NodeError) {
+        guard !pendingWrites.isEmpty else { return }
+        let failed = pendingWrites
+        pendingWrites.removeAll()
+        for (_, write) in failed.sorted(by: { $0.key < $1.key }) { write.fail(error) }
+    }
+
+    /// Drops the messages gathered this turn (a halted replica's effects must not leave).
+    func turnMessagesDiscard() {
+        turnMessages.removeAll()
+        turnPersist.removeAll()
+        turnProposals.removeAll()
+    }
+
     // MARK: - Outputs
+
+    /// Steps the replica with the clock read now (leases are decided on it, see `ClockTime`)
+    /// and carries out the effects.
+    func step(_ input: Input) {
+        handle(replica.step(input, clock: clock.now(ticks: replica.now)))
+    }
 
     /// Carries out one step's effects in the order `Output` prescribes.
     func handle(_ output: Output) {
+        if let reason = output.halted {
+            haltOnSafetyViolation(reason, alarms: output.messages)
+            return
+        }
+        for alarm in output.peerAlarms { raiseSafetyAlarm(alarm) }
         if let batch = output.persist {
             unsyncedBatches.append(batch)
             turnPersist.append(batch)
@@ -337,6 +380,7 @@ public final class Node: @unchecked Sendable {
             }
         }
         if output.snapshotWanted { snapshotRequested = true }
+        if wasLeader && replica.role != .leader { leadershipLost() }
         observeMembership()
         for outcome in output.reconfigured {
             pendingReconfigurations.removeValue(forKey: outcome.requestID)?.promise.completeWith(outcome.result.mapError { $0 })
@@ -364,7 +408,7 @@ public final class Node: @unchecked Sendable {
         if !turnProposals.isEmpty {
             let commands = turnProposals
             turnProposals.removeAll(keepingCapacity: true)
-            handle(replica.step(.proposeAll(commands)))
+            step(.proposeAll(commands))
         }
         if !turnPersist.isEmpty {
             storageWorker.submit(turnPersist)
@@ -491,7 +535,7 @@ public final class Node: @unchecked Sendable {
         // Re-proposing is safe: the session table applies a (client, sequence) at most once.
         for command in retry.sorted(by: { $0.clientID < $1.clientID }) {
             pendingWrites[command.clientID]?.proposedAt = now
-            handle(replica.step(.propose(command)))
+            step(.propose(command))
         }
     }
 
@@ -554,15 +598,28 @@ public final class Node: @unchecked Sendable {
         let due = applied >= lastSnapshotSlot + Slot(options.snapshotEverySlots)
             || (replica.chosenLogBytes >= logBytesMax && applied > lastSnapshotSlot)
             || (snapshotRequested && applied > lastSnapshotSlot)
-        guard due, stateSlot == applied else { return }
+        guard due, stateSlot == applied, !snapshotEncoding else { return }
         snapshotRequested = false
         lastSnapshotSlot = applied
-        handle(replica.step(.snapshot(slot: applied, data: kv.snapshot())))
-        logger.info("snapshot taken", metadata: ["slot": "\(applied)", "revision": "\(kv.store.revision)"])
+        // Encoding the whole key space takes long (seconds for gigabytes): it runs on another
+        // thread, on a copy of the state as of `applied` (a value: copying shares its storage,
+        // and the loop's later writes copy what they change), so the loop keeps serving.
+        snapshotEncoding = true
+        let state = kv
+        let revision = kv.store.revision
+        DispatchQueue.global(qos: .utility).async { [self] in
+            let data = state.snapshot()
+            loop.execute { [self] in
+                snapshotEncoding = false
+                guard !stoppedFlag else { return }
+                step(.snapshot(slot: applied, data: data))
+                logger.info("snapshot taken", metadata: ["slot": "\(applied)", "revision": "\(revision)", "bytes": "\(data.count)"])
+            }
+        }
     }
 
     /// A command the node proposes for itself (lease expiry); nobody waits for its outcome.
-    private func proposeInternal(_ command: KVCommand) {
+    func proposeInternal(_ command: KVCommand) {
         let promise = loop.makePromise(of: KVResponse.self)
         promise.futureResult.whenFailure { _ in }
         register(command.encoded(), promise: promise)
@@ -674,7 +731,7 @@ public final class Node: @unchecked Sendable {
                     promise.completeWith(Result { try body(NodeState(node: self)) })
                 }
             }
-            handle(replica.step(.read(readID: readID, consistency: .linearizable)))
+            step(.read(readID: readID, consistency: .linearizable))
         }
         return promise.futureResult
     }
@@ -691,23 +748,38 @@ public final class Node: @unchecked Sendable {
     }
 
     /// Starts a watch: history from `startRevision` (0 = from now) and then live events, with
-    /// no gap between them (both are read on the node loop).
+    /// no gap between them (both are read on the node loop). The first history comes with the
+    /// answer, at most `WatcherRegistry.catchUpRevisionsMax` revisions of it; the rest arrives
+    /// on the stream as the client reads (the watch starts behind, see `WatcherRegistry`).
+    ///
+    /// - Important: The stream's consumer must report every `.events` delivery it has written
+    ///   to its client to `backlog.written(_:)`, or the watch stays behind.
     public func watch(_ filter: WatchFilter, startRevision: Int64) async throws -> WatchStart {
+        // Unbounded as a buffer, bounded by the backlog accounting (the registry stops
+        // delivering to a watch whose client does not keep up).
         let (stream, continuation) = AsyncStream<WatchDelivery>.makeStream(bufferingPolicy: .unbounded)
+        let backlog = WatchBacklog()
         return try await loop.submit { [self] () throws -> WatchStart in
             guard !stoppedFlag else { throw NodeError.stopped }
             let store = kv.store
             var history: [WatchEvent] = []
+            var behindFrom: Int64?
             if startRevision > 0 && startRevision <= store.revision {
                 do {
-                    history = filter.select(try store.events(from: startRevision, key: filter.key, rangeEnd: filter.rangeEnd))
+                    let events = try store.events(from: startRevision, key: filter.key, rangeEnd: filter.rangeEnd,
+                                                  revisionsMax: WatcherRegistry.catchUpRevisionsMax)
+                    if let last = events.last?.kv.modRevision, last < store.revision,
+                       Set(events.map(\.kv.modRevision)).count >= WatcherRegistry.catchUpRevisionsMax {
+                        behindFrom = last + 1
+                    }
+                    history = filter.select(events)
                 } catch {
                     continuation.finish()
                     return .compacted(compactRevision: store.compactRevision)
                 }
             }
-            let id = watchers.add(filter, continuation: continuation)
-            return .started(id: id, history: history, revision: store.revision, stream: stream)
+            let id = watchers.add(filter, continuation: continuation, backlog: backlog, behindFrom: behindFrom)
+            return .started(id: id, history: history, revision: store.revision, stream: stream, backlog: backlog)
         }.get()
     }
 
@@ -722,7 +794,7 @@ public final class Node: @unchecked Sendable {
 /// How a watch began.
 public enum WatchStart: Sendable {
     case compacted(compactRevision: Int64)
-    case started(id: UInt64, history: [WatchEvent], revision: Int64, stream: AsyncStream<WatchDelivery>)
+    case started(id: UInt64, history: [WatchEvent], revision: Int64, stream: AsyncStream<WatchDelivery>, backlog: WatchBacklog)
 }
 
 /// A read-only view of the node's state, valid only inside `Node.withState`.

@@ -68,6 +68,11 @@ public struct NodeOptions: Sendable {
     /// stopped serving. `synod serve` exits the process here, as the design requires (a
     /// failed fsync is never retried); in-process tests leave it nil.
     public var onStorageFailure: (@Sendable (String) -> Void)?
+    /// Called once when the replica found its own safety broken and halted (see
+    /// `Output.halted`): the node has already stopped serving and written the reason into
+    /// `synod.halted` in the data directory. `synod serve` exits the process here (status
+    /// `SynodNodeServer.safetyHaltExitStatus`); in-process tests observe it.
+    public var onSafetyHalt: (@Sendable (String) -> Void)?
     /// Interval of watch progress notifications (etcd's default: 10 minutes).
     public var watchProgressNotifyMilliseconds: Int = 600_000
     /// Fault injection (tests and `synod chaos` only); all off by default.
@@ -98,6 +103,7 @@ public struct NodeOptions: Sendable {
     public func protocolConfiguration(voters: [NodeID]? = nil) -> Configuration {
         var configuration = Configuration(members: voters ?? members.map(\.nodeID))
         let tick = max(1, tickMilliseconds)
+        configuration.tickNanoseconds = UInt64(tick) * 1_000_000
         configuration.heartbeatIntervalTicks = max(1, heartbeatMilliseconds / tick)
         configuration.electionTimeoutTicks = max(configuration.heartbeatIntervalTicks + 2, electionTimeoutMilliseconds / tick)
         configuration.maxClockDriftTicks = max(1, configuration.electionTimeoutTicks / 10)

@@ -63,6 +63,10 @@ public final class SynodNodeServer: Service, Sendable {
         } catch let error as StorageError {
             throw ServerStartError("cannot open data directory \(options.dataDirectory): \(error)")
         }
+        if let halt = Node.recordedHalt(in: options.dataDirectory) {
+            throw ServerStartError(
+                "this member halted on a safety violation and does not start again on its data directory \(options.dataDirectory) (\(halt)); keep the directory for analysis and replace the member (see README: A member halted)")
+        }
         if node.wasRemoved {
             throw ServerStartError(
                 "the member has been permanently removed from the cluster: its data directory \(options.dataDirectory) cannot be used again (remove it, then run member add and start with --initial-cluster-state existing)")

@@ -10,8 +10,17 @@ final class WatchActivity: Sendable {
     func close() { open.store(false, ordering: .releasing) }
 }
 
+/// One response waiting for the stream's writer, with the watch backlog it counts in.
+struct WatchOutboxItem: Sendable {
+    var response: Etcdserverpb_WatchResponse
+    var backlog: WatchBacklog?
+    var bytes = 0
+}
+
 /// etcd's Watch service: one bidirectional stream carries many watches. Every watch's
-/// responses go through one queue to the single writer of the stream.
+/// responses go through one queue to the single writer of the stream; a watch's events count
+/// in its backlog until written, which bounds what a slow client can make the node hold
+/// (see `WatcherRegistry`).
 struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
     let context: ServiceContext
     /// Events per response message at most (a lagging watch catches up in several messages).
@@ -26,10 +35,13 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
         } catch {
             throw EtcdConversions.rpcError(error)
         }
-        let (outbox, outboxWriter) = AsyncStream<Etcdserverpb_WatchResponse>.makeStream()
+        let (outbox, outboxWriter) = AsyncStream<WatchOutboxItem>.makeStream()
         await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await message in outbox { try await response.write(message) }
+                for await item in outbox {
+                    try await response.write(item.response)
+                    item.backlog?.written(item.bytes)
+                }
             }
             var registry = StreamWatches()
             do {
@@ -44,14 +56,14 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
                             out.header = ctx.header(revision: 0)
                             out.watchID = cancel.watchID
                             out.canceled = true
-                            outboxWriter.yield(out)
+                            outboxWriter.yield(WatchOutboxItem(response: out))
                         }
                     case .progressRequest:
                         let revision = (try? await ctx.node.withState { $0.kv.store.revision }) ?? 0
                         var out = Etcdserverpb_WatchResponse()
                         out.header = ctx.header(revision: revision)
                         out.watchID = -1
-                        outboxWriter.yield(out)
+                        outboxWriter.yield(WatchOutboxItem(response: out))
                     case nil:
                         break
                     }
@@ -66,7 +78,7 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
     }
 
     private func startWatch(_ create: Etcdserverpb_WatchCreateRequest, registry: inout StreamWatches,
-                            outbox: AsyncStream<Etcdserverpb_WatchResponse>.Continuation,
+                            outbox: AsyncStream<WatchOutboxItem>.Continuation,
                             group: inout ThrowingTaskGroup<Void, any Error>) async {
         let ctx = context
         let watchID = create.watchID != 0 ? create.watchID : registry.nextID()
@@ -82,7 +94,7 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
             created.created = true
             created.canceled = true
             created.cancelReason = filter.key.isEmpty ? "etcdserver: key is not provided" : "etcdserver: duplicate watch id"
-            outbox.yield(created)
+            outbox.yield(WatchOutboxItem(response: created))
             return
         }
         let start: WatchStart
@@ -96,7 +108,7 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
             created.created = true
             created.canceled = true
             created.cancelReason = EtcdConversions.rpcError(error).message
-            outbox.yield(created)
+            outbox.yield(WatchOutboxItem(response: created))
             return
         }
         switch start {
@@ -104,22 +116,22 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
             // etcd: the watch is created, then canceled with the compact revision.
             created.header = ctx.header(revision: compactRevision)
             created.created = true
-            outbox.yield(created)
+            outbox.yield(WatchOutboxItem(response: created))
             var canceled = Etcdserverpb_WatchResponse()
             canceled.header = ctx.header(revision: compactRevision)
             canceled.watchID = watchID
             canceled.canceled = true
             canceled.compactRevision = compactRevision
             canceled.cancelReason = "etcdserver: mvcc: required revision has been compacted"
-            outbox.yield(canceled)
-        case .started(let nodeWatchID, let history, let revision, let stream):
+            outbox.yield(WatchOutboxItem(response: canceled))
+        case .started(let nodeWatchID, let history, let revision, let stream, let backlog):
             registry.add(watchID, nodeWatchID: nodeWatchID)
             created.header = ctx.header(revision: revision)
             created.created = true
-            outbox.yield(created)
+            outbox.yield(WatchOutboxItem(response: created))
             let minimumRevision = create.startRevision
             for batch in Self.batches(history) {
-                outbox.yield(Self.eventsResponse(batch, watchID: watchID, revision: revision, ctx: ctx))
+                outbox.yield(WatchOutboxItem(response: Self.eventsResponse(batch, watchID: watchID, revision: revision, ctx: ctx)))
             }
             let activity = WatchActivity()
             if create.progressNotify {
@@ -134,7 +146,7 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
                         var out = Etcdserverpb_WatchResponse()
                         out.header = ctx.header(revision: revision)
                         out.watchID = watchID
-                        outbox.yield(out)
+                        outbox.yield(WatchOutboxItem(response: out))
                     }
                 }
             }
@@ -144,8 +156,11 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
                     switch delivery {
                     case .events(let events, let revision):
                         let wanted = events.filter { $0.kv.modRevision >= minimumRevision }
+                        // Events dropped here were never counted by the writer: release them now.
+                        backlog.written(WatchBacklog.size(of: events) - WatchBacklog.size(of: wanted))
                         for batch in Self.batches(wanted) {
-                            outbox.yield(Self.eventsResponse(batch, watchID: watchID, revision: revision, ctx: ctx))
+                            outbox.yield(WatchOutboxItem(response: Self.eventsResponse(batch, watchID: watchID, revision: revision, ctx: ctx),
+                                                         backlog: backlog, bytes: WatchBacklog.size(of: batch)))
                         }
                     case .canceled(let reason, let compactRevision):
                         var out = Etcdserverpb_WatchResponse()
@@ -154,7 +169,7 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
                         out.canceled = true
                         out.compactRevision = compactRevision
                         out.cancelReason = reason
-                        outbox.yield(out)
+                        outbox.yield(WatchOutboxItem(response: out))
                     }
                 }
             }

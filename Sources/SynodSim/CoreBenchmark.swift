@@ -37,6 +37,8 @@ public struct CoreBenchmark {
         var steps = 0
         var appliedCommands = [Int](repeating: 0, count: nodes)
         var maxSlot: Slot = 0
+        // One clock for the whole cluster, advanced by a tick at every round of ticks.
+        var clock = ClockTime(nanoseconds: 1_000_000_000)
 
         func carry(_ index: Int, _ output: Output) {
             var pending = [output]
@@ -51,7 +53,7 @@ public struct CoreBenchmark {
                 if let batch = next.persist {
                     inbox.append(contentsOf: batch.messagesAfterDurable)
                     steps += 1
-                    pending.append(replicas[index].step(.durable(batch.id)))
+                    pending.append(replicas[index].step(.durable(batch.id), clock: clock))
                 }
             }
         }
@@ -63,18 +65,19 @@ public struct CoreBenchmark {
                 for envelope in batch {
                     let target = Int(envelope.to.rawValue) - 1
                     steps += 1
-                    carry(target, replicas[target].step(.receive(envelope)))
+                    carry(target, replicas[target].step(.receive(envelope), clock: clock))
                 }
             }
         }
 
-        for index in replicas.indices { carry(index, replicas[index].step(.start)) }
+        for index in replicas.indices { carry(index, replicas[index].step(.start, clock: clock)) }
         // Tick everyone (the restart lease guard must expire too) until someone leads.
         var leaderIndex: Int? = nil
         while leaderIndex == nil {
+            clock = clock.adding(nanoseconds: configuration.tickNanoseconds)
             for index in replicas.indices {
                 steps += 1
-                carry(index, replicas[index].step(.tick))
+                carry(index, replicas[index].step(.tick, clock: clock))
             }
             deliverAll()
             leaderIndex = replicas.indices.first { replicas[$0].role == .leader }
@@ -90,13 +93,14 @@ public struct CoreBenchmark {
                 sequence += 1
                 proposed += 1
                 steps += 1
-                carry(leader, replicas[leader].step(.propose(Command(clientID: 1, sequence: sequence, payload: payload))))
+                carry(leader, replicas[leader].step(.propose(Command(clientID: 1, sequence: sequence, payload: payload)), clock: clock))
             }
             if inbox.isEmpty {
                 // Nothing in flight: let time pass (heartbeats carry the last commit notice).
+                clock = clock.adding(nanoseconds: configuration.tickNanoseconds)
                 for index in replicas.indices {
                     steps += 1
-                    carry(index, replicas[index].step(.tick))
+                    carry(index, replicas[index].step(.tick, clock: clock))
                 }
             }
             deliverAll()

@@ -135,7 +135,7 @@ extension Simulation {
             }
             roll -= choice.weight
         }
-        let burstRate = options.breaks.contains(.unsafeReconfig) ? 1 : options.faults.reconfigBurstRate
+        let burstRate = options.breaks.contains(.unsafeReconfig) || options.breaks.contains(.staleChangeBase) ? 1 : options.faults.reconfigBurstRate
         operatorState = SimOperator(script: script, attempts: 0, inFlight: [:], burst: script.count > 1 && chance(burstRate))
         trace("OPERATOR plans \(script.map(describe).joined(separator: ", "))" + (operatorState.burst ? " (all at once)" : ""))
         hasher.mix(0xE0 | UInt64(script.count))
@@ -264,7 +264,13 @@ extension Simulation {
     func handleMembershipOutputs(_ node: Int, _ output: Output) {
         for outcome in output.reconfigured {
             switch outcome.result {
-            case .success: operatorOutcome(requestID: outcome.requestID, failure: nil)
+            case .success(let change):
+                // Reported done: it must be the change chosen in the log (whose effect the step
+                // check above keeps in place until another change undoes it).
+                if !chosenChangeRequests.contains(outcome.requestID) || change.requestID != outcome.requestID {
+                    violation("membership: \(change.change) reported done at n\(nodes[node].id.rawValue) but never chosen")
+                }
+                operatorOutcome(requestID: outcome.requestID, failure: nil)
             case .failure(let error): operatorOutcome(requestID: outcome.requestID, failure: error.description)
             }
         }
@@ -282,6 +288,13 @@ extension Simulation {
     /// start the node it adds, mark the nodes it removes.
     func membershipChosen(_ change: Reconfiguration, at slot: Slot) {
         result.reconfigurations += 1
+        // One change at a time (rule 3 in Replica+Membership): each chosen membership is its
+        // predecessor with exactly the one change it names, so consecutive memberships differ
+        // by at most one voter and a change stays in effect until a later one undoes it.
+        if let problem = change.stepProblem(after: latestMembership) {
+            violation("membership: the change chosen at slot \(slot) (\(change.change)) \(problem)")
+        }
+        chosenChangeRequests.insert(change.requestID)
         latestMembership = change.membership
         let activeFrom = max(change.activeFrom, slot + 1, chosenEpochs[chosenEpochs.count - 1].activeFrom)
         chosenEpochs.append(MembershipEpoch(chosenAt: slot, activeFrom: activeFrom, membership: change.membership))

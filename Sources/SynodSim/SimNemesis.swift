@@ -31,12 +31,17 @@ extension Simulation {
     func nemesis() {
         guard faultsOn else { return }
         let faults = options.faults
-        let total = faults.partitionWeight + faults.crashWeight
+        let aimed = options.breaks.contains(.tickLease) || faults.stallsAimAtLeader
+        let stallWeight = aimed ? max(faults.stallWeight, 4) : faults.stallWeight
+        let total = faults.partitionWeight + faults.crashWeight + stallWeight
         if total > 0 {
-            if uniform() * total < faults.partitionWeight {
+            let roll = uniform() * total
+            if roll < faults.partitionWeight {
                 partition()
-            } else {
+            } else if roll < faults.partitionWeight + faults.crashWeight {
                 crash()
+            } else {
+                stall()
             }
         }
         queue.push(.nemesis, at: nextNemesisDelay())
@@ -56,7 +61,7 @@ extension Simulation {
             if staleLease {
                 // Negative control: the isolated node's clock nearly stalls, drifting far
                 // beyond the configured bound, so a leader there keeps trusting its lease.
-                nodes[victim].clockRate = 0.02
+                nodes[victim].setClockRate(0.02, at: now)
             }
             for other in members.indices where other != victim {
                 blocked.insert(LinkKey(from: members[victim], to: members[other]))
@@ -88,7 +93,9 @@ extension Simulation {
     }
 
     func heal() {
-        for node in nodes.indices { nodes[node].clockRate = nodes[node].baseClockRate }
+        for node in nodes.indices where nodes[node].clockRate != nodes[node].baseClockRate {
+            nodes[node].setClockRate(nodes[node].baseClockRate, at: now)
+        }
         guard !blocked.isEmpty else { return }
         blocked.removeAll()
         trace("NEMESIS heals the network")
@@ -109,6 +116,62 @@ extension Simulation {
         queue.push(.restart(node: victim), at: now + between(20_000, 1_000_000))
     }
 
+    /// Stops a node's process for a while: the leader half of the time (always when stalls
+    /// aim at the leader, as for the tick-lease negative control; those stalls also always
+    /// cut its peer links).
+    private func stall() {
+        let aimed = options.breaks.contains(.tickLease) || options.faults.stallsAimAtLeader
+        let victim = aimed ? (currentLeaderIndex ?? pickVictim()) : pickVictim()
+        guard nodes[victim].up, !nodes[victim].stalled else { return }
+        // Mostly shorter than a client's attempt timeout (300 ms), so requests queued during
+        // the stall are still awaited when the node wakes; sometimes far longer.
+        let duration = chance(0.2) ? between(300_000, 2_000_000) : between(20_000, 280_000)
+        nodes[victim].stalled = true
+        result.stalls += 1
+        hasher.mix(0xB0 | UInt64(victim) << 8)
+        var cut: [LinkKey] = []
+        if aimed || chance(0.5) {
+            // Alone while stalled and for a while after waking: what it does then it does on
+            // its own state, with clients able to reach it.
+            for other in nodes.indices where other != victim {
+                for link in [LinkKey(from: nodes[victim].id, to: nodes[other].id), LinkKey(from: nodes[other].id, to: nodes[victim].id)]
+                where !blocked.contains(link) {
+                    blocked.insert(link)
+                    cut.append(link)
+                }
+            }
+            queue.push(.restoreLinks(cut), at: now + duration + between(20_000, 400_000))
+        }
+        trace("NEMESIS stalls n\(nodes[victim].id.rawValue) for \(duration / 1_000) ms" + (cut.isEmpty ? "" : " with its peer links cut"))
+        queue.push(.wake(node: victim, incarnation: nodes[victim].incarnation), at: now + duration)
+    }
+
+    /// The stalled process runs again: everything that arrived meanwhile is handled now, in an
+    /// order of the seed's choosing (client requests may come before peer messages); storage
+    /// completions keep their order. The tick timer fires once, not once per missed tick.
+    func wake(_ node: Int, incarnation: Int) {
+        guard nodes[node].incarnation == incarnation, nodes[node].stalled else { return }
+        nodes[node].stalled = false
+        let events = nodes[node].stalledEvents
+        nodes[node].stalledEvents = []
+        trace("n\(nodes[node].id.rawValue) wakes with \(events.count) event(s) waiting")
+        var storageOrder: SimTime = 0
+        for event in events {
+            switch event {
+            case .fsyncDone, .pretendDurable:
+                storageOrder += 1
+                queue.push(event, at: now + storageOrder)
+            default:
+                queue.push(event, at: now + between(1, 3_000))
+            }
+        }
+        queue.push(.tick(node: node, incarnation: incarnation), at: now + between(1, 3_000))
+    }
+
+    func restoreLinks(_ links: [LinkKey]) {
+        for link in links { blocked.remove(link) }
+    }
+
     func crashNode(_ node: Int) {
         let lost = nodes[node].unsyncedBatches.count
         nodes[node].fileSystem.crash(random: &random, tearing: options.faults.tornWrites)
@@ -119,6 +182,8 @@ extension Simulation {
         nodes[node].unsyncedBatches.removeAll()
         nodes[node].syncingThrough = nil
         nodes[node].up = false
+        nodes[node].stalled = false
+        nodes[node].stalledEvents = []
         nodes[node].incarnation += 1
         nodes[node].pendingReads.removeAll()
         nodes[node].pendingWrites.removeAll()
@@ -176,5 +241,7 @@ extension Simulation {
         heal()
         if hadFaults { trace("faults end: network healed, crashed nodes restart") }
         for node in nodes.indices where !nodes[node].up { restart(node) }
+        // Stalled processes run again too (their queued events are handled now).
+        for node in nodes.indices where nodes[node].stalled { wake(node, incarnation: nodes[node].incarnation) }
     }
 }

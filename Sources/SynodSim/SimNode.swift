@@ -35,10 +35,20 @@ struct SimNode {
     var refusedToStart = false
     /// A bit flipped in this node's log while it was down: its next start must report it.
     var injectedCorruption: String?
-    /// How fast this node's clock runs against simulated time (1 = exact).
-    var clockRate: Double
+    /// How fast this node's clock runs against simulated time (1 = exact). Change it with
+    /// `setClockRate`, which keeps the clock continuous.
+    private(set) var clockRate: Double
     /// The rate the node returns to when a clock fault ends.
     let baseClockRate: Double
+    /// The node's monotonic clock (CLOCK_BOOTTIME of its machine): `clockAtRebase` nanoseconds
+    /// at simulated time `rebasedAt`, running at `clockRate` since. It keeps running through
+    /// stalls and crashes.
+    private var clockAtRebase: Double
+    private var rebasedAt: SimTime = 0
+    /// The process is stopped: events for it wait in `stalledEvents` (ticks are not queued:
+    /// a fixed-delay timer fires once after the stall, it does not catch up).
+    var stalled = false
+    var stalledEvents: [SimEvent] = []
     var pendingWrites: [CommandKey: (client: Int, token: UInt64)] = [:]
     var pendingReads: [UInt64: (client: Int, token: UInt64, key: String)] = [:]
     var nextReadID: UInt64 = 1
@@ -51,5 +61,18 @@ struct SimNode {
         self.replica = replica
         self.clockRate = baseClockRate
         self.baseClockRate = baseClockRate
+        // Machines booted at different times: clocks do not start at zero together.
+        self.clockAtRebase = Double(index + 1) * 7_919_000_000
+    }
+
+    /// The machine's clock at simulated time `now` (microseconds), in nanoseconds.
+    func clock(at now: SimTime) -> UInt64 {
+        UInt64(clockAtRebase + Double(now - rebasedAt) * 1_000 * clockRate)
+    }
+
+    mutating func setClockRate(_ rate: Double, at now: SimTime) {
+        clockAtRebase = Double(clock(at: now))
+        rebasedAt = now
+        clockRate = rate
     }
 }

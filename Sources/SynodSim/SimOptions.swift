@@ -9,11 +9,21 @@ public enum Break: String, CaseIterable, Hashable, Sendable {
     case nonIntersectingQuorums = "non-intersecting-quorums"
     /// Real clock drift far beyond the configured bound while lease reads are on.
     case staleLease = "stale-lease"
+    /// The driver hands the replica a clock that counts its ticks (the lease is then measured
+    /// in ticks, which stop while the process is stalled) instead of a clock that keeps
+    /// running. The nemesis stalls the leader with its peer links cut and wakes it still cut
+    /// off, reachable by clients.
+    case tickLease = "tick-lease"
     /// Membership changes govern the slot right after the one they are chosen at, on the
     /// replica that learns them, and a leader proposes a change without waiting for the
     /// previous one to govern (changes overlap). The operator churns: a script every 50 ms at
     /// most, each two voter changes sent at once.
     case unsafeReconfig = "unsafe-reconfig"
+    /// The leader validates a new membership change against the chosen prefix and its own
+    /// unchosen proposals only (the rule before it also counted changes chosen out of order
+    /// above a gap): a change can build on a stale membership and undo the previous one. The
+    /// operator churns with bursts of scripts and messages are lost often.
+    case staleChangeBase = "stale-change-base"
 }
 
 /// Rates and sizes of the faults the simulator injects while faults are on.
@@ -29,6 +39,16 @@ public struct FaultProfile: Hashable, Sendable {
     /// Relative weights of the nemesis events.
     public var partitionWeight: Double = 1
     public var crashWeight: Double = 1
+    /// A stall: the node's process stops (SIGSTOP, a VM pause, a stuck event loop) while its
+    /// clock and everyone else go on; messages and client requests to it queue up and are
+    /// handled in some order when it wakes. Half of the stalls also cut its peer links for
+    /// the stall and a little after it, so it wakes alone but reachable by clients.
+    public var stallWeight: Double = 1
+    /// Stalls always hit the leader and always cut its peer links (the harness that finds
+    /// stale lease reads: the leader wakes alone, still believing in its lease, and clients
+    /// reach it); otherwise the victim is the leader half of the time and half of the stalls
+    /// cut links.
+    public var stallsAimAtLeader = false
     /// Probability that a crash takes down every node at once (power loss).
     public var crashAllRate: Double = 0.4
     /// A crash may leave a prefix of the unsynced writes on disk, the last one torn.
@@ -56,6 +76,7 @@ public struct FaultProfile: Hashable, Sendable {
         profile.delayRate = 0
         profile.partitionWeight = 0
         profile.crashWeight = 0
+        profile.stallWeight = 0
         profile.crashAllRate = 0
         profile.tornWrites = false
         profile.syncFailureRate = 0
@@ -100,6 +121,7 @@ public struct SimulationOptions: Hashable, Sendable {
             configuration.unsafeAllowNonIntersectingQuorums = true
         }
         if breaks.contains(.unsafeReconfig) { configuration.unsafeImmediateReconfiguration = true }
+        if breaks.contains(.staleChangeBase) { configuration.unsafeChangeBaseIgnoresChosenAboveGap = true }
         return configuration
     }
 }

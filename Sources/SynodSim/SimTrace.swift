@@ -68,6 +68,12 @@ extension Simulation {
             return "ReconfigureRefused #\(requestID): \(error)"
         case .handOff(let ballot, let target):
             return "HandOff \(ballot): \(target) may lead now"
+        case .preVote(let ballot):
+            return "PreVote \(ballot)?"
+        case .preVoteReply(let ballot, let granted, let promised):
+            return "PreVoteReply \(ballot): " + (granted ? "yes" : "no (promised \(promised))")
+        case .safetyAlarm(let reason):
+            return "SafetyAlarm: \(reason)"
         }
     }
 

@@ -21,6 +21,10 @@ enum SimEvent {
     /// Negative control only: tell the replica a batch is durable before it is.
     case pretendDurable(node: Int, incarnation: Int, batch: UInt64)
     case restart(node: Int)
+    /// A stalled node's process runs again.
+    case wake(node: Int, incarnation: Int)
+    /// The peer links a stall cut are restored.
+    case restoreLinks([LinkKey])
     case nemesis
     /// The operator may start a membership-change script (while faults are on).
     case reconfigure
@@ -69,6 +73,8 @@ final class Simulation {
     var latestMembership: Membership
     /// Every membership chosen (as first applied), and the highest slot applied anywhere.
     var chosenEpochs: [MembershipEpoch]
+    /// Request ids of the membership changes chosen so far (looked up, never iterated).
+    var chosenChangeRequests: Set<UInt64> = []
     var highestApplied: Slot = 0
     var operatorState = SimOperator()
     var lastMemberStartAt: SimTime = 0
@@ -87,9 +93,10 @@ final class Simulation {
     /// Durable acceptances per slot: which nodes accepted which value in which ballot.
     var acceptances: [Slot: [SlotAcceptance]] = [:]
 
-    /// The unsafe-reconfig negative control churns: a script every 50 ms at most.
+    /// The membership negative controls churn: a script every 50 ms at most.
     var reconfigIntervalMillis: Double {
-        options.breaks.contains(.unsafeReconfig) ? min(options.faults.reconfigIntervalMillis, 50) : options.faults.reconfigIntervalMillis
+        options.breaks.contains(.unsafeReconfig) || options.breaks.contains(.staleChangeBase)
+            ? min(options.faults.reconfigIntervalMillis, 50) : options.faults.reconfigIntervalMillis
     }
 
     let tickMicros: SimTime = 10_000
@@ -123,7 +130,7 @@ final class Simulation {
         }
         for index in 0..<options.nodes {
             nodes[index].up = true
-            handle(node: index, nodes[index].replica.step(.start))
+            step(index, .start)
             scheduleTick(index)
         }
         for index in 0...options.clients {
@@ -183,7 +190,26 @@ final class Simulation {
 
     // MARK: Event dispatch
 
+    /// The node an event is handled by, when it is handled by a node's process (so it waits
+    /// while that process is stalled).
+    private func processTarget(_ event: SimEvent) -> Int? {
+        switch event {
+        case .tick(let node, _), .fsyncDone(let node, _, _), .pretendDurable(let node, _, _), .clientArrive(let node, _):
+            return node
+        case .deliver(let envelope):
+            return indexOf[envelope.to]
+        default:
+            return nil
+        }
+    }
+
     func process(_ event: SimEvent) {
+        if let node = processTarget(event), nodes[node].stalled {
+            // A tick is not kept: the timer fires once after the stall (see `wake`).
+            if case .tick = event { return }
+            nodes[node].stalledEvents.append(event)
+            return
+        }
         switch event {
         case .tick(let node, let incarnation):
             guard nodes[node].up, nodes[node].incarnation == incarnation else { return }
@@ -204,6 +230,8 @@ final class Simulation {
             guard nodes[node].up, nodes[node].incarnation == incarnation else { return }
             step(node, .durable(batch))
         case .restart(let node): restart(node)
+        case .wake(let node, let incarnation): wake(node, incarnation: incarnation)
+        case .restoreLinks(let links): restoreLinks(links)
         case .nemesis: nemesis()
         case .reconfigure:
             guard faultsOn else { return }
@@ -233,10 +261,25 @@ final class Simulation {
 
     // MARK: Driving a replica
 
+    /// The clock reading the driver hands replica `node` now: its machine's monotonic clock,
+    /// or, for the tick-lease negative control, a clock that counts the replica's ticks.
+    func clockReading(_ node: Int) -> ClockTime {
+        if options.breaks.contains(.tickLease) {
+            return ClockTime(nanoseconds: nodes[node].replica.now &* configuration.tickNanoseconds)
+        }
+        return ClockTime(nanoseconds: nodes[node].clock(at: now))
+    }
+
     /// Steps replica `node` and carries out the effects, checking its invariants.
     func step(_ node: Int, _ input: Input) {
         let roleBefore = nodes[node].replica.role
-        let output = nodes[node].replica.step(input)
+        // A tick advances the replica's tick count in the step: the tick-lease control's
+        // clock must count it, as a clock derived from ticks would.
+        var reading = clockReading(node)
+        if case .tick = input, options.breaks.contains(.tickLease) {
+            reading = reading.adding(nanoseconds: configuration.tickNanoseconds)
+        }
+        let output = nodes[node].replica.step(input, clock: reading)
         let problems = nodes[node].replica.checkInvariants()
         if !problems.isEmpty {
             violation("invariant broken on n\(nodes[node].id.rawValue) at \(timeText()): \(problems.joined(separator: "; "))")
@@ -250,6 +293,16 @@ final class Simulation {
     }
 
     func handle(node: Int, _ output: Output) {
+        if let reason = output.halted {
+            // Fail-stop: in a correct protocol no replica ever finds its safety broken.
+            result.halts += 1
+            violation("n\(nodes[node].id.rawValue) halted at \(timeText()): \(reason)")
+            for envelope in output.messages { send(envelope) }
+            crashNode(node)
+            nodes[node].refusedToStart = true
+            return
+        }
+        result.safetyAlarms += output.peerAlarms.count
         if let batch = output.persist { persist(node, batch) }
         for envelope in output.messages { send(envelope) }
         for apply in output.apply { self.apply(node, apply) }

@@ -17,6 +17,12 @@ public struct SimulationResult: Hashable, Sendable {
     public var elections = 0
     public var crashes = 0
     public var partitions = 0
+    /// Processes stopped for a while (stall nemesis).
+    public var stalls = 0
+    /// Replicas that halted on a broken safety invariant (always a violation too), and safety
+    /// alarms peers received from them.
+    public var halts = 0
+    public var safetyAlarms = 0
     /// Nodes stopped by a storage error (a failed fsync).
     public var storageFailures = 0
     /// Injected corruptions that recovery reported (the node refused to start).

@@ -20,6 +20,9 @@ enum PeerMessageType: UInt8, CaseIterable {
     case reconfigureRequest = 14
     case reconfigureRefused = 15
     case handOff = 16
+    case preVote = 17
+    case preVoteReply = 18
+    case safetyAlarm = 19
 
     init(of message: Message) {
         switch message {
@@ -39,11 +42,14 @@ enum PeerMessageType: UInt8, CaseIterable {
         case .reconfigureRequest: self = .reconfigureRequest
         case .reconfigureRefused: self = .reconfigureRefused
         case .handOff: self = .handOff
+        case .preVote: self = .preVote
+        case .preVoteReply: self = .preVoteReply
+        case .safetyAlarm: self = .safetyAlarm
         }
     }
 }
 
-/// Body encoding of `Message`, protocol version 1 (all integers little-endian). Fields follow
+/// Body encoding of `Message`, protocol version 3 (all integers little-endian). Fields follow
 /// the order of the `Message` case's associated values:
 ///
 ///     prepare (1)          ballot, firstSlot: UInt64
@@ -64,6 +70,9 @@ enum PeerMessageType: UInt8, CaseIterable {
 ///     reconfigureRequest (14) requestID: UInt64, force: UInt8, length: UInt32, change
 ///     reconfigureRefused (15) requestID: UInt64, length: UInt32, error
 ///     handOff (16)         ballot, target: UInt32
+///     preVote (17)         ballot
+///     preVoteReply (18)    ballot, granted: UInt8 (0 or 1), promised: ballot
+///     safetyAlarm (19)     length: UInt32, reason: UTF-8 (at most Message.safetyAlarmReasonBytesMax)
 ///     (change, error, membership history and reconfiguration: `MembershipCoding` in SynodCore)
 ///
 ///     ballot        = round: UInt64, node: UInt32
@@ -130,6 +139,16 @@ extension PeerFrameCodec {
             return 8 + 4 + error.encoded().count
         case .handOff:
             return ballotLength + 4
+        case .preVote:
+            return ballotLength
+        case .preVoteReply:
+            return 2 * ballotLength + 1
+        case .safetyAlarm(let reason):
+            let length = reason.utf8.count
+            guard length <= Message.safetyAlarmReasonBytesMax else {
+                throw PeerEncodingError("safety alarm reason of \(length) bytes exceeds the limit \(Message.safetyAlarmReasonBytesMax)")
+            }
+            return 4 + length
         }
     }
 
@@ -238,6 +257,14 @@ extension PeerFrameCodec {
         case .handOff(let ballot, let target):
             appendBallot(ballot, to: &buffer)
             LittleEndianWriter.append(target.rawValue, to: &buffer)
+        case .preVote(let ballot):
+            appendBallot(ballot, to: &buffer)
+        case .preVoteReply(let ballot, let granted, let promised):
+            appendBallot(ballot, to: &buffer)
+            buffer.append(granted ? 1 : 0)
+            appendBallot(promised, to: &buffer)
+        case .safetyAlarm(let reason):
+            appendBlob(Array(reason.utf8), to: &buffer)
         }
     }
 
@@ -354,6 +381,18 @@ extension PeerFrameCodec {
             message = .reconfigureRefused(requestID: requestID, error: try decodeMembership { () throws(MembershipDecodingError) in try ReconfigurationError(decoding: blob) })
         case .handOff:
             message = .handOff(ballot: try readBallot(&reader), target: NodeID(try reader.readUInt32("hand-off target")))
+        case .preVote:
+            message = .preVote(ballot: try readBallot(&reader))
+        case .preVoteReply:
+            let ballot = try readBallot(&reader)
+            let granted = try reader.readPresence("pre-vote granted flag")
+            message = .preVoteReply(ballot: ballot, granted: granted, promised: try readBallot(&reader))
+        case .safetyAlarm:
+            let bytes = try reader.readBytes("safety alarm reason", limit: Message.safetyAlarmReasonBytesMax)
+            guard let reason = String(validating: bytes, as: UTF8.self) else {
+                throw ByteDecodingError("safety alarm reason is not UTF-8")
+            }
+            message = .safetyAlarm(reason: reason)
         }
         guard reader.remaining == 0 else {
             throw ByteDecodingError("\(reader.remaining) trailing bytes after the \(message.kind) body")

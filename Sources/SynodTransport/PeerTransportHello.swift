@@ -8,7 +8,7 @@ import SynodCore
 ///
 ///     offset  size  field
 ///     0       4     magic: "SYNP"          not some other protocol dialing the peer port
-///     4       1     version: UInt8 = 1     `PeerFrameCodec.protocolVersion`
+///     4       1     version: UInt8         `PeerFrameCodec.protocolVersion`
 ///     5       8     clusterID: UInt64      nodes of different clusters never talk
 ///     13      4     sender: UInt32         the dialer's NodeID
 ///

@@ -145,6 +145,10 @@ struct ServeCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("synod serve: fatal: storage failed: \(reason)\n".utf8))
             Foundation.exit(70)
         }
+        options.onSafetyHalt = { reason in
+            FileHandle.standardError.write(Data("synod serve: fatal: safety violation, halted: \(reason)\n".utf8))
+            Foundation.exit(Node.safetyHaltExitStatus)
+        }
         let memberName = name
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

@@ -9,7 +9,9 @@ struct SimCommand: ParsableCommand {
         discussion: """
             Each run drives real replicas through message loss, duplication, delay and
             reordering, partitions (symmetric, minority/majority, one-way), crashes that
-            lose unsynced writes, power loss of every node, and clock drift, with
+            lose unsynced writes, power loss of every node, stalled processes (a node stops
+            while its clock and the others go on, half the time cut off from its peers; it
+            wakes to a queue of requests and messages), and clock drift, with
             concurrent clients, while an operator changes the membership: it adds a
             learner (a new node id, started empty, which catches up by snapshot) and
             promotes it, adds voters, removes a voter or the leader, replaces a crashed
@@ -18,7 +20,8 @@ struct SimCommand: ParsableCommand {
             running; clients with stale endpoint lists may still reach them.
 
             It then checks agreement, validity, that every chosen slot was accepted by a
-            phase-2 quorum of the membership governing it, that no acknowledged write was
+            phase-2 quorum of the membership governing it, that each chosen membership is
+            its predecessor with exactly the one change it names, that no acknowledged write was
             lost, linearizability of the client history, replica invariants after every
             step, convergence of the final members, and progress after faults heal. A
             failing run prints its seed; `synod sim --seed S` replays it exactly.
@@ -63,6 +66,9 @@ struct SimCommand: ParsableCommand {
 
     @Flag(name: .customLong("no-crashes"), help: "Do not crash nodes.")
     var noCrashes = false
+
+    @Flag(name: .customLong("no-stalls"), help: "Do not stall node processes.")
+    var noStalls = false
 
     @Flag(name: .customLong("no-reconfig"), help: "Do not change the membership.")
     var noReconfig = false
@@ -136,6 +142,7 @@ struct SimCommand: ParsableCommand {
             options.faults.nemesisIntervalMillis = nemesisInterval
             if noPartitions { options.faults.partitionWeight = 0 }
             if noCrashes { options.faults.crashWeight = 0 }
+            if noStalls { options.faults.stallWeight = 0 }
             options.faults.reconfigIntervalMillis = noReconfig ? 0 : reconfigInterval
         }
         return options
@@ -155,6 +162,7 @@ struct SimCommand: ParsableCommand {
         var commands = 0
         var crashes = 0
         var partitions = 0
+        var stalls = 0
         var corruptions = 0
         var reconfigurations = 0
         var added = 0
@@ -165,6 +173,7 @@ struct SimCommand: ParsableCommand {
             commands += result.commandsChosen
             crashes += result.crashes
             partitions += result.partitions
+            stalls += result.stalls
             corruptions += result.corruptionsDetected
             reconfigurations += result.reconfigurations
             added += result.membersAdded
@@ -175,7 +184,7 @@ struct SimCommand: ParsableCommand {
             }
         }
         let breakText = breaks.isEmpty ? "" : ", break: \(breaks.joined(separator: ","))"
-        print("faults: \(crashes) crashes, \(partitions) partitions, \(corruptions) corruptions detected at restart")
+        print("faults: \(crashes) crashes, \(partitions) partitions, \(stalls) stalls, \(corruptions) corruptions detected at restart")
         print("membership: \(reconfigurations) changes chosen, \(added) members started, \(transfers) leader transfers")
         print("runs: \(results.count), violations: \(violations), ops: \(operations), chosen slots: \(chosenSlots), commands: \(commands)\(breakText)")
         if violations > 0 { throw ExitCode(1) }

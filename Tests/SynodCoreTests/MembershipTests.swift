@@ -324,4 +324,85 @@ final class MembershipTests: XCTestCase {
         XCTAssertTrue([n2, n4].contains(cluster.leaders[0]))
         cluster.assertClean()
     }
+
+    // MARK: One change at a time, also when a change is chosen out of order
+
+    /// Five voters, n1 leads, a window of 4 slots. At c+1 "x1", c+2 "x2", c+3 the removal of
+    /// n5, c+4 a no-op (activation). Every Accept for c+2 is lost; c+3 and c+4 are chosen first
+    /// (out of order), then c+1, so the window has room again while c+2 is open and the
+    /// removal of n5 is chosen but not yet in the chosen prefix. Then the removal of n4 is
+    /// asked. Validated against the membership of the chosen prefix alone it would put n5 back
+    /// (remove n5, then remove n4, ending with n5 a voter again); it must wait instead.
+    private func outOfOrderChange(unsafeBase: Bool) throws -> (cluster: Cluster, c: Slot) {
+        var cluster = Cluster(nodes: 5, seed: 9) { configuration in
+            configuration.windowSlots = 4
+            configuration.unsafeChangeBaseIgnoresChosenAboveGap = unsafeBase
+        }
+        cluster.run("elect 1; propose 1 a; deliver all; cycle 2")
+        let c = try XCTUnwrap(cluster.replicas[n1]).chosenThrough
+        cluster.propose(n1, "x1")
+        cluster.propose(n1, "x2")
+        reconfigure(&cluster, at: n1, .remove(n5), requestID: 1)
+        func slot(of envelope: Envelope) -> Slot? {
+            switch envelope.message {
+            case .accept(_, let slot, _, _), .accepted(_, let slot): return slot
+            default: return nil
+            }
+        }
+        cluster.take { slot(of: $0) == c + 2 }
+        cluster.deliver { slot(of: $0).map { $0 >= c + 3 } == true }
+        cluster.deliverAll()
+        let leader = try XCTUnwrap(cluster.replicas[n1])
+        XCTAssertEqual(leader.chosenThrough, c + 1, "setup: c+2 is open")
+        guard case .reconfigure? = leader.chosenValue(at: c + 3) else {
+            XCTFail("setup: the removal of n5 is chosen above the gap")
+            return (cluster, c)
+        }
+        XCTAssertLessThan((leader.leader?.nextSlot ?? .max) - 1 - leader.chosenThrough, 4, "setup: the window has room")
+        reconfigure(&cluster, at: n1, .remove(n4), requestID: 2)
+        return (cluster, c)
+    }
+
+    /// The proposal of the second change, if it went out.
+    private func secondChange(_ cluster: Cluster) -> Reconfiguration? {
+        cluster.network.compactMap { envelope -> Reconfiguration? in
+            if case .accept(_, _, .reconfigure(let change), _) = envelope.message, change.requestID == 2 { return change }
+            return nil
+        }.first
+    }
+
+    func testChangeChosenAboveAGapIsTheBaseOfTheNext() throws {
+        var (cluster, _) = try outOfOrderChange(unsafeBase: false)
+        XCTAssertNil(secondChange(cluster), "the second change waits for the first to reach the chosen prefix")
+        cluster.run("deliver all; cycle 30")
+        let changes = chosenReconfigurations(cluster, n2)
+        XCTAssertEqual(changes.map { $0.1.change }, [.remove(n5), .remove(n4)])
+        XCTAssertEqual(changes.last?.1.membership.voters, [n1, n2, n3], "both removals are in effect")
+        XCTAssertEqual(try outcome(cluster, at: n1, requestID: 2)?.get().membership.voters, [n1, n2, n3])
+        // Each chosen membership is its predecessor with exactly its own change.
+        var previous = Configuration(members: [n1, n2, n3, n4, n5]).initialMembership
+        for (slot, change) in changes {
+            XCTAssertNil(change.stepProblem(after: previous), "slot \(slot)")
+            previous = change.membership
+        }
+        cluster.assertClean()
+    }
+
+    /// The negative control: with the old rule (only unchosen proposals count as open
+    /// changes) the second removal goes out at once, built on the stale membership, with n5 a
+    /// voter again; a replica that then learns the slots in order detects it and halts.
+    func testOldRuleBuildsOnAStaleMembershipAndIsDetected() throws {
+        let (cluster, c) = try outOfOrderChange(unsafeBase: true)
+        let second = try XCTUnwrap(secondChange(cluster), "the old rule proposes at once")
+        XCTAssertEqual(second.membership.voters, [n1, n2, n3, n5])
+        var replica = try XCTUnwrap(cluster.replicas[n2])
+        var halted: String?
+        for slot in (c + 1)...(c + 5) {
+            let value = try XCTUnwrap(cluster.replicas[n1]?.log[slot]?.acceptedValue)
+            let output = replica.step(.receive(Envelope(from: n1, to: n2, message: .catchUpReply(
+                snapshot: nil, entries: [ChosenEntry(slot: slot, value: value)], chosenThrough: slot))))
+            halted = halted ?? output.halted
+        }
+        XCTAssertTrue(halted?.contains("(remove(n4)) changes 2 voters at once") == true, "\(halted ?? "not halted")")
+    }
 }

@@ -31,7 +31,7 @@ final class MessageValidationTests: XCTestCase {
         XCTAssertEqual(replica.checkInvariants(), [])
         // Nothing of the hostile ballots was remembered: the next election picks round 1.
         var campaign = replica
-        for _ in 0..<40 where campaign.role == .follower { _ = campaign.step(.tick) }
+        for _ in 0..<40 where campaign.role == .follower { _ = campaign.grantPreVotes(in: campaign.step(.tick)) }
         XCTAssertEqual(campaign.ownBallot, Ballot(round: 1, node: NodeID(1)))
         // A message claiming to come from a non-member is ignored too.
         let stranger = Envelope(from: NodeID(7), to: NodeID(1), message: .prepare(ballot: Ballot(round: 1, node: NodeID(7)), firstSlot: 1))

@@ -28,6 +28,9 @@ struct Cluster {
     private(set) var joiners: Set<NodeID> = []
     private(set) var replicas: [NodeID: Replica] = [:]
     private var incarnations: [NodeID: UInt64] = [:]
+    /// Each node's machine clock (see `ClockTime`): a tick advances it by one tick's length;
+    /// `stall` advances it without ticks (the process was stopped). It survives restarts.
+    private(set) var clocks: [NodeID: ClockTime] = [:]
 
     // MARK: Network and disks
     /// Messages in flight, oldest first.
@@ -111,7 +114,10 @@ struct Cluster {
         if case .read(let readID, .linearizable) = input {
             readFloors[id, default: [:]][readID] = appliedAnywhere
         }
-        let output = replica.step(input)
+        var clock = clocks[id] ?? ClockTime(nanoseconds: 1_000_000_000)
+        if case .tick = input { clock = clock.adding(nanoseconds: configuration.tickNanoseconds) }
+        clocks[id] = clock
+        let output = replica.step(input, clock: clock)
         replicas[id] = replica
         trace.append(TraceEntry(node: id, input: input, output: output))
         for problem in replica.checkInvariants() { violate("\(id) after \(input): \(problem)") }
@@ -249,6 +255,11 @@ struct Cluster {
         for _ in 0..<times { step(id, .tick) }
     }
 
+    /// `id`'s process was stopped for `ticks` ticks: its clock moved on, it saw no tick.
+    mutating func stall(_ id: NodeID, ticks: UInt64) {
+        clocks[id] = (clocks[id] ?? ClockTime(nanoseconds: 1_000_000_000)).adding(nanoseconds: ticks * configuration.tickNanoseconds)
+    }
+
     mutating func propose(_ id: NodeID, _ name: String) {
         step(id, .propose(command(name)))
     }
@@ -270,14 +281,24 @@ struct Cluster {
     /// Ticks `id` while its restart lease guard is on, but never into its own election.
     /// A fresh or restarted replica promises nobody for one election timeout.
     mutating func ageGuard(_ id: NodeID) {
-        while let replica = replicas[id], replica.now < replica.guardUntil, replica.now + 1 < replica.electionDeadline {
+        while let replica = replicas[id], replica.clock < replica.guardUntil || replica.restartGuardPending,
+              replica.now + 1 < replica.electionDeadline {
             tick(id)
         }
     }
 
     /// Ticks `id` until it campaigns (its Prepare waits in the persist batch, or is sent).
+    /// Its pre-vote round (the messages to and from `id`) is delivered on the way.
     mutating func tickUntilCandidate(_ id: NodeID, limit: Int = 100) {
-        for _ in 0..<limit where replicas[id]?.role != .candidate { tick(id) }
+        for _ in 0..<limit where replicas[id]?.role != .candidate {
+            tick(id)
+            deliver { envelope in
+                switch envelope.message {
+                case .preVote, .preVoteReply: return envelope.from == id || envelope.to == id
+                default: return false
+                }
+            }
+        }
     }
 
     /// Makes `id` the leader: ages the other live replicas past their guard, lets `id` time

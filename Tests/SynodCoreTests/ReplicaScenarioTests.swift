@@ -119,7 +119,9 @@ final class ReplicaScenarioTests: XCTestCase {
         cluster.step(n1, .receive(Envelope(from: n2, to: n1, message: .reject(ballot: ballot, promised: higher))))
         XCTAssertEqual(cluster.replicas[n1]?.role, .follower)
         // Its next campaign goes above the ballot the reject reported.
-        cluster.run("tick 1 x 25")
+        cluster.ageGuard(n2)
+        cluster.ageGuard(n3)
+        cluster.tickUntilCandidate(n1)
         XCTAssertGreaterThan(try XCTUnwrap(cluster.replicas[n1]?.ownBallot), higher)
         cluster.assertClean()
     }
@@ -282,8 +284,11 @@ final class ReplicaScenarioTests: XCTestCase {
         cluster.run("crash 1; restart 1")
         XCTAssertEqual(cluster.replicas[n1]?.role, .follower)
         XCTAssertEqual(cluster.appliedNames(n1), ["a"])
-        cluster.run("isolate 2; isolate 3; tick 1 x 30")
+        cluster.ageGuard(n2)
+        cluster.ageGuard(n3)
+        cluster.tickUntilCandidate(n1)
         XCTAssertGreaterThan(try XCTUnwrap(cluster.replicas[n1]?.ownBallot), old, "a ballot is never reused")
+        cluster.run("isolate 2; isolate 3")
         cluster.run("heal; cycle 40; propose 1 b; propose 2 b2; propose 3 b3; cycle 5")
         XCTAssertEqual(cluster.leaders.count, 1)
         for id in cluster.ids { XCTAssertEqual(cluster.appliedNames(id).first, "a", "\(id)") }

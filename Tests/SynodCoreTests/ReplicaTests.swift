@@ -70,10 +70,13 @@ final class ReplicaTests: XCTestCase {
 
     // MARK: Election, by hand
 
-    /// Ticks a lone replica until it campaigns; returns that step's output.
+    /// Ticks a lone replica until it campaigns (its pre-vote granted by the peers it asks);
+    /// returns the output of the step that started phase 1.
     private func tickUntilCampaign(_ replica: inout Replica) -> Output {
         for _ in 0..<100 {
-            let output = replica.step(.tick)
+            let ticked = replica.step(.tick)
+            XCTAssertNil(ticked.persist, "a quiet follower persists nothing, pre-voting included")
+            let output = replica.grantPreVotes(in: ticked)
             XCTAssertEqual(replica.checkInvariants(), [])
             if replica.role == .candidate { return output }
             XCTAssertNil(output.persist, "a quiet follower persists nothing")

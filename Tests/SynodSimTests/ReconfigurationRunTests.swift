@@ -46,7 +46,7 @@ final class ReconfigurationRunTests: XCTestCase {
     /// Replaying a seed with membership changes gives the identical run (nodes started at run
     /// time, operator requests and all).
     func testReplayWithMembershipChangesIsIdentical() {
-        var options = SimulationOptions(seed: 60_007)
+        var options = SimulationOptions(seed: 60_008)
         options.nodes = 3
         options.faults.reconfigIntervalMillis = 150
         let first = Simulator.run(options)

@@ -16,18 +16,22 @@ final class RemovedMemberScenarioTests: XCTestCase {
         var sent: [Envelope] = []
         var readsReady: [UInt64] = []
         var reconfigured: [ReconfigurationOutcome] = []
+        /// One clock for the whole cluster, advanced by a tick per round of ticks.
+        var clock = ClockTime(nanoseconds: 1_000_000_000)
 
-        init(_ count: UInt32) throws {
+        init(_ count: UInt32, configure: (inout Configuration) -> Void = { _ in }) throws {
             ids = (1...count).map { NodeID($0) }
+            var configuration = Configuration(members: ids)
+            configure(&configuration)
             for id in ids {
-                replicas[id] = try Replica(id: id, configuration: Configuration(members: ids), seed: 7)
+                replicas[id] = try Replica(id: id, configuration: configuration, seed: 7)
                 step(id, .start)
             }
         }
 
         @discardableResult
         mutating func step(_ id: NodeID, _ input: Input) -> Output {
-            let output = replicas[id]!.step(input)
+            let output = replicas[id]!.step(input, clock: clock)
             readsReady += output.readsReady
             reconfigured += output.reconfigured
             sent += output.messages
@@ -52,6 +56,7 @@ final class RemovedMemberScenarioTests: XCTestCase {
 
         mutating func tick(_ count: Int) {
             for _ in 0..<count {
+                clock = clock.adding(nanoseconds: Configuration(members: ids).tickNanoseconds)
                 for id in ids { step(id, .tick) }
                 deliverAll()
             }
@@ -94,9 +99,10 @@ final class RemovedMemberScenarioTests: XCTestCase {
 
     /// A leader elected by {1, 2} of {1, 2, 3} adds voter 4 (forced; 3 is cut off and 4 never
     /// starts): heartbeat acks of 1 and 2 are a lease quorum of {1, 2, 3, 4} but not a phase-1
-    /// quorum, so it serves no read and asks 3 and 4 to promise.
+    /// quorum, so it serves no read and asks 3 and 4 to promise. (Check-quorum is off: with
+    /// two of four voters the leader would step down, which is right, but hides the rule.)
     func testReadsWaitForPromisesOfANewlyGoverningMembership() throws {
-        var cluster = try Cluster(3)
+        var cluster = try Cluster(3) { $0.checkQuorum = false }
         cluster.isolated = [NodeID(3)]
         let leader = try cluster.electLeader()
         cluster.tick(5)

@@ -85,7 +85,7 @@ final class DurableStorageTests: XCTestCase {
         var replica = try Replica(id: NodeID(1), configuration: Configuration(members: [NodeID(1), NodeID(2), NodeID(3)]),
                                   seed: 1, restoring: reopened.records)
         XCTAssertEqual(replica.promised, ballot)
-        XCTAssertEqual(replica.step(.start).apply.first, .snapshot(Snapshot(slot: 50, data: [1, 2, 3])))
+        XCTAssertEqual(replica.step(.start, clock: .zero).apply.first, .snapshot(Snapshot(slot: 50, data: [1, 2, 3])))
     }
 
     func testSnapshotFilesCarryTheMembership() throws {

@@ -63,6 +63,13 @@ enum PeerCodecFixtures {
             .reconfigureRefused(requestID: .max, error: .transferFailed("why")),
             .handOff(ballot: ballot, target: NodeID(3)),
             .handOff(ballot: maxBallot, target: NodeID(.max)),
+            .preVote(ballot: ballot),
+            .preVote(ballot: maxBallot),
+            .preVoteReply(ballot: ballot, granted: true, promised: .zero),
+            .preVoteReply(ballot: maxBallot, granted: false, promised: maxBallot),
+            .safetyAlarm(reason: ""),
+            .safetyAlarm(reason: "slot 7 learned chosen as noop but was chosen as [c1#1] — é"),
+            .safetyAlarm(reason: String(repeating: "x", count: Message.safetyAlarmReasonBytesMax)),
         ]
     }()
 
@@ -121,7 +128,7 @@ enum PeerCodecFixtures {
         let ballot = randomBallot(using: &random)
         let a = randomUInt64(using: &random)
         let b = randomUInt64(using: &random)
-        switch UInt8.random(in: 1...13, using: &random) {
+        switch UInt8.random(in: 1...16, using: &random) {
         case 1: return .prepare(ballot: ballot, firstSlot: a)
         case 2:
             let entries = (0..<Int.random(in: 0...3, using: &random)).map { _ in
@@ -146,6 +153,9 @@ enum PeerCodecFixtures {
         case 10: return .forward(commands: randomCommands(using: &random))
         case 11: return .readIndexRequest(readID: a)
         case 12: return .commit(ballot: ballot, chosenThrough: b)
+        case 14: return .preVote(ballot: ballot)
+        case 15: return .preVoteReply(ballot: ballot, granted: Bool.random(using: &random), promised: randomBallot(using: &random))
+        case 16: return .safetyAlarm(reason: String(decoding: randomBytes(Int.random(in: 0...40, using: &random), using: &random).map { 0x20 + $0 % 0x5F }, as: UTF8.self))
         default: return .readIndexReply(readID: a, index: Bool.random(using: &random) ? b : nil)
         }
     }

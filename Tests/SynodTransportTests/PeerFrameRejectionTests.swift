@@ -44,7 +44,7 @@ final class PeerFrameRejectionTests: XCTestCase {
     }
 
     func testUnknownMessageTypeIsInvalid() {
-        for type: UInt8 in [0, 17, 255] {  // 17: one past the last type
+        for type: UInt8 in [0, 20, 255] {  // 20: one past the last type
             assertInvalid(F.littleEndian(UInt32(30)) + [PeerFrameCodec.protocolVersion, type], mentioning: "unknown message type \(type)")
             assertInvalid(frame(type: type, body: [UInt8](repeating: 0, count: 20)), mentioning: "unknown message type")
         }
@@ -87,6 +87,23 @@ final class PeerFrameRejectionTests: XCTestCase {
         assertInvalid(frame(type: 10, body: oneCommandHeader + huge + [7]), limits: unlimited, mentioning: "only 1 remain")
         assertInvalid(frame(type: 9, body: [1] + F.littleEndian(UInt64(5)) + huge), mentioning: "snapshot data of 4294967295 bytes exceeds")
         assertInvalid(frame(type: 9, body: [1] + F.littleEndian(UInt64(5)) + huge), limits: unlimited, mentioning: "only 0 remain")
+    }
+
+    /// Pre-votes and safety alarms: a flag byte other than 0/1, an alarm reason over its
+    /// limit or not UTF-8 are refused like any other malformed body.
+    func testPreVoteAndSafetyAlarmBodiesAreChecked() {
+        let ballot = F.littleEndian(UInt64(3)) + F.littleEndian(UInt32(2))
+        assertInvalid(frame(type: 18, body: ballot + [2] + ballot), mentioning: "pre-vote granted flag")
+        assertInvalid(frame(type: 17, body: ballot + [0]), mentioning: "trailing bytes")
+        let tooLong = UInt32(Message.safetyAlarmReasonBytesMax + 1)
+        assertInvalid(frame(type: 19, body: F.littleEndian(tooLong) + [UInt8](repeating: 0x61, count: Int(tooLong))),
+                      mentioning: "safety alarm reason of \(tooLong) bytes exceeds")
+        assertInvalid(frame(type: 19, body: F.littleEndian(UInt32(2)) + [0xC3, 0x28]), mentioning: "not UTF-8")
+        // Encoding refuses what decoding would refuse.
+        let long = Envelope(from: NodeID(1), to: NodeID(2), message: .safetyAlarm(reason: String(repeating: "y", count: Int(tooLong))))
+        var buffer: [UInt8] = []
+        XCTAssertThrowsError(try PeerFrameCodec.encode(long, into: &buffer))
+        XCTAssertEqual(buffer, [])
     }
 
     func testLimitsAreInclusiveOnDecode() throws {
