@@ -43,7 +43,10 @@ final class ChaosStopFlag: Sendable {
 }
 
 /// The workload: `clients` concurrent loops of reads, writes, compare-and-sets and deletes on a
-/// small key space, each client preferring its own node so reads hit every member.
+/// small key space, each client preferring its own node so reads hit every member. Clients
+/// with an even index read only from their own node (like a Jepsen client bound to a node):
+/// failover sticks to the endpoint that answered, so without them no read would reach a node
+/// again once it had been down, and a woken node serving stale reads would go unseen.
 ///
 /// The clients follow the membership: between two operations a client whose endpoint list is
 /// stale (``ChaosMembership/version`` moved) reconnects to the current voters' client URLs.
@@ -101,7 +104,8 @@ struct ChaosClients: Sendable {
             // Reads fail over after half the budget; mutations get one attempt for the whole
             // budget, so a slow first attempt is never re-sent elsewhere (which could apply a
             // write twice, a client-side artifact the checker would report as a violation).
-            let readConfig = SynodClientConfiguration(endpoints: preferred, requestTimeout: timeout, attemptTimeout: half,
+            let readEndpoints = client % 2 == 0 ? Array(preferred.prefix(1)) : preferred
+            let readConfig = SynodClientConfiguration(endpoints: readEndpoints, requestTimeout: timeout, attemptTimeout: half,
                                                       retryBackoff: .milliseconds(50))
             let writeConfig = SynodClientConfiguration(endpoints: preferred, requestTimeout: timeout,
                                                        attemptTimeout: timeout, retryBackoff: .milliseconds(50))

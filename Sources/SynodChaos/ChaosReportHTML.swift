@@ -859,6 +859,7 @@ struct ChaosHTMLRenderer {
         if kind.hasPrefix("crash") { return "#8b0000" }
         if kind.hasPrefix("kill") { return "#e4572e" }
         if kind.hasPrefix("pause") { return "#8e44ad" }
+        if kind.hasPrefix("stall") { return "#c026d3" }
         if kind.hasPrefix("partition") { return "#2563eb" }
         if kind.hasPrefix("failpoint") { return "#e5b800" }
         if kind.hasPrefix("netem") || kind.hasPrefix("delay") || kind.hasPrefix("loss") { return "#0f9d8f" }

@@ -16,6 +16,9 @@ public struct ChaosOptions: Sendable {
     public var intervalSeconds: Double = 5
     /// Test-only: every node answers linearizable reads locally (SYNOD_FAILPOINTS=stale-reads).
     public var brokenReads: Bool = false
+    /// Test-only: every node measures its read lease in ticks, which stop while the process is
+    /// stopped (SYNOD_FAILPOINTS=tick-lease): the stall nemesis must catch it.
+    public var brokenLease: Bool = false
     public var opTimeoutSeconds: Double = 2
     public var quiet: Bool = false
     /// Treat a checker timeout (linearizable: unknown) as a failure.
@@ -87,7 +90,7 @@ public struct ChaosRunner: Sendable {
             binary: options.synodBinary, addresses: addresses,
             launchPrefixes: addresses.indices.map { network.launchPrefix(node: $0) },
             reportDirectory: report, clusterToken: "chaos-\(options.seed)", snapshotCount: options.snapshotCount,
-            brokenReads: options.brokenReads, clock: clock, originalCount: options.nodes)
+            brokenReads: options.brokenReads, brokenLease: options.brokenLease, clock: clock, originalCount: options.nodes)
         let members = ChaosMembership(addresses: addresses, originalCount: options.nodes)
         let admin = ChaosAdmin(members: members)
         let outcome: Result<(ChaosVerdict, [ChaosOperation], [NemesisEvent]), any Error>

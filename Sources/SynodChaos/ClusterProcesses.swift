@@ -69,6 +69,7 @@ final class ClusterProcesses: @unchecked Sendable {
     let clusterToken: String
     let snapshotCount: Int
     let brokenReads: Bool
+    let brokenLease: Bool
     let launchPrefixes: [[String]]
     let clock: ChaosClock
     private let lock = NSLock()
@@ -77,7 +78,8 @@ final class ClusterProcesses: @unchecked Sendable {
     /// - Parameter originalCount: the first `originalCount` addresses form the initial cluster;
     ///   the rest are slots for members added later (default: all of them are original).
     init(binary: String, addresses: [ChaosNodeAddresses], launchPrefixes: [[String]], reportDirectory: String,
-         clusterToken: String, snapshotCount: Int, brokenReads: Bool, clock: ChaosClock, originalCount: Int? = nil) {
+         clusterToken: String, snapshotCount: Int, brokenReads: Bool, brokenLease: Bool = false, clock: ChaosClock,
+         originalCount: Int? = nil) {
         self.binary = binary
         self.addresses = addresses
         self.launchPrefixes = launchPrefixes
@@ -85,6 +87,7 @@ final class ClusterProcesses: @unchecked Sendable {
         self.clusterToken = clusterToken
         self.snapshotCount = snapshotCount
         self.brokenReads = brokenReads
+        self.brokenLease = brokenLease
         self.clock = clock
         self.initialCluster = addresses.prefix(originalCount ?? addresses.count)
             .map { "\($0.name)=\($0.advertisePeerURL)" }.joined(separator: ",")
@@ -181,6 +184,7 @@ final class ClusterProcesses: @unchecked Sendable {
         var environment = ProcessInfo.processInfo.environment
         var specs: [String] = []
         if brokenReads { specs.append("stale-reads") }
+        if brokenLease { specs.append("tick-lease") }
         if let failpoints = nodes[index].failpoints { specs.append(failpoints) }
         if specs.isEmpty {
             environment.removeValue(forKey: "SYNOD_FAILPOINTS")

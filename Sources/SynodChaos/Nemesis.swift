@@ -167,6 +167,24 @@ struct NemesisRunner: Sendable {
             processes.resume(index)
             events.end(id, at: clock.nanos(), detail: "\(text) SIGSTOP, SIGCONT")
 
+        case .stall(let target, let aloneMilliseconds):
+            let (index, text) = await resolve(target, fault: fault)
+            let detail = "\(text) peer links cut, SIGSTOP"
+            let id = events.begin(kind: "stall", nodes: [index], detail: detail, at: clock.nanos())
+            await attempt("cut \(name(index))'s peer links") {
+                for other in currentMembers where other != index {
+                    try await network.cut(from: index, to: other)
+                    try await network.cut(from: other, to: index)
+                }
+            }
+            processes.pause(index)
+            await hold(fault)
+            // Awake but still alone: clients reach it, its peers do not.
+            processes.resume(index)
+            await sleepUntil(clock.nanos() + UInt64(aloneMilliseconds) * 1_000_000)
+            await attempt("heal") { try await network.heal() }
+            events.end(id, at: clock.nanos(), detail: "\(text) peer links cut, SIGSTOP, SIGCONT, alone \(aloneMilliseconds) ms, healed")
+
         case .isolate(let target):
             let (index, text) = await resolve(target, fault: fault)
             let id = events.begin(kind: "partition-isolate", nodes: [index], detail: "\(text) isolated", at: clock.nanos())

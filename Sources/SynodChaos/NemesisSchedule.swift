@@ -44,6 +44,10 @@ public struct ChaosRandom: Sendable, RandomNumberGenerator {
 /// The kinds of fault `--nemesis` can enable.
 public enum NemesisKind: String, Sendable, CaseIterable, Codable {
     case kill, pause, partition
+    /// Stall a node (the leader 3 times in 4): cut its peer links, SIGSTOP it for the hold,
+    /// SIGCONT it while its peer links stay cut for another 1–2 s (clients reach it, its peers
+    /// do not), then heal. A woken leader must not answer reads from a lease it lost.
+    case stall
     case crashAll = "crash-all"
     case failpoints
     /// Membership changes at random: add a member (as a learner, promoted once caught up),
@@ -53,12 +57,12 @@ public enum NemesisKind: String, Sendable, CaseIterable, Codable {
     /// shrink to 3 (see ``MembershipPlanner/replacementProgram(nodes:)``). Needs 3 to 5 nodes.
     case replace
 
-    /// The default set: kill, pause, partition.
-    public static let defaults: [NemesisKind] = [.kill, .pause, .partition]
+    /// The default set: kill, pause, partition, stall.
+    public static let defaults: [NemesisKind] = [.kill, .pause, .partition, .stall]
 
     /// What `all` means: every fault kind that works with any node count (membership changes
     /// are asked for by name).
-    public static let all: [NemesisKind] = [.kill, .pause, .partition, .crashAll, .failpoints]
+    public static let all: [NemesisKind] = [.kill, .pause, .partition, .stall, .crashAll, .failpoints]
 
     /// Whether the kind changes the membership (and so needs 3 to 5 nodes).
     public var changesMembership: Bool { self == .membership || self == .replace }
@@ -100,6 +104,9 @@ public enum NemesisAction: Sendable, Hashable {
     case kill(NemesisTarget)
     /// SIGSTOP the node; SIGCONT it when the fault ends.
     case pause(NemesisTarget)
+    /// Cut the node's peer links both ways, SIGSTOP it for the hold, SIGCONT it, keep the links
+    /// cut for `aloneMilliseconds` more, then heal.
+    case stall(NemesisTarget, aloneMilliseconds: Int)
     /// Cut both directions between the node and every other node.
     case isolate(NemesisTarget)
     /// Cut every link between `minority` and the rest.
@@ -211,6 +218,9 @@ public enum NemesisSchedule {
             return .kill(target())
         case .pause:
             return .pause(target())
+        case .stall:
+            let victim: NemesisTarget = random.chance(0.75) ? .leader : .node(random.below(nodes))
+            return .stall(victim, aloneMilliseconds: 1_000 + random.below(1_000))
         case .crashAll:
             return .crashAll
         case .membership, .replace:

@@ -92,7 +92,8 @@ extension Node {
             return
         }
         let reasons = others.filter { statistics[$0]?.isConnected != true }.map { peer -> String in
-            let reason = statistics[peer]?.lastError ?? "not connected yet"
+            let link = statistics[peer]
+            let reason = link?.lastError ?? ((link?.connects ?? 0) > 0 ? "connection lost" : "not connected yet")
             return "\(memberName(peer)): \(reason)"
         }
         logger.warning("cannot reach a quorum of peers: no leader can be elected or kept from here",

@@ -11,7 +11,9 @@ struct ChaosCommand: AsyncParsableCommand {
         abstract: "Run a real local cluster under faults and check the clients' history.",
         discussion: """
             Starts --nodes `synod serve` processes, runs --clients concurrent clients
-            against them while a nemesis kills, pauses, partitions and crashes nodes, then
+            against them while a nemesis kills, pauses, partitions, stalls and crashes
+            nodes (a stall cuts a node's peer links, stops it with SIGSTOP, and wakes it
+            still cut off but reachable by clients: the leader 3 times in 4), then
             heals everything and checks: linearizability of the history, acknowledged
             writes not lost, equal replica hashes, no alarms. The fault schedule derives
             only from --seed, so a run can be replayed. The report (history, nemesis
@@ -40,8 +42,8 @@ struct ChaosCommand: AsyncParsableCommand {
     var clients: Int = 10
     @Option(help: "Size of the key space (k0, k1, ...).")
     var keys: Int = 8
-    @Option(help: "Faults: kill,pause,partition,crash-all,failpoints,membership,replace, or none, or all (all: the first five).")
-    var nemesis: String = "kill,pause,partition"
+    @Option(help: "Faults: kill,pause,partition,stall,crash-all,failpoints,membership,replace, or none, or all (all: the first six).")
+    var nemesis: String = "kill,pause,partition,stall"
     @Option(help: "Network fault layer: proxy (TCP proxies in this process) or netns (network namespaces, root).")
     var net: String = "proxy"
     @Option(help: "Seed of the fault schedule (default: random; printed at the start).")
@@ -64,6 +66,8 @@ struct ChaosCommand: AsyncParsableCommand {
     var quiet: Bool = false
     @Flag(help: .hidden)
     var brokenReads: Bool = false
+    @Flag(help: .hidden)
+    var brokenLease: Bool = false
     @Flag(help: "Only check whether --net netns can work here: prints 'netns: ok' (exit 0) or the reason it cannot (exit 1).")
     var probeNetns: Bool = false
 
@@ -86,6 +90,7 @@ struct ChaosCommand: AsyncParsableCommand {
         options.synodBinary = synodBin ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         options.reportDirectory = report ?? "chaos-report/\(Self.timestamp())-seed\(options.seed)"
         options.brokenReads = brokenReads
+        options.brokenLease = brokenLease
         options.strict = strict
         options.keepData = keepData
         options.quiet = quiet

@@ -162,4 +162,58 @@ final class ChaosRunnerTests: XCTestCase {
                       "a failed run keeps the data directories")
         try? FileManager.default.removeItem(atPath: options.reportDirectory)
     }
+
+    /// The stall nemesis against a server whose read lease is counted in ticks (the
+    /// `tick-lease` failpoint on every node): the leader is stopped with its peer links cut,
+    /// the others elect a new leader and take writes, and the old leader wakes still cut off
+    /// but reachable by clients, answering reads from the lease its stopped ticks kept alive.
+    /// The harness must report the history as not linearizable. (The same schedule against
+    /// the real server passes: `testStallsOfTheLeaderPass`.)
+    func testLeaseCountedInTicksIsCaughtByTheStallNemesis() async throws {
+        ChaosChildren.reset()
+        var options = try makeOptions(seed: Self.stallSeed, name: "tick-lease")
+        options.durationSeconds = Self.stallDuration
+        options.intervalSeconds = 3
+        options.clients = 10
+        options.keys = 3
+        options.nemesis = [.stall]
+        options.brokenLease = true
+        let runner = ChaosRunner(options: options, network: ProxyNetwork(), log: { Self.log($0) })
+        let verdict = try await runner.run()
+        Self.log(verdict.line)
+        XCTAssertEqual(verdict.linearizable, false, "stale lease reads went unnoticed: \(verdict.line)")
+        XCTAssertGreaterThan(verdict.nemesisCounts["stall"] ?? 0, 0)
+        try? FileManager.default.removeItem(atPath: options.reportDirectory)
+    }
+
+    /// The real server under the same stalls: the woken leader finds its lease expired (its
+    /// clock ran through the stop) and serves nothing stale.
+    func testStallsOfTheLeaderPass() async throws {
+        ChaosChildren.reset()
+        var options = try makeOptions(seed: Self.stallSeed, name: "stall")
+        options.durationSeconds = Self.stallDuration
+        options.intervalSeconds = 3
+        options.clients = 10
+        options.keys = 3
+        options.nemesis = [.stall]
+        let runner = ChaosRunner(options: options, network: ProxyNetwork(), log: { Self.log($0) })
+        let verdict = try await runner.run()
+        Self.log(verdict.line)
+        XCTAssertFalse(verdict.failed, "\(verdict.line)\n\(verdict.violation ?? "") (report: \(options.reportDirectory))")
+        XCTAssertEqual(verdict.linearizable, true)
+        XCTAssertGreaterThan(verdict.nemesisCounts["stall"] ?? 0, 0)
+        try? FileManager.default.removeItem(atPath: options.reportDirectory)
+    }
+
+    static let stallDuration = 24.0
+
+    /// The first seed whose schedule stalls the leader at least three times, each long enough
+    /// (2.5 s: the others elect a new leader and write meanwhile).
+    static let stallSeed: UInt64 = (UInt64(1)...UInt64(10_000)).first { seed in
+        NemesisSchedule.plan(seed: seed, kinds: [.stall], nodes: 3, durationSeconds: stallDuration, intervalSeconds: 3)
+            .filter { fault in
+                guard fault.holdNanos >= 2_500_000_000, case .stall(.leader, _) = fault.action else { return false }
+                return true
+            }.count >= 3
+    } ?? 3
 }
