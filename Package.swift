@@ -144,7 +144,7 @@ let package = Package(
         .testTarget(
             name: "SynodServerTests",
             dependencies: [
-                "SynodServer", "SynodClient", "SynodKV", "SynodCore", "SynodEtcdAPI", "SynodBench",
+                "SynodServer", "SynodClient", "SynodKV", "SynodCore", "SynodEtcdAPI", "SynodBench", "SynodTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

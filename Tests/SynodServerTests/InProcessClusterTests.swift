@@ -42,6 +42,8 @@ final class InProcessCluster: @unchecked Sendable {
     var integrityCheckMilliseconds: Int?
     /// Nodes whose server reported their own removal from the cluster (`NodeOptions.onRemoved`).
     let removedNodes = RemovedNodes()
+    /// Why each node halted on a safety violation (`NodeOptions.onSafetyHalt`), by index.
+    let haltReasons = HaltReasons()
 
     init(nodes: Int, snapshotCount: Int = 10_000) throws {
         root = NSTemporaryDirectory() + "synod-inprocess-\(UUID().uuidString)"
@@ -71,6 +73,7 @@ final class InProcessCluster: @unchecked Sendable {
         if let failpoints = failpoints[i] { options.failpoints = failpoints }
         if let integrityCheckMilliseconds { options.integrityCheckMilliseconds = integrityCheckMilliseconds }
         options.onRemoved = { [removedNodes] in removedNodes.insert(i) }
+        options.onSafetyHalt = { [haltReasons] reason in haltReasons.set(i, reason) }
         let server = try SynodNodeServer(options: options, logger: logger, group: group)
         servers[i] = server
         tasks[i] = Task { try await server.run() }
@@ -132,6 +135,13 @@ final class InProcessCluster: @unchecked Sendable {
         let chosen = indexes.map { $0.map { endpoints[$0] } } ?? endpoints
         return try SynodClient(configuration: SynodClientConfiguration(endpoints: chosen))
     }
+}
+
+/// Why nodes halted, by index (any thread).
+final class HaltReasons: Sendable {
+    private let reasons = Mutex<[Int: String]>([:])
+    func set(_ i: Int, _ reason: String) { reasons.withLock { $0[i] = reason } }
+    func reason(_ i: Int) -> String? { reasons.withLock { $0[i] } }
 }
 
 /// Indexes of nodes that reported their removal (any thread).
