@@ -19,6 +19,10 @@ public struct ChaosOptions: Sendable {
     /// Test-only: every node measures its read lease in ticks, which stop while the process is
     /// stopped (SYNOD_FAILPOINTS=tick-lease): the stall nemesis must catch it.
     public var brokenLease: Bool = false
+    /// Run every `synod serve` as this user (a name from /etc/passwd), through `setpriv`:
+    /// what needs root (network namespaces, iptables) stays with the harness, the servers do
+    /// not get it. Needs root; nil runs them as the harness's own user.
+    public var serveUser: String?
     public var opTimeoutSeconds: Double = 2
     public var quiet: Bool = false
     /// Treat a checker timeout (linearizable: unknown) as a failure.
@@ -84,11 +88,20 @@ public struct ChaosRunner: Sendable {
         let report = options.reportDirectory
         try FileManager.default.createDirectory(atPath: "\(report)/nodes", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: "\(report)/data", withIntermediateDirectories: true)
+        var dropPrivileges: [String] = []
+        if let user = options.serveUser {
+            let account = try ServeUser(name: user)
+            // The servers create their own data directories under report/data.
+            guard chown("\(report)/data", account.uid, account.gid) == 0 else {
+                throw ChaosRunError("cannot hand \(report)/data to \(user): \(String(cString: strerror(errno)))")
+            }
+            dropPrivileges = account.setprivPrefix
+        }
         let clock = ChaosClock()
         let addresses = try await network.prepare(nodeCount: options.nodeSlots)
         let processes = ClusterProcesses(
             binary: options.synodBinary, addresses: addresses,
-            launchPrefixes: addresses.indices.map { network.launchPrefix(node: $0) },
+            launchPrefixes: addresses.indices.map { network.launchPrefix(node: $0) + dropPrivileges },
             reportDirectory: report, clusterToken: "chaos-\(options.seed)", snapshotCount: options.snapshotCount,
             brokenReads: options.brokenReads, brokenLease: options.brokenLease, clock: clock, originalCount: options.nodes)
         let members = ChaosMembership(addresses: addresses, originalCount: options.nodes)

@@ -31,6 +31,13 @@ extension Replica {
         return problems
     }
 
+    /// The checks `step` runs after every input, against the current state: nil when they
+    /// pass (always, between steps of a replica that did not halt). For measuring their cost
+    /// (`synod bench core`) and for drivers that want to assert soundness.
+    public func safetyCheck() -> String? {
+        firstBrokenSafetyInvariant(since: StepSnapshot(self))
+    }
+
     /// The safety invariants checked after every step in production: what the replica
     /// detected itself (two values for one slot), what must never go down across a step
     /// (the promise, the highest acceptance, the chosen and applied prefixes), and the

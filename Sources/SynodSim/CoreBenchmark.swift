@@ -8,6 +8,9 @@ public struct CoreBenchmark {
         public var commands: Int
         public var slots: Int
         public var steps: Int
+        /// Nanoseconds one run of the per-step safety checks took on the leader's final state
+        /// (the mean of many), to compare with the time per step.
+        public var safetyCheckNanos: Double
     }
 
     public let nodes: Int
@@ -105,6 +108,14 @@ public struct CoreBenchmark {
             }
             deliverAll()
         }
-        return Report(commands: total, slots: Int(maxSlot), steps: steps)
+        // The safety checks every step ends with, alone, on the leader's final state.
+        let checks = 200_000
+        var broken = 0
+        let started = ContinuousClock.now
+        for _ in 0..<checks where replicas[leader].safetyCheck() != nil { broken += 1 }
+        let elapsed = ContinuousClock.now - started
+        precondition(broken == 0, "a benchmark replica broke a safety invariant")
+        let nanos = Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
+        return Report(commands: total, slots: Int(maxSlot), steps: steps, safetyCheckNanos: nanos / Double(checks))
     }
 }

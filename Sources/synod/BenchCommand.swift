@@ -64,10 +64,12 @@ struct CoreBench: ParsableCommand {
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             let commandsPerSecond = Double(report.commands) / seconds
             let slotsPerSecond = Double(report.slots) / seconds
+            let stepNanos = seconds * 1e9 / Double(max(1, report.steps))
             let line = "run \(run): \(format(commandsPerSecond)) commands/s, \(format(slotsPerSecond)) slots/s, "
                 + "\(format(Double(report.commands) / Double(max(1, report.slots)))) commands/slot, "
                 + "\(format(Double(allocations) / Double(report.commands))) allocations/command, "
-                + "\(format(seconds * 1_000)) ms"
+                + "\(format(seconds * 1_000)) ms; safety checks \(format(report.safetyCheckNanos)) ns per step of "
+                + "\(format(stepNanos)) ns (\(format(100 * report.safetyCheckNanos / stepNanos))%)"
             print(line)
             if commandsPerSecond > (best?.commandsPerSecond ?? 0) { best = (commandsPerSecond, line) }
         }

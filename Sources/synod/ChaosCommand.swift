@@ -68,6 +68,8 @@ struct ChaosCommand: AsyncParsableCommand {
     var brokenReads: Bool = false
     @Flag(help: .hidden)
     var brokenLease: Bool = false
+    @Option(help: "Run the servers as this unprivileged user (needs root; with --net netns only the namespaces and iptables need root).")
+    var serveUser: String?
     @Flag(help: "Only check whether --net netns can work here: prints 'netns: ok' (exit 0) or the reason it cannot (exit 1).")
     var probeNetns: Bool = false
 
@@ -91,6 +93,7 @@ struct ChaosCommand: AsyncParsableCommand {
         options.reportDirectory = report ?? "chaos-report/\(Self.timestamp())-seed\(options.seed)"
         options.brokenReads = brokenReads
         options.brokenLease = brokenLease
+        options.serveUser = serveUser
         options.strict = strict
         options.keepData = keepData
         options.quiet = quiet
