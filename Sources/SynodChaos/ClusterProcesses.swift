@@ -71,6 +71,8 @@ final class ClusterProcesses: @unchecked Sendable {
     let brokenReads: Bool
     let brokenLease: Bool
     let launchPrefixes: [[String]]
+    /// Appended to every `synod serve` command line (tests that compare settings).
+    let extraServeArguments: [String]
     let clock: ChaosClock
     private let lock = NSLock()
     private var nodes: [NodeState]
@@ -79,7 +81,8 @@ final class ClusterProcesses: @unchecked Sendable {
     ///   the rest are slots for members added later (default: all of them are original).
     init(binary: String, addresses: [ChaosNodeAddresses], launchPrefixes: [[String]], reportDirectory: String,
          clusterToken: String, snapshotCount: Int, brokenReads: Bool, brokenLease: Bool = false, clock: ChaosClock,
-         originalCount: Int? = nil) {
+         originalCount: Int? = nil, extraServeArguments: [String] = []) {
+        self.extraServeArguments = extraServeArguments
         self.binary = binary
         self.addresses = addresses
         self.launchPrefixes = launchPrefixes
@@ -202,7 +205,7 @@ final class ClusterProcesses: @unchecked Sendable {
             "--initial-cluster", nodes[index].joinCluster ?? initialCluster, "--initial-cluster-token", clusterToken,
             "--listen-metrics-urls", address.metricsURL, "--snapshot-count", String(snapshotCount),
             "--log-level", "info",
-        ] + (nodes[index].joinCluster == nil ? [] : ["--initial-cluster-state", "existing"])
+        ] + (nodes[index].joinCluster == nil ? [] : ["--initial-cluster-state", "existing"]) + extraServeArguments
         let prefix = launchPrefixes[index]
         let process = Process()
         if let first = prefix.first, first.hasPrefix("/") {

@@ -39,6 +39,8 @@ public struct NodeOptions: Sendable {
     public var heartbeatMilliseconds: Int = 100
     public var electionTimeoutMilliseconds: Int = 1000
     public var readMode: ReadMode = .lease
+    /// Ask the voters before campaigning (pre-vote); off only to compare.
+    public var preVote = true
     /// etcd's `--max-request-bytes` (default 1.5 MiB).
     public var maxRequestBytes: Int = 1_572_864
     /// How the etcd gRPC API is served: from HTTP/2 frames with the KV fast path (default),
@@ -112,6 +114,7 @@ public struct NodeOptions: Sendable {
         configuration.catchUpRetryTicks = max(4, configuration.heartbeatIntervalTicks / 2)
         configuration.readTimeoutTicks = max(20, configuration.electionTimeoutTicks * 2)
         configuration.readMode = readMode
+        configuration.preVote = preVote
         configuration.batchBytesMax = max(configuration.batchBytesMax, maxRequestBytes + 4096)
         // A hand-off needs the target caught up and then one election round.
         configuration.transferTimeoutTicks = max(configuration.transferTimeoutTicks, configuration.electionTimeoutTicks * 2)

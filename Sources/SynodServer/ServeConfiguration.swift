@@ -30,6 +30,8 @@ public struct ServeConfiguration: Sendable, Hashable {
     public var electionTimeoutMilliseconds = 1000
     public var maxRequestBytes = 1_572_864
     public var readMode = "lease"
+    /// etcd's `--pre-vote`: a member asks the voters before it campaigns (see `Configuration.preVote`).
+    public var preVote = true
     public var snapshotCount = 10_000
     /// etcd's `--experimental-watch-progress-notify-interval`, a duration like `10m`, `5s`, `500ms`.
     public var watchProgressNotifyInterval = "10m"
@@ -190,6 +192,7 @@ public struct ServeConfiguration: Sendable, Hashable {
         options.electionTimeoutMilliseconds = electionTimeoutMilliseconds
         options.tickMilliseconds = max(1, min(10, heartbeatIntervalMilliseconds / 5))
         options.readMode = mode
+        options.preVote = preVote
         options.maxRequestBytes = maxRequestBytes
         options.snapshotEverySlots = snapshotCount
         options.joinExisting = initialClusterState == "existing"

@@ -65,11 +65,13 @@ struct CoreBench: ParsableCommand {
             let commandsPerSecond = Double(report.commands) / seconds
             let slotsPerSecond = Double(report.slots) / seconds
             let stepNanos = seconds * 1e9 / Double(max(1, report.steps))
-            let line = "run \(run): \(format(commandsPerSecond)) commands/s, \(format(slotsPerSecond)) slots/s, "
-                + "\(format(Double(report.commands) / Double(max(1, report.slots)))) commands/slot, "
-                + "\(format(Double(allocations) / Double(report.commands))) allocations/command, "
-                + "\(format(seconds * 1_000)) ms; safety checks \(format(report.safetyCheckNanos)) ns per step of "
-                + "\(format(stepNanos)) ns (\(format(100 * report.safetyCheckNanos / stepNanos))%)"
+            let commandsPerSlot: String = format(Double(report.commands) / Double(max(1, report.slots)))
+            let allocationsPerCommand: String = format(Double(allocations) / Double(report.commands))
+            let checkShare: String = format(100 * report.safetyCheckNanos / stepNanos)
+            var line = "run \(run): \(format(commandsPerSecond)) commands/s, \(format(slotsPerSecond)) slots/s, "
+            line += "\(commandsPerSlot) commands/slot, \(allocationsPerCommand) allocations/command, "
+            line += "\(format(seconds * 1_000)) ms; safety checks \(format(report.safetyCheckNanos)) ns per step of "
+            line += "\(format(stepNanos)) ns (\(checkShare)%)"
             print(line)
             if commandsPerSecond > (best?.commandsPerSecond ?? 0) { best = (commandsPerSecond, line) }
         }

@@ -59,6 +59,8 @@ struct ServeCommand: AsyncParsableCommand {
     var maxRequestBytes: Int = 1_572_864
     @Option(help: "How linearizable reads are confirmed: lease or read-index.")
     var readMode: String = "lease"
+    @Option(help: "Ask the voters before campaigning, so a member back from a partition does not depose the leader (true or false).")
+    var preVote: Bool = true
     @Option(help: "Applied log slots between snapshots.")
     var snapshotCount: Int = 10_000
     @Option(name: .customLong("experimental-watch-progress-notify-interval"),
@@ -79,7 +81,7 @@ struct ServeCommand: AsyncParsableCommand {
     static let configKeys: Set<String> = [
         "name", "data-dir", "listen-client-urls", "advertise-client-urls", "listen-peer-urls",
         "initial-advertise-peer-urls", "initial-cluster", "initial-cluster-state", "initial-cluster-token",
-        "listen-metrics-urls", "heartbeat-interval", "election-timeout", "max-request-bytes", "read-mode",
+        "listen-metrics-urls", "heartbeat-interval", "election-timeout", "max-request-bytes", "read-mode", "pre-vote",
         "snapshot-count", "log-level", "experimental-watch-progress-notify-interval",
         "experimental-corrupt-check-time", "grpc-transport", "event-loop-threads",
     ]
@@ -100,6 +102,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.electionTimeoutMilliseconds = electionTimeout
         c.maxRequestBytes = maxRequestBytes
         c.readMode = readMode
+        c.preVote = preVote
         c.snapshotCount = snapshotCount
         c.watchProgressNotifyInterval = watchProgressNotifyInterval
         c.corruptCheckTime = corruptCheckTime
