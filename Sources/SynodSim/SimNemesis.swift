@@ -119,7 +119,7 @@ extension Simulation {
     /// Stops a node's process for a while: the leader half of the time (always when stalls
     /// aim at the leader, as for the tick-lease negative control; those stalls also always
     /// cut its peer links).
-    private func stall() {
+    func stall() {
         let aimed = options.breaks.contains(.tickLease) || options.faults.stallsAimAtLeader
         let victim = aimed ? (currentLeaderIndex ?? pickVictim()) : pickVictim()
         guard nodes[victim].up, !nodes[victim].stalled else { return }

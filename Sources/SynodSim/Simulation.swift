@@ -26,6 +26,8 @@ enum SimEvent {
     /// The peer links a stall cut are restored.
     case restoreLinks([LinkKey])
     case nemesis
+    /// The stall every run gets (besides those the nemesis draws).
+    case stall
     /// The operator may start a membership-change script (while faults are on).
     case reconfigure
     case heal
@@ -141,8 +143,12 @@ final class Simulation {
             queue.push(.clientStart(client: index), at: SimTime(random.next() % 20_000))
         }
         queue.push(.clientStart(client: options.clients), at: workloadEndTime)
-        if faultsEndTime > 0 && (options.faults.partitionWeight > 0 || options.faults.crashWeight > 0) {
+        if faultsEndTime > 0 && (options.faults.partitionWeight > 0 || options.faults.crashWeight > 0 || options.faults.stallWeight > 0) {
             queue.push(.nemesis, at: nextNemesisDelay())
+        }
+        if faultsEndTime > 0 && options.faults.stallWeight > 0 {
+            // Every run stalls a node at least once, somewhere in the first 60% of its faults.
+            queue.push(.stall, at: between(faultsEndTime / 10, faultsEndTime * 6 / 10))
         }
         if faultsEndTime > 0 && options.faults.reconfigIntervalMillis > 0 {
             queue.push(.reconfigure, at: nextNemesisDelay(meanMillis: reconfigIntervalMillis))
@@ -233,6 +239,7 @@ final class Simulation {
         case .wake(let node, let incarnation): wake(node, incarnation: incarnation)
         case .restoreLinks(let links): restoreLinks(links)
         case .nemesis: nemesis()
+        case .stall: if faultsOn { stall() }
         case .reconfigure:
             guard faultsOn else { return }
             reconfigure()
