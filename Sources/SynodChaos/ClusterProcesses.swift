@@ -163,6 +163,14 @@ final class ClusterProcesses: @unchecked Sendable {
         withLock { $0[index].retired }
     }
 
+    /// The process id of node `index` while it runs.
+    func pid(_ index: Int) -> Int32? {
+        withLock { nodes in
+            guard let process = nodes[index].process, process.isRunning else { return nil }
+            return process.processIdentifier
+        }
+    }
+
     /// The exit status of node `index` once its process has exited (nil while it runs or if it
     /// never started).
     func exitStatus(_ index: Int) -> Int32? {

@@ -170,17 +170,7 @@ final class ChaosRunnerTests: XCTestCase {
     /// The harness must report the history as not linearizable. (The same schedule against
     /// the real server passes: `testStallsOfTheLeaderPass`.)
     func testLeaseCountedInTicksIsCaughtByTheStallNemesis() async throws {
-        ChaosChildren.reset()
-        var options = try makeOptions(seed: Self.stallSeed, name: "tick-lease")
-        options.durationSeconds = Self.stallDuration
-        options.intervalSeconds = 3
-        options.clients = 10
-        options.keys = 3
-        options.nemesis = [.stall]
-        options.brokenLease = true
-        let runner = ChaosRunner(options: options, network: ProxyNetwork(), log: { Self.log($0) })
-        let verdict = try await runner.run()
-        Self.log(verdict.line)
+        let (options, verdict) = try await stallRun(name: "tick-lease", brokenLease: true)
         XCTAssertEqual(verdict.linearizable, false, "stale lease reads went unnoticed: \(verdict.line)")
         XCTAssertGreaterThan(verdict.nemesisCounts["stall"] ?? 0, 0)
         try? FileManager.default.removeItem(atPath: options.reportDirectory)
@@ -189,20 +179,27 @@ final class ChaosRunnerTests: XCTestCase {
     /// The real server under the same stalls: the woken leader finds its lease expired (its
     /// clock ran through the stop) and serves nothing stale.
     func testStallsOfTheLeaderPass() async throws {
+        let (options, verdict) = try await stallRun(name: "stall", brokenLease: false)
+        XCTAssertFalse(verdict.failed, "\(verdict.line)\n\(verdict.violation ?? "") (report: \(options.reportDirectory))")
+        XCTAssertEqual(verdict.linearizable, true)
+        XCTAssertGreaterThan(verdict.nemesisCounts["stall"] ?? 0, 0)
+        try? FileManager.default.removeItem(atPath: options.reportDirectory)
+    }
+
+    /// A run of the stall nemesis alone on `stallSeed`'s schedule.
+    private func stallRun(name: String, brokenLease: Bool) async throws -> (ChaosOptions, ChaosVerdict) {
         ChaosChildren.reset()
-        var options = try makeOptions(seed: Self.stallSeed, name: "stall")
+        var options = try makeOptions(seed: Self.stallSeed, name: name)
         options.durationSeconds = Self.stallDuration
         options.intervalSeconds = 3
         options.clients = 10
         options.keys = 3
         options.nemesis = [.stall]
+        options.brokenLease = brokenLease
         let runner = ChaosRunner(options: options, network: ProxyNetwork(), log: { Self.log($0) })
         let verdict = try await runner.run()
         Self.log(verdict.line)
-        XCTAssertFalse(verdict.failed, "\(verdict.line)\n\(verdict.violation ?? "") (report: \(options.reportDirectory))")
-        XCTAssertEqual(verdict.linearizable, true)
-        XCTAssertGreaterThan(verdict.nemesisCounts["stall"] ?? 0, 0)
-        try? FileManager.default.removeItem(atPath: options.reportDirectory)
+        return (options, verdict)
     }
 
     static let stallDuration = 24.0

@@ -1,24 +1,14 @@
 import Foundation
 import SynodClient
 import XCTest
+@testable import SynodChaos
 
 /// `synod serve` as an ordinary user: the release blocker of the last review (socket options
 /// that need privileges made every connection fail for a normal user, while every test ran as
-/// root). When the tests run as root, the servers are started as `nobody` through setpriv;
-/// otherwise as the user running the tests.
+/// root). When the tests run as root, the servers are started as `nobody` through setpriv (the
+/// same path as `synod chaos --serve-user`); otherwise as the user running the tests.
 final class UnprivilegedServeTests: XCTestCase {
-    private var processes: [Process] = []
-    private var root = ""
-
-    override func tearDown() {
-        for process in processes where process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-        if !root.isEmpty { try? FileManager.default.removeItem(atPath: root) }
-    }
-
-    /// The uid of a running process, from /proc (the real and effective ids must both be it).
+    /// The real and effective uids of a running process, from /proc.
     private static func uids(of pid: Int32) -> [String] {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }) else { return [] }
@@ -27,39 +17,22 @@ final class UnprivilegedServeTests: XCTestCase {
 
     func testThreeMembersServeAnOrdinaryUser() async throws {
         guard let binary = ChaosRunnerTests.synodBinary() else { throw XCTSkip("no synod binary") }
-        let asRoot = getuid() == 0
-        let prefix = asRoot ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : []
-        if asRoot && !FileManager.default.isExecutableFile(atPath: prefix[0]) { throw XCTSkip("setpriv is missing") }
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("synod-unprivileged-\(getpid())").path
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        // The data directories' parent must be writable by the server's user.
-        XCTAssertEqual(chmod(root, 0o777), 0)
-        let ports = ChaosPorts.free(9)
-        let names = ["n1", "n2", "n3"]
-        let cluster = names.indices.map { "\(names[$0])=http://127.0.0.1:\(ports[3 * $0 + 1])" }.joined(separator: ",")
-        var endpoints: [String] = []
-        for (index, name) in names.enumerated() {
-            let client = "http://127.0.0.1:\(ports[3 * index])"
-            endpoints.append(client)
-            let process = Process()
-            let serve = [binary, "serve", "--name", name, "--data-dir", "\(root)/\(name)",
-                         "--listen-client-urls", client, "--advertise-client-urls", client,
-                         "--listen-peer-urls", "http://127.0.0.1:\(ports[3 * index + 1])",
-                         "--initial-advertise-peer-urls", "http://127.0.0.1:\(ports[3 * index + 1])",
-                         "--listen-metrics-urls", "http://127.0.0.1:\(ports[3 * index + 2])",
-                         "--initial-cluster", cluster, "--initial-cluster-token", "unprivileged"]
-            let argv = prefix + serve
-            process.executableURL = URL(fileURLWithPath: argv[0])
-            process.arguments = Array(argv.dropFirst())
-            let log = FileManager.default.createFile(atPath: "\(root)/\(name).log", contents: nil)
-            XCTAssertTrue(log)
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(root)/\(name).log"))
-            process.standardOutput = handle
-            process.standardError = handle
-            try process.run()
-            processes.append(process)
-        }
-        let configuration = SynodClientConfiguration(endpoints: endpoints, requestTimeout: .seconds(20), attemptTimeout: .seconds(2))
+        ChaosChildren.reset()
+        let user = getuid() == 0 ? try ServeUser(name: "nobody") : nil
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("synod-unprivileged-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: root)
+        try FileManager.default.createDirectory(atPath: "\(root)/data", withIntermediateDirectories: true)
+        if let user { XCTAssertEqual(chown("\(root)/data", user.uid, user.gid), 0) }
+        let network = ProxyNetwork()
+        let addresses = try await network.prepare(nodeCount: 3)
+        let processes = ClusterProcesses(binary: binary, addresses: addresses,
+                                         launchPrefixes: Array(repeating: user?.setprivPrefix ?? [], count: 3),
+                                         reportDirectory: root, clusterToken: "unprivileged", snapshotCount: 10_000,
+                                         brokenReads: false, clock: ChaosClock())
+        defer { processes.killAllNow() }
+        for index in 0..<3 { try processes.start(index) }
+        let configuration = SynodClientConfiguration(endpoints: addresses.map(\.clientURL), requestTimeout: .seconds(20),
+                                                     attemptTimeout: .seconds(2))
         do {
             try await withSynodClient(configuration) { client in
                 _ = try await client.put("who", "an ordinary user")
@@ -73,36 +46,16 @@ final class UnprivilegedServeTests: XCTestCase {
                 XCTAssertFalse(leaders.contains(0))
             }
         } catch {
-            let logs = names.map { (try? String(contentsOfFile: "\(root)/\($0).log", encoding: .utf8)) ?? "" }
+            let logs = (0..<3).map { (try? String(contentsOfFile: processes.logPath($0), encoding: .utf8)) ?? "" }
             XCTFail("the cluster did not serve: \(error)\n\(logs.joined(separator: "\n---\n").suffix(4000))")
         }
-        let expected = asRoot ? "65534" : String(getuid())
-        for process in processes {
-            XCTAssertTrue(process.isRunning)
-            XCTAssertEqual(Set(Self.uids(of: process.processIdentifier)), [expected], "the server must not run as root")
+        let expected = user.map { String($0.uid) } ?? String(getuid())
+        for index in 0..<3 {
+            let pid = try XCTUnwrap(processes.pid(index))
+            XCTAssertEqual(Set(Self.uids(of: pid)), [expected], "the server must not run as root")
         }
-    }
-}
-
-/// Free TCP ports on 127.0.0.1 (bound to port 0, then released).
-enum ChaosPorts {
-    static func free(_ count: Int) -> [Int] {
-        var ports: [Int] = []
-        var sockets: [Int32] = []
-        while ports.count < count {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = 0
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-            _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-            let port = Int(UInt16(bigEndian: address.sin_port))
-            sockets.append(fd)
-            if !ports.contains(port) { ports.append(port) }
-        }
-        sockets.forEach { close($0) }
-        return ports
+        processes.killAllNow()
+        await network.teardown()
+        try? FileManager.default.removeItem(atPath: root)
     }
 }

@@ -28,6 +28,17 @@ final class SafetyClusterTests: XCTestCase {
         Thread.sleep(forTimeInterval: 0.3)  // let the frames arrive before the connection closes
     }
 
+    /// Writes one key (waiting for a leader) and returns the index of the member that leads.
+    private func writeAndFindLeader(_ cluster: InProcessCluster) async throws -> Int {
+        try await withClient(try cluster.client()) { client -> Int in
+            _ = try await eventually { try await client.put("a", "1") }
+            let status = try await client.status(endpoint: cluster.endpoints[0])
+            var ids: [UInt64] = []
+            for endpoint in cluster.endpoints { ids.append(try await client.status(endpoint: endpoint).header.memberID) }
+            return ids.firstIndex(of: status.leader) ?? 0
+        }
+    }
+
     /// A follower is told by a "peer" that a slot it applied was chosen with another value:
     /// it halts at once with one reason, writes `synod.halted`, refuses to start again on its
     /// data directory, and the other members raise the CORRUPT alarm for it.
@@ -35,12 +46,7 @@ final class SafetyClusterTests: XCTestCase {
         let cluster = try InProcessCluster(nodes: 3)
         for i in 0..<3 { try cluster.start(i) }
         do {
-            let leaderIndex = try await withClient(try cluster.client()) { client -> Int in
-                _ = try await eventually { try await client.put("a", "1") }
-                let status = try await client.status(endpoint: cluster.endpoints[0])
-                let ids = try await (0..<3).asyncMap { try await client.status(endpoint: cluster.endpoints[$0]).header.memberID }
-                return ids.firstIndex(of: status.leader) ?? 0
-            }
+            let leaderIndex = try await writeAndFindLeader(cluster)
             let victim = (leaderIndex + 1) % 3
             let server = try XCTUnwrap(cluster.servers[victim])
             let victimMemberID = server.node.memberID
@@ -90,12 +96,7 @@ final class SafetyClusterTests: XCTestCase {
         let cluster = try InProcessCluster(nodes: 3)
         for i in 0..<3 { try cluster.start(i) }
         do {
-            let leaderIndex = try await withClient(try cluster.client()) { client -> Int in
-                _ = try await eventually { try await client.put("a", "1") }
-                let status = try await client.status(endpoint: cluster.endpoints[0])
-                let ids = try await (0..<3).asyncMap { try await client.status(endpoint: cluster.endpoints[$0]).header.memberID }
-                return ids.firstIndex(of: status.leader) ?? 0
-            }
+            let leaderIndex = try await writeAndFindLeader(cluster)
             for i in 0..<3 where i != leaderIndex { await cluster.stop(i) }
             let node = try XCTUnwrap(cluster.servers[leaderIndex]).node
             do {
@@ -112,13 +113,5 @@ final class SafetyClusterTests: XCTestCase {
             throw error
         }
         await cluster.stopAll()
-    }
-}
-
-extension Range where Bound == Int {
-    func asyncMap<T>(_ transform: (Int) async throws -> T) async rethrows -> [T] {
-        var results: [T] = []
-        for value in self { results.append(try await transform(value)) }
-        return results
     }
 }

@@ -20,6 +20,20 @@ final class WatchBacklogTests: XCTestCase {
         return deliveries
     }
 
+    /// Puts `count` values over `keys` keys and publishes each put's events; returns how many
+    /// puts the watch received (its backlog grew).
+    private func putLarge(_ count: Int, keys: Int, value: [UInt8], kv: inout KVStateMachine,
+                          registry: inout WatcherRegistry, backlog: WatchBacklog) -> Int {
+        var delivered = 0
+        for i in 0..<count {
+            let (_, events) = kv.apply(.put(PutRequest(key: key("k\(i % keys)"), value: value)))
+            let before = backlog.value
+            registry.publish(events, revision: kv.store.revision)
+            if backlog.value > before { delivered += 1 }
+        }
+        return delivered
+    }
+
     private func revisions(_ deliveries: [WatchDelivery]) -> [Int64] {
         deliveries.flatMap { delivery -> [Int64] in
             if case .events(let events, _) = delivery { return events.map(\.kv.modRevision) }
@@ -35,13 +49,7 @@ final class WatchBacklogTests: XCTestCase {
         _ = registry.add(WatchFilter(key: key("k"), rangeEnd: key("l")), continuation: continuation, backlog: backlog)
         // 100 KiB values, never read: the watch stops receiving past 4 MiB waiting.
         let value = [UInt8](repeating: 0x61, count: 100 << 10)
-        var delivered = 0
-        for i in 0..<200 {
-            let (_, events) = kv.apply(.put(PutRequest(key: key("k\(i % 5)"), value: value)))
-            let before = backlog.value
-            registry.publish(events, revision: kv.store.revision)
-            if backlog.value > before { delivered += 1 }
-        }
+        let delivered = putLarge(200, keys: 5, value: value, kv: &kv, registry: &registry, backlog: backlog)
         XCTAssertEqual(registry.behindCount, 1, "the watch fell behind")
         XCTAssertLessThanOrEqual(backlog.value, WatcherRegistry.backlogBytesMax + WatchBacklog.size(of: [WatchEvent(
             kind: .put, kv: KeyValue(key: key("k0"), value: value), prevKv: KeyValue(key: key("k0"), value: value), sub: 0)]))
@@ -69,11 +77,7 @@ final class WatchBacklogTests: XCTestCase {
         let (stream, continuation) = AsyncStream<WatchDelivery>.makeStream()
         let backlog = WatchBacklog()
         _ = registry.add(WatchFilter(key: key("k"), rangeEnd: key("l")), continuation: continuation, backlog: backlog)
-        let value = [UInt8](repeating: 0x62, count: 100 << 10)
-        for i in 0..<100 {
-            let (_, events) = kv.apply(.put(PutRequest(key: key("k\(i % 3)"), value: value)))
-            registry.publish(events, revision: kv.store.revision)
-        }
+        _ = putLarge(100, keys: 3, value: [UInt8](repeating: 0x62, count: 100 << 10), kv: &kv, registry: &registry, backlog: backlog)
         XCTAssertEqual(registry.behindCount, 1)
         _ = kv.apply(.compact(revision: kv.store.revision))
         var iterator = stream.makeAsyncIterator()
