@@ -60,13 +60,15 @@ extension Replica {
         if chosenThrough < snapshotSlot { return "snapshot \(snapshotSlot) beyond chosen \(chosenThrough)" }
         if log[chosenThrough + 1]?.chosen != nil { return "chosen prefix \(chosenThrough) not advanced" }
         if highestAccepted > promised { return "accepted ballot \(highestAccepted) above promise \(promised)" }
-        if let state = leader {
+        // Only the ballots are read: binding `leader` or `candidate` would copy their state
+        // (arrays and dictionaries) on every step.
+        if let ballot = leader?.ballot {
             if candidate != nil { return "leader and candidate at once" }
-            if state.ballot != promised { return "leader ballot \(state.ballot) differs from promise \(promised)" }
-            if state.ballot.node != id { return "leads with another node's ballot \(state.ballot)" }
+            if ballot != promised { return "leader ballot \(ballot) differs from promise \(promised)" }
+            if ballot.node != id { return "leads with another node's ballot \(ballot)" }
         }
-        if let state = candidate, state.ballot != promised {
-            return "candidate ballot \(state.ballot) differs from promise \(promised)"
+        if let ballot = candidate?.ballot, ballot != promised {
+            return "candidate ballot \(ballot) differs from promise \(promised)"
         }
         return nil
     }

@@ -111,8 +111,9 @@ public struct CoreBenchmark {
         // The safety checks every step ends with, alone, on the leader's final state.
         let checks = 200_000
         var broken = 0
+        let final = replicas[leader]
         let started = ContinuousClock.now
-        for _ in 0..<checks where replicas[leader].safetyCheck() != nil { broken += 1 }
+        for _ in 0..<checks where final.safetyCheck() != nil { broken += 1 }
         let elapsed = ContinuousClock.now - started
         precondition(broken == 0, "a benchmark replica broke a safety invariant")
         let nanos = Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
