@@ -118,7 +118,13 @@ struct ServeCommand: AsyncParsableCommand {
         try ConfigFile.validate(values, allowedKeys: Self.configKeys, path: configFile)
         let explicit = Array(CommandLine.arguments.drop { $0 != "serve" }.dropFirst())
         let merged = try ConfigFile.merge(fileValues: values, into: explicit, path: configFile)
-        var command = try ServeCommand.parse(merged)
+        var command: ServeCommand
+        do {
+            command = try ServeCommand.parse(merged)
+        } catch {
+            // One line naming the key, as for a bad flag (not the parser's internal error).
+            throw ServeConfigurationError("\(configFile): \(ServeCommand.message(for: error))")
+        }
         command.configFile = nil
         return command
     }
