@@ -37,6 +37,10 @@ let package = Package(
         .target(name: "SynodStore", dependencies: ["SynodCore", "SynodBytes"]),
         // The etcd-style MVCC key space: the replicated state machine (pure).
         .target(name: "SynodKV", dependencies: ["SynodCore"]),
+        // One member's node as a pure value: replica + state machine + the requests and
+        // housekeeping around them; no I/O, no clock, no threads (the server's shell and the
+        // simulator drive it).
+        .target(name: "SynodNode", dependencies: ["SynodCore", "SynodKV"]),
         // Peer transport: the versioned binary codec for peer messages (SwiftNIO connections later).
         .target(
             name: "SynodTransport",
@@ -61,7 +65,7 @@ let package = Package(
         .target(
             name: "SynodServer",
             dependencies: [
-                "SynodCore", "SynodStore", "SynodKV", "SynodTransport", "SynodEtcdAPI",
+                "SynodCore", "SynodStore", "SynodKV", "SynodNode", "SynodTransport", "SynodEtcdAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -129,6 +133,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
+        .testTarget(name: "SynodNodeTests", dependencies: ["SynodNode", "SynodCore", "SynodKV"]),
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
         .testTarget(name: "SynodStoreTests", dependencies: ["SynodStore", "SynodCore"]),
         .testTarget(name: "SynodKVTests", dependencies: ["SynodKV", "SynodCore"]),

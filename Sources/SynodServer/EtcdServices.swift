@@ -234,7 +234,7 @@ struct LeaseService: Etcdserverpb_Lease.SimpleServiceProtocol {
                     return out
                 }
                 out.grantedTtl = info.grantedTTL
-                out.ttl = state.leases.remainingSeconds(request.id) ?? info.grantedTTL
+                out.ttl = state.leaseRemainingSeconds(request.id) ?? info.grantedTTL
                 if request.keys { out.keys = info.keys.map { Data($0) } }
                 return out
             }

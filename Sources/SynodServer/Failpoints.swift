@@ -1,5 +1,9 @@
 import Foundation
+import SynodCore
+import SynodKV
+import SynodNode
 import SynodStore
+import SynodTransport
 
 /// Fault injection for testing, off unless `SYNOD_FAILPOINTS` names failpoints.
 ///
@@ -120,6 +124,61 @@ public struct Failpoints: Sendable, Hashable, CustomStringConvertible {
     static func crash(_ name: String) -> Never {
         FileHandle.standardError.write(Data("failpoint \(name): exiting\n".utf8))
         _exit(crashExitStatus)
+    }
+}
+
+// The failpoints as decorators, chosen once when the node starts: the production path holds
+// no condition on them.
+extension Failpoints {
+    /// The state machine's input: what was chosen, or, with `corrupt-apply`, a changed put.
+    var applyFilter: any ApplyFilter {
+        corruptApplyAfter.map { CorruptApplyFilter(after: $0) } ?? ApplyAsChosen()
+    }
+
+    /// The clock the replica gets: CLOCK_BOOTTIME, or with `tick-lease` one counting ticks.
+    func replicaClock(tickNanoseconds: UInt64) -> any ReplicaClock {
+        tickLease ? TickCountingClock(tickNanoseconds: tickNanoseconds) : BootClock()
+    }
+
+    /// The consistency a read goes to the driver with: `stale-reads` answers linearizable
+    /// reads locally, without read index or lease (a broken server the chaos harness must
+    /// catch).
+    func readConsistency(_ asked: ReadConsistency) -> ReadConsistency {
+        staleReads ? .serializable : asked
+    }
+}
+
+/// `corrupt-apply=N`: after N puts, this replica applies the next put with a changed value,
+/// so its state silently diverges (the integrity check must notice).
+struct CorruptApplyFilter: ApplyFilter {
+    let after: Int
+    private var puts = 0
+    private var corrupted = false
+
+    init(after: Int) { self.after = after }
+
+    mutating func filter(_ command: Command) -> Command {
+        guard !corrupted, case .put(var request)? = try? KVCommand(decoding: command.payload) else { return command }
+        puts += 1
+        guard puts > after else { return command }
+        corrupted = true
+        request.value = Array("corrupted by failpoint".utf8)
+        return Command(clientID: command.clientID, sequence: command.sequence, payload: KVCommand.put(request).encoded())
+    }
+}
+
+/// Where a node's outgoing messages go: the peer transport, or with `drop-outgoing` the
+/// transport minus a random share of them.
+struct OutgoingMessages: Sendable {
+    let dropProbability: Double
+
+    func send(_ messages: [Envelope], through transport: PeerTransport) {
+        guard dropProbability > 0 else {
+            transport.send(messages)
+            return
+        }
+        let kept = messages.filter { _ in !Failpoints.roll(dropProbability) }
+        if !kept.isEmpty { transport.send(kept) }
     }
 }
 

@@ -5,8 +5,8 @@ import SynodCore
 import SynodKV
 import SynodTransport
 
-/// Fail-stop, safety alarms from peers, losing leadership, and telling the operator when the
-/// peers needed for a quorum cannot be reached.
+/// Fail-stop, the log lines and metrics of what the driver reports, and telling the operator
+/// when the peers needed for a quorum cannot be reached.
 extension Node {
     /// Exit status of `synod serve` after a safety halt.
     public static let safetyHaltExitStatus: Int32 = 71
@@ -33,30 +33,63 @@ extension Node {
         }
         storageFailure = "halted: \(reason)"
         // The alarms leave directly: the turn's other messages must not.
-        turnMessagesDiscard()
+        discardTurn()
         if !alarms.isEmpty { transport?.send(alarms) }
         stop()
         options.onSafetyHalt?(reason)
     }
 
-    /// A peer halted on a safety violation: log it and raise the CORRUPT alarm for it through
-    /// the log, so every member lists it (`etcdctl alarm list`) and /health reports it.
-    func raiseSafetyAlarm(_ alarm: PeerAlarm) {
-        let member = knownMember(alarm.node)
-        logger.critical("a member halted on a safety violation; raising the CORRUPT alarm for it",
-                        metadata: ["member": "\(memberName(alarm.node))", "reason": "\(alarm.reason)"])
-        guard let memberID = member?.memberID, memberID != 0 else { return }
-        proposeInternal(.alarm(action: .activate, member: AlarmMember(memberID: memberID, alarm: .corrupt)))
-    }
-
-    /// This member stopped leading: writes waiting here fail now with etcd's "leader changed"
-    /// (their outcome is unknown; a client retries, with the same request id at most once),
-    /// instead of waiting out their timeout for a leader that may be gone for good.
-    func leadershipLost() {
-        wasLeader = false
-        metrics.isLeader.set(to: 0)
-        failPendingWrites(NodeError.leaderChanged)
-        logger.info("stopped leading", metadata: ["pending-failed": "leader changed"])
+    /// Logs and counts what the driver reports.
+    func report(_ event: DriverEvent) {
+        switch event {
+        case .proposed: metrics.proposals.increment()
+        case .committed(let commands): metrics.commits.increment(by: Int64(commands))
+        case .leaderElected(let leader, let round):
+            metrics.leaderChanges.increment()
+            metrics.ballotRound.record(Int64(round))
+            logger.info("leader elected", metadata: ["leader": "\(memberName(leader))", "round": "\(round)"])
+        case .becameLeader:
+            metrics.isLeader.set(to: 1)
+        case .stoppedLeading:
+            metrics.isLeader.set(to: 0)
+            logger.info("stopped leading", metadata: ["pending-failed": "leader changed"])
+        case .roleChanged(let role):
+            logger.info("member role", metadata: ["role": "\(role)", "node": "\(nodeID)"])
+        case .membershipChanged(let latest, let chosenAt, let activeFrom):
+            logger.info("membership", metadata: [
+                "members": "\(latest.members.map { "\($0.id)\($0.isLearner ? "(learner)" : "")=\($0.name.isEmpty ? "unstarted" : $0.name)" }.joined(separator: ","))",
+                "chosen-at": "\(chosenAt)", "active-from": "\(activeFrom)",
+            ])
+        case .snapshotTaken(let slot, let revision, let bytes):
+            logger.info("snapshot taken", metadata: ["slot": "\(slot)", "revision": "\(revision)", "bytes": "\(bytes)"])
+        case .snapshotInstalled(let slot, let revision):
+            logger.info("installed snapshot", metadata: ["slot": "\(slot)", "revision": "\(revision)"])
+        case .undecodableSnapshot(let slot, let reason):
+            logger.critical("undecodable snapshot; stopping", metadata: ["slot": "\(slot)", "error": "\(reason)"])
+        case .integrityCheckRecorded:
+            metrics.integrityChecks.increment()
+        case .integrityMismatch(let mismatch, let name, let isLocal):
+            if isLocal { metrics.integrityMismatches.increment() }
+            logger.critical(isLocal ? "integrity check failed: this replica's state differs from the majority's; CORRUPT alarm raised"
+                                    : "integrity check failed: a member's state differs from the majority's; CORRUPT alarm raised",
+                            metadata: [
+                                "member": "\(name)", "revision": "\(mismatch.revision)",
+                                "check": "\(String(mismatch.checkID, radix: 16))",
+                                "member-hash": "\(String(mismatch.memberHash, radix: 16))",
+                                "majority-hash": "\(String(mismatch.majorityHash, radix: 16))",
+                            ])
+        case .corruptAlarm(let raised):
+            metrics.corruptAlarm.set(to: raised ? 1 : 0)
+        case .leaseExpired(let id):
+            logger.debug("lease expired", metadata: ["lease": "\(String(id, radix: 16))"])
+        case .peerHalted(_, let name, let reason):
+            logger.critical("a member halted on a safety violation; raising the CORRUPT alarm for it",
+                            metadata: ["member": "\(name)", "reason": "\(reason)"])
+        case .removalNoticed:
+            logger.warning("this member's removal from the cluster was chosen; it stops once the removal takes effect")
+        case .removedByCluster:
+            logger.warning("the cluster's membership no longer has this member: it was removed")
+        }
     }
 
     // MARK: Peer reachability
@@ -74,8 +107,7 @@ extension Node {
         if let checkedAt = reachabilityCheckedAt, now < checkedAt + Self.reachabilityCheckInterval { return }
         if reachabilityCheckedAt == nil { reachabilityCheckedAt = now + Self.reachabilityGrace; return }
         reachabilityCheckedAt = now
-        guard let transport, let membership = replica.membership(at: replica.chosenThrough + 1),
-              membership.isVoter(nodeID) else { return }
+        guard let transport, let membership = driver.governingMembership, membership.isVoter(nodeID) else { return }
         let statistics = transport.statistics().peers
         let others = membership.voters.filter { $0 != nodeID }
         let connected = others.filter { statistics[$0]?.isConnected == true }

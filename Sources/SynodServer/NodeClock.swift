@@ -5,24 +5,20 @@ import Darwin
 #endif
 import SynodCore
 
-/// The clock a node hands its replica at every step (see `ClockTime`).
-///
-/// On Linux it is CLOCK_BOOTTIME: monotonic, and it keeps counting while the process is
-/// stopped (SIGSTOP) and while the machine is suspended, unlike a count of timer firings.
-/// A leader that was stopped for longer than its lease therefore finds the lease expired
-/// the moment it looks at it, before it answers any read.
-struct NodeClock: Sendable {
-    /// The `tick-lease` failpoint: the broken clock that counts the node's ticks (the lease
-    /// then stops while the process is stopped), for the chaos harness's negative control.
-    var countsTicks = false
-    var tickNanoseconds: UInt64 = 10_000_000
+/// The clock a node hands its driver at every step (see `ClockTime`).
+protocol ReplicaClock: Sendable {
+    /// The reading for a step of a replica that has seen `ticks` ticks.
+    func now(ticks: UInt64) -> ClockTime
+}
 
-    func now(ticks: UInt64) -> ClockTime {
-        if countsTicks { return ClockTime(nanoseconds: ticks &* tickNanoseconds) }
-        return Self.boottime()
-    }
+/// CLOCK_BOOTTIME on Linux: monotonic, and it keeps counting while the process is stopped
+/// (SIGSTOP) and while the machine is suspended, unlike a count of timer firings. A leader
+/// that was stopped for longer than its lease therefore finds the lease expired the moment
+/// it looks at it, before it answers any read.
+struct BootClock: ReplicaClock {
+    func now(ticks: UInt64) -> ClockTime { Self.read() }
 
-    static func boottime() -> ClockTime {
+    static func read() -> ClockTime {
         var spec = timespec()
         #if os(Linux)
         let status = clock_gettime(CLOCK_BOOTTIME, &spec)
@@ -34,4 +30,12 @@ struct NodeClock: Sendable {
         guard status == 0 else { return .zero }
         return ClockTime(nanoseconds: UInt64(spec.tv_sec) &* 1_000_000_000 &+ UInt64(spec.tv_nsec))
     }
+}
+
+/// The `tick-lease` failpoint: the broken clock that counts the node's ticks, so the lease
+/// stops while the process is stopped (the chaos harness's negative control).
+struct TickCountingClock: ReplicaClock {
+    var tickNanoseconds: UInt64
+
+    func now(ticks: UInt64) -> ClockTime { ClockTime(nanoseconds: ticks &* tickNanoseconds) }
 }

@@ -1,4 +1,5 @@
 import SynodCore
+import SynodNode
 import SynodTransport
 
 /// One member of the cluster as every node derives it from `--initial-cluster`.
@@ -119,6 +120,22 @@ public struct NodeOptions: Sendable {
         // A hand-off needs the target caught up and then one election round.
         configuration.transferTimeoutTicks = max(configuration.transferTimeoutTicks, configuration.electionTimeoutTicks * 2)
         return configuration
+    }
+}
+
+extension NodeOptions {
+    /// The driver's settings for this member (its etcd member id is known only once storage
+    /// and discovery told who it is).
+    func driverSettings(memberID: UInt64) -> DriverSettings {
+        var settings = DriverSettings(name: name, advertiseClientURLs: advertiseClientURLs, memberID: memberID)
+        let milliseconds: UInt64 = 1_000_000
+        settings.requestTimeoutNanoseconds = UInt64(max(1, requestTimeoutMilliseconds)) * milliseconds
+        settings.retryAfterNanoseconds = UInt64(max(electionTimeoutMilliseconds, 200)) * milliseconds
+        settings.snapshotEverySlots = UInt64(max(1, snapshotEverySlots))
+        settings.integrityCheckNanoseconds = UInt64(max(0, integrityCheckMilliseconds)) * milliseconds
+        settings.orphanQuietNanoseconds = UInt64(max(1_500, electionTimeoutMilliseconds * 2)) * milliseconds
+        settings.removalGraceNanoseconds = UInt64(max(3_000, electionTimeoutMilliseconds * 3)) * milliseconds
+        return settings
     }
 }
 

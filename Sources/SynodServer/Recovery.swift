@@ -335,7 +335,7 @@ public enum ClusterRecovery {
     /// Steps `.start` and applies what it yields to a fresh state machine, as `Node` does.
     static func applyStart(_ replica: inout Replica, directory: String) throws(RecoveryError) -> KVStateMachine {
         var kv = KVStateMachine(sessionCapacity: sessionCapacity)
-        for item in replica.step(.start, clock: NodeClock.boottime()).apply {
+        for item in replica.step(.start, clock: BootClock.read()).apply {
             switch item {
             case .snapshot(let snapshot):
                 do {

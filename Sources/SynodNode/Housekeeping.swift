@@ -1,0 +1,120 @@
+import SynodCore
+
+// The node's housekeeping, one small value per chore. Each decides only *whether* to act now,
+// from the driver's clock and what it is told; the driver acts. Tested on their own in
+// HousekeepingTests.
+
+/// When the leader starts the next replicated integrity check.
+struct IntegritySchedule: Sendable {
+    /// 0 turns the checks off.
+    let intervalNanoseconds: UInt64
+    private var due: ClockTime?
+
+    init(intervalNanoseconds: UInt64) { self.intervalNanoseconds = intervalNanoseconds }
+
+    /// True when a check is due now (then the next is one interval away). The first call
+    /// only starts the schedule: a new leader waits one interval.
+    mutating func isDue(now: ClockTime) -> Bool {
+        guard intervalNanoseconds > 0 else { return false }
+        guard let due else {
+            self.due = now.adding(nanoseconds: intervalNanoseconds)
+            return false
+        }
+        guard due <= now else { return false }
+        self.due = now.adding(nanoseconds: intervalNanoseconds)
+        return true
+    }
+}
+
+/// Publishes this member's name and client URLs through the log until they are applied,
+/// proposing again after `retryNanoseconds` without success.
+struct MemberPublisher: Sendable {
+    let retryNanoseconds: UInt64
+    private var proposedAt: ClockTime?
+
+    init(retryNanoseconds: UInt64) { self.retryNanoseconds = retryNanoseconds }
+
+    mutating func shouldPropose(now: ClockTime, published: Bool, leaderKnown: Bool, role: LocalRole) -> Bool {
+        guard !published, leaderKnown, role.mayPublish else { return false }
+        if let at = proposedAt, at.adding(nanoseconds: retryNanoseconds) > now { return false }
+        proposedAt = now
+        return true
+    }
+}
+
+/// A member that was removed may miss the slots that tell it so (once its removal is active
+/// the others stop sending to it). So a member that has known no leader for `quiet` asks its
+/// peers (discovery) whether the cluster still has it, at most once per `quiet`; while a
+/// removal of this very member waits for its outcome it asks every half second (the removal
+/// is often chosen without this member hearing of it).
+struct OrphanProbe: Sendable {
+    let quietNanoseconds: UInt64
+    static let selfRemovalIntervalNanoseconds: UInt64 = 500_000_000
+    private var leaderSeenAt: ClockTime?
+    private var lastProbeAt: ClockTime?
+    private(set) var running = false
+
+    init(quietNanoseconds: UInt64) { self.quietNanoseconds = quietNanoseconds }
+
+    mutating func shouldProbe(now: ClockTime, leaderKnown: Bool, selfRemovalPending: Bool, role: LocalRole) -> Bool {
+        guard role == .voter || role == .learner, !running else { return false }
+        if selfRemovalPending {
+            if let last = lastProbeAt, last.adding(nanoseconds: Self.selfRemovalIntervalNanoseconds) > now { return false }
+        } else {
+            if leaderKnown || leaderSeenAt == nil {
+                leaderSeenAt = now
+                return false
+            }
+            guard let seen = leaderSeenAt, seen.adding(nanoseconds: quietNanoseconds) <= now else { return false }
+            if let last = lastProbeAt, last.adding(nanoseconds: quietNanoseconds) > now { return false }
+        }
+        lastProbeAt = now
+        running = true
+        return true
+    }
+
+    mutating func answered() { running = false }
+}
+
+/// When to snapshot: every `everySlots` applied slots; sooner once the log of chosen commands
+/// kept in memory reaches an eighth of the last snapshot's size (at least 32 MiB: with
+/// batching a slot holds hundreds of commands, so a slot count alone lets the log grow to
+/// gigabytes; the eighth bounds re-encoding at 8 snapshot bytes per log byte); and at once
+/// when a joining peer needs one. One encoding at a time.
+struct SnapshotPolicy: Sendable {
+    let everySlots: UInt64
+    var lastSlot: Slot = 0
+    var requested = false
+    var encoding = false
+
+    init(everySlots: UInt64) { self.everySlots = everySlots }
+
+    /// Whether to snapshot the state at `applied` now (the state machine reflects `stateSlot`).
+    func isDue(applied: Slot, stateSlot: Slot, chosenLogBytes: Int, snapshotBytes: Int) -> Bool {
+        guard !encoding, stateSlot == applied, applied > lastSlot else { return false }
+        let logBytesMax = max(32 << 20, snapshotBytes / 8)
+        return applied >= lastSlot + everySlots || chosenLogBytes >= logBytesMax || requested
+    }
+}
+
+/// A member whose removal was chosen keeps running until its removal governs the first
+/// unchosen slot (its vote may still be needed before) and, if it led, it handed off; or
+/// until a grace period passes (it may never learn the last slots once the others drop it).
+struct RemovalWatch: Sendable {
+    let graceNanoseconds: UInt64
+    private(set) var noticedAt: ClockTime?
+    private(set) var finished = false
+
+    init(graceNanoseconds: UInt64) { self.graceNanoseconds = graceNanoseconds }
+
+    /// Notes the removal (true the first time) and tells whether the member stops now.
+    mutating func check(now: ClockTime, removalActive: Bool, leading: Bool, removedByCluster: Bool) -> (noticed: Bool, stop: Bool) {
+        guard !finished else { return (false, false) }
+        let firstNotice = noticedAt == nil
+        let noticed = noticedAt ?? now
+        noticedAt = noticed
+        let stop = (removalActive && !leading) || removedByCluster || noticed.adding(nanoseconds: graceNanoseconds) <= now
+        if stop { finished = true }
+        return (firstNotice, stop)
+    }
+}

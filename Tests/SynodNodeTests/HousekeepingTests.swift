@@ -1,0 +1,79 @@
+import SynodCore
+import XCTest
+@testable import SynodNode
+
+/// The node's housekeeping chores decide on their own when to act.
+final class HousekeepingTests: XCTestCase {
+    private func at(_ milliseconds: UInt64) -> ClockTime { ClockTime(nanoseconds: milliseconds * 1_000_000) }
+
+    func testIntegrityScheduleWaitsOneIntervalThenRepeats() {
+        var schedule = IntegritySchedule(intervalNanoseconds: 1_000_000_000)
+        XCTAssertFalse(schedule.isDue(now: at(0)), "a new leader waits one interval")
+        XCTAssertFalse(schedule.isDue(now: at(999)))
+        XCTAssertTrue(schedule.isDue(now: at(1_000)))
+        XCTAssertFalse(schedule.isDue(now: at(1_500)))
+        XCTAssertTrue(schedule.isDue(now: at(2_000)))
+        var off = IntegritySchedule(intervalNanoseconds: 0)
+        XCTAssertFalse(off.isDue(now: at(0)))
+        XCTAssertFalse(off.isDue(now: at(100_000)))
+    }
+
+    func testPublisherProposesUntilPublishedAndRetriesSlowly() {
+        var publisher = MemberPublisher(retryNanoseconds: 3_000_000_000)
+        XCTAssertFalse(publisher.shouldPropose(now: at(0), published: false, leaderKnown: false, role: .voter), "no leader to propose to")
+        XCTAssertFalse(publisher.shouldPropose(now: at(0), published: false, leaderKnown: true, role: .joining))
+        XCTAssertTrue(publisher.shouldPropose(now: at(0), published: false, leaderKnown: true, role: .voter))
+        XCTAssertFalse(publisher.shouldPropose(now: at(2_999), published: false, leaderKnown: true, role: .voter))
+        XCTAssertTrue(publisher.shouldPropose(now: at(3_000), published: false, leaderKnown: true, role: .learner))
+        XCTAssertFalse(publisher.shouldPropose(now: at(9_000), published: true, leaderKnown: true, role: .voter))
+    }
+
+    func testOrphanProbeAsksAfterAQuietPeriodOneAtATime() {
+        var probe = OrphanProbe(quietNanoseconds: 2_000_000_000)
+        XCTAssertFalse(probe.shouldProbe(now: at(0), leaderKnown: true, selfRemovalPending: false, role: .voter))
+        XCTAssertFalse(probe.shouldProbe(now: at(1_000), leaderKnown: false, selfRemovalPending: false, role: .voter))
+        XCTAssertTrue(probe.shouldProbe(now: at(2_000), leaderKnown: false, selfRemovalPending: false, role: .voter))
+        XCTAssertFalse(probe.shouldProbe(now: at(9_000), leaderKnown: false, selfRemovalPending: false, role: .voter), "one at a time")
+        probe.answered()
+        XCTAssertFalse(probe.shouldProbe(now: at(3_000), leaderKnown: false, selfRemovalPending: false, role: .voter), "once per quiet period")
+        XCTAssertTrue(probe.shouldProbe(now: at(4_000), leaderKnown: false, selfRemovalPending: false, role: .voter))
+        probe.answered()
+        // Waiting for its own removal: every half second.
+        XCTAssertTrue(probe.shouldProbe(now: at(4_500), leaderKnown: true, selfRemovalPending: true, role: .voter))
+        probe.answered()
+        XCTAssertFalse(probe.shouldProbe(now: at(4_900), leaderKnown: true, selfRemovalPending: true, role: .voter))
+        XCTAssertFalse(probe.shouldProbe(now: at(9_000), leaderKnown: false, selfRemovalPending: false, role: .removed))
+    }
+
+    func testSnapshotPolicyBySlotsBytesAndRequest() {
+        var policy = SnapshotPolicy(everySlots: 100)
+        XCTAssertFalse(policy.isDue(applied: 99, stateSlot: 99, chosenLogBytes: 0, snapshotBytes: 0))
+        XCTAssertTrue(policy.isDue(applied: 100, stateSlot: 100, chosenLogBytes: 0, snapshotBytes: 0))
+        XCTAssertFalse(policy.isDue(applied: 100, stateSlot: 99, chosenLogBytes: 0, snapshotBytes: 0), "the state must be at the slot")
+        XCTAssertTrue(policy.isDue(applied: 5, stateSlot: 5, chosenLogBytes: 32 << 20, snapshotBytes: 0), "the in-memory log is big")
+        XCTAssertFalse(policy.isDue(applied: 5, stateSlot: 5, chosenLogBytes: 32 << 20, snapshotBytes: 1 << 30), "an eighth of a 1 GiB snapshot")
+        policy.requested = true
+        XCTAssertTrue(policy.isDue(applied: 1, stateSlot: 1, chosenLogBytes: 0, snapshotBytes: 0))
+        policy.encoding = true
+        XCTAssertFalse(policy.isDue(applied: 500, stateSlot: 500, chosenLogBytes: 0, snapshotBytes: 0), "one encoding at a time")
+        policy.encoding = false
+        policy.lastSlot = 500
+        XCTAssertFalse(policy.isDue(applied: 500, stateSlot: 500, chosenLogBytes: 0, snapshotBytes: 0), "nothing new")
+    }
+
+    func testRemovalStopsOnceActiveAndNotLeadingOrAfterTheGrace() {
+        var watch = RemovalWatch(graceNanoseconds: 3_000_000_000)
+        var result = watch.check(now: at(0), removalActive: false, leading: false, removedByCluster: false)
+        XCTAssertTrue(result.noticed)
+        XCTAssertFalse(result.stop)
+        result = watch.check(now: at(100), removalActive: true, leading: true, removedByCluster: false)
+        XCTAssertFalse(result.noticed)
+        XCTAssertFalse(result.stop, "a leader hands off first")
+        result = watch.check(now: at(200), removalActive: true, leading: false, removedByCluster: false)
+        XCTAssertTrue(result.stop)
+        XCTAssertFalse(watch.check(now: at(300), removalActive: true, leading: false, removedByCluster: false).stop, "stops once")
+        var late = RemovalWatch(graceNanoseconds: 3_000_000_000)
+        _ = late.check(now: at(0), removalActive: false, leading: false, removedByCluster: false)
+        XCTAssertTrue(late.check(now: at(3_000), removalActive: false, leading: false, removedByCluster: false).stop, "grace passed")
+    }
+}
