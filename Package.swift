@@ -85,6 +85,9 @@ let package = Package(
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ]
         ),
+        // Local child processes (launch, signal, wait, clean up on SIGINT/SIGTERM and exit) for
+        // `synod cluster`, `synod chaos` and `synod bench compare`: Foundation only.
+        .target(name: "SynodProcess"),
         // History checking (linearizability): standard library only.
         .target(name: "SynodCheck"),
         // Deterministic cluster simulator driving the real SynodCore.
@@ -130,6 +133,7 @@ let package = Package(
         ),
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
+        .testTarget(name: "SynodProcessTests", dependencies: ["SynodProcess"]),
         .testTarget(name: "SynodStoreTests", dependencies: ["SynodStore", "SynodCore"]),
         .testTarget(name: "SynodKVTests", dependencies: ["SynodKV", "SynodCore"]),
         .testTarget(
