@@ -96,7 +96,7 @@ let package = Package(
         .target(
             name: "SynodChaos",
             dependencies: [
-                "SynodCheck", "SynodClient", "SynodEtcdAPI", "SynodTransport",
+                "SynodCheck", "SynodClient", "SynodEtcdAPI", "SynodTransport", "SynodProcess",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -106,7 +106,7 @@ let package = Package(
         .target(
             name: "SynodBench",
             dependencies: [
-                "SynodEtcdAPI", "SynodStore", "SynodSim", "SynodClient",
+                "SynodEtcdAPI", "SynodStore", "SynodSim", "SynodClient", "SynodProcess",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -123,7 +123,7 @@ let package = Package(
             name: "synod",
             dependencies: [
                 "SynodCore", "SynodSim", "SynodCheck", "SynodStore", "CSynodAllocCounter",
-                "SynodServer", "SynodClient", "SynodKV", "SynodChaos", "SynodBench",
+                "SynodServer", "SynodClient", "SynodKV", "SynodChaos", "SynodBench", "SynodProcess",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -160,16 +160,18 @@ let package = Package(
         .testTarget(
             name: "SynodBenchTests",
             dependencies: [
-                "SynodBench", "synod",
+                "SynodBench", "SynodProcess", "synod",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // The `synod` command line run as a process (and its command-line-only code).
+        .testTarget(name: "SynodCommandTests", dependencies: ["synod", "SynodBench", "SynodProcess"]),
         .testTarget(name: "SynodSimTests", dependencies: ["SynodSim", "SynodCore", "SynodCheck"]),
         .testTarget(
             name: "SynodChaosTests",
             dependencies: [
-                "SynodChaos", "SynodCheck", "SynodClient", "SynodTransport", "synod",
+                "SynodChaos", "SynodCheck", "SynodClient", "SynodTransport", "SynodProcess", "synod",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -5,9 +5,9 @@ import SynodStore
 /// `synod bench compare`: a 3-member Synod cluster and a 3-member etcd cluster on this machine,
 /// the same workloads against each in alternation, and one table of the medians.
 ///
-/// - Important: every server process it starts is registered with ``CompareChildren`` and is
+/// - Important: every server process it starts is a child of `ChildRegistry.shared` and is
 ///   stopped before ``run()`` returns or throws; a signal handler should call
-///   ``CompareChildren/killAll()`` and cancel the task running ``run()``.
+///   `ChildRegistry.shared.killAll()` and cancel the task running ``run()``.
 public struct CompareRunner: Sendable {
     public let options: CompareOptions
     public let log: @Sendable (String) -> Void
