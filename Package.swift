@@ -102,11 +102,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // `synod bench`: an etcd v3 gRPC load generator (drives Synod or etcd) and `bench compare`.
+        // `synod bench`: an etcd v3 gRPC load generator (drives Synod or etcd), `bench compare`,
+        // and the in-process baselines `bench core` (SynodCore) and `bench wal` (SynodStore).
         .target(
             name: "SynodBench",
             dependencies: [
-                "SynodEtcdAPI", "SynodStore", "SynodSim", "SynodClient", "SynodProcess",
+                "SynodCore", "SynodEtcdAPI", "SynodStore", "SynodClient", "SynodProcess",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

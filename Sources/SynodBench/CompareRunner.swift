@@ -1,6 +1,4 @@
 import Foundation
-import SynodSim
-import SynodStore
 
 /// `synod bench compare`: a 3-member Synod cluster and a 3-member etcd cluster on this machine,
 /// the same workloads against each in alternation, and one table of the medians.
@@ -174,8 +172,8 @@ public struct CompareRunner: Sendable {
         return phase
     }
 
-    /// The raw fsync rate and the log with 256 writers (SynodStore's `WALBenchmark`) in the
-    /// output directory, and the pure core's commands/s (SynodSim's `CoreBenchmark`).
+    /// The raw fsync rate and the log with 256 writers (``WALBenchmark``) in the output
+    /// directory, and the pure core's commands/s (``CoreBenchmark``).
     private func measureBaselines() async throws -> CompareBaselines? {
         guard options.walSeconds > 0 else { return nil }
         var baselines = CompareBaselines(walWriters: Self.loaderWorkers)
