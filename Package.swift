@@ -89,6 +89,9 @@ let package = Package(
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ]
         ),
+        // Local child processes (launch, signal, wait, clean up on SIGINT/SIGTERM and exit) for
+        // `synod cluster`, `synod chaos` and `synod bench compare`: Foundation only.
+        .target(name: "SynodProcess"),
         // History checking (linearizability): standard library only.
         .target(name: "SynodCheck"),
         // Deterministic cluster simulator driving the real SynodCore.
@@ -97,17 +100,18 @@ let package = Package(
         .target(
             name: "SynodChaos",
             dependencies: [
-                "SynodCheck", "SynodClient", "SynodEtcdAPI", "SynodTransport",
+                "SynodCheck", "SynodClient", "SynodEtcdAPI", "SynodTransport", "SynodProcess",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // `synod bench`: an etcd v3 gRPC load generator (drives Synod or etcd) and `bench compare`.
+        // `synod bench`: an etcd v3 gRPC load generator (drives Synod or etcd), `bench compare`,
+        // and the in-process baselines `bench core` (SynodCore) and `bench wal` (SynodStore).
         .target(
             name: "SynodBench",
             dependencies: [
-                "SynodEtcdAPI", "SynodStore", "SynodSim", "SynodClient",
+                "SynodCore", "SynodEtcdAPI", "SynodStore", "SynodClient", "SynodProcess",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -124,7 +128,7 @@ let package = Package(
             name: "synod",
             dependencies: [
                 "SynodCore", "SynodSim", "SynodCheck", "SynodStore", "CSynodAllocCounter",
-                "SynodServer", "SynodClient", "SynodKV", "SynodChaos", "SynodBench",
+                "SynodServer", "SynodClient", "SynodKV", "SynodChaos", "SynodBench", "SynodProcess",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -135,6 +139,7 @@ let package = Package(
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
         .testTarget(name: "SynodNodeTests", dependencies: ["SynodNode", "SynodCore", "SynodKV"]),
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
+        .testTarget(name: "SynodProcessTests", dependencies: ["SynodProcess"]),
         .testTarget(name: "SynodStoreTests", dependencies: ["SynodStore", "SynodCore"]),
         .testTarget(name: "SynodKVTests", dependencies: ["SynodKV", "SynodCore"]),
         .testTarget(
@@ -161,16 +166,18 @@ let package = Package(
         .testTarget(
             name: "SynodBenchTests",
             dependencies: [
-                "SynodBench", "synod",
+                "SynodBench", "SynodProcess", "synod",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // The `synod` command line run as a process (and its command-line-only code).
+        .testTarget(name: "SynodCommandTests", dependencies: ["synod", "SynodBench", "SynodProcess"]),
         .testTarget(name: "SynodSimTests", dependencies: ["SynodSim", "SynodCore", "SynodCheck"]),
         .testTarget(
             name: "SynodChaosTests",
             dependencies: [
-                "SynodChaos", "SynodCheck", "SynodClient", "SynodTransport", "synod",
+                "SynodChaos", "SynodCheck", "SynodClient", "SynodTransport", "SynodProcess", "synod",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -1,43 +1,6 @@
 import Foundation
 import Synchronization
-
-/// Every server process `compare` started, so a signal handler can kill them all at once,
-/// whatever the run is doing.
-public enum CompareChildren {
-    private static let state = Mutex<(pids: Set<Int32>, shuttingDown: Bool)>(([], false))
-
-    static func register(_ pid: Int32) {
-        state.withLock { _ = $0.pids.insert(pid) }
-    }
-
-    static func unregister(_ pid: Int32) {
-        state.withLock { _ = $0.pids.remove(pid) }
-    }
-
-    /// True once `killAll()` ran: no member may start any more.
-    public static var shuttingDown: Bool { state.withLock { $0.shuttingDown } }
-
-    /// The processes currently registered.
-    public static var running: [Int32] { state.withLock { Array($0.pids) } }
-
-    /// SIGCONTs and SIGKILLs every registered child and refuses later starts (takes only a
-    /// lock and sends signals, so a signal-source handler may call it).
-    public static func killAll() {
-        let pids = state.withLock { state -> Set<Int32> in
-            state.shuttingDown = true
-            return state.pids
-        }
-        for pid in pids {
-            kill(pid, SIGCONT)
-            kill(pid, SIGKILL)
-        }
-    }
-
-    /// For tests running several comparisons in one process: allow starts again.
-    public static func reset() {
-        state.withLock { $0.shuttingDown = false }
-    }
-}
+import SynodProcess
 
 /// How to run one member of a cluster.
 public struct CompareMemberSpec: Sendable, Equatable {
@@ -142,15 +105,17 @@ public enum CompareClusterLayout {
     }
 }
 
-/// The running processes of one cluster.
+/// The running processes of one cluster, children of `registry`.
 public final class CompareCluster: Sendable {
     public let system: CompareSystem
     public let members: [CompareMemberSpec]
-    private let processes: Mutex<[Process?]>
+    public let registry: ChildRegistry
+    private let processes: Mutex<[ChildProcess?]>
 
-    public init(system: CompareSystem, members: [CompareMemberSpec]) {
+    public init(system: CompareSystem, members: [CompareMemberSpec], registry: ChildRegistry = .shared) {
         self.system = system
         self.members = members
+        self.registry = registry
         self.processes = Mutex(Array(repeating: nil, count: members.count))
     }
 
@@ -159,8 +124,8 @@ public final class CompareCluster: Sendable {
     /// Starts member `index` (output appended to its log); a no-op when it runs already.
     public func start(_ index: Int) throws(CompareError) {
         let member = members[index]
-        try processes.withLock { (processes: inout [Process?]) throws(CompareError) in
-            guard !CompareChildren.shuttingDown else { throw CompareError("interrupted") }
+        try processes.withLock { (processes: inout [ChildProcess?]) throws(CompareError) in
+            guard !registry.shuttingDown else { throw CompareError("interrupted") }
             if processes[index]?.isRunning == true { return }
             let directory = (member.logPath as NSString).deletingLastPathComponent
             do {
@@ -169,24 +134,18 @@ public final class CompareCluster: Sendable {
             } catch {
                 throw CompareError("cannot create \(member.dataDirectory): \(error.localizedDescription)")
             }
-            let fd = open(member.logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw CompareError("cannot write \(member.logPath)") }
-            let log = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-            log.write(Data("--- compare: starting \(member.name) at \(CompareMachineInfo.isoDate())\n".utf8))
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: member.executable)
-            process.arguments = member.arguments
-            process.standardOutput = log
-            process.standardError = log
-            process.standardInput = FileHandle.nullDevice
-            do {
-                try process.run()
+            ChildLog.append("--- compare: starting \(member.name) at \(CompareMachineInfo.isoDate())\n", to: member.logPath)
+            let command = ChildCommand(executable: member.executable, arguments: member.arguments, logPath: member.logPath)
+            do throws(ChildLaunchError) {
+                processes[index] = try registry.launch(command, name: member.name)
             } catch {
-                throw CompareError("cannot start \(member.executable): \(error.localizedDescription)")
+                switch error {
+                case .shuttingDown: throw CompareError("interrupted")
+                case .cannotWriteLog: throw CompareError("cannot write \(member.logPath)")
+                case .cannotStart(_, let underlying):
+                    throw CompareError("cannot start \(member.executable): \(underlying.localizedDescription)")
+                }
             }
-            CompareChildren.register(process.processIdentifier)
-            processes[index] = process
-            if CompareChildren.shuttingDown { kill(process.processIdentifier, SIGKILL) }
         }
     }
 
@@ -198,7 +157,7 @@ public final class CompareCluster: Sendable {
     public func pid(_ index: Int) -> Int32? {
         processes.withLock { processes in
             guard let process = processes[index], process.isRunning else { return nil }
-            return process.processIdentifier
+            return process.pid
         }
     }
 
@@ -206,8 +165,8 @@ public final class CompareCluster: Sendable {
     public func exited() -> [(name: String, status: Int32)] {
         processes.withLock { processes in
             processes.indices.compactMap { index in
-                guard let process = processes[index], !process.isRunning else { return nil }
-                return (members[index].name, process.terminationStatus)
+                guard let status = processes[index]?.exitStatus else { return nil }
+                return (members[index].name, status)
             }
         }
     }
@@ -222,43 +181,17 @@ public final class CompareCluster: Sendable {
 
     /// SIGKILLs member `index` and waits until it is gone.
     public func kill9(_ index: Int) async {
-        let process = processes.withLock { $0[index] }
-        guard let process else { return }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGCONT)
-            kill(process.processIdentifier, SIGKILL)
-        }
-        await Self.waitForExit(process, seconds: 10)
-        CompareChildren.unregister(process.processIdentifier)
+        await processes.withLock { $0[index] }?.killAndWait(timeout: .seconds(10))
     }
 
     /// SIGTERM to every member, SIGKILL to those still running after `graceSeconds`.
     public func stop(graceSeconds: Double = 10) async {
         let all = processes.withLock { $0.compactMap { $0 } }
-        for process in all where process.isRunning { kill(process.processIdentifier, SIGTERM) }
-        for process in all { await Self.waitForExit(process, seconds: graceSeconds) }
-        for process in all {
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                await Self.waitForExit(process, seconds: 10)
-            }
-            CompareChildren.unregister(process.processIdentifier)
-        }
+        await ChildProcess.stop(all, grace: .seconds(graceSeconds))
     }
 
     /// SIGKILLs every member without waiting (error paths).
     public func killNow() {
-        let all = processes.withLock { $0.compactMap { $0 } }
-        for process in all where process.isRunning {
-            kill(process.processIdentifier, SIGCONT)
-            kill(process.processIdentifier, SIGKILL)
-        }
-    }
-
-    static func waitForExit(_ process: Process, seconds: Double) async {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1_000))
-        while process.isRunning && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
+        for process in processes.withLock({ $0.compactMap { $0 } }) { process.kill() }
     }
 }

@@ -1,13 +1,11 @@
 import Foundation
-import SynodSim
-import SynodStore
 
 /// `synod bench compare`: a 3-member Synod cluster and a 3-member etcd cluster on this machine,
 /// the same workloads against each in alternation, and one table of the medians.
 ///
-/// - Important: every server process it starts is registered with ``CompareChildren`` and is
+/// - Important: every server process it starts is a child of `ChildRegistry.shared` and is
 ///   stopped before ``run()`` returns or throws; a signal handler should call
-///   ``CompareChildren/killAll()`` and cancel the task running ``run()``.
+///   `ChildRegistry.shared.killAll()` and cancel the task running ``run()``.
 public struct CompareRunner: Sendable {
     public let options: CompareOptions
     public let log: @Sendable (String) -> Void
@@ -174,8 +172,8 @@ public struct CompareRunner: Sendable {
         return phase
     }
 
-    /// The raw fsync rate and the log with 256 writers (SynodStore's `WALBenchmark`) in the
-    /// output directory, and the pure core's commands/s (SynodSim's `CoreBenchmark`).
+    /// The raw fsync rate and the log with 256 writers (``WALBenchmark``) in the output
+    /// directory, and the pure core's commands/s (``CoreBenchmark``).
     private func measureBaselines() async throws -> CompareBaselines? {
         guard options.walSeconds > 0 else { return nil }
         var baselines = CompareBaselines(walWriters: Self.loaderWorkers)

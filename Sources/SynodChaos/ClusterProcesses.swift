@@ -1,43 +1,9 @@
 import Foundation
-import Synchronization
-
-/// Every child process any chaos run started, so a signal handler can kill them all
-/// synchronously (SIGCONT first, then SIGKILL), whatever state the run is in.
-public enum ChaosChildren {
-    private static let state = Mutex<(pids: Set<Int32>, shuttingDown: Bool)>(([], false))
-
-    static func register(_ pid: Int32) {
-        state.withLock { _ = $0.pids.insert(pid) }
-    }
-
-    static func unregister(_ pid: Int32) {
-        state.withLock { _ = $0.pids.remove(pid) }
-    }
-
-    /// True once `killAll()` ran: nobody may start (or restart) a node any more.
-    public static var shuttingDown: Bool { state.withLock { $0.shuttingDown } }
-
-    /// Resumes and SIGKILLs every registered child; refuses later starts. Async-signal tolerant
-    /// enough for a DispatchSource handler (takes only a lock, sends signals).
-    public static func killAll() {
-        let pids = state.withLock { state -> Set<Int32> in
-            state.shuttingDown = true
-            return state.pids
-        }
-        for pid in pids {
-            kill(pid, SIGCONT)
-            kill(pid, SIGKILL)
-        }
-    }
-
-    /// For tests running several harnesses in one process: allow starts again.
-    public static func reset() {
-        state.withLock { $0.shuttingDown = false }
-    }
-}
+import SynodProcess
 
 /// The `synod serve` processes of one chaos cluster: start, kill, pause, resume, and noticing
-/// the ones that exit on their own.
+/// the ones that exit on their own. The processes themselves are `SynodProcess` children of
+/// `registry`, which a signal handler can kill all at once.
 ///
 /// There is one slot per node the run may start: the original nodes, then the ones a
 /// membership nemesis adds (started with `--initial-cluster-state existing`). A slot never
@@ -45,8 +11,7 @@ public enum ChaosChildren {
 /// supervisor leave it alone.
 final class ClusterProcesses: @unchecked Sendable {
     struct NodeState {
-        var process: Process?
-        var log: FileHandle?
+        var process: ChildProcess?
         var paused = false
         /// The harness stopped it on purpose (kill, crash-all): do not restart it on its own.
         var intentionallyDown = false
@@ -74,6 +39,7 @@ final class ClusterProcesses: @unchecked Sendable {
     /// Appended to every `synod serve` command line (tests that compare settings).
     let extraServeArguments: [String]
     let clock: ChaosClock
+    let registry: ChildRegistry
     private let lock = NSLock()
     private var nodes: [NodeState]
 
@@ -81,7 +47,8 @@ final class ClusterProcesses: @unchecked Sendable {
     ///   the rest are slots for members added later (default: all of them are original).
     init(binary: String, addresses: [ChaosNodeAddresses], launchPrefixes: [[String]], reportDirectory: String,
          clusterToken: String, snapshotCount: Int, brokenReads: Bool, brokenLease: Bool = false, clock: ChaosClock,
-         originalCount: Int? = nil, extraServeArguments: [String] = []) {
+         originalCount: Int? = nil, extraServeArguments: [String] = [], registry: ChildRegistry = .shared) {
+        self.registry = registry
         self.extraServeArguments = extraServeArguments
         self.binary = binary
         self.addresses = addresses
@@ -108,14 +75,13 @@ final class ClusterProcesses: @unchecked Sendable {
         return try body(&nodes)
     }
 
+    /// True once the registry killed everything: nobody may start (or restart) a node any more.
+    var shuttingDown: Bool { registry.shuttingDown }
+
     /// Appends a `--- harness: ...` marker line to the node's log.
     func mark(_ index: Int, _ text: String) {
         let seconds = Double(clock.nanos()) / 1e9
-        let line = "--- harness: \(text) at t=\(String(format: "%.3f", seconds))s\n"
-        if let handle = Self.appending(logPath(index)) {
-            handle.write(Data(line.utf8))
-            try? handle.close()
-        }
+        ChildLog.append("--- harness: \(text) at t=\(String(format: "%.3f", seconds))s\n", to: logPath(index))
     }
 
     func isRunning(_ index: Int) -> Bool {
@@ -167,17 +133,14 @@ final class ClusterProcesses: @unchecked Sendable {
     func pid(_ index: Int) -> Int32? {
         withLock { nodes in
             guard let process = nodes[index].process, process.isRunning else { return nil }
-            return process.processIdentifier
+            return process.pid
         }
     }
 
     /// The exit status of node `index` once its process has exited (nil while it runs or if it
     /// never started).
     func exitStatus(_ index: Int) -> Int32? {
-        withLock { nodes in
-            guard let process = nodes[index].process, !process.isRunning else { return nil }
-            return process.terminationStatus
-        }
+        withLock { $0[index].process?.exitStatus }
     }
 
     /// Starts node `index`; a no-op when it is already running (so two paths racing to restart
@@ -185,7 +148,7 @@ final class ClusterProcesses: @unchecked Sendable {
     func start(_ index: Int, reason: String = "started") throws {
         lock.lock()
         defer { lock.unlock() }
-        guard !ChaosChildren.shuttingDown else { throw ChaosRunError("shutting down") }
+        guard !registry.shuttingDown else { throw ChaosRunError("shutting down") }
         guard !nodes[index].retired else { throw ChaosRunError("\(addresses[index].name) was removed from the cluster") }
         if nodes[index].process?.isRunning == true { return }
         let address = addresses[index]
@@ -203,9 +166,6 @@ final class ClusterProcesses: @unchecked Sendable {
             environment["SYNOD_FAILPOINTS"] = specs.joined(separator: ",")
         }
         mark(index, "\(reason)" + (specs.isEmpty ? "" : " with SYNOD_FAILPOINTS=\(specs.joined(separator: ","))"))
-        guard let log = Self.appending(path) else {
-            throw ChaosRunError("cannot write \(path)")
-        }
         let serveArguments = [
             "serve", "--name", address.name, "--data-dir", dataDirectory(index),
             "--listen-client-urls", address.listenClientURL, "--advertise-client-urls", address.clientURL,
@@ -214,79 +174,59 @@ final class ClusterProcesses: @unchecked Sendable {
             "--listen-metrics-urls", address.metricsURL, "--snapshot-count", String(snapshotCount),
             "--log-level", "info",
         ] + (nodes[index].joinCluster == nil ? [] : ["--initial-cluster-state", "existing"]) + extraServeArguments
-        let prefix = launchPrefixes[index]
-        let process = Process()
-        if let first = prefix.first, first.hasPrefix("/") {
-            process.executableURL = URL(fileURLWithPath: first)
-            process.arguments = Array(prefix.dropFirst()) + [binary] + serveArguments
-        } else if !prefix.isEmpty {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = prefix + [binary] + serveArguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = serveArguments
-        }
-        process.environment = environment
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
+        let command = ChildCommand(executable: binary, arguments: serveArguments, launchPrefix: launchPrefixes[index],
+                                   environment: environment, logPath: path)
+        let process: ChildProcess
         do {
-            try process.run()
-        } catch {
-            try? log.close()
-            throw ChaosRunError("cannot start \(address.name) (\(binary)): \(error)")
+            process = try registry.launch(command, name: address.name)
+        } catch .shuttingDown {
+            throw ChaosRunError("shutting down")
+        } catch .cannotWriteLog {
+            throw ChaosRunError("cannot write \(path)")
+        } catch .cannotStart(_, let underlying) {
+            throw ChaosRunError("cannot start \(address.name) (\(binary)): \(underlying)")
         }
-        ChaosChildren.register(process.processIdentifier)
-        try? nodes[index].log?.close()
         nodes[index].process = process
-        nodes[index].log = log
         nodes[index].paused = false
         nodes[index].intentionallyDown = false
         nodes[index].starts += 1
-        if ChaosChildren.shuttingDown {
-            Foundation.kill(process.processIdentifier, SIGKILL)
-        }
     }
 
     /// SIGKILLs node `index` and waits until it is gone. `intentional` keeps the supervisor
     /// from restarting it.
     func kill(_ index: Int, reason: String = "killed", intentional: Bool = true) async {
-        let process = withLock { nodes -> Process? in
+        let process = withLock { nodes -> ChildProcess? in
             if intentional { nodes[index].intentionallyDown = true }
             nodes[index].paused = false
             return nodes[index].process
         }
         guard let process, process.isRunning else { return }
         mark(index, reason)
-        let pid = process.processIdentifier
-        Foundation.kill(pid, SIGCONT)
-        Foundation.kill(pid, SIGKILL)
-        await Self.waitForExit(process)
-        ChaosChildren.unregister(pid)
+        await process.killAndWait(timeout: .seconds(5))
     }
 
     /// SIGSTOPs node `index`.
     func pause(_ index: Int) {
-        let process = withLock { nodes -> Process? in
+        let process = withLock { nodes -> ChildProcess? in
             guard let process = nodes[index].process, process.isRunning else { return nil }
             nodes[index].paused = true
             return process
         }
         guard let process else { return }
         mark(index, "paused (SIGSTOP)")
-        Foundation.kill(process.processIdentifier, SIGSTOP)
+        process.pause()
     }
 
     /// SIGCONTs node `index` if paused.
     func resume(_ index: Int) {
-        let process = withLock { nodes -> Process? in
+        let process = withLock { nodes -> ChildProcess? in
             guard nodes[index].paused else { return nil }
             nodes[index].paused = false
             return nodes[index].process
         }
         guard let process, process.isRunning else { return }
         mark(index, "resumed (SIGCONT)")
-        Foundation.kill(process.processIdentifier, SIGCONT)
+        process.resume()
     }
 
     /// Nodes that exited without the harness asking: (index, exit status). Each is reported
@@ -295,10 +235,9 @@ final class ClusterProcesses: @unchecked Sendable {
         var exits: [(Int, Int32)] = []
         withLock { nodes in
             for index in nodes.indices {
-                guard let process = nodes[index].process, !nodes[index].intentionallyDown, !nodes[index].removing,
-                      !nodes[index].retired, !process.isRunning else { continue }
-                exits.append((index, process.terminationStatus))
-                ChaosChildren.unregister(process.processIdentifier)
+                guard let status = nodes[index].process?.exitStatus, !nodes[index].intentionallyDown,
+                      !nodes[index].removing, !nodes[index].retired else { continue }
+                exits.append((index, status))
                 nodes[index].intentionallyDown = true
                 nodes[index].paused = false
             }
@@ -314,49 +253,17 @@ final class ClusterProcesses: @unchecked Sendable {
         }
     }
 
-    /// Resumes (SIGCONT) and SIGKILLs every node, closes the logs.
+    /// Resumes (SIGCONT) and SIGKILLs every node and waits (blocking) until they are gone.
     func killAllNow() {
-        let processes = withLock { nodes -> [Process] in
+        let processes = withLock { nodes -> [ChildProcess] in
             for index in nodes.indices {
                 nodes[index].intentionallyDown = true
                 nodes[index].paused = false
             }
             return nodes.compactMap(\.process)
         }
-        for process in processes where process.isRunning {
-            Foundation.kill(process.processIdentifier, SIGCONT)
-            Foundation.kill(process.processIdentifier, SIGKILL)
-        }
-        for process in processes {
-            var waited = 0
-            while process.isRunning && waited < 500 {
-                usleep(10_000)
-                waited += 1
-            }
-            ChaosChildren.unregister(process.processIdentifier)
-        }
-        let logs = withLock { nodes -> [FileHandle] in
-            let logs = nodes.compactMap(\.log)
-            for index in nodes.indices { nodes[index].log = nil }
-            return logs
-        }
-        for log in logs { try? log.close() }
-    }
-
-    /// Opens `path` for appending (O_APPEND, so the node's output and the harness's marker
-    /// lines never overwrite each other), creating it if needed.
-    static func appending(_ path: String) -> FileHandle? {
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return nil }
-        return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-    }
-
-    static func waitForExit(_ process: Process) async {
-        var waited = 0
-        while process.isRunning && waited < 1000 {
-            try? await Task.sleep(for: .milliseconds(5))
-            waited += 1
-        }
+        for process in processes { process.kill() }
+        for process in processes { _ = process.blockUntilExit(timeout: .seconds(5)) }
     }
 }
 

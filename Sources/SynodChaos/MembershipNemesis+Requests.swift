@@ -36,7 +36,7 @@ extension MembershipNemesis {
             do {
                 return try await withClient(excluding: excluding, body)
             } catch {
-                guard Self.isRefusal(Self.describe(error)), ContinuousClock.now < deadline, !ChaosChildren.shuttingDown else {
+                guard Self.isRefusal(Self.describe(error)), ContinuousClock.now < deadline, !processes.shuttingDown else {
                     throw error
                 }
                 try? await Task.sleep(for: .milliseconds(500))

@@ -136,7 +136,7 @@ struct MembershipNemesis: Sendable {
         var attempts = 0
         var lastError = ""
         var promoted = false
-        while ContinuousClock.now < deadline && !ChaosChildren.shuttingDown {
+        while ContinuousClock.now < deadline && !processes.shuttingDown {
             attempts += 1
             do {
                 _ = try await withClient(excluding: slot) { try await $0.memberPromote(id: memberID) }

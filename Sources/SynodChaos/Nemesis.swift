@@ -311,7 +311,7 @@ struct CrashSupervisor: Sendable {
                     log("warning: n\(index + 1) \(cause); see its log")
                 }
                 try? await Task.sleep(for: restartDelay)
-                if Task.isCancelled || ChaosChildren.shuttingDown { return }
+                if Task.isCancelled || processes.shuttingDown { return }
                 do {
                     try processes.start(index, reason: "restarted after it exited (status \(status))")
                     events.instant(kind: "restart", nodes: [index], detail: "n\(index + 1) \(cause); restarted",

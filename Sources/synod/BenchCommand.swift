@@ -1,7 +1,6 @@
 import ArgumentParser
 import CSynodAllocCounter
-import SynodSim
-import SynodStore
+import SynodBench
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SynodBench
+import SynodProcess
 
 /// `synod bench compare`: Synod against etcd on this machine, one table.
 struct CompareBench: AsyncParsableCommand {
@@ -107,15 +108,15 @@ struct CompareBench: AsyncParsableCommand {
         let task = Task { try await runner.run() }
 
         // Ctrl-C / SIGTERM: kill every server at once, let the run clean up, exit 130.
-        let sources = installInterruptHandler(command: "synod bench compare", graceSeconds: 15,
-                                              killChildren: { CompareChildren.killAll() }, cancel: { task.cancel() })
-        defer { sources.forEach { $0.cancel() } }
+        let children = ChildRegistry.shared
+        let trap = children.killOnInterrupt(command: "synod bench compare", grace: .seconds(15)) { task.cancel() }
+        defer { trap.cancel() }
 
         let report: CompareReport
         do {
             report = try await task.value
         } catch {
-            CompareChildren.killAll()
+            children.killAll()
             if error is CancellationError || task.isCancelled {
                 FileHandle.standardError.write(Data("synod bench compare: interrupted; every server killed\n".utf8))
                 throw ExitCode(130)

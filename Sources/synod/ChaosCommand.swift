@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SynodChaos
+import SynodProcess
 import SynodServer
 
 /// `synod chaos`: a real cluster of `synod serve` processes under faults, a recorded client
@@ -160,15 +161,15 @@ struct ChaosCommand: AsyncParsableCommand {
         let task = Task { try await runner.run() }
 
         // Ctrl-C / SIGTERM: kill every node at once, let the run clean up, exit 130.
-        let sources = installInterruptHandler(command: "synod chaos", graceSeconds: 10,
-                                              killChildren: { ChaosChildren.killAll() }, cancel: { task.cancel() })
-        defer { sources.forEach { $0.cancel() } }
+        let children = ChildRegistry.shared
+        let trap = children.killOnInterrupt(command: "synod chaos", grace: .seconds(10)) { task.cancel() }
+        defer { trap.cancel() }
 
         let verdict: ChaosVerdict
         do {
             verdict = try await task.value
         } catch {
-            ChaosChildren.killAll()
+            children.killAll()
             if error is CancellationError || task.isCancelled {
                 FileHandle.standardError.write(Data("synod chaos: interrupted; nodes killed, logs in \(options.reportDirectory)/nodes\n".utf8))
                 throw ExitCode(130)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SynodProcess
 
 /// `synod cluster` (and `synod` with no arguments): a local 3-node cluster in one command.
 struct ClusterCommand: AsyncParsableCommand {
@@ -45,26 +46,25 @@ struct ClusterCommand: AsyncParsableCommand {
         let members = self.members
         let initialCluster = members.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ",")
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-        let group = ProcessGroup()
+        let registry = ChildRegistry.shared
+        var children: [ChildProcess] = []
         for member in members {
             let logPath = "\(dataDir)/\(member.name).log"
+            // Each start begins a fresh log.
             _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-            guard let log = FileHandle(forWritingAtPath: logPath) else {
-                throw ValidationError("cannot write \(logPath)")
-            }
-            log.seekToEndOfFile()
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = [
+            let command = ChildCommand(executable: executable, arguments: [
                 "serve", "--name", member.name, "--data-dir", "\(dataDir)/\(member.name)",
                 "--listen-client-urls", member.clientURL, "--advertise-client-urls", member.clientURL,
                 "--listen-peer-urls", member.peerURL, "--initial-cluster", initialCluster,
                 "--listen-metrics-urls", "http://127.0.0.1:\(member.metricsPort)", "--log-level", logLevel,
-            ]
-            process.standardOutput = log
-            process.standardError = log
-            try process.run()
-            group.add(name: member.name, process: process)
+            ], logPath: logPath)
+            do {
+                children.append(try registry.launch(command, name: member.name))
+            } catch .cannotStart(_, let underlying) {
+                throw underlying
+            } catch {
+                throw ValidationError(error.description)
+            }
         }
         let endpoints = members.map(\.clientURL).joined(separator: ",")
         print("""
@@ -77,67 +77,16 @@ struct ClusterCommand: AsyncParsableCommand {
               synod status --endpoints=\(endpoints)
             Press Ctrl-C to stop.
             """)
-        let reason = await group.waitForSignalOrExit()
+        let reason: String
+        switch await ChildProcess.waitForSignalOrExit(children) {
+        case .signal(let number): reason = number == SIGINT ? "interrupted" : "terminated"
+        case .exited(let child, let status): reason = "\(child.name) exited with status \(status); see its log"
+        case nil: reason = "stopped"
+        }
         print("\nstopping (\(reason))...")
-        group.terminateAll()
+        await ChildProcess.stop(children, grace: .seconds(10)) { child in
+            print("\(child.name) did not stop within 10 s; killing it")
+        }
         print("stopped.")
-    }
-}
-
-/// Child processes and the signals that stop them.
-final class ProcessGroup: @unchecked Sendable {
-    private let lock = NSLock()
-    private var processes: [(name: String, process: Process)] = []
-
-    func add(name: String, process: Process) {
-        lock.lock()
-        processes.append((name, process))
-        lock.unlock()
-    }
-
-    /// Waits for SIGINT/SIGTERM or for a child to exit; returns why.
-    func waitForSignalOrExit() async -> String {
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let (stream, continuation) = AsyncStream<String>.makeStream()
-        let sources = [SIGINT, SIGTERM].map { number in
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(number == SIGINT ? "interrupted" : "terminated") }
-            source.resume()
-            return source
-        }
-        let watcher = Task.detached { [self] in
-            while !Task.isCancelled {
-                let exited = lock.withLock { processes.first { !$0.process.isRunning } }
-                if let exited {
-                    continuation.yield("\(exited.name) exited with status \(exited.process.terminationStatus); see its log")
-                    return
-                }
-                try? await Task.sleep(for: .milliseconds(200))
-            }
-        }
-        var reason = "stopped"
-        for await first in stream {
-            reason = first
-            break
-        }
-        watcher.cancel()
-        sources.forEach { $0.cancel() }
-        return reason
-    }
-
-    func terminateAll() {
-        lock.lock()
-        let all = processes
-        lock.unlock()
-        for (_, process) in all where process.isRunning { process.terminate() }
-        let deadline = Date().addingTimeInterval(10)
-        for (name, process) in all {
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning {
-                print("\(name) did not stop within 10 s; killing it")
-                kill(process.processIdentifier, SIGKILL)
-            }
-        }
     }
 }

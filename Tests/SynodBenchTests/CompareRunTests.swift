@@ -1,4 +1,5 @@
 import Foundation
+import SynodProcess
 import XCTest
 @testable import SynodBench
 
@@ -77,7 +78,7 @@ final class CompareRunTests: XCTestCase {
         let markdown = try String(contentsOfFile: directory + "/results.md", encoding: .utf8)
         XCTAssertTrue(markdown.contains("| put | 4 |"), markdown)
         XCTAssertFalse(fileManager.fileExists(atPath: directory + "/data"), "data directories are removed without --keep-data")
-        XCTAssertTrue(CompareChildren.running.isEmpty, "every server was stopped")
+        XCTAssertTrue(ChildRegistry.shared.running.isEmpty, "every server was stopped")
     }
 
     func testMissingEtcdIsOneClearLine() async throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import SynodProcess
 import XCTest
 @testable import SynodChaos
 
@@ -47,7 +48,7 @@ final class ChaosRunnerTests: XCTestCase {
     }
 
     func testShortRunWithKillsAndPartitionsPasses() async throws {
-        ChaosChildren.reset()
+        ChildRegistry.shared.reset()
         // The first seed whose schedule has at least one kill and one partition.
         let kinds: [NemesisKind] = [.kill, .partition]
         let seed = (UInt64(1)...UInt64(10_000)).first { seed in
@@ -82,7 +83,7 @@ final class ChaosRunnerTests: XCTestCase {
     /// removed (their processes exit by themselves), the leader moved; the clients follow and
     /// the history stays linearizable.
     func testShortRunWithMembershipChangesPasses() async throws {
-        ChaosChildren.reset()
+        ChildRegistry.shared.reset()
         let kinds: [NemesisKind] = [.membership, .kill]
         let duration = 36.0
         let interval = 3.0
@@ -130,7 +131,7 @@ final class ChaosRunnerTests: XCTestCase {
     /// The negative control: with every node answering reads locally, clients that prefer
     /// followers see stale values, and the harness must say so.
     func testBrokenReadsAreCaught() async throws {
-        ChaosChildren.reset()
+        ChildRegistry.shared.reset()
         // A node cut off from the majority keeps answering reads from its frozen state while the
         // majority moves on: pick the first seed whose schedule isolates or splits off a node
         // early and long enough, so the control does not depend on timing luck.
@@ -188,7 +189,7 @@ final class ChaosRunnerTests: XCTestCase {
 
     /// A run of the stall nemesis alone on `stallSeed`'s schedule.
     private func stallRun(name: String, brokenLease: Bool) async throws -> (ChaosOptions, ChaosVerdict) {
-        ChaosChildren.reset()
+        ChildRegistry.shared.reset()
         var options = try makeOptions(seed: Self.stallSeed, name: name)
         options.durationSeconds = Self.stallDuration
         options.intervalSeconds = 3

@@ -1,5 +1,6 @@
 import Foundation
 import SynodClient
+import SynodProcess
 import XCTest
 @testable import SynodChaos
 
@@ -16,7 +17,7 @@ final class PreVoteProcessTests: XCTestCase {
 
     private func cutFollowerFor30Seconds(extraArguments: [String]) async throws -> Observation {
         guard let binary = ChaosRunnerTests.synodBinary() else { throw XCTSkip("no synod binary") }
-        ChaosChildren.reset()
+        ChildRegistry.shared.reset()
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("synod-prevote-\(getpid())-\(extraArguments.count)").path
         try? FileManager.default.removeItem(atPath: root)
         let network = ProxyNetwork()

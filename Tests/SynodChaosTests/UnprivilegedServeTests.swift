@@ -1,5 +1,6 @@
 import Foundation
 import SynodClient
+import SynodProcess
 import XCTest
 @testable import SynodChaos
 
@@ -17,7 +18,7 @@ final class UnprivilegedServeTests: XCTestCase {
 
     func testThreeMembersServeAnOrdinaryUser() async throws {
         guard let binary = ChaosRunnerTests.synodBinary() else { throw XCTSkip("no synod binary") }
-        ChaosChildren.reset()
+        ChildRegistry.shared.reset()
         let user = getuid() == 0 ? try ServeUser(name: "nobody") : nil
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("synod-unprivileged-\(getpid())").path
         try? FileManager.default.removeItem(atPath: root)

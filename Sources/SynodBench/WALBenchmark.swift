@@ -1,4 +1,5 @@
 import SynodCore
+import SynodStore
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import SynodServer
+@testable import synod
 
 final class ConfigFileTests: XCTestCase {
     private func assertError(
