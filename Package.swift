@@ -129,6 +129,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
+        .testTarget(name: "SynodBytesTests", dependencies: ["SynodBytes"]),
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
         .testTarget(name: "SynodStoreTests", dependencies: ["SynodStore", "SynodCore"]),
         .testTarget(name: "SynodKVTests", dependencies: ["SynodKV", "SynodCore"]),
