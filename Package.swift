@@ -29,8 +29,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
     ],
     targets: [
-        // The Paxos protocol as a pure state machine: standard library only.
-        .target(name: "SynodCore"),
+        // The Paxos protocol as a pure state machine: the standard library and our own
+        // dependency-free modules only (SynodBytes depends on nothing but the standard library).
+        .target(name: "SynodCore", dependencies: ["SynodBytes"]),
         // Bounds-checked little-endian reading and writing for every decoder of outside bytes.
         .target(name: "SynodBytes"),
         // Write-ahead log, snapshots, recovery; the file system behind a small protocol.
@@ -128,7 +129,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
+        .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore", "SynodBytes"]),
         .testTarget(name: "SynodBytesTests", dependencies: ["SynodBytes"]),
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
         .testTarget(name: "SynodStoreTests", dependencies: ["SynodStore", "SynodCore"]),
