@@ -37,7 +37,7 @@ let package = Package(
         // Write-ahead log, snapshots, recovery; the file system behind a small protocol.
         .target(name: "SynodStore", dependencies: ["SynodCore", "SynodBytes"]),
         // The etcd-style MVCC key space: the replicated state machine (pure).
-        .target(name: "SynodKV", dependencies: ["SynodCore"]),
+        .target(name: "SynodKV", dependencies: ["SynodCore", "SynodBytes"]),
         // Peer transport: the versioned binary codec for peer messages (SwiftNIO connections later).
         .target(
             name: "SynodTransport",
