@@ -94,7 +94,7 @@ let package = Package(
         .target(
             name: "SynodChaos",
             dependencies: [
-                "SynodCheck", "SynodClient", "SynodEtcdAPI", "SynodTransport",
+                "SynodCheck", "SynodClient", "SynodCore", "SynodEtcdAPI", "SynodTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -104,7 +104,7 @@ let package = Package(
         .target(
             name: "SynodBench",
             dependencies: [
-                "SynodEtcdAPI", "SynodStore", "SynodSim", "SynodClient",
+                "SynodCore", "SynodEtcdAPI", "SynodStore", "SynodSim", "SynodClient",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

@@ -1,3 +1,4 @@
+import SynodCore
 import XCTest
 @testable import SynodBench
 
