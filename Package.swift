@@ -62,7 +62,7 @@ let package = Package(
         .target(
             name: "SynodServer",
             dependencies: [
-                "SynodCore", "SynodStore", "SynodKV", "SynodTransport", "SynodEtcdAPI",
+                "SynodBytes", "SynodCore", "SynodStore", "SynodKV", "SynodTransport", "SynodEtcdAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -146,7 +146,7 @@ let package = Package(
         .testTarget(
             name: "SynodServerTests",
             dependencies: [
-                "SynodServer", "SynodClient", "SynodKV", "SynodCore", "SynodEtcdAPI", "SynodBench", "SynodTransport",
+                "SynodServer", "SynodClient", "SynodKV", "SynodCore", "SynodBytes", "SynodEtcdAPI", "SynodBench", "SynodTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -61,19 +61,3 @@ extension LittleEndianReader {
         if remaining != 0 { throw .trailingBytes }
     }
 }
-
-/// FNV-1a, 64 bit: a simple, stable hash of a canonical encoding (for `HashKV`-style checks).
-public struct FNV1a64: Sendable {
-    /// The hash of everything combined so far.
-    public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
-
-    public init() {}
-
-    /// Folds `bytes` into the hash, in order.
-    public mutating func combine(_ bytes: [UInt8]) {
-        for byte in bytes {
-            value ^= UInt64(byte)
-            value = value &* 0x0000_0100_0000_01b3
-        }
-    }
-}

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
+import SynodBytes
 import SynodCore
 import SynodKV
 import SynodStore

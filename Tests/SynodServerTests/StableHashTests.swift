@@ -1,4 +1,4 @@
-import SynodKV
+import SynodBytes
 import XCTest
 @testable import SynodServer
 
