@@ -29,18 +29,19 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
     ],
     targets: [
-        // The Paxos protocol as a pure state machine: standard library only.
-        .target(name: "SynodCore"),
+        // The Paxos protocol as a pure state machine: the standard library and our own
+        // dependency-free modules only (SynodBytes depends on nothing but the standard library).
+        .target(name: "SynodCore", dependencies: ["SynodBytes"]),
         // Bounds-checked little-endian reading and writing for every decoder of outside bytes.
         .target(name: "SynodBytes"),
         // Write-ahead log, snapshots, recovery; the file system behind a small protocol.
         .target(name: "SynodStore", dependencies: ["SynodCore", "SynodBytes"]),
         // The etcd-style MVCC key space: the replicated state machine (pure).
-        .target(name: "SynodKV", dependencies: ["SynodCore"]),
+        .target(name: "SynodKV", dependencies: ["SynodCore", "SynodBytes"]),
         // One member's node as a pure value: replica + state machine + the requests and
         // housekeeping around them; no I/O, no clock, no threads (the server's shell and the
         // simulator drive it).
-        .target(name: "SynodNode", dependencies: ["SynodCore", "SynodKV"]),
+        .target(name: "SynodNode", dependencies: ["SynodBytes", "SynodCore", "SynodKV"]),
         // Peer transport: the versioned binary codec for peer messages (SwiftNIO connections later).
         .target(
             name: "SynodTransport",
@@ -65,7 +66,7 @@ let package = Package(
         .target(
             name: "SynodServer",
             dependencies: [
-                "SynodCore", "SynodStore", "SynodKV", "SynodNode", "SynodTransport", "SynodEtcdAPI",
+                "SynodBytes", "SynodCore", "SynodStore", "SynodKV", "SynodNode", "SynodTransport", "SynodEtcdAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -100,7 +101,7 @@ let package = Package(
         .target(
             name: "SynodChaos",
             dependencies: [
-                "SynodCheck", "SynodClient", "SynodEtcdAPI", "SynodTransport", "SynodProcess",
+                "SynodCheck", "SynodClient", "SynodCore", "SynodEtcdAPI", "SynodTransport", "SynodProcess",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -136,7 +137,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
+        .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore", "SynodBytes"]),
+        .testTarget(name: "SynodBytesTests", dependencies: ["SynodBytes"]),
         .testTarget(name: "SynodNodeTests", dependencies: ["SynodNode", "SynodCore", "SynodKV"]),
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
         .testTarget(name: "SynodProcessTests", dependencies: ["SynodProcess"]),
@@ -154,7 +156,7 @@ let package = Package(
         .testTarget(
             name: "SynodServerTests",
             dependencies: [
-                "SynodServer", "SynodClient", "SynodKV", "SynodCore", "SynodEtcdAPI", "SynodBench", "SynodTransport",
+                "SynodServer", "SynodClient", "SynodKV", "SynodCore", "SynodBytes", "SynodEtcdAPI", "SynodBench", "SynodTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

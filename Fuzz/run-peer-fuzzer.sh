@@ -19,19 +19,20 @@ cd "$root"
 # lld: gold warns about every AddressSanitizer helper symbol it cannot export.
 flags=(-O -parse-as-library -swift-version 6 -sanitize=fuzzer,address -use-ld=lld)
 
-# SynodCore is its own module (the codec files `import SynodCore`), archived statically.
-# AddressSanitizer only: coverage counters there would count protocol code the decoder
-# never runs, and blur the coverage libFuzzer reports for the codec.
-swiftc "${flags[@]/-sanitize=fuzzer,address/-sanitize=address}" -module-name SynodCore \
-    -emit-module -emit-module-path "$out/SynodCore.swiftmodule" \
-    -emit-library -static -o "$out/libSynodCore.a" \
-    Sources/SynodCore/*.swift
-
-# SynodBytes (the bounds-checked reader the decoders share), also AddressSanitizer only.
+# SynodBytes (the bounds-checked reader and writer the codecs share), AddressSanitizer only
+# like SynodCore below. Built first: SynodCore imports it.
 swiftc "${flags[@]/-sanitize=fuzzer,address/-sanitize=address}" -module-name SynodBytes \
     -emit-module -emit-module-path "$out/SynodBytes.swiftmodule" \
     -emit-library -static -o "$out/libSynodBytes.a" \
     Sources/SynodBytes/*.swift
+
+# SynodCore is its own module (the codec files `import SynodCore`), archived statically.
+# AddressSanitizer only: coverage counters there would count protocol code the decoder
+# never runs, and blur the coverage libFuzzer reports for the codec.
+swiftc "${flags[@]/-sanitize=fuzzer,address/-sanitize=address}" -module-name SynodCore -I "$out" \
+    -emit-module -emit-module-path "$out/SynodCore.swiftmodule" \
+    -emit-library -static -o "$out/libSynodCore.a" \
+    Sources/SynodCore/*.swift
 
 # The codec, the connection hello and the entry point as module SynodTransport: only the
 # files without NIO (the connection code needs the package's dependencies).

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHPACK
 import NIOPosix
+import SynodCore
 import SynodEtcdAPI
 
 /// Which client stack drives the unary workloads (put, get, txn-cas, mixed and the pre-fill);

@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import NIOPosix
+import SynodCore
 import SynodEtcdAPI
 
 /// `synod bench <workload>`: drives an etcd v3 endpoint set (Synod or etcd) with the raw gRPC

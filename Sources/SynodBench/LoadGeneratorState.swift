@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import SynodCore
 
 /// Counters shared by every client of a run, read by the progress reporter. Relaxed atomics:
 /// they are statistics, nothing is ordered by them.
@@ -34,32 +35,13 @@ struct ClientTally: Sendable {
     }
 }
 
-/// SplitMix64: a tiny, seedable generator for key choice (no locks, no allocation).
-struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    init(seed: UInt64) { self.state = seed }
-
-    @inline(__always)
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A uniform index in `0..<bound` (bound > 0); the modulo bias is negligible for key spaces
-    /// far below 2^64.
+// Key choice draws from SynodCore's seeded `SplitMix64` (`--seed` replays the same keys).
+extension SplitMix64 {
+    /// A uniform index in `0..<bound` (bound > 0), one value modulo `bound` (unlike `below`,
+    /// a bound of 1 still draws); the modulo bias is negligible for key spaces far below 2^64.
     @inline(__always)
     mutating func index(below bound: Int) -> Int {
         Int(truncatingIfNeeded: next() % UInt64(bound))
-    }
-
-    /// A uniform value in [0, 1).
-    @inline(__always)
-    mutating func unit() -> Double {
-        Double(next() >> 11) * 0x1.0p-53
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Synchronization
+import SynodCore
 import SynodEtcdAPI
 
 /// The `watch` workload: ``BenchOptions/watchers`` watch streams on the key prefix, one writer

@@ -1,45 +1,13 @@
 import Foundation
+import SynodCore
 
 // The nemesis schedule of `synod chaos`: which fault, on which node, when and for how long.
 // It derives only from the seed, so a run's faults can be replayed; which node is the leader
 // is the one thing resolved while running (a fault may target "the leader").
 
-/// A small seeded generator (SplitMix64): fast, and the same sequence on every platform.
-public struct ChaosRandom: Sendable, RandomNumberGenerator {
-    private var state: UInt64
-
-    public init(seed: UInt64) {
-        self.state = seed
-    }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A uniform double in [0, 1).
-    public mutating func unit() -> Double {
-        Double(next() >> 11) * 0x1.0p-53
-    }
-
-    /// A uniform double in [low, high).
-    public mutating func uniform(_ low: Double, _ high: Double) -> Double {
-        high <= low ? low : low + (high - low) * unit()
-    }
-
-    /// A uniform integer in 0..<bound (bound > 0).
-    public mutating func below(_ bound: Int) -> Int {
-        bound <= 1 ? 0 : Int(next() % UInt64(bound))
-    }
-
-    /// True with probability `p`.
-    public mutating func chance(_ p: Double) -> Bool {
-        unit() < p
-    }
-}
+/// The chaos generator: SynodCore's seeded `SplitMix64` with its `unit`, `uniform`, `below`
+/// and `chance` helpers, so a schedule replays from its seed on every platform.
+public typealias ChaosRandom = SplitMix64
 
 /// The kinds of fault `--nemesis` can enable.
 public enum NemesisKind: String, Sendable, CaseIterable, Codable {

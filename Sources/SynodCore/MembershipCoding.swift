@@ -1,6 +1,9 @@
+import SynodBytes
+
 /// Binary encoding of the membership types, shared by the WAL, snapshot files and the peer
-/// codec so that all three agree byte for byte. Little-endian; strings and lists carry a
-/// 32-bit length. Layouts (every blob starts with format version 1):
+/// codec so that all three agree byte for byte. Little-endian, through SynodBytes' writer and
+/// reader; strings (UTF-8) and lists carry a 32-bit length. Layouts (every history and
+/// reconfiguration blob starts with format version 1):
 ///
 ///     member         id: UInt32 | isLearner: UInt8 | memberID: UInt64 | name: string
 ///                    | peerURLs: count UInt32, strings
@@ -30,208 +33,197 @@ public struct MembershipDecodingError: Error, Hashable, Sendable, CustomStringCo
     public var description: String { "malformed membership data: \(reason)" }
 }
 
-struct MembershipWriter {
-    var bytes: [UInt8] = []
-    mutating func u8(_ value: UInt8) { bytes.append(value) }
-    mutating func u32(_ value: UInt32) { for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) } }
-    mutating func u64(_ value: UInt64) { for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) } }
-    mutating func string(_ value: String) {
-        let utf8 = Array(value.utf8)
-        u32(UInt32(truncatingIfNeeded: utf8.count))
-        bytes.append(contentsOf: utf8)
+extension MembershipCoding {
+    /// Decodes a whole blob with `body`, which must consume all of it. The reader's reasons
+    /// (which field was truncated or out of bounds) become the `MembershipDecodingError`.
+    static func decode<T>(
+        _ bytes: [UInt8], _ body: (inout LittleEndianReader) throws(ByteDecodingError) -> T
+    ) throws(MembershipDecodingError) -> T {
+        do {
+            return try LittleEndianReader.read(bytes) { (reader) throws(ByteDecodingError) -> T in
+                let value = try body(&reader)
+                guard reader.remaining == 0 else { throw ByteDecodingError("\(reader.remaining) trailing bytes") }
+                return value
+            }
+        } catch {
+            throw MembershipDecodingError(error.reason)
+        }
     }
-    mutating func strings(_ values: [String]) {
-        u32(UInt32(truncatingIfNeeded: values.count))
-        for value in values { string(value) }
+
+    /// The smallest encodings of the repeated elements (a member with an empty name and no
+    /// URLs; an epoch with an empty member list), so a hostile count is refused before any
+    /// array grows.
+    static let memberLengthMin = 4 + 1 + 8 + 4 + 4
+    static let epochLengthMin = 8 + 8 + 4 * 4
+}
+
+extension LittleEndianWriter {
+    mutating func writeStrings(_ values: [String]) {
+        writeCount(values.count)
+        for value in values { writeString(value) }
     }
-    mutating func member(_ member: Member) {
-        u32(member.id.rawValue)
-        u8(member.isLearner ? 1 : 0)
-        u64(member.memberID)
-        string(member.name)
-        strings(member.peerURLs)
+
+    mutating func writeMember(_ member: Member) {
+        writeUInt32(member.id.rawValue)
+        writeBool(member.isLearner)
+        writeUInt64(member.memberID)
+        writeString(member.name)
+        writeStrings(member.peerURLs)
     }
-    mutating func membership(_ membership: Membership) {
-        u32(membership.nextNodeID)
-        u32(UInt32(truncatingIfNeeded: membership.phase1Quorum))
-        u32(UInt32(truncatingIfNeeded: membership.phase2Quorum))
-        u32(UInt32(truncatingIfNeeded: membership.members.count))
-        for member in membership.members { self.member(member) }
+
+    mutating func writeMembership(_ membership: Membership) {
+        writeUInt32(membership.nextNodeID)
+        writeCount(membership.phase1Quorum)
+        writeCount(membership.phase2Quorum)
+        writeCount(membership.members.count)
+        for member in membership.members { writeMember(member) }
     }
-    mutating func change(_ change: MembershipChange) {
+
+    mutating func writeChange(_ change: MembershipChange) {
         switch change {
         case .add(let urls, let isLearner, let memberID):
-            u8(1); u8(isLearner ? 1 : 0); u64(memberID); strings(urls)
-        case .remove(let id): u8(2); u32(id.rawValue)
-        case .promote(let id): u8(3); u32(id.rawValue)
+            writeUInt8(1); writeBool(isLearner); writeUInt64(memberID); writeStrings(urls)
+        case .remove(let id): writeUInt8(2); writeUInt32(id.rawValue)
+        case .promote(let id): writeUInt8(3); writeUInt32(id.rawValue)
         case .update(let id, let urls, let name):
-            u8(4); u32(id.rawValue); strings(urls)
-            if let name { u8(1); string(name) } else { u8(0) }
+            writeUInt8(4); writeUInt32(id.rawValue); writeStrings(urls)
+            if let name { writeUInt8(1); writeString(name) } else { writeUInt8(0) }
         }
     }
 }
 
-struct MembershipReader {
-    let bytes: [UInt8]
-    var offset = 0
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    mutating func u8(_ what: String) throws(MembershipDecodingError) -> UInt8 {
-        guard offset < bytes.count else { throw MembershipDecodingError("truncated at \(what)") }
-        defer { offset += 1 }
-        return bytes[offset]
-    }
-    mutating func u32(_ what: String) throws(MembershipDecodingError) -> UInt32 {
-        guard bytes.count - offset >= 4 else { throw MembershipDecodingError("truncated at \(what)") }
-        var value: UInt32 = 0
-        for index in 0..<4 { value |= UInt32(bytes[offset + index]) << UInt32(8 * index) }
-        offset += 4
-        return value
-    }
-    mutating func u64(_ what: String) throws(MembershipDecodingError) -> UInt64 {
-        guard bytes.count - offset >= 8 else { throw MembershipDecodingError("truncated at \(what)") }
-        var value: UInt64 = 0
-        for index in 0..<8 { value |= UInt64(bytes[offset + index]) << UInt64(8 * index) }
-        offset += 8
-        return value
-    }
-    mutating func count(_ what: String, max: Int) throws(MembershipDecodingError) -> Int {
-        let count = Int(try u32(what))
-        guard count <= max else { throw MembershipDecodingError("\(what) \(count) exceeds \(max)") }
-        return count
-    }
-    mutating func string(_ what: String) throws(MembershipDecodingError) -> String {
-        let length = try count(what, max: MembershipCoding.stringBytesMax)
-        guard bytes.count - offset >= length else { throw MembershipDecodingError("truncated at \(what)") }
-        defer { offset += length }
-        return String(decoding: bytes[offset..<(offset + length)], as: UTF8.self)
-    }
-    mutating func strings(_ what: String) throws(MembershipDecodingError) -> [String] {
-        let count = try count(what, max: MembershipCoding.urlsMax)
+// Flags are read as "non-zero is set" (not strictly 0/1): that is how these blobs have
+// always been read, and a stricter reader could refuse a directory an older build accepted.
+extension LittleEndianReader {
+    mutating func readStrings(_ field: StaticString) throws(ByteDecodingError) -> [String] {
+        let count = try readCount(field, limit: MembershipCoding.urlsMax, elementLengthMin: 4)
         var result: [String] = []
-        for _ in 0..<count { result.append(try string(what)) }
+        for _ in 0..<count { result.append(try readString(field, limit: MembershipCoding.stringBytesMax)) }
         return result
     }
-    mutating func nodeID(_ what: String) throws(MembershipDecodingError) -> NodeID {
-        let raw = try u32(what)
-        guard raw >= 1 else { throw MembershipDecodingError("\(what) is 0") }
+
+    mutating func readNodeID(_ field: StaticString) throws(ByteDecodingError) -> NodeID {
+        let raw = try readUInt32(field)
+        guard raw >= 1 else { throw ByteDecodingError("\(field) is 0") }
         return NodeID(raw)
     }
-    mutating func member() throws(MembershipDecodingError) -> Member {
-        let id = try nodeID("member id")
-        let learner = try u8("learner flag") != 0
-        let memberID = try u64("member id (etcd)")
-        let name = try string("member name")
-        let urls = try strings("peer URLs")
+
+    mutating func readMember() throws(ByteDecodingError) -> Member {
+        let id = try readNodeID("member id")
+        let learner = try readUInt8("learner flag") != 0
+        let memberID = try readUInt64("member id (etcd)")
+        let name = try readString("member name", limit: MembershipCoding.stringBytesMax)
+        let urls = try readStrings("peer URLs")
         return Member(id: id, isLearner: learner, name: name, peerURLs: urls, memberID: memberID)
     }
-    mutating func membership() throws(MembershipDecodingError) -> Membership {
-        let next = try u32("next node id")
-        let q1 = Int(try u32("phase-1 quorum"))
-        let q2 = Int(try u32("phase-2 quorum"))
-        let count = try count("members", max: MembershipCoding.membersMax)
+
+    mutating func readMembership() throws(ByteDecodingError) -> Membership {
+        let next = try readUInt32("next node id")
+        let q1 = Int(try readUInt32("phase-1 quorum"))
+        let q2 = Int(try readUInt32("phase-2 quorum"))
+        let count = try readCount("members", limit: MembershipCoding.membersMax, elementLengthMin: MembershipCoding.memberLengthMin)
         var members: [Member] = []
-        for _ in 0..<count { members.append(try member()) }
-        guard Set(members.map(\.id)).count == members.count else { throw MembershipDecodingError("a member is listed twice") }
+        for _ in 0..<count { members.append(try readMember()) }
+        guard Set(members.map(\.id)).count == members.count else { throw ByteDecodingError("a member is listed twice") }
         let voters = members.filter { !$0.isLearner }.count
         guard voters >= 1, (1...voters).contains(q1), (1...voters).contains(q2) else {
-            throw MembershipDecodingError("quorums \(q1)/\(q2) do not fit \(voters) voters")
+            throw ByteDecodingError("quorums \(q1)/\(q2) do not fit \(voters) voters")
         }
-        guard members.allSatisfy({ $0.id.rawValue < next }) else { throw MembershipDecodingError("next node id \(next) is not above every member") }
+        guard members.allSatisfy({ $0.id.rawValue < next }) else { throw ByteDecodingError("next node id \(next) is not above every member") }
         return Membership(members: members, nextNodeID: next, phase1Quorum: q1, phase2Quorum: q2)
     }
-    mutating func change() throws(MembershipDecodingError) -> MembershipChange {
-        switch try u8("change kind") {
+
+    mutating func readChange() throws(ByteDecodingError) -> MembershipChange {
+        switch try readUInt8("change kind") {
         case 1:
-            let learner = try u8("learner flag") != 0
-            let memberID = try u64("member id (etcd)")
-            return .add(peerURLs: try strings("peer URLs"), isLearner: learner, memberID: memberID)
-        case 2: return .remove(try nodeID("removed id"))
-        case 3: return .promote(try nodeID("promoted id"))
+            let learner = try readUInt8("learner flag") != 0
+            let memberID = try readUInt64("member id (etcd)")
+            return .add(peerURLs: try readStrings("peer URLs"), isLearner: learner, memberID: memberID)
+        case 2: return .remove(try readNodeID("removed id"))
+        case 3: return .promote(try readNodeID("promoted id"))
         case 4:
-            let id = try nodeID("updated id")
-            let urls = try strings("peer URLs")
-            let name: String? = try u8("name flag") != 0 ? try string("name") : nil
+            let id = try readNodeID("updated id")
+            let urls = try readStrings("peer URLs")
+            let name: String? = try readUInt8("name flag") != 0 ? try readString("name", limit: MembershipCoding.stringBytesMax) : nil
             return .update(id, peerURLs: urls, name: name)
-        case let kind: throw MembershipDecodingError("unknown change kind \(kind)")
+        case let kind: throw ByteDecodingError("unknown change kind \(kind)")
         }
     }
-    func finish() throws(MembershipDecodingError) {
-        guard offset == bytes.count else { throw MembershipDecodingError("\(bytes.count - offset) trailing bytes") }
+
+    /// The version byte every history and reconfiguration blob starts with.
+    mutating func readMembershipVersion() throws(ByteDecodingError) {
+        let version = try readUInt8("version")
+        guard version == MembershipCoding.version else { throw ByteDecodingError("unknown version \(version)") }
     }
 }
 
 extension MembershipHistory {
     public func encoded() -> [UInt8] {
-        var writer = MembershipWriter()
-        writer.u8(MembershipCoding.version)
-        writer.u32(UInt32(truncatingIfNeeded: epochs.count))
+        var writer = LittleEndianWriter()
+        writer.writeUInt8(MembershipCoding.version)
+        writer.writeCount(epochs.count)
         for epoch in epochs {
-            writer.u64(epoch.chosenAt)
-            writer.u64(epoch.activeFrom)
-            writer.membership(epoch.membership)
+            writer.writeUInt64(epoch.chosenAt)
+            writer.writeUInt64(epoch.activeFrom)
+            writer.writeMembership(epoch.membership)
         }
         return writer.bytes
     }
 
     public init(decoding bytes: [UInt8]) throws(MembershipDecodingError) {
-        var reader = MembershipReader(bytes)
-        let version = try reader.u8("version")
-        guard version == MembershipCoding.version else { throw MembershipDecodingError("unknown version \(version)") }
-        let count = try reader.count("epochs", max: MembershipCoding.epochsMax)
-        guard count >= 1 else { throw MembershipDecodingError("no epochs") }
-        var epochs: [MembershipEpoch] = []
-        for _ in 0..<count {
-            let chosenAt = try reader.u64("chosen slot")
-            let activeFrom = try reader.u64("active slot")
-            guard activeFrom > chosenAt, activeFrom >= (epochs.last?.activeFrom ?? 1) else {
-                throw MembershipDecodingError("epoch active from \(activeFrom) out of order")
+        let epochs = try MembershipCoding.decode(bytes) { (reader) throws(ByteDecodingError) -> [MembershipEpoch] in
+            try reader.readMembershipVersion()
+            let count = try reader.readCount("epochs", limit: MembershipCoding.epochsMax, elementLengthMin: MembershipCoding.epochLengthMin)
+            guard count >= 1 else { throw ByteDecodingError("no epochs") }
+            var epochs: [MembershipEpoch] = []
+            for _ in 0..<count {
+                let chosenAt = try reader.readUInt64("chosen slot")
+                let activeFrom = try reader.readUInt64("active slot")
+                guard activeFrom > chosenAt, activeFrom >= (epochs.last?.activeFrom ?? 1) else {
+                    throw ByteDecodingError("epoch active from \(activeFrom) out of order")
+                }
+                epochs.append(MembershipEpoch(chosenAt: chosenAt, activeFrom: activeFrom, membership: try reader.readMembership()))
             }
-            epochs.append(MembershipEpoch(chosenAt: chosenAt, activeFrom: activeFrom, membership: try reader.membership()))
+            return epochs
         }
-        try reader.finish()
         self.init(epochs: epochs)
     }
 }
 
 extension Reconfiguration {
     public func encoded() -> [UInt8] {
-        var writer = MembershipWriter()
-        writer.u8(MembershipCoding.version)
-        writer.u32(origin.rawValue)
-        writer.u64(requestID)
-        writer.change(change)
-        writer.membership(membership)
-        writer.u64(activeFrom)
+        var writer = LittleEndianWriter()
+        writer.writeUInt8(MembershipCoding.version)
+        writer.writeUInt32(origin.rawValue)
+        writer.writeUInt64(requestID)
+        writer.writeChange(change)
+        writer.writeMembership(membership)
+        writer.writeUInt64(activeFrom)
         return writer.bytes
     }
 
     public init(decoding bytes: [UInt8]) throws(MembershipDecodingError) {
-        var reader = MembershipReader(bytes)
-        let version = try reader.u8("version")
-        guard version == MembershipCoding.version else { throw MembershipDecodingError("unknown version \(version)") }
-        let origin = try reader.nodeID("origin")
-        let requestID = try reader.u64("request id")
-        let change = try reader.change()
-        let membership = try reader.membership()
-        let activeFrom = try reader.u64("active slot")
-        try reader.finish()
-        self.init(origin: origin, requestID: requestID, change: change, membership: membership, activeFrom: activeFrom)
+        self = try MembershipCoding.decode(bytes) { (reader) throws(ByteDecodingError) -> Reconfiguration in
+            try reader.readMembershipVersion()
+            let origin = try reader.readNodeID("origin")
+            let requestID = try reader.readUInt64("request id")
+            let change = try reader.readChange()
+            let membership = try reader.readMembership()
+            let activeFrom = try reader.readUInt64("active slot")
+            return Reconfiguration(origin: origin, requestID: requestID, change: change, membership: membership, activeFrom: activeFrom)
+        }
     }
 }
 
 extension MembershipChange {
     public func encoded() -> [UInt8] {
-        var writer = MembershipWriter()
-        writer.change(self)
+        var writer = LittleEndianWriter()
+        writer.writeChange(self)
         return writer.bytes
     }
 
     public init(decoding bytes: [UInt8]) throws(MembershipDecodingError) {
-        var reader = MembershipReader(bytes)
-        let change = try reader.change()
-        try reader.finish()
-        self = change
+        self = try MembershipCoding.decode(bytes) { (reader) throws(ByteDecodingError) in try reader.readChange() }
     }
 }
 
@@ -254,31 +246,29 @@ extension ReconfigurationError {
     }
 
     public func encoded() -> [UInt8] {
-        var writer = MembershipWriter()
-        writer.u8(code)
-        if case .transferFailed(let reason) = self { writer.string(reason) }
+        var writer = LittleEndianWriter()
+        writer.writeUInt8(code)
+        if case .transferFailed(let reason) = self { writer.writeString(reason) }
         return writer.bytes
     }
 
     public init(decoding bytes: [UInt8]) throws(MembershipDecodingError) {
-        var reader = MembershipReader(bytes)
-        let value: ReconfigurationError
-        switch try reader.u8("error kind") {
-        case 1: value = .notLeader
-        case 2: value = .memberNotFound
-        case 3: value = .peerURLExists
-        case 4: value = .notLearner
-        case 5: value = .learnerNotReady
-        case 6: value = .tooManyLearners
-        case 7: value = .unhealthy
-        case 8: value = .lastVoter
-        case 9: value = .nonMajorityQuorums
-        case 10: value = .busy
-        case 11: value = .transferFailed(try reader.string("reason"))
-        case 12: value = .leaderChanged
-        case let kind: throw MembershipDecodingError("unknown error kind \(kind)")
+        self = try MembershipCoding.decode(bytes) { (reader) throws(ByteDecodingError) -> ReconfigurationError in
+            switch try reader.readUInt8("error kind") {
+            case 1: return .notLeader
+            case 2: return .memberNotFound
+            case 3: return .peerURLExists
+            case 4: return .notLearner
+            case 5: return .learnerNotReady
+            case 6: return .tooManyLearners
+            case 7: return .unhealthy
+            case 8: return .lastVoter
+            case 9: return .nonMajorityQuorums
+            case 10: return .busy
+            case 11: return .transferFailed(try reader.readString("reason", limit: MembershipCoding.stringBytesMax))
+            case 12: return .leaderChanged
+            case let kind: throw ByteDecodingError("unknown error kind \(kind)")
+            }
         }
-        try reader.finish()
-        self = value
     }
 }

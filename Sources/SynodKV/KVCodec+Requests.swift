@@ -1,88 +1,90 @@
+import SynodBytes
+
 /// Limits of the binary codec.
 public enum KVCodec {
     /// Nested txns deeper than this are rejected when decoding (bounds recursion on hostile bytes).
     public static let nestingDepthMax = 32
 }
 
-extension ByteWriter {
+extension LittleEndianWriter {
     mutating func keyValue(_ kv: KeyValue) {
-        data(kv.key)
-        i64(kv.createRevision)
-        i64(kv.modRevision)
-        i64(kv.version)
-        data(kv.value)
-        i64(kv.lease)
+        writeBytes(kv.key)
+        writeInt64(kv.createRevision)
+        writeInt64(kv.modRevision)
+        writeInt64(kv.version)
+        writeBytes(kv.value)
+        writeInt64(kv.lease)
     }
 
     mutating func optionalKeyValue(_ kv: KeyValue?) {
-        bool(kv != nil)
+        writeBool(kv != nil)
         if let kv { keyValue(kv) }
     }
 
     mutating func rangeRequest(_ r: RangeRequest) {
-        data(r.key)
-        data(r.rangeEnd)
-        i64(r.limit)
-        i64(r.revision)
-        u8(r.sortOrder.rawValue)
-        u8(r.sortTarget.rawValue)
-        bool(r.keysOnly)
-        bool(r.countOnly)
-        i64(r.minModRevision)
-        i64(r.maxModRevision)
-        i64(r.minCreateRevision)
-        i64(r.maxCreateRevision)
+        writeBytes(r.key)
+        writeBytes(r.rangeEnd)
+        writeInt64(r.limit)
+        writeInt64(r.revision)
+        writeUInt8(r.sortOrder.rawValue)
+        writeUInt8(r.sortTarget.rawValue)
+        writeBool(r.keysOnly)
+        writeBool(r.countOnly)
+        writeInt64(r.minModRevision)
+        writeInt64(r.maxModRevision)
+        writeInt64(r.minCreateRevision)
+        writeInt64(r.maxCreateRevision)
     }
 
     mutating func putRequest(_ r: PutRequest) {
-        data(r.key)
-        data(r.value)
-        i64(r.lease)
-        bool(r.prevKv)
-        bool(r.ignoreValue)
-        bool(r.ignoreLease)
+        writeBytes(r.key)
+        writeBytes(r.value)
+        writeInt64(r.lease)
+        writeBool(r.prevKv)
+        writeBool(r.ignoreValue)
+        writeBool(r.ignoreLease)
     }
 
     mutating func deleteRangeRequest(_ r: DeleteRangeRequest) {
-        data(r.key)
-        data(r.rangeEnd)
-        bool(r.prevKv)
+        writeBytes(r.key)
+        writeBytes(r.rangeEnd)
+        writeBool(r.prevKv)
     }
 
     mutating func compare(_ c: Compare) {
-        data(c.key)
-        data(c.rangeEnd)
-        u8(c.result.rawValue)
+        writeBytes(c.key)
+        writeBytes(c.rangeEnd)
+        writeUInt8(c.result.rawValue)
         switch c.target {
-        case .version(let v): u8(0); i64(v)
-        case .createRevision(let v): u8(1); i64(v)
-        case .modRevision(let v): u8(2); i64(v)
-        case .value(let v): u8(3); data(v)
-        case .lease(let v): u8(4); i64(v)
+        case .version(let v): writeUInt8(0); writeInt64(v)
+        case .createRevision(let v): writeUInt8(1); writeInt64(v)
+        case .modRevision(let v): writeUInt8(2); writeInt64(v)
+        case .value(let v): writeUInt8(3); writeBytes(v)
+        case .lease(let v): writeUInt8(4); writeInt64(v)
         }
     }
 
     mutating func requestOps(_ ops: [RequestOp]) {
-        count(ops.count)
+        writeCount(ops.count)
         for op in ops {
             switch op {
-            case .range(let r): u8(0); rangeRequest(r)
-            case .put(let r): u8(1); putRequest(r)
-            case .deleteRange(let r): u8(2); deleteRangeRequest(r)
-            case .txn(let r): u8(3); txnRequest(r)
+            case .range(let r): writeUInt8(0); rangeRequest(r)
+            case .put(let r): writeUInt8(1); putRequest(r)
+            case .deleteRange(let r): writeUInt8(2); deleteRangeRequest(r)
+            case .txn(let r): writeUInt8(3); txnRequest(r)
             }
         }
     }
 
     mutating func txnRequest(_ r: TxnRequest) {
-        count(r.compare.count)
+        writeCount(r.compare.count)
         for c in r.compare { compare(c) }
         requestOps(r.success)
         requestOps(r.failure)
     }
 }
 
-extension ByteReader {
+extension LittleEndianReader {
     mutating func keyValue() throws(KVDecodingError) -> KeyValue {
         KeyValue(key: try data(), createRevision: try i64(), modRevision: try i64(), version: try i64(),
                  value: try data(), lease: try i64())

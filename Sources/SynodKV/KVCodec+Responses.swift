@@ -1,29 +1,31 @@
-extension ByteWriter {
+import SynodBytes
+
+extension LittleEndianWriter {
     mutating func rangeResponse(_ r: RangeResponse) {
-        i64(r.revision)
-        count(r.kvs.count)
+        writeInt64(r.revision)
+        writeCount(r.kvs.count)
         for kv in r.kvs { keyValue(kv) }
-        bool(r.more)
-        i64(r.count)
+        writeBool(r.more)
+        writeInt64(r.count)
     }
 
     mutating func responseOps(_ ops: [ResponseOp]) {
-        count(ops.count)
+        writeCount(ops.count)
         for op in ops {
             switch op {
-            case .range(let r): u8(0); rangeResponse(r)
-            case .put(let r): u8(1); i64(r.revision); optionalKeyValue(r.prevKv)
+            case .range(let r): writeUInt8(0); rangeResponse(r)
+            case .put(let r): writeUInt8(1); writeInt64(r.revision); optionalKeyValue(r.prevKv)
             case .deleteRange(let r):
-                u8(2); i64(r.revision); i64(r.deleted); count(r.prevKvs.count)
+                writeUInt8(2); writeInt64(r.revision); writeInt64(r.deleted); writeCount(r.prevKvs.count)
                 for kv in r.prevKvs { keyValue(kv) }
-            case .txn(let r): u8(3); txnResponse(r)
+            case .txn(let r): writeUInt8(3); txnResponse(r)
             }
         }
     }
 
     mutating func txnResponse(_ r: TxnResponse) {
-        i64(r.revision)
-        bool(r.succeeded)
+        writeInt64(r.revision)
+        writeBool(r.succeeded)
         responseOps(r.responses)
     }
 
@@ -31,21 +33,21 @@ extension ByteWriter {
     mutating func result(_ result: Result<KVResponse, KVError>) {
         switch result {
         case .success(let response):
-            u8(0)
+            writeUInt8(0)
             switch response {
-            case .put(let r): u8(0); i64(r.revision); optionalKeyValue(r.prevKv)
-            case .deleteRange(let r): u8(1); responseOps([.deleteRange(r)])
-            case .txn(let r): u8(2); txnResponse(r)
-            case .compact(let revision): u8(3); i64(revision)
-            case .leaseGrant(let id, let ttl, let revision): u8(4); i64(id); i64(ttl); i64(revision)
-            case .leaseRevoke(let revision): u8(5); i64(revision)
-            case .leaseKeepAlive(let id, let ttl, let revision): u8(6); i64(id); i64(ttl); i64(revision)
-            case .publishMember(let revision): u8(7); i64(revision)
-            case .maintenance(let revision): u8(8); i64(revision)
+            case .put(let r): writeUInt8(0); writeInt64(r.revision); optionalKeyValue(r.prevKv)
+            case .deleteRange(let r): writeUInt8(1); responseOps([.deleteRange(r)])
+            case .txn(let r): writeUInt8(2); txnResponse(r)
+            case .compact(let revision): writeUInt8(3); writeInt64(revision)
+            case .leaseGrant(let id, let ttl, let revision): writeUInt8(4); writeInt64(id); writeInt64(ttl); writeInt64(revision)
+            case .leaseRevoke(let revision): writeUInt8(5); writeInt64(revision)
+            case .leaseKeepAlive(let id, let ttl, let revision): writeUInt8(6); writeInt64(id); writeInt64(ttl); writeInt64(revision)
+            case .publishMember(let revision): writeUInt8(7); writeInt64(revision)
+            case .maintenance(let revision): writeUInt8(8); writeInt64(revision)
             }
         case .failure(let error):
-            u8(1)
-            u8(error.tag)
+            writeUInt8(1)
+            writeUInt8(error.tag)
         }
     }
 }
@@ -60,7 +62,7 @@ extension KVError {
     var tag: UInt8 { UInt8(Self.allCases.firstIndex(of: self) ?? 0) }
 }
 
-extension ByteReader {
+extension LittleEndianReader {
     mutating func rangeResponse() throws(KVDecodingError) -> RangeResponse {
         RangeResponse(revision: try i64(), kvs: try keyValues(), more: try bool(), count: try i64())
     }

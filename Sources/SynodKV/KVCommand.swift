@@ -1,3 +1,5 @@
+import SynodBytes
+
 /// A write to the replicated key space: what `SynodCore.Command.payload` carries.
 ///
 /// Reads are not commands: they are served from the applied state (after a read index or
@@ -30,36 +32,39 @@ public enum KVCommand: Hashable, Sendable {
     /// Format version written as the first byte.
     ///
     /// Layout v1: `[version: u8][tag: u8][body]`, tags put=0, deleteRange=1, txn=2, compact=3,
-    /// leaseGrant=4, leaseRevoke=5, leaseKeepAlive=6, publishMember=7, integrityCheck=8, alarm=9, integrityReport=10; bodies use `ByteWriter`'s primitives in field order.
+    /// leaseGrant=4, leaseRevoke=5, leaseKeepAlive=6, publishMember=7, integrityCheck=8, alarm=9, integrityReport=10; bodies use `LittleEndianWriter`'s primitives in field order.
     public static let encodingVersion: UInt8 = 1
 
     /// The versioned binary encoding.
     public func encoded() -> [UInt8] {
-        var writer = ByteWriter()
-        writer.u8(Self.encodingVersion)
+        var writer = LittleEndianWriter()
+        writer.writeUInt8(Self.encodingVersion)
         switch self {
-        case .put(let r): writer.u8(0); writer.putRequest(r)
-        case .deleteRange(let r): writer.u8(1); writer.deleteRangeRequest(r)
-        case .txn(let r): writer.u8(2); writer.txnRequest(r)
-        case .compact(let revision): writer.u8(3); writer.i64(revision)
-        case .leaseGrant(let id, let ttl): writer.u8(4); writer.i64(id); writer.i64(ttl)
-        case .leaseRevoke(let id): writer.u8(5); writer.i64(id)
-        case .leaseKeepAlive(let id): writer.u8(6); writer.i64(id)
+        case .put(let r): writer.writeUInt8(0); writer.putRequest(r)
+        case .deleteRange(let r): writer.writeUInt8(1); writer.deleteRangeRequest(r)
+        case .txn(let r): writer.writeUInt8(2); writer.txnRequest(r)
+        case .compact(let revision): writer.writeUInt8(3); writer.writeInt64(revision)
+        case .leaseGrant(let id, let ttl): writer.writeUInt8(4); writer.writeInt64(id); writer.writeInt64(ttl)
+        case .leaseRevoke(let id): writer.writeUInt8(5); writer.writeInt64(id)
+        case .leaseKeepAlive(let id): writer.writeUInt8(6); writer.writeInt64(id)
         case .publishMember(let memberID, let attributes):
-            writer.u8(7); writer.u64(memberID); writer.memberAttributes(attributes)
+            writer.writeUInt8(7); writer.writeUInt64(memberID); writer.memberAttributes(attributes)
         case .integrityCheck(let id):
-            writer.u8(8); writer.u64(id)
+            writer.writeUInt8(8); writer.writeUInt64(id)
         case .integrityReport(let checkID, let memberID, let hash, let voters):
-            writer.u8(10); writer.u64(checkID); writer.u64(memberID); writer.u64(hash); writer.u64(voters)
+            writer.writeUInt8(10); writer.writeUInt64(checkID); writer.writeUInt64(memberID); writer.writeUInt64(hash); writer.writeUInt64(voters)
         case .alarm(let action, let member):
-            writer.u8(9); writer.u8(action.rawValue); writer.u64(member.memberID); writer.u8(member.alarm.rawValue)
+            writer.writeUInt8(9); writer.writeUInt8(action.rawValue); writer.writeUInt64(member.memberID); writer.writeUInt8(member.alarm.rawValue)
         }
         return writer.bytes
     }
 
     /// Decodes `encoded()` output; any other input throws (never traps).
     public init(decoding bytes: [UInt8]) throws(KVDecodingError) {
-        var reader = ByteReader(bytes)
+        self = try LittleEndianReader.read(bytes) { (reader) throws(KVDecodingError) in try KVCommand(reading: &reader) }
+    }
+
+    private init(reading reader: inout LittleEndianReader) throws(KVDecodingError) {
         let version = try reader.u8()
         guard version == Self.encodingVersion else { throw .unsupportedVersion(version) }
         switch try reader.u8() {
@@ -133,15 +138,15 @@ public struct MemberAttributes: Hashable, Sendable {
     }
 }
 
-extension ByteWriter {
+extension LittleEndianWriter {
     mutating func memberAttributes(_ attributes: MemberAttributes) {
-        data(Array(attributes.name.utf8))
-        count(attributes.clientURLs.count)
-        for url in attributes.clientURLs { data(Array(url.utf8)) }
+        writeString(attributes.name)
+        writeCount(attributes.clientURLs.count)
+        for url in attributes.clientURLs { writeString(url) }
     }
 }
 
-extension ByteReader {
+extension LittleEndianReader {
     mutating func memberAttributes() throws(KVDecodingError) -> MemberAttributes {
         let name = try text()
         let urlCount = try count(elementBytesMin: 4)

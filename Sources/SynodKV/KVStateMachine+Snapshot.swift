@@ -1,9 +1,10 @@
+import SynodBytes
 import SynodCore
 
 extension KVStateMachine {
     /// Snapshot format version (first byte).
     ///
-    /// Layout v1, all via `ByteWriter` primitives:
+    /// Layout v1, all via `LittleEndianWriter` primitives:
     /// `[version u8][revision i64][compactRevision i64][appliedSlot u64]`
     /// `[keyCount u32]` then per key in key order `[key data][entryCount u32]` and per entry
     /// `[main i64][sub i64][tombstone bool][value data][lease i64][create i64][version i64]`;
@@ -20,61 +21,60 @@ extension KVStateMachine {
 
     /// The whole replicated state, deterministically encoded (equal states, equal bytes).
     public func snapshot() -> [UInt8] {
-        var writer = ByteWriter()
         // Sized up front: growing by doubling would hold the old and the new buffer at once
         // (up to 3x the snapshot) while copying.
-        writer.bytes.reserveCapacity(snapshotSizeEstimate())
-        writer.u8(Self.snapshotVersion)
-        writer.i64(store.revision)
-        writer.i64(store.compactRevision)
-        writer.u64(appliedSlot)
-        writer.count(store.index.count)
+        var writer = LittleEndianWriter(reservingCapacity: snapshotSizeEstimate())
+        writer.writeUInt8(Self.snapshotVersion)
+        writer.writeInt64(store.revision)
+        writer.writeInt64(store.compactRevision)
+        writer.writeUInt64(appliedSlot)
+        writer.writeCount(store.index.count)
         for position in 0..<store.index.count {
-            writer.data(store.index.key(at: position))
+            writer.writeBytes(store.index.key(at: position))
             let entries = store.index.history(at: position).entries
-            writer.count(entries.count)
+            writer.writeCount(entries.count)
             for entry in entries { writer.entry(entry) }
         }
         let leaseIDs = store.leaseIDs
-        writer.count(leaseIDs.count)
+        writer.writeCount(leaseIDs.count)
         for id in leaseIDs {
-            writer.i64(id)
-            writer.i64(store.leases[id]?.ttlSeconds ?? 0)
+            writer.writeInt64(id)
+            writer.writeInt64(store.leases[id]?.ttlSeconds ?? 0)
         }
         let sessions = sessions.sortedSessions
-        writer.count(sessions.count)
+        writer.writeCount(sessions.count)
         for (clientID, session) in sessions {
-            writer.u64(clientID)
-            writer.u64(session.sequence)
-            writer.u64(session.slot)
+            writer.writeUInt64(clientID)
+            writer.writeUInt64(session.sequence)
+            writer.writeUInt64(session.slot)
             writer.result(session.result)
         }
         let memberIDs = members.keys.sorted()
-        writer.count(memberIDs.count)
+        writer.writeCount(memberIDs.count)
         for id in memberIDs {
-            writer.u64(id)
+            writer.writeUInt64(id)
             if let attributes = members[id] { writer.memberAttributes(attributes) }
         }
         let sortedAlarms = alarms.sorted()
-        writer.count(sortedAlarms.count)
+        writer.writeCount(sortedAlarms.count)
         for alarm in sortedAlarms {
-            writer.u64(alarm.memberID)
-            writer.u8(alarm.alarm.rawValue)
+            writer.writeUInt64(alarm.memberID)
+            writer.writeUInt8(alarm.alarm.rawValue)
         }
-        writer.count(integrityRecords.count)
+        writer.writeCount(integrityRecords.count)
         for record in integrityRecords {
-            writer.u64(record.id)
-            writer.i64(record.revision)
-            writer.u64(record.hash)
+            writer.writeUInt64(record.id)
+            writer.writeInt64(record.revision)
+            writer.writeUInt64(record.hash)
         }
-        writer.count(integrityReports.count)
+        writer.writeCount(integrityReports.count)
         for reports in integrityReports {
-            writer.u64(reports.checkID)
+            writer.writeUInt64(reports.checkID)
             let sorted = reports.hashes.sorted { $0.key < $1.key }
-            writer.count(sorted.count)
+            writer.writeCount(sorted.count)
             for (member, hash) in sorted {
-                writer.u64(member)
-                writer.u64(hash)
+                writer.writeUInt64(member)
+                writer.writeUInt64(hash)
             }
         }
         return writer.bytes
@@ -94,8 +94,13 @@ extension KVStateMachine {
 
     /// Restores a state from `snapshot()` bytes; anything else throws (never traps).
     public init(snapshot bytes: [UInt8], sessionCapacity: Int = 100_000) throws(KVDecodingError) {
+        self = try LittleEndianReader.read(bytes) { (reader) throws(KVDecodingError) in
+            try KVStateMachine(reading: &reader, sessionCapacity: sessionCapacity)
+        }
+    }
+
+    private init(reading reader: inout LittleEndianReader, sessionCapacity: Int) throws(KVDecodingError) {
         self.init(sessionCapacity: sessionCapacity)
-        var reader = ByteReader(bytes)
         let version = try reader.u8()
         guard (1...Self.snapshotVersion).contains(version) else { throw .unsupportedVersion(version) }
         store.revision = try reader.i64()
@@ -208,13 +213,13 @@ extension KVStore {
         let upTo = requested > 0 ? requested : revision
         if upTo > revision { throw .futureRevision }
         if upTo < compactRevision { throw .compacted }
-        var writer = ByteWriter()
-        writer.i64(compactRevision)
+        var writer = LittleEndianWriter()
+        writer.writeInt64(compactRevision)
         for position in 0..<index.count {
             let entries = index.history(at: position).entries.filter { $0.revision.main <= upTo }
             if entries.isEmpty { continue }
-            writer.data(index.key(at: position))
-            writer.count(entries.count)
+            writer.writeBytes(index.key(at: position))
+            writer.writeCount(entries.count)
             for entry in entries { writer.entry(entry) }
         }
         var hash = FNV1a64()
@@ -223,19 +228,19 @@ extension KVStore {
     }
 }
 
-extension ByteWriter {
+extension LittleEndianWriter {
     mutating func entry(_ entry: HistoryEntry) {
-        i64(entry.revision.main)
-        i64(entry.revision.sub)
-        bool(entry.isTombstone)
-        data(entry.value)
-        i64(entry.lease)
-        i64(entry.createRevision)
-        i64(entry.version)
+        writeInt64(entry.revision.main)
+        writeInt64(entry.revision.sub)
+        writeBool(entry.isTombstone)
+        writeBytes(entry.value)
+        writeInt64(entry.lease)
+        writeInt64(entry.createRevision)
+        writeInt64(entry.version)
     }
 }
 
-extension ByteReader {
+extension LittleEndianReader {
     mutating func entry() throws(KVDecodingError) -> HistoryEntry {
         HistoryEntry(revision: Revision(main: try i64(), sub: try i64()), isTombstone: try bool(), value: try data(),
                      lease: try i64(), createRevision: try i64(), version: try i64())

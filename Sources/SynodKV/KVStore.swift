@@ -1,3 +1,5 @@
+import SynodBytes
+
 /// The etcd v3 MVCC key space as a pure, deterministic value.
 ///
 /// Every write request that changes the key space takes exactly one new main revision; the

@@ -1,3 +1,4 @@
+import SynodBytes
 import SynodCore
 import SynodKV
 

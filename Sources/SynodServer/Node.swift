@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 @_exported import SynodNode
+import SynodBytes
 import SynodCore
 import SynodKV
 import SynodStore

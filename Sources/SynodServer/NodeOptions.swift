@@ -1,3 +1,4 @@
+import SynodBytes
 import SynodCore
 import SynodNode
 import SynodTransport
@@ -157,14 +158,12 @@ public struct JoinIdentity: Hashable, Sendable {
     }
 }
 
-/// A stable 64-bit FNV-1a hash (member and cluster ids).
+/// A stable 64-bit FNV-1a hash of the UTF-8 text (member and cluster ids, which data
+/// directories and peers remember: the values must never change).
 public func stableHash64(_ text: String) -> UInt64 {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in text.utf8 {
-        hash ^= UInt64(byte)
-        hash = hash &* 0x0000_0100_0000_01b3
-    }
-    return hash
+    var hash = FNV1a64()
+    hash.combine(utf8: text)
+    return hash.value
 }
 
 /// See `NodeOptions.grpcTransport`.

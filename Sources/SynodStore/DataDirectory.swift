@@ -33,13 +33,14 @@ public struct DataDirectoryIdentity: Hashable, Sendable {
             throw .foreignDataDirectory(path: path, reason: "\(fileName) is not a Synod identity file")
         }
         let body = Array(bytes[0..<24])
-        guard LittleEndian.read32(bytes, at: 24) == CRC32C.checksum(body) else {
+        guard LittleEndianReader.uint32(at: 24, of: bytes) == CRC32C.checksum(body) else {
             throw .corruption(path: path, offset: 0, reason: "identity file checksum mismatch")
         }
         guard bytes[8] == formatVersion else {
             throw .incompatibleVersion(path: path, found: bytes[8], supported: formatVersion)
         }
-        return DataDirectoryIdentity(clusterID: LittleEndian.read64(bytes, at: 12), nodeID: LittleEndian.read32(bytes, at: 20))
+        return DataDirectoryIdentity(clusterID: LittleEndianReader.uint64(at: 12, of: bytes),
+                                     nodeID: LittleEndianReader.uint32(at: 20, of: bytes))
     }
 
     /// Creates the directory layout and identity on first start, or checks it on later ones.

@@ -29,24 +29,17 @@ enum RecordType: UInt8, CustomStringConvertible {
 ///       snapshot (4)  slot: UInt64, dataLength: UInt64, data: dataLength bytes
 ///                     [, membershipLength: UInt32, membership history (MembershipCoding)]
 ///       membership (5) membership history (MembershipCoding), to the end of the payload
-///     ballot   = round: UInt64, node: UInt32
-///     value    = tag: UInt8 = 0 (noop)
-///              | tag: UInt8 = 1 (batch), count: UInt32, count × command
-///              | tag: UInt8 = 2 (reconfigure), length: UInt32, reconfiguration (MembershipCoding)
-///     command  = clientID: UInt64, sequence: UInt64, payloadLength: UInt32, payload bytes
+///     ballot, value: `ValueCoding` in SynodCore (the same bytes as on the peer wire)
 ///
 /// The payload must be consumed exactly: trailing bytes are corruption, so each record has
 /// one encoding and a decoded record re-encodes to the same bytes.
 ///
 /// A new format gets a new version byte; a reader rejects versions it does not know as
-/// corruption rather than guessing.
+/// corruption rather than guessing. A change to `ValueCoding`'s layout is a new version here
+/// too (see its version rules).
 extension RecordCodec {
     /// The payload format version this build writes and reads.
     static let payloadVersion: UInt8 = 1
-
-    /// The smallest encoding of one command (an empty payload); bounds how many commands the
-    /// remaining bytes could hold before any array is reserved.
-    static let commandLengthMin = 8 + 8 + 4
 
     static func recordType(of record: DurableRecord) -> RecordType {
         switch record {
@@ -61,31 +54,18 @@ extension RecordCodec {
     // MARK: Encoding
 
     static func payloadLength(of record: DurableRecord) -> Int {
-        let ballotLength = 8 + 4
+        let ballotLength = ValueCoding.ballotLength
         switch record {
         case .promised:
             return 1 + ballotLength
         case .accepted(_, _, let value):
-            return 1 + 8 + ballotLength + valueLength(value)
+            return 1 + 8 + ballotLength + ValueCoding.encodedLength(of: value)
         case .chosen(_, let value):
-            return 1 + 8 + valueLength(value)
+            return 1 + 8 + ValueCoding.encodedLength(of: value)
         case .snapshot(let snapshot):
             return 1 + 8 + 8 + snapshot.data.count + (snapshot.membership.map { 4 + $0.encoded().count } ?? 0)
         case .membership(let history):
             return 1 + history.encoded().count
-        }
-    }
-
-    static func valueLength(_ value: Value) -> Int {
-        switch value {
-        case .noop:
-            return 1
-        case .batch(let commands):
-            var length = 1 + 4
-            for command in commands { length += commandLengthMin + command.payload.count }
-            return length
-        case .reconfigure(let change):
-            return 1 + 4 + change.encoded().count
         }
     }
 
@@ -95,14 +75,14 @@ extension RecordCodec {
         buffer.append(payloadVersion)
         switch record {
         case .promised(let ballot):
-            appendBallot(ballot, to: &buffer)
+            ValueCoding.append(ballot, to: &buffer)
         case .accepted(let slot, let ballot, let value):
             LittleEndianWriter.append(slot, to: &buffer)
-            appendBallot(ballot, to: &buffer)
-            appendValue(value, to: &buffer)
+            ValueCoding.append(ballot, to: &buffer)
+            ValueCoding.append(value, to: &buffer)
         case .chosen(let slot, let value):
             LittleEndianWriter.append(slot, to: &buffer)
-            appendValue(value, to: &buffer)
+            ValueCoding.append(value, to: &buffer)
         case .snapshot(let snapshot):
             LittleEndianWriter.append(snapshot.slot, to: &buffer)
             LittleEndianWriter.append(UInt64(snapshot.data.count), to: &buffer)
@@ -114,32 +94,6 @@ extension RecordCodec {
             }
         case .membership(let history):
             buffer.append(contentsOf: history.encoded())
-        }
-    }
-
-    static func appendBallot(_ ballot: Ballot, to buffer: inout [UInt8]) {
-        LittleEndianWriter.append(ballot.round, to: &buffer)
-        LittleEndianWriter.append(ballot.node.rawValue, to: &buffer)
-    }
-
-    static func appendValue(_ value: Value, to buffer: inout [UInt8]) {
-        switch value {
-        case .noop:
-            buffer.append(0)
-        case .batch(let commands):
-            buffer.append(1)
-            LittleEndianWriter.append(UInt32(commands.count), to: &buffer)
-            for command in commands {
-                LittleEndianWriter.append(command.clientID, to: &buffer)
-                LittleEndianWriter.append(command.sequence, to: &buffer)
-                LittleEndianWriter.append(UInt32(command.payload.count), to: &buffer)
-                buffer.append(contentsOf: command.payload)
-            }
-        case .reconfigure(let change):
-            let bytes = change.encoded()
-            buffer.append(2)
-            LittleEndianWriter.append(UInt32(bytes.count), to: &buffer)
-            buffer.append(contentsOf: bytes)
         }
     }
 
@@ -155,14 +109,14 @@ extension RecordCodec {
         let record: DurableRecord
         switch type {
         case .promised:
-            record = .promised(try readBallot(from: &reader))
+            record = .promised(try ValueCoding.readBallot(from: &reader))
         case .accepted:
             let slot = try reader.readUInt64("slot")
-            let ballot = try readBallot(from: &reader)
-            record = .accepted(slot: slot, ballot: ballot, value: try readValue(from: &reader))
+            let ballot = try ValueCoding.readBallot(from: &reader)
+            record = .accepted(slot: slot, ballot: ballot, value: try ValueCoding.readValue(from: &reader, limits: .unbounded))
         case .chosen:
             let slot = try reader.readUInt64("slot")
-            record = .chosen(slot: slot, value: try readValue(from: &reader))
+            record = .chosen(slot: slot, value: try ValueCoding.readValue(from: &reader, limits: .unbounded))
         case .snapshot:
             let slot = try reader.readUInt64("snapshot slot")
             let dataLength = try reader.readUInt64("snapshot data length")
@@ -180,47 +134,6 @@ extension RecordCodec {
             throw ByteDecodingError("\(reader.remaining) trailing bytes after the record")
         }
         return record
-    }
-
-    static func readBallot(from reader: inout LittleEndianReader) throws(ByteDecodingError) -> Ballot {
-        let round = try reader.readUInt64("ballot round")
-        let node = try reader.readUInt32("ballot node")
-        return Ballot(round: round, node: NodeID(node))
-    }
-
-    static func readValue(from reader: inout LittleEndianReader) throws(ByteDecodingError) -> Value {
-        let tag = try reader.readUInt8("value tag")
-        switch tag {
-        case 0:
-            return .noop
-        case 1:
-            let count = try reader.readUInt32("command count")
-            // Checked before reserving: a damaged count must not allocate more commands than
-            // the remaining bytes could possibly hold.
-            guard UInt64(count) * UInt64(commandLengthMin) <= UInt64(reader.remaining) else {
-                throw ByteDecodingError("command count \(count) cannot fit in the \(reader.remaining) remaining bytes")
-            }
-            var commands: [Command] = []
-            commands.reserveCapacity(Int(count))
-            for _ in 0..<count {
-                let clientID = try reader.readUInt64("command client id")
-                let sequence = try reader.readUInt64("command sequence")
-                let payloadLength = try reader.readUInt32("command payload length")
-                let payload = try reader.readBytes(count: UInt64(payloadLength), "command payload")
-                commands.append(Command(clientID: clientID, sequence: sequence, payload: payload))
-            }
-            return .batch(commands)
-        case 2:
-            let length = try reader.readUInt32("reconfiguration length")
-            let bytes = try reader.readBytes(count: UInt64(length), "reconfiguration")
-            do {
-                return .reconfigure(try Reconfiguration(decoding: bytes))
-            } catch {
-                throw ByteDecodingError(error.description)
-            }
-        default:
-            throw ByteDecodingError("unknown value tag \(tag)")
-        }
     }
 
     static func decodeMembership(_ bytes: [UInt8]) throws(ByteDecodingError) -> MembershipHistory {

@@ -38,11 +38,11 @@ struct SegmentHeader: Hashable {
         guard bytes[9..<12].allSatisfy({ $0 == 0 }), bytes[24..<32].allSatisfy({ $0 == 0 }) else {
             return .invalid("reserved header bytes are not zero")
         }
-        guard LittleEndian.read32(bytes, at: 20) == CRC32C.checksum(bytes[0..<20]) else {
+        guard LittleEndianReader.uint32(at: 20, of: bytes) == CRC32C.checksum(bytes[0..<20]) else {
             return .invalid("segment header checksum mismatch")
         }
         guard bytes[8] == formatVersion else { return .incompatible(bytes[8]) }
-        return .valid(SegmentHeader(sequence: LittleEndian.read64(bytes, at: 12)))
+        return .valid(SegmentHeader(sequence: LittleEndianReader.uint64(at: 12, of: bytes)))
     }
 
     static func fileName(sequence: UInt64) -> String {

@@ -92,15 +92,15 @@ struct SnapshotStore {
         guard header.count == Self.headerBytes, Array(header[0..<8]) == Self.magic else {
             throw .corruption(path: path, offset: 0, reason: "not a snapshot file")
         }
-        guard LittleEndian.read32(header, at: 32) == CRC32C.checksum(header[0..<32]), header[36..<40].allSatisfy({ $0 == 0 }) else {
+        guard LittleEndianReader.uint32(at: 32, of: header) == CRC32C.checksum(header[0..<32]), header[36..<40].allSatisfy({ $0 == 0 }) else {
             throw .corruption(path: path, offset: 0, reason: "snapshot header checksum mismatch")
         }
         let version = header[8]
         guard version == 1 || version == Self.formatVersion else {
             throw .incompatibleVersion(path: path, found: header[8], supported: Self.formatVersion)
         }
-        let headerSlot = LittleEndian.read64(header, at: 12)
-        let length = LittleEndian.read64(header, at: 20)
+        let headerSlot = LittleEndianReader.uint64(at: 12, of: header)
+        let length = LittleEndianReader.uint64(at: 20, of: header)
         guard headerSlot == slot else {
             throw .corruption(path: path, offset: 12, reason: "file name says slot \(slot), header says \(headerSlot)")
         }
@@ -109,7 +109,7 @@ struct SnapshotStore {
             throw .corruption(path: path, offset: 20, reason: "snapshot length \(length) does not match the file size \(size)")
         }
         let data = try file.read(at: UInt64(Self.headerBytes), count: Int(length))
-        guard data.count == Int(length), CRC32C.checksum(data) == LittleEndian.read32(header, at: 28) else {
+        guard data.count == Int(length), CRC32C.checksum(data) == LittleEndianReader.uint32(at: 28, of: header) else {
             throw .corruption(path: path, offset: UInt64(Self.headerBytes), reason: "snapshot data checksum mismatch")
         }
         guard version >= 2 else { return Snapshot(slot: slot, data: data) }
@@ -118,13 +118,13 @@ struct SnapshotStore {
             throw .corruption(path: path, offset: trailerOffset, reason: "snapshot membership trailer missing")
         }
         let trailer = try file.read(at: trailerOffset, count: 8)
-        let membershipLength = UInt64(LittleEndian.read32(trailer, at: 0))
+        let membershipLength = UInt64(LittleEndianReader.uint32(at: 0, of: trailer))
         guard trailer.count == 8, available - length - 8 == membershipLength else {
             throw .corruption(path: path, offset: trailerOffset, reason: "snapshot membership length does not match the file size \(size)")
         }
         guard membershipLength > 0 else { return Snapshot(slot: slot, data: data) }
         let blob = try file.read(at: trailerOffset + 8, count: Int(membershipLength))
-        guard blob.count == Int(membershipLength), CRC32C.checksum(blob) == LittleEndian.read32(trailer, at: 4) else {
+        guard blob.count == Int(membershipLength), CRC32C.checksum(blob) == LittleEndianReader.uint32(at: 4, of: trailer) else {
             throw .corruption(path: path, offset: trailerOffset + 8, reason: "snapshot membership checksum mismatch")
         }
         do {

@@ -1,3 +1,4 @@
+import SynodBytes
 import SynodCore
 
 /// Recovery: read every segment in order and rebuild the records.
@@ -139,7 +140,7 @@ extension WriteAheadLog {
         guard offset + RecordCodec.frameOverhead <= bytes.count,
               let last = ZeroScan.lastNonZero(bytes),
               last >= offset + RecordCodec.frameOverhead - 1, bytes[last] == 0xA5 else { return false }
-        return CRC32C.checksum(bytes[(offset + 8)..<last]) == LittleEndian.read32(bytes, at: offset + 4)
+        return CRC32C.checksum(bytes[(offset + 8)..<last]) == LittleEndianReader.uint32(at: offset + 4, of: bytes)
     }
 
     /// A damaged length can swallow every later frame, so that the declared frame "runs into
@@ -161,7 +162,7 @@ extension WriteAheadLog {
 
     private func declaredFrameEnd(_ bytes: [UInt8], at offset: Int) -> Int {
         guard offset + 4 <= bytes.count else { return bytes.count }
-        let length = Int(LittleEndian.read32(bytes, at: offset))
+        let length = Int(LittleEndianReader.uint32(at: offset, of: bytes))
         let (end, overflow) = (offset + RecordCodec.frameOverhead).addingReportingOverflow(length)
         return overflow ? bytes.count : end
     }

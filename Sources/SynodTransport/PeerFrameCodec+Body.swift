@@ -75,21 +75,19 @@ enum PeerMessageType: UInt8, CaseIterable {
 ///     safetyAlarm (19)     length: UInt32, reason: UTF-8 (at most Message.safetyAlarmReasonBytesMax)
 ///     (change, error, membership history and reconfiguration: `MembershipCoding` in SynodCore)
 ///
-///     ballot        = round: UInt64, node: UInt32
 ///     promisedEntry = slot: UInt64, present: UInt8 [, ballot], value
 ///     chosenEntry   = slot: UInt64, value
-///     value         = tag: UInt8 = 0 (noop) | tag: UInt8 = 1 (batch), count: UInt32, count × command
-///                   | tag: UInt8 = 2 (reconfigure), length: UInt32, reconfiguration
-///     command       = clientID: UInt64, sequence: UInt64, payloadLength: UInt32, payload
 ///     present       = 0 (absent) | 1 (present); any other byte is invalid
+///     ballot, value, command (count: UInt32, count × command): `ValueCoding` in SynodCore,
+///                   the same bytes as in the write-ahead log; a change to that layout is a
+///                   new protocol version (see its version rules)
 ///
 /// The body must be consumed exactly, so each message has one encoding and a decoded message
 /// re-encodes to the same bytes.
 extension PeerFrameCodec {
-    static let ballotLength = 8 + 4
+    static let ballotLength = ValueCoding.ballotLength
     /// The smallest encodings of the repeated elements; they bound how many elements the
     /// remaining bytes could hold before any array is reserved.
-    static let commandLengthMin = 8 + 8 + 4
     static let promisedEntryLengthMin = 8 + 1 + 1
     static let chosenEntryLengthMin = 8 + 1
 
@@ -130,7 +128,8 @@ extension PeerFrameCodec {
             for entry in entries { length += 8 + (try valueLength(entry.value, limits: limits)) }
             return length
         case .forward(let commands):
-            return 4 + (try commandsLength(commands, limits: limits))
+            try checkCommands(commands, limits: limits)
+            return ValueCoding.encodedLength(of: commands)
         case .readIndexReply(_, let index):
             return 8 + 1 + (index == nil ? 0 : 8)
         case .reconfigureRequest(_, let change, _):
@@ -153,24 +152,16 @@ extension PeerFrameCodec {
     }
 
     static func valueLength(_ value: Value, limits: PeerCodecLimits) throws(PeerEncodingError) -> Int {
-        switch value {
-        case .noop: return 1
-        case .batch(let commands): return 1 + 4 + (try commandsLength(commands, limits: limits))
-        case .reconfigure(let change): return 1 + 4 + change.encoded().count
-        }
+        if case .batch(let commands) = value { try checkCommands(commands, limits: limits) }
+        return ValueCoding.encodedLength(of: value)
     }
 
-    /// Length of the commands without their count field.
-    static func commandsLength(_ commands: [Command], limits: PeerCodecLimits) throws(PeerEncodingError) -> Int {
+    /// Refuses the commands a decoder with `limits` would refuse.
+    static func checkCommands(_ commands: [Command], limits: PeerCodecLimits) throws(PeerEncodingError) {
         try checkCount(commands.count, limits.commandsPerValueMax, "commands")
-        var length = 0
-        for command in commands {
-            guard command.payload.count <= limits.payloadBytesMax else {
-                throw PeerEncodingError("command payload of \(command.payload.count) bytes exceeds the limit \(limits.payloadBytesMax)")
-            }
-            length += commandLengthMin + command.payload.count
+        for command in commands where command.payload.count > limits.payloadBytesMax {
+            throw PeerEncodingError("command payload of \(command.payload.count) bytes exceeds the limit \(limits.payloadBytesMax)")
         }
-        return length
     }
 
     static func checkCount(_ count: Int, _ limit: Int, _ field: StaticString) throws(PeerEncodingError) {
@@ -182,40 +173,40 @@ extension PeerFrameCodec {
     static func appendBody(of message: Message, to buffer: inout [UInt8]) {
         switch message {
         case .prepare(let ballot, let firstSlot):
-            appendBallot(ballot, to: &buffer)
+            ValueCoding.append(ballot, to: &buffer)
             LittleEndianWriter.append(firstSlot, to: &buffer)
         case .promise(let ballot, let chosenThrough, let entries):
-            appendBallot(ballot, to: &buffer)
+            ValueCoding.append(ballot, to: &buffer)
             LittleEndianWriter.append(chosenThrough, to: &buffer)
             LittleEndianWriter.append(UInt32(entries.count), to: &buffer)
             for entry in entries {
                 LittleEndianWriter.append(entry.slot, to: &buffer)
                 if let ballot = entry.ballot {
                     buffer.append(1)
-                    appendBallot(ballot, to: &buffer)
+                    ValueCoding.append(ballot, to: &buffer)
                 } else {
                     buffer.append(0)
                 }
-                appendValue(entry.value, to: &buffer)
+                ValueCoding.append(entry.value, to: &buffer)
             }
         case .accept(let ballot, let slot, let value, let chosenThrough):
-            appendBallot(ballot, to: &buffer)
+            ValueCoding.append(ballot, to: &buffer)
             LittleEndianWriter.append(slot, to: &buffer)
-            appendValue(value, to: &buffer)
+            ValueCoding.append(value, to: &buffer)
             LittleEndianWriter.append(chosenThrough, to: &buffer)
         case .accepted(let ballot, let slot):
-            appendBallot(ballot, to: &buffer)
+            ValueCoding.append(ballot, to: &buffer)
             LittleEndianWriter.append(slot, to: &buffer)
         case .reject(let ballot, let promised):
-            appendBallot(ballot, to: &buffer)
-            appendBallot(promised, to: &buffer)
+            ValueCoding.append(ballot, to: &buffer)
+            ValueCoding.append(promised, to: &buffer)
         case .heartbeat(let ballot, let first, let second), .heartbeatAck(let ballot, let first, let second):
             // heartbeat: (chosenThrough, sequence); heartbeatAck: (sequence, chosenThrough).
-            appendBallot(ballot, to: &buffer)
+            ValueCoding.append(ballot, to: &buffer)
             LittleEndianWriter.append(first, to: &buffer)
             LittleEndianWriter.append(second, to: &buffer)
         case .commit(let ballot, let chosenThrough):
-            appendBallot(ballot, to: &buffer)
+            ValueCoding.append(ballot, to: &buffer)
             LittleEndianWriter.append(chosenThrough, to: &buffer)
         case .catchUpRequest(let firstSlot):
             LittleEndianWriter.append(firstSlot, to: &buffer)
@@ -232,11 +223,11 @@ extension PeerFrameCodec {
             LittleEndianWriter.append(UInt32(entries.count), to: &buffer)
             for entry in entries {
                 LittleEndianWriter.append(entry.slot, to: &buffer)
-                appendValue(entry.value, to: &buffer)
+                ValueCoding.append(entry.value, to: &buffer)
             }
             LittleEndianWriter.append(chosenThrough, to: &buffer)
         case .forward(let commands):
-            appendCommands(commands, to: &buffer)
+            ValueCoding.append(commands, to: &buffer)
         case .readIndexRequest(let readID):
             LittleEndianWriter.append(readID, to: &buffer)
         case .readIndexReply(let readID, let index):
@@ -255,14 +246,14 @@ extension PeerFrameCodec {
             LittleEndianWriter.append(requestID, to: &buffer)
             appendBlob(error.encoded(), to: &buffer)
         case .handOff(let ballot, let target):
-            appendBallot(ballot, to: &buffer)
+            ValueCoding.append(ballot, to: &buffer)
             LittleEndianWriter.append(target.rawValue, to: &buffer)
         case .preVote(let ballot):
-            appendBallot(ballot, to: &buffer)
+            ValueCoding.append(ballot, to: &buffer)
         case .preVoteReply(let ballot, let granted, let promised):
-            appendBallot(ballot, to: &buffer)
+            ValueCoding.append(ballot, to: &buffer)
             buffer.append(granted ? 1 : 0)
-            appendBallot(promised, to: &buffer)
+            ValueCoding.append(promised, to: &buffer)
         case .safetyAlarm(let reason):
             appendBlob(Array(reason.utf8), to: &buffer)
         }
@@ -271,34 +262,6 @@ extension PeerFrameCodec {
     static func appendBlob(_ bytes: [UInt8], to buffer: inout [UInt8]) {
         LittleEndianWriter.append(UInt32(bytes.count), to: &buffer)
         buffer.append(contentsOf: bytes)
-    }
-
-    static func appendBallot(_ ballot: Ballot, to buffer: inout [UInt8]) {
-        LittleEndianWriter.append(ballot.round, to: &buffer)
-        LittleEndianWriter.append(ballot.node.rawValue, to: &buffer)
-    }
-
-    static func appendValue(_ value: Value, to buffer: inout [UInt8]) {
-        switch value {
-        case .noop:
-            buffer.append(0)
-        case .batch(let commands):
-            buffer.append(1)
-            appendCommands(commands, to: &buffer)
-        case .reconfigure(let change):
-            buffer.append(2)
-            appendBlob(change.encoded(), to: &buffer)
-        }
-    }
-
-    static func appendCommands(_ commands: [Command], to buffer: inout [UInt8]) {
-        LittleEndianWriter.append(UInt32(commands.count), to: &buffer)
-        for command in commands {
-            LittleEndianWriter.append(command.clientID, to: &buffer)
-            LittleEndianWriter.append(command.sequence, to: &buffer)
-            LittleEndianWriter.append(UInt32(command.payload.count), to: &buffer)
-            buffer.append(contentsOf: command.payload)
-        }
     }
 
     // MARK: Decoding
@@ -310,38 +273,38 @@ extension PeerFrameCodec {
         let message: Message
         switch type {
         case .prepare:
-            message = .prepare(ballot: try readBallot(&reader), firstSlot: try reader.readUInt64("first slot"))
+            message = .prepare(ballot: try ValueCoding.readBallot(from: &reader), firstSlot: try reader.readUInt64("first slot"))
         case .promise:
-            let ballot = try readBallot(&reader)
+            let ballot = try ValueCoding.readBallot(from: &reader)
             let chosenThrough = try reader.readUInt64("chosen through")
             let count = try reader.readCount("promised entry count", limit: limits.entriesPerMessageMax, elementLengthMin: promisedEntryLengthMin)
             var entries: [PromisedEntry] = []
             entries.reserveCapacity(count)
             for _ in 0..<count {
                 let slot = try reader.readUInt64("promised entry slot")
-                let ballot = try reader.readPresence("promised entry ballot") ? try readBallot(&reader) : nil
-                entries.append(PromisedEntry(slot: slot, ballot: ballot, value: try readValue(&reader, limits: limits)))
+                let ballot = try reader.readPresence("promised entry ballot") ? try ValueCoding.readBallot(from: &reader) : nil
+                entries.append(PromisedEntry(slot: slot, ballot: ballot, value: try ValueCoding.readValue(from: &reader, limits: limits.valueLimits)))
             }
             message = .promise(ballot: ballot, chosenThrough: chosenThrough, entries: entries)
         case .accept:
-            let ballot = try readBallot(&reader)
+            let ballot = try ValueCoding.readBallot(from: &reader)
             let slot = try reader.readUInt64("slot")
-            let value = try readValue(&reader, limits: limits)
+            let value = try ValueCoding.readValue(from: &reader, limits: limits.valueLimits)
             message = .accept(ballot: ballot, slot: slot, value: value, chosenThrough: try reader.readUInt64("chosen through"))
         case .accepted:
-            message = .accepted(ballot: try readBallot(&reader), slot: try reader.readUInt64("slot"))
+            message = .accepted(ballot: try ValueCoding.readBallot(from: &reader), slot: try reader.readUInt64("slot"))
         case .reject:
-            message = .reject(ballot: try readBallot(&reader), promised: try readBallot(&reader))
+            message = .reject(ballot: try ValueCoding.readBallot(from: &reader), promised: try ValueCoding.readBallot(from: &reader))
         case .heartbeat:
-            let ballot = try readBallot(&reader)
+            let ballot = try ValueCoding.readBallot(from: &reader)
             let chosenThrough = try reader.readUInt64("chosen through")
             message = .heartbeat(ballot: ballot, chosenThrough: chosenThrough, sequence: try reader.readUInt64("sequence"))
         case .heartbeatAck:
-            let ballot = try readBallot(&reader)
+            let ballot = try ValueCoding.readBallot(from: &reader)
             let sequence = try reader.readUInt64("sequence")
             message = .heartbeatAck(ballot: ballot, sequence: sequence, chosenThrough: try reader.readUInt64("chosen through"))
         case .commit:
-            message = .commit(ballot: try readBallot(&reader), chosenThrough: try reader.readUInt64("chosen through"))
+            message = .commit(ballot: try ValueCoding.readBallot(from: &reader), chosenThrough: try reader.readUInt64("chosen through"))
         case .catchUpRequest:
             message = .catchUpRequest(firstSlot: try reader.readUInt64("first slot"))
         case .catchUpReply:
@@ -358,11 +321,11 @@ extension PeerFrameCodec {
             entries.reserveCapacity(count)
             for _ in 0..<count {
                 let slot = try reader.readUInt64("chosen entry slot")
-                entries.append(ChosenEntry(slot: slot, value: try readValue(&reader, limits: limits)))
+                entries.append(ChosenEntry(slot: slot, value: try ValueCoding.readValue(from: &reader, limits: limits.valueLimits)))
             }
             message = .catchUpReply(snapshot: snapshot, entries: entries, chosenThrough: try reader.readUInt64("chosen through"))
         case .forward:
-            message = .forward(commands: try readCommands(&reader, limits: limits))
+            message = .forward(commands: try ValueCoding.readCommands(from: &reader, limits: limits.valueLimits))
         case .readIndexRequest:
             message = .readIndexRequest(readID: try reader.readUInt64("read id"))
         case .readIndexReply:
@@ -380,13 +343,13 @@ extension PeerFrameCodec {
             let blob = try reader.readBytes("refusal", limit: membershipBytesMax)
             message = .reconfigureRefused(requestID: requestID, error: try decodeMembership { () throws(MembershipDecodingError) in try ReconfigurationError(decoding: blob) })
         case .handOff:
-            message = .handOff(ballot: try readBallot(&reader), target: NodeID(try reader.readUInt32("hand-off target")))
+            message = .handOff(ballot: try ValueCoding.readBallot(from: &reader), target: NodeID(try reader.readUInt32("hand-off target")))
         case .preVote:
-            message = .preVote(ballot: try readBallot(&reader))
+            message = .preVote(ballot: try ValueCoding.readBallot(from: &reader))
         case .preVoteReply:
-            let ballot = try readBallot(&reader)
+            let ballot = try ValueCoding.readBallot(from: &reader)
             let granted = try reader.readPresence("pre-vote granted flag")
-            message = .preVoteReply(ballot: ballot, granted: granted, promised: try readBallot(&reader))
+            message = .preVoteReply(ballot: ballot, granted: granted, promised: try ValueCoding.readBallot(from: &reader))
         case .safetyAlarm:
             let bytes = try reader.readBytes("safety alarm reason", limit: Message.safetyAlarmReasonBytesMax)
             guard let reason = String(validating: bytes, as: UTF8.self) else {
@@ -400,23 +363,6 @@ extension PeerFrameCodec {
         return message
     }
 
-    static func readBallot(_ reader: inout LittleEndianReader) throws(ByteDecodingError) -> Ballot {
-        let round = try reader.readUInt64("ballot round")
-        return Ballot(round: round, node: NodeID(try reader.readUInt32("ballot node")))
-    }
-
-    static func readValue(_ reader: inout LittleEndianReader, limits: PeerCodecLimits) throws(ByteDecodingError) -> Value {
-        let tag = try reader.readUInt8("value tag")
-        switch tag {
-        case 0: return .noop
-        case 1: return .batch(try readCommands(&reader, limits: limits))
-        case 2:
-            let blob = try reader.readBytes("reconfiguration", limit: membershipBytesMax)
-            return .reconfigure(try decodeMembership { () throws(MembershipDecodingError) in try Reconfiguration(decoding: blob) })
-        default: throw ByteDecodingError("unknown value tag \(tag)")
-        }
-    }
-
     /// Membership blobs are small (a member list); this bounds a hostile length field.
     static let membershipBytesMax = 1 << 20
 
@@ -427,17 +373,12 @@ extension PeerFrameCodec {
             throw ByteDecodingError(error.description)
         }
     }
+}
 
-    static func readCommands(_ reader: inout LittleEndianReader, limits: PeerCodecLimits) throws(ByteDecodingError) -> [Command] {
-        let count = try reader.readCount("command count", limit: limits.commandsPerValueMax, elementLengthMin: commandLengthMin)
-        var commands: [Command] = []
-        commands.reserveCapacity(count)
-        for _ in 0..<count {
-            let clientID = try reader.readUInt64("command client id")
-            let sequence = try reader.readUInt64("command sequence")
-            let payload = try reader.readBytes("command payload", limit: limits.payloadBytesMax)
-            commands.append(Command(clientID: clientID, sequence: sequence, payload: payload))
-        }
-        return commands
+extension PeerCodecLimits {
+    /// The limits `ValueCoding` checks values against while decoding a frame.
+    var valueLimits: ValueDecodingLimits {
+        ValueDecodingLimits(commandsPerValueMax: commandsPerValueMax, payloadBytesMax: payloadBytesMax,
+                            membershipBytesMax: PeerFrameCodec.membershipBytesMax)
     }
 }

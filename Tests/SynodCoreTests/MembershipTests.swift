@@ -1,3 +1,4 @@
+import SynodBytes
 import XCTest
 @testable import SynodCore
 
@@ -57,13 +58,13 @@ final class MembershipTests: XCTestCase {
             XCTAssertThrowsError(try MembershipHistory(decoding: Array(bytes.prefix(cut))))
         }
         XCTAssertThrowsError(try MembershipHistory(decoding: bytes + [0]))
-        var zero = MembershipWriter()
-        zero.u8(1); zero.u32(1); zero.u64(0); zero.u64(1)
-        zero.u32(5); zero.u32(1); zero.u32(1); zero.u32(1); zero.member(Member(id: NodeID(0)))
+        var zero = LittleEndianWriter()
+        zero.writeUInt8(1); zero.writeUInt32(1); zero.writeUInt64(0); zero.writeUInt64(1)
+        zero.writeUInt32(5); zero.writeUInt32(1); zero.writeUInt32(1); zero.writeUInt32(1); zero.writeMember(Member(id: NodeID(0)))
         XCTAssertThrowsError(try MembershipHistory(decoding: zero.bytes))
-        var quorum = MembershipWriter()
-        quorum.u8(1); quorum.u32(1); quorum.u64(0); quorum.u64(1)
-        quorum.u32(5); quorum.u32(3); quorum.u32(1); quorum.u32(1); quorum.member(Member(id: n1))
+        var quorum = LittleEndianWriter()
+        quorum.writeUInt8(1); quorum.writeUInt32(1); quorum.writeUInt64(0); quorum.writeUInt64(1)
+        quorum.writeUInt32(5); quorum.writeUInt32(3); quorum.writeUInt32(1); quorum.writeUInt32(1); quorum.writeMember(Member(id: n1))
         XCTAssertThrowsError(try MembershipHistory(decoding: quorum.bytes))
     }
 
