@@ -311,7 +311,8 @@ extension Replica {
     // MARK: Leaving leadership: removal of the leader, leader transfer
 
     /// The leader is not a voter of the membership governing `slot`: once everything below
-    /// is chosen it hands leadership to the most caught-up voter of that membership.
+    /// is chosen, and the most caught-up voter of that membership knows it, it hands
+    /// leadership to that voter.
     mutating func leaderLeaves(at slot: Slot) {
         guard let state = leader, state.proposals.isEmpty, chosenThrough + 1 >= slot,
               let membership = membership(at: slot) else { return }
@@ -323,7 +324,18 @@ extension Replica {
             if aLive != bLive { return !aLive }
             return (state.peerChosenThrough[a] ?? 0, b.rawValue) < (state.peerChosenThrough[b] ?? 0, a.rawValue)
         }
-        if let target { handOff(to: target) } else { stepDown() }
+        guard let target else {
+            stepDown()
+            return
+        }
+        // The slots below `slot` are governed by a membership this leader votes in; once it
+        // stops, no quorum of the new membership can decide them again. So it hands off only
+        // when the target reported it knows they are chosen (heartbeat acks carry that), or
+        // the target, unable to prepare them without this leader, would wait forever.
+        // Seen in the simulator (seed 271, 3 nodes): [n1, n3] removed the leader n3, which
+        // handed off and stopped before n1 heard that slots 108-109 were chosen.
+        guard (state.peerChosenThrough[target] ?? 0) + 1 >= slot else { return }
+        handOff(to: target)
     }
 
     /// Stops leading (no more lease reads from here), then tells every peer that `target`

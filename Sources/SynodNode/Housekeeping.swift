@@ -97,24 +97,44 @@ struct SnapshotPolicy: Sendable {
     }
 }
 
-/// A member whose removal was chosen keeps running until its removal governs the first
-/// unchosen slot (its vote may still be needed before) and, if it led, it handed off; or
-/// until a grace period passes (it may never learn the last slots once the others drop it).
+/// A member whose removal was chosen keeps running, voting as before, until a member of the
+/// cluster confirms that the removal governs that member's own first unchosen slot (the
+/// discovery probe: `removedByCluster`). It asks at once when its own log says the removal
+/// took effect and it does not lead, and otherwise once per grace period after it noticed the
+/// removal (the others may have dropped it). It never stops on its own knowledge or a timer
+/// alone: a member still in the old membership may not know yet (or may have lost, in a
+/// power loss, the unsynced record) that the last slots the old membership governs were
+/// chosen, and it needs this member's vote to decide them again. Seen in the simulator:
+/// seed 6 (a member stopped on a bare timer while another voter's disk had failed) and
+/// seed 33 with --break stale-lease --read-mode read-index (a removed member restarted after
+/// a power loss and stopped at once; the remaining voter had lost its unsynced chosen marks).
+/// A leader never asks: it decides the last slots itself and hands off first
+/// (`Replica.leaderLeaves`).
 struct RemovalWatch: Sendable {
     let graceNanoseconds: UInt64
     private(set) var noticedAt: ClockTime?
+    private(set) var lastProbeAt: ClockTime?
     private(set) var finished = false
 
     init(graceNanoseconds: UInt64) { self.graceNanoseconds = graceNanoseconds }
 
-    /// Notes the removal (true the first time) and tells whether the member stops now.
-    mutating func check(now: ClockTime, removalActive: Bool, leading: Bool, removedByCluster: Bool) -> (noticed: Bool, stop: Bool) {
-        guard !finished else { return (false, false) }
+    /// Notes the removal (true the first time), tells whether the member stops now, and
+    /// whether to ask the cluster (`removedByCluster` carries its answer).
+    mutating func check(now: ClockTime, removalActive: Bool, leading: Bool,
+                        removedByCluster: Bool) -> (noticed: Bool, stop: Bool, probe: Bool) {
+        guard !finished else { return (false, false, false) }
         let firstNotice = noticedAt == nil
         let noticed = noticedAt ?? now
         noticedAt = noticed
-        let stop = (removalActive && !leading) || removedByCluster || noticed.adding(nanoseconds: graceNanoseconds) <= now
-        if stop { finished = true }
-        return (firstNotice, stop)
+        if removedByCluster {
+            finished = true
+            return (firstNotice, true, false)
+        }
+        guard !leading, removalActive || noticed.adding(nanoseconds: graceNanoseconds) <= now else {
+            return (firstNotice, false, false)
+        }
+        if let last = lastProbeAt, last.adding(nanoseconds: graceNanoseconds) > now { return (firstNotice, false, false) }
+        lastProbeAt = now
+        return (firstNotice, false, true)
     }
 }

@@ -81,9 +81,10 @@ extension NodeDriver {
     mutating func checkRemoval() {
         guard role == .removed else { return }
         let active = replica.membership(at: replica.chosenThrough + 1)?.contains(nodeID) != true
-        let (noticed, stop) = removal.check(now: clock, removalActive: active, leading: replica.role == .leader,
-                                            removedByCluster: removedByCluster)
+        let (noticed, stop, ask) = removal.check(now: clock, removalActive: active, leading: replica.role == .leader,
+                                                 removedByCluster: removedByCluster)
         if noticed { out.events.append(.removalNoticed) }
+        if ask { out.probeMembership = true }
         guard stop else { return }
         removed = true
         out.removed = true

@@ -20,6 +20,7 @@ struct DriverCluster {
     var events: [NodeID: [DriverEvent]] = [:]
     var halted: [NodeID: String] = [:]
     var removed: Set<NodeID> = []
+    var probeAnswers: [NodeID] = []
     var agreed: [Slot: Value] = [:]
     var problems: [String] = []
 
@@ -72,10 +73,30 @@ struct DriverCluster {
         // Durable at once: the batches' messages come back through `.durable`.
         if let last = output.persist.last { step(id, .durable(through: last.id)) }
         if let (slot, state) = output.encodeSnapshot { step(id, .snapshotEncoded(slot: slot, data: state.snapshot())) }
+        if output.probeMembership { probeAnswers.append(id) }
         if output.flushWanted { step(id, .flush) }
     }
 
+    /// Answers the discovery probes asked so far, as the server's discovery does: the first
+    /// other reachable member whose newest and governing memberships both lack the asker.
+    mutating func answerProbes() {
+        let askers = probeAnswers
+        probeAnswers.removeAll()
+        for id in askers {
+            var answer: Membership?
+            for other in ids where other != id && !isolated.contains(other) && !removed.contains(other) {
+                guard let peer = drivers[other], let latest = peer.latestMembership else { continue }
+                if !latest.contains(id) && peer.governingMembership?.contains(id) != true {
+                    answer = latest
+                    break
+                }
+            }
+            step(id, .probeAnswered(removedFrom: answer))
+        }
+    }
+
     mutating func deliverAll(limit: Int = 100_000) {
+        answerProbes()
         var delivered = 0
         while !network.isEmpty && delivered < limit {
             let envelope = network.removeFirst()

@@ -61,19 +61,36 @@ final class HousekeepingTests: XCTestCase {
         XCTAssertFalse(policy.isDue(applied: 500, stateSlot: 500, chosenLogBytes: 0, snapshotBytes: 0), "nothing new")
     }
 
-    func testRemovalStopsOnceActiveAndNotLeadingOrAfterTheGrace() {
+    func testARemovedMemberStopsOnlyWhenTheClusterConfirms() {
+        // Active in its own log, not leading: it asks at once, again once per grace period,
+        // and stops on the cluster's answer only.
         var watch = RemovalWatch(graceNanoseconds: 3_000_000_000)
-        var result = watch.check(now: at(0), removalActive: false, leading: false, removedByCluster: false)
+        var result = watch.check(now: at(0), removalActive: true, leading: true, removedByCluster: false)
         XCTAssertTrue(result.noticed)
-        XCTAssertFalse(result.stop)
-        result = watch.check(now: at(100), removalActive: true, leading: true, removedByCluster: false)
-        XCTAssertFalse(result.noticed)
         XCTAssertFalse(result.stop, "a leader hands off first")
-        result = watch.check(now: at(200), removalActive: true, leading: false, removedByCluster: false)
-        XCTAssertTrue(result.stop)
-        XCTAssertFalse(watch.check(now: at(300), removalActive: true, leading: false, removedByCluster: false).stop, "stops once")
+        XCTAssertFalse(result.probe, "a leader decides the last slots itself")
+        result = watch.check(now: at(100), removalActive: true, leading: false, removedByCluster: false)
+        XCTAssertFalse(result.noticed)
+        XCTAssertFalse(result.stop, "its own log is not enough: the others may not know")
+        XCTAssertTrue(result.probe)
+        XCTAssertFalse(watch.check(now: at(200), removalActive: true, leading: false, removedByCluster: false).probe, "once per grace")
+        XCTAssertTrue(watch.check(now: at(3_100), removalActive: true, leading: false, removedByCluster: false).probe)
+        XCTAssertTrue(watch.check(now: at(3_200), removalActive: true, leading: false, removedByCluster: true).stop)
+        XCTAssertFalse(watch.check(now: at(3_300), removalActive: true, leading: false, removedByCluster: true).stop, "stops once")
+
+        // Not active yet: it waits a grace period before it asks, and never stops on the timer.
         var late = RemovalWatch(graceNanoseconds: 3_000_000_000)
         _ = late.check(now: at(0), removalActive: false, leading: false, removedByCluster: false)
-        XCTAssertTrue(late.check(now: at(3_000), removalActive: false, leading: false, removedByCluster: false).stop, "grace passed")
+        XCTAssertFalse(late.check(now: at(2_900), removalActive: false, leading: false, removedByCluster: false).probe)
+        result = late.check(now: at(3_000), removalActive: false, leading: false, removedByCluster: false)
+        XCTAssertFalse(result.stop, "no stop on a timer alone")
+        XCTAssertTrue(result.probe)
+        XCTAssertFalse(late.check(now: at(60_000), removalActive: false, leading: false, removedByCluster: false).stop)
+
+        var leading = RemovalWatch(graceNanoseconds: 3_000_000_000)
+        _ = leading.check(now: at(0), removalActive: true, leading: true, removedByCluster: false)
+        result = leading.check(now: at(9_000), removalActive: true, leading: true, removedByCluster: false)
+        XCTAssertFalse(result.stop, "a leader waits for its hand-off, however long")
+        XCTAssertFalse(result.probe)
     }
 }
