@@ -96,7 +96,7 @@ let package = Package(
         // History checking (linearizability): standard library only.
         .target(name: "SynodCheck"),
         // Deterministic cluster simulator driving the real SynodCore.
-        .target(name: "SynodSim", dependencies: ["SynodCore", "SynodCheck", "SynodStore"]),
+        .target(name: "SynodSim", dependencies: ["SynodBytes", "SynodCore", "SynodKV", "SynodNode", "SynodCheck", "SynodStore"]),
         // `synod chaos`: real processes, fault-injecting networks, history checking, reports.
         .target(
             name: "SynodChaos",

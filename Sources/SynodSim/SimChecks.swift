@@ -32,6 +32,7 @@ extension Simulation {
         for node in working {
             if node.replica.appliedThrough == highest {
                 hashes.insert(node.kv.stateHash)
+                if let alarm = node.kv.alarms.first { violation("n\(node.id.rawValue) ends with the \(alarm.alarm) alarm for member \(String(alarm.memberID, radix: 16))") }
             } else if !node.up {
                 violation("n\(node.id.rawValue) is down at the end")
             } else {

@@ -1,5 +1,7 @@
 import SynodCheck
 import SynodCore
+import SynodKV
+import SynodNode
 
 /// One simulated client: sequential operations on a small key space, each retried after
 /// timeouts (a write keeps its (client id, sequence), so retries apply at most once) until
@@ -26,7 +28,7 @@ struct SimClient {
 struct ClientOperation {
     var historyIndex: Int
     var operation: KVOperation
-    var command: Command?
+    var write: ClientWrite?
     var deadline: SimTime
     var attempts = 0
     /// The pending timer is a retry backoff, not an attempt's timeout.
@@ -68,27 +70,22 @@ extension Simulation {
                 operation = .delete(key: key)
             }
         }
-        var command: Command?
-        let write: KVCommand?
-        switch operation {
-        case .read: write = nil
-        case .write(let key, let value): write = .put(key: key, value: value)
-        case .compareAndSet(let key, let expected, let new): write = .compareAndSet(key: key, expected: expected, new: new)
-        case .delete(let key): write = .delete(key: key)
-        }
-        if let write {
+        var write: ClientWrite?
+        if let command = ClientWrite.command(for: operation) {
             clients[index].sequence += 1
             clients[index].writesDone += 1
-            let built = Command(clientID: clients[index].clientID, sequence: clients[index].sequence, payload: write.encoded())
-            submitted[CommandKey(built)] = built.payload
-            command = built
+            // The request id is the same on every attempt: the driver derives one session
+            // from it, so retries of the write apply at most once.
+            let built = ClientWrite(payload: command.encoded(), requestID: clients[index].clientID << 32 | clients[index].sequence)
+            submitted[built.key] = built.payload
+            write = built
         }
         let historyIndex = history.count
         history.append(HistoryOperation(id: historyIndex, client: index, operation: operation,
                                         invokedAt: now, completedAt: nil, outcome: .unknown))
         result.operations += 1
         let deadline = isFinalReader ? now + 3 * operationDeadline : now + operationDeadline
-        clients[index].current = ClientOperation(historyIndex: historyIndex, operation: operation, command: command, deadline: deadline)
+        clients[index].current = ClientOperation(historyIndex: historyIndex, operation: operation, write: write, deadline: deadline)
         sendAttempt(index)
     }
 
@@ -125,8 +122,8 @@ extension Simulation {
             target = Int(random.next() % UInt64(nodes.count))
         }
         let request: ClientRequest
-        if let command = operation.command {
-            request = .write(command, client: index, token: token)
+        if let write = operation.write {
+            request = .write(write, client: index, token: token)
         } else {
             request = .read(key: operation.operation.key, client: index, token: token)
         }
@@ -137,16 +134,16 @@ extension Simulation {
     func clientArrive(node: Int, request: ClientRequest) {
         guard nodes[node].up else { return }  // the client times out
         switch request {
-        case .write(let command, let client, let token):
+        case .write(let write, let client, let token):
             mixEvent(4, node)
-            nodes[node].pendingWrites[CommandKey(command)] = (client, token)
-            step(node, .propose(command))
+            let driverToken = nodes[node].newToken()
+            nodes[node].pendingWrites[driverToken] = (client, token)
+            step(node, .write(token: driverToken, payload: write.payload, requestID: write.requestID))
         case .read(let key, let client, let token):
             mixEvent(5, node)
-            let readID = nodes[node].nextReadID
-            nodes[node].nextReadID += 1
-            nodes[node].pendingReads[readID] = (client, token, key)
-            step(node, .read(readID: readID, consistency: .linearizable))
+            let driverToken = nodes[node].newToken()
+            nodes[node].pendingReads[driverToken] = (client, token, key)
+            step(node, .read(token: driverToken, consistency: .linearizable))
         }
     }
 
@@ -154,19 +151,30 @@ extension Simulation {
         queue.push(.clientReply(client: client, node: node, token: token, reply: reply), at: now + between(50, 500))
     }
 
-    func readReady(_ node: Int, _ readID: UInt64) {
-        guard let waiting = nodes[node].pendingReads.removeValue(forKey: readID) else { return }
-        reply(from: node, to: waiting.client, token: waiting.token, .read(nodes[node].kv.values[waiting.key]))
+    /// The driver answered a read barrier: read the key from the node's state machine now.
+    func readAnswered(_ node: Int, token: UInt64, failure: NodeError?) {
+        guard let waiting = nodes[node].pendingReads.removeValue(forKey: token) else { return }
+        guard failure == nil else {
+            reply(from: node, to: waiting.client, token: waiting.token, .failed(leaderHint: nodes[node].replica.leaderHint))
+            return
+        }
+        let kv = try? nodes[node].kv.store.range(RangeRequest(key: Array(waiting.key.utf8))).kvs.first
+        reply(from: node, to: waiting.client, token: waiting.token, .read(kv.map { String(decoding: $0.value, as: UTF8.self) }))
     }
 
-    func readFailed(_ node: Int, _ readID: UInt64) {
-        guard let waiting = nodes[node].pendingReads.removeValue(forKey: readID) else { return }
-        reply(from: node, to: waiting.client, token: waiting.token, .failed(leaderHint: nodes[node].replica.leaderHint))
-    }
-
-    func writeRejected(_ node: Int, _ command: Command) {
-        guard let waiting = nodes[node].pendingWrites.removeValue(forKey: CommandKey(command)) else { return }
-        reply(from: node, to: waiting.client, token: waiting.token, .failed(leaderHint: nodes[node].replica.leaderHint))
+    /// The driver answered a write: its etcd response, or why it failed.
+    func writeAnswered(_ node: Int, token: UInt64, _ result: Result<KVResponse, NodeError>) {
+        guard let waiting = nodes[node].pendingWrites.removeValue(forKey: token) else { return }
+        let answer: ClientReply
+        switch result {
+        case .success(.txn(let txn)): answer = .written(.compareAndSet(txn.succeeded))
+        case .success(.put), .success(.deleteRange): answer = .written(.ok)
+        case .success(let other):
+            violation("a client write was answered with \(other)")
+            return
+        case .failure: answer = .failed(leaderHint: nodes[node].replica.leaderHint)
+        }
+        reply(from: node, to: waiting.client, token: waiting.token, answer)
     }
 
     func clientReply(client index: Int, node: Int, token: UInt64, reply: ClientReply) {
@@ -182,8 +190,8 @@ extension Simulation {
             case .ok: outcome = .written
             case .compareAndSet(let success): outcome = .compareAndSet(success)
             }
-            if let command = operation.command, outcome != .compareAndSet(false) {
-                acknowledgedWrites[CommandKey(command)] = operation.historyIndex
+            if let write = operation.write, outcome != .compareAndSet(false) {
+                acknowledgedWrites[write.key] = operation.historyIndex
             }
             if now >= faultsEndTime && firstWriteAfterHeal == nil { firstWriteAfterHeal = now }
             complete(index, outcome, at: node)
@@ -235,5 +243,41 @@ extension Simulation {
             trace("client \(index) \(describe(operation.operation)) -> \(outcome) at n\(nodes[node].id.rawValue)")
         }
         queue.push(.clientStart(client: index), at: now + between(0, 10_000))
+    }
+}
+
+/// What the workload's clients send, as the etcd commands a server gets.
+enum KVResult: Hashable {
+    case ok
+    case compareAndSet(Bool)
+}
+
+/// One client write: the encoded `KVCommand` and the request id of all its attempts.
+struct ClientWrite: Hashable {
+    var payload: [UInt8]
+    var requestID: UInt64
+
+    /// The command the driver builds for it (see `NodeDriver.sessionID`): what the chosen
+    /// log holds once it is applied.
+    var key: CommandKey {
+        CommandKey(clientID: NodeDriver.sessionID(requestID: requestID, payload: payload), sequence: 1)
+    }
+
+    /// The etcd command for a history operation (nil for a read): a put, a compare-and-set as
+    /// a txn (the value equals `expected`, or the key is absent), a delete.
+    static func command(for operation: KVOperation) -> KVCommand? {
+        func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+        switch operation {
+        case .read:
+            return nil
+        case .write(let key, let value):
+            return .put(PutRequest(key: bytes(key), value: bytes(value)))
+        case .compareAndSet(let key, let expected, let new):
+            let compare = expected.map { Compare(key: bytes(key), result: .equal, target: .value(bytes($0))) }
+                ?? Compare(key: bytes(key), result: .equal, target: .createRevision(0))
+            return .txn(TxnRequest(compare: [compare], success: [.put(PutRequest(key: bytes(key), value: bytes(new)))]))
+        case .delete(let key):
+            return .deleteRange(DeleteRangeRequest(key: bytes(key)))
+        }
     }
 }

@@ -1,4 +1,5 @@
 import SynodCore
+import SynodNode
 
 /// One step of an operator's membership-change script.
 enum OperatorStep: Hashable {
@@ -210,15 +211,15 @@ extension Simulation {
         trace("OPERATOR asks n\(nodes[target].id.rawValue): \(describe(request)) (#\(requestID % 10_000))")
         switch request {
         case .addLearner(let memberID):
-            step(target, .reconfigure(requestID: requestID, change: .add(peerURLs: [], isLearner: true, memberID: memberID), force: false))
+            step(target, .reconfigure(token: requestID, change: .add(peerURLs: [], isLearner: true, memberID: memberID), force: false))
         case .addVoter(let memberID):
-            step(target, .reconfigure(requestID: requestID, change: .add(peerURLs: [], isLearner: false, memberID: memberID), force: false))
+            step(target, .reconfigure(token: requestID, change: .add(peerURLs: [], isLearner: false, memberID: memberID), force: false))
         case .promote(let id):
-            step(target, .reconfigure(requestID: requestID, change: .promote(id), force: false))
+            step(target, .reconfigure(token: requestID, change: .promote(id), force: false))
         case .remove(let id):
-            step(target, .reconfigure(requestID: requestID, change: .remove(id), force: false))
+            step(target, .reconfigure(token: requestID, change: .remove(id), force: false))
         case .transfer(let id):
-            step(target, .transferLeadership(requestID: requestID, target: id))
+            step(target, .transferLeadership(token: requestID, target: id))
         case .promoteAdded:
             preconditionFailure("promoteAdded is resolved before it is sent")
         }
@@ -261,25 +262,29 @@ extension Simulation {
         operatorState.script = []
     }
 
-    func handleMembershipOutputs(_ node: Int, _ output: Output) {
-        for outcome in output.reconfigured {
-            switch outcome.result {
+    func handleMembershipOutputs(_ node: Int, _ output: DriverOutput) {
+        for (requestID, result) in output.reconfigurations {
+            switch result {
             case .success(let change):
-                // Reported done: it must be the change chosen in the log (whose effect the step
+                // Reported done: it must be a change chosen in the log (whose effect the step
                 // check above keeps in place until another change undoes it).
-                if !chosenChangeRequests.contains(outcome.requestID) || change.requestID != outcome.requestID {
+                if !chosenChangeRequests.contains(change.requestID) {
                     violation("membership: \(change.change) reported done at n\(nodes[node].id.rawValue) but never chosen")
                 }
-                operatorOutcome(requestID: outcome.requestID, failure: nil)
-            case .failure(let error): operatorOutcome(requestID: outcome.requestID, failure: error.description)
+                operatorOutcome(requestID: requestID, failure: nil)
+            case .failure(let error): operatorOutcome(requestID: requestID, failure: Self.text(error))
             }
         }
-        for outcome in output.transfers {
-            switch outcome.result {
-            case .success: operatorOutcome(requestID: outcome.requestID, failure: nil)
-            case .failure(let error): operatorOutcome(requestID: outcome.requestID, failure: error.description)
+        for (requestID, result) in output.transfers {
+            switch result {
+            case .success: operatorOutcome(requestID: requestID, failure: nil)
+            case .failure(let error): operatorOutcome(requestID: requestID, failure: Self.text(error))
             }
         }
+    }
+
+    static func text(_ error: any Error) -> String {
+        (error as? CustomStringConvertible)?.description ?? "\(error)"
     }
 
     // MARK: The membership as chosen

@@ -217,17 +217,17 @@ extension Simulation {
                 nodeConfiguration.phase1Quorum = voters.count / 2 + 1
                 nodeConfiguration.phase2Quorum = nodeConfiguration.phase1Quorum
             }
-            let replica = try Replica(id: nodes[node].id, configuration: nodeConfiguration,
-                                      seed: options.seed &+ UInt64(node) &+ UInt64(nodes[node].incarnation) << 32,
+            let seed = options.seed &+ UInt64(node) &+ UInt64(nodes[node].incarnation) << 32
+            let replica = try Replica(id: nodes[node].id, configuration: nodeConfiguration, seed: seed,
                                       restoring: records, joining: nodes[node].joined)
-            nodes[node].replica = replica
+            // A new process: a fresh driver, its state rebuilt from the replica's records.
+            nodes[node].driver = makeDriver(replica, seed: seed)
         } catch {
             violation("n\(nodes[node].id.rawValue) cannot restart: \(error)")
             return
         }
         nodes[node].storage = storage
         recordAcceptances(node, records)
-        nodes[node].kv = SimKV()
         nodes[node].up = true
         hasher.mix(0xD0 | UInt64(node))
         trace("RESTART n\(nodes[node].id.rawValue) from \(records.count) durable record(s), promised \(nodes[node].replica.promised)")

@@ -1,8 +1,11 @@
 import SynodCore
+import SynodKV
+import SynodNode
 import SynodStore
 
-/// One simulated server: the replica, its storage (the real `DurableStorage` over a
-/// fault-injecting in-memory file system), its state machine, and its clients' requests.
+/// One simulated server: the node driver that ships (replica, SynodKV state machine,
+/// requests, housekeeping), its storage (the real `DurableStorage` over a fault-injecting
+/// in-memory file system), and its clients' requests.
 struct SimNode {
     static let dataDirectory = "/data"
 
@@ -18,8 +21,9 @@ struct SimNode {
     /// do not expect it to converge, and once down it is not restarted. While up it keeps
     /// running (harmlessly: it may campaign, but voters ignore a non-voter's ballots).
     var removed = false
-    var replica: Replica
-    var kv = SimKV()
+    var driver: NodeDriver
+    var replica: Replica { driver.replica }
+    var kv: KVStateMachine { driver.kv }
     /// The node's disk: survives crashes (what was synced), unlike everything else here.
     let fileSystem = FaultInjectingFileSystem()
     var storage: DurableStorage?
@@ -49,20 +53,26 @@ struct SimNode {
     /// a fixed-delay timer fires once after the stall, it does not catch up).
     var stalled = false
     var stalledEvents: [SimEvent] = []
-    var pendingWrites: [CommandKey: (client: Int, token: UInt64)] = [:]
+    /// Client requests in flight here, by the token handed to the driver.
+    var pendingWrites: [UInt64: (client: Int, token: UInt64)] = [:]
     var pendingReads: [UInt64: (client: Int, token: UInt64, key: String)] = [:]
-    var nextReadID: UInt64 = 1
+    var nextToken: UInt64 = 1
 
-    init(index: Int, configuration: Configuration, joined: Bool, replica: Replica, baseClockRate: Double) {
+    init(index: Int, configuration: Configuration, joined: Bool, driver: NodeDriver, baseClockRate: Double) {
         self.index = index
-        self.id = replica.id
+        self.id = driver.nodeID
         self.configuration = configuration
         self.joined = joined
-        self.replica = replica
+        self.driver = driver
         self.clockRate = baseClockRate
         self.baseClockRate = baseClockRate
         // Machines booted at different times: clocks do not start at zero together.
         self.clockAtRebase = Double(index + 1) * 7_919_000_000
+    }
+
+    mutating func newToken() -> UInt64 {
+        defer { nextToken += 1 }
+        return nextToken
     }
 
     /// The machine's clock at simulated time `now` (microseconds), in nanoseconds.

@@ -1,5 +1,7 @@
 import SynodCheck
 import SynodCore
+import SynodKV
+import SynodNode
 import SynodStore
 
 /// Runs simulated clusters of real `Replica`s. Everything random comes from the seed.
@@ -28,6 +30,8 @@ enum SimEvent {
     case nemesis
     /// The stall every run gets (besides those the nemesis draws).
     case stall
+    /// A node's discovery probe reaches a peer (see `answerProbe`).
+    case probeAnswer(node: Int, incarnation: Int)
     /// The operator may start a membership-change script (while faults are on).
     case reconfigure
     case heal
@@ -45,7 +49,7 @@ enum SimEvent {
 
 /// A client request as it arrives at a node.
 enum ClientRequest {
-    case write(Command, client: Int, token: UInt64)
+    case write(ClientWrite, client: Int, token: UInt64)
     case read(key: String, client: Int, token: UInt64)
 }
 
@@ -91,6 +95,8 @@ final class Simulation {
     var submitted: [CommandKey: [UInt8]] = [:]
     var appliedCommands: Set<CommandKey> = []
     var acknowledgedWrites: [CommandKey: Int] = [:]
+    /// The watch events of each revision, as first applied anywhere.
+    var watchEventsByRevision: [Int64: [WatchEvent]] = [:]
     var firstWriteAfterHeal: SimTime?
     /// Durable acceptances per slot: which nodes accepted which value in which ballot.
     var acceptances: [Slot: [SlotAcceptance]] = [:]
@@ -171,8 +177,22 @@ final class Simulation {
             if clients[options.clients].finished && finishedAt == nil { finishedAt = now }
             if let finishedAt { stopTime = min(runEndTime, max(finishedAt + 1_000_000, lastMemberStartAt + 2_000_000)) }
         }
+        // The nodes keep proposing their own commands (integrity checks and reports every few
+        // hundred milliseconds), so the run ends at a moment every working member has applied
+        // the same prefix, at most two seconds later; the convergence check judges that moment.
+        let settleEnd = stopTime + 2_000_000
+        while !appliedPrefixesEqual(), let (time, event) = queue.pop(), time <= settleEnd {
+            now = time
+            process(event)
+        }
         finish()
         return result
+    }
+
+    /// Whether every working member of the final membership applied the same prefix.
+    func appliedPrefixesEqual() -> Bool {
+        let applied = nodes.filter { $0.up && !$0.refusedToStart && !$0.removed }.map(\.replica.appliedThrough)
+        return Set(applied).count <= 1
     }
 
     /// A node with a fresh data directory; `joining` for a member added at run time.
@@ -183,7 +203,8 @@ final class Simulation {
         let rate = 1 + (uniform() * 2 - 1) * bound
         do {
             let replica = try Replica(id: id, configuration: configuration, seed: options.seed &+ UInt64(index), joining: joining)
-            var node = SimNode(index: index, configuration: configuration, joined: joining, replica: replica, baseClockRate: rate)
+            var node = SimNode(index: index, configuration: configuration, joined: joining,
+                               driver: makeDriver(replica, seed: options.seed &+ UInt64(index)), baseClockRate: rate)
             // A fresh data directory: nothing to restore yet.
             let opened = try DurableStorage.open(fileSystem: node.fileSystem, directory: SimNode.dataDirectory,
                                                  identity: storageIdentity(id), options: storageOptions)
@@ -206,7 +227,8 @@ final class Simulation {
     /// while that process is stalled).
     private func processTarget(_ event: SimEvent) -> Int? {
         switch event {
-        case .tick(let node, _), .fsyncDone(let node, _, _), .pretendDurable(let node, _, _), .clientArrive(let node, _):
+        case .tick(let node, _), .fsyncDone(let node, _, _), .pretendDurable(let node, _, _), .clientArrive(let node, _),
+             .probeAnswer(let node, _):
             return node
         case .deliver(let envelope):
             return indexOf[envelope.to]
@@ -233,19 +255,20 @@ final class Simulation {
             guard let node = indexOf[envelope.to], nodes[node].up else { return }
             mixEvent(2, node)
             traceMessage(envelope, delivered: true)
-            step(node, .receive(envelope))
+            step(node, .receive([envelope]))
         case .fsyncDone(let node, let incarnation, let through):
             guard nodes[node].up, nodes[node].incarnation == incarnation else { return }
             mixEvent(3, node)
             completeSync(node, through: through)
         case .pretendDurable(let node, let incarnation, let batch):
             guard nodes[node].up, nodes[node].incarnation == incarnation else { return }
-            step(node, .durable(batch))
+            step(node, .durable(through: batch))
         case .restart(let node): restart(node)
         case .wake(let node, let incarnation): wake(node, incarnation: incarnation)
         case .restoreLinks(let links): restoreLinks(links)
         case .nemesis: nemesis()
         case .stall: if faultsOn { stall() }
+        case .probeAnswer(let node, let incarnation): answerProbe(node, incarnation: incarnation)
         case .reconfigure:
             guard faultsOn else { return }
             reconfigure()
@@ -272,60 +295,6 @@ final class Simulation {
         hasher.mix(kind << 8 | UInt64(node))
     }
 
-    // MARK: Driving a replica
-
-    /// The clock reading the driver hands replica `node` now: its machine's monotonic clock,
-    /// or, for the tick-lease negative control, a clock that counts the replica's ticks.
-    func clockReading(_ node: Int) -> ClockTime {
-        if options.breaks.contains(.tickLease) {
-            return ClockTime(nanoseconds: nodes[node].replica.now &* configuration.tickNanoseconds)
-        }
-        return ClockTime(nanoseconds: nodes[node].clock(at: now))
-    }
-
-    /// Steps replica `node` and carries out the effects, checking its invariants.
-    func step(_ node: Int, _ input: Input) {
-        let roleBefore = nodes[node].replica.role
-        // A tick advances the replica's tick count in the step: the tick-lease control's
-        // clock must count it, as a clock derived from ticks would.
-        var reading = clockReading(node)
-        if case .tick = input, options.breaks.contains(.tickLease) {
-            reading = reading.adding(nanoseconds: configuration.tickNanoseconds)
-        }
-        let output = nodes[node].replica.step(input, clock: reading)
-        let problems = nodes[node].replica.checkInvariants()
-        if !problems.isEmpty {
-            violation("invariant broken on n\(nodes[node].id.rawValue) at \(timeText()): \(problems.joined(separator: "; "))")
-        }
-        let roleAfter = nodes[node].replica.role
-        if roleAfter != roleBefore {
-            if roleAfter == .leader { result.elections += 1 }
-            trace("n\(nodes[node].id.rawValue) becomes \(roleAfter.rawValue)" + (nodes[node].replica.ownBallot.map { " with ballot \($0)" } ?? ""))
-        }
-        handle(node: node, output)
-    }
-
-    func handle(node: Int, _ output: Output) {
-        if let reason = output.halted {
-            // Fail-stop: in a correct protocol no replica ever finds its safety broken.
-            result.halts += 1
-            violation("n\(nodes[node].id.rawValue) halted at \(timeText()): \(reason)")
-            for envelope in output.messages { send(envelope) }
-            crashNode(node)
-            nodes[node].refusedToStart = true
-            return
-        }
-        result.safetyAlarms += output.peerAlarms.count
-        if let batch = output.persist { persist(node, batch) }
-        for envelope in output.messages { send(envelope) }
-        for apply in output.apply { self.apply(node, apply) }
-        for readID in output.readsReady { readReady(node, readID) }
-        for failed in output.readsFailed { readFailed(node, failed.readID) }
-        for rejected in output.rejected { writeRejected(node, rejected.command) }
-        handleMembershipOutputs(node, output)
-        maybeSnapshot(node, wanted: output.snapshotWanted)
-    }
-
     func send(_ envelope: Envelope) {
         result.messagesSent += 1
         let link = LinkKey(from: envelope.from, to: envelope.to)
@@ -340,60 +309,6 @@ final class Simulation {
             if faultsOn && chance(delayRate) { latency += between(5_000, 100_000) }
             queue.push(.deliver(envelope), at: now + latency)
         }
-    }
-
-    func apply(_ node: Int, _ apply: Apply) {
-        switch apply {
-        case .snapshot(let snapshot):
-            guard let kv = SimKV.decode(snapshot.data) else {
-                violation("n\(nodes[node].id.rawValue) received an undecodable snapshot at slot \(snapshot.slot)")
-                return
-            }
-            nodes[node].kv = kv
-            trace("n\(nodes[node].id.rawValue) installs snapshot through slot \(snapshot.slot)")
-        case .entry(let slot, let value):
-            hasher.mix(slot)
-            if let known = chosen[slot] {
-                if known != value {
-                    violation("agreement: slot \(slot) chosen as \(known) and as \(value) (n\(nodes[node].id.rawValue), \(timeText()))")
-                }
-            } else {
-                chosen[slot] = value
-                highestApplied = max(highestApplied, slot)
-                result.commandsChosen += value.commands.count
-                trace("slot \(slot) chosen: \(value)")
-                if case .reconfigure(let change) = value { membershipChosen(change, at: slot) }
-            }
-            for command in value.commands {
-                let key = CommandKey(command)
-                if let payload = submitted[key] {
-                    if payload != command.payload { violation("validity: \(command) applied with a payload its client never sent") }
-                } else {
-                    violation("validity: \(command) applied but never submitted")
-                }
-                appliedCommands.insert(key)
-                let outcome = nodes[node].kv.apply(command, slot: slot)
-                switch outcome {
-                case .applied(let kvResult), .duplicate(let kvResult):
-                    if let waiting = nodes[node].pendingWrites.removeValue(forKey: key) {
-                        reply(from: node, to: waiting.client, token: waiting.token, .written(kvResult))
-                    }
-                case .stale: break
-                case .malformed: violation("n\(nodes[node].id.rawValue) could not decode \(command)")
-                }
-            }
-            nodes[node].kv.finish(slot: slot)
-        }
-    }
-
-    /// Snapshots every `snapshotEverySlots` applied slots, and at once when a joining peer
-    /// needs one (`wanted`) and there is none yet.
-    func maybeSnapshot(_ node: Int, wanted: Bool = false) {
-        let replica = nodes[node].replica
-        let last = replica.snapshot?.slot ?? 0
-        guard replica.appliedThrough >= last + options.snapshotEverySlots || (wanted && replica.appliedThrough > last) else { return }
-        let data = nodes[node].kv.encoded()
-        step(node, .snapshot(slot: replica.appliedThrough, data: data))
     }
 
     func violation(_ text: String) {
@@ -415,5 +330,10 @@ struct CommandKey: Hashable {
     init(_ command: Command) {
         clientID = command.clientID
         sequence = command.sequence
+    }
+
+    init(clientID: UInt64, sequence: UInt64) {
+        self.clientID = clientID
+        self.sequence = sequence
     }
 }

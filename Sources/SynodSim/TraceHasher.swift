@@ -1,21 +1,18 @@
-/// FNV-1a over the run's events: two runs of one seed must produce the same value.
-struct TraceHasher: Hashable, Sendable {
-    private(set) var value: UInt64 = 0xCBF2_9CE4_8422_2325
+import SynodBytes
+
+/// The run's fingerprint: FNV-1a (SynodBytes) over its events, numbers as 8 little-endian
+/// bytes, strings as UTF-8 and a 0xFF terminator. Two runs of one seed give the same value.
+struct TraceHasher: Sendable {
+    private var hash = FNV1a64()
+
+    var value: UInt64 { hash.value }
 
     mutating func mix(_ number: UInt64) {
-        var remaining = number
-        for _ in 0..<8 {
-            value ^= remaining & 0xFF
-            value &*= 0x0000_0100_0000_01B3
-            remaining >>= 8
-        }
+        withUnsafeBytes(of: number.littleEndian) { hash.combine(Array($0)) }
     }
 
     mutating func mix(string: String) {
-        for byte in string.utf8 {
-            value ^= UInt64(byte)
-            value &*= 0x0000_0100_0000_01B3
-        }
+        hash.combine(utf8: string)
         mix(0xFF)
     }
 }

@@ -7,7 +7,8 @@ struct SimCommand: ParsableCommand {
         commandName: "sim",
         abstract: "Run seeded simulations of a Synod cluster under faults and check every run.",
         discussion: """
-            Each run drives real replicas through message loss, duplication, delay and
+            Each run drives the code that ships (the node driver of every member, with its
+            Multi-Paxos replica and the etcd key-value state machine) through message loss, duplication, delay and
             reordering, partitions (symmetric, minority/majority, one-way), crashes that
             lose unsynced writes, power loss of every node, stalled processes (a node stops
             while its clock and the others go on, half the time cut off from its peers; it
@@ -16,13 +17,16 @@ struct SimCommand: ParsableCommand {
             learner (a new node id, started empty, which catches up by snapshot) and
             promotes it, adds voters, removes a voter or the leader, replaces a crashed
             node by a new empty one, and transfers leadership, sometimes sending a whole
-            script at once (--no-reconfig keeps the membership fixed). Removed nodes keep
-            running; clients with stale endpoint lists may still reach them.
+            script at once (--no-reconfig keeps the membership fixed). A removed node stops
+            as a server does, once the cluster confirms its removal; until then clients
+            with stale endpoint lists may still reach it.
 
             It then checks agreement, validity, that every chosen slot was accepted by a
             phase-2 quorum of the membership governing it, that each chosen membership is
             its predecessor with exactly the one change it names, that no acknowledged write was
-            lost, linearizability of the client history, replica invariants after every
+            lost, linearizability of the client history (puts, reads and compare-and-set
+            transactions as etcd requests), that every member's state machine produced the
+            same watch events for each revision, replica invariants after every
             step, convergence of the final members, and progress after faults heal. A
             failing run prints its seed; `synod sim --seed S` replays it exactly.
             """
