@@ -61,101 +61,53 @@ enum RequestIdentity {
 
 // MARK: - KV
 
+/// grpc-swift's side of the KV service (used when the frame-level fast path is off): every
+/// method is a call into `KVPipeline`, the same code the fast path runs.
 struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
     let context: ServiceContext
+    var pipeline: KVPipeline { KVPipeline(context: context) }
 
     func range(request: Etcdserverpb_RangeRequest, context _: ServerContext) async throws -> Etcdserverpb_RangeResponse {
-        try await context.serve("Range", admitAll: true) {
-            let range = try EtcdConversions.range(request)
-            let consistency: ReadConsistency = request.serializable ? .serializable : .linearizable
-            let ctx = context
-            return try await context.node.read(consistency) { state in
-                let response = try state.kv.store.range(range)
-                return EtcdConversions.rangeResponse(response, header: ctx.header(revision: state.kv.store.revision))
-            }
-        }
+        try await pipeline.range(request).get()
     }
 
     // The writes read the request metadata (for `synod-request-id`), so they implement the
     // full ServiceProtocol methods; the simple ones remain for completeness.
     func put(request: ServerRequest<Etcdserverpb_PutRequest>, context _: ServerContext) async throws
         -> ServerResponse<Etcdserverpb_PutResponse> {
-        ServerResponse(message: try await put(request.message, requestID: RequestIdentity.requestID(request.metadata)),
+        ServerResponse(message: try await pipeline.put(request.message, requestID: RequestIdentity.requestID(request.metadata)).get(),
                        metadata: [:])
     }
 
     func deleteRange(request: ServerRequest<Etcdserverpb_DeleteRangeRequest>, context _: ServerContext) async throws
         -> ServerResponse<Etcdserverpb_DeleteRangeResponse> {
-        ServerResponse(message: try await deleteRange(request.message, requestID: RequestIdentity.requestID(request.metadata)),
+        ServerResponse(message: try await pipeline.deleteRange(request.message,
+                                                                requestID: RequestIdentity.requestID(request.metadata)).get(),
                        metadata: [:])
     }
 
     func txn(request: ServerRequest<Etcdserverpb_TxnRequest>, context _: ServerContext) async throws
         -> ServerResponse<Etcdserverpb_TxnResponse> {
-        ServerResponse(message: try await txn(request.message, requestID: RequestIdentity.requestID(request.metadata)),
+        ServerResponse(message: try await pipeline.txn(request.message, requestID: RequestIdentity.requestID(request.metadata)).get(),
                        metadata: [:])
     }
 
     func put(request: Etcdserverpb_PutRequest, context _: ServerContext) async throws -> Etcdserverpb_PutResponse {
-        try await put(request, requestID: nil)
+        try await pipeline.put(request, requestID: nil).get()
     }
 
     func deleteRange(request: Etcdserverpb_DeleteRangeRequest, context _: ServerContext) async throws
         -> Etcdserverpb_DeleteRangeResponse {
-        try await deleteRange(request, requestID: nil)
+        try await pipeline.deleteRange(request, requestID: nil).get()
     }
 
     func txn(request: Etcdserverpb_TxnRequest, context _: ServerContext) async throws -> Etcdserverpb_TxnResponse {
-        try await txn(request, requestID: nil)
-    }
-
-    private func put(_ request: Etcdserverpb_PutRequest, requestID: UInt64?) async throws -> Etcdserverpb_PutResponse {
-        try await context.serve("Put") {
-            guard case .put(let response) = try await context.write(.put(EtcdConversions.put(request)), requestID: requestID) else {
-                throw RPCError(code: .internalError, message: "synod: unexpected response to put")
-            }
-            return EtcdConversions.putResponse(response, header: context.header(revision: response.revision))
-        }
-    }
-
-    private func deleteRange(_ request: Etcdserverpb_DeleteRangeRequest, requestID: UInt64?) async throws
-        -> Etcdserverpb_DeleteRangeResponse {
-        try await context.serve("DeleteRange") {
-            guard case .deleteRange(let response) = try await context.write(
-                .deleteRange(EtcdConversions.deleteRange(request)), requestID: requestID) else {
-                throw RPCError(code: .internalError, message: "synod: unexpected response to delete")
-            }
-            return EtcdConversions.deleteResponse(response, header: context.header(revision: response.revision))
-        }
-    }
-
-    private func txn(_ request: Etcdserverpb_TxnRequest, requestID: UInt64?) async throws -> Etcdserverpb_TxnResponse {
-        try await context.serve("Txn") {
-            let txn = try EtcdConversions.txn(request)
-            if EtcdConversions.isReadOnly(txn) {
-                // A read-only txn is a linearizable read: no log entry needed.
-                let ctx = context
-                return try await context.node.read(.linearizable) { state in
-                    var store = state.kv.store
-                    let (response, _) = try store.txn(txn)
-                    return EtcdConversions.txnResponse(response, header: ctx.header(revision: response.revision))
-                }
-            }
-            guard case .txn(let response) = try await context.write(.txn(txn), requestID: requestID) else {
-                throw RPCError(code: .internalError, message: "synod: unexpected response to txn")
-            }
-            return EtcdConversions.txnResponse(response, header: context.header(revision: response.revision))
-        }
+        try await pipeline.txn(request, requestID: nil).get()
     }
 
     func compact(request: Etcdserverpb_CompactionRequest, context _: ServerContext) async throws
         -> Etcdserverpb_CompactionResponse {
-        try await context.serve("Compact") {
-            let response = try await context.write(.compact(revision: request.revision))
-            var out = Etcdserverpb_CompactionResponse()
-            out.header = context.header(revision: response.revision)
-            return out
-        }
+        try await pipeline.compact(request).get()
     }
 }
 

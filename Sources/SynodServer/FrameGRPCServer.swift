@@ -12,7 +12,7 @@ import Synchronization
 /// a profile of the leader under load showed that machinery taking more than half of its CPU.
 /// This transport keeps one channel handler per connection that reads the frames itself:
 ///
-/// - the hot unary calls (``FrameGRPCFastPath``: KV Range/Put/DeleteRange/Txn) are decoded,
+/// - the hot unary calls (``KVPipeline``: KV Range/Put/DeleteRange/Txn/Compact) are decoded,
 ///   handed to the node and answered from event-loop callbacks, with no task per request;
 /// - every other call becomes an ``RPCStream`` handed to `GRPCServer`, so the generated
 ///   services (Watch, Lease, Cluster, Maintenance) run unchanged.
@@ -29,7 +29,7 @@ public final class FrameGRPCServerTransport: ServerTransport, Sendable {
     public let port: Int
     let group: any EventLoopGroup
     let maxMessageBytes: Int
-    let fastPath: FrameGRPCFastPath?
+    let fastPath: KVPipeline?
     let logger: Logger
     private let state = Mutex<ListenState>(ListenState())
 
@@ -47,7 +47,7 @@ public final class FrameGRPCServerTransport: ServerTransport, Sendable {
     }
 
     public init(host: String, port: Int, group: any EventLoopGroup, maxMessageBytes: Int,
-                fastPath: FrameGRPCFastPath?, logger: Logger) {
+                fastPath: KVPipeline?, logger: Logger) {
         self.host = host
         self.port = port
         self.group = group
@@ -176,7 +176,7 @@ final class FrameGRPCHandler: ChannelInboundHandler {
     static let connectionWindow = 1 << 24
 
     private let maxMessageBytes: Int
-    private let fastPath: FrameGRPCFastPath?
+    private let fastPath: KVPipeline?
     private let rpcs: AsyncStream<FrameGRPCServerTransport.IncomingRPC>.Continuation
     private let remotePeer: String
     private let localPeer: String
@@ -201,13 +201,13 @@ final class FrameGRPCHandler: ChannelInboundHandler {
         var requestID: UInt64?
 
         enum Kind {
-            case fast(FrameGRPCFastPath.Method)
+            case fast(KVPipeline.Method)
             case generic(continuation: AsyncThrowingStream<RPCRequestPart<[UInt8]>, any Error>.Continuation,
                          cancellation: ServerContext.RPCCancellationHandle)
         }
     }
 
-    init(maxMessageBytes: Int, fastPath: FrameGRPCFastPath?,
+    init(maxMessageBytes: Int, fastPath: KVPipeline?,
          rpcs: AsyncStream<FrameGRPCServerTransport.IncomingRPC>.Continuation,
          remotePeer: String, localPeer: String, logger: Logger) {
         self.maxMessageBytes = maxMessageBytes
@@ -341,7 +341,7 @@ final class FrameGRPCHandler: ChannelInboundHandler {
             return reject(id, code: .unimplemented, message: "compression '\(encoding)' is not supported")
         }
         let buffer = context.channel.allocator.buffer(capacity: 0)
-        if let method = fastPath?.method(forPath: path) {
+        if fastPath != nil, let method = KVPipeline.Method(path: path) {
             var stream = StreamState(buffer: buffer, kind: .fast(method))
             stream.requestID = headers.first(name: RequestIdentity.header).flatMap(RequestIdentity.requestID(text:))
             streams[id] = stream
@@ -428,7 +428,7 @@ final class FrameGRPCHandler: ChannelInboundHandler {
             }
             let loop = context.eventLoop
             let bound = NIOLoopBound(self, eventLoop: loop)
-            fastPath.call(method, request: message, requestID: stream.requestID).whenComplete { result in
+            fastPath.call(method, message: message, requestID: stream.requestID).whenComplete { result in
                 if loop.inEventLoop {
                     bound.value.answerUnary(id, result)
                 } else {

@@ -94,7 +94,7 @@ public final class SynodNodeServer: Service, Sendable {
             let server = GRPCServer(
                 transport: FrameGRPCServerTransport(
                     host: options.clientListen.host, port: options.clientListen.port, group: group,
-                    maxMessageBytes: maxMessageBytes, fastPath: FrameGRPCFastPath(context: context), logger: logger),
+                    maxMessageBytes: maxMessageBytes, fastPath: KVPipeline(context: context), logger: logger),
                 services: services)
             api = ClientAPIServer(serve: { try await server.serve() }, beginShutdown: { server.beginGracefulShutdown() })
         case .grpcSwift:

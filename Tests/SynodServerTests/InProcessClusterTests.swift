@@ -40,6 +40,8 @@ final class InProcessCluster: @unchecked Sendable {
     var failpoints: [Int: Failpoints] = [:]
     /// Overrides the integrity check interval when set.
     var integrityCheckMilliseconds: Int?
+    /// Overrides the client API's gRPC transport when set.
+    var grpcTransport: GRPCTransportKind?
     /// Nodes whose server reported their own removal from the cluster (`NodeOptions.onRemoved`).
     let removedNodes = RemovedNodes()
     /// Why each node halted on a safety violation (`NodeOptions.onSafetyHalt`), by index.
@@ -72,6 +74,7 @@ final class InProcessCluster: @unchecked Sendable {
         var options = try configurations[i].validate()
         if let failpoints = failpoints[i] { options.failpoints = failpoints }
         if let integrityCheckMilliseconds { options.integrityCheckMilliseconds = integrityCheckMilliseconds }
+        if let grpcTransport { options.grpcTransport = grpcTransport }
         options.onRemoved = { [removedNodes] in removedNodes.insert(i) }
         options.onSafetyHalt = { [haltReasons] reason in haltReasons.set(i, reason) }
         let server = try SynodNodeServer(options: options, logger: logger, group: group)

@@ -1,0 +1,155 @@
+import GRPCCore
+import NIOCore
+import SwiftProtobuf
+import SynodCore
+import SynodEtcdAPI
+import SynodKV
+
+/// The one path of etcd's KV calls, whoever carries the bytes: the frame-level gRPC server
+/// answering from event-loop callbacks (`FrameGRPCHandler`) and grpc-swift's async services
+/// (`KVService`, used when the fast path is off) both call these functions. Each call
+/// converts the etcd request into a `KVCommand` or a read, hands it to the node (whose driver
+/// admits it: a learner, a joining or a removed member refuses, see `LocalRole.refusal`),
+/// builds etcd's response with its header, maps every failure to the gRPC status etcd would
+/// return, and counts the outcome in `synod_grpc_requests_total`.
+public struct KVPipeline: Sendable {
+    enum Method: String, Sendable, CaseIterable {
+        case range = "Range", put = "Put", deleteRange = "DeleteRange", txn = "Txn", compact = "Compact"
+
+        /// The method a gRPC path names, if it is one of these.
+        init?(path: String) {
+            let prefix = "/etcdserverpb.KV/"
+            guard path.hasPrefix(prefix), let method = Method(rawValue: String(path.dropFirst(prefix.count))) else { return nil }
+            self = method
+        }
+    }
+
+    let context: ServiceContext
+
+    // MARK: The calls
+
+    func range(_ request: Etcdserverpb_RangeRequest) -> EventLoopFuture<Etcdserverpb_RangeResponse> {
+        run(.range) {
+            let range = try EtcdConversions.range(request)
+            let consistency: ReadConsistency = request.serializable ? .serializable : .linearizable
+            let ctx = context
+            return context.node.readFuture(consistency) { state in
+                let response = try state.kv.store.range(range)
+                return EtcdConversions.rangeResponse(response, header: ctx.header(revision: state.kv.store.revision))
+            }
+        }
+    }
+
+    func put(_ request: Etcdserverpb_PutRequest, requestID: UInt64?) -> EventLoopFuture<Etcdserverpb_PutResponse> {
+        run(.put) {
+            let ctx = context
+            return context.node.writeFuture(.put(EtcdConversions.put(request)), requestID: requestID).flatMapThrowing { response in
+                guard case .put(let put) = response else { throw Self.unexpected("put") }
+                return EtcdConversions.putResponse(put, header: ctx.header(revision: put.revision))
+            }
+        }
+    }
+
+    func deleteRange(_ request: Etcdserverpb_DeleteRangeRequest, requestID: UInt64?)
+        -> EventLoopFuture<Etcdserverpb_DeleteRangeResponse> {
+        run(.deleteRange) {
+            let ctx = context
+            return context.node.writeFuture(.deleteRange(EtcdConversions.deleteRange(request)), requestID: requestID)
+                .flatMapThrowing { response in
+                    guard case .deleteRange(let delete) = response else { throw Self.unexpected("delete") }
+                    return EtcdConversions.deleteResponse(delete, header: ctx.header(revision: delete.revision))
+                }
+        }
+    }
+
+    func txn(_ request: Etcdserverpb_TxnRequest, requestID: UInt64?) -> EventLoopFuture<Etcdserverpb_TxnResponse> {
+        run(.txn) {
+            let txn = try EtcdConversions.txn(request)
+            let ctx = context
+            if EtcdConversions.isReadOnly(txn) {
+                // A read-only txn is a linearizable read: no log entry needed.
+                return context.node.readFuture(.linearizable) { state in
+                    var store = state.kv.store
+                    let (response, _) = try store.txn(txn)
+                    return EtcdConversions.txnResponse(response, header: ctx.header(revision: response.revision))
+                }
+            }
+            return context.node.writeFuture(.txn(txn), requestID: requestID).flatMapThrowing { response in
+                guard case .txn(let result) = response else { throw Self.unexpected("txn") }
+                return EtcdConversions.txnResponse(result, header: ctx.header(revision: result.revision))
+            }
+        }
+    }
+
+    func compact(_ request: Etcdserverpb_CompactionRequest) -> EventLoopFuture<Etcdserverpb_CompactionResponse> {
+        run(.compact) {
+            let ctx = context
+            return context.node.writeFuture(.compact(revision: request.revision)).map { response in
+                var out = Etcdserverpb_CompactionResponse()
+                out.header = ctx.header(revision: response.revision)
+                return out
+            }
+        }
+    }
+
+    /// Decodes a request message, runs the call and encodes its response: the frame-level
+    /// server's entry. A message that does not decode is an error like any other.
+    func call(_ method: Method, message: [UInt8], requestID: UInt64?) -> EventLoopFuture<[UInt8]> {
+        func encoded<M: SwiftProtobuf.Message>(_ future: EventLoopFuture<M>) -> EventLoopFuture<[UInt8]> {
+            future.flatMapThrowing { try $0.serializedBytes() }
+        }
+        do {
+            switch method {
+            case .range: return encoded(range(try Etcdserverpb_RangeRequest(serializedBytes: message)))
+            case .put: return encoded(put(try Etcdserverpb_PutRequest(serializedBytes: message), requestID: requestID))
+            case .deleteRange:
+                return encoded(deleteRange(try Etcdserverpb_DeleteRangeRequest(serializedBytes: message), requestID: requestID))
+            case .txn: return encoded(txn(try Etcdserverpb_TxnRequest(serializedBytes: message), requestID: requestID))
+            case .compact: return encoded(compact(try Etcdserverpb_CompactionRequest(serializedBytes: message)))
+            }
+        } catch {
+            return failed(method, error)
+        }
+    }
+
+    // MARK: Errors and metrics
+
+    /// Runs `body`, counting its outcome under `method`; failures become etcd's gRPC status.
+    private func run<T: Sendable>(_ method: Method, _ body: () throws -> EventLoopFuture<T>) -> EventLoopFuture<T> {
+        let future: EventLoopFuture<T>
+        do {
+            future = try body()
+        } catch {
+            return failed(method, error)
+        }
+        let metrics = context.metrics
+        return future.flatMapErrorThrowing { error in
+            throw Self.status(error)
+        }.always { result in
+            switch result {
+            case .success: metrics.grpcRequests(method: method.rawValue, code: "OK").increment()
+            case .failure(let error): metrics.grpcRequests(method: method.rawValue, code: "\(Self.status(error).code)").increment()
+            }
+        }
+    }
+
+    private func failed<T>(_ method: Method, _ error: any Error) -> EventLoopFuture<T> {
+        let status = Self.status(error)
+        context.metrics.grpcRequests(method: method.rawValue, code: "\(status.code)").increment()
+        return context.node.loop.makeFailedFuture(status)
+    }
+
+    /// etcd's gRPC status for `error`; a request that does not decode is an internal error,
+    /// as grpc-swift reports a message its deserializer refuses.
+    static func status(_ error: any Error) -> RPCError {
+        if let rpc = error as? RPCError { return rpc }
+        if error is SwiftProtobufError || error is BinaryDecodingError {
+            return RPCError(code: .internalError, message: "synod: cannot decode the request: \(error)")
+        }
+        return EtcdConversions.rpcError(error)
+    }
+
+    private static func unexpected(_ what: String) -> RPCError {
+        RPCError(code: .internalError, message: "synod: unexpected response to \(what)")
+    }
+}
