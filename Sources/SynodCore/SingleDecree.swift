@@ -1,7 +1,10 @@
 /// Single-decree Paxos, the "synod" algorithm: a group of acceptors chooses at most one value,
-/// ever, from whatever proposers suggest. `Replica` runs one instance of it per slot (with phase 1
-/// shared across slots); this namespace holds the bare algorithm as small, separately tested
-/// value types, so the core rule of Paxos can be read, tested and broken on purpose in isolation.
+/// ever, from whatever proposers suggest. This namespace holds the bare algorithm as small,
+/// separately tested value types, so the core rule of Paxos can be read, tested and broken on
+/// purpose in isolation. `Replica` does not call these types: it applies the same rules slot by
+/// slot with one phase 1 for all slots, in its own state (the acceptor's checks in
+/// `Replica+Acceptor`; the proposer's choice of value in `Replica.mergeReport`, where, beyond
+/// `valueToPropose`, a value a promiser reports as already chosen outranks every ballot).
 ///
 /// The pieces:
 /// - `SingleDecree.Acceptor`: promises and accepts (phases 1b and 2b).

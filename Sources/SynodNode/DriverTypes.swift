@@ -172,7 +172,8 @@ public struct DriverOutput: Sendable {
     public var halted: String?
     /// This member's removal took effect: stop after letting this step's messages leave.
     public var removed = false
-    /// The member's peers changed (the shell redials them).
+    /// The member's peers or its role changed: the shell publishes the membership and role
+    /// (API admission reads them) and redials the peers.
     public var peersChanged = false
     /// Writes wait to be proposed: the shell sends `.flush` (at the end of its loop's turn).
     public var flushWanted = false

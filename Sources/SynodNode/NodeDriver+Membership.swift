@@ -64,14 +64,17 @@ extension NodeDriver {
         let previous = observed
         observed = observation
         let newRole = computeRole()
-        if newRole != role || force { out.events.append(.roleChanged(newRole)) }
+        // A promotion takes effect when it governs the first unchosen slot, a step that may
+        // change no peer: a new role is published like new peers.
+        let roleChanged = newRole != role
+        if roleChanged || force { out.events.append(.roleChanged(newRole)) }
         role = newRole
         if let latest = history?.latest,
            force || previous?.latestChosenAt != observation.latestChosenAt || previous?.epochs == 0 {
             out.events.append(.membershipChanged(latest, chosenAt: observation.latestChosenAt,
                                                  activeFrom: observation.latestActiveFrom))
         }
-        if force || previous?.peers != observation.peers || previous?.latestChosenAt != observation.latestChosenAt {
+        if force || roleChanged || previous?.peers != observation.peers || previous?.latestChosenAt != observation.latestChosenAt {
             out.peersChanged = true
         }
         if role == .removed { checkRemoval() }

@@ -159,7 +159,9 @@ final class MembershipTests: XCTestCase {
     func testRemovingTheLeaderHandsOffAndItsBallotsAreIgnoredAfterwards() throws {
         var cluster = startedCluster()
         reconfigure(&cluster, at: n1, .remove(n1))
-        cluster.run("deliver all; cycle 6")
+        // Long enough for the hand-off: the leader waits until its successor acknowledged a
+        // heartbeat knowing every slot the old membership governs.
+        cluster.run("deliver all; cycle 20")
         let change = try XCTUnwrap(try outcome(cluster, at: n1)?.get())
         XCTAssertEqual(change.membership.voters, [n2, n3])
         // After the removal took effect, n1 handed off; n2 or n3 leads.

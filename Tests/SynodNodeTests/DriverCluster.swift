@@ -9,7 +9,7 @@ import XCTest
 /// no two drivers applied different values for a slot.
 struct DriverCluster {
     var drivers: [NodeID: NodeDriver] = [:]
-    let ids: [NodeID]
+    var ids: [NodeID]
     var clock = ClockTime(nanoseconds: 1_000_000_000)
     var network: [Envelope] = []
     var isolated: Set<NodeID> = []
@@ -23,6 +23,10 @@ struct DriverCluster {
     var probeAnswers: [NodeID] = []
     var agreed: [Slot: Value] = [:]
     var problems: [String] = []
+
+    /// Each member's role as a shell would publish it: read when an output says
+    /// `peersChanged` (other threads' API admission uses that copy).
+    var publishedRoles: [NodeID: LocalRole] = [:]
 
     init(nodes: Int = 3, configure: (inout Configuration, inout DriverSettings) -> Void = { _, _ in },
          filters: [NodeID: any ApplyFilter] = [:]) throws {
@@ -39,6 +43,20 @@ struct DriverCluster {
                                      applyFilter: filters[id] ?? ApplyAsChosen())
         }
         for id in ids { step(id, .start) }
+    }
+
+    /// Starts a member that joins (it was added to the membership): a joining replica that
+    /// knows only the first members as voters to ask, as a server started with
+    /// `--initial-cluster-state existing` does.
+    mutating func startJoiner(_ id: NodeID) throws {
+        let voters = Array(ids.prefix(3))
+        let configuration = Configuration(members: voters)
+        let settings = DriverSettings(name: "n\(id.rawValue)", advertiseClientURLs: ["http://n\(id.rawValue)"],
+                                      memberID: 100 + UInt64(id.rawValue))
+        let replica = try Replica(id: id, configuration: configuration, seed: UInt64(id.rawValue), joining: true)
+        drivers[id] = NodeDriver(replica: replica, settings: settings, seed: 7 &+ UInt64(id.rawValue), applyFilter: ApplyAsChosen())
+        ids.append(id)
+        step(id, .start)
     }
 
     var tickNanoseconds: UInt64 { drivers[ids[0]]?.replica.configuration.tickNanoseconds ?? 10_000_000 }
@@ -60,6 +78,7 @@ struct DriverCluster {
     private mutating func carry(_ output: DriverOutput, at id: NodeID) {
         if let reason = output.halted { halted[id] = reason }
         if output.removed { removed.insert(id) }
+        if output.peersChanged { publishedRoles[id] = drivers[id]?.role }
         events[id, default: []] += output.events
         for (slot, value) in output.applied {
             if let first = agreed[slot], first != value { problems.append("\(id) applied \(value) at \(slot), another \(first)") }

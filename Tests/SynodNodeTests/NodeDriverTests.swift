@@ -153,6 +153,32 @@ final class NodeDriverTests: XCTestCase {
         }
     }
 
+    /// A promotion takes effect when it governs the first unchosen slot, a step that changes
+    /// no peer; the new role must still be published (the server's admission of MemberList,
+    /// HashKV and the like reads the published role: a promoted member once kept refusing
+    /// them as a learner until the next membership change, seen in `synod chaos` seed 24).
+    func testAPromotedLearnerPublishesItsNewRole() throws {
+        let n4 = NodeID(4)
+        var cluster = try DriverCluster()
+        let leader = try XCTUnwrap(cluster.elect())
+        _ = cluster.put(at: leader, "a", "1")
+        let add = cluster.token()
+        cluster.step(leader, .reconfigure(token: add, change: .add(peerURLs: ["http://n4:2380"], isLearner: true, memberID: 104),
+                                          force: false))
+        cluster.cycle(5)
+        guard case .success? = cluster.reconfigurations[add] else { return XCTFail("add failed") }
+        try cluster.startJoiner(n4)
+        cluster.cycle(60)
+        XCTAssertEqual(cluster.publishedRoles[n4], .learner)
+        let token = cluster.token()
+        cluster.step(leader, .reconfigure(token: token, change: .promote(n4), force: false))
+        cluster.cycle(80)
+        guard case .success? = cluster.reconfigurations[token] else { return XCTFail("promotion failed: \(String(describing: cluster.reconfigurations[token]))") }
+        XCTAssertEqual(cluster.drivers[n4]?.role, .voter)
+        XCTAssertEqual(cluster.publishedRoles[n4], .voter, "the role the shell publishes")
+        cluster.assertClean()
+    }
+
     func testARemovedMemberStopsAndFailsWhatWaits() throws {
         var cluster = try DriverCluster()
         let leader = try XCTUnwrap(cluster.elect())

@@ -257,6 +257,10 @@ final class MembershipClusterTests: XCTestCase {
             try await eventually(20) { try await put(learnerEndpoint, "via-n4", "4") }
             let read = try await eventually { try await get(learnerEndpoint, "via-n4") }
             XCTAssertEqual(read, "4", "a linearizable read at the promoted member")
+            // Calls admitted by the member's published role (not by its driver) serve too, with
+            // no other membership change to publish it (it once stayed "learner" until one).
+            let listedByPromoted = try await eventually(10) { try await memberList(learnerEndpoint) }
+            XCTAssertEqual(listedByPromoted.count, 4)
 
             // Update its peer URLs (a second one nobody listens on), then back.
             let updated = try await memberUpdate(ep[0], learnerID, [peerURL, "http://127.0.0.1:3"])
