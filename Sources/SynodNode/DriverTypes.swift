@@ -172,8 +172,9 @@ public struct DriverOutput: Sendable {
     public var halted: String?
     /// This member's removal took effect: stop after letting this step's messages leave.
     public var removed = false
-    /// The member's peers or its role changed: the shell publishes the membership and role
-    /// (API admission reads them) and redials the peers.
+    /// The membership changed (peers, role, a new membership, or one taking effect): the
+    /// shell publishes the latest and governing membership and the role (API admission and
+    /// discovery answers read them) and redials the peers if their addresses changed.
     public var peersChanged = false
     /// Writes wait to be proposed: the shell sends `.flush` (at the end of its loop's turn).
     public var flushWanted = false

@@ -74,9 +74,9 @@ extension NodeDriver {
             out.events.append(.membershipChanged(latest, chosenAt: observation.latestChosenAt,
                                                  activeFrom: observation.latestActiveFrom))
         }
-        if force || roleChanged || previous?.peers != observation.peers || previous?.latestChosenAt != observation.latestChosenAt {
-            out.peersChanged = true
-        }
+        // Peers, role, a new membership, or one taking effect (the governing membership a
+        // discovery answer reports changes then, with no peer or role changing): publish.
+        out.peersChanged = true
         if role == .removed { checkRemoval() }
     }
 

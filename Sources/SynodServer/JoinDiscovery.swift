@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import SynodBytes
 import SynodCore
 import SynodTransport
 
@@ -34,10 +35,12 @@ enum JoinDiscovery {
     }
 
     static func encode(clusterID: UInt64, member: Member?, membership: Membership, governing: Membership) -> [UInt8] {
-        var bytes: [UInt8] = [version]
-        withUnsafeBytes(of: clusterID.littleEndian) { bytes += $0 }
-        withUnsafeBytes(of: (member?.id.rawValue ?? 0).littleEndian) { bytes += $0 }
-        withUnsafeBytes(of: (member?.memberID ?? 0).littleEndian) { bytes += $0 }
+        var writer = LittleEndianWriter()
+        writer.writeUInt8(version)
+        writer.writeUInt64(clusterID)
+        writer.writeUInt32(member?.id.rawValue ?? 0)
+        writer.writeUInt64(member?.memberID ?? 0)
+        var bytes = writer.bytes
         var epochs = [MembershipEpoch(chosenAt: 0, activeFrom: 1, membership: governing)]
         if governing != membership { epochs.append(MembershipEpoch(chosenAt: 1, activeFrom: 2, membership: membership)) }
         bytes += MembershipHistory(epochs: epochs).encoded()
@@ -67,14 +70,17 @@ enum JoinDiscovery {
     static func decode(_ bytes: [UInt8]) throws -> Answer {
         guard bytes.count > 21 else { throw MalformedReply(reason: "\(bytes.count) bytes") }
         guard bytes[0] == version else { throw MalformedReply(reason: "unknown version \(bytes[0])") }
-        func read<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T {
-            var value: T = 0
-            for index in 0..<MemoryLayout<T>.size { value |= T(bytes[offset + index]) << (8 * index) }
-            return value
+        let header: (clusterID: UInt64, nodeID: NodeID, memberID: UInt64)
+        do {
+            header = try LittleEndianReader.read(bytes) { reader throws(ByteDecodingError) in
+                _ = try reader.readUInt8("version")
+                return (try reader.readUInt64("cluster id"), NodeID(try reader.readUInt32("node id")),
+                        try reader.readUInt64("member id"))
+            }
+        } catch {
+            throw MalformedReply(reason: error.reason)
         }
-        let clusterID = read(UInt64.self, at: 1)
-        let nodeID = NodeID(read(UInt32.self, at: 9))
-        let memberID = read(UInt64.self, at: 13)
+        let (clusterID, nodeID, memberID) = header
         let history: MembershipHistory
         do {
             history = try MembershipHistory(decoding: Array(bytes[21...]))

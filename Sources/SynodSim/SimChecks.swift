@@ -40,6 +40,15 @@ extension Simulation {
             }
         }
         if hashes.count > 1 { violation("replicas at slot \(highest) hold different states") }
+        // A removed member stops once the cluster confirms its removal (discovery answered
+        // from what the others published): one still running long after it noticed the
+        // removal, with the network healed, was never told (seen: members that did not
+        // publish the governing membership when a removal took effect).
+        for node in nodes where node.up && !node.removed && !node.refusedToStart {
+            if let noticed = node.removalNoticedAt, now > max(noticed, faultsEndTime) + 4_000_000 {
+                violation("removal: n\(node.id.rawValue) noticed its removal at \(noticed / 1_000) ms and still runs at \(now / 1_000) ms")
+            }
+        }
         // Linearizability of everything the clients saw.
         let checker = LinearizabilityChecker()
         switch checker.check(history) {

@@ -74,12 +74,17 @@ extension Simulation {
         for (token, result) in output.writes { writeAnswered(node, token: token, result) }
         for (token, failure) in output.reads { readAnswered(node, token: token, failure: failure) }
         handleMembershipOutputs(node, output)
+        if output.peersChanged {
+            nodes[node].publishedLatest = nodes[node].driver.latestMembership
+            nodes[node].publishedGoverning = nodes[node].driver.governingMembership
+        }
         for event in output.events { observe(node, event) }
         if let (slot, state) = output.encodeSnapshot {
             step(node, .snapshotEncoded(slot: slot, data: state.snapshot()))
         }
         if output.probeMembership {
-            queue.push(.probeAnswer(node: node, incarnation: nodes[node].incarnation), at: now + between(500, 5_000))
+            // Discovery over the peer port: a round trip, or a connection attempt timing out.
+            queue.push(.probeAnswer(node: node, incarnation: nodes[node].incarnation), at: now + between(5, 1_500))
         }
         if output.removed {
             trace("n\(nodes[node].id.rawValue) stops: its removal took effect")
@@ -97,6 +102,8 @@ extension Simulation {
         switch event {
         case .snapshotInstalled(let slot, _):
             trace("n\(nodes[node].id.rawValue) installs snapshot through slot \(slot)")
+        case .removalNoticed:
+            if nodes[node].removalNoticedAt == nil { nodes[node].removalNoticedAt = now }
         case .peerHalted:
             result.safetyAlarms += 1
         case .integrityMismatch(let mismatch, let name, _):
@@ -164,10 +171,11 @@ extension Simulation {
         if !others.isEmpty {
             let peer = others[Int(random.next() % UInt64(others.count))]
             // As the server's discovery answer: removed only when neither the newest
-            // membership nor the one governing the answerer's first unchosen slot has it.
+            // membership nor the one governing the answerer's first unchosen slot has it,
+            // as the answerer last published them (the server answers from another thread).
             let id = nodes[node].id
-            if let membership = nodes[peer].driver.latestMembership, !membership.contains(id),
-               nodes[peer].driver.governingMembership?.contains(id) != true,
+            if let membership = nodes[peer].publishedLatest, !membership.contains(id),
+               nodes[peer].publishedGoverning?.contains(id) != true,
                id.rawValue < membership.nextNodeID {
                 answer = membership
             }

@@ -180,6 +180,7 @@ extension Simulation {
         nodes[node].fileSystem.failNextSync = false
         nodes[node].storage = nil
         nodes[node].unsyncedBatches.removeAll()
+        nodes[node].removalNoticedAt = nil
         nodes[node].syncingThrough = nil
         nodes[node].up = false
         nodes[node].stalled = false

@@ -35,6 +35,13 @@ struct SimNode {
     var syncedLogEnd: (path: String, offset: UInt64)?
     var up = false
     var incarnation = 0
+    /// The newest and the governing membership as the server's shell last published them
+    /// (on `DriverOutput.peersChanged`): what a discovery answer reads.
+    /// When this incarnation first noticed its own removal (the final check wants it stopped
+    /// a while after).
+    var removalNoticedAt: UInt64?
+    var publishedLatest: Membership?
+    var publishedGoverning: Membership?
     /// The node found corruption at restart and refused to start (it stays down).
     var refusedToStart = false
     /// A bit flipped in this node's log while it was down: its next start must report it.

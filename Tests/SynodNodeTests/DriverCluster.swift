@@ -27,6 +27,8 @@ struct DriverCluster {
     /// Each member's role as a shell would publish it: read when an output says
     /// `peersChanged` (other threads' API admission uses that copy).
     var publishedRoles: [NodeID: LocalRole] = [:]
+    /// Each member's governing membership as a shell would publish it (discovery answers it).
+    var publishedGoverning: [NodeID: Membership] = [:]
 
     init(nodes: Int = 3, configure: (inout Configuration, inout DriverSettings) -> Void = { _, _ in },
          filters: [NodeID: any ApplyFilter] = [:]) throws {
@@ -78,7 +80,10 @@ struct DriverCluster {
     private mutating func carry(_ output: DriverOutput, at id: NodeID) {
         if let reason = output.halted { halted[id] = reason }
         if output.removed { removed.insert(id) }
-        if output.peersChanged { publishedRoles[id] = drivers[id]?.role }
+        if output.peersChanged {
+            publishedRoles[id] = drivers[id]?.role
+            publishedGoverning[id] = drivers[id]?.governingMembership
+        }
         events[id, default: []] += output.events
         for (slot, value) in output.applied {
             if let first = agreed[slot], first != value { problems.append("\(id) applied \(value) at \(slot), another \(first)") }

@@ -179,6 +179,25 @@ final class NodeDriverTests: XCTestCase {
         cluster.assertClean()
     }
 
+    /// A removal takes effect when it governs the first unchosen slot, a step that changes no
+    /// peer; the governing membership must still be published, since discovery answers from
+    /// it and a removed member stops only when a member answers its removal governs there
+    /// (`synod chaos` seed 24: a removed follower kept running until killed after 20 s).
+    func testTheGoverningMembershipIsPublishedWhenARemovalTakesEffect() throws {
+        var cluster = try DriverCluster()
+        let leader = try XCTUnwrap(cluster.elect())
+        let victim = cluster.ids.first { $0 != leader } ?? n3
+        let token = cluster.token()
+        cluster.step(leader, .reconfigure(token: token, change: .remove(victim), force: false))
+        cluster.cycle(60)
+        guard case .success? = cluster.reconfigurations[token] else { return XCTFail("removal failed") }
+        for id in cluster.ids where id != victim {
+            XCTAssertEqual(cluster.drivers[id]?.governingMembership?.contains(victim), false)
+            XCTAssertEqual(cluster.publishedGoverning[id]?.contains(victim), false, "\(id) publishes the removal in effect")
+        }
+        XCTAssertTrue(cluster.removed.contains(victim))
+    }
+
     func testARemovedMemberStopsAndFailsWhatWaits() throws {
         var cluster = try DriverCluster()
         let leader = try XCTUnwrap(cluster.elect())
