@@ -75,6 +75,12 @@ public struct Configuration: Hashable, Sendable {
     public var catchUpRetryTicks: Int
     /// At most this many chosen entries in one catch-up reply.
     public var catchUpEntriesMax: Int
+    /// A catch-up reply stops adding entries once their payloads pass this many bytes (it
+    /// always carries at least one), so a tail of large values never exceeds a frame.
+    public var catchUpBytesMax: Int
+    /// A snapshot larger than this travels as chunks of this size (`Message.snapshotChunk`);
+    /// a smaller one rides whole in a catch-up reply.
+    public var snapshotChunkBytes: Int
     /// A read forwarded to the leader fails if not confirmed within this many ticks.
     public var readTimeoutTicks: Int
 
@@ -94,6 +100,10 @@ public struct Configuration: Hashable, Sendable {
     /// membership change against the chosen prefix and its unchosen proposals only, missing a
     /// change chosen out of order above a gap. Never set this in a real deployment.
     public var unsafeChangeBaseIgnoresChosenAboveGap: Bool
+
+    /// Test-only negative control: a replica installs a chunked snapshot without checking
+    /// its bytes against the sender's checksum. Never set this in a real deployment.
+    public var unsafeSkipSnapshotChecksum: Bool
 
     /// Test-only escape hatch for the simulator's `non-intersecting-quorums` negative control:
     /// skips the quorum-intersection check in `validate()`. Never set this in a real deployment.
@@ -121,6 +131,8 @@ public struct Configuration: Hashable, Sendable {
         self.retransmitTicks = 4
         self.catchUpRetryTicks = 4
         self.catchUpEntriesMax = 512
+        self.catchUpBytesMax = 4 << 20
+        self.snapshotChunkBytes = 1 << 20
         self.readTimeoutTicks = 20
         self.promoteLagSlotsMax = 64
         self.learnersMax = 1
@@ -128,6 +140,7 @@ public struct Configuration: Hashable, Sendable {
         self.unsafeImmediateReconfiguration = false
         self.unsafeChangeBaseIgnoresChosenAboveGap = false
         self.unsafeAllowNonIntersectingQuorums = false
+        self.unsafeSkipSnapshotChecksum = false
     }
 
     /// How long a lease lasts on the leader's clock, from the send time of the confirmed heartbeat.
@@ -169,6 +182,7 @@ public struct Configuration: Hashable, Sendable {
                               ("batchBytesMax", batchBytesMax), ("pendingCommandsMax", pendingCommandsMax),
                               ("pendingReadsMax", pendingReadsMax), ("retransmitTicks", retransmitTicks),
                               ("catchUpRetryTicks", catchUpRetryTicks), ("catchUpEntriesMax", catchUpEntriesMax),
+                              ("catchUpBytesMax", catchUpBytesMax), ("snapshotChunkBytes", snapshotChunkBytes),
                               ("readTimeoutTicks", readTimeoutTicks), ("transferTimeoutTicks", transferTimeoutTicks)] where value < 1 {
             throw .nonPositive(name)
         }

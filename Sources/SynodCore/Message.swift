@@ -22,6 +22,40 @@ public struct ChosenEntry: Hashable, Sendable {
     }
 }
 
+/// One piece of a snapshot too large for one message. A snapshot over
+/// `Configuration.snapshotChunkBytes` travels as chunks the receiver asks for one at a time
+/// (`snapshotChunkRequest` names the next offset), so a slow receiver slows the sender, no
+/// message grows with the state, and a transfer cut by a lost message or a dropped
+/// connection resumes where it stopped. `checksum` (FNV-1a 64 of the whole snapshot) names
+/// the snapshot and is checked by the receiver before it installs anything.
+public struct SnapshotChunk: Hashable, Sendable {
+    /// The snapshot's slot.
+    public var slot: Slot
+    /// The snapshot's size in bytes.
+    public var total: UInt64
+    /// FNV-1a 64 of all `total` bytes.
+    public var checksum: UInt64
+    /// Where `data` starts in the snapshot.
+    public var offset: UInt64
+    public var data: [UInt8]
+    /// The snapshot's membership history (every chunk carries it: it is small, and a
+    /// receiver may start from any chunk's answer).
+    public var membership: MembershipHistory?
+    /// The sender's chosen prefix, as in a catch-up reply.
+    public var chosenThrough: Slot
+
+    public init(slot: Slot, total: UInt64, checksum: UInt64, offset: UInt64, data: [UInt8],
+                membership: MembershipHistory?, chosenThrough: Slot) {
+        self.slot = slot
+        self.total = total
+        self.checksum = checksum
+        self.offset = offset
+        self.data = data
+        self.membership = membership
+        self.chosenThrough = chosenThrough
+    }
+}
+
 /// A message between replicas. Every message that carries a ballot lets the receiver learn of
 /// higher ballots; every Reject carries the higher ballot the acceptor has promised.
 public enum Message: Hashable, Sendable {
@@ -49,6 +83,10 @@ public enum Message: Hashable, Sendable {
     case catchUpRequest(firstSlot: Slot)
     /// Chosen values (and a snapshot when the requester is behind the sender's compaction point).
     case catchUpReply(snapshot: Snapshot?, entries: [ChosenEntry], chosenThrough: Slot)
+    /// A piece of a snapshot too large for one catch-up reply.
+    case snapshotChunk(SnapshotChunk)
+    /// "Send me snapshot `slot` (with `checksum`) from byte `offset` on."
+    case snapshotChunkRequest(slot: Slot, checksum: UInt64, offset: UInt64)
     /// Client commands a follower forwards to the leader.
     case forward(commands: [Command])
     /// A follower asks the leader for a read index for its read `readID`.
@@ -85,6 +123,8 @@ public enum Message: Hashable, Sendable {
         case .commit: return "Commit"
         case .catchUpRequest: return "CatchUpRequest"
         case .catchUpReply: return "CatchUpReply"
+        case .snapshotChunk: return "SnapshotChunk"
+        case .snapshotChunkRequest: return "SnapshotChunkRequest"
         case .forward: return "Forward"
         case .readIndexRequest: return "ReadIndexRequest"
         case .readIndexReply: return "ReadIndexReply"

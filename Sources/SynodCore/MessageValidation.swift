@@ -29,6 +29,12 @@ extension Message {
             return firstSlot >= 1
         case .catchUpReply(_, let entries, _):
             return entries.allSatisfy { $0.slot >= 1 }
+        case .snapshotChunk(let chunk):
+            // The chunk lies inside the snapshot (no overflow: both are checked first).
+            return chunk.slot >= 1 && chunk.offset <= chunk.total
+                && UInt64(chunk.data.count) <= chunk.total - chunk.offset && (chunk.total == 0 || !chunk.data.isEmpty)
+        case .snapshotChunkRequest(let slot, _, _):
+            return slot >= 1
         case .forward, .readIndexRequest, .readIndexReply, .reconfigureRequest, .reconfigureRefused:
             return true
         case .handOff(let ballot, let target):

@@ -17,7 +17,10 @@ extension Replica {
         // missed its removal, a learner) is not answered, and its ballot is not remembered:
         // refusing a promise is always safe, and it keeps such a node from disrupting the
         // leader with ever higher ballots.
-        if ballot > promised, !knownVoter(ballot.node) { return }
+        if ballot > promised, !knownVoter(ballot.node) {
+            askUnknownVoterForCatchUp(from)
+            return
+        }
         noteBallot(ballot)
         if ballot < promised {
             send(.reject(ballot: ballot, promised: promised), to: from)
@@ -56,6 +59,20 @@ extension Replica {
     /// (true while a joining replica has no membership yet: it follows whoever leads).
     func knownVoter(_ node: NodeID) -> Bool {
         membershipHistory == nil || governingMemberships(from: chosenThrough + 1).contains { $0.isVoter(node) }
+    }
+
+    /// A replica that knows it is behind and hears a campaign from a node it does not know
+    /// as a voter asks that node for the missing slots: the campaigner may vote in a newer
+    /// membership and be the only live holder of the state (simulator seed 273 on 3 nodes:
+    /// a transfer's sender was removed while the replica, knowing only removed peers, kept
+    /// refusing the one remaining voter's pre-votes, and neither could make progress).
+    /// Catching up only learns chosen values, so asking anyone is safe.
+    mutating func askUnknownVoterForCatchUp(_ node: NodeID) {
+        guard chosenThrough < catchUpGoal, !peers.contains(node), node != id else { return }
+        // Ahead of the retry interval: the retries only ever go to known peers. The rate is
+        // the campaigner's, one request per pre-vote or prepare it sends.
+        catchUpSentAt = nil
+        requestCatchUp(from: node)
     }
 
     mutating func onAccept(from: NodeID, ballot: Ballot, slot: Slot, value: Value, leaderChosenThrough: Slot) {

@@ -50,7 +50,10 @@ extension Replica {
     /// Would this acceptor promise `ballot` now? Answered without changing any state.
     mutating func onPreVote(from: NodeID, ballot: Ballot) {
         // Like Prepare: a node that votes in no membership this acceptor knows is not answered.
-        guard knownVoter(ballot.node) else { return }
+        guard knownVoter(ballot.node) else {
+            askUnknownVoterForCatchUp(from)
+            return
+        }
         let granted = ballot > promised && leader == nil && !leaseGuardForbids(ballot)
         send(.preVoteReply(ballot: ballot, granted: granted, promised: promised), to: from)
     }

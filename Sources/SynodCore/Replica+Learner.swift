@@ -1,3 +1,5 @@
+import SynodBytes
+
 /// The learner role: record chosen values, apply them strictly in slot order, catch up from
 /// peers when behind, and compact the log behind snapshots.
 extension Replica {
@@ -61,6 +63,19 @@ extension Replica {
     mutating func requestCatchUp(from target: NodeID) {
         guard target != id, catchUpSentAt == nil else { return }
         catchUpSentAt = now
+        if let incoming = incomingSnapshot, snapshotTransferStalled(incoming) {
+            // Its sender stopped answering (it crashed, was removed, or compacted past that
+            // snapshot and has nothing newer): start over with the peer asked now.
+            incomingSnapshot = nil
+            snapshotTransfersAbandoned += 1
+        }
+        if let incoming = incomingSnapshot {
+            // Mid-transfer: the next chunk, from where the transfer stands (also after a
+            // lost message or a dropped connection).
+            send(.snapshotChunkRequest(slot: incoming.slot, checksum: incoming.checksum, offset: incoming.received),
+                 to: incoming.from)
+            return
+        }
         // Without a membership (joining) ask from slot 1, which always brings a snapshot: the
         // slots it already learned from Accepts and commit notices do not tell it who votes.
         send(.catchUpRequest(firstSlot: membershipHistory == nil ? 1 : chosenThrough + 1), to: target)
@@ -73,12 +88,23 @@ extension Replica {
         var replySnapshot: Snapshot?
         var slot = firstSlot
         if let snapshot, firstSlot <= snapshot.slot {
+            if snapshot.data.count > configuration.snapshotChunkBytes {
+                // Too large for one message: its first chunk; the requester asks for the rest
+                // and then for the entries above it.
+                sendSnapshotChunk(snapshot, offset: 0, to: from)
+                return
+            }
             replySnapshot = snapshot
             slot = snapshot.slot + 1
         }
         var entries: [ChosenEntry] = []
-        while slot <= chosenThrough && entries.count < configuration.catchUpEntriesMax {
-            if let value = log[slot]?.chosen { entries.append(ChosenEntry(slot: slot, value: value)) }
+        var entryBytes = 0
+        while slot <= chosenThrough && entries.count < configuration.catchUpEntriesMax
+                && (entries.isEmpty || entryBytes < configuration.catchUpBytesMax) {
+            if let value = log[slot]?.chosen {
+                entries.append(ChosenEntry(slot: slot, value: value))
+                entryBytes += value.payloadBytes
+            }
             slot += 1
         }
         send(.catchUpReply(snapshot: replySnapshot, entries: entries, chosenThrough: chosenThrough), to: from)
@@ -102,6 +128,91 @@ extension Replica {
         if chosenThrough < min(catchUpGoal, theirChosenThrough) { requestCatchUp(from: from) }
     }
 
+    /// Sends the chunk of `snapshot` at `offset` (at most `snapshotChunkBytes`).
+    private mutating func sendSnapshotChunk(_ snapshot: Snapshot, offset: UInt64, to target: NodeID) {
+        let checksum = checksum(of: snapshot)
+        let start = Int(offset)
+        let end = min(snapshot.data.count, start + configuration.snapshotChunkBytes)
+        send(.snapshotChunk(SnapshotChunk(slot: snapshot.slot, total: UInt64(snapshot.data.count), checksum: checksum,
+                                          offset: offset, data: Array(snapshot.data[start..<end]),
+                                          membership: snapshot.membership, chosenThrough: chosenThrough)), to: target)
+    }
+
+    /// The checksum of `snapshot` (this replica's own), computed once per snapshot.
+    private mutating func checksum(of snapshot: Snapshot) -> UInt64 {
+        if let cached = snapshotChecksum, cached.slot == snapshot.slot { return cached.value }
+        var hash = FNV1a64()
+        hash.combine(snapshot.data)
+        snapshotChecksum = SnapshotChecksum(slot: snapshot.slot, value: hash.value)
+        return hash.value
+    }
+
+    /// A chunked transfer that brings no chunk for this many catch-up retry intervals is
+    /// abandoned (the sender is gone, or it compacted past that snapshot and sent nothing
+    /// newer). Counted in time, not in retries: the retry on the tick is not the only path
+    /// that asks for the next chunk (a heartbeat showing the replica behind asks too).
+    static let snapshotStallRetries = 25
+
+    func snapshotTransferStalled(_ incoming: IncomingSnapshot) -> Bool {
+        now - incoming.progressAt >= UInt64(Self.snapshotStallRetries * configuration.catchUpRetryTicks)
+    }
+
+    /// The requester of a chunked snapshot asks for more: the next chunk when this replica
+    /// still has that snapshot; the first chunk of its newer one when it took a newer one
+    /// meanwhile (the requester starts over with it); nothing otherwise (the requester's
+    /// retries go to other peers).
+    mutating func onSnapshotChunkRequest(from: NodeID, slot: Slot, checksum: UInt64, offset: UInt64) {
+        guard let snapshot else { return }
+        if snapshot.slot == slot, offset < UInt64(snapshot.data.count), self.checksum(of: snapshot) == checksum {
+            sendSnapshotChunk(snapshot, offset: offset, to: from)
+        } else if snapshot.slot > slot, snapshot.data.count > configuration.snapshotChunkBytes {
+            sendSnapshotChunk(snapshot, offset: 0, to: from)
+        }
+    }
+
+    /// A chunk of a snapshot: kept if it continues the transfer in progress (or starts one
+    /// for a newer snapshot), then the next one is asked for. A complete snapshot whose bytes
+    /// match its checksum is installed like one from a catch-up reply; one that does not is
+    /// discarded (and fetched again by the catch-up retries).
+    mutating func onSnapshotChunk(from: NodeID, chunk: SnapshotChunk) {
+        catchUpGoal = max(catchUpGoal, chunk.chosenThrough)
+        guard chunk.slot > chosenThrough, membershipHistory != nil || chunk.membership != nil else { return }
+        if let incoming = incomingSnapshot, incoming.slot <= chosenThrough { incomingSnapshot = nil }
+        if chunk.offset == 0, incomingSnapshot == nil || chunk.slot > incomingSnapshot?.slot ?? 0 {
+            incomingSnapshot = IncomingSnapshot(from: from, slot: chunk.slot, total: chunk.total,
+                                                checksum: chunk.checksum, membership: chunk.membership,
+                                                progressAt: now)
+        }
+        guard var incoming = incomingSnapshot, incoming.slot == chunk.slot, incoming.checksum == chunk.checksum,
+              incoming.total == chunk.total, incoming.received == chunk.offset else {
+            return  // a duplicate, a late chunk, or another snapshot's
+        }
+        incoming.data.append(contentsOf: chunk.data)
+        incoming.from = from
+        incoming.progressAt = now
+        guard incoming.received == incoming.total else {
+            incomingSnapshot = incoming
+            catchUpSentAt = nil
+            requestCatchUp(from: from)
+            return
+        }
+        incomingSnapshot = nil
+        var hash = FNV1a64()
+        hash.combine(incoming.data)
+        guard hash.value == incoming.checksum || configuration.unsafeSkipSnapshotChecksum else {
+            snapshotChecksumFailures += 1
+            catchUpSentAt = now  // fetched again from the start after the retry interval
+            return
+        }
+        let complete = Snapshot(slot: incoming.slot, data: incoming.data, membership: incoming.membership)
+        onCatchUpReply(from: from, snapshot: complete, entries: [], theirChosenThrough: chunk.chosenThrough)
+        if snapshot?.slot == complete.slot, snapshot?.data.count == complete.data.count {
+            // Installed: its checksum is known, so sending it on to others costs no hashing.
+            snapshotChecksum = SnapshotChecksum(slot: complete.slot, value: hash.value)
+        }
+        // The entries above the snapshot come next (onCatchUpReply asks while behind).
+    }
+
     /// A joining replica that already learned the chosen prefix past the snapshot (a young
     /// cluster: Accepts and commit notices reached it before any snapshot did) takes the
     /// snapshot's membership and replays the membership changes of its own chosen slots above.
@@ -123,6 +234,7 @@ extension Replica {
         // cannot compare: it may have been superseded, so it stops leading (see markChosen).
         if let state = leader, state.proposals.keys.contains(where: { $0 <= newSnapshot.slot }) { stepDown() }
         snapshot = newSnapshot
+        if let incoming = incomingSnapshot, incoming.slot <= newSnapshot.slot { incomingSnapshot = nil }
         log = log.filter { $0.key > newSnapshot.slot }
         recountChosenLogBytes()
         if var state = leader {
@@ -139,11 +251,12 @@ extension Replica {
     }
 
     /// The state machine snapshotted its state through `slot`: keep it and drop the log below.
-    mutating func onSnapshotTaken(slot: Slot, data: [UInt8]) {
+    mutating func onSnapshotTaken(slot: Slot, data: [UInt8], checksum: UInt64?) {
         precondition(slot <= appliedThrough, "a snapshot can only cover applied slots")
         guard slot > (snapshot?.slot ?? 0) else { return }
         let newSnapshot = Snapshot(slot: slot, data: data, membership: membershipHistory?.asOf(slot: slot))
         snapshot = newSnapshot
+        if let checksum { snapshotChecksum = SnapshotChecksum(slot: slot, value: checksum) }
         membershipHistory?.dropEpochs(before: slot + 1)
         log = log.filter { $0.key > slot }
         recountChosenLogBytes()

@@ -56,6 +56,14 @@ public struct Replica: Sendable {
     var catchUpGoal: Slot = 0
     var catchUpSentAt: UInt64?
     var catchUpAttempts: UInt64 = 0
+    /// A snapshot being received in chunks.
+    var incomingSnapshot: IncomingSnapshot?
+    /// The checksum of `snapshot` once computed for sending it in chunks.
+    var snapshotChecksum: SnapshotChecksum?
+    /// Chunked snapshots whose bytes did not match their checksum (discarded, asked again).
+    public internal(set) var snapshotChecksumFailures = 0
+    /// Chunked transfers abandoned because their sender stopped answering (started over).
+    public internal(set) var snapshotTransfersAbandoned = 0
 
     // MARK: Proposer state
     var candidate: CandidateState?
@@ -216,7 +224,7 @@ public struct Replica: Sendable {
         case .proposeAll(let commands): for command in commands { onPropose(command) }
         case .read(let readID, let consistency): onRead(readID: readID, consistency: consistency)
         case .durable(let batchID): onDurable(batchID)
-        case .snapshot(let slot, let data): onSnapshotTaken(slot: slot, data: data)
+        case .snapshot(let slot, let data, let checksum): onSnapshotTaken(slot: slot, data: data, checksum: checksum)
         case .reconfigure(let requestID, let change, let force):
             onReconfigure(origin: id, requestID: requestID, change: change, force: force)
         case .transferLeadership(let requestID, let target): onTransferLeadership(requestID: requestID, target: target)
@@ -251,6 +259,9 @@ public struct Replica: Sendable {
         case .catchUpRequest(let firstSlot): onCatchUpRequest(from: from, firstSlot: firstSlot)
         case .catchUpReply(let snapshot, let entries, let chosenThrough):
             onCatchUpReply(from: from, snapshot: snapshot, entries: entries, theirChosenThrough: chosenThrough)
+        case .snapshotChunk(let chunk): onSnapshotChunk(from: from, chunk: chunk)
+        case .snapshotChunkRequest(let slot, let checksum, let offset):
+            onSnapshotChunkRequest(from: from, slot: slot, checksum: checksum, offset: offset)
         case .forward(let commands): onForward(commands)
         case .readIndexRequest(let readID): onReadIndexRequest(from: from, readID: readID)
         case .readIndexReply(let readID, let index): onReadIndexReply(from: from, readID: readID, index: index)
@@ -292,7 +303,11 @@ public struct Replica: Sendable {
             // random peer, since the leader itself may be the one missing the values.
             catchUpSentAt = nil
             catchUpAttempts += 1
-            if catchUpAttempts % 2 == 1, let leaderNode = leaderBallot?.node, leaderNode != id {
+            // A chunk (or the request for it) was lost: ask its sender again (requestCatchUp
+            // starts over with any peer once the sender stopped answering).
+            if let incoming = incomingSnapshot, !snapshotTransferStalled(incoming) {
+                requestCatchUp(from: incoming.from)
+            } else if catchUpAttempts % 2 == 1, let leaderNode = leaderBallot?.node, leaderNode != id {
                 requestCatchUp(from: leaderNode)
             } else {
                 requestCatchUp(from: peers[Int(random.next() % UInt64(peers.count))])

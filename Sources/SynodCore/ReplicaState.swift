@@ -149,3 +149,25 @@ enum SelfVote: Hashable, Sendable {
     case promise(Ballot)
     case accepted(Ballot, Slot)
 }
+
+/// A snapshot arriving in chunks (see `SnapshotChunk`): the bytes so far, in order.
+struct IncomingSnapshot: Hashable, Sendable {
+    /// Who sends it; the next chunk is asked of it.
+    var from: NodeID
+    var slot: Slot
+    var total: UInt64
+    var checksum: UInt64
+    var membership: MembershipHistory?
+    var data: [UInt8] = []
+    /// The tick of the last chunk (or of the first): a transfer that brings nothing new for
+    /// `Replica.snapshotStallTicks` is abandoned, whichever path keeps asking for the next chunk.
+    var progressAt: UInt64
+
+    var received: UInt64 { UInt64(data.count) }
+}
+
+/// The checksum of the replica's snapshot, computed once when it is first sent in chunks.
+struct SnapshotChecksum: Hashable, Sendable {
+    var slot: Slot
+    var value: UInt64
+}

@@ -24,7 +24,10 @@ public enum Input: Hashable, Sendable {
     /// Persist batch `id` (and so every earlier one) is durable.
     case durable(UInt64)
     /// The state machine took a snapshot through `slot` (<= the last applied slot).
-    case snapshot(slot: Slot, data: [UInt8])
+    /// `checksum`, when the driver computed it off its loop, is the 64-bit FNV-1a of `data`
+    /// that chunked transfers of this snapshot carry; without it the replica computes it the
+    /// first time it sends the snapshot in chunks.
+    case snapshot(slot: Slot, data: [UInt8], checksum: UInt64? = nil)
     /// An operator asks for a membership change; `requestID` is chosen by the driver, unique
     /// per replica. `force` skips the check that enough voters are up after the change.
     /// The outcome arrives in `Output.reconfigured`.

@@ -121,8 +121,9 @@ public enum DriverInput: Sendable {
     case flush
     case reconfigure(token: UInt64, change: MembershipChange, force: Bool)
     case transferLeadership(token: UInt64, target: NodeID)
-    /// The snapshot the driver asked for (`DriverOutput.encodeSnapshot`) is encoded.
-    case snapshotEncoded(slot: Slot, data: [UInt8])
+    /// The snapshot the driver asked for (`DriverOutput.encodeSnapshot`) is encoded;
+    /// `checksum`, computed with it off the loop, is its 64-bit FNV-1a (see `Input.snapshot`).
+    case snapshotEncoded(slot: Slot, data: [UInt8], checksum: UInt64? = nil)
     /// The answer to `DriverOutput.probeMembership`: the cluster's membership if it no longer
     /// has this member, else nil.
     case probeAnswered(removedFrom: Membership?)

@@ -144,9 +144,9 @@ public struct NodeDriver: Sendable {
             }
         case .reconfigure(let token, let change, let force): onReconfigure(token: token, change: change, force: force)
         case .transferLeadership(let token, let target): onTransfer(token: token, target: target)
-        case .snapshotEncoded(let slot, let data):
+        case .snapshotEncoded(let slot, let data, let checksum):
             snapshots.encoding = false
-            stepReplica(.snapshot(slot: slot, data: data))
+            stepReplica(.snapshot(slot: slot, data: data, checksum: checksum))
             out.events.append(.snapshotTaken(slot: slot, revision: kv.store.revision, bytes: data.count))
         case .probeAnswered(let membership): onProbeAnswered(membership)
         }

@@ -63,6 +63,7 @@ extension Node {
         case .snapshotTaken(let slot, let revision, let bytes):
             logger.info("snapshot taken", metadata: ["slot": "\(slot)", "revision": "\(revision)", "bytes": "\(bytes)"])
         case .snapshotInstalled(let slot, let revision):
+            metrics.snapshotsInstalled.increment()
             logger.info("installed snapshot", metadata: ["slot": "\(slot)", "revision": "\(revision)"])
         case .undecodableSnapshot(let slot, let reason):
             logger.critical("undecodable snapshot; stopping", metadata: ["slot": "\(slot)", "error": "\(reason)"])

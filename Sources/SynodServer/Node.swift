@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import Prometheus
 import Synchronization
 @_exported import SynodNode
 import SynodBytes
@@ -176,6 +177,7 @@ public final class Node: @unchecked Sendable {
     func receive(_ envelopes: [Envelope]) {
         loop.execute { [self] in
             guard !stoppedFlag else { return }
+            countSnapshotChunks(envelopes, counter: metrics.snapshotChunksReceived)
             step(.receive(envelopes))
         }
     }
@@ -189,6 +191,13 @@ public final class Node: @unchecked Sendable {
         metrics.appliedIndex.record(Int64(driver.replica.appliedThrough))
         metrics.chosenIndex.record(Int64(driver.replica.chosenThrough))
         metrics.kvRevision.record(driver.kv.store.revision)
+        metrics.snapshotChecksumFailures.record(Int64(driver.replica.snapshotChecksumFailures))
+    }
+
+    private func countSnapshotChunks(_ envelopes: [Envelope], counter: Prometheus.Counter) {
+        for envelope in envelopes {
+            if case .snapshotChunk = envelope.message { counter.increment() }
+        }
     }
 
     private func durable(_ report: StorageWorker.SyncReport) {
@@ -286,6 +295,7 @@ public final class Node: @unchecked Sendable {
         if !turnMessages.isEmpty {
             let messages = turnMessages
             turnMessages.removeAll(keepingCapacity: true)
+            countSnapshotChunks(messages, counter: metrics.snapshotChunksSent)
             if let transport { outgoing.send(messages, through: transport) }
         }
     }
@@ -298,12 +308,16 @@ public final class Node: @unchecked Sendable {
 
     private func encodeSnapshot(slot: Slot, state: KVStateMachine) {
         // Encoding the whole key space takes long (seconds for gigabytes): it runs on another
-        // thread, on the driver's copy of the state, so the loop keeps serving.
+        // thread, on the driver's copy of the state, so the loop keeps serving. So does the
+        // checksum that chunked transfers of the snapshot carry.
         DispatchQueue.global(qos: .utility).async { [self] in
             let data = state.snapshot()
+            var checksum = FNV1a64()
+            checksum.combine(data)
+            let value = checksum.value
             loop.execute { [self] in
                 guard !stoppedFlag else { return }
-                step(.snapshotEncoded(slot: slot, data: data))
+                step(.snapshotEncoded(slot: slot, data: data, checksum: value))
             }
         }
     }

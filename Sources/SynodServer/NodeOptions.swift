@@ -79,6 +79,10 @@ public struct NodeOptions: Sendable {
     public var onSafetyHalt: (@Sendable (String) -> Void)?
     /// Interval of watch progress notifications (etcd's default: 10 minutes).
     public var watchProgressNotifyMilliseconds: Int = 600_000
+    /// What one peer frame may hold. Snapshots travel in chunks of at most a quarter of its
+    /// frame and snapshot limits, and catch-up replies stop adding entries at an eighth of its
+    /// frame, so state of any size passes these limits. Tests lower them to prove it.
+    public var peerCodecLimits = PeerCodecLimits.standard
     /// Fault injection (tests and `synod chaos` only); all off by default.
     public var failpoints = Failpoints()
     /// How often the leader starts a replicated integrity check (etcd's
@@ -118,6 +122,9 @@ public struct NodeOptions: Sendable {
         configuration.readMode = readMode
         configuration.preVote = preVote
         configuration.batchBytesMax = max(configuration.batchBytesMax, maxRequestBytes + 4096)
+        configuration.snapshotChunkBytes = max(1, min(configuration.snapshotChunkBytes,
+                                                      peerCodecLimits.snapshotBytesMax / 4, peerCodecLimits.frameBytesMax / 4))
+        configuration.catchUpBytesMax = max(1, min(configuration.catchUpBytesMax, peerCodecLimits.frameBytesMax / 8))
         // A hand-off needs the target caught up and then one election round.
         configuration.transferTimeoutTicks = max(configuration.transferTimeoutTicks, configuration.electionTimeoutTicks * 2)
         return configuration

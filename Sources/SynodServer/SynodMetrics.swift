@@ -37,6 +37,12 @@ public struct SynodMetrics: Sendable {
     public let integrityMismatches: Prometheus.Counter
     /// 1 while any member has raised the CORRUPT alarm, else 0.
     public let corruptAlarm: Prometheus.Gauge
+    /// Snapshot chunks sent to and received from peers, snapshots applied (from a peer or at start), and
+    /// received snapshots refused because their bytes did not match the sender's checksum.
+    public let snapshotChunksSent: Prometheus.Counter
+    public let snapshotChunksReceived: Prometheus.Counter
+    public let snapshotsInstalled: Prometheus.Counter
+    public let snapshotChecksumFailures: Prometheus.Gauge
     /// The `code="OK"` request counters of the hot methods, made once: looking a labelled
     /// counter up in the registry takes a lock and builds its label set, too much per request.
     private let okCounters: [String: Prometheus.Counter]
@@ -100,6 +106,19 @@ public struct SynodMetrics: Sendable {
         self.integrityMismatches = registry.makeCounter(
             descriptor: Self.descriptor("integrity_mismatches", unit: "total",
                                         help: "Integrity checks that found this replica's state hash different from the leader's.")
+        )
+        self.snapshotChunksSent = registry.makeCounter(
+            descriptor: Self.descriptor("snapshot_chunks_sent", unit: "total", help: "Snapshot chunks sent to peers.")
+        )
+        self.snapshotChunksReceived = registry.makeCounter(
+            descriptor: Self.descriptor("snapshot_chunks_received", unit: "total", help: "Snapshot chunks received from peers.")
+        )
+        self.snapshotsInstalled = registry.makeCounter(
+            descriptor: Self.descriptor("snapshots_installed", unit: "total", help: "Snapshots applied to the key-value state (received from a peer, or restored at start).")
+        )
+        self.snapshotChecksumFailures = registry.makeGauge(
+            descriptor: Self.descriptor("snapshot_checksum_failures",
+                                        help: "Snapshots received in chunks whose bytes did not match their checksum, since the member started.")
         )
         self.corruptAlarm = registry.makeGauge(
             descriptor: Self.descriptor("alarm_corrupt", help: "1 while a CORRUPT alarm is raised in the cluster, else 0.")

@@ -74,7 +74,7 @@ public final class SynodNodeServer: Service, Sendable {
         self.node = node
         transport = PeerTransport(
             group: group, localID: node.nodeID, clusterID: node.clusterID, listen: options.peerListen,
-            peers: node.peerAddresses(), logger: logger,
+            peers: node.peerAddresses(), limits: options.peerCodecLimits, logger: logger,
             onReceive: { [node] envelopes in node.receive(envelopes) },
             onPeerStateChange: { [node] peer, up in
                 let name = node.latestMembership?.member(peer)?.name ?? ""

@@ -24,6 +24,9 @@ public enum Break: String, CaseIterable, Hashable, Sendable {
     /// above a gap): a change can build on a stale membership and undo the previous one. The
     /// operator churns with bursts of scripts and messages are lost often.
     case staleChangeBase = "stale-change-base"
+    /// Replicas install a snapshot that arrived in chunks without checking it against the
+    /// sender's checksum, and the network damages chunks often.
+    case trustSnapshotChunks = "trust-snapshot-chunks"
 }
 
 /// Rates and sizes of the faults the simulator injects while faults are on.
@@ -32,6 +35,10 @@ public struct FaultProfile: Hashable, Sendable {
     public var dropRate: Double = 0.02
     /// Probability that a message is delivered twice.
     public var duplicateRate: Double = 0.02
+    /// Probability that a snapshot chunk arrives with one byte changed (memory or disk
+    /// damage at its sender, a faulty network card): the receiver must notice (checksum) and
+    /// fetch the snapshot again.
+    public var chunkCorruptionRate: Double = 0.02
     /// Probability that a message is held back for 5–100 ms (so it arrives out of order).
     public var delayRate: Double = 0.05
     /// Mean time between nemesis events (partitions, crashes), in simulated milliseconds.
@@ -73,6 +80,7 @@ public struct FaultProfile: Hashable, Sendable {
         var profile = FaultProfile()
         profile.dropRate = 0
         profile.duplicateRate = 0
+        profile.chunkCorruptionRate = 0
         profile.delayRate = 0
         profile.partitionWeight = 0
         profile.crashWeight = 0
@@ -115,6 +123,10 @@ public struct SimulationOptions: Hashable, Sendable {
         configuration.readMode = readMode
         configuration.windowSlots = 8
         configuration.batchCommandsMax = 16
+        // Small chunks, so that every snapshot a member catches up from travels in many
+        // chunks through the loss, duplication and reordering of the run.
+        configuration.snapshotChunkBytes = 256
+        if breaks.contains(.trustSnapshotChunks) { configuration.unsafeSkipSnapshotChecksum = true }
         if breaks.contains(.nonIntersectingQuorums) {
             configuration.phase2Quorum = nodes / 2 + 1
             configuration.phase1Quorum = nodes - configuration.phase2Quorum

@@ -56,6 +56,10 @@ extension Simulation {
         case .catchUpReply(let snapshot, let entries, let chosenThrough):
             return "CatchUpReply \(entries.count) slot(s)" + (snapshot.map { " + snapshot through \($0.slot)" } ?? "")
                 + " (chosen through \(chosenThrough))"
+        case .snapshotChunk(let chunk):
+            return "SnapshotChunk of snapshot through \(chunk.slot): bytes \(chunk.offset)..<\(chunk.offset + UInt64(chunk.data.count)) of \(chunk.total)"
+        case .snapshotChunkRequest(let slot, _, let offset):
+            return "SnapshotChunkRequest snapshot through \(slot) from byte \(offset)"
         case .forward(let commands):
             return "Forward \(commands.count) command(s) to the leader"
         case .readIndexRequest(let readID):

@@ -303,6 +303,16 @@ final class Simulation {
             if options.trace && shouldTrace(envelope.message) { trace("    lost: \(envelope.from) -> \(envelope.to) \(describe(envelope.message))") }
             return
         }
+        var envelope = envelope
+        if case .snapshotChunk = envelope.message { result.snapshotChunksSent += 1 }
+        if case .snapshotChunk(var chunk) = envelope.message, faultsOn, !chunk.data.isEmpty,
+           chance(options.breaks.contains(.trustSnapshotChunks) ? 0.3 : options.faults.chunkCorruptionRate) {
+            let index = Int(between(0, UInt64(chunk.data.count)))
+            chunk.data[index] ^= 0x5a
+            envelope.message = .snapshotChunk(chunk)
+            result.chunksCorrupted += 1
+            if options.trace { trace("    damaged: \(envelope.from) -> \(envelope.to) \(describe(envelope.message)), byte \(index)") }
+        }
         let copies = faultsOn && chance(options.faults.duplicateRate) ? 2 : 1
         for _ in 0..<copies {
             var latency = between(100, 1_000)

@@ -35,6 +35,11 @@ public struct SimulationResult: Hashable, Sendable {
     public var leaderTransfers = 0
     public var messagesSent = 0
     public var messagesDropped = 0
+    /// Snapshot chunks sent, chunks the network damaged, and snapshots a replica discarded
+    /// because their bytes did not match the sender's checksum.
+    public var snapshotChunksSent = 0
+    public var chunksCorrupted = 0
+    public var snapshotChecksumFailures = 0
     /// Whether SynodCheck found the client history linearizable.
     public var linearizable = true
     /// A hash of every event of the run: the same seed and options give the same hash.

@@ -23,6 +23,8 @@ enum PeerMessageType: UInt8, CaseIterable {
     case preVote = 17
     case preVoteReply = 18
     case safetyAlarm = 19
+    case snapshotChunk = 20
+    case snapshotChunkRequest = 21
 
     init(of message: Message) {
         switch message {
@@ -35,6 +37,8 @@ enum PeerMessageType: UInt8, CaseIterable {
         case .heartbeatAck: self = .heartbeatAck
         case .catchUpRequest: self = .catchUpRequest
         case .catchUpReply: self = .catchUpReply
+        case .snapshotChunk: self = .snapshotChunk
+        case .snapshotChunkRequest: self = .snapshotChunkRequest
         case .forward: self = .forward
         case .readIndexRequest: self = .readIndexRequest
         case .readIndexReply: self = .readIndexReply
@@ -49,7 +53,7 @@ enum PeerMessageType: UInt8, CaseIterable {
     }
 }
 
-/// Body encoding of `Message`, protocol version 3 (all integers little-endian). Fields follow
+/// Body encoding of `Message`, protocol version 4 (all integers little-endian). Fields follow
 /// the order of the `Message` case's associated values:
 ///
 ///     prepare (1)          ballot, firstSlot: UInt64
@@ -73,6 +77,10 @@ enum PeerMessageType: UInt8, CaseIterable {
 ///     preVote (17)         ballot
 ///     preVoteReply (18)    ballot, granted: UInt8 (0 or 1), promised: ballot
 ///     safetyAlarm (19)     length: UInt32, reason: UTF-8 (at most Message.safetyAlarmReasonBytesMax)
+///     snapshotChunk (20)   slot: UInt64, total: UInt64, checksum: UInt64, offset: UInt64,
+///                          dataLength: UInt32, data, membershipLength: UInt32, membership
+///                          history (0 bytes = none), chosenThrough: UInt64
+///     snapshotChunkRequest (21) slot: UInt64, checksum: UInt64, offset: UInt64
 ///     (change, error, membership history and reconfiguration: `MembershipCoding` in SynodCore)
 ///
 ///     promisedEntry = slot: UInt64, present: UInt8 [, ballot], value
@@ -127,6 +135,13 @@ extension PeerFrameCodec {
             try checkCount(entries.count, limits.entriesPerMessageMax, "chosen entries")
             for entry in entries { length += 8 + (try valueLength(entry.value, limits: limits)) }
             return length
+        case .snapshotChunk(let chunk):
+            guard chunk.data.count <= limits.snapshotBytesMax else {
+                throw PeerEncodingError("snapshot chunk of \(chunk.data.count) bytes exceeds the limit \(limits.snapshotBytesMax)")
+            }
+            return 4 * 8 + 4 + chunk.data.count + 4 + (chunk.membership?.encoded().count ?? 0) + 8
+        case .snapshotChunkRequest:
+            return 3 * 8
         case .forward(let commands):
             try checkCommands(commands, limits: limits)
             return ValueCoding.encodedLength(of: commands)
@@ -226,6 +241,13 @@ extension PeerFrameCodec {
                 ValueCoding.append(entry.value, to: &buffer)
             }
             LittleEndianWriter.append(chosenThrough, to: &buffer)
+        case .snapshotChunk(let chunk):
+            for field in [chunk.slot, chunk.total, chunk.checksum, chunk.offset] { LittleEndianWriter.append(field, to: &buffer) }
+            appendBlob(chunk.data, to: &buffer)
+            appendBlob(chunk.membership?.encoded() ?? [], to: &buffer)
+            LittleEndianWriter.append(chunk.chosenThrough, to: &buffer)
+        case .snapshotChunkRequest(let slot, let checksum, let offset):
+            for field in [slot, checksum, offset] { LittleEndianWriter.append(field, to: &buffer) }
         case .forward(let commands):
             ValueCoding.append(commands, to: &buffer)
         case .readIndexRequest(let readID):
@@ -324,6 +346,20 @@ extension PeerFrameCodec {
                 entries.append(ChosenEntry(slot: slot, value: try ValueCoding.readValue(from: &reader, limits: limits.valueLimits)))
             }
             message = .catchUpReply(snapshot: snapshot, entries: entries, chosenThrough: try reader.readUInt64("chosen through"))
+        case .snapshotChunk:
+            let slot = try reader.readUInt64("snapshot slot")
+            let total = try reader.readUInt64("snapshot size")
+            let checksum = try reader.readUInt64("snapshot checksum")
+            let offset = try reader.readUInt64("chunk offset")
+            let data = try reader.readBytes("chunk data", limit: limits.snapshotBytesMax)
+            let blob = try reader.readBytes("snapshot membership", limit: membershipBytesMax)
+            let membership = blob.isEmpty ? nil : try decodeMembership { () throws(MembershipDecodingError) in try MembershipHistory(decoding: blob) }
+            message = .snapshotChunk(SnapshotChunk(slot: slot, total: total, checksum: checksum, offset: offset, data: data,
+                                                   membership: membership, chosenThrough: try reader.readUInt64("chosen through")))
+        case .snapshotChunkRequest:
+            message = .snapshotChunkRequest(slot: try reader.readUInt64("snapshot slot"),
+                                            checksum: try reader.readUInt64("snapshot checksum"),
+                                            offset: try reader.readUInt64("chunk offset"))
         case .forward:
             message = .forward(commands: try ValueCoding.readCommands(from: &reader, limits: limits.valueLimits))
         case .readIndexRequest:

@@ -8,8 +8,8 @@ import SynodCore
 ///
 ///     offset  size  field
 ///     0       4     frameLength: UInt32   bytes after this field (header rest and body)
-///     4       1     version: UInt8 = 3    protocol version
-///     5       1     type: UInt8           message type, 1...12 (see PeerFrameCodec+Body.swift)
+///     4       1     version: UInt8 = 4    protocol version
+///     5       1     type: UInt8           message type, 1...21 (see PeerFrameCodec+Body.swift)
 ///     6       4     sender: UInt32        NodeID of `Envelope.from`
 ///     10      4     receiver: UInt32      NodeID of `Envelope.to`
 ///     14      n     body                  the message's fields, consumed exactly
@@ -32,7 +32,7 @@ import SynodCore
 ///   their smallest encodings).
 public enum PeerFrameCodec {
     /// The protocol version this build writes and reads.
-    public static let protocolVersion: UInt8 = 3
+    public static let protocolVersion: UInt8 = 4
 
     /// Bytes of the length prefix.
     public static let lengthPrefixLength = 4

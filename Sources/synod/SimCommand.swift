@@ -171,6 +171,9 @@ struct SimCommand: ParsableCommand {
         var reconfigurations = 0
         var added = 0
         var transfers = 0
+        var chunks = 0
+        var damaged = 0
+        var refused = 0
         for result in results {
             operations += result.operations
             chosenSlots += result.chosenSlots
@@ -182,6 +185,9 @@ struct SimCommand: ParsableCommand {
             reconfigurations += result.reconfigurations
             added += result.membersAdded
             transfers += result.leaderTransfers
+            chunks += result.snapshotChunksSent
+            damaged += result.chunksCorrupted
+            refused += result.snapshotChecksumFailures
             if !result.violations.isEmpty {
                 violations += 1
                 print(result.failureLine)
@@ -190,6 +196,7 @@ struct SimCommand: ParsableCommand {
         let breakText = breaks.isEmpty ? "" : ", break: \(breaks.joined(separator: ","))"
         print("faults: \(crashes) crashes, \(partitions) partitions, \(stalls) stalls, \(corruptions) corruptions detected at restart")
         print("membership: \(reconfigurations) changes chosen, \(added) members started, \(transfers) leader transfers")
+        print("snapshots: \(chunks) chunks sent, \(damaged) damaged in flight, \(refused) snapshots refused by their checksum")
         print("runs: \(results.count), violations: \(violations), ops: \(operations), chosen slots: \(chosenSlots), commands: \(commands)\(breakText)")
         if violations > 0 { throw ExitCode(1) }
     }

@@ -5,6 +5,7 @@ import Synchronization
 import SynodClient
 import SynodCore
 import SynodEtcdAPI
+import SynodTransport
 import XCTest
 @testable import SynodServer
 
@@ -42,6 +43,8 @@ final class InProcessCluster: @unchecked Sendable {
     var integrityCheckMilliseconds: Int?
     /// Overrides the client API's gRPC transport when set.
     var grpcTransport: GRPCTransportKind?
+    /// Overrides the peer frame limits when set (on every node, joiners included).
+    var peerCodecLimits: PeerCodecLimits?
     /// Nodes whose server reported their own removal from the cluster (`NodeOptions.onRemoved`).
     let removedNodes = RemovedNodes()
     /// Why each node halted on a safety violation (`NodeOptions.onSafetyHalt`), by index.
@@ -75,6 +78,7 @@ final class InProcessCluster: @unchecked Sendable {
         if let failpoints = failpoints[i] { options.failpoints = failpoints }
         if let integrityCheckMilliseconds { options.integrityCheckMilliseconds = integrityCheckMilliseconds }
         if let grpcTransport { options.grpcTransport = grpcTransport }
+        if let peerCodecLimits { options.peerCodecLimits = peerCodecLimits }
         options.onRemoved = { [removedNodes] in removedNodes.insert(i) }
         options.onSafetyHalt = { [haltReasons] reason in haltReasons.set(i, reason) }
         let server = try SynodNodeServer(options: options, logger: logger, group: group)
@@ -108,6 +112,7 @@ final class InProcessCluster: @unchecked Sendable {
         var logger = Logger(label: "test.n\(i + 1)")
         logger.logLevel = InProcessCluster.logLevel
         var options = try configurations[i].validate()
+        if let peerCodecLimits { options.peerCodecLimits = peerCodecLimits }
         options.onRemoved = { [removedNodes] in removedNodes.insert(i) }
         let server = try await SynodNodeServer.make(options: options, logger: logger, group: group)
         servers[i] = server

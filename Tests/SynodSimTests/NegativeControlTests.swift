@@ -131,6 +131,33 @@ final class NegativeControlTests: XCTestCase {
                       "\(result.violations)")
     }
 
+    /// Replicas that install a chunked snapshot without checking its checksum, while the
+    /// network damages chunks: a damaged snapshot is installed and the replicas end with
+    /// different states (or one cannot decode what it installed).
+    func testTrustingSnapshotChunksIsCaught() throws {
+        let (flagged, runs) = firstViolation { $0.breaks = [.trustSnapshotChunks] }
+        let result = try XCTUnwrap(flagged, "trust-snapshot-chunks not caught in \(runs) runs")
+        print("trust-snapshot-chunks caught after \(runs) runs: \(result.failureLine)")
+        XCTAssertGreaterThan(result.chunksCorrupted, 0)
+        XCTAssertEqual(result.snapshotChecksumFailures, 0)
+        XCTAssertTrue(result.violations.contains { $0.contains("different states") || $0.contains("undecodable snapshot") }, "\(result.violations)")
+    }
+
+    /// The control of the control: with the checksum checked, the same damage is noticed
+    /// (snapshots refused and fetched again) and every run passes.
+    func testDamagedSnapshotChunksAreRefusedAndFetchedAgain() {
+        let runs = (1...20).map { seed -> SimulationOptions in
+            var options = SimulationOptions(seed: UInt64(seed))
+            options.faults.chunkCorruptionRate = 0.3
+            return options
+        }
+        let results = SimulationBatch.run(runs, jobs: SimulationBatch.defaultJobs)
+        let failing = results.filter { !$0.violations.isEmpty }
+        XCTAssertTrue(failing.isEmpty, failing.map(\.failureLine).joined(separator: "\n"))
+        XCTAssertGreaterThan(results.reduce(0) { $0 + $1.chunksCorrupted }, 10)
+        XCTAssertGreaterThan(results.reduce(0) { $0 + $1.snapshotChecksumFailures }, 5)
+    }
+
     func testUnsafeQuorumsNeedTheExplicitSwitch() {
         var configuration = Configuration(members: [NodeID(1), NodeID(2), NodeID(3)])
         configuration.phase1Quorum = 1

@@ -53,6 +53,22 @@ final class SeededRunTests: XCTestCase {
         XCTAssertGreaterThan(result.chosenSlots, 100)
     }
 
+    /// Regression (found when snapshots started to travel in chunks): seed 273 on 3 nodes had
+    /// n1, cut off from the start, receive half of a snapshot from n3; then n2 and n3 were
+    /// removed, leaving voters n1 and n4. n1 knew only its removed peers, refused n4's
+    /// pre-votes (n4 votes in no membership n1 knew) and asked n3 for the next chunk forever:
+    /// no progress. A replica that knows it is behind now asks an unknown campaigner for the
+    /// missing slots, and a transfer that brings nothing for the stall interval is abandoned
+    /// whichever path keeps asking.
+    func testAStaleVoterCatchesUpFromACampaignerItDoesNotKnow() {
+        var options = SimulationOptions(seed: 273)
+        options.nodes = 3
+        options.durationSeconds = 3
+        let result = SimulationBatch.run([options], jobs: 1)[0]
+        XCTAssertTrue(result.violations.isEmpty, result.failureLine)
+        XCTAssertGreaterThan(result.chosenSlots, 300)
+    }
+
     /// The storage faults really happen in the default runs, and are survived: torn writes at
     /// every crash, failed fsyncs that stop a node, and flipped bits that make a node refuse
     /// to start (which must be reported, never hidden).

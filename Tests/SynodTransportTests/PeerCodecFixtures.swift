@@ -70,6 +70,11 @@ enum PeerCodecFixtures {
             .safetyAlarm(reason: ""),
             .safetyAlarm(reason: "slot 7 learned chosen as noop but was chosen as [c1#1] — é"),
             .safetyAlarm(reason: String(repeating: "x", count: Message.safetyAlarmReasonBytesMax)),
+            .snapshotChunk(SnapshotChunk(slot: 1, total: 0, checksum: 0, offset: 0, data: [], membership: nil, chosenThrough: 0)),
+            .snapshotChunk(SnapshotChunk(slot: .max, total: .max, checksum: .max, offset: .max - 3, data: [1, 2, 3],
+                                         membership: membershipHistory, chosenThrough: .max)),
+            .snapshotChunkRequest(slot: 0, checksum: 0, offset: 0),
+            .snapshotChunkRequest(slot: .max, checksum: .max, offset: .max),
         ]
     }()
 
@@ -128,7 +133,7 @@ enum PeerCodecFixtures {
         let ballot = randomBallot(using: &random)
         let a = randomUInt64(using: &random)
         let b = randomUInt64(using: &random)
-        switch UInt8.random(in: 1...16, using: &random) {
+        switch UInt8.random(in: 1...18, using: &random) {
         case 1: return .prepare(ballot: ballot, firstSlot: a)
         case 2:
             let entries = (0..<Int.random(in: 0...3, using: &random)).map { _ in
@@ -156,6 +161,11 @@ enum PeerCodecFixtures {
         case 14: return .preVote(ballot: ballot)
         case 15: return .preVoteReply(ballot: ballot, granted: Bool.random(using: &random), promised: randomBallot(using: &random))
         case 16: return .safetyAlarm(reason: String(decoding: randomBytes(Int.random(in: 0...40, using: &random), using: &random).map { 0x20 + $0 % 0x5F }, as: UTF8.self))
+        case 17:
+            return .snapshotChunk(SnapshotChunk(slot: a, total: b, checksum: randomUInt64(using: &random), offset: randomUInt64(using: &random),
+                                                data: randomBytes(Int.random(in: 0...16, using: &random), using: &random),
+                                                membership: nil, chosenThrough: randomUInt64(using: &random)))
+        case 18: return .snapshotChunkRequest(slot: a, checksum: b, offset: randomUInt64(using: &random))
         default: return .readIndexReply(readID: a, index: Bool.random(using: &random) ? b : nil)
         }
     }

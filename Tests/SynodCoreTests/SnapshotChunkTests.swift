@@ -1,0 +1,225 @@
+import XCTest
+import SynodBytes
+@testable import SynodCore
+
+private let n1 = NodeID(1), n2 = NodeID(2), n3 = NodeID(3)
+
+/// Snapshots larger than `snapshotChunkBytes` travel as chunks the receiver asks for one at
+/// a time, resume after a loss, and are installed only when their bytes match the checksum.
+final class SnapshotChunkTests: XCTestCase {
+    /// n3 misses slots 1–3; n1 snapshots them ("state@3", 7 bytes) and compacts its log, so
+    /// n3 must fetch the snapshot: with 2-byte chunks, four of them.
+    /// `checksum`: handed in with the snapshot, as the server does after computing it off
+    /// its loop (nil: the replica computes it).
+    private func laggingCluster(checksum: UInt64? = nil, configure: (inout Configuration) -> Void = { _ in }) -> Cluster {
+        var cluster = Cluster(seed: 1) { configuration in
+            configuration.snapshotChunkBytes = 2
+            configure(&configuration)
+        }
+        cluster.run("""
+            elect 1
+            isolate 3
+            propose 1 a
+            propose 1 b
+            propose 1 c
+            deliver all
+            tick 1 x 2
+            deliver all
+            """)
+        _ = cluster.step(n1, .snapshot(slot: 3, data: Array("state@3".utf8), checksum: checksum))
+        cluster.run("""
+            propose 1 d
+            deliver all
+            tick 1 x 2
+            deliver all
+            heal
+            """)
+        return cluster
+    }
+
+    private var expected: Snapshot {
+        Snapshot(slot: 3, data: Array("state@3".utf8),
+                 membership: MembershipHistory(initial: Configuration(members: [n1, n2, n3]).initialMembership))
+    }
+
+    private func chunkOffsets(_ cluster: Cluster, to target: NodeID = n3) -> [UInt64] {
+        cluster.sentAtOnce.compactMap { sent in
+            guard sent.envelope.to == target, case .snapshotChunk(let chunk) = sent.envelope.message else { return nil }
+            return chunk.offset
+        }
+    }
+
+    func testALargeSnapshotTravelsInChunksAndIsInstalledWhole() {
+        var cluster = laggingCluster()
+        cluster.run("tick 1 x 2; deliver all")
+        XCTAssertEqual(chunkOffsets(cluster), [0, 2, 4, 6])
+        XCTAssertEqual(cluster.applied[n3], [.snapshot(expected), .entry(slot: 4, value: .batch([cluster.command("d")]))])
+        XCTAssertEqual(cluster.replicas[n3]?.snapshot, expected)
+        // No catch-up reply carried the snapshot whole.
+        XCTAssertFalse(cluster.sentAtOnce.contains { sent in
+            if case .catchUpReply(let snapshot?, _, _) = sent.envelope.message { return snapshot.slot == 3 }
+            return false
+        })
+        cluster.run("crash 3; restart 3")
+        XCTAssertEqual(cluster.applied[n3], [.snapshot(expected), .entry(slot: 4, value: .batch([cluster.command("d")]))])
+        cluster.assertClean()
+    }
+
+    /// A lost chunk: the receiver's catch-up retry asks again from where it stopped (the
+    /// transfer resumes; it does not start over).
+    func testALostChunkIsAskedForAgainFromWhereTheTransferStopped() throws {
+        var cluster = laggingCluster()
+        cluster.run("tick 1 x 2")
+        // Deliver one message at a time until the chunk at offset 2 is in flight, then lose it.
+        var lost: [Envelope] = []
+        for _ in 0..<50 where lost.isEmpty {
+            lost = cluster.take { envelope in
+                if case .snapshotChunk(let chunk) = envelope.message { return chunk.offset == 2 }
+                return false
+            }
+            if lost.isEmpty, !cluster.network.isEmpty { cluster.deliverOne(at: 0) }
+        }
+        XCTAssertEqual(lost.count, 1)
+        XCTAssertNil(cluster.replicas[n3]?.snapshot)
+        cluster.run("deliver all; tick 3 x 4; deliver all")
+        XCTAssertEqual(chunkOffsets(cluster), [0, 2, 2, 4, 6])
+        XCTAssertEqual(cluster.replicas[n3]?.snapshot, expected)
+        cluster.assertClean()
+    }
+
+    /// A damaged chunk makes the whole snapshot fail its checksum: it is discarded and
+    /// fetched again, and the replica installs the right bytes.
+    func testADamagedSnapshotIsRefusedAndFetchedAgain() throws {
+        var cluster = laggingCluster()
+        let installed = try installWithOneDamagedChunk(&cluster)
+        XCTAssertEqual(cluster.replicas[n3]?.snapshotChecksumFailures, 1)
+        XCTAssertEqual(installed, expected)
+        XCTAssertEqual(chunkOffsets(cluster).filter { $0 == 0 }.count, 2, "fetched a second time from the start")
+        cluster.assertClean()
+    }
+
+    /// The checksum the driver hands in with a snapshot (computed off its loop) is the one
+    /// chunks carry: the replica does not hash the snapshot again. Shown with a wrong one,
+    /// which the receiver must then refuse every time.
+    func testTheChecksumHandedInWithTheSnapshotIsTheOneChunksCarry() {
+        var right = laggingCluster(checksum: {
+            var hash = FNV1a64()
+            hash.combine(Array("state@3".utf8))
+            return hash.value
+        }())
+        right.run("tick 1 x 2; deliver all")
+        XCTAssertEqual(right.replicas[n3]?.snapshot, expected)
+        XCTAssertEqual(right.replicas[n3]?.snapshotChecksumFailures, 0)
+
+        var wrong = laggingCluster(checksum: 42)
+        wrong.run("tick 1 x 2; deliver all; tick 3 x 8; deliver all")
+        let carried = Set(wrong.sentAtOnce.compactMap { sent -> UInt64? in
+            if case .snapshotChunk(let chunk) = sent.envelope.message { return chunk.checksum }
+            return nil
+        })
+        XCTAssertEqual(carried, [42])
+        XCTAssertNil(wrong.replicas[n3]?.snapshot)
+        XCTAssertGreaterThanOrEqual(wrong.replicas[n3]?.snapshotChecksumFailures ?? 0, 2)
+    }
+
+    /// The negative control: a replica that skips the checksum installs the damaged bytes.
+    func testWithoutTheChecksumTheDamagedSnapshotIsInstalled() throws {
+        var cluster = laggingCluster { $0.unsafeSkipSnapshotChecksum = true }
+        let installed = try installWithOneDamagedChunk(&cluster)
+        XCTAssertEqual(cluster.replicas[n3]?.snapshotChecksumFailures, 0)
+        XCTAssertNotEqual(installed?.data, expected.data)
+    }
+
+    /// Damages the chunk at offset 4 in flight, then lets the transfer finish.
+    private func installWithOneDamagedChunk(_ cluster: inout Cluster) throws -> Snapshot? {
+        cluster.run("tick 1 x 2")
+        var damaged = false
+        for _ in 0..<50 where !damaged {
+            let taken = cluster.take { envelope in
+                if case .snapshotChunk(let chunk) = envelope.message { return chunk.offset == 4 }
+                return false
+            }
+            if var envelope = taken.first, case .snapshotChunk(var chunk) = envelope.message {
+                chunk.data[0] ^= 0xff
+                envelope.message = .snapshotChunk(chunk)
+                cluster.inject(envelope)
+                damaged = true
+            } else {
+                if !cluster.network.isEmpty { cluster.deliverOne(at: 0) }
+            }
+        }
+        XCTAssertTrue(damaged)
+        cluster.run("deliver all; tick 3 x 4; deliver all; tick 3 x 4; deliver all")
+        return cluster.replicas[n3]?.snapshot
+    }
+
+    /// The sender goes away mid-transfer (here: cut off, then a new leader is elected): the
+    /// receiver abandons the transfer once no chunk came for the stall interval, however
+    /// often it asked for the next one meanwhile, and catches up from the new leader.
+    func testATransferWhoseSenderIsGoneIsAbandonedAndCatchUpContinuesElsewhere() throws {
+        var cluster = laggingCluster()
+        cluster.run("tick 1 x 2")
+        var delivered = false
+        for _ in 0..<50 where !delivered {
+            let first = cluster.take { envelope in
+                if case .snapshotChunk(let chunk) = envelope.message { return chunk.offset == 0 }
+                return false
+            }
+            if let envelope = first.first {
+                cluster.inject(envelope)
+                cluster.deliverOne(at: cluster.network.count - 1)
+                delivered = true
+            } else if !cluster.network.isEmpty {
+                cluster.deliverOne(at: 0)
+            }
+        }
+        XCTAssertTrue(delivered)
+        XCTAssertEqual(cluster.replicas[n3]?.incomingSnapshot?.received, 2)
+        cluster.run("isolate 1; elect 2; tick 2 x 150; deliver all; tick 3 x 150; deliver all; tick 2 x 4; deliver all")
+        XCTAssertEqual(cluster.replicas[n3]?.snapshotTransfersAbandoned, 1)
+        XCTAssertNil(cluster.replicas[n3]?.incomingSnapshot)
+        XCTAssertEqual(cluster.appliedThrough[n3], cluster.appliedThrough[n2])
+        XCTAssertGreaterThanOrEqual(cluster.appliedThrough[n3] ?? 0, 4)
+        cluster.assertClean()
+    }
+
+    /// Chunks that do not continue the transfer (a duplicate, one from the middle of another
+    /// snapshot) change nothing.
+    func testDuplicateAndForeignChunksAreIgnored() throws {
+        var cluster = laggingCluster()
+        cluster.run("tick 1 x 2")
+        var replica = try XCTUnwrap(cluster.replicas[n3])
+        let data = Array("state@3".utf8)
+        func chunk(_ offset: UInt64, checksum: UInt64 = 1) -> Envelope {
+            let end = min(data.count, Int(offset) + 2)
+            return Envelope(from: n1, to: n3, message: .snapshotChunk(SnapshotChunk(
+                slot: 3, total: 7, checksum: checksum, offset: offset, data: Array(data[Int(offset)..<end]),
+                membership: expected.membership, chosenThrough: 4)))
+        }
+        _ = replica.step(.receive(chunk(2)))  // not the start of anything
+        XCTAssertNil(replica.incomingSnapshot)
+        let first = replica.step(.receive(chunk(0)))
+        XCTAssertEqual(replica.incomingSnapshot?.received, 2)
+        XCTAssertTrue(first.messages.contains { $0.message == .snapshotChunkRequest(slot: 3, checksum: 1, offset: 2) })
+        _ = replica.step(.receive(chunk(0)))  // a duplicate of the first chunk
+        _ = replica.step(.receive(chunk(4)))  // ahead of the transfer
+        _ = replica.step(.receive(chunk(2, checksum: 2)))  // another snapshot's
+        XCTAssertEqual(replica.incomingSnapshot?.received, 2)
+        XCTAssertEqual(replica.incomingSnapshot?.data, Array(data[0..<2]))
+    }
+
+    /// Catch-up replies stop adding entries past `catchUpBytesMax`, so large values never
+    /// make a reply exceed a frame (at least one entry always goes).
+    func testCatchUpRepliesAreBoundedInBytes() {
+        var cluster = Cluster(seed: 1) { $0.catchUpBytesMax = 1 }
+        cluster.run("elect 1; isolate 3; propose 1 a; propose 1 b; propose 1 c; deliver all; tick 1 x 2; deliver all; heal; tick 1 x 2; deliver all")
+        let replies = cluster.sentAtOnce.compactMap { sent -> Int? in
+            guard sent.envelope.to == n3, case .catchUpReply(_, let entries, _) = sent.envelope.message else { return nil }
+            return entries.count
+        }
+        XCTAssertFalse(replies.isEmpty)
+        XCTAssertTrue(replies.allSatisfy { $0 <= 1 }, "\(replies)")
+        XCTAssertEqual(cluster.appliedThrough[n3], cluster.appliedThrough[n1])
+        cluster.assertClean()
+    }
+}
