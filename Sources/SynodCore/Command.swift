@@ -1,3 +1,5 @@
+import SynodBytes
+
 /// One client command, opaque to the protocol.
 ///
 /// `(clientID, sequence)` identifies the command for exactly-once application: a retried
@@ -62,5 +64,14 @@ public struct Snapshot: Hashable, Sendable {
         self.slot = slot
         self.data = data
         self.membership = membership
+    }
+
+    /// The checksum a chunked transfer of snapshot bytes carries (`SnapshotChunk.checksum`):
+    /// FNV-1a 64 of all of them. Senders, receivers and the shells that compute it off their
+    /// loop all call this, so they cannot disagree.
+    public static func checksum(of data: [UInt8]) -> UInt64 {
+        var hash = FNV1a64()
+        hash.combine(data)
+        return hash.value
     }
 }

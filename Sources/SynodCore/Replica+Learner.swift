@@ -1,5 +1,3 @@
-import SynodBytes
-
 /// The learner role: record chosen values, apply them strictly in slot order, catch up from
 /// peers when behind, and compact the log behind snapshots.
 extension Replica {
@@ -141,10 +139,9 @@ extension Replica {
     /// The checksum of `snapshot` (this replica's own), computed once per snapshot.
     private mutating func checksum(of snapshot: Snapshot) -> UInt64 {
         if let cached = snapshotChecksum, cached.slot == snapshot.slot { return cached.value }
-        var hash = FNV1a64()
-        hash.combine(snapshot.data)
-        snapshotChecksum = SnapshotChecksum(slot: snapshot.slot, value: hash.value)
-        return hash.value
+        let value = Snapshot.checksum(of: snapshot.data)
+        snapshotChecksum = SnapshotChecksum(slot: snapshot.slot, value: value)
+        return value
     }
 
     /// A chunked transfer that brings no chunk for this many catch-up retry intervals is
@@ -197,9 +194,8 @@ extension Replica {
             return
         }
         incomingSnapshot = nil
-        var hash = FNV1a64()
-        hash.combine(incoming.data)
-        guard hash.value == incoming.checksum || configuration.unsafeSkipSnapshotChecksum else {
+        let checksum = Snapshot.checksum(of: incoming.data)
+        guard checksum == incoming.checksum || configuration.unsafeSkipSnapshotChecksum else {
             snapshotChecksumFailures += 1
             catchUpSentAt = now  // fetched again from the start after the retry interval
             return
@@ -208,7 +204,7 @@ extension Replica {
         onCatchUpReply(from: from, snapshot: complete, entries: [], theirChosenThrough: chunk.chosenThrough)
         if snapshot?.slot == complete.slot, snapshot?.data.count == complete.data.count {
             // Installed: its checksum is known, so sending it on to others costs no hashing.
-            snapshotChecksum = SnapshotChecksum(slot: complete.slot, value: hash.value)
+            snapshotChecksum = SnapshotChecksum(slot: complete.slot, value: checksum)
         }
         // The entries above the snapshot come next (onCatchUpReply asks while behind).
     }

@@ -160,13 +160,15 @@ struct IncomingSnapshot: Hashable, Sendable {
     var membership: MembershipHistory?
     var data: [UInt8] = []
     /// The tick of the last chunk (or of the first): a transfer that brings nothing new for
-    /// `Replica.snapshotStallTicks` is abandoned, whichever path keeps asking for the next chunk.
+    /// `Replica.snapshotStallRetries` retry intervals is abandoned (`snapshotTransferStalled`),
+    /// whichever path keeps asking for the next chunk.
     var progressAt: UInt64
 
     var received: UInt64 { UInt64(data.count) }
 }
 
-/// The checksum of the replica's snapshot, computed once when it is first sent in chunks.
+/// The checksum of the replica's snapshot: handed in with it (computed off the driver's loop),
+/// kept from verifying it when it was received, or computed once when it is first sent in chunks.
 struct SnapshotChecksum: Hashable, Sendable {
     var slot: Slot
     var value: UInt64

@@ -312,12 +312,10 @@ public final class Node: @unchecked Sendable {
         // checksum that chunked transfers of the snapshot carry.
         DispatchQueue.global(qos: .utility).async { [self] in
             let data = state.snapshot()
-            var checksum = FNV1a64()
-            checksum.combine(data)
-            let value = checksum.value
+            let checksum = Snapshot.checksum(of: data)
             loop.execute { [self] in
                 guard !stoppedFlag else { return }
-                step(.snapshotEncoded(slot: slot, data: data, checksum: value))
+                step(.snapshotEncoded(slot: slot, data: data, checksum: checksum))
             }
         }
     }

@@ -1,4 +1,3 @@
-import SynodBytes
 import SynodCore
 import SynodKV
 import SynodNode
@@ -84,12 +83,7 @@ extension Simulation {
             // Like the server, hand in the checksum computed with the encoding, for half of
             // the snapshots; the replica computes it itself for the others.
             let data = state.snapshot()
-            var checksum: UInt64?
-            if slot % 2 == 0 {
-                var hash = FNV1a64()
-                hash.combine(data)
-                checksum = hash.value
-            }
+            let checksum = slot % 2 == 0 ? Snapshot.checksum(of: data) : nil
             step(node, .snapshotEncoded(slot: slot, data: data, checksum: checksum))
         }
         if output.probeMembership {

@@ -60,4 +60,22 @@ final class MessageValidationTests: XCTestCase {
         XCTAssertFalse(Message.handOff(ballot: ballot, target: NodeID(0)).isWellFormed())
         XCTAssertTrue(Message.forward(commands: []).isWellFormed())
     }
+
+    /// A chunk must lie inside its snapshot: a forged one that claims bytes past the end (or
+    /// an offset past it, or an overflowing sum) is refused before any replica sees it.
+    func testSnapshotChunksMustLieInsideTheirSnapshot() {
+        func chunk(total: UInt64, offset: UInt64, bytes: Int, slot: Slot = 5) -> Message {
+            .snapshotChunk(SnapshotChunk(slot: slot, total: total, checksum: 1, offset: offset,
+                                         data: [UInt8](repeating: 7, count: bytes), membership: nil, chosenThrough: 5))
+        }
+        XCTAssertTrue(chunk(total: 10, offset: 0, bytes: 4).isWellFormed())
+        XCTAssertTrue(chunk(total: 10, offset: 6, bytes: 4).isWellFormed())
+        XCTAssertFalse(chunk(total: 10, offset: 7, bytes: 4).isWellFormed(), "past the end")
+        XCTAssertFalse(chunk(total: 10, offset: 11, bytes: 0).isWellFormed(), "offset past the end")
+        XCTAssertFalse(chunk(total: 10, offset: 4, bytes: 0).isWellFormed(), "an empty chunk of a non-empty snapshot")
+        XCTAssertFalse(chunk(total: 10, offset: UInt64.max, bytes: 4).isWellFormed(), "an overflowing offset")
+        XCTAssertFalse(chunk(total: 10, offset: 0, bytes: 4, slot: 0).isWellFormed())
+        XCTAssertTrue(Message.snapshotChunkRequest(slot: 5, checksum: 1, offset: 0).isWellFormed())
+        XCTAssertFalse(Message.snapshotChunkRequest(slot: 0, checksum: 1, offset: 0).isWellFormed())
+    }
 }

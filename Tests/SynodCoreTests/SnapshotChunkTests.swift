@@ -1,5 +1,4 @@
 import XCTest
-import SynodBytes
 @testable import SynodCore
 
 private let n1 = NodeID(1), n2 = NodeID(2), n3 = NodeID(3)
@@ -102,11 +101,7 @@ final class SnapshotChunkTests: XCTestCase {
     /// chunks carry: the replica does not hash the snapshot again. Shown with a wrong one,
     /// which the receiver must then refuse every time.
     func testTheChecksumHandedInWithTheSnapshotIsTheOneChunksCarry() {
-        var right = laggingCluster(checksum: {
-            var hash = FNV1a64()
-            hash.combine(Array("state@3".utf8))
-            return hash.value
-        }())
+        var right = laggingCluster(checksum: Snapshot.checksum(of: Array("state@3".utf8)))
         right.run("tick 1 x 2; deliver all")
         XCTAssertEqual(right.replicas[n3]?.snapshot, expected)
         XCTAssertEqual(right.replicas[n3]?.snapshotChecksumFailures, 0)
