@@ -132,7 +132,7 @@ public enum ChaosCheck {
             let name = kind.hasPrefix("partition") ? "partition" : kind
             grouped[name, default: 0] += count
         }
-        let order = ["kill", "pause", "stall", "partition", "netem", "crash-all", "failpoint", "restart", "member-add",
+        let order = ["kill", "pause", "stall", "partition", "netem", "crash-all", "crash-all-torn", "failpoint", "restart", "member-add",
                      "member-promote", "member-remove", "move-leader", "member-skip"]
         let names = grouped.keys.sorted { a, b in
             (order.firstIndex(of: a) ?? order.count, a) < (order.firstIndex(of: b) ?? order.count, b)

@@ -75,7 +75,7 @@ public struct ChaosOperation: Codable, Sendable, Hashable {
 /// One fault window (or instant action) of the nemesis. Times are nanoseconds since start.
 public struct NemesisEvent: Codable, Sendable, Hashable {
     public var id: Int
-    /// kill, pause, stall, partition-isolate, partition-split, partition-oneway, crash-all, failpoint,
+    /// kill, pause, stall, partition-isolate, partition-split, partition-oneway, crash-all, crash-all-torn, failpoint,
     /// netem (delay/loss), heal, restart...
     public var kind: String
     /// 0-based indices of the nodes affected.

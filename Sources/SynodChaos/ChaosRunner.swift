@@ -103,7 +103,8 @@ public struct ChaosRunner: Sendable {
             binary: options.synodBinary, addresses: addresses,
             launchPrefixes: addresses.indices.map { network.launchPrefix(node: $0) + dropPrivileges },
             reportDirectory: report, clusterToken: "chaos-\(options.seed)", snapshotCount: options.snapshotCount,
-            brokenReads: options.brokenReads, brokenLease: options.brokenLease, clock: clock, originalCount: options.nodes)
+            brokenReads: options.brokenReads, brokenLease: options.brokenLease,
+            tearOnSignal: options.nemesis.contains(.crashAllTorn), clock: clock, originalCount: options.nodes)
         let members = ChaosMembership(addresses: addresses, originalCount: options.nodes)
         let admin = ChaosAdmin(members: members)
         let outcome: Result<(ChaosVerdict, [ChaosOperation], [NemesisEvent]), any Error>

@@ -35,6 +35,8 @@ final class ClusterProcesses: @unchecked Sendable {
     let snapshotCount: Int
     let brokenReads: Bool
     let brokenLease: Bool
+    /// Every start gets SYNOD_FAILPOINTS=tear-on-signal (the crash-all-torn nemesis).
+    let tearOnSignal: Bool
     let launchPrefixes: [[String]]
     /// Appended to every `synod serve` command line (tests that compare settings).
     let extraServeArguments: [String]
@@ -46,7 +48,8 @@ final class ClusterProcesses: @unchecked Sendable {
     /// - Parameter originalCount: the first `originalCount` addresses form the initial cluster;
     ///   the rest are slots for members added later (default: all of them are original).
     init(binary: String, addresses: [ChaosNodeAddresses], launchPrefixes: [[String]], reportDirectory: String,
-         clusterToken: String, snapshotCount: Int, brokenReads: Bool, brokenLease: Bool = false, clock: ChaosClock,
+         clusterToken: String, snapshotCount: Int, brokenReads: Bool, brokenLease: Bool = false, tearOnSignal: Bool = false,
+         clock: ChaosClock,
          originalCount: Int? = nil, extraServeArguments: [String] = [], registry: ChildRegistry = .shared) {
         self.registry = registry
         self.extraServeArguments = extraServeArguments
@@ -58,6 +61,7 @@ final class ClusterProcesses: @unchecked Sendable {
         self.snapshotCount = snapshotCount
         self.brokenReads = brokenReads
         self.brokenLease = brokenLease
+        self.tearOnSignal = tearOnSignal
         self.clock = clock
         self.initialCluster = addresses.prefix(originalCount ?? addresses.count)
             .map { "\($0.name)=\($0.advertisePeerURL)" }.joined(separator: ",")
@@ -159,6 +163,7 @@ final class ClusterProcesses: @unchecked Sendable {
         var specs: [String] = []
         if brokenReads { specs.append("stale-reads") }
         if brokenLease { specs.append("tick-lease") }
+        if tearOnSignal { specs.append("tear-on-signal") }
         if let failpoints = nodes[index].failpoints { specs.append(failpoints) }
         if specs.isEmpty {
             environment.removeValue(forKey: "SYNOD_FAILPOINTS")
@@ -203,6 +208,18 @@ final class ClusterProcesses: @unchecked Sendable {
         guard let process, process.isRunning else { return }
         mark(index, reason)
         await process.killAndWait(timeout: .seconds(5))
+    }
+
+    /// Sends `signal` to node `index` if it runs; with `expectExit`, its exit is the
+    /// harness's doing (the supervisor leaves it down).
+    func signal(_ index: Int, _ signal: Int32, reason: String, expectExit: Bool = false) {
+        let process = withLock { nodes -> ChildProcess? in
+            if expectExit { nodes[index].intentionallyDown = true }
+            return nodes[index].process
+        }
+        guard let process, process.isRunning else { return }
+        mark(index, reason)
+        process.send(signal)
     }
 
     /// SIGSTOPs node `index`.

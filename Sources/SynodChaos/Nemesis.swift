@@ -258,6 +258,30 @@ struct NemesisRunner: Sendable {
             }
             events.end(id, at: clock.nanos(), detail: "every node SIGKILL, all restarted")
 
+        case .crashAllTorn:
+            let all = currentMembers
+            let id = events.begin(kind: "crash-all-torn", nodes: all, detail: "every node tears its next WAL write and exits",
+                                  at: clock.nanos())
+            for index in all { processes.signal(index, SIGUSR2, reason: "SIGUSR2: tear the next WAL write and exit", expectExit: true) }
+            var torn: [Int] = []
+            let deadline = ContinuousClock.now + .seconds(2)
+            while ContinuousClock.now < deadline && torn.count < all.count {
+                try? await Task.sleep(for: .milliseconds(20))
+                torn = all.filter { processes.exitStatus($0) == 86 }
+            }
+            await withTaskGroup(of: Void.self) { group in
+                for index in all {
+                    group.addTask { await processes.kill(index, reason: "killed by nemesis (crash-all-torn)") }
+                }
+            }
+            await hold(fault)
+            for index in all {
+                await attempt("restart \(name(index))") { try processes.start(index, reason: "restarted after crash-all-torn") }
+            }
+            let names = torn.map(name).joined(separator: ", ")
+            events.end(id, at: clock.nanos(),
+                       detail: "\(torn.count) of \(all.count) tore a WAL write (\(names.isEmpty ? "none" : names)), the rest SIGKILL; all restarted")
+
         case .failpoint(let position, let spec):
             let index = member(at: position)
             let detail = "\(name(index)) SYNOD_FAILPOINTS=\(spec)"

@@ -17,6 +17,11 @@ public enum NemesisKind: String, Sendable, CaseIterable, Codable {
     /// do not), then heal. A woken leader must not answer reads from a lease it lost.
     case stall
     case crashAll = "crash-all"
+    /// Every member at once tears its next WAL write (only some of the write's sectors reach
+    /// the file, an earlier one missing where a later one landed) and exits — a power loss on
+    /// disks that reorder writes; members that write nothing within 2 s are SIGKILLed. All
+    /// restart with no `synod recover`. Every member runs with SYNOD_FAILPOINTS=tear-on-signal.
+    case crashAllTorn = "crash-all-torn"
     case failpoints
     /// Membership changes at random: add a member (as a learner, promoted once caught up),
     /// remove a voter (sometimes the leader), move the leader. Needs 3 to 5 nodes.
@@ -30,7 +35,7 @@ public enum NemesisKind: String, Sendable, CaseIterable, Codable {
 
     /// What `all` means: every fault kind that works with any node count (membership changes
     /// are asked for by name).
-    public static let all: [NemesisKind] = [.kill, .pause, .partition, .stall, .crashAll, .failpoints]
+    public static let all: [NemesisKind] = [.kill, .pause, .partition, .stall, .crashAll, .crashAllTorn, .failpoints]
 
     /// Whether the kind changes the membership (and so needs 3 to 5 nodes).
     public var changesMembership: Bool { self == .membership || self == .replace }
@@ -85,6 +90,9 @@ public enum NemesisAction: Sendable, Hashable {
     case netem(NemesisTarget, delayMilliseconds: Int, jitterMilliseconds: Int, lossPercent: Double)
     /// SIGKILL every node; restart them all when the fault ends.
     case crashAll
+    /// SIGUSR2 every node (tear-on-signal: each tears its next WAL write and exits), SIGKILL
+    /// the ones still running after 2 s; restart them all when the fault ends.
+    case crashAllTorn
     /// Restart the node with SYNOD_FAILPOINTS set for the window, then without.
     case failpoint(node: Int, spec: String)
     /// A membership change (no hold: the step takes as long as it takes).
@@ -103,6 +111,7 @@ public struct PlannedFault: Sendable, Hashable {
 /// The failpoint settings the `failpoints` nemesis picks from.
 public let chaosFailpointSpecs = [
     "fsync-delay=200ms", "crash-before-sync=3%", "crash-after-sync=3%", "crash-in-snapshot=50%", "drop-outgoing=20%",
+    "tear-wal-write=3%",
 ]
 
 public enum NemesisSchedule {
@@ -191,6 +200,8 @@ public enum NemesisSchedule {
             return .stall(victim, aloneMilliseconds: 1_000 + random.below(1_000))
         case .crashAll:
             return .crashAll
+        case .crashAllTorn:
+            return .crashAllTorn
         case .membership, .replace:
             var planner = MembershipPlanner(nodes: nodes)
             return .membership(planner.randomStep(random: &random))

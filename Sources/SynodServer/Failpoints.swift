@@ -15,6 +15,8 @@ import SynodTransport
 /// | `crash-before-sync` | probability (`3%`) | exit (status 86) after writing a batch, before its sync |
 /// | `crash-after-sync` | probability | exit right after a sync, before the node acts on it |
 /// | `crash-in-snapshot` | probability | exit halfway through writing a snapshot file |
+/// | `tear-wal-write` | probability | of a WAL write spanning two sectors or more, write only some 512-byte sectors (one missing, at least one landing, often a later one than the missing), then exit: power loss with a disk that reorders its writes |
+/// | `tear-on-signal` | none | after SIGUSR2, tear the next WAL write like `tear-wal-write` and exit (the chaos `crash-all-torn` nemesis signals every member at once) |
 /// | `drop-outgoing` | probability | drop each outgoing peer message |
 /// | `corrupt-apply` | count `N` | after `N` puts, apply the next put with a changed value (this replica only) |
 /// | `stale-reads` | none | answer linearizable reads locally, without read index or lease (a broken server) |
@@ -33,6 +35,8 @@ public struct Failpoints: Sendable, Hashable, CustomStringConvertible {
     public var crashBeforeSync = 0.0
     public var crashAfterSync = 0.0
     public var crashInSnapshot = 0.0
+    public var tearWALWrite = 0.0
+    public var tearOnSignal = false
     public var dropOutgoing = 0.0
     /// Puts applied before one is corrupted; nil = off.
     public var corruptApplyAfter: Int?
@@ -51,6 +55,8 @@ public struct Failpoints: Sendable, Hashable, CustomStringConvertible {
         if crashBeforeSync > 0 { parts.append("crash-before-sync=\(Self.percent(crashBeforeSync))") }
         if crashAfterSync > 0 { parts.append("crash-after-sync=\(Self.percent(crashAfterSync))") }
         if crashInSnapshot > 0 { parts.append("crash-in-snapshot=\(Self.percent(crashInSnapshot))") }
+        if tearWALWrite > 0 { parts.append("tear-wal-write=\(Self.percent(tearWALWrite))") }
+        if tearOnSignal { parts.append("tear-on-signal") }
         if dropOutgoing > 0 { parts.append("drop-outgoing=\(Self.percent(dropOutgoing))") }
         if let corruptApplyAfter { parts.append("corrupt-apply=\(corruptApplyAfter)") }
         if staleReads { parts.append("stale-reads") }
@@ -92,6 +98,8 @@ public struct Failpoints: Sendable, Hashable, CustomStringConvertible {
             case "crash-before-sync": failpoints.crashBeforeSync = try probability()
             case "crash-after-sync": failpoints.crashAfterSync = try probability()
             case "crash-in-snapshot": failpoints.crashInSnapshot = try probability()
+            case "tear-wal-write": failpoints.tearWALWrite = try probability()
+            case "tear-on-signal": failpoints.tearOnSignal = true
             case "drop-outgoing": failpoints.dropOutgoing = try probability()
             case "corrupt-apply":
                 guard let count = Int(argument ?? "0"), count >= 0 else {
@@ -103,7 +111,7 @@ public struct Failpoints: Sendable, Hashable, CustomStringConvertible {
             case "tick-lease":
                 failpoints.tickLease = true
             default:
-                throw FailpointError("\(environmentVariable): unknown failpoint '\(name)' (known: fsync-delay, crash-before-sync, crash-after-sync, crash-in-snapshot, drop-outgoing, corrupt-apply, stale-reads, tick-lease)")
+                throw FailpointError("\(environmentVariable): unknown failpoint '\(name)' (known: fsync-delay, crash-before-sync, crash-after-sync, crash-in-snapshot, tear-wal-write, tear-on-signal, drop-outgoing, corrupt-apply, stale-reads, tick-lease)")
             }
         }
         return failpoints
@@ -188,15 +196,25 @@ public struct FailpointError: Error, CustomStringConvertible, Sendable {
     public init(_ description: String) { self.description = description }
 }
 
-/// A file system that crashes the process halfway through writing a snapshot file
-/// (`crash-in-snapshot`); everything else passes through.
+/// A file system with the storage failpoints: it crashes the process halfway through writing
+/// a snapshot file (`crash-in-snapshot`), or after writing only some sectors of a WAL write
+/// (`tear-wal-write`, `tear-on-signal`); everything else passes through.
 final class FailpointFileSystem: FileSystem {
     private let base: any FileSystem
     private let crashInSnapshot: Double
+    private let tearWALWrite: Double
+    private let tearSignal: TearSignal?
 
-    init(base: any FileSystem, crashInSnapshot: Double) {
+    init(base: any FileSystem, failpoints: Failpoints) {
         self.base = base
-        self.crashInSnapshot = crashInSnapshot
+        self.crashInSnapshot = failpoints.crashInSnapshot
+        self.tearWALWrite = failpoints.tearWALWrite
+        self.tearSignal = failpoints.tearOnSignal ? TearSignal() : nil
+    }
+
+    /// Whether any failpoint needs the storage decorated.
+    static func needed(_ failpoints: Failpoints) -> Bool {
+        failpoints.crashInSnapshot > 0 || failpoints.tearWALWrite > 0 || failpoints.tearOnSignal
     }
 
     func makeDirectory(_ path: String) throws(StorageError) { try base.makeDirectory(path) }
@@ -208,9 +226,58 @@ final class FailpointFileSystem: FileSystem {
 
     func open(_ path: String, create: Bool) throws(StorageError) -> any StorageFile {
         let file = try base.open(path, create: create)
+        if path.contains("/wal/"), path.hasSuffix(".wal"), tearWALWrite > 0 || tearSignal != nil {
+            return WALFile(base: file, probability: tearWALWrite, signal: tearSignal)
+        }
         // Snapshots are written to "<snap dir>/<name>.tmp" and renamed into place.
-        guard path.contains("/snap/"), path.hasSuffix(".tmp") else { return file }
+        guard crashInSnapshot > 0, path.contains("/snap/"), path.hasSuffix(".tmp") else { return file }
         return SnapshotFile(base: file, crashProbability: crashInSnapshot)
+    }
+
+    /// A WAL segment whose writes may be torn: only a random subset of the write's 512-byte
+    /// sectors (file-aligned) is written, never all of them, and the process exits before the
+    /// sync — what a power loss leaves on a disk that writes sectors in any order (the page
+    /// cache keeps what was written, so the file then holds exactly that subset).
+    private final class WALFile: StorageFile {
+        static let sectorBytes = 512
+        let base: any StorageFile
+        let probability: Double
+        let signal: TearSignal?
+        init(base: any StorageFile, probability: Double, signal: TearSignal?) {
+            self.base = base
+            self.probability = probability
+            self.signal = signal
+        }
+        func size() throws(StorageError) -> UInt64 { try base.size() }
+        func read(at offset: UInt64, count: Int) throws(StorageError) -> [UInt8] { try base.read(at: offset, count: count) }
+        /// Only writes that span two sectors or more are torn (a one-sector write is written
+        /// whole or not at all, which `crash-before-sync` already covers): one sector is left
+        /// out, every other one lands with probability 1/2, and at least one lands.
+        func write(_ bytes: [UInt8], at offset: UInt64) throws(StorageError) {
+            var pieces: [Range<Int>] = []
+            var start = Int(offset)
+            while start < Int(offset) + bytes.count {
+                let end = min((start / Self.sectorBytes + 1) * Self.sectorBytes, Int(offset) + bytes.count)
+                pieces.append(start..<end)
+                start = end
+            }
+            guard pieces.count >= 2, signal?.raised == true || Failpoints.roll(probability) else {
+                return try base.write(bytes, at: offset)
+            }
+            let missing = Int.random(in: 0..<pieces.count)
+            var landing = pieces.indices.filter { $0 != missing && Bool.random() }
+            if landing.isEmpty { landing = [pieces.indices.filter { $0 != missing }.randomElement() ?? 0] }
+            for index in landing {
+                let piece = pieces[index]
+                let local = (piece.lowerBound - Int(offset))..<(piece.upperBound - Int(offset))
+                try base.write(Array(bytes[local]), at: UInt64(piece.lowerBound))
+            }
+            Failpoints.crash("tear-wal-write (sectors \(landing.map(String.init).joined(separator: ",")) of 0..<\(pieces.count) of a \(bytes.count)-byte write at \(offset), sector \(missing) missing)")
+        }
+        func sync() throws(StorageError) { try base.sync() }
+        func truncate(to size: UInt64) throws(StorageError) { try base.truncate(to: size) }
+        func preallocate(_ size: UInt64) throws(StorageError) { try base.preallocate(size) }
+        func close() { base.close() }
     }
 
     private final class SnapshotFile: StorageFile {
@@ -234,4 +301,28 @@ final class FailpointFileSystem: FileSystem {
         func preallocate(_ size: UInt64) throws(StorageError) { try base.preallocate(size) }
         func close() { base.close() }
     }
+}
+
+/// `tear-on-signal`: raised by SIGUSR2 (the default action, ending the process, is replaced).
+///
+/// `@unchecked Sendable`: `source` is only touched in `init`; `value` only under `lock`.
+final class TearSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    private var source: (any DispatchSourceSignal)?
+
+    init() {
+        signal(SIGUSR2, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGUSR2, queue: DispatchQueue(label: "synod-tear-signal"))
+        source.setEventHandler { [weak self] in
+            self?.raise()
+            FileHandle.standardError.write(Data("failpoint tear-on-signal: SIGUSR2 received, tearing the next WAL write\n".utf8))
+        }
+        source.resume()
+        self.source = source
+    }
+
+    private func raise() { lock.withLock { value = true } }
+
+    var raised: Bool { lock.withLock { value } }
 }

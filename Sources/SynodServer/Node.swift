@@ -94,8 +94,8 @@ public final class Node: @unchecked Sendable {
         self.nodeID = nodeID
         self.clusterID = clusterID
         let identity = DataDirectoryIdentity(clusterID: clusterID, nodeID: nodeID.rawValue)
-        let fileSystem: any FileSystem = options.failpoints.crashInSnapshot > 0
-            ? FailpointFileSystem(base: POSIXFileSystem(), crashInSnapshot: options.failpoints.crashInSnapshot)
+        let fileSystem: any FileSystem = FailpointFileSystem.needed(options.failpoints)
+            ? FailpointFileSystem(base: POSIXFileSystem(), failpoints: options.failpoints)
             : POSIXFileSystem()
         let opened = try DurableStorage.open(fileSystem: fileSystem, directory: options.dataDirectory,
                                              identity: identity)

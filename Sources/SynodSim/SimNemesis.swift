@@ -200,7 +200,8 @@ extension Simulation {
         let allowed = options.faults.reconfigIntervalMillis > 0
             ? operatorState.idle && healthyEverywhere(without: nodes[node].id)
             : damagedTotal < (options.nodes - 1) / 2
-        if faultsOn && allowed && chance(options.faults.corruptionRate) {
+        let corruptionRate = options.breaks.contains(.truncateDamagedLog) ? 0.5 : options.faults.corruptionRate
+        if faultsOn && allowed && chance(corruptionRate) {
             injectCorruption(node)
         }
     }

@@ -27,6 +27,10 @@ public enum Break: String, CaseIterable, Hashable, Sendable {
     /// Replicas install a snapshot that arrived in chunks without checking it against the
     /// sender's checksum, and the network damages chunks often.
     case trustSnapshotChunks = "trust-snapshot-chunks"
+    /// Recovery cuts a node's last log segment off at the first damaged write, whatever the
+    /// damage, instead of refusing to start (it trusts a damaged log); half of the crashes
+    /// damage a synced record of the stopped node.
+    case truncateDamagedLog = "truncate-damaged-log"
 }
 
 /// Rates and sizes of the faults the simulator injects while faults are on.

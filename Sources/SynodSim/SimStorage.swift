@@ -10,6 +10,7 @@ extension Simulation {
         var storageOptions = StorageOptions()
         storageOptions.segmentBytes = 32 << 10  // small segments, so rolling and deletion happen
         storageOptions.snapshotsRetained = 2
+        storageOptions.unsafeTruncateAtDamage = options.breaks.contains(.truncateDamagedLog)
         return storageOptions
     }
 
@@ -88,6 +89,7 @@ extension Simulation {
             if let injected {
                 violation("corruption hidden: \(injected) on n\(nodes[node].id.rawValue), and recovery did not report it")
             }
+            if opened.report.tornTail != nil { result.tornWritesDiscarded += 1 }
             if opened.report.tornTail != nil || !opened.report.removedEmptySegments.isEmpty {
                 trace("n\(nodes[node].id.rawValue) recovery: \(opened.report)")
             }

@@ -27,6 +27,9 @@ public struct SimulationResult: Hashable, Sendable {
     public var storageFailures = 0
     /// Injected corruptions that recovery reported (the node refused to start).
     public var corruptionsDetected = 0
+    /// Restarts whose recovery discarded a torn last write (cut short, or with some of its
+    /// sectors on disk and others not).
+    public var tornWritesDiscarded = 0
     /// Membership changes chosen, requests the operator sent, members started at run time,
     /// and leader transfers that succeeded.
     public var reconfigurations = 0

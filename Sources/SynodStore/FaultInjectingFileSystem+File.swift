@@ -34,19 +34,41 @@ final class FileNode {
 
     /// Power loss with tearing: a random prefix of the unsynced changes (possibly none,
     /// possibly all) reached the disk in order, and the last of them, if a write, possibly
-    /// only in part (a prefix of its bytes).
-    func tear(using random: inout some RandomNumberGenerator) {
+    /// only in part: either a prefix of its bytes, or any subset of its disk sectors
+    /// (`sectorBytes`-aligned pieces of the file), a later sector on disk and an earlier one
+    /// not, as a disk that reorders its writes leaves them.
+    func tear(using random: inout some RandomNumberGenerator, sectorBytes: Int) {
         let applied = Int.random(in: 0...unsynced.count, using: &random)
         for (index, change) in unsynced.prefix(applied).enumerated() {
             if index == applied - 1, case .write(let offset, let bytes) = change, Bool.random(using: &random) {
-                // Writes are never empty (see FaultInjectingFileSystem.write), so the range is not.
-                let landed = Int.random(in: 0..<bytes.count, using: &random)
-                FileChange.write(offset: offset, bytes: Array(bytes.prefix(landed))).apply(to: &durable)
+                if Bool.random(using: &random) {
+                    // Writes are never empty (see FaultInjectingFileSystem.write), so the range is not.
+                    let landed = Int.random(in: 0..<bytes.count, using: &random)
+                    FileChange.write(offset: offset, bytes: Array(bytes.prefix(landed))).apply(to: &durable)
+                } else {
+                    for piece in Self.sectors(offset: offset, count: bytes.count, sectorBytes: sectorBytes)
+                    where Bool.random(using: &random) {
+                        FileChange.write(offset: piece.lowerBound, bytes: Array(bytes[(piece.lowerBound - offset)..<(piece.upperBound - offset)]))
+                            .apply(to: &durable)
+                    }
+                }
             } else {
                 change.apply(to: &durable)
             }
         }
         revert()
+    }
+
+    /// The file ranges, one per disk sector, that a write of `count` bytes at `offset` covers.
+    static func sectors(offset: Int, count: Int, sectorBytes: Int) -> [Range<Int>] {
+        var pieces: [Range<Int>] = []
+        var start = offset
+        while start < offset + count {
+            let end = min((start / sectorBytes + 1) * sectorBytes, offset + count)
+            pieces.append(start..<end)
+            start = end
+        }
+        return pieces
     }
 }
 

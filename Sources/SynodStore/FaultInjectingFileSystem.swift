@@ -152,15 +152,16 @@ public final class FaultInjectingFileSystem: FileSystem {
     /// their durable state; every open handle is dead (further calls throw `.stopped`).
     ///
     /// With `tearing`, for each file a random prefix of its unsynced changes (possibly none,
-    /// possibly all) is applied in order, the last one, if a write, possibly cut short at a
-    /// random byte (a torn write). Files are visited in path order, so the same generator
-    /// state gives the same disk.
+    /// possibly all) is applied in order, the last one, if a write, possibly only in part: cut
+    /// short at a random byte, or any subset of its 512-byte disk sectors (a torn write, and
+    /// one whose sectors reached the disk out of order). Files are visited in path order, so
+    /// the same generator state gives the same disk.
     public func crash(random: inout some RandomNumberGenerator, tearing: Bool) {
         // Each node once, in path order (a node can have two durable names after a rename).
         var seen: Set<ObjectIdentifier> = []
         for name in durableFiles.keys.sorted() {
             guard let node = durableFiles[name], seen.insert(ObjectIdentifier(node)).inserted else { continue }
-            if tearing { node.tear(using: &random) } else { node.revert() }
+            if tearing { node.tear(using: &random, sectorBytes: Self.sectorBytes) } else { node.revert() }
         }
         // Nodes without a durable name are simply forgotten with the names.
         files = durableFiles
@@ -176,6 +177,25 @@ public final class FaultInjectingFileSystem: FileSystem {
     }
 
     // MARK: Inspection and media faults
+
+    /// The disk sector size torn writes are cut into.
+    public static let sectorBytes = 512
+
+    /// Replaces `bytes.count` bytes at `byteOffset` of the file at `path`, in both its durable
+    /// and current contents: a media fault that loses or misdirects a write (zeros where
+    /// synced data was, or another write's bytes). Meant for synced regions, like `flipBit`.
+    public func overwrite(path: String, byteOffset: Int, with bytes: [UInt8]) {
+        var written = false
+        if let node = durableFiles[path], byteOffset + bytes.count <= node.durable.count {
+            node.durable.replaceSubrange(byteOffset..<(byteOffset + bytes.count), with: bytes)
+            written = true
+        }
+        if let node = files[path], byteOffset + bytes.count <= node.current.count {
+            node.current.replaceSubrange(byteOffset..<(byteOffset + bytes.count), with: bytes)
+            written = true
+        }
+        precondition(written, "overwrite: no file at \(path) holds bytes \(byteOffset)..<\(byteOffset + bytes.count)")
+    }
 
     /// Flips bit `bit` (0 = least significant) of byte `byteOffset` of the file at `path`,
     /// in both its durable and current contents (media corruption). Meant for synced

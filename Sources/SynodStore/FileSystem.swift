@@ -86,7 +86,7 @@ public enum StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case .foreignDataDirectory(let path, let reason):
             return "data directory \(path) belongs to another cluster or node: \(reason)"
         case .incompatibleVersion(let path, let found, let supported):
-            return "data directory \(path) has format version \(found); this build reads version \(supported)"
+            return "data directory \(path) has format version \(found); this build reads version \(supported) and older"
         case .stopped(let reason):
             return "storage stopped after an earlier failure: \(reason)"
         }

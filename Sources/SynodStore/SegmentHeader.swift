@@ -1,20 +1,31 @@
 import SynodBytes
 /// The header at the start of every WAL segment file (`<data>/wal/%020d.wal`).
 ///
-/// Layout (32 bytes, little-endian): `"SYNODWAL"` (8) | format version (1) = 1 |
+/// Layout (32 bytes, little-endian): `"SYNODWAL"` (8) | format version (1) = 2 |
 /// reserved (3) = 0 | segment sequence (8) | CRC-32C of the preceding 20 bytes (4) |
-/// reserved (8) = 0. Frames (see `RecordCodec`) follow from byte 32; the rest of the
-/// preallocated file is zero.
+/// reserved (8) = 0. Writes follow from byte 32, each a `WriteMark` and then frames (see
+/// `RecordCodec`); the rest of the preallocated file is zero.
+///
+/// Version 1 segments (frames without write marks) are still read, with the rules they were
+/// written under; new segments are always version 2, and recovery never appends to a version 1
+/// segment.
 struct SegmentHeader: Hashable {
-    static let formatVersion: UInt8 = 1
+    static let formatVersion: UInt8 = 2
+    /// The versions recovery reads.
+    static let readableVersions: ClosedRange<UInt8> = 1...2
     static let magic: [UInt8] = Array("SYNODWAL".utf8)
     static let size = 32
 
     var sequence: UInt64
+    /// The format the segment was written in.
+    var version: UInt8 = formatVersion
+
+    /// Whether every write in the segment starts with a `WriteMark`.
+    var hasWriteMarks: Bool { version >= 2 }
 
     func encoded() -> [UInt8] {
         var bytes = Self.magic
-        bytes.append(Self.formatVersion)
+        bytes.append(version)
         bytes.append(contentsOf: [0, 0, 0])
         LittleEndianWriter.append(sequence, to: &bytes)
         LittleEndianWriter.append(CRC32C.checksum(bytes), to: &bytes)
@@ -41,8 +52,8 @@ struct SegmentHeader: Hashable {
         guard LittleEndianReader.uint32(at: 20, of: bytes) == CRC32C.checksum(bytes[0..<20]) else {
             return .invalid("segment header checksum mismatch")
         }
-        guard bytes[8] == formatVersion else { return .incompatible(bytes[8]) }
-        return .valid(SegmentHeader(sequence: LittleEndianReader.uint64(at: 12, of: bytes)))
+        guard readableVersions.contains(bytes[8]) else { return .incompatible(bytes[8]) }
+        return .valid(SegmentHeader(sequence: LittleEndianReader.uint64(at: 12, of: bytes), version: bytes[8]))
     }
 
     static func fileName(sequence: UInt64) -> String {

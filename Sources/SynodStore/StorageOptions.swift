@@ -7,6 +7,10 @@ public struct StorageOptions: Hashable, Sendable {
     public var snapshotsRetained: Int = 2
     /// Largest record payload accepted when reading the log.
     public var recordPayloadMax: Int = RecordCodec.payloadMaxDefault
+    /// Negative control only (`synod sim --break truncate-damaged-log`): recovery cuts the last
+    /// segment off at the first damaged write, whatever the damage, instead of refusing to
+    /// start — trusting a damaged log, which hides the loss of synced records.
+    public var unsafeTruncateAtDamage = false
 
     public init() {}
 }
@@ -31,6 +35,8 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
     public var removedEmptySegments: [String] = []
     /// Temporary snapshot files left by a crash during a snapshot write and removed.
     public var removedTemporaryFiles: [String] = []
+    /// Bytes of a torn last write that recovery discarded (it cannot have been acknowledged).
+    public var discardedBytes: UInt64 = 0
 
     private var tornTailPath: String?
     private var tornTailOffset: UInt64 = 0
@@ -40,7 +46,10 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         var parts = [created ? "created a new data directory" : "read \(segmentsRead) segment(s), \(recordsRead) record(s)"]
         if let snapshotSlot { parts.append("snapshot through slot \(snapshotSlot)") }
-        if let tornTail { parts.append("truncated a torn tail in \(tornTail.path) at offset \(tornTail.offset)") }
+        if let tornTail {
+            parts.append("truncated a torn tail in \(tornTail.path) at offset \(tornTail.offset)"
+                         + (discardedBytes > 0 ? " (\(discardedBytes) bytes of an unsynced write)" : ""))
+        }
         if !removedEmptySegments.isEmpty { parts.append("removed \(removedEmptySegments.count) segment(s) left half-created") }
         if !removedTemporaryFiles.isEmpty { parts.append("removed \(removedTemporaryFiles.count) unfinished snapshot file(s)") }
         return parts.joined(separator: "; ")

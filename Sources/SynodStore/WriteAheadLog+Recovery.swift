@@ -3,6 +3,8 @@ import SynodCore
 
 /// Recovery: read every segment in order and rebuild the records.
 ///
+/// Version 2 segments are read write by write (WriteAheadLog+Writes.swift). The rules below are
+/// those of version 1 segments, which had no write marks:
 /// - A valid frame is a record. A zero header is the clean end of a segment.
 /// - An incomplete frame (a prefix of a frame followed only by zeros) in the last segment is
 ///   a torn tail: the last write did not fully reach the disk before a crash, so it was never
@@ -51,14 +53,23 @@ extension WriteAheadLog {
                     file.close()
                     throw .corruption(path: path, offset: 12, reason: "header says segment \(header.sequence)")
                 }
-            }
-            let (end, maxSlot) = try readFrames(bytes, path: path, isLast: isLast, file: file, into: &records, report: &report)
-            report.segmentsRead += 1
-            if isLast {
-                adoptActive(file: file, sequence: sequence, path: path, tail: UInt64(end), maxSlot: maxSlot)
-            } else {
-                file.close()
-                appendClosed(ClosedSegment(sequence: sequence, path: path, maxSlot: maxSlot))
+                report.segmentsRead += 1
+                if header.hasWriteMarks {
+                    let scan = try readWrites(bytes, path: path, isLast: isLast, file: file, into: &records, report: &report)
+                    if isLast {
+                        adoptActive(file: file, sequence: sequence, path: path, tail: UInt64(scan.end), maxSlot: scan.maxSlot,
+                                    nextWriteNumber: scan.nextWriteNumber)
+                        continue
+                    }
+                    file.close()
+                    appendClosed(ClosedSegment(sequence: sequence, path: path, maxSlot: scan.maxSlot))
+                } else {
+                    // Version 1: read with its own rules, and never appended to again (the
+                    // next write goes to a new version 2 segment).
+                    let (_, maxSlot) = try readFrames(bytes, path: path, isLast: isLast, file: file, into: &records, report: &report)
+                    file.close()
+                    appendClosed(ClosedSegment(sequence: sequence, path: path, maxSlot: maxSlot))
+                }
             }
         }
         report.recordsRead = records.count
@@ -68,7 +79,7 @@ extension WriteAheadLog {
             default: break
             }
         }
-        if segmentCount == 0 { try createSegment(sequence: (sequences.last?.0 ?? 0) + 1) }
+        if !hasActiveSegment { try createSegment(sequence: (sequences.last?.0 ?? 0) + 1) }
         return records
     }
 
@@ -78,19 +89,26 @@ extension WriteAheadLog {
         return closedSegments.last
     }
 
+    /// Makes a closed version 2 segment active again (a version 1 segment stays closed: the
+    /// caller then starts a new segment).
     private func reopen(_ segment: ClosedSegment) throws(StorageError) {
-        dropLastClosed()
         let file = try fileSystem.open(segment.path, create: false)
         let size = try file.size()
         let bytes = try file.read(at: 0, count: Int(min(size, UInt64(Int.max))))
+        guard case .valid(let header) = SegmentHeader.decode(bytes), header.hasWriteMarks else {
+            file.close()
+            return
+        }
+        dropLastClosed()
         var ignored: [DurableRecord] = []
         var scratch = RecoveryReport()
-        let (end, maxSlot) = try readFrames(bytes, path: segment.path, isLast: true, file: file, into: &ignored, report: &scratch)
-        adoptActive(file: file, sequence: segment.sequence, path: segment.path, tail: UInt64(end), maxSlot: maxSlot)
+        let scan = try readWrites(bytes, path: segment.path, isLast: true, file: file, into: &ignored, report: &scratch)
+        adoptActive(file: file, sequence: segment.sequence, path: segment.path, tail: UInt64(scan.end), maxSlot: scan.maxSlot,
+                    nextWriteNumber: scan.nextWriteNumber)
     }
 
-    /// Decodes the frames of one segment; returns the offset after the last valid frame and
-    /// the highest slot seen.
+    /// Decodes the frames of one version 1 segment (no write marks); returns the offset after
+    /// the last valid frame and the highest slot seen.
     private func readFrames(_ bytes: [UInt8], path: String, isLast: Bool, file: any StorageFile,
                             into records: inout [DurableRecord], report: inout RecoveryReport) throws(StorageError) -> (Int, Slot) {
         var offset = SegmentHeader.size
@@ -160,7 +178,7 @@ extension WriteAheadLog {
         }
     }
 
-    private func declaredFrameEnd(_ bytes: [UInt8], at offset: Int) -> Int {
+    func declaredFrameEnd(_ bytes: [UInt8], at offset: Int) -> Int {
         guard offset + 4 <= bytes.count else { return bytes.count }
         let length = Int(LittleEndianReader.uint32(at: offset, of: bytes))
         let (end, overflow) = (offset + RecordCodec.frameOverhead).addingReportingOverflow(length)

@@ -8,7 +8,9 @@ import SynodCore
 /// deleted once a snapshot covers their slots without losing the acceptor's promise.
 ///
 /// Group commit: `append` only encodes into a buffer; `beginSync` writes everything buffered
-/// with one write, `completeSync` makes it durable with one fdatasync.
+/// with one write, `completeSync` makes it durable with one fdatasync. Every write starts with
+/// a `WriteMark` (format version 2), so recovery can tell the one write a crash may have left
+/// incomplete from damage to what was synced (see WriteAheadLog+Recovery.swift).
 final class WriteAheadLog {
     struct ClosedSegment: Hashable {
         var sequence: UInt64
@@ -29,7 +31,10 @@ final class WriteAheadLog {
     private var activeMaxSlot: Slot = 0
     /// Highest promise (or accepted ballot) in the durable or written log.
     private(set) var highestPromise = Ballot.zero
+    /// The next write: a `WriteMark`'s worth of room, then the frames (empty when none).
     private var buffer: [UInt8] = []
+    /// The number the next write's mark carries.
+    private(set) var nextWriteNumber: UInt64 = 1
     private var bufferMaxSlot: Slot = 0
     private var bufferPromise = Ballot.zero
     private var written = false
@@ -46,6 +51,7 @@ final class WriteAheadLog {
     var bufferedBytes: Int { buffer.count }
 
     func append(_ record: DurableRecord) {
+        if buffer.isEmpty { buffer.append(contentsOf: [UInt8](repeating: 0, count: WriteMark.size)) }
         RecordCodec.append(record, to: &buffer)
         switch record {
         case .promised(let ballot): bufferPromise = max(bufferPromise, ballot)
@@ -65,7 +71,10 @@ final class WriteAheadLog {
             try roll()
         }
         guard let file = active else { throw .stopped(reason: "no active WAL segment") }
+        precondition(buffer.count - WriteMark.size <= Int(UInt32.max), "one WAL write of \(buffer.count) bytes")
+        WriteMark(number: nextWriteNumber, length: UInt32(buffer.count - WriteMark.size)).store(into: &buffer, at: 0)
         try file.write(buffer, at: activeTail)
+        nextWriteNumber += 1
         activeTail += UInt64(buffer.count)
         activeMaxSlot = max(activeMaxSlot, bufferMaxSlot)
         highestPromise = max(highestPromise, bufferPromise)
@@ -101,7 +110,14 @@ final class WriteAheadLog {
     func createSegment(sequence: UInt64) throws(StorageError) {
         let path = directory + "/" + SegmentHeader.fileName(sequence: sequence)
         var start = SegmentHeader(sequence: sequence).encoded()
-        if highestPromise > .zero { RecordCodec.append(.promised(highestPromise), to: &start) }
+        var writeNumber: UInt64 = 1
+        if highestPromise > .zero {
+            start.append(contentsOf: [UInt8](repeating: 0, count: WriteMark.size))
+            RecordCodec.append(.promised(highestPromise), to: &start)
+            WriteMark(number: 1, length: UInt32(start.count - SegmentHeader.size - WriteMark.size))
+                .store(into: &start, at: SegmentHeader.size)
+            writeNumber = 2
+        }
         let file = try fileSystem.open(path, create: true)
         do {
             try file.truncate(to: 0)
@@ -121,6 +137,7 @@ final class WriteAheadLog {
         activeTail = UInt64(start.count)
         syncedTail = activeTail
         activeMaxSlot = 0
+        nextWriteNumber = writeNumber
     }
 
     /// Deletes closed segments, oldest first, whose slots a durable snapshot through `slot`
@@ -135,6 +152,8 @@ final class WriteAheadLog {
         return removed
     }
 
+    var hasActiveSegment: Bool { active != nil }
+
     /// Segment files in use.
     var segmentCount: Int { closed.count + (active == nil ? 0 : 1) }
 
@@ -146,7 +165,9 @@ final class WriteAheadLog {
 
     func dropLastClosed() { closed.removeLast() }
 
-    func adoptActive(file: any StorageFile, sequence: UInt64, path: String, tail: UInt64, maxSlot: Slot) {
+    func adoptActive(file: any StorageFile, sequence: UInt64, path: String, tail: UInt64, maxSlot: Slot,
+                     nextWriteNumber: UInt64) {
+        self.nextWriteNumber = nextWriteNumber
         active = file
         activeSequence = sequence
         activePath = path

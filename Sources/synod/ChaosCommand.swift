@@ -43,7 +43,7 @@ struct ChaosCommand: AsyncParsableCommand {
     var clients: Int = 10
     @Option(help: "Size of the key space (k0, k1, ...).")
     var keys: Int = 8
-    @Option(help: "Faults: kill,pause,partition,stall,crash-all,failpoints,membership,replace, or none, or all (all: the first six).")
+    @Option(help: "Faults: kill,pause,partition,stall,crash-all,crash-all-torn,failpoints,membership,replace, or none, or all (all: the first seven).")
     var nemesis: String = "kill,pause,partition,stall"
     @Option(help: "Network fault layer: proxy (TCP proxies in this process) or netns (network namespaces, root).")
     var net: String = "proxy"

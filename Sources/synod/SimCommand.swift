@@ -168,6 +168,7 @@ struct SimCommand: ParsableCommand {
         var partitions = 0
         var stalls = 0
         var corruptions = 0
+        var torn = 0
         var reconfigurations = 0
         var added = 0
         var transfers = 0
@@ -182,6 +183,7 @@ struct SimCommand: ParsableCommand {
             partitions += result.partitions
             stalls += result.stalls
             corruptions += result.corruptionsDetected
+            torn += result.tornWritesDiscarded
             reconfigurations += result.reconfigurations
             added += result.membersAdded
             transfers += result.leaderTransfers
@@ -194,7 +196,7 @@ struct SimCommand: ParsableCommand {
             }
         }
         let breakText = breaks.isEmpty ? "" : ", break: \(breaks.joined(separator: ","))"
-        print("faults: \(crashes) crashes, \(partitions) partitions, \(stalls) stalls, \(corruptions) corruptions detected at restart")
+        print("faults: \(crashes) crashes, \(partitions) partitions, \(stalls) stalls, \(corruptions) corruptions detected at restart, \(torn) torn writes discarded at restart")
         print("membership: \(reconfigurations) changes chosen, \(added) members started, \(transfers) leader transfers")
         print("snapshots: \(chunks) chunks sent, \(damaged) damaged in flight, \(refused) snapshots refused by their checksum")
         print("runs: \(results.count), violations: \(violations), ops: \(operations), chosen slots: \(chosenSlots), commands: \(commands)\(breakText)")

@@ -3,12 +3,14 @@ import XCTest
 
 final class FailpointsTests: XCTestCase {
     func testParsesEveryFailpointAndPrintsItBack() throws {
-        let text = "fsync-delay=200ms,crash-before-sync=3%,crash-after-sync=0.5%,crash-in-snapshot=50%,drop-outgoing=20%,corrupt-apply=10,stale-reads"
+        let text = "fsync-delay=200ms,crash-before-sync=3%,crash-after-sync=0.5%,crash-in-snapshot=50%,tear-wal-write=2%,tear-on-signal,drop-outgoing=20%,corrupt-apply=10,stale-reads"
         let failpoints = try Failpoints.parse(text)
         XCTAssertEqual(failpoints.fsyncDelayMilliseconds, 200)
         XCTAssertEqual(failpoints.crashBeforeSync, 0.03, accuracy: 1e-9)
         XCTAssertEqual(failpoints.crashAfterSync, 0.005, accuracy: 1e-9)
         XCTAssertEqual(failpoints.crashInSnapshot, 0.5, accuracy: 1e-9)
+        XCTAssertEqual(failpoints.tearWALWrite, 0.02, accuracy: 1e-9)
+        XCTAssertTrue(failpoints.tearOnSignal)
         XCTAssertEqual(failpoints.dropOutgoing, 0.2, accuracy: 1e-9)
         XCTAssertEqual(failpoints.corruptApplyAfter, 10)
         XCTAssertTrue(failpoints.staleReads)

@@ -143,6 +143,17 @@ final class NegativeControlTests: XCTestCase {
         XCTAssertTrue(result.violations.contains { $0.contains("different states") || $0.contains("undecodable snapshot") }, "\(result.violations)")
     }
 
+    /// A recovery that cuts the log off at any damage instead of refusing to start: the
+    /// synced records after a flipped bit disappear silently, which the simulator reports
+    /// (it knows the damage it injected, and recovery must name it).
+    func testTruncatingADamagedLogIsCaught() throws {
+        let (flagged, runs) = firstViolation { $0.breaks = [.truncateDamagedLog] }
+        let result = try XCTUnwrap(flagged, "truncate-damaged-log not caught in \(runs) runs")
+        print("truncate-damaged-log caught after \(runs) runs: \(result.failureLine)")
+        XCTAssertTrue(result.violations.contains { $0.contains("corruption hidden") || $0.contains("agreement") || $0.contains("lost") },
+                      "\(result.violations)")
+    }
+
     /// The control of the control: with the checksum checked, the same damage is noticed
     /// (snapshots refused and fetched again) and every run passes.
     func testDamagedSnapshotChunksAreRefusedAndFetchedAgain() {

@@ -74,7 +74,7 @@ final class CrashConsistencyTests: XCTestCase {
     /// and everything acknowledged is still there.
     func testTheLogIsUsableAfterATornTail() throws {
         var tornSeen = 0
-        for seed in 1...60 as ClosedRange<UInt64> {
+        for seed in 1...120 as ClosedRange<UInt64> {
             let fileSystem = FaultInjectingFileSystem()
             var random = SplitMix64(seed: seed)
             var (storage, _, _) = try Support.open(fileSystem)
