@@ -239,7 +239,6 @@ final class FailpointFileSystem: FileSystem {
     /// sync — what a power loss leaves on a disk that writes sectors in any order (the page
     /// cache keeps what was written, so the file then holds exactly that subset).
     private final class WALFile: StorageFile {
-        static let sectorBytes = 512
         let base: any StorageFile
         let probability: Double
         let signal: TearSignal?
@@ -254,13 +253,7 @@ final class FailpointFileSystem: FileSystem {
         /// whole or not at all, which `crash-before-sync` already covers): one sector is left
         /// out, every other one lands with probability 1/2, and at least one lands.
         func write(_ bytes: [UInt8], at offset: UInt64) throws(StorageError) {
-            var pieces: [Range<Int>] = []
-            var start = Int(offset)
-            while start < Int(offset) + bytes.count {
-                let end = min((start / Self.sectorBytes + 1) * Self.sectorBytes, Int(offset) + bytes.count)
-                pieces.append(start..<end)
-                start = end
-            }
+            let pieces = FaultInjectingFileSystem.sectors(offset: Int(offset), count: bytes.count)
             guard pieces.count >= 2, signal?.raised == true || Failpoints.roll(probability) else {
                 return try base.write(bytes, at: offset)
             }

@@ -46,7 +46,7 @@ final class FileNode {
                     let landed = Int.random(in: 0..<bytes.count, using: &random)
                     FileChange.write(offset: offset, bytes: Array(bytes.prefix(landed))).apply(to: &durable)
                 } else {
-                    for piece in Self.sectors(offset: offset, count: bytes.count, sectorBytes: sectorBytes)
+                    for piece in FaultInjectingFileSystem.sectors(offset: offset, count: bytes.count, sectorBytes: sectorBytes)
                     where Bool.random(using: &random) {
                         FileChange.write(offset: piece.lowerBound, bytes: Array(bytes[(piece.lowerBound - offset)..<(piece.upperBound - offset)]))
                             .apply(to: &durable)
@@ -57,18 +57,6 @@ final class FileNode {
             }
         }
         revert()
-    }
-
-    /// The file ranges, one per disk sector, that a write of `count` bytes at `offset` covers.
-    static func sectors(offset: Int, count: Int, sectorBytes: Int) -> [Range<Int>] {
-        var pieces: [Range<Int>] = []
-        var start = offset
-        while start < offset + count {
-            let end = min((start / sectorBytes + 1) * sectorBytes, offset + count)
-            pieces.append(start..<end)
-            start = end
-        }
-        return pieces
     }
 }
 

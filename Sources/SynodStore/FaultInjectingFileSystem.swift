@@ -181,6 +181,20 @@ public final class FaultInjectingFileSystem: FileSystem {
     /// The disk sector size torn writes are cut into.
     public static let sectorBytes = 512
 
+    /// The file ranges, one per disk sector, that a write of `count` bytes at `offset` covers
+    /// (the first and last clipped to the write). Also what the server's `tear-wal-write`
+    /// failpoint cuts a write into.
+    public static func sectors(offset: Int, count: Int, sectorBytes: Int = sectorBytes) -> [Range<Int>] {
+        var pieces: [Range<Int>] = []
+        var start = offset
+        while start < offset + count {
+            let end = min((start / sectorBytes + 1) * sectorBytes, offset + count)
+            pieces.append(start..<end)
+            start = end
+        }
+        return pieces
+    }
+
     /// Replaces `bytes.count` bytes at `byteOffset` of the file at `path`, in both its durable
     /// and current contents: a media fault that loses or misdirects a write (zeros where
     /// synced data was, or another write's bytes). Meant for synced regions, like `flipBit`.

@@ -43,7 +43,7 @@ final class TornWriteTests: XCTestCase {
 
     /// The sectors a byte range touches, clipped to it.
     private func sectors(of range: Range<Int>) -> [Range<Int>] {
-        FileNode.sectors(offset: range.lowerBound, count: range.count, sectorBytes: FaultInjectingFileSystem.sectorBytes)
+        FaultInjectingFileSystem.sectors(offset: range.lowerBound, count: range.count)
     }
 
     func testAnySubsetOfTheLastWritesSectorsMissingDiscardsThatWriteAndKeepsTheRest() throws {
