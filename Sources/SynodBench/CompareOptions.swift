@@ -126,6 +126,11 @@ public struct CompareOptions: Codable, Sendable, Equatable {
     public var basePort: Int = 23790
     /// Distinct keys loaded in the memory and restart phase (0 skips it).
     public var memoryKeys: Int = 0
+    /// After the memory phase, add a fourth member as a learner while writers put, and time
+    /// its catch-up (needs `memoryKeys` > 0).
+    public var join: Bool = false
+    /// Concurrent writers during the join.
+    public var joinWriters: Int = 16
     /// Seconds per row of the write-ahead-log baseline (0 skips both baselines).
     public var walSeconds: Double = 2
     /// Commands through the pure core for its baseline.
@@ -147,6 +152,8 @@ public struct CompareOptions: Codable, Sendable, Equatable {
         guard (1...10_000_000).contains(keySpace) else { throw CompareError("--key-space must be in 1...10000000") }
         guard (1_024...65_000).contains(basePort) else { throw CompareError("--base-port must be in 1024...65000") }
         guard (0...100_000_000).contains(memoryKeys) else { throw CompareError("--memory-keys must be in 0...100000000") }
+        guard !join || memoryKeys > 0 else { throw CompareError("--join needs --memory-keys: the joining member catches up to the keys loaded there") }
+        guard (1...1_024).contains(joinWriters) else { throw CompareError("--join-writers must be in 1...1024") }
         guard walSeconds >= 0, walSeconds <= 600 else { throw CompareError("--wal-seconds must be in [0, 600]") }
         guard coreCommands >= 1 else { throw CompareError("--core-commands must be at least 1") }
         guard !rows.isEmpty else { throw CompareError("--workloads: no workload given") }

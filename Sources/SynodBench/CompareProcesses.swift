@@ -28,54 +28,72 @@ public enum CompareClusterLayout {
     /// etcd 3.4: clients on base+1..3, peers on base+11..13; fsync on (the default); a backend
     /// quota of 8 GiB so the memory phase never hits the 2 GiB default.
     public static func etcd(binary: String, basePort: Int, directory: String) -> [CompareMemberSpec] {
-        let names = (1...3).map { "e\($0)" }
-        let peer = { (index: Int) in "http://\(host):\(basePort + 11 + index)" }
-        let cluster = names.indices.map { "\(names[$0])=\(peer($0))" }.joined(separator: ",")
-        return names.indices.map { index in
-            let client = "http://\(host):\(basePort + 1 + index)"
-            let data = "\(directory)/data/etcd-\(names[index])"
-            return CompareMemberSpec(
-                name: names[index], executable: binary,
-                arguments: [
-                    "--name", names[index], "--data-dir", data,
-                    "--listen-client-urls", client, "--advertise-client-urls", client,
-                    "--listen-peer-urls", peer(index), "--initial-advertise-peer-urls", peer(index),
-                    "--initial-cluster", cluster, "--initial-cluster-state", "new",
-                    "--initial-cluster-token", "synod-bench-etcd",
-                    "--quota-backend-bytes", String(8 << 30), "--logger", "zap", "--log-outputs", "stderr",
-                ],
-                dataDirectory: data, clientEndpoint: "\(host):\(basePort + 1 + index)",
-                ports: [(basePort + 1 + index, "etcd \(names[index]) client"), (basePort + 11 + index, "etcd \(names[index]) peer")],
-                logPath: "\(directory)/logs/etcd-\(names[index]).log")
-        }
+        (0..<3).map { etcdMember(index: $0, of: 3, joining: false, binary: binary, basePort: basePort, directory: directory) }
+    }
+
+    /// The fourth etcd member the join phase adds (client base+4, peer base+14).
+    public static func etcdJoiner(binary: String, basePort: Int, directory: String) -> CompareMemberSpec {
+        etcdMember(index: 3, of: 4, joining: true, binary: binary, basePort: basePort, directory: directory)
+    }
+
+    static func etcdPeerURL(_ index: Int, basePort: Int) -> String { "http://\(host):\(basePort + 11 + index)" }
+
+    private static func etcdMember(index: Int, of count: Int, joining: Bool, binary: String, basePort: Int, directory: String) -> CompareMemberSpec {
+        let name = "e\(index + 1)"
+        let cluster = (0..<count).map { "e\($0 + 1)=\(etcdPeerURL($0, basePort: basePort))" }.joined(separator: ",")
+        let client = "http://\(host):\(basePort + 1 + index)"
+        let peer = etcdPeerURL(index, basePort: basePort)
+        let data = "\(directory)/data/etcd-\(name)"
+        return CompareMemberSpec(
+            name: name, executable: binary,
+            arguments: [
+                "--name", name, "--data-dir", data,
+                "--listen-client-urls", client, "--advertise-client-urls", client,
+                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", cluster, "--initial-cluster-state", joining ? "existing" : "new",
+                "--initial-cluster-token", "synod-bench-etcd",
+                "--quota-backend-bytes", String(8 << 30), "--logger", "zap", "--log-outputs", "stderr",
+            ],
+            dataDirectory: data, clientEndpoint: "\(host):\(basePort + 1 + index)",
+            ports: [(basePort + 1 + index, "etcd \(name) client"), (basePort + 11 + index, "etcd \(name) peer")],
+            logPath: "\(directory)/logs/etcd-\(name).log")
     }
 
     /// Synod: clients on base+21..23, peers on base+31..33, metrics on base+41..43; fsync on
     /// (always); heartbeat and election timeout as etcd's defaults (100 ms, 1 s).
     public static func synod(binary: String, basePort: Int, directory: String) -> [CompareMemberSpec] {
-        let names = (1...3).map { "s\($0)" }
-        let peer = { (index: Int) in "http://\(host):\(basePort + 31 + index)" }
-        let cluster = names.indices.map { "\(names[$0])=\(peer($0))" }.joined(separator: ",")
-        return names.indices.map { index in
-            let client = "http://\(host):\(basePort + 21 + index)"
-            let data = "\(directory)/data/synod-\(names[index])"
-            return CompareMemberSpec(
-                name: names[index], executable: binary,
-                arguments: [
-                    "serve", "--name", names[index], "--data-dir", data,
-                    "--listen-client-urls", client, "--advertise-client-urls", client,
-                    "--listen-peer-urls", peer(index), "--initial-advertise-peer-urls", peer(index),
-                    "--initial-cluster", cluster, "--initial-cluster-state", "new",
-                    "--initial-cluster-token", "synod-bench",
-                    "--listen-metrics-urls", "http://\(host):\(basePort + 41 + index)", "--log-level", "notice",
-                ],
-                dataDirectory: data, clientEndpoint: "\(host):\(basePort + 21 + index)",
-                ports: [
-                    (basePort + 21 + index, "Synod \(names[index]) client"), (basePort + 31 + index, "Synod \(names[index]) peer"),
-                    (basePort + 41 + index, "Synod \(names[index]) metrics"),
-                ],
-                logPath: "\(directory)/logs/synod-\(names[index]).log")
-        }
+        (0..<3).map { synodMember(index: $0, of: 3, joining: false, binary: binary, basePort: basePort, directory: directory) }
+    }
+
+    /// The fourth Synod member the join phase adds (client base+24, peer base+34, metrics base+44).
+    public static func synodJoiner(binary: String, basePort: Int, directory: String) -> CompareMemberSpec {
+        synodMember(index: 3, of: 4, joining: true, binary: binary, basePort: basePort, directory: directory)
+    }
+
+    static func synodPeerURL(_ index: Int, basePort: Int) -> String { "http://\(host):\(basePort + 31 + index)" }
+
+    private static func synodMember(index: Int, of count: Int, joining: Bool, binary: String, basePort: Int, directory: String) -> CompareMemberSpec {
+        let name = "s\(index + 1)"
+        let cluster = (0..<count).map { "s\($0 + 1)=\(synodPeerURL($0, basePort: basePort))" }.joined(separator: ",")
+        let client = "http://\(host):\(basePort + 21 + index)"
+        let peer = synodPeerURL(index, basePort: basePort)
+        let data = "\(directory)/data/synod-\(name)"
+        return CompareMemberSpec(
+            name: name, executable: binary,
+            arguments: [
+                "serve", "--name", name, "--data-dir", data,
+                "--listen-client-urls", client, "--advertise-client-urls", client,
+                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", cluster, "--initial-cluster-state", joining ? "existing" : "new",
+                "--initial-cluster-token", "synod-bench",
+                "--listen-metrics-urls", "http://\(host):\(basePort + 41 + index)", "--log-level", "notice",
+            ],
+            dataDirectory: data, clientEndpoint: "\(host):\(basePort + 21 + index)",
+            ports: [
+                (basePort + 21 + index, "Synod \(name) client"), (basePort + 31 + index, "Synod \(name) peer"),
+                (basePort + 41 + index, "Synod \(name) metrics"),
+            ],
+            logPath: "\(directory)/logs/synod-\(name).log")
     }
 
     /// Throws one line naming the first port of `members` that something else listens on.

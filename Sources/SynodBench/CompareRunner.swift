@@ -162,6 +162,7 @@ public struct CompareRunner: Sendable {
                 return try await CompareClient.pollUntilServed(client, key: lastKey, since: start, timeoutSeconds: timeout)
             }
             log("\(name): \(cluster.members[follower].name) killed (SIGKILL) and restarted; first read after \(CompareFormat.seconds(phase.restartSeconds)) s")
+            if options.join { phase.join = try await joinPhase(cluster, leaderIndex: try await leader(cluster)) }
         } catch is CancellationError {
             throw CancellationError()
         } catch {

@@ -145,6 +145,12 @@ extension CompareReport {
             rows.append(["load \(keys) keys (s)", CompareFormat.seconds(synod?.loadSeconds), CompareFormat.seconds(etcd?.loadSeconds)])
             rows.append(["RSS after load, largest member (MiB)", CompareFormat.mebibytes(synod?.maxRSSBytes), CompareFormat.mebibytes(etcd?.maxRSSBytes)])
             rows.append(["follower kill -9 → first read (s)", CompareFormat.seconds(synod?.restartSeconds), CompareFormat.seconds(etcd?.restartSeconds)])
+            if synod?.join != nil || etcd?.join != nil {
+                rows.append(["learner join: start → caught up (s)", CompareFormat.seconds(synod?.join?.seconds), CompareFormat.seconds(etcd?.join?.seconds)])
+                rows.append(["learner join: leader RSS growth (MiB)", CompareFormat.mebibytes(synod?.join?.senderGrowthBytes), CompareFormat.mebibytes(etcd?.join?.senderGrowthBytes)])
+                rows.append(["learner join: joiner peak RSS (MiB)", CompareFormat.mebibytes(synod?.join?.joinerPeakBytes), CompareFormat.mebibytes(etcd?.join?.joinerPeakBytes)])
+                rows.append(["learner join: puts acknowledged meanwhile", synod?.join.map { String($0.writesDuring) } ?? "-", etcd?.join.map { String($0.writesDuring) } ?? "-"])
+            }
         }
         return CompareTable(title: "Servers", header: ["figure", "Synod", "etcd"], rows: rows, labelColumns: 1)
     }
@@ -164,6 +170,7 @@ extension CompareReport {
                     + (phase.restartedMember.map { "; restarted \($0)" } ?? ""))
             }
             if let error = phase.error { lines.append("\(system.rawValue) memory phase failed: \(error)") }
+            if let error = phase.join?.error { lines.append("\(system.rawValue) join failed: \(error)") }
         }
         return lines
     }

@@ -54,6 +54,10 @@ struct CompareBench: AsyncParsableCommand {
     var basePort: Int = 23790
     @Option(help: "Keys to load for the memory and restart phase (0 skips it; the goal is 1000000).")
     var memoryKeys: Int = 0
+    @Flag(help: "After the memory phase, add a fourth member as a learner while writers put, and time its catch-up, its peak RSS and the leader's RSS growth (needs --memory-keys; e.g. --memory-keys 2000000 --value-size 1024 for 2 GiB).")
+    var join: Bool = false
+    @Option(help: "Writers putting new keys during the join.")
+    var joinWriters: Int = 16
     @Option(help: "Seconds per baseline row (raw fsync, WAL); 0 skips the baselines.")
     var walSeconds: Double = 2
     @Option(help: "Commands through the pure core for its baseline.")
@@ -86,6 +90,8 @@ struct CompareBench: AsyncParsableCommand {
             options.skipEtcd = skipEtcd
             options.basePort = basePort
             options.memoryKeys = memoryKeys
+            options.join = join
+            options.joinWriters = joinWriters
             options.walSeconds = walSeconds
             options.coreCommands = coreCommands
             try options.validate()

@@ -256,5 +256,36 @@ final class CompareTests: XCTestCase {
         XCTAssertEqual(options.systems, [.synod, .etcd])
         options.skipEtcd = true
         XCTAssertEqual(options.systems, [.synod])
+        options.basePort = 23790
+        options.join = true
+        XCTAssertThrowsError(try options.validate(), "--join without --memory-keys") { error in
+            XCTAssertTrue("\(error)".contains("--join needs --memory-keys"), "\(error)")
+        }
+        options.memoryKeys = 1_000
+        XCTAssertNoThrow(try options.validate())
+    }
+
+    /// The joining fourth member: its own ports and directory, the four-member cluster, and
+    /// `existing` as etcd and Synod need for a member added at run time.
+    func testJoinerLayout() throws {
+        let synod = CompareClusterLayout.synod(binary: "/x/synod", basePort: 30_000, directory: "/tmp/out")
+        let etcd = CompareClusterLayout.etcd(binary: "/usr/bin/etcd", basePort: 30_000, directory: "/tmp/out")
+        let synodJoiner = CompareClusterLayout.synodJoiner(binary: "/x/synod", basePort: 30_000, directory: "/tmp/out")
+        let etcdJoiner = CompareClusterLayout.etcdJoiner(binary: "/usr/bin/etcd", basePort: 30_000, directory: "/tmp/out")
+        XCTAssertEqual(synodJoiner.clientEndpoint, "127.0.0.1:30024")
+        XCTAssertEqual(etcdJoiner.clientEndpoint, "127.0.0.1:30004")
+        let all = synod + etcd + [synodJoiner, etcdJoiner]
+        let ports = all.flatMap { $0.ports.map(\.port) }
+        XCTAssertEqual(Set(ports).count, ports.count, "every port is used once")
+        XCTAssertEqual(Set(all.map(\.dataDirectory)).count, 8)
+        for (joiner, prefix) in [(synodJoiner, "s"), (etcdJoiner, "e")] {
+            let cluster = try XCTUnwrap(joiner.arguments.firstIndex(of: "--initial-cluster")).advanced(by: 1)
+            XCTAssertEqual(joiner.arguments[cluster].split(separator: ",").count, 4)
+            XCTAssertTrue(joiner.arguments[cluster].hasSuffix("\(prefix)4=\(joiner.arguments[try XCTUnwrap(joiner.arguments.firstIndex(of: "--initial-advertise-peer-urls")) + 1])"))
+            let state = try XCTUnwrap(joiner.arguments.firstIndex(of: "--initial-cluster-state")).advanced(by: 1)
+            XCTAssertEqual(joiner.arguments[state], "existing")
+        }
+        let state = try XCTUnwrap(synod[0].arguments.firstIndex(of: "--initial-cluster-state")).advanced(by: 1)
+        XCTAssertEqual(synod[0].arguments[state], "new")
     }
 }
