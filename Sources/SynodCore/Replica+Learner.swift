@@ -196,6 +196,9 @@ extension Replica {
               incoming.total == chunk.total, incoming.received == chunk.offset else {
             return  // a duplicate, a late chunk, or another snapshot's
         }
+        // Moved out before appending: with `incomingSnapshot` still holding the same buffer,
+        // every append copied all bytes received so far (a 1 GiB snapshot took hours).
+        incomingSnapshot = nil
         incoming.data.append(contentsOf: chunk.data)
         incoming.from = from
         incoming.progressAt = now
