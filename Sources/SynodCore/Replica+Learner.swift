@@ -128,7 +128,6 @@ extension Replica {
 
     /// Sends the chunk of `snapshot` at `offset` (at most `snapshotChunkBytes`).
     private mutating func sendSnapshotChunk(_ snapshot: Snapshot, offset: UInt64, to target: NodeID) {
-        snapshotChunkSentAt = now
         let checksum = checksum(of: snapshot)
         let start = Int(offset)
         let end = min(snapshot.data.count, start + configuration.snapshotChunkBytes)
@@ -153,17 +152,6 @@ extension Replica {
 
     func snapshotTransferStalled(_ incoming: IncomingSnapshot) -> Bool {
         now - incoming.progressAt >= UInt64(Self.snapshotStallRetries * configuration.catchUpRetryTicks)
-    }
-
-    /// Whether a peer is fetching this replica's snapshot in chunks (a chunk went out within
-    /// the stall window). A new snapshot taken meanwhile would replace the one being fetched,
-    /// the fetcher would start over, and while snapshots come faster than a transfer takes it
-    /// never finishes (seen: a learner joining a 1 GiB state under writes). The driver defers
-    /// snapshots while this holds, so the log above the snapshot is still there when the
-    /// transfer ends and the fetcher catches up from it.
-    public var servingSnapshotTransfer: Bool {
-        guard let sent = snapshotChunkSentAt else { return false }
-        return now - sent < UInt64(Self.snapshotStallRetries * configuration.catchUpRetryTicks)
     }
 
     /// The requester of a chunked snapshot asks for more: the next chunk when this replica

@@ -60,8 +60,6 @@ public struct Replica: Sendable {
     var incomingSnapshot: IncomingSnapshot?
     /// The checksum of `snapshot` once computed for sending it in chunks.
     var snapshotChecksum: SnapshotChecksum?
-    /// When this replica last sent a chunk of its snapshot (ticks).
-    var snapshotChunkSentAt: UInt64?
     /// Chunked snapshots whose bytes did not match their checksum (discarded, asked again).
     public internal(set) var snapshotChecksumFailures = 0
     /// Chunked transfers abandoned because their sender stopped answering (started over).

@@ -89,19 +89,11 @@ struct SnapshotPolicy: Sendable {
 
     init(everySlots: UInt64) { self.everySlots = everySlots }
 
-    /// How much further the thresholds stretch while a peer fetches the snapshot in chunks.
-    static let transferStretch = 8
-
     /// Whether to snapshot the state at `applied` now (the state machine reflects `stateSlot`).
-    /// While a peer fetches the current snapshot (`transferInProgress`), a new one waits until
-    /// the log passes `transferStretch` times the thresholds: replacing the snapshot mid-transfer
-    /// makes the fetcher start over, and under steady writes it would never finish.
-    func isDue(applied: Slot, stateSlot: Slot, chosenLogBytes: Int, snapshotBytes: Int,
-               transferInProgress: Bool = false) -> Bool {
+    func isDue(applied: Slot, stateSlot: Slot, chosenLogBytes: Int, snapshotBytes: Int) -> Bool {
         guard !encoding, stateSlot == applied, applied > lastSlot else { return false }
-        let stretch = transferInProgress ? Self.transferStretch : 1
-        let logBytesMax = max(32 << 20, snapshotBytes / 8) * stretch
-        return applied >= lastSlot + everySlots * UInt64(stretch) || chosenLogBytes >= logBytesMax || requested
+        let logBytesMax = max(32 << 20, snapshotBytes / 8)
+        return applied >= lastSlot + everySlots || chosenLogBytes >= logBytesMax || requested
     }
 }
 

@@ -66,21 +66,6 @@ final class SnapshotChunkTests: XCTestCase {
 
     /// A lost chunk: the receiver's catch-up retry asks again from where it stopped (the
     /// transfer resumes; it does not start over).
-    /// The sender says it is serving a transfer while chunks go out, and stops saying so once
-    /// none went out for the stall window (the driver defers new snapshots meanwhile, so the
-    /// snapshot being fetched is not replaced mid-transfer).
-    func testTheSenderKnowsWhileItServesAChunkedTransfer() {
-        var cluster = laggingCluster()
-        XCTAssertEqual(cluster.replicas[n1]?.servingSnapshotTransfer, false, "no chunk sent yet")
-        cluster.run("tick 1 x 2; deliver all")
-        XCTAssertEqual(chunkOffsets(cluster), [0, 2, 4, 6])
-        XCTAssertEqual(cluster.replicas[n1]?.servingSnapshotTransfer, true)
-        XCTAssertEqual(cluster.replicas[n2]?.servingSnapshotTransfer, false)
-        let window = Replica.snapshotStallRetries * Configuration(members: [n1, n2, n3]).catchUpRetryTicks
-        cluster.run("tick 1 x \(window)")
-        XCTAssertEqual(cluster.replicas[n1]?.servingSnapshotTransfer, false)
-    }
-
     func testALostChunkIsAskedForAgainFromWhereTheTransferStopped() throws {
         var cluster = laggingCluster()
         cluster.run("tick 1 x 2")
