@@ -79,7 +79,9 @@ extension WriteAheadLog {
             default: break
             }
         }
-        if !hasActiveSegment { try createSegment(sequence: (sequences.last?.0 ?? 0) + 1) }
+        // After the last closed segment (a blank leftover after it was removed: numbering
+        // from the leftover would leave a gap the next recovery refuses).
+        if !hasActiveSegment { try createSegment(sequence: (closedSegments.last?.sequence ?? sequences.last?.0 ?? 0) + 1) }
         return records
     }
 
