@@ -83,13 +83,27 @@ extension Replica {
         // A joining member needs a snapshot (it carries the membership); without one yet,
         // ask the driver to take one and answer the retry with it.
         if firstSlot == 1, snapshot == nil, chosenThrough >= 1 { out.snapshotWanted = true }
+        if var served = servedSnapshot, firstSlot > served.entriesThrough, served.fetchers.contains(from) {
+            // That fetcher is past what the pin keeps: done with it.
+            served.fetchers.remove(from)
+            servedSnapshot = served.fetchers.isEmpty ? nil : served
+        }
         var replySnapshot: Snapshot?
         var slot = firstSlot
-        if let snapshot, firstSlot <= snapshot.slot {
+        if let served = servedSnapshot, firstSlot <= served.entriesThrough {
+            // A pinned snapshot and the entries kept above it stand in for the compacted log.
+            if firstSlot <= served.snapshot.slot {
+                sendServedChunk(offset: 0, to: from)
+                return
+            }
+            servedSnapshot?.fetchers.insert(from)
+            servedSnapshot?.lastServedAt = now
+        } else if let snapshot, firstSlot <= snapshot.slot {
             if snapshot.data.count > configuration.snapshotChunkBytes {
                 // Too large for one message: its first chunk; the requester asks for the rest
                 // and then for the entries above it.
-                sendSnapshotChunk(snapshot, offset: 0, to: from)
+                pinSnapshot(for: from)
+                sendServedChunk(offset: 0, to: from)
                 return
             }
             replySnapshot = snapshot
@@ -99,7 +113,7 @@ extension Replica {
         var entryBytes = 0
         while slot <= chosenThrough && entries.count < configuration.catchUpEntriesMax
                 && (entries.isEmpty || entryBytes < configuration.catchUpBytesMax) {
-            if let value = log[slot]?.chosen {
+            if let value = log[slot]?.chosen ?? servedSnapshot?.entries[slot] {
                 entries.append(ChosenEntry(slot: slot, value: value))
                 entryBytes += value.payloadBytes
             }
@@ -126,14 +140,51 @@ extension Replica {
         if chosenThrough < min(catchUpGoal, theirChosenThrough) { requestCatchUp(from: from) }
     }
 
-    /// Sends the chunk of `snapshot` at `offset` (at most `snapshotChunkBytes`).
-    private mutating func sendSnapshotChunk(_ snapshot: Snapshot, offset: UInt64, to target: NodeID) {
-        let checksum = checksum(of: snapshot)
+    /// Pins the current snapshot for `fetcher` (see `ServedSnapshot`), unless one is pinned
+    /// already: every fetcher gets the pinned one while it lasts.
+    private mutating func pinSnapshot(for fetcher: NodeID) {
+        if servedSnapshot != nil { servedSnapshot?.fetchers.insert(fetcher); return }
+        guard let snapshot else { return }
+        servedSnapshot = ServedSnapshot(snapshot: snapshot, checksum: checksum(of: snapshot), fetcher: fetcher, now: now)
+    }
+
+    /// Sends the chunk of the pinned snapshot at `offset` (at most `snapshotChunkBytes`).
+    private mutating func sendServedChunk(offset: UInt64, to target: NodeID) {
+        guard var served = servedSnapshot else { return }
+        served.fetchers.insert(target)
+        served.lastServedAt = now
+        servedSnapshot = served
+        let data = served.snapshot.data
         let start = Int(offset)
-        let end = min(snapshot.data.count, start + configuration.snapshotChunkBytes)
-        send(.snapshotChunk(SnapshotChunk(slot: snapshot.slot, total: UInt64(snapshot.data.count), checksum: checksum,
-                                          offset: offset, data: Array(snapshot.data[start..<end]),
-                                          membership: snapshot.membership, chosenThrough: chosenThrough)), to: target)
+        let end = min(data.count, start + configuration.snapshotChunkBytes)
+        send(.snapshotChunk(SnapshotChunk(slot: served.snapshot.slot, total: UInt64(data.count), checksum: served.checksum,
+                                          offset: offset, data: Array(data[start..<end]),
+                                          membership: served.snapshot.membership, chosenThrough: chosenThrough)), to: target)
+    }
+
+    /// Before the log is cut through `slot` (a newer snapshot): the pinned snapshot keeps the
+    /// chosen values above it, so its fetchers catch up from them. When the log does not hold
+    /// them all (a snapshot installed from a peer replaced a log with gaps) the pin is dropped
+    /// and its fetchers start over with the newer snapshot.
+    private mutating func retainForServedSnapshot(through slot: Slot) {
+        guard var served = servedSnapshot, slot > served.entriesThrough else { return }
+        servedSnapshot = nil  // moved out while it grows, so its dictionary is not copied
+        var next = served.entriesThrough + 1
+        while next <= slot {
+            guard let value = log[next]?.chosen else { return }
+            served.entries[next] = value
+            next += 1
+        }
+        served.entriesThrough = slot
+        servedSnapshot = served
+    }
+
+    /// Releases a pinned snapshot nobody asked for within the stall window.
+    mutating func expireServedSnapshot() {
+        if let served = servedSnapshot,
+           now - served.lastServedAt >= UInt64(Self.snapshotStallRetries * configuration.catchUpRetryTicks) {
+            servedSnapshot = nil
+        }
     }
 
     /// The checksum of `snapshot` (this replica's own), computed once per snapshot.
@@ -154,16 +205,20 @@ extension Replica {
         now - incoming.progressAt >= UInt64(Self.snapshotStallRetries * configuration.catchUpRetryTicks)
     }
 
-    /// The requester of a chunked snapshot asks for more: the next chunk when this replica
-    /// still has that snapshot; the first chunk of its newer one when it took a newer one
-    /// meanwhile (the requester starts over with it); nothing otherwise (the requester's
-    /// retries go to other peers).
+    /// The requester of a chunked snapshot asks for more: the next chunk of the pinned snapshot
+    /// (kept while it is fetched, also after a newer one was taken: `ServedSnapshot`); the first
+    /// chunk of the pinned one (or of the current one, pinned now) when it asks for an older
+    /// one (the requester starts over with it); nothing when this replica has no large snapshot
+    /// (the requester's retries go to other peers).
     mutating func onSnapshotChunkRequest(from: NodeID, slot: Slot, checksum: UInt64, offset: UInt64) {
-        guard let snapshot else { return }
-        if snapshot.slot == slot, offset < UInt64(snapshot.data.count), self.checksum(of: snapshot) == checksum {
-            sendSnapshotChunk(snapshot, offset: offset, to: from)
-        } else if snapshot.slot > slot, snapshot.data.count > configuration.snapshotChunkBytes {
-            sendSnapshotChunk(snapshot, offset: 0, to: from)
+        if servedSnapshot == nil, let snapshot, snapshot.data.count > configuration.snapshotChunkBytes {
+            pinSnapshot(for: from)
+        }
+        guard let served = servedSnapshot else { return }
+        if served.snapshot.slot == slot, served.checksum == checksum, offset < UInt64(served.snapshot.data.count) {
+            sendServedChunk(offset: offset, to: from)
+        } else if served.snapshot.slot > slot {
+            sendServedChunk(offset: 0, to: from)
         }
     }
 
@@ -232,6 +287,7 @@ extension Replica {
         // Pending proposals under the snapshot were decided elsewhere with values this leader
         // cannot compare: it may have been superseded, so it stops leading (see markChosen).
         if let state = leader, state.proposals.keys.contains(where: { $0 <= newSnapshot.slot }) { stepDown() }
+        retainForServedSnapshot(through: newSnapshot.slot)
         snapshot = newSnapshot
         if let incoming = incomingSnapshot, incoming.slot <= newSnapshot.slot { incomingSnapshot = nil }
         log = log.filter { $0.key > newSnapshot.slot }
@@ -253,6 +309,7 @@ extension Replica {
     mutating func onSnapshotTaken(slot: Slot, data: [UInt8], checksum: UInt64?) {
         precondition(slot <= appliedThrough, "a snapshot can only cover applied slots")
         guard slot > (snapshot?.slot ?? 0) else { return }
+        retainForServedSnapshot(through: slot)
         let newSnapshot = Snapshot(slot: slot, data: data, membership: membershipHistory?.asOf(slot: slot))
         snapshot = newSnapshot
         if let checksum { snapshotChecksum = SnapshotChecksum(slot: slot, value: checksum) }

@@ -60,6 +60,8 @@ public struct Replica: Sendable {
     var incomingSnapshot: IncomingSnapshot?
     /// The checksum of `snapshot` once computed for sending it in chunks.
     var snapshotChecksum: SnapshotChecksum?
+    /// A snapshot a peer is fetching in chunks, kept while the fetch goes on (`ServedSnapshot`).
+    var servedSnapshot: ServedSnapshot?
     /// Chunked snapshots whose bytes did not match their checksum (discarded, asked again).
     public internal(set) var snapshotChecksumFailures = 0
     /// Chunked transfers abandoned because their sender stopped answering (started over).
@@ -313,6 +315,7 @@ public struct Replica: Sendable {
                 requestCatchUp(from: peers[Int(random.next() % UInt64(peers.count))])
             }
         }
+        expireServedSnapshot()
         expireReads()
     }
 

@@ -167,6 +167,35 @@ struct IncomingSnapshot: Hashable, Sendable {
     var received: UInt64 { UInt64(data.count) }
 }
 
+/// A snapshot a peer is fetching in chunks, pinned while the fetch goes on: when the replica
+/// takes (or installs) a newer snapshot meanwhile, the fetcher still gets the rest of this one,
+/// and the chosen values between it and the newer snapshot are kept (`entries`) so the fetcher
+/// catches up from them instead of starting over with the newer snapshot. Without the pin, a
+/// snapshot that takes longer to send than the interval between snapshots is never received
+/// (seen: a member joining a 1 GiB state under writes). Released once nobody asked for it (or
+/// for its entries) for the stall window, or when its last fetcher asks for slots above them.
+struct ServedSnapshot: Sendable {
+    var snapshot: Snapshot
+    var checksum: UInt64
+    /// The peers fetching it or its entries.
+    var fetchers: Set<NodeID>
+    /// Chosen values above `snapshot.slot`, through the replica's current snapshot, which
+    /// compaction would otherwise have dropped. Contiguous: every slot from
+    /// `snapshot.slot + 1` through `entriesThrough`.
+    var entries: [Slot: Value] = [:]
+    var entriesThrough: Slot
+    /// The tick a chunk or one of its entries was last sent.
+    var lastServedAt: UInt64
+
+    init(snapshot: Snapshot, checksum: UInt64, fetcher: NodeID, now: UInt64) {
+        self.snapshot = snapshot
+        self.checksum = checksum
+        self.fetchers = [fetcher]
+        self.entriesThrough = snapshot.slot
+        self.lastServedAt = now
+    }
+}
+
 /// The checksum of the replica's snapshot: handed in with it (computed off the driver's loop),
 /// kept from verifying it when it was received, or computed once when it is first sent in chunks.
 struct SnapshotChecksum: Hashable, Sendable {

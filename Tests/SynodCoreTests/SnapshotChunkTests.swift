@@ -178,6 +178,84 @@ final class SnapshotChunkTests: XCTestCase {
         cluster.assertClean()
     }
 
+    /// Runs `laggingCluster`'s transfer to n3 while n1 keeps writing and snapshots after every
+    /// chunk n3 receives (snapshots coming faster than a transfer takes, as under steady writes
+    /// with a large state). Returns how many rounds it took n3 to install a snapshot and apply
+    /// writes above it (nil: never did); the writes stop then.
+    private func fetchWhileTheSenderKeepsSnapshotting(_ cluster: inout Cluster, rounds: Int = 40) -> Int? {
+        cluster.run("tick 1 x 2")
+        for round in 1...rounds {
+            if let installed = cluster.replicas[n3]?.snapshot?.slot, cluster.replicas[n3]?.incomingSnapshot == nil,
+               (cluster.appliedThrough[n3] ?? 0) > installed + 3 {
+                return round
+            }
+            // Deliver to n3 until a chunk lands (other messages flow as they come).
+            var landed = false
+            for _ in 0..<40 where !landed && !cluster.network.isEmpty {
+                let envelope = cluster.network[0]
+                if envelope.to == n3, case .snapshotChunk = envelope.message { landed = true }
+                cluster.deliverOne(at: 0)
+            }
+            if !landed { cluster.tick(n3, times: 4) }
+            // Meanwhile n1 commits another write (without n3) and snapshots it.
+            let held = cluster.take { $0.to == n3 || $0.from == n3 }
+            cluster.propose(n1, "w\(round)")
+            cluster.deliver { $0.to != n3 && $0.from != n3 }
+            cluster.tick(n1, times: 2)
+            cluster.deliver { $0.to != n3 && $0.from != n3 }
+            cluster.run("snapshot 1")
+            // Then n3's traffic flows again (what the write sent it too, after what it was sent before).
+            let sentMeanwhile = cluster.take { $0.to == n3 || $0.from == n3 }
+            for envelope in held + sentMeanwhile { cluster.inject(envelope) }
+        }
+        return nil
+    }
+
+    /// The sender takes a newer snapshot after every chunk: the fetcher still gets the whole
+    /// snapshot it started (pinned, `ServedSnapshot`), then the writes above it from the entries
+    /// the pin kept, instead of starting over with every newer snapshot and never finishing.
+    /// (Without the pin this test fails: every chunk request brought the first chunk of a newer
+    /// snapshot.)
+    func testANewerSnapshotMidTransferDoesNotMakeTheFetcherStartOver() throws {
+        var cluster = laggingCluster()
+        let rounds = fetchWhileTheSenderKeepsSnapshotting(&cluster)
+        XCTAssertNotNil(rounds, "n3 never caught up")
+        XCTAssertEqual(chunkOffsets(cluster).filter { $0 == 0 }.count, 1, "the transfer started over")
+        cluster.run("tick 1 x 2; deliver all; tick 3 x 4; deliver all")
+        XCTAssertEqual(cluster.appliedThrough[n3], cluster.appliedThrough[n1])
+        // n3 installed the snapshot it started (slot 3) and applied every write above it.
+        let applied = try XCTUnwrap(cluster.applied[n3])
+        XCTAssertEqual(applied.first, .snapshot(expected))
+        XCTAssertEqual(applied.count, 1 + Int((cluster.appliedThrough[n1] ?? 0) - 3))
+        XCTAssertGreaterThan(cluster.replicas[n1]?.snapshot?.slot ?? 0, 5, "n1 took newer snapshots meanwhile")
+        // n1 lets the pin go once nobody asked for it for the stall window.
+        cluster.tick(n1, times: Replica.snapshotStallRetries * cluster.configuration.catchUpRetryTicks)
+        XCTAssertNil(cluster.replicas[n1]?.servedSnapshot)
+        cluster.assertClean()
+    }
+
+    /// A pin nobody asks for any more (its fetcher crashed for good) is released after the
+    /// stall window, with the entries it kept.
+    func testAPinnedSnapshotNobodyFetchesIsReleased() throws {
+        var cluster = laggingCluster()
+        cluster.run("tick 1 x 2")
+        for _ in 0..<50 where cluster.replicas[n3]?.incomingSnapshot == nil && !cluster.network.isEmpty {
+            cluster.deliverOne(at: 0)
+        }
+        XCTAssertNotNil(cluster.replicas[n3]?.incomingSnapshot)
+        cluster.run("crash 3; propose 1 e; deliver all; tick 1 x 2; deliver all; snapshot 1")
+        let served = try XCTUnwrap(cluster.replicas[n1]?.servedSnapshot)
+        XCTAssertEqual(served.snapshot.slot, 3)
+        XCTAssertEqual(served.entriesThrough, cluster.replicas[n1]?.snapshot?.slot)
+        XCTAssertFalse(served.entries.isEmpty)
+        let window = Replica.snapshotStallRetries * cluster.configuration.catchUpRetryTicks
+        cluster.tick(n1, times: window - 3)
+        XCTAssertNotNil(cluster.replicas[n1]?.servedSnapshot)
+        cluster.tick(n1, times: 4)
+        XCTAssertNil(cluster.replicas[n1]?.servedSnapshot)
+        cluster.assertClean()
+    }
+
     /// Chunks that do not continue the transfer (a duplicate, one from the middle of another
     /// snapshot) change nothing.
     func testDuplicateAndForeignChunksAreIgnored() throws {
