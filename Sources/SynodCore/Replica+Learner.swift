@@ -177,6 +177,7 @@ extension Replica {
         }
         served.entriesThrough = slot
         servedSnapshot = served
+        pinnedSnapshotsOutlived += 1
     }
 
     /// Releases a pinned snapshot nobody asked for within the stall window.

@@ -28,6 +28,7 @@ extension Simulation {
             violation("simulator: the final voters \(latestMembership.voters) lack a majority with working disks")
         }
         result.snapshotChecksumFailures = nodes.reduce(0) { $0 + $1.replica.snapshotChecksumFailures }
+        result.pinnedSnapshotsOutlived = nodes.reduce(0) { $0 + $1.replica.pinnedSnapshotsOutlived }
         let highest = working.map(\.replica.appliedThrough).max() ?? 0
         var hashes: Set<UInt64> = []
         for node in working {

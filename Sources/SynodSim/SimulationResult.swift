@@ -43,6 +43,9 @@ public struct SimulationResult: Hashable, Sendable {
     public var snapshotChunksSent = 0
     public var chunksCorrupted = 0
     public var snapshotChecksumFailures = 0
+    /// Snapshots a peer was fetching that stayed pinned past a newer one (see `ServedSnapshot`),
+    /// counted on the nodes running at the end.
+    public var pinnedSnapshotsOutlived = 0
     /// Whether SynodCheck found the client history linearizable.
     public var linearizable = true
     /// A hash of every event of the run: the same seed and options give the same hash.

@@ -175,6 +175,7 @@ struct SimCommand: ParsableCommand {
         var chunks = 0
         var damaged = 0
         var refused = 0
+        var pinned = 0
         for result in results {
             operations += result.operations
             chosenSlots += result.chosenSlots
@@ -190,6 +191,7 @@ struct SimCommand: ParsableCommand {
             chunks += result.snapshotChunksSent
             damaged += result.chunksCorrupted
             refused += result.snapshotChecksumFailures
+            pinned += result.pinnedSnapshotsOutlived
             if !result.violations.isEmpty {
                 violations += 1
                 print(result.failureLine)
@@ -198,7 +200,7 @@ struct SimCommand: ParsableCommand {
         let breakText = breaks.isEmpty ? "" : ", break: \(breaks.joined(separator: ","))"
         print("faults: \(crashes) crashes, \(partitions) partitions, \(stalls) stalls, \(corruptions) corruptions detected at restart, \(torn) torn writes discarded at restart")
         print("membership: \(reconfigurations) changes chosen, \(added) members started, \(transfers) leader transfers")
-        print("snapshots: \(chunks) chunks sent, \(damaged) damaged in flight, \(refused) snapshots refused by their checksum")
+        print("snapshots: \(chunks) chunks sent, \(damaged) damaged in flight, \(refused) snapshots refused by their checksum, \(pinned) served on past a newer one")
         print("runs: \(results.count), violations: \(violations), ops: \(operations), chosen slots: \(chosenSlots), commands: \(commands)\(breakText)")
         if violations > 0 { throw ExitCode(1) }
     }
