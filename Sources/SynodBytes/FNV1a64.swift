@@ -2,7 +2,7 @@
 /// `Hasher`, which is seeded per process). Synod derives persistent identifiers from it
 /// (cluster and member ids) and compares it across replicas (state hashes), so its values
 /// are part of the on-disk and on-wire formats.
-public struct FNV1a64: Sendable {
+public struct FNV1a64: Hashable, Sendable {
     /// The hash of everything combined so far.
     public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
 

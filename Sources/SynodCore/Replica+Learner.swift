@@ -244,6 +244,7 @@ extension Replica {
         // every append copied all bytes received so far (a 1 GiB snapshot took hours).
         incomingSnapshot = nil
         incoming.data.append(contentsOf: chunk.data)
+        incoming.hash.combine(chunk.data)
         incoming.from = from
         incoming.progressAt = now
         guard incoming.received == incoming.total else {
@@ -253,7 +254,7 @@ extension Replica {
             return
         }
         incomingSnapshot = nil
-        let checksum = Snapshot.checksum(of: incoming.data)
+        let checksum = incoming.hash.value
         guard checksum == incoming.checksum || configuration.unsafeSkipSnapshotChecksum else {
             snapshotChecksumFailures += 1
             catchUpSentAt = now  // fetched again from the start after the retry interval

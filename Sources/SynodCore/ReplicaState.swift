@@ -1,3 +1,5 @@
+import SynodBytes
+
 /// One slot of the replica's log: what this acceptor accepted, and what it knows was chosen.
 struct LogEntry: Hashable, Sendable {
     var acceptedBallot: Ballot?
@@ -159,6 +161,10 @@ struct IncomingSnapshot: Hashable, Sendable {
     var checksum: UInt64
     var membership: MembershipHistory?
     var data: [UInt8] = []
+    /// The checksum of `data` so far, folded in chunk by chunk: hashing a large snapshot whole
+    /// once it is complete would hold the node's loop for as long as that takes (about a
+    /// second per GiB).
+    var hash = FNV1a64()
     /// The tick of the last chunk (or of the first): a transfer that brings nothing new for
     /// `Replica.snapshotStallRetries` retry intervals is abandoned (`snapshotTransferStalled`),
     /// whichever path keeps asking for the next chunk.
