@@ -62,6 +62,8 @@ public struct Replica: Sendable {
     var snapshotChecksum: SnapshotChecksum?
     /// A snapshot a peer is fetching in chunks, kept while the fetch goes on (`ServedSnapshot`).
     var servedSnapshot: ServedSnapshot?
+    /// Whether a peer is fetching a snapshot of this replica in chunks (one is pinned).
+    public var isServingSnapshot: Bool { servedSnapshot != nil }
     /// Times a pinned snapshot went on being served after a newer one was taken or installed.
     public internal(set) var pinnedSnapshotsOutlived = 0
     /// Chunked snapshots whose bytes did not match their checksum (discarded, asked again).

@@ -89,11 +89,19 @@ struct SnapshotPolicy: Sendable {
 
     init(everySlots: UInt64) { self.everySlots = everySlots }
 
+    /// How much further the thresholds stretch while a peer fetches the snapshot.
+    static let servingStretch = 8
+
     /// Whether to snapshot the state at `applied` now (the state machine reflects `stateSlot`).
-    func isDue(applied: Slot, stateSlot: Slot, chosenLogBytes: Int, snapshotBytes: Int) -> Bool {
+    /// While a peer fetches the current snapshot (`serving`), a new one waits until the log
+    /// passes `servingStretch` times the thresholds: the fetched snapshot stays pinned anyway
+    /// (`Replica.servedSnapshot`), so a new one taken meanwhile would be a second copy of the
+    /// state in memory until the transfer ends.
+    func isDue(applied: Slot, stateSlot: Slot, chosenLogBytes: Int, snapshotBytes: Int, serving: Bool = false) -> Bool {
         guard !encoding, stateSlot == applied, applied > lastSlot else { return false }
-        let logBytesMax = max(32 << 20, snapshotBytes / 8)
-        return applied >= lastSlot + everySlots || chosenLogBytes >= logBytesMax || requested
+        let stretch = serving ? Self.servingStretch : 1
+        let logBytesMax = max(32 << 20, snapshotBytes / 8) * stretch
+        return applied >= lastSlot + everySlots * UInt64(stretch) || chosenLogBytes >= logBytesMax || requested
     }
 }
 

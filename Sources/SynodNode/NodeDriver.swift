@@ -329,7 +329,8 @@ public struct NodeDriver: Sendable {
     private mutating func maybeSnapshot() {
         let applied = replica.appliedThrough
         guard snapshots.isDue(applied: applied, stateSlot: stateSlot, chosenLogBytes: replica.chosenLogBytes,
-                              snapshotBytes: replica.snapshot?.data.count ?? 0) else { return }
+                              snapshotBytes: replica.snapshot?.data.count ?? 0,
+                              serving: replica.isServingSnapshot) else { return }
         snapshots.requested = false
         snapshots.lastSlot = applied
         snapshots.encoding = true

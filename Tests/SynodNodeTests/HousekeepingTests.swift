@@ -59,6 +59,16 @@ final class HousekeepingTests: XCTestCase {
         policy.encoding = false
         policy.lastSlot = 500
         XCTAssertFalse(policy.isDue(applied: 500, stateSlot: 500, chosenLogBytes: 0, snapshotBytes: 0), "nothing new")
+        policy.requested = false
+        // While a peer fetches the (pinned) snapshot, the thresholds stretch eightfold.
+        XCTAssertTrue(policy.isDue(applied: 600, stateSlot: 600, chosenLogBytes: 0, snapshotBytes: 0))
+        XCTAssertFalse(policy.isDue(applied: 600, stateSlot: 600, chosenLogBytes: 0, snapshotBytes: 0, serving: true))
+        XCTAssertFalse(policy.isDue(applied: 900, stateSlot: 900, chosenLogBytes: 100 << 20, snapshotBytes: 0, serving: true))
+        XCTAssertTrue(policy.isDue(applied: 1_300, stateSlot: 1_300, chosenLogBytes: 0, snapshotBytes: 0, serving: true))
+        XCTAssertTrue(policy.isDue(applied: 900, stateSlot: 900, chosenLogBytes: 256 << 20, snapshotBytes: 0, serving: true))
+        policy.requested = true
+        XCTAssertTrue(policy.isDue(applied: 601, stateSlot: 601, chosenLogBytes: 0, snapshotBytes: 0, serving: true),
+                      "a joining peer's request is not deferred")
     }
 
     func testARemovedMemberStopsOnlyWhenTheClusterConfirms() {
