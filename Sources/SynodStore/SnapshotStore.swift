@@ -43,7 +43,10 @@ struct SnapshotStore {
         return temporary
     }
 
-    static func encode(_ snapshot: Snapshot) -> [UInt8] {
+    /// The bytes around the snapshot's data in its file: the header before it and the
+    /// membership trailer after it. The data itself is written as it is, not copied into one
+    /// buffer with them (that was a second copy of the whole state on every save).
+    static func frame(_ snapshot: Snapshot) -> (header: [UInt8], trailer: [UInt8]) {
         var bytes = magic
         bytes.append(formatVersion)
         bytes.append(contentsOf: [0, 0, 0])
@@ -52,12 +55,12 @@ struct SnapshotStore {
         LittleEndianWriter.append(CRC32C.checksum(snapshot.data), to: &bytes)
         LittleEndianWriter.append(CRC32C.checksum(bytes), to: &bytes)
         bytes.append(contentsOf: [0, 0, 0, 0])
-        bytes.append(contentsOf: snapshot.data)
         let membership = snapshot.membership?.encoded() ?? []
-        LittleEndianWriter.append(UInt32(membership.count), to: &bytes)
-        LittleEndianWriter.append(CRC32C.checksum(membership), to: &bytes)
-        bytes.append(contentsOf: membership)
-        return bytes
+        var trailer: [UInt8] = []
+        LittleEndianWriter.append(UInt32(membership.count), to: &trailer)
+        LittleEndianWriter.append(CRC32C.checksum(membership), to: &trailer)
+        trailer.append(contentsOf: membership)
+        return (bytes, trailer)
     }
 
     /// Writes `snapshot` durably (temp file, sync, rename, directory sync).
@@ -67,7 +70,10 @@ struct SnapshotStore {
         let file = try fileSystem.open(temporary, create: true)
         do {
             try file.truncate(to: 0)
-            try file.write(Self.encode(snapshot), at: 0)
+            let (header, trailer) = Self.frame(snapshot)
+            try file.write(header, at: 0)
+            try file.write(snapshot.data, at: UInt64(header.count))
+            try file.write(trailer, at: UInt64(header.count + snapshot.data.count))
             try file.sync()
         } catch {
             file.close()
