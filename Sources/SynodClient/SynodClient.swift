@@ -15,7 +15,8 @@ public struct SynodClientConfiguration: Sendable {
     public var attemptTimeout: Duration
     /// Pause after every endpoint has failed once in a row, before starting over.
     public var retryBackoff: Duration
-    /// Maximum size of one response message (large ranges can be big).
+    /// Maximum size of one response message (large ranges can be big). etcd's clients
+    /// (etcdctl, clientv3) accept up to 2 GiB by default; so does this one.
     public var maxResponseBytes: Int
 
     public init(
@@ -23,7 +24,7 @@ public struct SynodClientConfiguration: Sendable {
         requestTimeout: Duration = .seconds(5),
         attemptTimeout: Duration = .seconds(2),
         retryBackoff: Duration = .milliseconds(100),
-        maxResponseBytes: Int = 64 * 1024 * 1024
+        maxResponseBytes: Int = Int(Int32.max)
     ) {
         self.endpoints = endpoints
         self.requestTimeout = requestTimeout
@@ -172,6 +173,10 @@ public final class SynodClient: Sendable {
         var options = CallOptions.defaults
         options.timeout = timeout
         options.maxResponseMessageBytes = self.configuration.maxResponseBytes
+        // grpc-swift-nio-transport 2.x checks received messages against the request limit
+        // (left alone, 4 MiB: a range over more failed whatever `maxResponseBytes` said).
+        // Requests are bounded by the server (`--max-request-bytes`).
+        options.maxRequestMessageBytes = self.configuration.maxResponseBytes
         return options
     }
 

@@ -212,6 +212,36 @@ final class InProcessClusterTests: XCTestCase {
         await cluster.stopAll()
     }
 
+    /// A range whose response is larger than gRPC's customary 4 MiB reaches the client whole
+    /// (etcd's clients accept up to 2 GiB); a client configured with a smaller limit gets an
+    /// error naming it rather than a partial answer.
+    func testARangeOverMoreThanFourMebibytesReachesTheClient() async throws {
+        let cluster = try InProcessCluster(nodes: 1)
+        try cluster.start(0)
+        do {
+            let value = String(repeating: "v", count: 100_000)
+            try await withClient(try cluster.client()) { client in
+                for k in 0..<60 { _ = try await eventually { try await client.put("big/\(k)", value) } }
+                let response = try await client.get("big/", prefix: true)
+                XCTAssertEqual(response.kvs.count, 60)
+                XCTAssertEqual(response.kvs.reduce(0) { $0 + $1.value.count }, 6_000_000)
+            }
+            let small = try SynodClient(configuration: SynodClientConfiguration(endpoints: cluster.endpoints, maxResponseBytes: 1 << 20))
+            try await withClient(small) { client in
+                do {
+                    _ = try await client.get("big/", prefix: true)
+                    XCTFail("a 6 MB response passed a 1 MiB limit")
+                } catch {
+                    XCTAssertTrue("\(error)".contains("maximum payload size"), "\(error)")
+                }
+            }
+        } catch {
+            await cluster.stopAll()
+            throw error
+        }
+        await cluster.stopAll()
+    }
+
     func testADataDirectoryOfAnotherClusterIsRefusedWithOneLine() async throws {
         let first = try InProcessCluster(nodes: 1)
         try first.start(0)
