@@ -112,6 +112,8 @@ public struct CompareMemoryPhase: Codable, Sendable, Equatable {
     public var restartedMember: String?
     /// From the restart until it answered a serializable get of the last key loaded.
     public var restartSeconds: Double?
+    /// One Range over every loaded key, on the leader (before the restart).
+    public var range: CompareRange?
     /// With `--join`: a fourth member added as a learner and caught up.
     public var join: CompareJoin?
     public var error: String?

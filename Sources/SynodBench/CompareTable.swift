@@ -144,6 +144,18 @@ extension CompareReport {
             let keys = synod?.keys ?? etcd?.keys ?? 0
             rows.append(["load \(keys) keys (s)", CompareFormat.seconds(synod?.loadSeconds), CompareFormat.seconds(etcd?.loadSeconds)])
             rows.append(["RSS after load, largest member (MiB)", CompareFormat.mebibytes(synod?.maxRSSBytes), CompareFormat.mebibytes(etcd?.maxRSSBytes)])
+            if synod?.range != nil || etcd?.range != nil {
+                func text(_ range: CompareRange?, _ figure: (CompareRange) -> String) -> String {
+                    guard let range else { return "-" }
+                    return range.error == nil ? figure(range) : "failed"
+                }
+                let bytes = synod?.range?.responseBytes ?? etcd?.range?.responseBytes ?? 0
+                rows.append(["range of all keys (\(CompareFormat.mebibytes(bytes)) MiB) on the leader (s)",
+                             text(synod?.range) { CompareFormat.seconds($0.seconds) }, text(etcd?.range) { CompareFormat.seconds($0.seconds) }])
+                rows.append(["range of all keys: leader RSS growth (MiB)",
+                             text(synod?.range) { CompareFormat.mebibytes($0.leaderGrowthBytes) },
+                             text(etcd?.range) { CompareFormat.mebibytes($0.leaderGrowthBytes) }])
+            }
             rows.append(["follower kill -9 → first read (s)", CompareFormat.seconds(synod?.restartSeconds), CompareFormat.seconds(etcd?.restartSeconds)])
             if synod?.join != nil || etcd?.join != nil {
                 rows.append(["learner join: start → caught up (s)", CompareFormat.seconds(synod?.join?.seconds), CompareFormat.seconds(etcd?.join?.seconds)])
@@ -170,6 +182,7 @@ extension CompareReport {
                     + (phase.restartedMember.map { "; restarted \($0)" } ?? ""))
             }
             if let error = phase.error { lines.append("\(system.rawValue) memory phase failed: \(error)") }
+            if let error = phase.range?.error { lines.append("\(system.rawValue) range of all keys failed: \(error)") }
             if let error = phase.join?.error { lines.append("\(system.rawValue) join failed: \(error)") }
         }
         return lines
