@@ -428,7 +428,7 @@ final class FrameGRPCHandler: ChannelInboundHandler {
             }
             let loop = context.eventLoop
             let bound = NIOLoopBound(self, eventLoop: loop)
-            fastPath.call(method, message: message, requestID: stream.requestID).whenComplete { result in
+            fastPath.call(method, message: message, requestID: stream.requestID, on: loop).whenComplete { result in
                 if loop.inEventLoop {
                     bound.value.answerUnary(id, result)
                 } else {
@@ -441,12 +441,14 @@ final class FrameGRPCHandler: ChannelInboundHandler {
     // MARK: - Responses
 
     /// Completes a fast-path call: response headers, the message and the trailers in one flush.
-    private func answerUnary(_ id: HTTP2StreamID, _ result: Result<[UInt8], any Error>) {
+    private func answerUnary(_ id: HTTP2StreamID, _ result: Result<ByteBuffer, any Error>) {
         guard let stream = streams[id], !stream.closed, active else { return }
         switch result {
-        case .success(let message):
+        case .success(let framed):
             writeHeaders(id)
-            writeMessage(id, message)
+            if let context {
+                context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed))))), promise: nil)
+            }
             writeTrailers(id, code: 0, message: "", metadata: Metadata())
         case .failure(let failure):
             let error = EtcdConversions.rpcError(failure)

@@ -29,13 +29,25 @@ public struct KVPipeline: Sendable {
     // MARK: The calls
 
     func range(_ request: Etcdserverpb_RangeRequest) -> EventLoopFuture<Etcdserverpb_RangeResponse> {
+        rangeAnswer(request).map { EtcdConversions.rangeResponse($0.response, header: $0.header) }
+    }
+
+    /// The store's answer to a range and the header to send with it, as the node's loop left
+    /// them: the values are the store's own (shared, not copied), and whoever sends them
+    /// encodes them on its own loop (`RangeResponseEncoder` on the frame path).
+    struct RangeAnswer: Sendable {
+        var response: RangeResponse
+        var header: Etcdserverpb_ResponseHeader
+    }
+
+    func rangeAnswer(_ request: Etcdserverpb_RangeRequest) -> EventLoopFuture<RangeAnswer> {
         run(.range) {
             let range = try EtcdConversions.range(request)
             let consistency: ReadConsistency = request.serializable ? .serializable : .linearizable
             let ctx = context
             return context.node.readFuture(consistency) { state in
                 let response = try state.kv.store.range(range)
-                return EtcdConversions.rangeResponse(response, header: ctx.header(revision: state.kv.store.revision))
+                return RangeAnswer(response: response, header: ctx.header(revision: state.kv.store.revision))
             }
         }
     }
@@ -92,15 +104,27 @@ public struct KVPipeline: Sendable {
         }
     }
 
-    /// Decodes a request message, runs the call and encodes its response: the frame-level
-    /// server's entry. A message that does not decode is an error like any other.
-    func call(_ method: Method, message: [UInt8], requestID: UInt64?) -> EventLoopFuture<[UInt8]> {
-        func encoded<M: SwiftProtobuf.Message>(_ future: EventLoopFuture<M>) -> EventLoopFuture<[UInt8]> {
-            future.flatMapThrowing { try $0.serializedBytes() }
+    /// Decodes a request message, runs the call and encodes its response, gRPC-framed (the
+    /// 5-byte prefix and the message), on `loop` (the connection's, not the node's): the
+    /// frame-level server's entry. A message that does not decode is an error like any other.
+    func call(_ method: Method, message: [UInt8], requestID: UInt64?, on loop: any EventLoop) -> EventLoopFuture<ByteBuffer> {
+        let allocator = ByteBufferAllocator()
+        func encoded<M: SwiftProtobuf.Message>(_ future: EventLoopFuture<M>) -> EventLoopFuture<ByteBuffer> {
+            future.hop(to: loop).flatMapThrowing { response in
+                let bytes: [UInt8] = try response.serializedBytes()
+                var buffer = allocator.buffer(capacity: bytes.count + 5)
+                buffer.writeInteger(UInt8(0))
+                buffer.writeInteger(UInt32(bytes.count))
+                buffer.writeBytes(bytes)
+                return buffer
+            }
         }
         do {
             switch method {
-            case .range: return encoded(range(try Etcdserverpb_RangeRequest(serializedBytes: message)))
+            case .range:
+                return rangeAnswer(try Etcdserverpb_RangeRequest(serializedBytes: message)).hop(to: loop).flatMapThrowing {
+                    try RangeResponseEncoder.framed($0.response, header: $0.header, allocator: allocator)
+                }
             case .put: return encoded(put(try Etcdserverpb_PutRequest(serializedBytes: message), requestID: requestID))
             case .deleteRange:
                 return encoded(deleteRange(try Etcdserverpb_DeleteRangeRequest(serializedBytes: message), requestID: requestID))
