@@ -96,13 +96,12 @@ extension Replica {
                 sendServedChunk(offset: 0, to: from)
                 return
             }
-            servedSnapshot?.fetchers.insert(from)
-            servedSnapshot?.lastServedAt = now
+            servedSnapshot?.served(to: from, now: now)
         } else if let snapshot, firstSlot <= snapshot.slot {
             if snapshot.data.count > configuration.snapshotChunkBytes {
                 // Too large for one message: its first chunk; the requester asks for the rest
                 // and then for the entries above it.
-                pinSnapshot(for: from)
+                pinSnapshot()
                 sendServedChunk(offset: 0, to: from)
                 return
             }
@@ -140,20 +139,17 @@ extension Replica {
         if chosenThrough < min(catchUpGoal, theirChosenThrough) { requestCatchUp(from: from) }
     }
 
-    /// Pins the current snapshot for `fetcher` (see `ServedSnapshot`), unless one is pinned
-    /// already: every fetcher gets the pinned one while it lasts.
-    private mutating func pinSnapshot(for fetcher: NodeID) {
-        if servedSnapshot != nil { servedSnapshot?.fetchers.insert(fetcher); return }
-        guard let snapshot else { return }
-        servedSnapshot = ServedSnapshot(snapshot: snapshot, checksum: checksum(of: snapshot), fetcher: fetcher, now: now)
+    /// Pins the current snapshot (see `ServedSnapshot`), unless one is pinned already: every
+    /// fetcher gets the pinned one while it lasts.
+    private mutating func pinSnapshot() {
+        guard servedSnapshot == nil, let snapshot else { return }
+        servedSnapshot = ServedSnapshot(snapshot: snapshot, checksum: checksum(of: snapshot), now: now)
     }
 
     /// Sends the chunk of the pinned snapshot at `offset` (at most `snapshotChunkBytes`).
     private mutating func sendServedChunk(offset: UInt64, to target: NodeID) {
-        guard var served = servedSnapshot else { return }
-        served.fetchers.insert(target)
-        served.lastServedAt = now
-        servedSnapshot = served
+        servedSnapshot?.served(to: target, now: now)
+        guard let served = servedSnapshot else { return }
         let data = served.snapshot.data
         let start = Int(offset)
         let end = min(data.count, start + configuration.snapshotChunkBytes)
@@ -182,10 +178,7 @@ extension Replica {
 
     /// Releases a pinned snapshot nobody asked for within the stall window.
     mutating func expireServedSnapshot() {
-        if let served = servedSnapshot,
-           now - served.lastServedAt >= UInt64(Self.snapshotStallRetries * configuration.catchUpRetryTicks) {
-            servedSnapshot = nil
-        }
+        if let served = servedSnapshot, now - served.lastServedAt >= snapshotStallTicks { servedSnapshot = nil }
     }
 
     /// The checksum of `snapshot` (this replica's own), computed once per snapshot.
@@ -202,8 +195,12 @@ extension Replica {
     /// that asks for the next chunk (a heartbeat showing the replica behind asks too).
     static let snapshotStallRetries = 25
 
+    /// `snapshotStallRetries` retry intervals, in ticks: how long a transfer (or a pin) lasts
+    /// without progress.
+    var snapshotStallTicks: UInt64 { UInt64(Self.snapshotStallRetries * configuration.catchUpRetryTicks) }
+
     func snapshotTransferStalled(_ incoming: IncomingSnapshot) -> Bool {
-        now - incoming.progressAt >= UInt64(Self.snapshotStallRetries * configuration.catchUpRetryTicks)
+        now - incoming.progressAt >= snapshotStallTicks
     }
 
     /// The requester of a chunked snapshot asks for more: the next chunk of the pinned snapshot
@@ -212,9 +209,7 @@ extension Replica {
     /// one (the requester starts over with it); nothing when this replica has no large snapshot
     /// (the requester's retries go to other peers).
     mutating func onSnapshotChunkRequest(from: NodeID, slot: Slot, checksum: UInt64, offset: UInt64) {
-        if servedSnapshot == nil, let snapshot, snapshot.data.count > configuration.snapshotChunkBytes {
-            pinSnapshot(for: from)
-        }
+        if let snapshot, snapshot.data.count > configuration.snapshotChunkBytes { pinSnapshot() }
         guard let served = servedSnapshot else { return }
         if served.snapshot.slot == slot, served.checksum == checksum, offset < UInt64(served.snapshot.data.count) {
             sendServedChunk(offset: offset, to: from)

@@ -193,12 +193,18 @@ struct ServedSnapshot: Sendable {
     /// The tick a chunk or one of its entries was last sent.
     var lastServedAt: UInt64
 
-    init(snapshot: Snapshot, checksum: UInt64, fetcher: NodeID, now: UInt64) {
+    init(snapshot: Snapshot, checksum: UInt64, now: UInt64) {
         self.snapshot = snapshot
         self.checksum = checksum
-        self.fetchers = [fetcher]
+        self.fetchers = []
         self.entriesThrough = snapshot.slot
         self.lastServedAt = now
+    }
+
+    /// A chunk or entries of it went to `fetcher` at `now`.
+    mutating func served(to fetcher: NodeID, now: UInt64) {
+        fetchers.insert(fetcher)
+        lastServedAt = now
     }
 }
 

@@ -446,9 +446,7 @@ final class FrameGRPCHandler: ChannelInboundHandler {
         switch result {
         case .success(let framed):
             writeHeaders(id)
-            if let context {
-                context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed))))), promise: nil)
-            }
+            writeFramed(id, framed)
             writeTrailers(id, code: 0, message: "", metadata: Metadata())
         case .failure(let failure):
             let error = EtcdConversions.rpcError(failure)
@@ -484,11 +482,27 @@ final class FrameGRPCHandler: ChannelInboundHandler {
 
     private func writeMessage(_ id: HTTP2StreamID, _ message: [UInt8], promise: EventLoopPromise<Void>? = nil) {
         guard let context else { promise?.fail(ChannelError.ioOnClosedChannel); return }
-        var buffer = context.channel.allocator.buffer(capacity: message.count + 5)
-        buffer.writeInteger(UInt8(0))
-        buffer.writeInteger(UInt32(message.count))
+        writeFramed(id, Self.framed(message, allocator: context.channel.allocator), promise: promise)
+    }
+
+    /// Writes a message already behind its gRPC prefix (`framed`).
+    private func writeFramed(_ id: HTTP2StreamID, _ framed: ByteBuffer, promise: EventLoopPromise<Void>? = nil) {
+        guard let context else { promise?.fail(ChannelError.ioOnClosedChannel); return }
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed))))), promise: promise)
+    }
+
+    /// `message` behind the 5-byte gRPC prefix (not compressed, its length), in one buffer.
+    static func framed(_ message: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: message.count + 5)
+        writePrefix(length: message.count, into: &buffer)
         buffer.writeBytes(message)
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer))))), promise: promise)
+        return buffer
+    }
+
+    /// The 5-byte gRPC message prefix: not compressed, then the length.
+    static func writePrefix(length: Int, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(0))
+        buffer.writeInteger(UInt32(length))
     }
 
     private func writeTrailers(_ id: HTTP2StreamID, code: Int, message: String, metadata: Metadata,

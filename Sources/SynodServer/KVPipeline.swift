@@ -110,14 +110,7 @@ public struct KVPipeline: Sendable {
     func call(_ method: Method, message: [UInt8], requestID: UInt64?, on loop: any EventLoop) -> EventLoopFuture<ByteBuffer> {
         let allocator = ByteBufferAllocator()
         func encoded<M: SwiftProtobuf.Message>(_ future: EventLoopFuture<M>) -> EventLoopFuture<ByteBuffer> {
-            future.hop(to: loop).flatMapThrowing { response in
-                let bytes: [UInt8] = try response.serializedBytes()
-                var buffer = allocator.buffer(capacity: bytes.count + 5)
-                buffer.writeInteger(UInt8(0))
-                buffer.writeInteger(UInt32(bytes.count))
-                buffer.writeBytes(bytes)
-                return buffer
-            }
+            future.hop(to: loop).flatMapThrowing { FrameGRPCHandler.framed(try $0.serializedBytes(), allocator: allocator) }
         }
         do {
             switch method {

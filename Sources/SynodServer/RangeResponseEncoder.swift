@@ -38,8 +38,7 @@ enum RangeResponseEncoder {
                            message: "etcdserver: range response of \(size) bytes exceeds the \(messageBytesMax)-byte message limit; narrow the range or use --limit")
         }
         var buffer = allocator.buffer(capacity: size + 5)
-        buffer.writeInteger(UInt8(0))
-        buffer.writeInteger(UInt32(size))
+        FrameGRPCHandler.writePrefix(length: size, into: &buffer)
         writeTag(1, wire: 2, into: &buffer)
         writeVarint(UInt64(headerBytes.count), into: &buffer)
         buffer.writeBytes(headerBytes)
