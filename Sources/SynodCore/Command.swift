@@ -53,16 +53,22 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
 
 /// Snapshot of the applied state machine through `slot`: opaque bytes supplied by the state machine.
 public struct Snapshot: Hashable, Sendable {
-    /// Every slot `<= slot` is covered (chosen and applied) by `data`.
+    /// Every slot `<= slot` is covered (chosen and applied) by `bytes`.
     public var slot: Slot
-    public var data: [UInt8]
+    /// The state machine's encoding of its state, in memory or (once durable, on a node) in
+    /// the snapshot file.
+    public var bytes: SnapshotBytes
     /// The memberships governing the slots after `slot` (nil in snapshots written before
     /// membership changes existed: the replica's own initial membership then applies).
     public var membership: MembershipHistory?
 
     public init(slot: Slot, data: [UInt8], membership: MembershipHistory? = nil) {
+        self.init(slot: slot, bytes: SnapshotBytes(data), membership: membership)
+    }
+
+    public init(slot: Slot, bytes: SnapshotBytes, membership: MembershipHistory? = nil) {
         self.slot = slot
-        self.data = data
+        self.bytes = bytes
         self.membership = membership
     }
 
@@ -72,6 +78,20 @@ public struct Snapshot: Hashable, Sendable {
     public static func checksum(of data: [UInt8]) -> UInt64 {
         var hash = FNV1a64()
         hash.combine(data)
+        return hash.value
+    }
+
+    /// `checksum(of:)` of bytes in memory or in a file, read a piece at a time (never the
+    /// whole file at once); nil when the file cannot be read.
+    public static func checksum(of bytes: SnapshotBytes) -> UInt64? {
+        var hash = FNV1a64()
+        var offset = 0
+        let piece = 4 << 20
+        while offset < bytes.count {
+            guard let part = bytes.read(offset..<(offset + piece)), !part.isEmpty else { return nil }
+            hash.combine(part)
+            offset += part.count
+        }
         return hash.value
     }
 }

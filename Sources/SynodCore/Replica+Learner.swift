@@ -98,14 +98,19 @@ extension Replica {
             }
             servedSnapshot?.served(to: from, now: now)
         } else if let snapshot, firstSlot <= snapshot.slot {
-            if snapshot.data.count > configuration.snapshotChunkBytes {
+            if snapshot.bytes.count > configuration.snapshotChunkBytes {
                 // Too large for one message: its first chunk; the requester asks for the rest
                 // and then for the entries above it.
                 pinSnapshot()
                 sendServedChunk(offset: 0, to: from)
                 return
             }
-            replySnapshot = snapshot
+            // Small enough for one message: sent whole, read from its file if it is there.
+            guard let data = snapshot.bytes.readAll() else {
+                snapshotReadFailures += 1
+                return
+            }
+            replySnapshot = Snapshot(slot: snapshot.slot, data: data, membership: snapshot.membership)
             slot = snapshot.slot + 1
         }
         var entries: [ChosenEntry] = []
@@ -143,18 +148,27 @@ extension Replica {
     /// fetcher gets the pinned one while it lasts.
     private mutating func pinSnapshot() {
         guard servedSnapshot == nil, let snapshot else { return }
-        servedSnapshot = ServedSnapshot(snapshot: snapshot, checksum: checksum(of: snapshot), now: now)
+        guard let checksum = checksum(of: snapshot) else {
+            snapshotReadFailures += 1
+            return
+        }
+        servedSnapshot = ServedSnapshot(snapshot: snapshot, checksum: checksum, now: now)
     }
 
     /// Sends the chunk of the pinned snapshot at `offset` (at most `snapshotChunkBytes`).
     private mutating func sendServedChunk(offset: UInt64, to target: NodeID) {
         servedSnapshot?.served(to: target, now: now)
         guard let served = servedSnapshot else { return }
-        let data = served.snapshot.data
+        let bytes = served.snapshot.bytes
         let start = Int(offset)
-        let end = min(data.count, start + configuration.snapshotChunkBytes)
-        send(.snapshotChunk(SnapshotChunk(slot: served.snapshot.slot, total: UInt64(data.count), checksum: served.checksum,
-                                          offset: offset, data: Array(data[start..<end]),
+        guard let data = bytes.read(start..<(start + configuration.snapshotChunkBytes)) else {
+            // Its file could not be read: nothing is sent, and the fetcher, hearing nothing,
+            // abandons the transfer after the stall window and asks another peer.
+            snapshotReadFailures += 1
+            return
+        }
+        send(.snapshotChunk(SnapshotChunk(slot: served.snapshot.slot, total: UInt64(bytes.count), checksum: served.checksum,
+                                          offset: offset, data: data,
                                           membership: served.snapshot.membership, chosenThrough: chosenThrough)), to: target)
     }
 
@@ -181,10 +195,12 @@ extension Replica {
         if let served = servedSnapshot, now - served.lastServedAt >= snapshotStallTicks { servedSnapshot = nil }
     }
 
-    /// The checksum of `snapshot` (this replica's own), computed once per snapshot.
-    private mutating func checksum(of snapshot: Snapshot) -> UInt64 {
+    /// The checksum of `snapshot` (this replica's own), computed once per snapshot (drivers
+    /// usually hand it in with the snapshot, computed off their loop); nil when its file
+    /// cannot be read.
+    private mutating func checksum(of snapshot: Snapshot) -> UInt64? {
         if let cached = snapshotChecksum, cached.slot == snapshot.slot { return cached.value }
-        let value = Snapshot.checksum(of: snapshot.data)
+        guard let value = Snapshot.checksum(of: snapshot.bytes) else { return nil }
         snapshotChecksum = SnapshotChecksum(slot: snapshot.slot, value: value)
         return value
     }
@@ -209,9 +225,9 @@ extension Replica {
     /// one (the requester starts over with it); nothing when this replica has no large snapshot
     /// (the requester's retries go to other peers).
     mutating func onSnapshotChunkRequest(from: NodeID, slot: Slot, checksum: UInt64, offset: UInt64) {
-        if let snapshot, snapshot.data.count > configuration.snapshotChunkBytes { pinSnapshot() }
+        if let snapshot, snapshot.bytes.count > configuration.snapshotChunkBytes { pinSnapshot() }
         guard let served = servedSnapshot else { return }
-        if served.snapshot.slot == slot, served.checksum == checksum, offset < UInt64(served.snapshot.data.count) {
+        if served.snapshot.slot == slot, served.checksum == checksum, offset < UInt64(served.snapshot.bytes.count) {
             sendServedChunk(offset: offset, to: from)
         } else if served.snapshot.slot > slot {
             sendServedChunk(offset: 0, to: from)
@@ -257,7 +273,7 @@ extension Replica {
         }
         let complete = Snapshot(slot: incoming.slot, data: incoming.data, membership: incoming.membership)
         onCatchUpReply(from: from, snapshot: complete, entries: [], theirChosenThrough: chunk.chosenThrough)
-        if snapshot?.slot == complete.slot, snapshot?.data.count == complete.data.count {
+        if snapshot?.slot == complete.slot, snapshot?.bytes.count == complete.bytes.count {
             // Installed: its checksum is known, so sending it on to others costs no hashing.
             snapshotChecksum = SnapshotChecksum(slot: complete.slot, value: checksum)
         }
@@ -314,6 +330,19 @@ extension Replica {
         log = log.filter { $0.key > slot }
         recountChosenLogBytes()
         persist(.snapshot(newSnapshot))
+    }
+
+    /// The snapshot through `slot` is durable and readable from `bytes` (its file): the
+    /// in-memory copy is dropped for it, here and in a pin of the same snapshot. A snapshot
+    /// replaced meanwhile, or bytes of another size, change nothing.
+    mutating func onSnapshotStored(slot: Slot, bytes: SnapshotBytes, checksum: UInt64?) {
+        if let current = snapshot, current.slot == slot, current.bytes.count == bytes.count {
+            snapshot?.bytes = bytes
+            if let checksum { snapshotChecksum = SnapshotChecksum(slot: slot, value: checksum) }
+        }
+        if let served = servedSnapshot, served.snapshot.slot == slot, served.snapshot.bytes.count == bytes.count {
+            servedSnapshot?.snapshot.bytes = bytes
+        }
     }
 
     /// Recomputes `chosenLogBytes` after the log was cut (O(remaining slots)).

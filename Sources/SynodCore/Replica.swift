@@ -68,6 +68,8 @@ public struct Replica: Sendable {
     public internal(set) var pinnedSnapshotsOutlived = 0
     /// Chunked snapshots whose bytes did not match their checksum (discarded, asked again).
     public internal(set) var snapshotChecksumFailures = 0
+    /// Chunks (or checksums) of this replica's snapshot that could not be read from its file.
+    public internal(set) var snapshotReadFailures = 0
     /// Chunked transfers abandoned because their sender stopped answering (started over).
     public internal(set) var snapshotTransfersAbandoned = 0
 
@@ -231,6 +233,7 @@ public struct Replica: Sendable {
         case .read(let readID, let consistency): onRead(readID: readID, consistency: consistency)
         case .durable(let batchID): onDurable(batchID)
         case .snapshot(let slot, let data, let checksum): onSnapshotTaken(slot: slot, data: data, checksum: checksum)
+        case .snapshotStored(let slot, let bytes, let checksum): onSnapshotStored(slot: slot, bytes: bytes, checksum: checksum)
         case .reconfigure(let requestID, let change, let force):
             onReconfigure(origin: id, requestID: requestID, change: change, force: force)
         case .transferLeadership(let requestID, let target): onTransferLeadership(requestID: requestID, target: target)

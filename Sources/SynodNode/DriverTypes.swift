@@ -124,6 +124,9 @@ public enum DriverInput: Sendable {
     /// The snapshot the driver asked for (`DriverOutput.encodeSnapshot`) is encoded;
     /// `checksum`, computed with it off the loop, is its 64-bit FNV-1a (see `Input.snapshot`).
     case snapshotEncoded(slot: Slot, data: [UInt8], checksum: UInt64? = nil)
+    /// Storage made the snapshot through `slot` durable; its bytes can be read from the file
+    /// (`Input.snapshotStored`).
+    case snapshotStored(slot: Slot, bytes: SnapshotBytes, checksum: UInt64?)
     /// The answer to `DriverOutput.probeMembership`: the cluster's membership if it no longer
     /// has this member, else nil.
     case probeAnswered(removedFrom: Membership?)

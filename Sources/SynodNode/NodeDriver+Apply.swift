@@ -8,10 +8,12 @@ extension NodeDriver {
         switch item {
         case .snapshot(let snapshot):
             do {
-                kv = try KVStateMachine(snapshot: snapshot.data, sessionCapacity: kv.sessions.capacity)
+                guard let data = snapshot.bytes.readAll() else { throw SnapshotUnreadable() }
+                kv = try KVStateMachine(snapshot: data, sessionCapacity: kv.sessions.capacity)
             } catch {
                 // A snapshot that passed the peer codec and storage checksums but does not
-                // decode is a bug or corruption: serve nothing rather than wrong data.
+                // decode (or whose file cannot be read) is a bug or corruption: serve nothing
+                // rather than wrong data.
                 let reason = "undecodable snapshot at slot \(snapshot.slot): \(error)"
                 out.events.append(.undecodableSnapshot(slot: snapshot.slot, reason: "\(error)"))
                 stopReason = reason
@@ -71,4 +73,9 @@ extension NodeDriver {
             out.events.append(.integrityMismatch(mismatch, memberName: name, isLocal: mismatch.memberID == settings.memberID))
         }
     }
+}
+
+/// A file-backed snapshot whose bytes could not be read back to apply it.
+struct SnapshotUnreadable: Error, CustomStringConvertible {
+    var description: String { "its file could not be read" }
 }

@@ -148,6 +148,8 @@ public struct NodeDriver: Sendable {
             snapshots.encoding = false
             stepReplica(.snapshot(slot: slot, data: data, checksum: checksum))
             out.events.append(.snapshotTaken(slot: slot, revision: kv.store.revision, bytes: data.count))
+        case .snapshotStored(let slot, let bytes, let checksum):
+            stepReplica(.snapshotStored(slot: slot, bytes: bytes, checksum: checksum))
         case .probeAnswered(let membership): onProbeAnswered(membership)
         }
         out.flushWanted = !turnProposals.isEmpty
@@ -329,7 +331,7 @@ public struct NodeDriver: Sendable {
     private mutating func maybeSnapshot() {
         let applied = replica.appliedThrough
         guard snapshots.isDue(applied: applied, stateSlot: stateSlot, chosenLogBytes: replica.chosenLogBytes,
-                              snapshotBytes: replica.snapshot?.data.count ?? 0,
+                              snapshotBytes: replica.snapshot?.bytes.count ?? 0,
                               serving: replica.isServingSnapshot) else { return }
         snapshots.requested = false
         snapshots.lastSlot = applied

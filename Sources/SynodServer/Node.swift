@@ -53,6 +53,8 @@ public final class Node: @unchecked Sendable {
     /// Where outgoing messages go (the transport; the `drop-outgoing` failpoint wraps it).
     let outgoing: OutgoingMessages
     private let storageWorker: StorageWorker
+    /// The snapshot found on disk at start, handed to the replica as file bytes after `start`.
+    private var loadedSnapshot: StorageWorker.StoredSnapshot?
     var transport: PeerTransport?
     /// Who waits for what, by the token handed to the driver.
     private var nextToken: UInt64 = 1
@@ -123,6 +125,7 @@ public final class Node: @unchecked Sendable {
                             applyFilter: options.failpoints.applyFilter)
         clock = options.failpoints.replicaClock(tickNanoseconds: replica.configuration.tickNanoseconds)
         outgoing = OutgoingMessages(dropProbability: options.failpoints.dropOutgoing)
+        loadedSnapshot = opened.storage.takeStoredSnapshot().map { StorageWorker.StoredSnapshot(slot: $0.slot, bytes: $0.bytes) }
         storageWorker = StorageWorker(storage: opened.storage, failpoints: options.failpoints)
         if !options.failpoints.isEmpty {
             logger.warning("failpoints enabled (testing only)", metadata: ["failpoints": "\(options.failpoints)"])
@@ -145,6 +148,20 @@ public final class Node: @unchecked Sendable {
                 self.loop.execute { self.storageFailed(error) }
             })
         step(.start)
+        if let loaded = loadedSnapshot {
+            // The snapshot recovered from disk was read into memory to restore the state; its
+            // file takes over once its transfer checksum is known (hashed here, off the loop,
+            // rather than on it the first time a peer fetches it).
+            loadedSnapshot = nil
+            DispatchQueue.global(qos: .utility).async { [weak self] in
+                let checksum = Snapshot.checksum(of: loaded.bytes)
+                guard let self, let checksum else { return }
+                self.loop.execute {
+                    guard !self.stoppedFlag else { return }
+                    self.step(.snapshotStored(slot: loaded.slot, bytes: loaded.bytes, checksum: checksum))
+                }
+            }
+        }
         let tick = TimeAmount.milliseconds(Int64(options.tickMilliseconds))
         tickTask = loop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { [self] _ in self.tick() }
         logger.info("node started", metadata: ["applied": "\(driver.replica.appliedThrough)", "revision": "\(driver.kv.store.revision)"])
@@ -205,6 +222,9 @@ public final class Node: @unchecked Sendable {
         metrics.fsyncDuration.recordNanoseconds(Int64(report.seconds * 1e9))
         metrics.fsyncBatchRecords.record(Double(report.records))
         step(.durable(through: report.durableThrough))
+        if let stored = report.storedSnapshot, !stoppedFlag {
+            step(.snapshotStored(slot: stored.slot, bytes: stored.bytes, checksum: nil))
+        }
     }
 
     private func storageFailed(_ error: StorageError) {

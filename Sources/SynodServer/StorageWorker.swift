@@ -13,6 +13,13 @@ final class StorageWorker: @unchecked Sendable {
         var durableThrough: UInt64
         var seconds: Double
         var records: Int
+        /// A snapshot this sync made durable, now readable from its file.
+        var storedSnapshot: StoredSnapshot?
+    }
+
+    struct StoredSnapshot: Sendable {
+        var slot: Slot
+        var bytes: SnapshotBytes
     }
 
     private let storage: DurableStorage
@@ -85,7 +92,8 @@ final class StorageWorker: @unchecked Sendable {
                 if let through = try storage.sync() {
                     if Failpoints.roll(failpoints.crashAfterSync) { Failpoints.crash("crash-after-sync") }
                     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                    onDurable(SyncReport(durableThrough: through, seconds: seconds, records: records))
+                    let stored = storage.takeStoredSnapshot().map { StoredSnapshot(slot: $0.slot, bytes: $0.bytes) }
+                    onDurable(SyncReport(durableThrough: through, seconds: seconds, records: records, storedSnapshot: stored))
                 }
             } catch {
                 onFailure(error)

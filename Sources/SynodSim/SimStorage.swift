@@ -67,7 +67,16 @@ extension Simulation {
         nodes[node].unsyncedBatches.removeFirst(done.count)
         // The driver sends the messages that waited for these batches once it hears this.
         if !options.breaks.contains(.noPromiseFsync) { step(node, .durable(through: through)) }
+        handOverStoredSnapshot(node)
         startSync(node)
+    }
+
+    /// As a server does: a snapshot made durable (or found at restart) is read from its file
+    /// from now on, so chunked transfers in the simulation read the simulated disk, through a
+    /// handle that a crash invalidates.
+    func handOverStoredSnapshot(_ node: Int) {
+        guard nodes[node].up, let stored = nodes[node].storage?.takeStoredSnapshot() else { return }
+        step(node, .snapshotStored(slot: stored.slot, bytes: stored.bytes, checksum: nil))
     }
 
     /// A storage error stops the node, as it would stop a server: a failed fsync is never

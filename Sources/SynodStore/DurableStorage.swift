@@ -24,6 +24,8 @@ public final class DurableStorage {
     private var pendingSnapshot: Snapshot?
     private var syncingSnapshot: Snapshot?
     public private(set) var durableThrough: UInt64 = 0
+    /// The newest durable snapshot opened for reading, not yet taken by the node.
+    private var storedSnapshot: (slot: Slot, bytes: StoredSnapshotBytes)?
     public private(set) var latestSnapshotSlot: Slot = 0
     /// Why the storage stopped, if it did.
     public private(set) var failure: StorageError?
@@ -53,6 +55,7 @@ public final class DurableStorage {
             records.append(.snapshot(snapshot))
             storage.latestSnapshotSlot = slot
             report.snapshotSlot = slot
+            storage.storedSnapshot = (try? storage.snapshots.openStored(slot: slot)).map { (slot, $0) }
         }
         // Records of slots the snapshot covers are dropped, but an accepted ballot is also a
         // promise (for every slot), so the highest dropped one is kept as a promise record.
@@ -82,6 +85,14 @@ public final class DurableStorage {
                 wal.append(record)
             }
         }
+    }
+
+    /// The newest snapshot made durable (or found at `open`) since the last call, as bytes read
+    /// from its file: the node hands them to its replica (`Input.snapshotStored`), which then
+    /// drops its in-memory copy.
+    public func takeStoredSnapshot() -> (slot: Slot, bytes: SnapshotBytes)? {
+        defer { storedSnapshot = nil }
+        return storedSnapshot.map { ($0.slot, SnapshotBytes(source: $0.bytes)) }
     }
 
     /// Whether batches are waiting for a sync.
@@ -125,6 +136,8 @@ public final class DurableStorage {
                 let removedSegments = try wal.removeSegments(coveredThrough: snapshot.slot)
                 if removedSegments { try fileSystem.syncDirectory(wal.directory) }
                 if try snapshots.prune(retained: options.snapshotsRetained) { try fileSystem.syncDirectory(snapshots.directory) }
+                // Not being able to open it for reading only means the bytes stay in memory.
+                storedSnapshot = (try? snapshots.openStored(slot: snapshot.slot)).map { (snapshot.slot, $0) }
             }
         } catch {
             throw stop(error)

@@ -63,7 +63,9 @@ extension RecordCodec {
         case .chosen(_, let value):
             return 1 + 8 + ValueCoding.encodedLength(of: value)
         case .snapshot(let snapshot):
-            return 1 + 8 + 8 + snapshot.data.count + (snapshot.membership.map { 4 + $0.encoded().count } ?? 0)
+            // Only in-memory snapshots reach the log's records (storage writes snapshots as
+            // files); one that is not is written as empty, the same in length and payload.
+            return 1 + 8 + 8 + (snapshot.bytes.inMemory?.count ?? 0) + (snapshot.membership.map { 4 + $0.encoded().count } ?? 0)
         case .membership(let history):
             return 1 + history.encoded().count
         }
@@ -85,8 +87,9 @@ extension RecordCodec {
             ValueCoding.append(value, to: &buffer)
         case .snapshot(let snapshot):
             LittleEndianWriter.append(snapshot.slot, to: &buffer)
-            LittleEndianWriter.append(UInt64(snapshot.data.count), to: &buffer)
-            buffer.append(contentsOf: snapshot.data)
+            let data = snapshot.bytes.inMemory ?? []
+            LittleEndianWriter.append(UInt64(data.count), to: &buffer)
+            buffer.append(contentsOf: data)
             if let membership = snapshot.membership {
                 let bytes = membership.encoded()
                 LittleEndianWriter.append(UInt32(bytes.count), to: &buffer)

@@ -46,13 +46,13 @@ struct SnapshotStore {
     /// The bytes around the snapshot's data in its file: the header before it and the
     /// membership trailer after it. The data itself is written as it is, not copied into one
     /// buffer with them (that was a second copy of the whole state on every save).
-    static func frame(_ snapshot: Snapshot) -> (header: [UInt8], trailer: [UInt8]) {
+    static func frame(_ snapshot: Snapshot, data: [UInt8]) -> (header: [UInt8], trailer: [UInt8]) {
         var bytes = magic
         bytes.append(formatVersion)
         bytes.append(contentsOf: [0, 0, 0])
         LittleEndianWriter.append(snapshot.slot, to: &bytes)
-        LittleEndianWriter.append(UInt64(snapshot.data.count), to: &bytes)
-        LittleEndianWriter.append(CRC32C.checksum(snapshot.data), to: &bytes)
+        LittleEndianWriter.append(UInt64(data.count), to: &bytes)
+        LittleEndianWriter.append(CRC32C.checksum(data), to: &bytes)
         LittleEndianWriter.append(CRC32C.checksum(bytes), to: &bytes)
         bytes.append(contentsOf: [0, 0, 0, 0])
         let membership = snapshot.membership?.encoded() ?? []
@@ -67,13 +67,17 @@ struct SnapshotStore {
     func save(_ snapshot: Snapshot) throws(StorageError) {
         let path = directory + "/" + Self.fileName(slot: snapshot.slot)
         let temporary = path + ".tmp"
+        // Snapshots come here in memory (taken or received); one already in a file is read back.
+        guard let data = snapshot.bytes.readAll() else {
+            throw .io(path: path, operation: "read back the snapshot to save", errno: 0)
+        }
         let file = try fileSystem.open(temporary, create: true)
         do {
             try file.truncate(to: 0)
-            let (header, trailer) = Self.frame(snapshot)
+            let (header, trailer) = Self.frame(snapshot, data: data)
             try file.write(header, at: 0)
-            try file.write(snapshot.data, at: UInt64(header.count))
-            try file.write(trailer, at: UInt64(header.count + snapshot.data.count))
+            try file.write(data, at: UInt64(header.count))
+            try file.write(trailer, at: UInt64(header.count + data.count))
             try file.sync()
         } catch {
             file.close()

@@ -127,10 +127,13 @@ extension PeerFrameCodec {
         case .catchUpReply(let snapshot, let entries, _):
             var length = 1 + 4 + 8
             if let snapshot {
-                guard snapshot.data.count <= limits.snapshotBytesMax else {
-                    throw PeerEncodingError("snapshot of \(snapshot.data.count) bytes exceeds the limit \(limits.snapshotBytesMax)")
+                guard let data = snapshot.bytes.inMemory else {
+                    throw PeerEncodingError("snapshot at slot \(snapshot.slot) is not in memory (larger ones go in chunks)")
                 }
-                length += 8 + 4 + snapshot.data.count + 4 + (snapshot.membership?.encoded().count ?? 0)
+                guard data.count <= limits.snapshotBytesMax else {
+                    throw PeerEncodingError("snapshot of \(data.count) bytes exceeds the limit \(limits.snapshotBytesMax)")
+                }
+                length += 8 + 4 + data.count + 4 + (snapshot.membership?.encoded().count ?? 0)
             }
             try checkCount(entries.count, limits.entriesPerMessageMax, "chosen entries")
             for entry in entries { length += 8 + (try valueLength(entry.value, limits: limits)) }
@@ -229,8 +232,10 @@ extension PeerFrameCodec {
             if let snapshot {
                 buffer.append(1)
                 LittleEndianWriter.append(snapshot.slot, to: &buffer)
-                LittleEndianWriter.append(UInt32(snapshot.data.count), to: &buffer)
-                buffer.append(contentsOf: snapshot.data)
+                // In memory: `bodyLength` refused any other.
+                let data = snapshot.bytes.inMemory ?? []
+                LittleEndianWriter.append(UInt32(data.count), to: &buffer)
+                buffer.append(contentsOf: data)
                 appendBlob(snapshot.membership?.encoded() ?? [], to: &buffer)
             } else {
                 buffer.append(0)

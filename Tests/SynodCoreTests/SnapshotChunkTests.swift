@@ -122,7 +122,7 @@ final class SnapshotChunkTests: XCTestCase {
         var cluster = laggingCluster { $0.unsafeSkipSnapshotChecksum = true }
         let installed = try installWithOneDamagedChunk(&cluster)
         XCTAssertEqual(cluster.replicas[n3]?.snapshotChecksumFailures, 0)
-        XCTAssertNotEqual(installed?.data, expected.data)
+        XCTAssertNotEqual(installed?.bytes, expected.bytes)
     }
 
     /// Damages the chunk at offset 4 in flight, then lets the transfer finish.
@@ -294,5 +294,64 @@ final class SnapshotChunkTests: XCTestCase {
         XCTAssertTrue(replies.allSatisfy { $0 <= 1 }, "\(replies)")
         XCTAssertEqual(cluster.appliedThrough[n3], cluster.appliedThrough[n1])
         cluster.assertClean()
+    }
+
+    /// Once storage hands the snapshot's file over (`.snapshotStored`), the replica keeps no
+    /// copy of the bytes in memory and serves the chunks by reading the file; the transfer
+    /// installs the same snapshot.
+    func testChunksAreReadFromTheStoredFileOnceItIsHandedOver() {
+        var cluster = laggingCluster()
+        let file = CountingSource(Array("state@3".utf8))
+        _ = cluster.step(n1, .snapshotStored(slot: 3, bytes: SnapshotBytes(source: file), checksum: nil))
+        XCTAssertEqual(cluster.replicas[n1]?.snapshot?.bytes.isInMemory, false)
+        cluster.run("tick 1 x 2; deliver all")
+        XCTAssertEqual(chunkOffsets(cluster), [0, 2, 4, 6])
+        // The checksum once (4 MiB pieces: one read), then one read per chunk.
+        XCTAssertEqual(file.reads, 1 + 4)
+        XCTAssertEqual(cluster.replicas[n3]?.snapshot, expected)
+        cluster.assertClean()
+    }
+
+    /// A hand-over for another snapshot (older, or of another size) changes nothing: the
+    /// replica must never serve bytes that are not its snapshot's.
+    func testAStoredFileOfAnotherSnapshotIsIgnored() {
+        var cluster = laggingCluster()
+        _ = cluster.step(n1, .snapshotStored(slot: 2, bytes: SnapshotBytes(source: CountingSource(Array("state@3".utf8))), checksum: nil))
+        _ = cluster.step(n1, .snapshotStored(slot: 3, bytes: SnapshotBytes(source: CountingSource(Array("state@3+".utf8))), checksum: nil))
+        XCTAssertEqual(cluster.replicas[n1]?.snapshot?.bytes, SnapshotBytes(Array("state@3".utf8)))
+        cluster.run("tick 1 x 2; deliver all")
+        XCTAssertEqual(cluster.replicas[n3]?.snapshot, expected)
+        cluster.assertClean()
+    }
+
+    /// A file that cannot be read sends nothing (counted), rather than wrong or short bytes;
+    /// the fetcher gets the snapshot once the file reads again.
+    func testAnUnreadableStoredFileSendsNothing() {
+        var cluster = laggingCluster()
+        let file = CountingSource(Array("state@3".utf8))
+        file.failing = true
+        _ = cluster.step(n1, .snapshotStored(slot: 3, bytes: SnapshotBytes(source: file), checksum: nil))
+        cluster.run("tick 1 x 2; deliver all")
+        XCTAssertEqual(chunkOffsets(cluster), [])
+        XCTAssertGreaterThan(cluster.replicas[n1]?.snapshotReadFailures ?? 0, 0)
+        XCTAssertNil(cluster.replicas[n3]?.snapshot)
+        file.failing = false
+        for _ in 0..<40 where cluster.replicas[n3]?.snapshot == nil { cluster.run("tick 3; tick 1; deliver all") }
+        XCTAssertEqual(cluster.replicas[n3]?.snapshot, expected)
+        cluster.assertClean()
+    }
+}
+
+/// Snapshot bytes "in a file": a test double that counts reads and can be made to fail.
+private final class CountingSource: SnapshotByteSource, @unchecked Sendable {
+    let bytes: [UInt8]
+    var reads = 0
+    var failing = false
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    var count: Int { bytes.count }
+    func read(offset: Int, count: Int) -> [UInt8]? {
+        reads += 1
+        guard !failing, offset >= 0, count >= 0, offset + count <= bytes.count else { return nil }
+        return Array(bytes[offset..<(offset + count)])
     }
 }

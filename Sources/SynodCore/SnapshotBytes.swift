@@ -1,0 +1,88 @@
+/// Bytes of a snapshot kept somewhere other than memory: a node's snapshot file, opened by its
+/// storage once the snapshot is durable. The core reads only the ranges it sends, so a member
+/// serving catch-up does not hold a second copy of its whole state in memory.
+///
+/// Implementations must be safe to read from any thread (positional reads of an immutable
+/// file).
+public protocol SnapshotByteSource: AnyObject, Sendable {
+    /// How many bytes the snapshot has.
+    var count: Int { get }
+    /// The bytes at `offset..<offset+count`, or nil when they cannot be read whole (an I/O
+    /// error, a file shorter than it was).
+    func read(offset: Int, count: Int) -> [UInt8]?
+}
+
+/// A snapshot's bytes: in memory (as encoded, or as received from a peer), or in a file
+/// (`SnapshotByteSource`) once the node's storage has made the snapshot durable. The simulator
+/// keeps every snapshot in memory.
+///
+/// Equality compares in-memory bytes by content and file-backed bytes by identity (the same
+/// open file); the two kinds are never equal to each other.
+public struct SnapshotBytes: Hashable, Sendable, CustomStringConvertible {
+    private enum Storage: Sendable {
+        case memory([UInt8])
+        case source(any SnapshotByteSource)
+    }
+
+    private let storage: Storage
+
+    public init(_ bytes: [UInt8]) { storage = .memory(bytes) }
+    public init(source: any SnapshotByteSource) { storage = .source(source) }
+
+    public var count: Int {
+        switch storage {
+        case .memory(let bytes): return bytes.count
+        case .source(let source): return source.count
+        }
+    }
+
+    /// Whether the bytes are held in memory (not read from a file on demand).
+    public var isInMemory: Bool {
+        if case .memory = storage { return true }
+        return false
+    }
+
+    /// The bytes, when they are held in memory.
+    public var inMemory: [UInt8]? {
+        if case .memory(let bytes) = storage { return bytes }
+        return nil
+    }
+
+    /// The bytes in `range` (clamped to the end), or nil when a file-backed snapshot cannot be
+    /// read.
+    public func read(_ range: Range<Int>) -> [UInt8]? {
+        let upper = min(range.upperBound, count)
+        let lower = min(max(0, range.lowerBound), upper)
+        switch storage {
+        case .memory(let bytes): return Array(bytes[lower..<upper])
+        case .source(let source): return source.read(offset: lower, count: upper - lower)
+        }
+    }
+
+    /// All bytes (a copy read from the file when file-backed), or nil when they cannot be read.
+    public func readAll() -> [UInt8]? {
+        switch storage {
+        case .memory(let bytes): return bytes
+        case .source(let source): return source.read(offset: 0, count: source.count)
+        }
+    }
+
+    public static func == (lhs: SnapshotBytes, rhs: SnapshotBytes) -> Bool {
+        switch (lhs.storage, rhs.storage) {
+        case (.memory(let left), .memory(let right)): return left == right
+        case (.source(let left), .source(let right)): return left === right
+        default: return false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch storage {
+        case .memory(let bytes): hasher.combine(bytes)
+        case .source(let source): hasher.combine(ObjectIdentifier(source))
+        }
+    }
+
+    public var description: String {
+        isInMemory ? "\(count) bytes in memory" : "\(count) bytes in a file"
+    }
+}
