@@ -235,7 +235,8 @@ extension Replica {
         if configuration.readMode == .lease, let round = state.heartbeatSentAt.last(where: { $0.sequence <= sequence }) {
             // The lease counts from when the heartbeat was sent, not when the acks arrived. A
             // confirmed round confirms every earlier one: the newest kept is the best start.
-            leader?.leaseExpiresAt = max(state.leaseExpiresAt, round.sentAt.adding(nanoseconds: configuration.leaseNanoseconds))
+            let leaseNanoseconds = configuration.leaseNanoseconds
+            leader?.leaseExpiresAt = max(state.leaseExpiresAt, round.sentAt.adding(nanoseconds: leaseNanoseconds))
         }
         leader?.heartbeatSentAt = state.heartbeatSentAt.filter { $0.sequence > sequence }
         releaseConfirmedReads()

@@ -245,6 +245,7 @@ extension Replica {
         if chunk.offset == 0, incomingSnapshot == nil || chunk.slot > incomingSnapshot?.slot ?? 0 {
             incomingSnapshot = IncomingSnapshot(from: from, slot: chunk.slot, total: chunk.total,
                                                 checksum: chunk.checksum, membership: chunk.membership,
+                                                spool: snapshotSpooling?.makeSpool(slot: chunk.slot, total: chunk.total),
                                                 progressAt: now)
         }
         guard var incoming = incomingSnapshot, incoming.slot == chunk.slot, incoming.checksum == chunk.checksum,
@@ -254,7 +255,18 @@ extension Replica {
         // Moved out before appending: with `incomingSnapshot` still holding the same buffer,
         // every append copied all bytes received so far (a 1 GiB snapshot took hours).
         incomingSnapshot = nil
-        incoming.data.append(contentsOf: chunk.data)
+        if let spool = incoming.spool {
+            guard spool.append(chunk.data) else {
+                // Not written (a full disk, say): dropped, and fetched again from the start
+                // after the retry interval.
+                snapshotSpoolFailures += 1
+                catchUpSentAt = now
+                return
+            }
+        } else {
+            incoming.data.append(contentsOf: chunk.data)
+        }
+        incoming.received += UInt64(chunk.data.count)
         incoming.hash.combine(chunk.data)
         incoming.from = from
         incoming.progressAt = now
@@ -271,7 +283,19 @@ extension Replica {
             catchUpSentAt = now  // fetched again from the start after the retry interval
             return
         }
-        let complete = Snapshot(slot: incoming.slot, data: incoming.data, membership: incoming.membership)
+        let bytes: SnapshotBytes
+        if let spool = incoming.spool {
+            guard let spooled = spool.finish(), spooled.count == Int(incoming.total) else {
+                snapshotSpoolFailures += 1
+                catchUpSentAt = now
+                return
+            }
+            bytes = spooled
+            snapshotsSpooled += 1
+        } else {
+            bytes = SnapshotBytes(incoming.data)
+        }
+        let complete = Snapshot(slot: incoming.slot, bytes: bytes, membership: incoming.membership)
         onCatchUpReply(from: from, snapshot: complete, entries: [], theirChosenThrough: chunk.chosenThrough)
         if snapshot?.slot == complete.slot, snapshot?.bytes.count == complete.bytes.count {
             // Installed: its checksum is known, so sending it on to others costs no hashing.

@@ -58,6 +58,13 @@ public struct Replica: Sendable {
     var catchUpAttempts: UInt64 = 0
     /// A snapshot being received in chunks.
     var incomingSnapshot: IncomingSnapshot?
+    /// Where snapshots received in chunks are written (a node's storage sets it); nil keeps
+    /// them in memory until installed (the simulator's tests without storage).
+    public var snapshotSpooling: (any SnapshotSpooling)?
+    /// Incoming transfers dropped because their spool could not be written or read back.
+    public internal(set) var snapshotSpoolFailures = 0
+    /// Snapshots received in chunks that were written to a spool (not collected in memory).
+    public internal(set) var snapshotsSpooled = 0
     /// The checksum of `snapshot` once computed for sending it in chunks.
     var snapshotChecksum: SnapshotChecksum?
     /// A snapshot a peer is fetching in chunks, kept while the fetch goes on (`ServedSnapshot`).

@@ -153,14 +153,19 @@ enum SelfVote: Hashable, Sendable {
 }
 
 /// A snapshot arriving in chunks (see `SnapshotChunk`): the bytes so far, in order.
-struct IncomingSnapshot: Hashable, Sendable {
+struct IncomingSnapshot: Sendable {
     /// Who sends it; the next chunk is asked of it.
     var from: NodeID
     var slot: Slot
     var total: UInt64
     var checksum: UInt64
     var membership: MembershipHistory?
+    /// The bytes so far: written to `spool` when the node gave the replica one (a file),
+    /// otherwise collected here.
+    var spool: (any SnapshotSpool)?
     var data: [UInt8] = []
+    /// How many bytes arrived so far.
+    var received: UInt64 = 0
     /// The checksum of `data` so far, folded in chunk by chunk: hashing a large snapshot whole
     /// once it is complete would hold the node's loop for as long as that takes (about a
     /// second per GiB).
@@ -169,8 +174,6 @@ struct IncomingSnapshot: Hashable, Sendable {
     /// `Replica.snapshotStallRetries` retry intervals is abandoned (`snapshotTransferStalled`),
     /// whichever path keeps asking for the next chunk.
     var progressAt: UInt64
-
-    var received: UInt64 { UInt64(data.count) }
 }
 
 /// A snapshot a peer is fetching in chunks, pinned while the fetch goes on: when the replica

@@ -10,6 +10,34 @@ public protocol SnapshotByteSource: AnyObject, Sendable {
     /// The bytes at `offset..<offset+count`, or nil when they cannot be read whole (an I/O
     /// error, a file shorter than it was).
     func read(offset: Int, count: Int) -> [UInt8]?
+    /// Runs `body` over all the bytes as one buffer, or returns nil when they cannot be read.
+    /// A source that maps its file passes the mapping (no copy in memory); `doneBelow(n)`
+    /// tells it the reader, going forward, no longer needs the bytes before offset `n`, so
+    /// their pages can be dropped. The default reads all bytes into memory and ignores it.
+    func withContiguousBytes<Result>(_ body: (UnsafeRawBufferPointer, _ doneBelow: (Int) -> Void) -> Result) -> Result?
+}
+
+extension SnapshotByteSource {
+    public func withContiguousBytes<Result>(_ body: (UnsafeRawBufferPointer, _ doneBelow: (Int) -> Void) -> Result) -> Result? {
+        guard let bytes = read(offset: 0, count: count) else { return nil }
+        return bytes.withUnsafeBytes { body($0, { _ in }) }
+    }
+}
+
+/// Where a replica writes a snapshot it receives in chunks, instead of collecting it in
+/// memory: a node's storage spools it to a file that becomes the snapshot file when the
+/// snapshot is installed and saved.
+public protocol SnapshotSpool: AnyObject, Sendable {
+    /// Appends the next chunk; false when it could not be written (the transfer is dropped).
+    func append(_ bytes: [UInt8]) -> Bool
+    /// Everything appended, readable; nil when it cannot be.
+    func finish() -> SnapshotBytes?
+}
+
+/// Makes a spool for each incoming snapshot transfer (`Replica.snapshotSpooling`).
+public protocol SnapshotSpooling: Sendable {
+    /// A spool for the snapshot through `slot` of `total` bytes, or nil to collect it in memory.
+    func makeSpool(slot: Slot, total: UInt64) -> (any SnapshotSpool)?
 }
 
 /// A snapshot's bytes: in memory (as encoded, or as received from a peer), or in a file
@@ -40,6 +68,21 @@ public struct SnapshotBytes: Hashable, Sendable, CustomStringConvertible {
     public var isInMemory: Bool {
         if case .memory = storage { return true }
         return false
+    }
+
+    /// The file (or other source) the bytes are read from, when they are not in memory.
+    public var source: (any SnapshotByteSource)? {
+        if case .source(let source) = storage { return source }
+        return nil
+    }
+
+    /// Runs `body` over all the bytes as one buffer (see `SnapshotByteSource`); nil when a
+    /// file-backed snapshot cannot be read.
+    public func withContiguousBytes<Result>(_ body: (UnsafeRawBufferPointer, _ doneBelow: (Int) -> Void) -> Result) -> Result? {
+        switch storage {
+        case .memory(let bytes): return bytes.withUnsafeBytes { body($0, { _ in }) }
+        case .source(let source): return source.withContiguousBytes(body)
+        }
     }
 
     /// The bytes, when they are held in memory.

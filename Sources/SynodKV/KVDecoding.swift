@@ -12,6 +12,8 @@ public enum KVDecodingError: Error, Hashable, Sendable {
     case invalid
     /// Txns nested deeper than `KVCodec.nestingDepthMax`.
     case tooDeep
+    /// A snapshot's file could not be read.
+    case unreadable
 }
 
 // Commands, responses and snapshots are written with SynodBytes' `LittleEndianWriter`:

@@ -99,7 +99,25 @@ extension KVStateMachine {
         }
     }
 
-    private init(reading reader: inout LittleEndianReader, sessionCapacity: Int) throws(KVDecodingError) {
+    /// Restores a state from a snapshot's bytes in memory or in a file. A file is decoded from
+    /// a mapping of it, whose pages are dropped behind the decoder as it goes: memory grows
+    /// with the decoded state only, not with the snapshot's size as well.
+    /// - Throws: `.unreadable` when the file cannot be read; otherwise as `init(snapshot:)`.
+    public init(snapshot bytes: SnapshotBytes, sessionCapacity: Int = 100_000) throws(KVDecodingError) {
+        let outcome = bytes.withContiguousBytes { raw, doneBelow in
+            Result { () throws(KVDecodingError) -> KVStateMachine in
+                var reader = LittleEndianReader(raw, from: 0, to: raw.count)
+                return try KVStateMachine(reading: &reader, sessionCapacity: sessionCapacity, doneBelow: doneBelow)
+            }
+        }
+        guard let outcome else { throw .unreadable }
+        self = try outcome.get()
+    }
+
+    /// `doneBelow(n)`: the decoder no longer needs the bytes before offset `n` (called every
+    /// few thousand keys; every key and value is copied out of the buffer as it is read).
+    private init(reading reader: inout LittleEndianReader, sessionCapacity: Int,
+                 doneBelow: (Int) -> Void = { _ in }) throws(KVDecodingError) {
         self.init(sessionCapacity: sessionCapacity)
         let version = try reader.u8()
         guard (1...Self.snapshotVersion).contains(version) else { throw .unsupportedVersion(version) }
@@ -114,7 +132,8 @@ extension KVStateMachine {
         var attached: [(key: [UInt8], lease: Int64)] = []
         let keyCount = try reader.count(elementBytesMin: 8)
         store.index.reserveRestored(keyCount)
-        for _ in 0..<keyCount {
+        for index in 0..<keyCount {
+            if index & 4095 == 4095 { doneBelow(reader.position) }
             let key = try reader.data()
             var history = KeyHistory()
             let entryCount = try reader.count(elementBytesMin: 45)

@@ -8,8 +8,7 @@ extension NodeDriver {
         switch item {
         case .snapshot(let snapshot):
             do {
-                guard let data = snapshot.bytes.readAll() else { throw SnapshotUnreadable() }
-                kv = try KVStateMachine(snapshot: data, sessionCapacity: kv.sessions.capacity)
+                kv = try KVStateMachine(snapshot: snapshot.bytes, sessionCapacity: kv.sessions.capacity)
             } catch {
                 // A snapshot that passed the peer codec and storage checksums but does not
                 // decode (or whose file cannot be read) is a bug or corruption: serve nothing
@@ -73,9 +72,4 @@ extension NodeDriver {
             out.events.append(.integrityMismatch(mismatch, memberName: name, isLocal: mismatch.memberID == settings.memberID))
         }
     }
-}
-
-/// A file-backed snapshot whose bytes could not be read back to apply it.
-struct SnapshotUnreadable: Error, CustomStringConvertible {
-    var description: String { "its file could not be read" }
 }

@@ -117,6 +117,12 @@ public struct NodeDriver: Sendable {
         return hash.value | 1
     }
 
+    /// Where the replica writes snapshots it receives in chunks (the storage's spool files);
+    /// nil collects them in memory.
+    public mutating func useSnapshotSpooling(_ spooling: (any SnapshotSpooling)?) {
+        replica.snapshotSpooling = spooling
+    }
+
     /// Feeds one input, with the clock read for it, and returns the effects to carry out.
     public mutating func step(_ input: DriverInput, clock reading: ClockTime) -> DriverOutput {
         if reading > clock { clock = reading }

@@ -271,6 +271,7 @@ final class FailpointFileSystem: FileSystem {
         func truncate(to size: UInt64) throws(StorageError) { try base.truncate(to: size) }
         func preallocate(_ size: UInt64) throws(StorageError) { try base.preallocate(size) }
         func close() { base.close() }
+        func mapForReading(offset: UInt64, count: Int) -> MappedFileRegion? { base.mapForReading(offset: offset, count: count) }
     }
 
     private final class SnapshotFile: StorageFile {
@@ -293,6 +294,7 @@ final class FailpointFileSystem: FileSystem {
         func truncate(to size: UInt64) throws(StorageError) { try base.truncate(to: size) }
         func preallocate(_ size: UInt64) throws(StorageError) { try base.preallocate(size) }
         func close() { base.close() }
+        func mapForReading(offset: UInt64, count: Int) -> MappedFileRegion? { base.mapForReading(offset: offset, count: count) }
     }
 }
 

@@ -123,6 +123,8 @@ public final class Node: @unchecked Sendable {
         driver = NodeDriver(replica: replica, settings: options.driverSettings(memberID: memberID),
                             seed: UInt64.random(in: .min ... .max, using: &seed),
                             applyFilter: options.failpoints.applyFilter)
+        // Snapshots received in chunks go to a file as they arrive, not into memory.
+        driver.useSnapshotSpooling(opened.storage.snapshotSpooling)
         clock = options.failpoints.replicaClock(tickNanoseconds: replica.configuration.tickNanoseconds)
         outgoing = OutgoingMessages(dropProbability: options.failpoints.dropOutgoing)
         loadedSnapshot = opened.storage.takeStoredSnapshot().map { StorageWorker.StoredSnapshot(slot: $0.slot, bytes: $0.bytes) }
@@ -209,6 +211,10 @@ public final class Node: @unchecked Sendable {
         metrics.chosenIndex.record(Int64(driver.replica.chosenThrough))
         metrics.kvRevision.record(driver.kv.store.revision)
         metrics.snapshotChecksumFailures.record(Int64(driver.replica.snapshotChecksumFailures))
+        metrics.snapshotsSpooled.record(Int64(driver.replica.snapshotsSpooled))
+        metrics.snapshotSpoolFailures.record(Int64(driver.replica.snapshotSpoolFailures))
+        let snapshotBytes = driver.replica.snapshot?.bytes
+        metrics.snapshotMemoryBytes.record(Int64(snapshotBytes?.isInMemory == true ? snapshotBytes?.count ?? 0 : 0))
     }
 
     private func countSnapshotChunks(_ envelopes: [Envelope], counter: Prometheus.Counter) {

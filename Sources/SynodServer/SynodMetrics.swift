@@ -43,6 +43,9 @@ public struct SynodMetrics: Sendable {
     public let snapshotChunksReceived: Prometheus.Counter
     public let snapshotsInstalled: Prometheus.Counter
     public let snapshotChecksumFailures: Prometheus.Gauge
+    public let snapshotMemoryBytes: Prometheus.Gauge
+    public let snapshotsSpooled: Prometheus.Gauge
+    public let snapshotSpoolFailures: Prometheus.Gauge
     /// The `code="OK"` request counters of the hot methods, made once: looking a labelled
     /// counter up in the registry takes a lock and builds its label set, too much per request.
     private let okCounters: [String: Prometheus.Counter]
@@ -115,6 +118,18 @@ public struct SynodMetrics: Sendable {
         )
         self.snapshotsInstalled = registry.makeCounter(
             descriptor: Self.descriptor("snapshots_installed", unit: "total", help: "Snapshots applied to the key-value state (received from a peer, or restored at start).")
+        )
+        self.snapshotMemoryBytes = registry.makeGauge(
+            descriptor: Self.descriptor("snapshot_memory", unit: "bytes",
+                                        help: "Bytes of the member's latest snapshot held in memory: 0 once its file is durable and chunks are read from it.")
+        )
+        self.snapshotsSpooled = registry.makeGauge(
+            descriptor: Self.descriptor("snapshots_spooled",
+                                        help: "Snapshots received in chunks and written to a file as they arrived, since the member started.")
+        )
+        self.snapshotSpoolFailures = registry.makeGauge(
+            descriptor: Self.descriptor("snapshot_spool_failures",
+                                        help: "Snapshot transfers dropped because their chunks could not be written to a file, since the member started.")
         )
         self.snapshotChecksumFailures = registry.makeGauge(
             descriptor: Self.descriptor("snapshot_checksum_failures",

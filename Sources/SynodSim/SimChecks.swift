@@ -29,6 +29,7 @@ extension Simulation {
         }
         result.snapshotChecksumFailures = nodes.reduce(0) { $0 + $1.replica.snapshotChecksumFailures }
         result.pinnedSnapshotsOutlived = nodes.reduce(0) { $0 + $1.replica.pinnedSnapshotsOutlived }
+        result.snapshotsSpooled = nodes.reduce(0) { $0 + $1.replica.snapshotsSpooled }
         let highest = working.map(\.replica.appliedThrough).max() ?? 0
         var hashes: Set<UInt64> = []
         for node in working {

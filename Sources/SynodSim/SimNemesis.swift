@@ -224,6 +224,7 @@ extension Simulation {
                                       restoring: records, joining: nodes[node].joined)
             // A new process: a fresh driver, its state rebuilt from the replica's records.
             nodes[node].driver = makeDriver(replica, seed: seed)
+            nodes[node].driver.useSnapshotSpooling(storage.snapshotSpooling)
         } catch {
             violation("n\(nodes[node].id.rawValue) cannot restart: \(error)")
             return

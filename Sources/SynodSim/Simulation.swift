@@ -209,6 +209,7 @@ final class Simulation {
             let opened = try DurableStorage.open(fileSystem: node.fileSystem, directory: SimNode.dataDirectory,
                                                  identity: storageIdentity(id), options: storageOptions)
             node.storage = opened.storage
+            node.driver.useSnapshotSpooling(opened.storage.snapshotSpooling)
             return node
         } catch {
             preconditionFailure("a fresh simulated node failed to start: \(error)")

@@ -46,6 +46,9 @@ public struct SimulationResult: Hashable, Sendable {
     /// Snapshots a peer was fetching that stayed pinned past a newer one (see `ServedSnapshot`),
     /// counted on the nodes running at the end.
     public var pinnedSnapshotsOutlived = 0
+    /// Snapshots received in chunks into a spool file on the simulated disk (the nodes
+    /// running at the end).
+    public var snapshotsSpooled = 0
     /// Whether SynodCheck found the client history linearizable.
     public var linearizable = true
     /// A hash of every event of the run: the same seed and options give the same hash.

@@ -95,6 +95,12 @@ public final class DurableStorage {
         return storedSnapshot.map { ($0.slot, SnapshotBytes(source: $0.bytes)) }
     }
 
+    /// Where the replica should write snapshots it receives in chunks: files in the snapshot
+    /// directory that become the snapshot files when installed (`SnapshotSpoolFile`).
+    public var snapshotSpooling: SnapshotSpooling {
+        SnapshotSpooling(fileSystem: fileSystem, directory: snapshots.directory)
+    }
+
     /// Whether batches are waiting for a sync.
     public var hasUnsyncedBatches: Bool { appendedThrough > (syncingThrough ?? durableThrough) }
 

@@ -44,6 +44,13 @@ public protocol StorageFile: AnyObject {
     func preallocate(_ size: UInt64) throws(StorageError)
     /// Closes the file; further use is a programming error.
     func close()
+    /// Maps `count` bytes at `offset` read-only, or nil when this file system cannot (the
+    /// caller reads instead). The mapping stays valid after `close()`.
+    func mapForReading(offset: UInt64, count: Int) -> MappedFileRegion?
+}
+
+extension StorageFile {
+    public func mapForReading(offset: UInt64, count: Int) -> MappedFileRegion? { nil }
 }
 
 /// Everything storage can fail with. Each case names the file and says what failed, so an

@@ -210,6 +210,11 @@ private final class POSIXFile: StorageFile {
         guard result == 0 else { throw POSIXCall.error(result, path: path, operation: "preallocate") }
     }
 
+    func mapForReading(offset: UInt64, count: Int) -> MappedFileRegion? {
+        guard descriptor >= 0 else { return nil }
+        return MappedFileRegion(descriptor: descriptor, offset: offset, count: count)
+    }
+
     func close() {
         guard descriptor >= 0 else { return }
         // Not retried on EINTR: Linux releases the descriptor even then, and a retry could

@@ -47,27 +47,47 @@ struct SnapshotStore {
     /// membership trailer after it. The data itself is written as it is, not copied into one
     /// buffer with them (that was a second copy of the whole state on every save).
     static func frame(_ snapshot: Snapshot, data: [UInt8]) -> (header: [UInt8], trailer: [UInt8]) {
+        (header(slot: snapshot.slot, count: data.count, crc: CRC32C.checksum(data)), trailer(snapshot.membership))
+    }
+
+    /// The 40-byte header of a snapshot of `count` data bytes whose CRC-32C is `crc`.
+    static func header(slot: Slot, count: Int, crc: UInt32) -> [UInt8] {
         var bytes = magic
         bytes.append(formatVersion)
         bytes.append(contentsOf: [0, 0, 0])
-        LittleEndianWriter.append(snapshot.slot, to: &bytes)
-        LittleEndianWriter.append(UInt64(data.count), to: &bytes)
-        LittleEndianWriter.append(CRC32C.checksum(data), to: &bytes)
+        LittleEndianWriter.append(slot, to: &bytes)
+        LittleEndianWriter.append(UInt64(count), to: &bytes)
+        LittleEndianWriter.append(crc, to: &bytes)
         LittleEndianWriter.append(CRC32C.checksum(bytes), to: &bytes)
         bytes.append(contentsOf: [0, 0, 0, 0])
-        let membership = snapshot.membership?.encoded() ?? []
+        return bytes
+    }
+
+    /// The membership trailer that follows the data.
+    static func trailer(_ history: MembershipHistory?) -> [UInt8] {
+        let membership = history?.encoded() ?? []
         var trailer: [UInt8] = []
         LittleEndianWriter.append(UInt32(membership.count), to: &trailer)
         LittleEndianWriter.append(CRC32C.checksum(membership), to: &trailer)
         trailer.append(contentsOf: membership)
-        return (bytes, trailer)
+        return trailer
     }
 
     /// Writes `snapshot` durably (temp file, sync, rename, directory sync).
     func save(_ snapshot: Snapshot) throws(StorageError) {
         let path = directory + "/" + Self.fileName(slot: snapshot.slot)
         let temporary = path + ".tmp"
-        // Snapshots come here in memory (taken or received); one already in a file is read back.
+        if let spool = snapshot.bytes.source as? SnapshotSpoolFile, spool.directory == directory, spool.slot == snapshot.slot {
+            // Received in chunks into a spool file here: that file becomes the snapshot file.
+            guard try spool.complete(trailer: Self.trailer(snapshot.membership)) else {
+                throw .io(path: spool.path, operation: "complete the received snapshot (its spool failed)", errno: 0)
+            }
+            try fileSystem.rename(spool.path, to: path)
+            try fileSystem.syncDirectory(directory)
+            return
+        }
+        // Snapshots come here in memory (taken, or small ones received whole); one in another
+        // file is read back.
         guard let data = snapshot.bytes.readAll() else {
             throw .io(path: path, operation: "read back the snapshot to save", errno: 0)
         }

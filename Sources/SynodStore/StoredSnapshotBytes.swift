@@ -38,6 +38,16 @@ public final class StoredSnapshotBytes: SnapshotByteSource, @unchecked Sendable 
             return bytes
         }
     }
+
+    public func withContiguousBytes<Result>(_ body: (UnsafeRawBufferPointer, _ doneBelow: (Int) -> Void) -> Result) -> Result? {
+        if count == 0 { return body(UnsafeRawBufferPointer(start: nil, count: 0), { _ in }) }
+        let region = lock.withLock { _ in file.mapForReading(offset: dataOffset, count: count) }
+        guard let region else {
+            guard let bytes = read(offset: 0, count: count) else { return nil }
+            return bytes.withUnsafeBytes { body($0, { _ in }) }
+        }
+        return body(region.bytes, { region.dropPages(below: $0) })
+    }
 }
 
 extension SnapshotStore {

@@ -176,6 +176,7 @@ struct SimCommand: ParsableCommand {
         var damaged = 0
         var refused = 0
         var pinned = 0
+        var spooled = 0
         for result in results {
             operations += result.operations
             chosenSlots += result.chosenSlots
@@ -192,6 +193,7 @@ struct SimCommand: ParsableCommand {
             damaged += result.chunksCorrupted
             refused += result.snapshotChecksumFailures
             pinned += result.pinnedSnapshotsOutlived
+            spooled += result.snapshotsSpooled
             if !result.violations.isEmpty {
                 violations += 1
                 print(result.failureLine)
@@ -200,7 +202,7 @@ struct SimCommand: ParsableCommand {
         let breakText = breaks.isEmpty ? "" : ", break: \(breaks.joined(separator: ","))"
         print("faults: \(crashes) crashes, \(partitions) partitions, \(stalls) stalls, \(corruptions) corruptions detected at restart, \(torn) torn writes discarded at restart")
         print("membership: \(reconfigurations) changes chosen, \(added) members started, \(transfers) leader transfers")
-        print("snapshots: \(chunks) chunks sent, \(damaged) damaged in flight, \(refused) snapshots refused by their checksum, \(pinned) served on past a newer one")
+        print("snapshots: \(chunks) chunks sent, \(damaged) damaged in flight, \(refused) snapshots refused by their checksum, \(pinned) served on past a newer one, \(spooled) received into a spool file")
         print("runs: \(results.count), violations: \(violations), ops: \(operations), chosen slots: \(chosenSlots), commands: \(commands)\(breakText)")
         if violations > 0 { throw ExitCode(1) }
     }

@@ -86,6 +86,22 @@ final class LargeStateJoinTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(chunks, Double(2 * Self.limits.frameBytesMax / chunkBytes), "\(chunks) chunks")
             XCTAssertEqual(metricValue(metrics, "synod_snapshot_checksum_failures"), 0)
             XCTAssertGreaterThanOrEqual(metricValue(metrics, "synod_snapshots_installed_total") ?? 0, 1)
+
+            // The joiner wrote the chunks to a spool file that became its snapshot file (no
+            // temporary file left), and no member keeps its snapshot's bytes in memory once
+            // the file is durable: chunks were read from the sender's file.
+            XCTAssertGreaterThanOrEqual(metricValue(metrics, "synod_snapshots_spooled") ?? 0, 1)
+            XCTAssertEqual(metricValue(metrics, "synod_snapshot_spool_failures"), 0)
+            let snapDirectory = (cluster.configurations[spare].dataDir ?? "") + "/snap"
+            let names = try FileManager.default.contentsOfDirectory(atPath: snapDirectory)
+            XCTAssertTrue(names.contains { $0.hasSuffix(".snap") }, "\(names)")
+            XCTAssertFalse(names.contains { $0.hasSuffix(".tmp") }, "\(names)")
+            for member in [0, 1, 2, spare] {
+                try await eventually(10) {
+                    let held = metricValue(try await metricsText(cluster, member), "synod_snapshot_memory_bytes")
+                    guard held == 0 else { throw NotYet(what: "member \(member) holds \(held ?? -1) snapshot bytes in memory") }
+                }
+            }
         } catch {
             background?.cancel()
             await cluster.stopAll()

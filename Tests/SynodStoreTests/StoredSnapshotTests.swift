@@ -90,4 +90,92 @@ final class StoredSnapshotTests: XCTestCase {
         XCTAssertEqual(stored.bytes.read((1 << 20)..<(2 << 20)), Array(first[(1 << 20)..<(2 << 20)]))
         XCTAssertEqual(stored.bytes.readAll(), first)
     }
+
+    // MARK: Spooling a received snapshot
+
+    /// Chunks go to a temporary file; saving the installed snapshot completes that same file
+    /// and renames it into place, so it loads like any snapshot (data and membership).
+    func testASpooledSnapshotBecomesTheSnapshotFile() throws {
+        let fileSystem = FaultInjectingFileSystem()
+        let (storage, _, _) = try Support.open(fileSystem)
+        let payload = data(5, count: 70_000)
+        let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 42, total: UInt64(payload.count)))
+        for start in stride(from: 0, to: payload.count, by: 16_384) {
+            XCTAssertTrue(spool.append(Array(payload[start..<min(payload.count, start + 16_384)])))
+        }
+        let bytes = try XCTUnwrap(spool.finish())
+        XCTAssertFalse(bytes.isInMemory)
+        XCTAssertEqual(bytes.readAll(), payload)
+        XCTAssertFalse(spool.append([1]), "nothing after finish")
+        XCTAssertEqual(try fileSystem.listDirectory(Support.directory + "/snap").filter { $0.hasSuffix(".tmp") }.count, 1)
+
+        let membership = MembershipHistory(initial: Configuration(members: [NodeID(1), NodeID(2)]).initialMembership)
+        storage.append(PersistBatch(id: 1, records: [.snapshot(Snapshot(slot: 42, bytes: bytes, membership: membership))],
+                                    messagesAfterDurable: []))
+        try storage.sync()
+        XCTAssertEqual(try fileSystem.listDirectory(Support.directory + "/snap"), [SnapshotStore.fileName(slot: 42)])
+        XCTAssertEqual(bytes.readAll(), payload, "the spool still reads its file after the rename")
+        fileSystem.crash()
+        let (_, records, _) = try Support.open(fileSystem)
+        XCTAssertEqual(records.first, .snapshot(Snapshot(slot: 42, data: payload, membership: membership)))
+    }
+
+    /// A transfer abandoned before it was installed removes its temporary file; a crash
+    /// leaves one that recovery removes.
+    func testAnAbandonedSpoolLeavesNoFile() throws {
+        let fileSystem = FaultInjectingFileSystem()
+        let (storage, _, _) = try Support.open(fileSystem)
+        do {
+            let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 7, total: 10))
+            XCTAssertTrue(spool.append([1, 2, 3]))
+        }
+        XCTAssertEqual(try fileSystem.listDirectory(Support.directory + "/snap"), [])
+
+        let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 8, total: 10))
+        XCTAssertTrue(spool.append([1, 2, 3]))
+        try fileSystem.syncDirectory(Support.directory + "/snap")
+        fileSystem.crash()
+        let (_, _, report) = try Support.open(fileSystem)
+        XCTAssertEqual(report.removedTemporaryFiles.count, 1)
+        XCTAssertEqual(try fileSystem.listDirectory(Support.directory + "/snap"), [])
+        _ = spool
+    }
+
+    /// A chunk that cannot be written (a full disk) fails the spool for good: no later chunk
+    /// is accepted and `finish` gives nothing, so a snapshot with a hole is never installed.
+    func testAFailedWriteFailsTheSpool() throws {
+        let fileSystem = FaultInjectingFileSystem()
+        let (storage, _, _) = try Support.open(fileSystem)
+        let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 9, total: 200_000))
+        XCTAssertTrue(spool.append(data(6, count: 1_000)))
+        fileSystem.capacityBytes = fileSystem.totalBytes + 10
+        XCTAssertFalse(spool.append(data(7, count: 100_000)))
+        fileSystem.capacityBytes = nil
+        XCTAssertFalse(spool.append(data(8, count: 10)))
+        XCTAssertNil(spool.finish())
+    }
+
+    /// On a real file system the bytes are decoded from a mapping of the file, whose pages
+    /// are dropped behind the reader: what is read before and after dropping is the file.
+    func testOnARealFileSystemTheSnapshotIsReadThroughAMapping() throws {
+        var template = Array("/tmp/synod-mapped-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }
+        let directory = try XCTUnwrap(made.map { String(cString: $0) })
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (storage, _, _) = try DurableStorage.open(fileSystem: POSIXFileSystem(), directory: directory + "/data",
+                                                      identity: DataDirectoryIdentity(clusterID: 7, nodeID: 1))
+        let payload = data(9, count: (1 << 20) + 12_345)
+        let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 3, total: UInt64(payload.count)))
+        XCTAssertTrue(spool.append(payload))
+        let bytes = try XCTUnwrap(spool.finish())
+        let seen = bytes.withContiguousBytes { raw, doneBelow -> [UInt8] in
+            let head = Array(raw[0..<100_000])
+            doneBelow(600_000)
+            return head + Array(raw[100_000...])
+        }
+        XCTAssertEqual(seen, payload)
+        try save(storage, id: 1, slot: 4, data: [0])
+        let stored = try XCTUnwrap(storage.takeStoredSnapshot())
+        XCTAssertEqual(stored.bytes.withContiguousBytes { raw, _ in Array(raw) }, [0])
+    }
 }

@@ -1,0 +1,146 @@
+import Synchronization
+import SynodBytes
+import SynodCore
+
+/// A snapshot received in chunks, written to a temporary file in the snapshot directory as it
+/// arrives (`<slot file>.<n>.tmp`, its data after room for the header), with its CRC-32C
+/// folded in chunk by chunk. When the replica installs it, `SnapshotStore.save` completes the
+/// same file — header, membership trailer, sync — and renames it into place: the receiver
+/// never holds the snapshot in memory and never writes it twice. A crash before the rename
+/// leaves a `.tmp` file that recovery removes; a transfer abandoned before that removes its
+/// file when the spool is released.
+///
+/// Concurrency: the file and the counters are used only under `lock` (the node loop appends
+/// and reads, the storage thread completes), hence `@unchecked Sendable`.
+public final class SnapshotSpoolFile: SnapshotSpool, SnapshotByteSource, @unchecked Sendable {
+    private struct State {
+        var count = 0
+        var crc: UInt32 = 0
+        var finished = false
+        var committed = false
+        var failed = false
+    }
+
+    let slot: Slot
+    let path: String
+    let directory: String
+    private let fileSystem: any FileSystem
+    private let file: any StorageFile
+    private let state = Mutex(State())
+    private static let dataOffset = UInt64(SnapshotStore.headerBytes)
+
+    init(fileSystem: any FileSystem, file: any StorageFile, directory: String, path: String, slot: Slot) {
+        self.fileSystem = fileSystem
+        self.file = file
+        self.directory = directory
+        self.path = path
+        self.slot = slot
+    }
+
+    deinit {
+        let committed = state.withLock { state in
+            file.close()
+            return state.committed
+        }
+        if !committed { try? fileSystem.remove(path) }
+    }
+
+    // MARK: SnapshotSpool
+
+    public func append(_ bytes: [UInt8]) -> Bool {
+        state.withLock { state in
+            guard !state.finished, !state.failed else { return false }
+            do {
+                try file.write(bytes, at: Self.dataOffset + UInt64(state.count))
+            } catch {
+                state.failed = true
+                return false
+            }
+            state.count += bytes.count
+            state.crc = bytes.withUnsafeBytes { CRC32C.update(state.crc, $0) }
+            return true
+        }
+    }
+
+    public func finish() -> SnapshotBytes? {
+        let usable = state.withLock { state in
+            state.finished = true
+            return !state.failed
+        }
+        return usable ? SnapshotBytes(source: self) : nil
+    }
+
+    // MARK: SnapshotByteSource
+
+    public var count: Int { state.withLock { $0.count } }
+
+    public func read(offset: Int, count wanted: Int) -> [UInt8]? {
+        state.withLock { state -> [UInt8]? in
+            guard offset >= 0, wanted >= 0, offset <= state.count, wanted <= state.count - offset else { return nil }
+            if wanted == 0 { return [] }
+            guard let bytes = try? file.read(at: Self.dataOffset + UInt64(offset), count: wanted),
+                  bytes.count == wanted else { return nil }
+            return bytes
+        }
+    }
+
+    public func withContiguousBytes<Result>(_ body: (UnsafeRawBufferPointer, _ doneBelow: (Int) -> Void) -> Result) -> Result? {
+        let total = count
+        if total == 0 { return body(UnsafeRawBufferPointer(start: nil, count: 0), { _ in }) }
+        let region = state.withLock { _ in file.mapForReading(offset: Self.dataOffset, count: total) }
+        guard let region else {
+            guard let bytes = read(offset: 0, count: total) else { return nil }
+            return bytes.withUnsafeBytes { body($0, { _ in }) }
+        }
+        return body(region.bytes, { region.dropPages(below: $0) })
+    }
+
+    // MARK: Saving
+
+    /// Writes the snapshot file's header and `trailer` around the spooled data and syncs it;
+    /// the caller renames it into place. False when the spool is unusable (not finished, or a
+    /// write failed).
+    func complete(trailer: [UInt8]) throws(StorageError) -> Bool {
+        try state.withLock { (state) throws(StorageError) -> Bool in
+            guard state.finished, !state.failed else { return false }
+            let header = SnapshotStore.header(slot: slot, count: state.count, crc: state.crc)
+            try file.write(header, at: 0)
+            try file.write(trailer, at: Self.dataOffset + UInt64(state.count))
+            try file.sync()
+            state.committed = true
+            return true
+        }
+    }
+}
+
+/// Spools incoming snapshots to files in a node's snapshot directory (`Replica.snapshotSpooling`).
+///
+/// Concurrency: `fileSystem` is the node's real (`Sendable`) file system, or the simulator's,
+/// which runs on one thread; the counter is under a lock. Hence `@unchecked Sendable`.
+public final class SnapshotSpooling: SynodCore.SnapshotSpooling, @unchecked Sendable {
+    private let fileSystem: any FileSystem
+    private let directory: String
+    /// Numbers spool files for the life of the process: a spool of an earlier incarnation of a
+    /// simulated node, released late, must not remove a newer spool's file by its name. (The
+    /// names never change what the simulation does: recovery removes every `.tmp` file.)
+    private static let counter = Atomic<UInt64>(0)
+
+    init(fileSystem: any FileSystem, directory: String) {
+        self.fileSystem = fileSystem
+        self.directory = directory
+    }
+
+    public func makeSpool(slot: Slot, total: UInt64) -> (any SnapshotSpool)? {
+        let number = Self.counter.wrappingAdd(1, ordering: .relaxed).newValue
+        let path = directory + "/" + SnapshotStore.fileName(slot: slot) + ".\(number).tmp"
+        guard let file = try? fileSystem.open(path, create: true) else { return nil }
+        do {
+            try file.truncate(to: 0)
+        } catch {
+            file.close()
+            try? fileSystem.remove(path)
+            return nil
+        }
+        return SnapshotSpoolFile(fileSystem: fileSystem, file: file, directory: directory, path: path, slot: slot)
+    }
+}
