@@ -44,8 +44,7 @@ public protocol SnapshotSpooling: Sendable {
 /// (`SnapshotByteSource`) once the node's storage has made the snapshot durable. The simulator
 /// keeps every snapshot in memory.
 ///
-/// Equality compares in-memory bytes by content and file-backed bytes by identity (the same
-/// open file); the two kinds are never equal to each other.
+/// Equality compares the bytes, wherever they are.
 public struct SnapshotBytes: Hashable, Sendable, CustomStringConvertible {
     private enum Storage: Sendable {
         case memory([UInt8])
@@ -110,19 +109,23 @@ public struct SnapshotBytes: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Equal when they hold the same bytes, wherever they are (a file-backed side is read
+    /// whole to compare: meant for tests and checks, not for hot paths). Unreadable bytes
+    /// equal only the same source.
     public static func == (lhs: SnapshotBytes, rhs: SnapshotBytes) -> Bool {
+        guard lhs.count == rhs.count else { return false }
         switch (lhs.storage, rhs.storage) {
         case (.memory(let left), .memory(let right)): return left == right
-        case (.source(let left), .source(let right)): return left === right
-        default: return false
+        case (.source(let left), .source(let right)) where left === right: return true
+        default:
+            guard let left = lhs.readAll(), let right = rhs.readAll() else { return false }
+            return left == right
         }
     }
 
+    /// The count only: cheap, and consistent with `==` wherever the bytes are.
     public func hash(into hasher: inout Hasher) {
-        switch storage {
-        case .memory(let bytes): hasher.combine(bytes)
-        case .source(let source): hasher.combine(ObjectIdentifier(source))
-        }
+        hasher.combine(count)
     }
 
     public var description: String {

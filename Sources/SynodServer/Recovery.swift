@@ -338,11 +338,8 @@ public enum ClusterRecovery {
         for item in replica.step(.start, clock: BootClock.read()).apply {
             switch item {
             case .snapshot(let snapshot):
-                guard let data = snapshot.bytes.readAll() else {
-                    throw RecoveryError("the snapshot at slot \(snapshot.slot) in \(directory) cannot be read")
-                }
                 do {
-                    kv = try KVStateMachine(snapshot: data, sessionCapacity: sessionCapacity)
+                    kv = try KVStateMachine(snapshot: snapshot.bytes, sessionCapacity: sessionCapacity)
                 } catch {
                     throw RecoveryError("the snapshot at slot \(snapshot.slot) in \(directory) does not decode: \(error)")
                 }

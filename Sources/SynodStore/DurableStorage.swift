@@ -55,7 +55,7 @@ public final class DurableStorage {
             records.append(.snapshot(snapshot))
             storage.latestSnapshotSlot = slot
             report.snapshotSlot = slot
-            storage.storedSnapshot = (try? storage.snapshots.openStored(slot: slot)).map { (slot, $0) }
+            if let stored = snapshot.bytes.source as? StoredSnapshotBytes { storage.storedSnapshot = (slot, stored) }
         }
         // Records of slots the snapshot covers are dropped, but an accepted ballot is also a
         // promise (for every slot), so the highest dropped one is kept as a promise record.

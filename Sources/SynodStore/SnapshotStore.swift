@@ -108,42 +108,65 @@ struct SnapshotStore {
         try fileSystem.syncDirectory(directory)
     }
 
-    /// Reads and verifies the snapshot at `slot`.
+    /// Verifies the snapshot at `slot` and opens it: its data is checked piece by piece, not
+    /// read into memory, and the snapshot returned reads it from the file on demand
+    /// (`StoredSnapshotBytes`); the membership trailer is read.
     /// - Throws: `.corruption` naming the file when anything does not check out.
     func load(slot: Slot) throws(StorageError) -> Snapshot {
         let path = directory + "/" + Self.fileName(slot: slot)
         let file = try fileSystem.open(path, create: false)
-        defer { file.close() }
+        let verified: (length: Int, membership: MembershipHistory?)
+        do throws(StorageError) {
+            verified = try Self.verify(file, path: path, slot: slot)
+        } catch {
+            file.close()
+            throw error
+        }
+        let bytes = StoredSnapshotBytes(file: file, path: path, dataOffset: UInt64(Self.headerBytes), count: verified.length)
+        return Snapshot(slot: slot, bytes: SnapshotBytes(source: bytes), membership: verified.membership)
+    }
+
+    /// Checks a snapshot file whole; returns its data length and membership.
+    private static func verify(_ file: any StorageFile, path: String, slot: Slot) throws(StorageError)
+        -> (length: Int, membership: MembershipHistory?) {
         let size = try file.size()
-        guard size >= UInt64(Self.headerBytes) else {
+        guard size >= UInt64(headerBytes) else {
             throw .corruption(path: path, offset: 0, reason: "snapshot file shorter than its header")
         }
-        let header = try file.read(at: 0, count: Self.headerBytes)
-        guard header.count == Self.headerBytes, Array(header[0..<8]) == Self.magic else {
+        let header = try file.read(at: 0, count: headerBytes)
+        guard header.count == headerBytes, Array(header[0..<8]) == magic else {
             throw .corruption(path: path, offset: 0, reason: "not a snapshot file")
         }
         guard LittleEndianReader.uint32(at: 32, of: header) == CRC32C.checksum(header[0..<32]), header[36..<40].allSatisfy({ $0 == 0 }) else {
             throw .corruption(path: path, offset: 0, reason: "snapshot header checksum mismatch")
         }
         let version = header[8]
-        guard version == 1 || version == Self.formatVersion else {
-            throw .incompatibleVersion(path: path, found: header[8], supported: Self.formatVersion)
+        guard version == 1 || version == formatVersion else {
+            throw .incompatibleVersion(path: path, found: header[8], supported: formatVersion)
         }
         let headerSlot = LittleEndianReader.uint64(at: 12, of: header)
         let length = LittleEndianReader.uint64(at: 20, of: header)
         guard headerSlot == slot else {
             throw .corruption(path: path, offset: 12, reason: "file name says slot \(slot), header says \(headerSlot)")
         }
-        let available = size - UInt64(Self.headerBytes)
+        let available = size - UInt64(headerBytes)
         guard version == 1 ? length == available : length <= available, length <= UInt64(Int.max) else {
             throw .corruption(path: path, offset: 20, reason: "snapshot length \(length) does not match the file size \(size)")
         }
-        let data = try file.read(at: UInt64(Self.headerBytes), count: Int(length))
-        guard data.count == Int(length), CRC32C.checksum(data) == LittleEndianReader.uint32(at: 28, of: header) else {
-            throw .corruption(path: path, offset: UInt64(Self.headerBytes), reason: "snapshot data checksum mismatch")
+        // The data's checksum, a piece at a time.
+        var crc: UInt32 = 0
+        var offset: UInt64 = 0
+        while offset < length {
+            let piece = try file.read(at: UInt64(headerBytes) + offset, count: Int(min(length - offset, 4 << 20)))
+            guard !piece.isEmpty else { break }
+            crc = piece.withUnsafeBytes { CRC32C.update(crc, $0) }
+            offset += UInt64(piece.count)
         }
-        guard version >= 2 else { return Snapshot(slot: slot, data: data) }
-        let trailerOffset = UInt64(Self.headerBytes) + length
+        guard offset == length, crc == LittleEndianReader.uint32(at: 28, of: header) else {
+            throw .corruption(path: path, offset: UInt64(headerBytes), reason: "snapshot data checksum mismatch")
+        }
+        guard version >= 2 else { return (Int(length), nil) }
+        let trailerOffset = UInt64(headerBytes) + length
         guard available - length >= 8 else {
             throw .corruption(path: path, offset: trailerOffset, reason: "snapshot membership trailer missing")
         }
@@ -152,13 +175,13 @@ struct SnapshotStore {
         guard trailer.count == 8, available - length - 8 == membershipLength else {
             throw .corruption(path: path, offset: trailerOffset, reason: "snapshot membership length does not match the file size \(size)")
         }
-        guard membershipLength > 0 else { return Snapshot(slot: slot, data: data) }
+        guard membershipLength > 0 else { return (Int(length), nil) }
         let blob = try file.read(at: trailerOffset + 8, count: Int(membershipLength))
         guard blob.count == Int(membershipLength), CRC32C.checksum(blob) == LittleEndianReader.uint32(at: 4, of: trailer) else {
             throw .corruption(path: path, offset: trailerOffset + 8, reason: "snapshot membership checksum mismatch")
         }
         do {
-            return Snapshot(slot: slot, data: data, membership: try MembershipHistory(decoding: blob))
+            return (Int(length), try MembershipHistory(decoding: blob))
         } catch {
             throw .corruption(path: path, offset: trailerOffset + 8, reason: error.description)
         }
