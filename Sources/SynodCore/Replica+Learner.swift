@@ -343,11 +343,11 @@ extension Replica {
     }
 
     /// The state machine snapshotted its state through `slot`: keep it and drop the log below.
-    mutating func onSnapshotTaken(slot: Slot, data: [UInt8], checksum: UInt64?) {
+    mutating func onSnapshotTaken(slot: Slot, bytes: SnapshotBytes, checksum: UInt64?) {
         precondition(slot <= appliedThrough, "a snapshot can only cover applied slots")
         guard slot > (snapshot?.slot ?? 0) else { return }
         retainForServedSnapshot(through: slot)
-        let newSnapshot = Snapshot(slot: slot, data: data, membership: membershipHistory?.asOf(slot: slot))
+        let newSnapshot = Snapshot(slot: slot, bytes: bytes, membership: membershipHistory?.asOf(slot: slot))
         snapshot = newSnapshot
         if let checksum { snapshotChecksum = SnapshotChecksum(slot: slot, value: checksum) }
         membershipHistory?.dropEpochs(before: slot + 1)

@@ -28,6 +28,8 @@ public enum Input: Hashable, Sendable {
     /// that chunked transfers of this snapshot carry; without it the replica computes it the
     /// first time it sends the snapshot in chunks.
     case snapshot(slot: Slot, data: [UInt8], checksum: UInt64? = nil)
+    /// `.snapshot` with the bytes wherever they are (a node encodes into a spool file).
+    case snapshotTaken(slot: Slot, bytes: SnapshotBytes, checksum: UInt64? = nil)
     /// The snapshot through `slot` is durable and its bytes can be read from `bytes` (its
     /// file): the replica drops its in-memory copy for them, if it still holds that snapshot.
     /// `checksum`, when given, is its transfer checksum (as for `.snapshot`).

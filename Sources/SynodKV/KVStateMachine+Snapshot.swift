@@ -23,7 +23,25 @@ extension KVStateMachine {
     public func snapshot() -> [UInt8] {
         // Sized up front: growing by doubling would hold the old and the new buffer at once
         // (up to 3x the snapshot) while copying.
-        var writer = LittleEndianWriter(reservingCapacity: snapshotSizeEstimate())
+        var all: [UInt8] = []
+        all.reserveCapacity(snapshotSizeEstimate())
+        _ = writeSnapshot(pieceBytes: 1 << 20) { piece in
+            all.append(contentsOf: piece)
+            return true
+        }
+        return all
+    }
+
+    /// `snapshot()`'s bytes handed to `emit` in order, in pieces of at least `pieceBytes`
+    /// (the last may be shorter), so a large state can be written to a file without its whole
+    /// encoding in memory. Stops and returns false as soon as `emit` does.
+    public func writeSnapshot(pieceBytes: Int, _ emit: ([UInt8]) -> Bool) -> Bool {
+        var writer = LittleEndianWriter(reservingCapacity: pieceBytes + (64 << 10))
+        func flush(_ writer: inout LittleEndianWriter, force: Bool = false) -> Bool {
+            guard force || writer.bytes.count >= pieceBytes else { return true }
+            defer { writer.bytes.removeAll(keepingCapacity: true) }
+            return writer.bytes.isEmpty || emit(writer.bytes)
+        }
         writer.writeUInt8(Self.snapshotVersion)
         writer.writeInt64(store.revision)
         writer.writeInt64(store.compactRevision)
@@ -34,6 +52,7 @@ extension KVStateMachine {
             let entries = store.index.history(at: position).entries
             writer.writeCount(entries.count)
             for entry in entries { writer.entry(entry) }
+            guard flush(&writer) else { return false }
         }
         let leaseIDs = store.leaseIDs
         writer.writeCount(leaseIDs.count)
@@ -77,7 +96,7 @@ extension KVStateMachine {
                 writer.writeUInt64(hash)
             }
         }
-        return writer.bytes
+        return flush(&writer, force: true)
     }
 
     /// The size of `snapshot()`'s key space part plus a generous allowance for the rest

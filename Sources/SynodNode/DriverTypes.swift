@@ -123,7 +123,7 @@ public enum DriverInput: Sendable {
     case transferLeadership(token: UInt64, target: NodeID)
     /// The snapshot the driver asked for (`DriverOutput.encodeSnapshot`) is encoded;
     /// `checksum`, computed with it off the loop, is its 64-bit FNV-1a (see `Input.snapshot`).
-    case snapshotEncoded(slot: Slot, data: [UInt8], checksum: UInt64? = nil)
+    case snapshotEncoded(slot: Slot, bytes: SnapshotBytes, checksum: UInt64? = nil)
     /// Storage made the snapshot through `slot` durable; its bytes can be read from the file
     /// (`Input.snapshotStored`).
     case snapshotStored(slot: Slot, bytes: SnapshotBytes, checksum: UInt64?)

@@ -150,10 +150,10 @@ public struct NodeDriver: Sendable {
             }
         case .reconfigure(let token, let change, let force): onReconfigure(token: token, change: change, force: force)
         case .transferLeadership(let token, let target): onTransfer(token: token, target: target)
-        case .snapshotEncoded(let slot, let data, let checksum):
+        case .snapshotEncoded(let slot, let bytes, let checksum):
             snapshots.encoding = false
-            stepReplica(.snapshot(slot: slot, data: data, checksum: checksum))
-            out.events.append(.snapshotTaken(slot: slot, revision: kv.store.revision, bytes: data.count))
+            stepReplica(.snapshotTaken(slot: slot, bytes: bytes, checksum: checksum))
+            out.events.append(.snapshotTaken(slot: slot, revision: kv.store.revision, bytes: bytes.count))
         case .snapshotStored(let slot, let bytes, let checksum):
             stepReplica(.snapshotStored(slot: slot, bytes: bytes, checksum: checksum))
         case .probeAnswered(let membership): onProbeAnswered(membership)

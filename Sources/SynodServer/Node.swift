@@ -55,6 +55,8 @@ public final class Node: @unchecked Sendable {
     private let storageWorker: StorageWorker
     /// The snapshot found on disk at start, handed to the replica as file bytes after `start`.
     private var loadedSnapshot: StorageWorker.StoredSnapshot?
+    /// Spool files in the snapshot directory, for snapshots received or encoded.
+    private let snapshotSpooling: SnapshotSpoolDirectory
     var transport: PeerTransport?
     /// Who waits for what, by the token handed to the driver.
     private var nextToken: UInt64 = 1
@@ -123,8 +125,10 @@ public final class Node: @unchecked Sendable {
         driver = NodeDriver(replica: replica, settings: options.driverSettings(memberID: memberID),
                             seed: UInt64.random(in: .min ... .max, using: &seed),
                             applyFilter: options.failpoints.applyFilter)
-        // Snapshots received in chunks go to a file as they arrive, not into memory.
-        driver.useSnapshotSpooling(opened.storage.snapshotSpooling)
+        // Snapshots received in chunks go to a file as they arrive, not into memory; so do the
+        // ones this member encodes.
+        snapshotSpooling = opened.storage.snapshotSpooling
+        driver.useSnapshotSpooling(snapshotSpooling)
         clock = options.failpoints.replicaClock(tickNanoseconds: replica.configuration.tickNanoseconds)
         outgoing = OutgoingMessages(dropProbability: options.failpoints.dropOutgoing)
         loadedSnapshot = opened.storage.takeStoredSnapshot().map { StorageWorker.StoredSnapshot(slot: $0.slot, bytes: $0.bytes) }
@@ -336,12 +340,32 @@ public final class Node: @unchecked Sendable {
         // Encoding the whole key space takes long (seconds for gigabytes): it runs on another
         // thread, on the driver's copy of the state, so the loop keeps serving. So does the
         // checksum that chunked transfers of the snapshot carry.
+        // The encoding goes straight into a spool file in the snapshot directory, a piece at a
+        // time, which storage then completes into the snapshot file: the whole encoding is
+        // never in memory beside the state, and storage does not write it a second time.
+        // Should the file fail (a full disk), it is encoded in memory instead.
+        let spooling = snapshotSpooling
         DispatchQueue.global(qos: .utility).async { [self] in
-            let data = state.snapshot()
-            let checksum = Snapshot.checksum(of: data)
+            var hash = FNV1a64()
+            var bytes: SnapshotBytes?
+            if let spool = spooling.makeSpool(slot: slot, total: 0),
+               state.writeSnapshot(pieceBytes: 4 << 20, { piece in
+                   hash.combine(piece)
+                   return spool.append(piece)
+               }) {
+                bytes = spool.finish()
+            }
+            if bytes == nil {
+                let data = state.snapshot()
+                hash = FNV1a64()
+                hash.combine(data)
+                bytes = SnapshotBytes(data)
+            }
+            guard let bytes else { return }
+            let checksum = hash.value
             loop.execute { [self] in
                 guard !stoppedFlag else { return }
-                step(.snapshotEncoded(slot: slot, data: data, checksum: checksum))
+                step(.snapshotEncoded(slot: slot, bytes: bytes, checksum: checksum))
             }
         }
     }

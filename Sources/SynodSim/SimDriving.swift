@@ -80,11 +80,17 @@ extension Simulation {
         }
         for event in output.events { observe(node, event) }
         if let (slot, state) = output.encodeSnapshot {
-            // Like the server, hand in the checksum computed with the encoding, for half of
-            // the snapshots; the replica computes it itself for the others.
-            let data = state.snapshot()
-            let checksum = slot % 2 == 0 ? Snapshot.checksum(of: data) : nil
-            step(node, .snapshotEncoded(slot: slot, data: data, checksum: checksum))
+            // Like the server, encode into a spool file on the node's disk (two snapshots in
+            // three; the third in memory, the server's fallback), and hand in the checksum
+            // computed with the encoding for half of them (the replica computes the others').
+            var bytes: SnapshotBytes?
+            if slot % 3 != 0, let spool = nodes[node].storage?.snapshotSpooling.makeSpool(slot: slot, total: 0),
+               state.writeSnapshot(pieceBytes: 4 << 10, { spool.append($0) }) {
+                bytes = spool.finish()
+            }
+            let encoded = bytes ?? SnapshotBytes(state.snapshot())
+            let checksum = slot % 2 == 0 ? Snapshot.checksum(of: encoded) : nil
+            step(node, .snapshotEncoded(slot: slot, bytes: encoded, checksum: checksum))
         }
         if output.probeMembership {
             // Discovery over the peer port: a round trip, or a connection attempt timing out.

@@ -97,8 +97,8 @@ public final class DurableStorage {
 
     /// Where the replica should write snapshots it receives in chunks: files in the snapshot
     /// directory that become the snapshot files when installed (`SnapshotSpoolFile`).
-    public var snapshotSpooling: SnapshotSpooling {
-        SnapshotSpooling(fileSystem: fileSystem, directory: snapshots.directory)
+    public var snapshotSpooling: SnapshotSpoolDirectory {
+        SnapshotSpoolDirectory(fileSystem: fileSystem, directory: snapshots.directory)
     }
 
     /// Whether batches are waiting for a sync.

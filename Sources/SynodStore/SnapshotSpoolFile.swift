@@ -117,7 +117,7 @@ public final class SnapshotSpoolFile: SnapshotSpool, SnapshotByteSource, @unchec
 ///
 /// Concurrency: `fileSystem` is the node's real (`Sendable`) file system, or the simulator's,
 /// which runs on one thread; the counter is under a lock. Hence `@unchecked Sendable`.
-public final class SnapshotSpooling: SynodCore.SnapshotSpooling, @unchecked Sendable {
+public final class SnapshotSpoolDirectory: SnapshotSpooling, @unchecked Sendable {
     private let fileSystem: any FileSystem
     private let directory: String
     /// Numbers spool files for the life of the process: a spool of an earlier incarnation of a

@@ -86,6 +86,28 @@ final class StateMachineTests: XCTestCase {
         XCTAssertGreaterThan(decodedSome, 0, "some mutations (e.g. of values) still decode")
     }
 
+    /// The encoding written in pieces (as a node writes it to its snapshot file) is the same
+    /// bytes as the whole encoding, for any piece size, and it stops when the writer fails.
+    func testASnapshotWrittenInPiecesIsTheSameBytes() throws {
+        var random = RandomCommands(seed: 77)
+        var state = KVStateMachine()
+        for i in 1...300 { _ = state.apply(command(random.command(), client: UInt64(i % 4), sequence: UInt64(i)), slot: Slot(i)) }
+        let whole = state.snapshot()
+        XCTAssertGreaterThan(whole.count, 1_000)
+        for pieceBytes in [1, 7, 100, 4096, 1 << 20] {
+            var pieces: [[UInt8]] = []
+            XCTAssertTrue(state.writeSnapshot(pieceBytes: pieceBytes) { pieces.append($0); return true })
+            XCTAssertEqual(Array(pieces.joined()), whole, "pieces of \(pieceBytes)")
+            XCTAssertTrue(pieces.dropLast().allSatisfy { $0.count >= pieceBytes })
+        }
+        var calls = 0
+        XCTAssertFalse(state.writeSnapshot(pieceBytes: 100) { _ in calls += 1; return calls < 3 })
+        XCTAssertEqual(calls, 3, "no piece after the writer failed")
+        // Decoding the bytes from a source (as from a file) gives the same state.
+        let restored = try KVStateMachine(snapshot: SnapshotBytes(whole))
+        XCTAssertEqual(restored.stateHash, state.stateHash)
+    }
+
     func testSnapshotRoundTripAndDeterminism() throws {
         var random = RandomCommands(seed: 2024)
         var a = KVStateMachine()

@@ -96,7 +96,7 @@ struct DriverCluster {
         network += output.send
         // Durable at once: the batches' messages come back through `.durable`.
         if let last = output.persist.last { step(id, .durable(through: last.id)) }
-        if let (slot, state) = output.encodeSnapshot { step(id, .snapshotEncoded(slot: slot, data: state.snapshot())) }
+        if let (slot, state) = output.encodeSnapshot { step(id, .snapshotEncoded(slot: slot, bytes: SnapshotBytes(state.snapshot()))) }
         if output.probeMembership { probeAnswers.append(id) }
         if output.flushWanted { step(id, .flush) }
     }
