@@ -167,6 +167,7 @@ extension Replica {
             snapshotReadFailures += 1
             return
         }
+        if start + data.count >= bytes.count { servedSnapshot?.installingSince[target] = now }
         send(.snapshotChunk(SnapshotChunk(slot: served.snapshot.slot, total: UInt64(bytes.count), checksum: served.checksum,
                                           offset: offset, data: data,
                                           membership: served.snapshot.membership, chosenThrough: chosenThrough)), to: target)
@@ -190,9 +191,22 @@ extension Replica {
         pinnedSnapshotsOutlived += 1
     }
 
-    /// Releases a pinned snapshot nobody asked for within the stall window.
+    /// Releases a pinned snapshot nobody asked for within the stall window, unless a fetcher
+    /// that got its last chunk may still be installing it.
     mutating func expireServedSnapshot() {
-        if let served = servedSnapshot, now - served.lastServedAt >= snapshotStallTicks { servedSnapshot = nil }
+        guard let served = servedSnapshot, now - served.lastServedAt >= snapshotStallTicks else { return }
+        let grace = pinInstallGraceTicks(bytes: served.snapshot.bytes.count)
+        if served.installingSince.values.contains(where: { now - $0 < grace }) { return }
+        servedSnapshot = nil
+    }
+
+    /// How long a pin waits for a fetcher that got the last chunk to ask for the entries above
+    /// it: the stall window plus a second per 64 MiB (decoding runs at about that rate or
+    /// faster). Releasing the pin while the fetcher decoded made it fetch a newer snapshot and
+    /// decode that too, holding two states at once (seen: a 2 GiB join, 46 s, joiner 4.7 GiB).
+    func pinInstallGraceTicks(bytes: Int) -> UInt64 {
+        let ticksPerSecond = max(1, 1_000_000_000 / configuration.tickNanoseconds)
+        return snapshotStallTicks + UInt64(bytes / (64 << 20) + 1) * ticksPerSecond
     }
 
     /// The checksum of `snapshot` (this replica's own), computed once per snapshot (drivers

@@ -195,6 +195,11 @@ struct ServedSnapshot: Sendable {
     var entriesThrough: Slot
     /// The tick a chunk or one of its entries was last sent.
     var lastServedAt: UInt64
+    /// Fetchers that were sent the last chunk and have not asked for anything since, with the
+    /// tick: they are installing (decoding) the snapshot, which takes about a second per
+    /// 64 MiB, before they ask for the entries above it. The pin waits for them
+    /// (`Replica.pinInstallGraceTicks`).
+    var installingSince: [NodeID: UInt64] = [:]
 
     init(snapshot: Snapshot, checksum: UInt64, now: UInt64) {
         self.snapshot = snapshot
@@ -208,6 +213,7 @@ struct ServedSnapshot: Sendable {
     mutating func served(to fetcher: NodeID, now: UInt64) {
         fetchers.insert(fetcher)
         lastServedAt = now
+        installingSince[fetcher] = nil
     }
 }
 

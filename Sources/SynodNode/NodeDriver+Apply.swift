@@ -8,7 +8,10 @@ extension NodeDriver {
         switch item {
         case .snapshot(let snapshot):
             do {
-                kv = try KVStateMachine(snapshot: snapshot.bytes, sessionCapacity: kv.sessions.capacity)
+                // The old state goes first: decoding beside it would hold two states at once.
+                let sessionCapacity = kv.sessions.capacity
+                kv = KVStateMachine(sessionCapacity: sessionCapacity)
+                kv = try KVStateMachine(snapshot: snapshot.bytes, sessionCapacity: sessionCapacity)
             } catch {
                 // A snapshot that passed the peer codec and storage checksums but does not
                 // decode (or whose file cannot be read) is a bug or corruption: serve nothing

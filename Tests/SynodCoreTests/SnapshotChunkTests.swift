@@ -256,6 +256,32 @@ final class SnapshotChunkTests: XCTestCase {
         cluster.assertClean()
     }
 
+    /// A fetcher that got the last chunk is installing the snapshot (decoding it takes about a
+    /// second per 64 MiB) before it asks for the entries above: the pin waits for it past the
+    /// stall window, for `pinInstallGraceTicks`, then goes. (Without the wait it went after the
+    /// stall window, and a 2 GiB joiner had to fetch and decode a newer snapshot as well.)
+    func testThePinWaitsForAFetcherInstallingTheSnapshot() throws {
+        var cluster = laggingCluster()
+        cluster.run("tick 1 x 2")
+        // Deliver until n1 has sent the last chunk (offset 6 of 7 bytes), then n3 goes quiet.
+        for _ in 0..<80 where !chunkOffsets(cluster).contains(6) && !cluster.network.isEmpty {
+            cluster.deliverOne(at: 0)
+        }
+        XCTAssertTrue(chunkOffsets(cluster).contains(6))
+        cluster.run("crash 3; propose 1 e; deliver all; tick 1 x 2; deliver all; snapshot 1")
+        let served = try XCTUnwrap(cluster.replicas[n1]?.servedSnapshot)
+        XCTAssertNotNil(served.installingSince[n3])
+        let replica = try XCTUnwrap(cluster.replicas[n1])
+        let window = Replica.snapshotStallRetries * cluster.configuration.catchUpRetryTicks
+        let grace = Int(replica.pinInstallGraceTicks(bytes: 7))
+        XCTAssertGreaterThan(grace, window)
+        cluster.tick(n1, times: window + 5)
+        XCTAssertNotNil(cluster.replicas[n1]?.servedSnapshot, "released while the fetcher installs")
+        cluster.tick(n1, times: grace - window)
+        XCTAssertNil(cluster.replicas[n1]?.servedSnapshot)
+        cluster.assertClean()
+    }
+
     /// Chunks that do not continue the transfer (a duplicate, one from the middle of another
     /// snapshot) change nothing.
     func testDuplicateAndForeignChunksAreIgnored() throws {
