@@ -259,7 +259,7 @@ extension Replica {
         if chunk.offset == 0, incomingSnapshot == nil || chunk.slot > incomingSnapshot?.slot ?? 0 {
             incomingSnapshot = IncomingSnapshot(from: from, slot: chunk.slot, total: chunk.total,
                                                 checksum: chunk.checksum, membership: chunk.membership,
-                                                spool: snapshotSpooling?.makeSpool(slot: chunk.slot, total: chunk.total),
+                                                spool: snapshotSpooling?.makeSpool(slot: chunk.slot),
                                                 progressAt: now)
         }
         guard var incoming = incomingSnapshot, incoming.slot == chunk.slot, incoming.checksum == chunk.checksum,

@@ -239,8 +239,7 @@ public struct Replica: Sendable {
         case .proposeAll(let commands): for command in commands { onPropose(command) }
         case .read(let readID, let consistency): onRead(readID: readID, consistency: consistency)
         case .durable(let batchID): onDurable(batchID)
-        case .snapshot(let slot, let data, let checksum): onSnapshotTaken(slot: slot, bytes: SnapshotBytes(data), checksum: checksum)
-        case .snapshotTaken(let slot, let bytes, let checksum): onSnapshotTaken(slot: slot, bytes: bytes, checksum: checksum)
+        case .snapshot(let slot, let bytes, let checksum): onSnapshotTaken(slot: slot, bytes: bytes, checksum: checksum)
         case .snapshotStored(let slot, let bytes, let checksum): onSnapshotStored(slot: slot, bytes: bytes, checksum: checksum)
         case .reconfigure(let requestID, let change, let force):
             onReconfigure(origin: id, requestID: requestID, change: change, force: force)

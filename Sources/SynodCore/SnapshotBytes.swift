@@ -1,5 +1,4 @@
-/// Bytes of a snapshot kept somewhere other than memory: a node's snapshot file, opened by its
-/// storage once the snapshot is durable. The core reads only the ranges it sends, so a member
+/// Bytes of a snapshot kept somewhere other than memory: a node's spool or snapshot file. The core reads only the ranges it sends, so a member
 /// serving catch-up does not hold a second copy of its whole state in memory.
 ///
 /// Implementations must be safe to read from any thread (positional reads of an immutable
@@ -34,15 +33,16 @@ public protocol SnapshotSpool: AnyObject, Sendable {
     func finish() -> SnapshotBytes?
 }
 
-/// Makes a spool for each incoming snapshot transfer (`Replica.snapshotSpooling`).
+/// Makes a spool for each incoming snapshot transfer (`Replica.snapshotSpooling`); a node's
+/// snapshot encoder uses the same.
 public protocol SnapshotSpooling: Sendable {
-    /// A spool for the snapshot through `slot` of `total` bytes, or nil to collect it in memory.
-    func makeSpool(slot: Slot, total: UInt64) -> (any SnapshotSpool)?
+    /// A spool for the snapshot through `slot`, or nil to collect it in memory.
+    func makeSpool(slot: Slot) -> (any SnapshotSpool)?
 }
 
-/// A snapshot's bytes: in memory (as encoded, or as received from a peer), or in a file
-/// (`SnapshotByteSource`) once the node's storage has made the snapshot durable. The simulator
-/// keeps every snapshot in memory.
+/// A snapshot's bytes: in memory (small ones received whole, tests, the encoder's fallback), or
+/// in a file (`SnapshotByteSource`): a spool file while it is written, then the snapshot file
+/// once storage has made it durable. The simulator does the same on its simulated disk.
 ///
 /// Equality compares the bytes, wherever they are.
 public struct SnapshotBytes: Hashable, Sendable, CustomStringConvertible {

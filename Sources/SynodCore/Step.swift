@@ -23,13 +23,11 @@ public enum Input: Hashable, Sendable {
     case read(readID: UInt64, consistency: ReadConsistency)
     /// Persist batch `id` (and so every earlier one) is durable.
     case durable(UInt64)
-    /// The state machine took a snapshot through `slot` (<= the last applied slot).
-    /// `checksum`, when the driver computed it off its loop, is the 64-bit FNV-1a of `data`
-    /// that chunked transfers of this snapshot carry; without it the replica computes it the
-    /// first time it sends the snapshot in chunks.
-    case snapshot(slot: Slot, data: [UInt8], checksum: UInt64? = nil)
-    /// `.snapshot` with the bytes wherever they are (a node encodes into a spool file).
-    case snapshotTaken(slot: Slot, bytes: SnapshotBytes, checksum: UInt64? = nil)
+    /// The state machine took a snapshot through `slot` (<= the last applied slot), in memory
+    /// or (a node's) in a spool file. `checksum`, when the driver computed it off its loop, is
+    /// the 64-bit FNV-1a of `bytes` that chunked transfers of this snapshot carry; without it
+    /// the replica computes it the first time it sends the snapshot in chunks.
+    case snapshot(slot: Slot, bytes: SnapshotBytes, checksum: UInt64? = nil)
     /// The snapshot through `slot` is durable and its bytes can be read from `bytes` (its
     /// file): the replica drops its in-memory copy for them, if it still holds that snapshot.
     /// `checksum`, when given, is its transfer checksum (as for `.snapshot`).

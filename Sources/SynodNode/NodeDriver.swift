@@ -152,7 +152,7 @@ public struct NodeDriver: Sendable {
         case .transferLeadership(let token, let target): onTransfer(token: token, target: target)
         case .snapshotEncoded(let slot, let bytes, let checksum):
             snapshots.encoding = false
-            stepReplica(.snapshotTaken(slot: slot, bytes: bytes, checksum: checksum))
+            stepReplica(.snapshot(slot: slot, bytes: bytes, checksum: checksum))
             out.events.append(.snapshotTaken(slot: slot, revision: kv.store.revision, bytes: bytes.count))
         case .snapshotStored(let slot, let bytes, let checksum):
             stepReplica(.snapshotStored(slot: slot, bytes: bytes, checksum: checksum))

@@ -53,7 +53,7 @@ public final class Node: @unchecked Sendable {
     /// Where outgoing messages go (the transport; the `drop-outgoing` failpoint wraps it).
     let outgoing: OutgoingMessages
     private let storageWorker: StorageWorker
-    /// The snapshot found on disk at start, handed to the replica as file bytes after `start`.
+    /// The snapshot found on disk at start, whose transfer checksum is computed after `start`.
     private var loadedSnapshot: StorageWorker.StoredSnapshot?
     /// Spool files in the snapshot directory, for snapshots received or encoded.
     private let snapshotSpooling: SnapshotSpoolDirectory
@@ -155,9 +155,8 @@ public final class Node: @unchecked Sendable {
             })
         step(.start)
         if let loaded = loadedSnapshot {
-            // The snapshot recovered from disk was read into memory to restore the state; its
-            // file takes over once its transfer checksum is known (hashed here, off the loop,
-            // rather than on it the first time a peer fetches it).
+            // The snapshot recovered from disk is read from its file; its transfer checksum is
+            // hashed here, off the loop, rather than on it the first time a peer fetches it.
             loadedSnapshot = nil
             DispatchQueue.global(qos: .utility).async { [weak self] in
                 let checksum = Snapshot.checksum(of: loaded.bytes)
@@ -338,30 +337,32 @@ public final class Node: @unchecked Sendable {
 
     private func encodeSnapshot(slot: Slot, state: KVStateMachine) {
         // Encoding the whole key space takes long (seconds for gigabytes): it runs on another
-        // thread, on the driver's copy of the state, so the loop keeps serving. So does the
-        // checksum that chunked transfers of the snapshot carry.
-        // The encoding goes straight into a spool file in the snapshot directory, a piece at a
-        // time, which storage then completes into the snapshot file: the whole encoding is
-        // never in memory beside the state, and storage does not write it a second time.
-        // Should the file fail (a full disk), it is encoded in memory instead.
+        // thread, on the driver's copy of the state, so the loop keeps serving; so does the
+        // checksum that chunked transfers of the snapshot carry. The encoding goes straight
+        // into a spool file in the snapshot directory, a piece at a time, which storage then
+        // completes into the snapshot file: the whole encoding is never in memory beside the
+        // state, and storage does not write it a second time. Should the file fail (a full
+        // disk), it is encoded in memory instead.
         let spooling = snapshotSpooling
         DispatchQueue.global(qos: .utility).async { [self] in
             var hash = FNV1a64()
-            var bytes: SnapshotBytes?
-            if let spool = spooling.makeSpool(slot: slot, total: 0),
+            var spooled: SnapshotBytes?
+            if let spool = spooling.makeSpool(slot: slot),
                state.writeSnapshot(pieceBytes: 4 << 20, { piece in
                    hash.combine(piece)
                    return spool.append(piece)
                }) {
-                bytes = spool.finish()
+                spooled = spool.finish()
             }
-            if bytes == nil {
+            let bytes: SnapshotBytes
+            if let spooled {
+                bytes = spooled
+            } else {
                 let data = state.snapshot()
                 hash = FNV1a64()
                 hash.combine(data)
                 bytes = SnapshotBytes(data)
             }
-            guard let bytes else { return }
             let checksum = hash.value
             loop.execute { [self] in
                 guard !stoppedFlag else { return }

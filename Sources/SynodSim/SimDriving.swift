@@ -84,7 +84,7 @@ extension Simulation {
             // three; the third in memory, the server's fallback), and hand in the checksum
             // computed with the encoding for half of them (the replica computes the others').
             var bytes: SnapshotBytes?
-            if slot % 3 != 0, let spool = nodes[node].storage?.snapshotSpooling.makeSpool(slot: slot, total: 0),
+            if slot % 3 != 0, let spool = nodes[node].storage?.snapshotSpooling.makeSpool(slot: slot),
                state.writeSnapshot(pieceBytes: 4 << 10, { spool.append($0) }) {
                 bytes = spool.finish()
             }

@@ -235,7 +235,6 @@ extension Simulation {
         hasher.mix(0xD0 | UInt64(node))
         trace("RESTART n\(nodes[node].id.rawValue) from \(records.count) durable record(s), promised \(nodes[node].replica.promised)")
         step(node, .start)
-        handOverStoredSnapshot(node)
         scheduleTick(node)
     }
 

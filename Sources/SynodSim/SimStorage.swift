@@ -71,9 +71,9 @@ extension Simulation {
         startSync(node)
     }
 
-    /// As a server does: a snapshot made durable (or found at restart) is read from its file
-    /// from now on, so chunked transfers in the simulation read the simulated disk, through a
-    /// handle that a crash invalidates.
+    /// As a server does: a snapshot made durable is read from its file from now on (one found
+    /// at restart already is), so chunked transfers in the simulation read the simulated disk,
+    /// through a handle that a crash invalidates.
     func handOverStoredSnapshot(_ node: Int) {
         guard nodes[node].up, let stored = nodes[node].storage?.takeStoredSnapshot() else { return }
         step(node, .snapshotStored(slot: stored.slot, bytes: stored.bytes, checksum: nil))

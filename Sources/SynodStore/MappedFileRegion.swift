@@ -33,6 +33,17 @@ public final class MappedFileRegion {
     /// The asked-for bytes; valid while this region lives.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: mapping + lead, count: count) }
 
+    /// Runs `body` over the `count` bytes of a file: through the mapping `map` gives (pages
+    /// dropped as `body` says it is done with them), or, when there is none, over what `read`
+    /// returns; nil when that fails too.
+    static func withMappingOrBytes<Result>(count: Int, map: () -> MappedFileRegion?, read: () -> [UInt8]?,
+                                           _ body: (UnsafeRawBufferPointer, _ doneBelow: (Int) -> Void) -> Result) -> Result? {
+        if count == 0 { return body(UnsafeRawBufferPointer(start: nil, count: 0), { _ in }) }
+        if let region = map() { return body(region.bytes, { region.dropPages(below: $0) }) }
+        guard let bytes = read() else { return nil }
+        return bytes.withUnsafeBytes { body($0, { _ in }) }
+    }
+
     /// Drops the resident pages wholly before `offset` (relative to `bytes`).
     public func dropPages(below offset: Int) {
         let end = lead + min(max(0, offset), count)

@@ -2,16 +2,17 @@ import Synchronization
 import SynodBytes
 import SynodCore
 
-/// A snapshot received in chunks, written to a temporary file in the snapshot directory as it
-/// arrives (`<slot file>.<n>.tmp`, its data after room for the header), with its CRC-32C
-/// folded in chunk by chunk. When the replica installs it, `SnapshotStore.save` completes the
-/// same file — header, membership trailer, sync — and renames it into place: the receiver
-/// never holds the snapshot in memory and never writes it twice. A crash before the rename
+/// A snapshot written to a temporary file in the snapshot directory piece by piece, as it is
+/// received in chunks or encoded (`<slot file>.<n>.tmp`, its data after room for the header),
+/// with its CRC-32C folded in piece by piece. When the replica takes or installs it,
+/// `SnapshotStore.save` completes the same file — header, membership trailer, sync — and
+/// renames it into place: the snapshot is never whole in memory and is written once. A crash before the rename
 /// leaves a `.tmp` file that recovery removes; a transfer abandoned before that removes its
 /// file when the spool is released.
 ///
-/// Concurrency: the file and the counters are used only under `lock` (the node loop appends
-/// and reads, the storage thread completes), hence `@unchecked Sendable`.
+/// Concurrency: the file and the counters are used only under `state`'s lock (the node loop or
+/// the encoding thread appends, the loop reads, the storage thread completes), hence
+/// `@unchecked Sendable`.
 public final class SnapshotSpoolFile: SnapshotSpool, SnapshotByteSource, @unchecked Sendable {
     private struct State {
         var count = 0
@@ -86,13 +87,9 @@ public final class SnapshotSpoolFile: SnapshotSpool, SnapshotByteSource, @unchec
 
     public func withContiguousBytes<Result>(_ body: (UnsafeRawBufferPointer, _ doneBelow: (Int) -> Void) -> Result) -> Result? {
         let total = count
-        if total == 0 { return body(UnsafeRawBufferPointer(start: nil, count: 0), { _ in }) }
-        let region = state.withLock { _ in file.mapForReading(offset: Self.dataOffset, count: total) }
-        guard let region else {
-            guard let bytes = read(offset: 0, count: total) else { return nil }
-            return bytes.withUnsafeBytes { body($0, { _ in }) }
-        }
-        return body(region.bytes, { region.dropPages(below: $0) })
+        return MappedFileRegion.withMappingOrBytes(
+            count: total, map: { state.withLock { _ in file.mapForReading(offset: Self.dataOffset, count: total) } },
+            read: { read(offset: 0, count: total) }, body)
     }
 
     // MARK: Saving
@@ -113,7 +110,8 @@ public final class SnapshotSpoolFile: SnapshotSpool, SnapshotByteSource, @unchec
     }
 }
 
-/// Spools incoming snapshots to files in a node's snapshot directory (`Replica.snapshotSpooling`).
+/// Makes spool files in a node's snapshot directory, for snapshots received
+/// (`Replica.snapshotSpooling`) or encoded (the node's snapshot encoder).
 ///
 /// Concurrency: `fileSystem` is the node's real (`Sendable`) file system, or the simulator's,
 /// which runs on one thread; the counter is under a lock. Hence `@unchecked Sendable`.
@@ -130,7 +128,7 @@ public final class SnapshotSpoolDirectory: SnapshotSpooling, @unchecked Sendable
         self.directory = directory
     }
 
-    public func makeSpool(slot: Slot, total: UInt64) -> (any SnapshotSpool)? {
+    public func makeSpool(slot: Slot) -> (any SnapshotSpool)? {
         let number = Self.counter.wrappingAdd(1, ordering: .relaxed).newValue
         let path = directory + "/" + SnapshotStore.fileName(slot: slot) + ".\(number).tmp"
         guard let file = try? fileSystem.open(path, create: true) else { return nil }

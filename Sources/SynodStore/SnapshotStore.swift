@@ -78,9 +78,9 @@ struct SnapshotStore {
         let path = directory + "/" + Self.fileName(slot: snapshot.slot)
         let temporary = path + ".tmp"
         if let spool = snapshot.bytes.source as? SnapshotSpoolFile, spool.directory == directory, spool.slot == snapshot.slot {
-            // Received in chunks into a spool file here: that file becomes the snapshot file.
+            // Received or encoded into a spool file here: that file becomes the snapshot file.
             guard try spool.complete(trailer: Self.trailer(snapshot.membership)) else {
-                throw .io(path: spool.path, operation: "complete the received snapshot (its spool failed)", errno: 0)
+                throw .io(path: spool.path, operation: "complete the snapshot in its spool file (a write to it failed)", errno: 0)
             }
             try fileSystem.rename(spool.path, to: path)
             try fileSystem.syncDirectory(directory)
@@ -113,46 +113,43 @@ struct SnapshotStore {
     /// (`StoredSnapshotBytes`); the membership trailer is read.
     /// - Throws: `.corruption` naming the file when anything does not check out.
     func load(slot: Slot) throws(StorageError) -> Snapshot {
-        let path = directory + "/" + Self.fileName(slot: slot)
-        let file = try fileSystem.open(path, create: false)
-        let verified: (length: Int, membership: MembershipHistory?)
-        do throws(StorageError) {
-            verified = try Self.verify(file, path: path, slot: slot)
-        } catch {
-            file.close()
-            throw error
+        let (file, path, verified) = try openChecked(slot: slot) { (file, path) throws(StorageError) in
+            try Self.verify(file, path: path, slot: slot)
         }
         let bytes = StoredSnapshotBytes(file: file, path: path, dataOffset: UInt64(Self.headerBytes), count: verified.length)
         return Snapshot(slot: slot, bytes: SnapshotBytes(source: bytes), membership: verified.membership)
     }
 
+    /// Opens the snapshot file of `slot` for reading its data on demand, checking only its
+    /// header: its data was checked when it was loaded, or was just written and synced.
+    func openStored(slot: Slot) throws(StorageError) -> StoredSnapshotBytes {
+        let (file, path, header) = try openChecked(slot: slot) { (file, path) throws(StorageError) in
+            try Self.checkHeader(file, path: path, slot: slot).header
+        }
+        let length = Int(LittleEndianReader.uint64(at: 20, of: header))
+        return StoredSnapshotBytes(file: file, path: path, dataOffset: UInt64(Self.headerBytes), count: length)
+    }
+
+    /// Opens the file of `slot` and runs `check` on it; closes it again when that throws.
+    private func openChecked<Checked>(slot: Slot, _ check: (any StorageFile, String) throws(StorageError) -> Checked)
+        throws(StorageError) -> (file: any StorageFile, path: String, checked: Checked) {
+        let path = directory + "/" + Self.fileName(slot: slot)
+        let file = try fileSystem.open(path, create: false)
+        do throws(StorageError) {
+            return (file, path, try check(file, path))
+        } catch {
+            file.close()
+            throw error
+        }
+    }
+
     /// Checks a snapshot file whole; returns its data length and membership.
     private static func verify(_ file: any StorageFile, path: String, slot: Slot) throws(StorageError)
         -> (length: Int, membership: MembershipHistory?) {
-        let size = try file.size()
-        guard size >= UInt64(headerBytes) else {
-            throw .corruption(path: path, offset: 0, reason: "snapshot file shorter than its header")
-        }
-        let header = try file.read(at: 0, count: headerBytes)
-        guard header.count == headerBytes, Array(header[0..<8]) == magic else {
-            throw .corruption(path: path, offset: 0, reason: "not a snapshot file")
-        }
-        guard LittleEndianReader.uint32(at: 32, of: header) == CRC32C.checksum(header[0..<32]), header[36..<40].allSatisfy({ $0 == 0 }) else {
-            throw .corruption(path: path, offset: 0, reason: "snapshot header checksum mismatch")
-        }
+        let (header, size) = try checkHeader(file, path: path, slot: slot)
         let version = header[8]
-        guard version == 1 || version == formatVersion else {
-            throw .incompatibleVersion(path: path, found: header[8], supported: formatVersion)
-        }
-        let headerSlot = LittleEndianReader.uint64(at: 12, of: header)
         let length = LittleEndianReader.uint64(at: 20, of: header)
-        guard headerSlot == slot else {
-            throw .corruption(path: path, offset: 12, reason: "file name says slot \(slot), header says \(headerSlot)")
-        }
         let available = size - UInt64(headerBytes)
-        guard version == 1 ? length == available : length <= available, length <= UInt64(Int.max) else {
-            throw .corruption(path: path, offset: 20, reason: "snapshot length \(length) does not match the file size \(size)")
-        }
         // The data's checksum, a piece at a time.
         var crc: UInt32 = 0
         var offset: UInt64 = 0
@@ -185,6 +182,37 @@ struct SnapshotStore {
         } catch {
             throw .corruption(path: path, offset: trailerOffset + 8, reason: error.description)
         }
+    }
+
+    /// Checks a snapshot file's header against the file (magic, header checksum, version,
+    /// slot, data length within the file); returns the header and the file's size.
+    static func checkHeader(_ file: any StorageFile, path: String, slot: Slot) throws(StorageError)
+        -> (header: [UInt8], size: UInt64) {
+        let size = try file.size()
+        guard size >= UInt64(headerBytes) else {
+            throw .corruption(path: path, offset: 0, reason: "snapshot file shorter than its header")
+        }
+        let header = try file.read(at: 0, count: headerBytes)
+        guard header.count == headerBytes, Array(header[0..<8]) == magic else {
+            throw .corruption(path: path, offset: 0, reason: "not a snapshot file")
+        }
+        guard LittleEndianReader.uint32(at: 32, of: header) == CRC32C.checksum(header[0..<32]), header[36..<40].allSatisfy({ $0 == 0 }) else {
+            throw .corruption(path: path, offset: 0, reason: "snapshot header checksum mismatch")
+        }
+        let version = header[8]
+        guard version == 1 || version == formatVersion else {
+            throw .incompatibleVersion(path: path, found: header[8], supported: formatVersion)
+        }
+        let headerSlot = LittleEndianReader.uint64(at: 12, of: header)
+        let length = LittleEndianReader.uint64(at: 20, of: header)
+        guard headerSlot == slot else {
+            throw .corruption(path: path, offset: 12, reason: "file name says slot \(slot), header says \(headerSlot)")
+        }
+        let available = size - UInt64(headerBytes)
+        guard version == 1 ? length == available : length <= available, length <= UInt64(Int.max) else {
+            throw .corruption(path: path, offset: 20, reason: "snapshot length \(length) does not match the file size \(size)")
+        }
+        return (header, size)
     }
 
     /// Deletes all but the newest `retained` snapshots (the directory is synced by the caller).

@@ -40,46 +40,8 @@ public final class StoredSnapshotBytes: SnapshotByteSource, @unchecked Sendable 
     }
 
     public func withContiguousBytes<Result>(_ body: (UnsafeRawBufferPointer, _ doneBelow: (Int) -> Void) -> Result) -> Result? {
-        if count == 0 { return body(UnsafeRawBufferPointer(start: nil, count: 0), { _ in }) }
-        let region = lock.withLock { _ in file.mapForReading(offset: dataOffset, count: count) }
-        guard let region else {
-            guard let bytes = read(offset: 0, count: count) else { return nil }
-            return bytes.withUnsafeBytes { body($0, { _ in }) }
-        }
-        return body(region.bytes, { region.dropPages(below: $0) })
-    }
-}
-
-extension SnapshotStore {
-    /// Opens the snapshot file of `slot` for reading its data on demand. Its header is checked
-    /// (magic, header checksum, slot, length within the file); its data was checked when it
-    /// was loaded, or was just written and synced.
-    func openStored(slot: Slot) throws(StorageError) -> StoredSnapshotBytes {
-        let path = directory + "/" + Self.fileName(slot: slot)
-        let file = try fileSystem.open(path, create: false)
-        let length: Int
-        do throws(StorageError) {
-            length = try Self.storedDataLength(file, path: path, slot: slot)
-        } catch {
-            file.close()
-            throw error
-        }
-        return StoredSnapshotBytes(file: file, path: path, dataOffset: UInt64(Self.headerBytes), count: length)
-    }
-
-    /// The data length a snapshot file's header gives, once the header checks out.
-    private static func storedDataLength(_ file: any StorageFile, path: String, slot: Slot) throws(StorageError) -> Int {
-        let size = try file.size()
-        let header = try file.read(at: 0, count: headerBytes)
-        guard header.count == headerBytes, Array(header[0..<8]) == magic,
-              LittleEndianReader.uint32(at: 32, of: header) == CRC32C.checksum(header[0..<32]) else {
-            throw .corruption(path: path, offset: 0, reason: "snapshot header does not check out")
-        }
-        let headerSlot = LittleEndianReader.uint64(at: 12, of: header)
-        let length = LittleEndianReader.uint64(at: 20, of: header)
-        guard headerSlot == slot, length <= size - UInt64(headerBytes), length <= UInt64(Int.max) else {
-            throw .corruption(path: path, offset: 12, reason: "snapshot header disagrees with the file")
-        }
-        return Int(length)
+        MappedFileRegion.withMappingOrBytes(
+            count: count, map: { lock.withLock { _ in file.mapForReading(offset: dataOffset, count: count) } },
+            read: { read(offset: 0, count: count) }, body)
     }
 }

@@ -201,7 +201,7 @@ struct Cluster {
     mutating func takeWantedSnapshots() {
         for id in snapshotsWanted.sorted() {
             guard let through = replicas[id]?.appliedThrough, through > 0 else { continue }
-            step(id, .snapshot(slot: through, data: Array("state@\(through)".utf8)))
+            step(id, .snapshot(slot: through, bytes: SnapshotBytes(Array("state@\(through)".utf8))))
         }
         snapshotsWanted.removeAll()
     }
@@ -375,7 +375,7 @@ struct Cluster {
             case "snapshot":
                 let id = node(1)
                 let through = replicas[id]!.appliedThrough
-                step(id, .snapshot(slot: through, data: Array("state@\(through)".utf8)))
+                step(id, .snapshot(slot: through, bytes: SnapshotBytes(Array("state@\(through)".utf8))))
             case "hold": heldDisks.insert(node(1))
             case "flush": heldDisks.remove(node(1)); flush(node(1))
             default: XCTFail("unknown script command: \(rawLine)", file: file, line: line)

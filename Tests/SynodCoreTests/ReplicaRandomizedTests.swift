@@ -72,7 +72,7 @@ final class ReplicaRandomizedTests: XCTestCase {
                 cluster.step(node, .read(readID: readID, consistency: .linearizable))
             case 93..<95:
                 if let through = cluster.replicas[node]?.appliedThrough, through > 0 {
-                    cluster.step(node, .snapshot(slot: through, data: Array("s\(through)".utf8)))
+                    cluster.step(node, .snapshot(slot: through, bytes: SnapshotBytes(Array("s\(through)".utf8))))
                 }
             case 95..<97:
                 // A slow disk: batches wait (and are lost if the node crashes meanwhile).

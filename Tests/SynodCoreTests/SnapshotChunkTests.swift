@@ -25,7 +25,7 @@ final class SnapshotChunkTests: XCTestCase {
             tick 1 x 2
             deliver all
             """)
-        _ = cluster.step(n1, .snapshot(slot: 3, data: Array("state@3".utf8), checksum: checksum))
+        _ = cluster.step(n1, .snapshot(slot: 3, bytes: SnapshotBytes(Array("state@3".utf8)), checksum: checksum))
         cluster.run("""
             propose 1 d
             deliver all

@@ -99,7 +99,7 @@ final class StoredSnapshotTests: XCTestCase {
         let fileSystem = FaultInjectingFileSystem()
         let (storage, _, _) = try Support.open(fileSystem)
         let payload = data(5, count: 70_000)
-        let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 42, total: UInt64(payload.count)))
+        let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 42))
         for start in stride(from: 0, to: payload.count, by: 16_384) {
             XCTAssertTrue(spool.append(Array(payload[start..<min(payload.count, start + 16_384)])))
         }
@@ -126,12 +126,12 @@ final class StoredSnapshotTests: XCTestCase {
         let fileSystem = FaultInjectingFileSystem()
         let (storage, _, _) = try Support.open(fileSystem)
         do {
-            let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 7, total: 10))
+            let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 7))
             XCTAssertTrue(spool.append([1, 2, 3]))
         }
         XCTAssertEqual(try fileSystem.listDirectory(Support.directory + "/snap"), [])
 
-        let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 8, total: 10))
+        let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 8))
         XCTAssertTrue(spool.append([1, 2, 3]))
         try fileSystem.syncDirectory(Support.directory + "/snap")
         fileSystem.crash()
@@ -146,7 +146,7 @@ final class StoredSnapshotTests: XCTestCase {
     func testAFailedWriteFailsTheSpool() throws {
         let fileSystem = FaultInjectingFileSystem()
         let (storage, _, _) = try Support.open(fileSystem)
-        let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 9, total: 200_000))
+        let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 9))
         XCTAssertTrue(spool.append(data(6, count: 1_000)))
         fileSystem.capacityBytes = fileSystem.totalBytes + 10
         XCTAssertFalse(spool.append(data(7, count: 100_000)))
@@ -165,7 +165,7 @@ final class StoredSnapshotTests: XCTestCase {
         let (storage, _, _) = try DurableStorage.open(fileSystem: POSIXFileSystem(), directory: directory + "/data",
                                                       identity: DataDirectoryIdentity(clusterID: 7, nodeID: 1))
         let payload = data(9, count: (1 << 20) + 12_345)
-        let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 3, total: UInt64(payload.count)))
+        let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 3))
         XCTAssertTrue(spool.append(payload))
         let bytes = try XCTUnwrap(spool.finish())
         let seen = bytes.withContiguousBytes { raw, doneBelow -> [UInt8] in
