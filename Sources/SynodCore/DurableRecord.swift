@@ -15,6 +15,11 @@ public enum DurableRecord: Hashable, Sendable {
     /// replica first starts, so a restart never depends on flags repeating it. A snapshot's
     /// membership supersedes it.
     case membership(MembershipHistory)
+    /// This replica finished repairing damage its storage found in its synced records (see
+    /// `Replica+Repair`): everything that damage could have hidden is now covered by records
+    /// written before this one. Storage notes the damage as repaired once this is durable, so
+    /// a later restart does not repair it again.
+    case repaired
 }
 
 /// Records the driver must make durable, and the messages it may send only after they are.

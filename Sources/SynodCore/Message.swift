@@ -109,6 +109,13 @@ public enum Message: Hashable, Sendable {
     /// The sender found its own safety broken (e.g. two values chosen for one slot) and
     /// stopped; receivers raise an alarm. `reason` is one line, at most `safetyAlarmReasonBytesMax`.
     case safetyAlarm(reason: String)
+    /// A replica repairing damage to its synced records (see `Replica+Repair`) asks a voter for
+    /// its promise and the highest slot it knows of; `nonce` ties the answer to this request.
+    case repairQuery(nonce: UInt64)
+    /// The answer to `repairQuery(nonce)`: the sender's promised ballot, the highest slot it
+    /// accepted, knows chosen or proposed, and whether it is repairing itself (then its
+    /// promise may be incomplete and the answer does not count).
+    case repairReport(nonce: UInt64, promised: Ballot, highestSlot: Slot, repairing: Bool)
 
     /// The message's kind, for traces and metrics.
     public var kind: String {
@@ -134,6 +141,8 @@ public enum Message: Hashable, Sendable {
         case .preVote: return "PreVote"
         case .preVoteReply: return "PreVoteReply"
         case .safetyAlarm: return "SafetyAlarm"
+        case .repairQuery: return "RepairQuery"
+        case .repairReport: return "RepairReport"
         }
     }
 }

@@ -45,6 +45,10 @@ extension Message {
             return valid(ballot) && (promised == .zero || valid(promised))
         case .safetyAlarm(let reason):
             return reason.utf8.count <= Self.safetyAlarmReasonBytesMax
+        case .repairQuery:
+            return true
+        case .repairReport(_, let promised, _, _):
+            return promised == .zero || valid(promised)
         }
     }
 }

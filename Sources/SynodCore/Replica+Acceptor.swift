@@ -13,6 +13,11 @@ extension Replica {
     }
 
     mutating func onPrepare(from: NodeID, ballot: Ballot, firstSlot: Slot) {
+        // Repairing: no promise until the fence is known (Replica+Repair).
+        if repair != nil {
+            noteBallot(ballot)
+            return
+        }
         // A node that votes in no membership this acceptor knows of (a removed member that
         // missed its removal, a learner) is not answered, and its ballot is not remembered:
         // refusing a promise is always safe, and it keeps such a node from disrupting the
@@ -86,6 +91,12 @@ extension Replica {
         // once the commit notices in its heartbeats made this acceptor catch up.
         guard knownVoter(ballot.node) else { return }
         noteBallot(ballot)
+        if repair != nil {
+            // Repairing: accepts nothing, but follows the leader and learns what it chose.
+            if ballot >= promised { follow(ballot) }
+            learnCommitNotice(ballot: ballot, leaderChosenThrough: leaderChosenThrough, leader: from)
+            return
+        }
         if ballot < promised {
             send(.reject(ballot: ballot, promised: promised), to: from)
             return

@@ -25,7 +25,7 @@ extension Replica {
 
     mutating func startPreVote() {
         if leader != nil { return }
-        guard isVoter else {
+        guard isVoter, repair == nil else {
             resetElectionTimer()
             return
         }
@@ -79,8 +79,8 @@ extension Replica {
 
     mutating func startElection() {
         if leader != nil { return }
-        // Learners, joining replicas and removed members never campaign.
-        guard isVoter else {
+        // Learners, joining replicas, removed members and repairing replicas never campaign.
+        guard isVoter, repair == nil else {
             resetElectionTimer()
             return
         }

@@ -112,6 +112,9 @@ public struct Replica: Sendable {
     var stepSelfVotes: [SelfVote] = []
     var stepForwards: [Command] = []
 
+    /// Set while repairing damaged synced records (see `Replica+Repair`): no votes until done.
+    var repair: RepairState?
+
     /// Safety problems this replica detected itself (e.g. learning two values for one slot),
     /// reported by `checkInvariants()`. Only a broken protocol or configuration causes them.
     var detectedConflicts: [String] = []
@@ -128,8 +131,11 @@ public struct Replica: Sendable {
     ///
     /// `initialMembership` (default: `configuration.initialMembership`) lets a server record
     /// names and peer URLs of the initial members; its voters must be `configuration.members`.
+    ///
+    /// `repairing`: storage found synced records damaged or missing, so `records` may lack
+    /// promises and acceptances this replica made; it abstains until repaired (`Replica+Repair`).
     public init(id: NodeID, configuration: Configuration, seed: UInt64, restoring records: [DurableRecord] = [],
-                joining: Bool = false, initialMembership: Membership? = nil) throws(ConfigurationError) {
+                joining: Bool = false, initialMembership: Membership? = nil, repairing: Bool = false) throws(ConfigurationError) {
         try configuration.validate()
         self.id = id
         self.configuration = configuration
@@ -150,6 +156,7 @@ public struct Replica: Sendable {
         chosenThrough = snapshot?.slot ?? 0
         advanceChosenThrough()
         refreshPeers()
+        if repairing { startRepair() }
         // A restarted acceptor may have acknowledged a leader's heartbeat just before it
         // crashed; it forgot that, so it keeps the lease guard for a full window from its
         // first step (`restartGuardPending`).
@@ -185,6 +192,8 @@ public struct Replica: Sendable {
                 if let history = newSnapshot.membership { membershipHistory = history }
             case .membership(let history):
                 if membershipHistory == nil { membershipHistory = history }
+            case .repaired:
+                continue
             }
         }
         highestSeen = promised
@@ -245,6 +254,10 @@ public struct Replica: Sendable {
             onReconfigure(origin: id, requestID: requestID, change: change, force: force)
         case .transferLeadership(let requestID, let target): onTransferLeadership(requestID: requestID, target: target)
         }
+        if repair != nil {
+            sendRepairQueries()
+            finishRepairIfDone()
+        }
         return finishStep(before: before)
     }
 
@@ -290,6 +303,9 @@ public struct Replica: Sendable {
         case .preVoteReply(let ballot, let granted, let promisedBallot):
             onPreVoteReply(from: from, ballot: ballot, granted: granted, promised: promisedBallot)
         case .safetyAlarm(let reason): out.peerAlarms.append(PeerAlarm(node: from, reason: reason))
+        case .repairQuery(let nonce): onRepairQuery(from: from, nonce: nonce)
+        case .repairReport(let nonce, let promisedBallot, let highestSlot, let repairing):
+            onRepairReport(from: from, nonce: nonce, promised: promisedBallot, highestSlot: highestSlot, repairing: repairing)
         }
     }
 

@@ -223,3 +223,16 @@ struct SnapshotChecksum: Hashable, Sendable {
     var slot: Slot
     var value: UInt64
 }
+
+/// A repair of damaged synced records in progress (see `Replica+Repair`).
+struct RepairState: Hashable, Sendable {
+    /// Ties reports to this incarnation's queries.
+    var nonce: UInt64
+    /// The promise to take before voting again: the highest promise known.
+    var fence: Ballot
+    /// The chosen prefix to reach before voting again: the highest slot known.
+    var horizon: Slot
+    /// Voters (not repairing themselves) that reported.
+    var answered: Set<NodeID> = []
+    var queriedAt: UInt64?
+}

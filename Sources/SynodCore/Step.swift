@@ -133,6 +133,9 @@ public struct Output: Hashable, Sendable {
     /// A peer needs a snapshot this replica does not have yet (a joining member asked for
     /// everything from slot 1): the driver should take one soon and feed `.snapshot`.
     public var snapshotWanted = false
+    /// This replica finished repairing damaged records (see `Replica+Repair`) in this step and
+    /// votes again once this step's batch is durable.
+    public var repairFinished = false
 
     public init() {}
 

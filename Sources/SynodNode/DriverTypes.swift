@@ -151,6 +151,8 @@ public enum DriverEvent: Hashable, Sendable {
     case removedByCluster
     case committed(commands: Int)
     case proposed
+    /// The replica finished repairing damaged synced records and votes again.
+    case repairFinished
 }
 
 /// The effects of one step, for the shell to carry out: persist before sending what waited

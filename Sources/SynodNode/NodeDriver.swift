@@ -223,6 +223,7 @@ public struct NodeDriver: Sendable {
             return
         }
         for alarm in output.peerAlarms { raiseAlarm(for: alarm) }
+        if output.repairFinished { out.events.append(.repairFinished) }
         if let batch = output.persist {
             unsyncedBatches.append(batch)
             out.persist.append(batch)

@@ -90,6 +90,10 @@ extension Node {
             logger.warning("this member's removal from the cluster was chosen; it stops once the removal takes effect")
         case .removedByCluster:
             logger.warning("the cluster's membership no longer has this member: it was removed")
+        case .repairFinished:
+            metrics.repairing.set(to: 0)
+            logger.notice("damaged log records repaired from the other members; this member votes again",
+                          metadata: ["promised": "\(driver.replica.promised)", "chosen": "\(driver.replica.chosenThrough)"])
         }
     }
 

@@ -101,9 +101,14 @@ public final class Node: @unchecked Sendable {
         let fileSystem: any FileSystem = FailpointFileSystem.needed(options.failpoints)
             ? FailpointFileSystem(base: POSIXFileSystem(), failpoints: options.failpoints)
             : POSIXFileSystem()
+        // Damage to synced log writes is repaired from the other members instead of refusing
+        // to start (Replica+Repair); a member that cannot repair refuses below.
+        var storageOptions = StorageOptions()
+        storageOptions.repairDamage = true
         let opened = try DurableStorage.open(fileSystem: fileSystem, directory: options.dataDirectory,
-                                             identity: identity)
+                                             identity: identity, options: storageOptions)
         logger.info("storage opened", metadata: ["dir": "\(options.dataDirectory)", "recovery": "\(opened.report)"])
+        let repairing = opened.report.repairNeeded
         var seed = SystemRandomNumberGenerator()
         let replicaSeed = UInt64.random(in: .min ... .max, using: &seed)
         let replica: Replica
@@ -112,13 +117,25 @@ public final class Node: @unchecked Sendable {
             // cluster's snapshot or from the data; the discovered voters are whom to ask.
             let voters = join.membership?.voters.filter { $0 != nodeID } ?? []
             replica = try Replica(id: nodeID, configuration: options.protocolConfiguration(voters: voters.isEmpty ? [nodeID] : voters),
-                                  seed: replicaSeed, restoring: opened.records, joining: true)
+                                  seed: replicaSeed, restoring: opened.records, joining: true, repairing: repairing)
         } else {
             let initial = Membership(members: options.members.map {
                 Member(id: $0.nodeID, name: $0.name, peerURLs: [$0.peerURL], memberID: $0.memberID)
             })
             replica = try Replica(id: nodeID, configuration: options.protocolConfiguration(), seed: replicaSeed,
-                                  restoring: opened.records, initialMembership: initial)
+                                  restoring: opened.records, initialMembership: initial, repairing: repairing)
+        }
+        if repairing {
+            let damage = opened.report.damage.map { $0.description }.joined(separator: "; ")
+            if let reason = replica.repairImpossibleReason {
+                throw NodeStartError("the write-ahead log in \(options.dataDirectory)/wal has damaged synced records that cannot be"
+                    + " repaired from the other members (\(reason)): \(damage)."
+                    + " Acknowledged writes may be in them. Restore this member's data from a backup, or remove it from the"
+                    + " cluster and add it back with an empty data directory")
+            }
+            metrics.repairing.set(to: 1)
+            logger.warning("damaged synced log records: this member repairs them from the other members and does not vote until then",
+                           metadata: ["damage": "\(damage)"])
         }
         let recorded = replica.membershipHistory?.epochs.lazy.compactMap { $0.membership.member(nodeID)?.memberID }.first
         memberID = recorded ?? (options.join?.memberID).flatMap { $0 == 0 ? nil : $0 } ?? local.memberID
@@ -507,4 +524,10 @@ public struct NodeState {
     public var membership: Membership? { node.driver.latestMembership }
     /// This member's role in it.
     public var role: LocalRole { node.driver.role }
+}
+
+/// Why a node could not start, in one sentence for the operator.
+public struct NodeStartError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
 }

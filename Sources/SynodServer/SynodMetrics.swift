@@ -46,6 +46,9 @@ public struct SynodMetrics: Sendable {
     public let snapshotMemoryBytes: Prometheus.Gauge
     public let snapshotsSpooled: Prometheus.Gauge
     public let snapshotSpoolFailures: Prometheus.Gauge
+    /// 1 while this member repairs damaged synced log records from its peers and does not
+    /// vote (`synod_repairing`), else 0.
+    public let repairing: Prometheus.Gauge
     /// The `code="OK"` request counters of the hot methods, made once: looking a labelled
     /// counter up in the registry takes a lock and builds its label set, too much per request.
     private let okCounters: [String: Prometheus.Counter]
@@ -130,6 +133,10 @@ public struct SynodMetrics: Sendable {
         self.snapshotSpoolFailures = registry.makeGauge(
             descriptor: Self.descriptor("snapshot_spool_failures",
                                         help: "Snapshot transfers dropped because their chunks could not be written to a file, since the member started.")
+        )
+        self.repairing = registry.makeGauge(
+            descriptor: Self.descriptor("repairing",
+                                        help: "1 while the member repairs damaged synced log records from the other members and does not vote, else 0.")
         )
         self.snapshotChecksumFailures = registry.makeGauge(
             descriptor: Self.descriptor("snapshot_checksum_failures",

@@ -116,6 +116,9 @@ extension Simulation {
             if nodes[node].removalNoticedAt == nil { nodes[node].removalNoticedAt = now }
         case .peerHalted:
             result.safetyAlarms += 1
+        case .repairFinished:
+            result.repairsFinished += 1
+            trace("n\(nodes[node].id.rawValue) repaired its damaged log from the others: votes again, promised \(nodes[node].replica.promised)")
         case .integrityMismatch(let mismatch, let name, _):
             violation("integrity: \(name) differs from the majority at revision \(mismatch.revision) (seen at n\(nodes[node].id.rawValue))")
         default:

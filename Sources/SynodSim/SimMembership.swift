@@ -38,11 +38,12 @@ extension Simulation {
 
     func nodeIndex(_ id: NodeID) -> Int? { indexOf[id] }
 
-    /// A node the operator cannot count on: it refused to start (corrupt disk) or will at its
-    /// next start.
+    /// A node the operator cannot count on: it refused to start (corrupt disk), will find
+    /// damage at its next start, or is repairing damage and does not vote yet.
     func damaged(_ id: NodeID) -> Bool {
         guard let index = nodeIndex(id) else { return true }
         return nodes[index].refusedToStart || nodes[index].injectedCorruption != nil
+            || (nodes[index].up && nodes[index].replica.isRepairing)
     }
 
     /// A majority of `voters` has a working disk: the cluster can make progress once faults heal.

@@ -196,11 +196,12 @@ extension Simulation {
         // With membership changes: every membership that still governs an unchosen slot keeps
         // a majority of working disks, and only while no change is in flight (one could
         // still shrink the voters).
-        let damagedTotal = nodes.filter { $0.refusedToStart || $0.injectedCorruption != nil }.count
+        let damagedTotal = nodes.filter { $0.refusedToStart || $0.injectedCorruption != nil || ($0.up && $0.replica.isRepairing) }.count
         let allowed = options.faults.reconfigIntervalMillis > 0
             ? operatorState.idle && healthyEverywhere(without: nodes[node].id)
             : damagedTotal < (options.nodes - 1) / 2
-        let corruptionRate = options.breaks.contains(.truncateDamagedLog) ? 0.5 : options.faults.corruptionRate
+        let corruptionRate = options.breaks.contains(.truncateDamagedLog) || options.breaks.contains(.skipRepair)
+            ? 0.5 : options.faults.corruptionRate
         if faultsOn && allowed && chance(corruptionRate) {
             injectCorruption(node)
         }
@@ -208,7 +209,9 @@ extension Simulation {
 
     func restart(_ node: Int) {
         guard !nodes[node].up, !nodes[node].refusedToStart else { return }
-        guard let (storage, records) = reopenStorage(node) else { return }
+        guard let (storage, records, damaged) = reopenStorage(node) else { return }
+        // The skip-repair control trusts what recovery could read and votes at once.
+        let repairing = damaged && !options.breaks.contains(.skipRepair)
         do {
             // A joined member that crashed before its first snapshot joins again; it asks
             // the voters of the newest membership the sim knows (the operator's flags).
@@ -221,7 +224,13 @@ extension Simulation {
             }
             let seed = options.seed &+ UInt64(node) &+ UInt64(nodes[node].incarnation) << 32
             let replica = try Replica(id: nodes[node].id, configuration: nodeConfiguration, seed: seed,
-                                      restoring: records, joining: nodes[node].joined)
+                                      restoring: records, joining: nodes[node].joined, repairing: repairing)
+            if repairing, let reason = replica.repairImpossibleReason {
+                nodes[node].refusedToStart = true
+                result.corruptionsDetected += 1
+                trace("n\(nodes[node].id.rawValue) refuses to start: damaged log, \(reason)")
+                return
+            }
             // A new process: a fresh driver, its state rebuilt from the replica's records.
             nodes[node].driver = makeDriver(replica, seed: seed)
             nodes[node].driver.useSnapshotSpooling(storage.snapshotSpooling)

@@ -31,6 +31,10 @@ public enum Break: String, CaseIterable, Hashable, Sendable {
     /// damage, instead of refusing to start (it trusts a damaged log); half of the crashes
     /// damage a synced record of the stopped node.
     case truncateDamagedLog = "truncate-damaged-log"
+    /// A node whose recovery skipped damaged synced writes votes at once instead of repairing
+    /// from its peers first (it trusts what it could read); half of the crashes damage one of
+    /// the stopped node's newest synced writes.
+    case skipRepair = "skip-repair"
 }
 
 /// Rates and sizes of the faults the simulator injects while faults are on.

@@ -50,4 +50,37 @@ extension Simulation {
             }
         }
     }
+
+    /// Checks every Promise as it leaves: it must report every value its sender durably
+    /// accepted (at that ballot or a higher one) in a slot above both the Prepare's first slot
+    /// and the chosen prefix it reports, unless it reports the slot chosen. A promise that
+    /// forgets an acceptance lets the candidate propose another value where this one may be
+    /// chosen: the hazard of trusting a log that lost synced writes (`--break skip-repair`).
+    /// The simulator knows every acceptance that was durable (`acceptances`), also one the
+    /// node's disk lost later.
+    func checkVote(_ envelope: Envelope) {
+        switch envelope.message {
+        case .prepare(let ballot, let firstSlot):
+            prepareFirstSlot[ballot] = firstSlot
+        case .promise(let ballot, let chosenThrough, let entries):
+            let lowest = max(prepareFirstSlot[ballot] ?? 1, chosenThrough + 1)
+            let reported = Dictionary(entries.map { ($0.slot, $0) }, uniquingKeysWith: { first, _ in first })
+            for (slot, accepted) in acceptances where slot >= lowest {
+                for acceptance in accepted where acceptance.nodes.contains(envelope.from) && acceptance.ballot < ballot {
+                    guard let entry = reported[slot] else {
+                        violation("vote: \(envelope.from) promised \(ballot) without reporting slot \(slot), which it durably accepted"
+                                  + " in \(acceptance.ballot) (its disk lost it, and it voted without repairing)")
+                        return
+                    }
+                    if let entryBallot = entry.ballot, entryBallot < acceptance.ballot {
+                        violation("vote: \(envelope.from) promised \(ballot) reporting slot \(slot) in \(entryBallot), below its durable"
+                                  + " acceptance in \(acceptance.ballot)")
+                        return
+                    }
+                }
+            }
+        default:
+            break
+        }
+    }
 }

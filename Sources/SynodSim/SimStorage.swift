@@ -11,6 +11,9 @@ extension Simulation {
         storageOptions.segmentBytes = 32 << 10  // small segments, so rolling and deletion happen
         storageOptions.snapshotsRetained = 2
         storageOptions.unsafeTruncateAtDamage = options.breaks.contains(.truncateDamagedLog)
+        // As a server with peers does: damage to synced writes is skipped and repaired from
+        // the other members (Replica+Repair) instead of refusing to start.
+        storageOptions.repairDamage = !options.breaks.contains(.truncateDamagedLog)
         return storageOptions
     }
 
@@ -88,21 +91,26 @@ extension Simulation {
         queue.push(.restart(node: node), at: now + between(20_000, 500_000))
     }
 
-    /// Opens the node's storage after a crash; nil when it refuses to start.
-    func reopenStorage(_ node: Int) -> (DurableStorage, [DurableRecord])? {
+    /// Opens the node's storage after a crash; nil when it refuses to start. `repairing`: it
+    /// found damage to synced writes (now or at an earlier start) not yet repaired.
+    func reopenStorage(_ node: Int) -> (storage: DurableStorage, records: [DurableRecord], repairing: Bool)? {
         let injected = nodes[node].injectedCorruption
         nodes[node].injectedCorruption = nil
         do {
             let opened = try DurableStorage.open(fileSystem: nodes[node].fileSystem, directory: SimNode.dataDirectory,
                                                  identity: storageIdentity(nodes[node].id), options: storageOptions)
-            if let injected {
+            if let injected, !opened.report.repairNeeded {
                 violation("corruption hidden: \(injected) on n\(nodes[node].id.rawValue), and recovery did not report it")
+            }
+            if opened.report.repairNeeded {
+                result.repairsStarted += 1
+                trace("n\(nodes[node].id.rawValue) recovery: \(opened.report)")
             }
             if opened.report.tornTail != nil { result.tornWritesDiscarded += 1 }
             if opened.report.tornTail != nil || !opened.report.removedEmptySegments.isEmpty {
                 trace("n\(nodes[node].id.rawValue) recovery: \(opened.report)")
             }
-            return (opened.storage, opened.records)
+            return (opened.storage, opened.records, opened.report.repairNeeded)
         } catch {
             if case .corruption = error, injected != nil {
                 nodes[node].refusedToStart = true
@@ -115,22 +123,48 @@ extension Simulation {
         }
     }
 
-    /// Flips one bit inside the synced part of one of the (stopped) node's log segments:
-    /// data it acknowledged, which recovery must never drop or return damaged unnoticed.
+    /// Damages the synced part of one of the (stopped) node's log segments: data it may have
+    /// acknowledged, which recovery must never drop or return damaged unnoticed. One of: a
+    /// flipped bit; a lost write (a synced write that never reached the platter: zeros where
+    /// it should be, later writes intact); a misdirected write (it landed over another synced
+    /// write instead of its own place). The skip-repair control aims at the newest writes,
+    /// where the votes that matter are.
     func injectCorruption(_ node: Int) {
         let fileSystem = nodes[node].fileSystem
         guard let end = nodes[node].syncedLogEnd,
               let names = try? fileSystem.listDirectory(SimNode.dataDirectory + "/wal") else { return }
         let candidates = names.map { SimNode.dataDirectory + "/wal/" + $0 }.filter { $0 <= end.path }
         guard !candidates.isEmpty else { return }
-        let path = candidates[Int(random.next() % UInt64(candidates.count))]
+        let aimed = options.breaks.contains(.skipRepair)
+        let path = aimed ? end.path : candidates[Int(random.next() % UInt64(candidates.count))]
         guard let content = fileSystem.durableContent(of: path) else { return }
         let limit = path == end.path ? min(Int(end.offset), content.count) : (content.lastIndex { $0 != 0 }.map { $0 + 1 } ?? 0)
         guard limit > 32 else { return }
-        let offset = 32 + Int(random.next() % UInt64(limit - 32))
-        let bit = Int(random.next() % 8)
-        fileSystem.flipBit(path: path, byteOffset: offset, bit: bit)
-        nodes[node].injectedCorruption = "bit \(bit) of byte \(offset) in \(path) flipped"
-        trace("NEMESIS flips bit \(bit) of byte \(offset) in n\(nodes[node].id.rawValue)'s \(path) (synced end \(end.path) @ \(end.offset))")
+        let id = nodes[node].id.rawValue
+        // Whole-write faults need two synced writes after the segment's first (the header's
+        // promise) in the synced part: the damaged one and one after it.
+        let writes = WALLayout.writes(in: Array(content.prefix(limit))).dropFirst()
+        let kind = writes.count >= 2 ? random.next() % 3 : 0
+        switch kind {
+        case 1:
+            let index = aimed ? writes.count - 2 : Int(random.next() % UInt64(writes.count - 1))
+            let lost = writes[writes.startIndex + index]
+            fileSystem.overwrite(path: path, byteOffset: lost.lowerBound, with: [UInt8](repeating: 0, count: lost.count))
+            nodes[node].injectedCorruption = "synced write at \(lost.lowerBound) of \(path) lost"
+        case 2:
+            let index = aimed ? writes.count - 2 : Int(random.next() % UInt64(writes.count - 1))
+            let misplaced = writes[writes.startIndex + index]
+            let victim = writes[writes.startIndex + index + 1]
+            let bytes = Array(content[misplaced])
+            fileSystem.overwrite(path: path, byteOffset: misplaced.lowerBound, with: [UInt8](repeating: 0, count: misplaced.count))
+            fileSystem.overwrite(path: path, byteOffset: victim.lowerBound, with: Array(bytes.prefix(victim.count)))
+            nodes[node].injectedCorruption = "synced write at \(misplaced.lowerBound) of \(path) landed at \(victim.lowerBound)"
+        default:
+            let offset = 32 + Int(random.next() % UInt64(limit - 32))
+            let bit = Int(random.next() % 8)
+            fileSystem.flipBit(path: path, byteOffset: offset, bit: bit)
+            nodes[node].injectedCorruption = "bit \(bit) of byte \(offset) in \(path) flipped"
+        }
+        trace("NEMESIS damages n\(id)'s log: \(nodes[node].injectedCorruption ?? "") (synced end \(end.path) @ \(end.offset))")
     }
 }

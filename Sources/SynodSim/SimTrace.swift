@@ -78,6 +78,10 @@ extension Simulation {
             return "PreVoteReply \(ballot): " + (granted ? "yes" : "no (promised \(promised))")
         case .safetyAlarm(let reason):
             return "SafetyAlarm: \(reason)"
+        case .repairQuery:
+            return "RepairQuery: what is your promise, and the highest slot you know?"
+        case .repairReport(_, let promised, let highestSlot, let repairing):
+            return "RepairReport: promised \(promised), highest slot \(highestSlot)" + (repairing ? " (repairing too: does not count)" : "")
         }
     }
 
@@ -88,6 +92,7 @@ extension Simulation {
         case .chosen(let slot, _): return "chosen slot \(slot)"
         case .snapshot(let snapshot): return "snapshot through \(snapshot.slot)"
         case .membership(let history): return "membership voters \(history.latest.voters)"
+        case .repaired: return "repaired"
         }
     }
 

@@ -100,6 +100,8 @@ final class Simulation {
     var firstWriteAfterHeal: SimTime?
     /// Durable acceptances per slot: which nodes accepted which value in which ballot.
     var acceptances: [Slot: [SlotAcceptance]] = [:]
+    /// The first slot each Prepare asked about, by ballot (for `checkVote`).
+    var prepareFirstSlot: [Ballot: Slot] = [:]
 
     /// The stale-change-base control reorders more (at least 20% of messages delayed), so
     /// changes are often chosen out of order above a gap, the case it gets wrong.
@@ -298,6 +300,7 @@ final class Simulation {
 
     func send(_ envelope: Envelope) {
         result.messagesSent += 1
+        checkVote(envelope)
         let link = LinkKey(from: envelope.from, to: envelope.to)
         if blocked.contains(link) || (faultsOn && chance(options.faults.dropRate)) {
             result.messagesDropped += 1

@@ -27,6 +27,10 @@ public struct SimulationResult: Hashable, Sendable {
     public var storageFailures = 0
     /// Injected corruptions that recovery reported (the node refused to start).
     public var corruptionsDetected = 0
+    /// Restarts that found synced writes damaged and repaired them from the other members
+    /// (started, and finished: the node voted again).
+    public var repairsStarted = 0
+    public var repairsFinished = 0
     /// Restarts whose recovery discarded a torn last write (cut short, or with some of its
     /// sectors on disk and others not).
     public var tornWritesDiscarded = 0

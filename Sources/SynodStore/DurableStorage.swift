@@ -29,6 +29,11 @@ public final class DurableStorage {
     public private(set) var latestSnapshotSlot: Slot = 0
     /// Why the storage stopped, if it did.
     public private(set) var failure: StorageError?
+    /// Damage found and repaired (see `RepairLedger`); a `.repaired` record appended, and the
+    /// one in the sync in flight, whose durability moves pending damage to repaired.
+    private var ledger = RepairLedger()
+    private var repairAppended = false
+    private var repairSyncing = false
 
     private init(fileSystem: any FileSystem, directory: String, options: StorageOptions) {
         self.fileSystem = fileSystem
@@ -71,7 +76,23 @@ public final class DurableStorage {
         }
         if droppedPromise > .zero { records.append(.promised(droppedPromise)) }
         records += kept
+        try storage.settleDamage(&report)
         return (storage, records, report)
+    }
+
+    /// Records found damage as pending repair (before the replica starts) unless an earlier
+    /// repair covered it, and reports whether a repair is needed (see `RepairLedger`).
+    private func settleDamage(_ report: inout RecoveryReport) throws(StorageError) {
+        ledger = try RepairLedger.load(fileSystem: fileSystem, directory: directory)
+        let found = Set(report.damage.map(\.identity))
+        report.damageAlreadyRepaired = found.intersection(ledger.repaired).count
+        let unrepaired = found.subtracting(ledger.repaired)
+        guard !unrepaired.isEmpty || !ledger.pending.isEmpty else { return }
+        if !unrepaired.isSubset(of: ledger.pending) {
+            ledger.pending.formUnion(unrepaired)
+            try ledger.save(fileSystem: fileSystem, directory: directory)
+        }
+        report.repairNeeded = true
     }
 
     /// Queues a batch's records for the next sync (they are encoded now, written later).
@@ -79,6 +100,7 @@ public final class DurableStorage {
         precondition(batch.id > appendedThrough, "persist batches arrive in id order")
         appendedThrough = batch.id
         for record in batch.records {
+            if case .repaired = record { repairAppended = true }
             if case .snapshot(let snapshot) = record {
                 if snapshot.slot > (pendingSnapshot?.slot ?? latestSnapshotSlot) { pendingSnapshot = snapshot }
             } else {
@@ -125,6 +147,8 @@ public final class DurableStorage {
         } catch {
             throw stop(error)
         }
+        repairSyncing = repairAppended
+        repairAppended = false
         syncingThrough = appendedThrough
         return appendedThrough
     }
@@ -136,6 +160,13 @@ public final class DurableStorage {
         try checkRunning()
         do {
             try wal.completeSync()
+            if repairSyncing {
+                // The repair's promise and `.repaired` are durable: the damage is covered.
+                repairSyncing = false
+                ledger.repaired.formUnion(ledger.pending)
+                ledger.pending.removeAll()
+                try ledger.save(fileSystem: fileSystem, directory: directory)
+            }
             if let snapshot = syncingSnapshot {
                 latestSnapshotSlot = snapshot.slot
                 syncingSnapshot = nil

@@ -8,6 +8,7 @@ enum RecordType: UInt8, CustomStringConvertible {
     case chosen = 3
     case snapshot = 4
     case membership = 5
+    case repaired = 6
 
     var description: String {
         switch self {
@@ -16,6 +17,7 @@ enum RecordType: UInt8, CustomStringConvertible {
         case .chosen: return "chosen"
         case .snapshot: return "snapshot"
         case .membership: return "membership"
+        case .repaired: return "repaired"
         }
     }
 }
@@ -29,6 +31,7 @@ enum RecordType: UInt8, CustomStringConvertible {
 ///       snapshot (4)  slot: UInt64, dataLength: UInt64, data: dataLength bytes
 ///                     [, membershipLength: UInt32, membership history (MembershipCoding)]
 ///       membership (5) membership history (MembershipCoding), to the end of the payload
+///       repaired (6)  nothing
 ///     ballot, value: `ValueCoding` in SynodCore (the same bytes as on the peer wire)
 ///
 /// The payload must be consumed exactly: trailing bytes are corruption, so each record has
@@ -48,6 +51,7 @@ extension RecordCodec {
         case .chosen: return .chosen
         case .snapshot: return .snapshot
         case .membership: return .membership
+        case .repaired: return .repaired
         }
     }
 
@@ -68,6 +72,8 @@ extension RecordCodec {
             return 1 + 8 + 8 + (snapshot.bytes.inMemory?.count ?? 0) + (snapshot.membership.map { 4 + $0.encoded().count } ?? 0)
         case .membership(let history):
             return 1 + history.encoded().count
+        case .repaired:
+            return 1
         }
     }
 
@@ -97,6 +103,8 @@ extension RecordCodec {
             }
         case .membership(let history):
             buffer.append(contentsOf: history.encoded())
+        case .repaired:
+            break
         }
     }
 
@@ -132,6 +140,8 @@ extension RecordCodec {
             record = .snapshot(Snapshot(slot: slot, data: data, membership: membership))
         case .membership:
             record = .membership(try decodeMembership(try reader.readBytes(count: UInt64(reader.remaining), "membership")))
+        case .repaired:
+            record = .repaired
         }
         guard reader.remaining == 0 else {
             throw ByteDecodingError("\(reader.remaining) trailing bytes after the record")

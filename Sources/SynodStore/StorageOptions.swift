@@ -11,6 +11,11 @@ public struct StorageOptions: Hashable, Sendable {
     /// segment off at the first damaged write, whatever the damage, instead of refusing to
     /// start — trusting a damaged log, which hides the loss of synced records.
     public var unsafeTruncateAtDamage = false
+    /// Damage to synced log writes (a closed segment's, or a write followed by later ones) is
+    /// skipped and reported (`RecoveryReport.damage`, `repairNeeded`) instead of refusing to
+    /// start: the replica then repairs what it may have lost from its peers
+    /// (`Replica(repairing:)`). Only for members with peers to repair from.
+    public var repairDamage = false
 
     public init() {}
 }
@@ -37,6 +42,13 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
     public var removedTemporaryFiles: [String] = []
     /// Bytes of a torn last write that recovery discarded (it cannot have been acknowledged).
     public var discardedBytes: UInt64 = 0
+    /// Synced writes found damaged or missing and skipped (with `StorageOptions.repairDamage`).
+    public var damage: [WALDamage] = []
+    /// Damage not yet repaired (found now, or found at an earlier start whose repair did not
+    /// finish): the replica must repair before it votes.
+    public var repairNeeded = false
+    /// Damaged writes found again that an earlier repair already covered.
+    public var damageAlreadyRepaired = 0
 
     private var tornTailPath: String?
     private var tornTailOffset: UInt64 = 0
@@ -52,8 +64,33 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
         }
         if !removedEmptySegments.isEmpty { parts.append("removed \(removedEmptySegments.count) segment(s) left half-created") }
         if !removedTemporaryFiles.isEmpty { parts.append("removed \(removedTemporaryFiles.count) unfinished snapshot file(s)") }
+        if !damage.isEmpty {
+            parts.append("skipped \(damage.count) damaged synced write(s): " + damage.map(\.description).joined(separator: "; "))
+        }
+        if damageAlreadyRepaired > 0 { parts.append("\(damageAlreadyRepaired) of them repaired before") }
+        if repairNeeded { parts.append("repair from the other members needed before voting") }
         return parts.joined(separator: "; ")
     }
 }
 
 import SynodCore
+
+/// A synced log write recovery found damaged or missing: where, and what was wrong.
+public struct WALDamage: Hashable, Sendable, CustomStringConvertible {
+    /// The segment's file name (not its path, so a moved data directory keeps the identity).
+    public var segment: String
+    /// Where the damaged write starts in it.
+    public var offset: UInt64
+    public var reason: String
+
+    public init(segment: String, offset: UInt64, reason: String) {
+        self.segment = segment
+        self.offset = offset
+        self.reason = reason
+    }
+
+    /// What identifies this damage across restarts (the repair ledger's key).
+    public var identity: String { "\(segment)@\(offset)" }
+
+    public var description: String { "\(segment) at offset \(offset): \(reason)" }
+}

@@ -23,7 +23,9 @@ extension WriteAheadLog {
         for (index, (sequence, name)) in sequences.enumerated() {
             let path = directory + "/" + name
             if index > 0 && sequence != sequences[index - 1].0 + 1 {
-                throw .corruption(path: path, offset: 0, reason: "WAL segment \(sequences[index - 1].0 + 1) is missing before this one")
+                let reason = "WAL segment \(sequences[index - 1].0 + 1) is missing before this one"
+                guard options.repairDamage else { throw .corruption(path: path, offset: 0, reason: reason) }
+                report.damage.append(WALDamage(segment: name, offset: 0, reason: reason))
             }
             let isLast = index == sequences.count - 1
             let file = try fileSystem.open(path, create: false)
@@ -44,19 +46,28 @@ extension WriteAheadLog {
                 continue
             case .blank, .invalid:
                 file.close()
-                throw .corruption(path: path, offset: 0, reason: "invalid WAL segment header")
+                guard options.repairDamage else { throw .corruption(path: path, offset: 0, reason: "invalid WAL segment header") }
+                // Skipped whole; kept (numbered) until a snapshot covers what follows it.
+                report.damage.append(WALDamage(segment: name, offset: 0, reason: "invalid WAL segment header"))
+                appendClosed(ClosedSegment(sequence: sequence, path: path, maxSlot: 0))
             case .incompatible(let version):
                 file.close()
                 throw .incompatibleVersion(path: path, found: version, supported: SegmentHeader.formatVersion)
             case .valid(let header):
                 guard header.sequence == sequence else {
                     file.close()
-                    throw .corruption(path: path, offset: 12, reason: "header says segment \(header.sequence)")
+                    let reason = "header says segment \(header.sequence)"
+                    guard options.repairDamage else { throw .corruption(path: path, offset: 12, reason: reason) }
+                    report.damage.append(WALDamage(segment: name, offset: 0, reason: reason))
+                    appendClosed(ClosedSegment(sequence: sequence, path: path, maxSlot: 0))
+                    continue
                 }
                 report.segmentsRead += 1
                 if header.hasWriteMarks {
                     let scan = try readWrites(bytes, path: path, isLast: isLast, file: file, into: &records, report: &report)
-                    if isLast {
+                    // A damaged last segment is not written to again: its damage stays as
+                    // found, and the next write goes to a new segment.
+                    if isLast && !scan.damaged {
                         adoptActive(file: file, sequence: sequence, path: path, tail: UInt64(scan.end), maxSlot: scan.maxSlot,
                                     nextWriteNumber: scan.nextWriteNumber)
                         continue
@@ -101,10 +112,15 @@ extension WriteAheadLog {
             file.close()
             return
         }
-        dropLastClosed()
         var ignored: [DurableRecord] = []
         var scratch = RecoveryReport()
         let scan = try readWrites(bytes, path: segment.path, isLast: true, file: file, into: &ignored, report: &scratch)
+        guard !scan.damaged else {
+            // Damage stays as found: the caller starts a new segment.
+            file.close()
+            return
+        }
+        dropLastClosed()
         adoptActive(file: file, sequence: segment.sequence, path: segment.path, tail: UInt64(scan.end), maxSlot: scan.maxSlot,
                     nextWriteNumber: scan.nextWriteNumber)
     }

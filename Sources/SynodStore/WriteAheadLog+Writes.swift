@@ -30,6 +30,8 @@ extension WriteAheadLog {
         var maxSlot: Slot
         /// The number the next write's mark must carry.
         var nextWriteNumber: UInt64
+        /// A synced write was skipped as damaged (`StorageOptions.repairDamage`).
+        var damaged = false
     }
 
     func readWrites(_ bytes: [UInt8], path: String, isLast: Bool, file: any StorageFile,
@@ -38,17 +40,17 @@ extension WriteAheadLog {
         while let firstData = ZeroScan.firstNonZero(bytes, from: scan.end) {
             let start = scan.end
             guard firstData == start else {
-                try discardTornWrite(bytes, at: start, failure: start, failureEnd: start + WriteMark.size, writeEnd: nil,
-                                     expected: scan.nextWriteNumber, path: path, isLast: isLast, file: file,
-                                     reason: "the write starting here is missing", report: &report)
-                return scan
+                guard try settleDamagedWrite(bytes, at: start, failure: start, failureEnd: start + WriteMark.size, writeEnd: nil,
+                                             scan: &scan, path: path, isLast: isLast, file: file,
+                                             reason: "the write starting here is missing", report: &report) else { return scan }
+                continue
             }
             guard let mark = WriteMark.decode(bytes, at: start), mark.number == scan.nextWriteNumber else {
                 let found = WriteMark.decode(bytes, at: start).map { "write number \($0.number), expected \(scan.nextWriteNumber)" }
-                try discardTornWrite(bytes, at: start, failure: start, failureEnd: start + WriteMark.size, writeEnd: nil,
-                                     expected: scan.nextWriteNumber, path: path, isLast: isLast, file: file,
-                                     reason: found ?? "invalid write mark", report: &report)
-                return scan
+                guard try settleDamagedWrite(bytes, at: start, failure: start, failureEnd: start + WriteMark.size, writeEnd: nil,
+                                             scan: &scan, path: path, isLast: isLast, file: file,
+                                             reason: found ?? "invalid write mark", report: &report) else { return scan }
+                continue
             }
             let framesStart = start + WriteMark.size
             let writeEnd = framesStart + Int(mark.length)
@@ -81,10 +83,10 @@ extension WriteAheadLog {
                 break
             }
             if let failure {
-                try discardTornWrite(bytes, at: start, failure: failure.offset, failureEnd: failure.end, writeEnd: writeEnd,
-                                     expected: scan.nextWriteNumber, path: path, isLast: isLast, file: file,
-                                     reason: failure.reason, report: &report)
-                return scan
+                guard try settleDamagedWrite(bytes, at: start, failure: failure.offset, failureEnd: failure.end, writeEnd: writeEnd,
+                                             scan: &scan, path: path, isLast: isLast, file: file,
+                                             reason: failure.reason, report: &report) else { return scan }
+                continue
             }
             records += writeRecords
             scan.maxSlot = max(scan.maxSlot, writeMaxSlot)
@@ -92,6 +94,42 @@ extension WriteAheadLog {
             scan.nextWriteNumber += 1
         }
         return scan
+    }
+
+    /// Settles a write that is not intact: false when it was the torn last write (discarded;
+    /// the scan ends there). When it is damage to a synced write and `repairDamage` is on, it
+    /// is reported and skipped, and the scan goes on (true): after the write when its mark
+    /// was valid, else at the next valid mark of a later write (here, or further on), else at
+    /// the segment's end.
+    /// Otherwise the corruption is thrown.
+    private func settleDamagedWrite(_ bytes: [UInt8], at start: Int, failure: Int, failureEnd: Int, writeEnd: Int?,
+                                    scan: inout WriteScan, path: String, isLast: Bool, file: any StorageFile,
+                                    reason: String, report: inout RecoveryReport) throws(StorageError) -> Bool {
+        do {
+            try discardTornWrite(bytes, at: start, failure: failure, failureEnd: failureEnd, writeEnd: writeEnd,
+                                 expected: scan.nextWriteNumber, path: path, isLast: isLast, file: file,
+                                 reason: reason, report: &report)
+            return false
+        } catch {
+            guard options.repairDamage, case .corruption(_, _, let why) = error else { throw error }
+            let name = String(path.split(separator: "/").last ?? Substring(path))
+            report.damage.append(WALDamage(segment: name, offset: UInt64(start), reason: why))
+            scan.damaged = true
+            if let writeEnd, writeEnd > start, writeEnd <= bytes.count {
+                scan.end = writeEnd
+                scan.nextWriteNumber += 1
+            } else if let mark = WriteMark.decode(bytes, at: start), mark.number > scan.nextWriteNumber {
+                // A valid later write right here (the ones before it are what was lost).
+                scan.nextWriteNumber = mark.number
+            } else if let later = laterMark(bytes, after: start, numberAtLeast: scan.nextWriteNumber),
+                      let mark = WriteMark.decode(bytes, at: later) {
+                scan.end = later
+                scan.nextWriteNumber = mark.number
+            } else {
+                scan.end = bytes.count
+            }
+            return true
+        }
     }
 
     /// Decides about the first write that is not intact (see the type's documentation):

@@ -59,7 +59,7 @@ final class WriteAheadLog {
             bufferPromise = max(bufferPromise, ballot)
             bufferMaxSlot = max(bufferMaxSlot, slot)
         case .chosen(let slot, _): bufferMaxSlot = max(bufferMaxSlot, slot)
-        case .snapshot, .membership: break
+        case .snapshot, .membership, .repaired: break
         }
     }
 

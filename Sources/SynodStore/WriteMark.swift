@@ -46,3 +46,23 @@ struct WriteMark: Hashable {
                          length: LittleEndianReader.uint32(at: offset + 12, of: bytes))
     }
 }
+
+/// Where the writes of a version-2 segment lie, for fault injection (the simulator loses or
+/// misplaces whole writes the way a disk's firmware can).
+public enum WALLayout {
+    /// The byte ranges of the intact writes at the start of `segment`, mark included, in order.
+    public static func writes(in segment: [UInt8]) -> [Range<Int>] {
+        guard case .valid(let header) = SegmentHeader.decode(segment), header.hasWriteMarks else { return [] }
+        var ranges: [Range<Int>] = []
+        var offset = SegmentHeader.size
+        var number: UInt64 = 1
+        while let mark = WriteMark.decode(segment, at: offset), mark.number == number {
+            let end = offset + WriteMark.size + Int(mark.length)
+            guard end <= segment.count else { break }
+            ranges.append(offset..<end)
+            offset = end
+            number += 1
+        }
+        return ranges
+    }
+}

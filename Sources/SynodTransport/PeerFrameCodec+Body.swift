@@ -25,6 +25,8 @@ enum PeerMessageType: UInt8, CaseIterable {
     case safetyAlarm = 19
     case snapshotChunk = 20
     case snapshotChunkRequest = 21
+    case repairQuery = 22
+    case repairReport = 23
 
     init(of message: Message) {
         switch message {
@@ -49,6 +51,8 @@ enum PeerMessageType: UInt8, CaseIterable {
         case .preVote: self = .preVote
         case .preVoteReply: self = .preVoteReply
         case .safetyAlarm: self = .safetyAlarm
+        case .repairQuery: self = .repairQuery
+        case .repairReport: self = .repairReport
         }
     }
 }
@@ -81,6 +85,8 @@ enum PeerMessageType: UInt8, CaseIterable {
 ///                          dataLength: UInt32, data, membershipLength: UInt32, membership
 ///                          history (0 bytes = none), chosenThrough: UInt64
 ///     snapshotChunkRequest (21) slot: UInt64, checksum: UInt64, offset: UInt64
+///     repairQuery (22)     nonce: UInt64
+///     repairReport (23)    nonce: UInt64, promised: ballot, highestSlot: UInt64, repairing: UInt8 (0 or 1)
 ///     (change, error, membership history and reconfiguration: `MembershipCoding` in SynodCore)
 ///
 ///     promisedEntry = slot: UInt64, present: UInt8 [, ballot], value
@@ -122,8 +128,10 @@ extension PeerFrameCodec {
             return ballotLength + 8 + 8
         case .commit:
             return ballotLength + 8
-        case .catchUpRequest, .readIndexRequest:
+        case .catchUpRequest, .readIndexRequest, .repairQuery:
             return 8
+        case .repairReport:
+            return 8 + ballotLength + 8 + 1
         case .catchUpReply(let snapshot, let entries, _):
             var length = 1 + 4 + 8
             if let snapshot {
@@ -283,6 +291,13 @@ extension PeerFrameCodec {
             ValueCoding.append(promised, to: &buffer)
         case .safetyAlarm(let reason):
             appendBlob(Array(reason.utf8), to: &buffer)
+        case .repairQuery(let nonce):
+            LittleEndianWriter.append(nonce, to: &buffer)
+        case .repairReport(let nonce, let promised, let highestSlot, let repairing):
+            LittleEndianWriter.append(nonce, to: &buffer)
+            ValueCoding.append(promised, to: &buffer)
+            LittleEndianWriter.append(highestSlot, to: &buffer)
+            buffer.append(repairing ? 1 : 0)
         }
     }
 
@@ -397,6 +412,14 @@ extension PeerFrameCodec {
                 throw ByteDecodingError("safety alarm reason is not UTF-8")
             }
             message = .safetyAlarm(reason: reason)
+        case .repairQuery:
+            message = .repairQuery(nonce: try reader.readUInt64("repair nonce"))
+        case .repairReport:
+            let nonce = try reader.readUInt64("repair nonce")
+            let promised = try ValueCoding.readBallot(from: &reader)
+            let highestSlot = try reader.readUInt64("highest slot")
+            message = .repairReport(nonce: nonce, promised: promised, highestSlot: highestSlot,
+                                    repairing: try reader.readPresence("repairing flag"))
         }
         guard reader.remaining == 0 else {
             throw ByteDecodingError("\(reader.remaining) trailing bytes after the \(message.kind) body")

@@ -177,6 +177,8 @@ struct SimCommand: ParsableCommand {
         var refused = 0
         var pinned = 0
         var spooled = 0
+        var repairsStarted = 0
+        var repairsFinished = 0
         for result in results {
             operations += result.operations
             chosenSlots += result.chosenSlots
@@ -186,6 +188,8 @@ struct SimCommand: ParsableCommand {
             stalls += result.stalls
             corruptions += result.corruptionsDetected
             torn += result.tornWritesDiscarded
+            repairsStarted += result.repairsStarted
+            repairsFinished += result.repairsFinished
             reconfigurations += result.reconfigurations
             added += result.membersAdded
             transfers += result.leaderTransfers
@@ -200,7 +204,8 @@ struct SimCommand: ParsableCommand {
             }
         }
         let breakText = breaks.isEmpty ? "" : ", break: \(breaks.joined(separator: ","))"
-        print("faults: \(crashes) crashes, \(partitions) partitions, \(stalls) stalls, \(corruptions) corruptions detected at restart, \(torn) torn writes discarded at restart")
+        print("faults: \(crashes) crashes, \(partitions) partitions, \(stalls) stalls, \(corruptions) corruptions refused at restart, \(torn) torn writes discarded at restart")
+        print("repair: \(repairsStarted) restarts had synced log damage to repair, \(repairsFinished) repairs finished (a node removed or restarted mid-repair does not finish)")
         print("membership: \(reconfigurations) changes chosen, \(added) members started, \(transfers) leader transfers")
         print("snapshots: \(chunks) chunks sent, \(damaged) damaged in flight, \(refused) snapshots refused by their checksum, \(pinned) served on past a newer one, \(spooled) received into a spool file")
         print("runs: \(results.count), violations: \(violations), ops: \(operations), chosen slots: \(chosenSlots), commands: \(commands)\(breakText)")

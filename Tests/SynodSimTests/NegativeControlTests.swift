@@ -154,6 +154,23 @@ final class NegativeControlTests: XCTestCase {
                       "\(result.violations)")
     }
 
+    /// A node that found synced writes damaged and votes at once, trusting what it could read,
+    /// instead of repairing from the others first: a promise it sends forgets a value it had
+    /// durably accepted, which the simulator's vote check catches (`checkVote`). With repair
+    /// (every other run here) the same damage passes.
+    func testVotingWithoutRepairingIsCaught() throws {
+        let (flagged, runs) = firstViolation {
+            $0.breaks = [.skipRepair]
+            $0.nodes = 3
+        }
+        let result = try XCTUnwrap(flagged, "skip-repair not caught in \(runs) runs")
+        print("skip-repair caught after \(runs) runs: \(result.failureLine)")
+        XCTAssertTrue(result.violations.contains { $0.contains("vote:") || $0.contains("agreement") || $0.contains("linearizable") },
+                      "\(result.violations)")
+        XCTAssertGreaterThan(result.repairsStarted, 0)
+        XCTAssertEqual(result.repairsFinished, 0)
+    }
+
     /// The control of the control: with the checksum checked, the same damage is noticed
     /// (snapshots refused and fetched again) and every run passes.
     func testDamagedSnapshotChunksAreRefusedAndFetchedAgain() {

@@ -70,8 +70,9 @@ final class SeededRunTests: XCTestCase {
     }
 
     /// The storage faults really happen in the default runs, and are survived: torn writes at
-    /// every crash, failed fsyncs that stop a node, and flipped bits that make a node refuse
-    /// to start (which must be reported, never hidden).
+    /// every crash, failed fsyncs that stop a node, and damage to synced writes (flipped bits,
+    /// lost and misdirected writes) that a node's recovery must report, never hide, and that
+    /// the node repairs from the others before it votes again.
     func testStorageFaultsAreInjectedAndSurvived() {
         let runs = (1...60).map { seed -> SimulationOptions in
             var options = SimulationOptions(seed: 30_000 + UInt64(seed))
@@ -83,7 +84,9 @@ final class SeededRunTests: XCTestCase {
         }
         let results = SimulationBatch.run(runs, jobs: SimulationBatch.defaultJobs)
         XCTAssertTrue(results.allSatisfy { $0.violations.isEmpty }, summarize(results))
-        XCTAssertGreaterThan(results.reduce(0) { $0 + $1.corruptionsDetected }, 5, "corruption was rarely injected")
+        XCTAssertGreaterThan(results.reduce(0) { $0 + $1.repairsStarted }, 5, "corruption was rarely injected")
+        XCTAssertGreaterThan(results.reduce(0) { $0 + $1.repairsFinished }, 5, "damaged nodes rarely finished repairing")
+        XCTAssertEqual(results.reduce(0) { $0 + $1.corruptionsDetected }, 0, "a node refused to start: \(summarize(results))")
         XCTAssertGreaterThan(results.reduce(0) { $0 + $1.storageFailures }, 5, "fsync failures were rarely injected")
     }
 

@@ -220,7 +220,7 @@ final class CrashConsistencyTests: XCTestCase {
                             acknowledgedPromise = max(acknowledgedPromise, ballot)
                             acknowledgedAccepts[recordSlot] = record
                         case .snapshot(let snapshot): acknowledgedSnapshot = max(acknowledgedSnapshot, snapshot.slot)
-                        case .chosen, .membership: break
+                        case .chosen, .membership, .repaired: break
                         }
                     }
                     inFlight.removeAll()
@@ -240,7 +240,7 @@ final class CrashConsistencyTests: XCTestCase {
                             promise = max(promise, ballot)
                             accepts[recordSlot] = record
                         case .snapshot(let snapshot): snapshotSlot = snapshot.slot
-                        case .chosen, .membership: break
+                        case .chosen, .membership, .repaired: break
                         }
                     }
                     XCTAssertGreaterThanOrEqual(promise, acknowledgedPromise, "seed \(seed): promise regressed")

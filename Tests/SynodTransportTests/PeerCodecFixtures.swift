@@ -75,6 +75,10 @@ enum PeerCodecFixtures {
                                          membership: membershipHistory, chosenThrough: .max)),
             .snapshotChunkRequest(slot: 0, checksum: 0, offset: 0),
             .snapshotChunkRequest(slot: .max, checksum: .max, offset: .max),
+            .repairQuery(nonce: 0),
+            .repairQuery(nonce: .max),
+            .repairReport(nonce: 1, promised: .zero, highestSlot: 0, repairing: false),
+            .repairReport(nonce: .max, promised: maxBallot, highestSlot: .max, repairing: true),
         ]
     }()
 
@@ -133,7 +137,7 @@ enum PeerCodecFixtures {
         let ballot = randomBallot(using: &random)
         let a = randomUInt64(using: &random)
         let b = randomUInt64(using: &random)
-        switch UInt8.random(in: 1...18, using: &random) {
+        switch UInt8.random(in: 1...20, using: &random) {
         case 1: return .prepare(ballot: ballot, firstSlot: a)
         case 2:
             let entries = (0..<Int.random(in: 0...3, using: &random)).map { _ in
@@ -166,6 +170,8 @@ enum PeerCodecFixtures {
                                                 data: randomBytes(Int.random(in: 0...16, using: &random), using: &random),
                                                 membership: nil, chosenThrough: randomUInt64(using: &random)))
         case 18: return .snapshotChunkRequest(slot: a, checksum: b, offset: randomUInt64(using: &random))
+        case 19: return .repairQuery(nonce: a)
+        case 20: return .repairReport(nonce: a, promised: ballot, highestSlot: b, repairing: Bool.random(using: &random))
         default: return .readIndexReply(readID: a, index: Bool.random(using: &random) ? b : nil)
         }
     }
