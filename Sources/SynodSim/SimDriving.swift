@@ -118,6 +118,7 @@ extension Simulation {
             result.safetyAlarms += 1
         case .repairFinished:
             result.repairsFinished += 1
+            nodes[node].repairPending = false
             trace("n\(nodes[node].id.rawValue) repaired its damaged log from the others: votes again, promised \(nodes[node].replica.promised)")
         case .integrityMismatch(let mismatch, let name, _):
             violation("integrity: \(name) differs from the majority at revision \(mismatch.revision) (seen at n\(nodes[node].id.rawValue))")

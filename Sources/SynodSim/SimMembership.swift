@@ -42,8 +42,7 @@ extension Simulation {
     /// damage at its next start, or is repairing damage and does not vote yet.
     func damaged(_ id: NodeID) -> Bool {
         guard let index = nodeIndex(id) else { return true }
-        return nodes[index].refusedToStart || nodes[index].injectedCorruption != nil
-            || (nodes[index].up && nodes[index].replica.isRepairing)
+        return nodes[index].isDamaged
     }
 
     /// A majority of `voters` has a working disk: the cluster can make progress once faults heal.

@@ -196,7 +196,7 @@ extension Simulation {
         // With membership changes: every membership that still governs an unchosen slot keeps
         // a majority of working disks, and only while no change is in flight (one could
         // still shrink the voters).
-        let damagedTotal = nodes.filter { $0.refusedToStart || $0.injectedCorruption != nil || ($0.up && $0.replica.isRepairing) }.count
+        let damagedTotal = nodes.filter(\.isDamaged).count
         let allowed = options.faults.reconfigIntervalMillis > 0
             ? operatorState.idle && healthyEverywhere(without: nodes[node].id)
             : damagedTotal < (options.nodes - 1) / 2
@@ -205,6 +205,19 @@ extension Simulation {
         if faultsOn && allowed && chance(corruptionRate) {
             injectCorruption(node)
         }
+        // Media damage under a running node as well: it goes on from its memory and finds the
+        // damage at its next start (a server reads its log only then), after it wrote more
+        // behind it or a snapshot pruned it.
+        if faultsOn && chance(corruptionRate / 2) {
+            let candidates = nodes.indices.filter { $0 != node && nodes[$0].up && !damaged(nodes[$0].id) }
+            guard !candidates.isEmpty else { return }
+            let running = candidates[Int(random.next() % UInt64(candidates.count))]
+            let damagedNow = nodes.filter(\.isDamaged).count
+            let stillAllowed = options.faults.reconfigIntervalMillis > 0
+                ? operatorState.idle && healthyEverywhere(without: nodes[running].id)
+                : damagedNow < (options.nodes - 1) / 2
+            if stillAllowed { injectCorruption(running) }
+        }
     }
 
     func restart(_ node: Int) {
@@ -212,6 +225,7 @@ extension Simulation {
         guard let (storage, records, damaged) = reopenStorage(node) else { return }
         // The skip-repair control trusts what recovery could read and votes at once.
         let repairing = damaged && !options.breaks.contains(.skipRepair)
+        nodes[node].repairPending = repairing
         do {
             // A joined member that crashed before its first snapshot joins again; it asks
             // the voters of the newest membership the sim knows (the operator's flags).

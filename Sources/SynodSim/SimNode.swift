@@ -44,8 +44,16 @@ struct SimNode {
     var publishedGoverning: Membership?
     /// The node found corruption at restart and refused to start (it stays down).
     var refusedToStart = false
-    /// A bit flipped in this node's log while it was down: its next start must report it.
+    /// Damage injected into this node's synced log (while it was down, or under it while it
+    /// ran): its next start must report it, unless a snapshot pruned the damaged segment.
     var injectedCorruption: String?
+    var injectedPath: String?
+    /// Its storage reported damage not yet repaired (set at a start that found it, cleared
+    /// when the replica finishes repairing): it does not vote, also while it is down.
+    var repairPending = false
+    /// What the operator cannot count on: a node that refused to start, will find damage at
+    /// its next start, or has damage to repair.
+    var isDamaged: Bool { refusedToStart || injectedCorruption != nil || repairPending }
     /// How fast this node's clock runs against simulated time (1 = exact). Change it with
     /// `setClockRate`, which keeps the clock continuous.
     private(set) var clockRate: Double

@@ -94,8 +94,11 @@ extension Simulation {
     /// Opens the node's storage after a crash; nil when it refuses to start. `repairing`: it
     /// found damage to synced writes (now or at an earlier start) not yet repaired.
     func reopenStorage(_ node: Int) -> (storage: DurableStorage, records: [DurableRecord], repairing: Bool)? {
-        let injected = nodes[node].injectedCorruption
+        // Damage under a running node vanishes with its segment when a snapshot pruned it.
+        let injectedPath = nodes[node].injectedPath
+        let injected = nodes[node].injectedCorruption.flatMap { injectedPath.map(nodes[node].fileSystem.exists) == false ? nil : $0 }
         nodes[node].injectedCorruption = nil
+        nodes[node].injectedPath = nil
         do {
             let opened = try DurableStorage.open(fileSystem: nodes[node].fileSystem, directory: SimNode.dataDirectory,
                                                  identity: storageIdentity(nodes[node].id), options: storageOptions)
@@ -123,7 +126,7 @@ extension Simulation {
         }
     }
 
-    /// Damages the synced part of one of the (stopped) node's log segments: data it may have
+    /// Damages the synced part of one of the node's log segments (stopped, or running): data it may have
     /// acknowledged, which recovery must never drop or return damaged unnoticed. One of: a
     /// flipped bit; a lost write (a synced write that never reached the platter: zeros where
     /// it should be, later writes intact); a misdirected write (it landed over another synced
@@ -165,6 +168,7 @@ extension Simulation {
             fileSystem.flipBit(path: path, byteOffset: offset, bit: bit)
             nodes[node].injectedCorruption = "bit \(bit) of byte \(offset) in \(path) flipped"
         }
-        trace("NEMESIS damages n\(id)'s log: \(nodes[node].injectedCorruption ?? "") (synced end \(end.path) @ \(end.offset))")
+        nodes[node].injectedPath = path
+        trace("NEMESIS damages \(nodes[node].up ? "running " : "")n\(id)'s log: \(nodes[node].injectedCorruption ?? "") (synced end \(end.path) @ \(end.offset))")
     }
 }

@@ -33,7 +33,7 @@ final class ReconfigurationRunTests: XCTestCase {
     /// The story tells the membership changes: the operator's requests, the chosen changes,
     /// and a new member that starts empty and installs a snapshot.
     func testTraceTellsTheMembershipChanges() {
-        var options = SimulationOptions(seed: 5003)
+        var options = SimulationOptions(seed: 5004)
         options.trace = true
         let result = Simulator.run(options)
         XCTAssertTrue(result.violations.isEmpty, result.failureLine)
