@@ -68,19 +68,7 @@ public struct DataDirectoryIdentity: Hashable, Sendable {
         try fileSystem.makeDirectory(directory + "/snap")
         // Written to a temporary file, synced, renamed, and the directory synced: a crash
         // leaves either no identity (and an empty directory) or a complete one.
-        let temporary = metaPath + ".tmp"
-        let file = try fileSystem.open(temporary, create: true)
-        do {
-            try file.truncate(to: 0)
-            try file.write(identity.encoded(), at: 0)
-            try file.sync()
-        } catch {
-            file.close()
-            throw error
-        }
-        file.close()
-        try fileSystem.rename(temporary, to: metaPath)
-        try fileSystem.syncDirectory(directory)
+        try fileSystem.writeAtomically([identity.encoded()], to: metaPath, directory: directory)
         return true
     }
 

@@ -99,3 +99,28 @@ public enum StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         }
     }
 }
+
+extension FileSystem {
+    /// Replaces the file at `path` with `parts`, written one after another, so that a crash
+    /// leaves the old file or the new one, never a mix: into `path + ".tmp"`, synced, renamed
+    /// over `path`, and `directory` (the parent of `path`) synced.
+    func writeAtomically(_ parts: [[UInt8]], to path: String, directory: String) throws(StorageError) {
+        let temporary = path + ".tmp"
+        let file = try open(temporary, create: true)
+        do {
+            try file.truncate(to: 0)
+            var offset: UInt64 = 0
+            for part in parts {
+                try file.write(part, at: offset)
+                offset += UInt64(part.count)
+            }
+            try file.sync()
+        } catch {
+            file.close()
+            throw error
+        }
+        file.close()
+        try rename(temporary, to: path)
+        try syncDirectory(directory)
+    }
+}

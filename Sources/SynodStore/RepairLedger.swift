@@ -54,19 +54,6 @@ struct RepairLedger: Equatable {
         for identity in repaired.sorted() { body += "repaired \(identity)\n" }
         let crc = String(CRC32C.checksum(Array(body.utf8)), radix: 16)
         let bytes = Array((body + "crc \(crc)\n").utf8)
-        let path = directory + "/" + Self.fileName
-        let temporary = path + ".tmp"
-        let file = try fileSystem.open(temporary, create: true)
-        do {
-            try file.truncate(to: 0)
-            try file.write(bytes, at: 0)
-            try file.sync()
-        } catch {
-            file.close()
-            throw error
-        }
-        file.close()
-        try fileSystem.rename(temporary, to: path)
-        try fileSystem.syncDirectory(directory)
+        try fileSystem.writeAtomically([bytes], to: directory + "/" + Self.fileName, directory: directory)
     }
 }

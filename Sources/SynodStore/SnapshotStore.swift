@@ -76,7 +76,6 @@ struct SnapshotStore {
     /// Writes `snapshot` durably (temp file, sync, rename, directory sync).
     func save(_ snapshot: Snapshot) throws(StorageError) {
         let path = directory + "/" + Self.fileName(slot: snapshot.slot)
-        let temporary = path + ".tmp"
         if let spool = snapshot.bytes.source as? SnapshotSpoolFile, spool.directory == directory, spool.slot == snapshot.slot {
             // Received or encoded into a spool file here: that file becomes the snapshot file.
             guard try spool.complete(trailer: Self.trailer(snapshot.membership)) else {
@@ -91,21 +90,8 @@ struct SnapshotStore {
         guard let data = snapshot.bytes.readAll() else {
             throw .io(path: path, operation: "read back the snapshot to save", errno: 0)
         }
-        let file = try fileSystem.open(temporary, create: true)
-        do {
-            try file.truncate(to: 0)
-            let (header, trailer) = Self.frame(snapshot, data: data)
-            try file.write(header, at: 0)
-            try file.write(data, at: UInt64(header.count))
-            try file.write(trailer, at: UInt64(header.count + data.count))
-            try file.sync()
-        } catch {
-            file.close()
-            throw error
-        }
-        file.close()
-        try fileSystem.rename(temporary, to: path)
-        try fileSystem.syncDirectory(directory)
+        let (header, trailer) = Self.frame(snapshot, data: data)
+        try fileSystem.writeAtomically([header, data, trailer], to: path, directory: directory)
     }
 
     /// Verifies the snapshot at `slot` and opens it: its data is checked piece by piece, not

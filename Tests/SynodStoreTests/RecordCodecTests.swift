@@ -27,6 +27,7 @@ enum RecordCodecFixtures {
         .chosen(slot: 8, value: .reconfigure(Reconfiguration(
             origin: NodeID(2), requestID: 99, change: .add(peerURLs: ["http://h:1"], isLearner: true, memberID: 5),
             membership: membership.latest, activeFrom: 40))),
+        .repaired,
     ]
 
     /// A membership history with a learner and a pending change.
@@ -262,7 +263,7 @@ final class RecordCodecTests: XCTestCase {
         let promisedPayload: [UInt8] = [1] + F.littleEndian(UInt64(1)) + F.littleEndian(UInt32(2))
         XCTAssertEqual(F.kind(F.decode(F.rawFrame(type: 1, payload: promisedPayload))), .record, "the hand-built frame is valid")
         let cases: [([UInt8], String)] = [
-            (F.rawFrame(type: 6, payload: promisedPayload), "unknown record type 6"),
+            (F.rawFrame(type: 7, payload: promisedPayload), "unknown record type 7"),
             (F.rawFrame(type: 5, payload: promisedPayload), "malformed membership data"),
             (F.rawFrame(type: 0, payload: promisedPayload), "unknown record type 0"),
             (F.rawFrame(type: 1, payload: [2] + promisedPayload.dropFirst()), "unknown format version 2"),
