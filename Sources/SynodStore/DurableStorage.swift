@@ -55,8 +55,8 @@ public final class DurableStorage {
         report.created = try DataDirectoryIdentity.prepare(fileSystem, directory: directory, identity: identity)
         report.removedTemporaryFiles = try storage.snapshots.removeTemporaryFiles()
         var records: [DurableRecord] = []
-        if let slot = try storage.snapshots.slots().last {
-            let snapshot = try storage.snapshots.load(slot: slot)
+        if let snapshot = try storage.loadNewestSnapshot(report: &report) {
+            let slot = snapshot.slot
             records.append(.snapshot(snapshot))
             storage.latestSnapshotSlot = slot
             report.snapshotSlot = slot
@@ -78,6 +78,21 @@ public final class DurableStorage {
         records += kept
         try storage.settleDamage(&report)
         return (storage, records, report)
+    }
+
+    /// The newest snapshot that checks out. With `repairDamage`, a damaged one is reported
+    /// (repaired like log damage: the replica catches up past its slot before it votes) and
+    /// the next older one is tried; without, the damage is thrown.
+    private func loadNewestSnapshot(report: inout RecoveryReport) throws(StorageError) -> Snapshot? {
+        for slot in try snapshots.slots().reversed() {
+            do {
+                return try snapshots.load(slot: slot)
+            } catch {
+                guard options.repairDamage, case .corruption(_, _, let why) = error else { throw error }
+                report.damage.append(WALDamage(segment: "snap/" + SnapshotStore.fileName(slot: slot), offset: 0, reason: why))
+            }
+        }
+        return nil
     }
 
     /// Records found damage as pending repair (before the replica starts) unless an earlier

@@ -12,9 +12,10 @@ public struct StorageOptions: Hashable, Sendable {
     /// start — trusting a damaged log, which hides the loss of synced records.
     public var unsafeTruncateAtDamage = false
     /// Damage to synced log writes (a closed segment's, or a write followed by later ones) is
-    /// skipped and reported (`RecoveryReport.damage`, `repairNeeded`) instead of refusing to
-    /// start: the replica then repairs what it may have lost from its peers
-    /// (`Replica(repairing:)`). Only for members with peers to repair from.
+    /// skipped, and a damaged snapshot file passed over for the next older one, and both are
+    /// reported (`RecoveryReport.damage`, `repairNeeded`) instead of refusing to start: the
+    /// replica then repairs what it may have lost from its peers (`Replica(repairing:)`).
+    /// Only for members with peers to repair from.
     public var repairDamage = false
 
     public init() {}
@@ -75,9 +76,11 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
 
 import SynodCore
 
-/// A synced log write recovery found damaged or missing: where, and what was wrong.
+/// A synced log write recovery found damaged or missing, or a damaged snapshot file: where,
+/// and what was wrong.
 public struct WALDamage: Hashable, Sendable, CustomStringConvertible {
-    /// The segment's file name (not its path, so a moved data directory keeps the identity).
+    /// The segment's file name, or `snap/` and the snapshot's file name (not a full path, so a
+    /// moved data directory keeps the identity).
     public var segment: String
     /// Where the damaged write starts in it.
     public var offset: UInt64

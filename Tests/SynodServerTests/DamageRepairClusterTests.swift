@@ -85,6 +85,49 @@ final class DamageRepairClusterTests: XCTestCase {
         await cluster.stopAll()
     }
 
+    /// A damaged snapshot file: the member starts from the log without it, catches up past its
+    /// slot from the others before it votes, and serves everything.
+    func testAMemberWithADamagedSnapshotRepairsFromTheOthers() async throws {
+        let cluster = try InProcessCluster(nodes: 3, snapshotCount: 100)
+        for i in 0..<3 { try cluster.start(i) }
+        do {
+            let victim = 1
+            try await withClient(try cluster.client()) { client in
+                for i in 0..<250 { _ = try await eventually { try await client.put("s\(i)", "v\(i)") } }
+            }
+            let snapDirectory = try XCTUnwrap(cluster.configurations[victim].dataDir) + "/snap"
+            try await eventually {
+                let files = try FileManager.default.contentsOfDirectory(atPath: snapDirectory).filter { $0.hasSuffix(".snap") }
+                guard !files.isEmpty else { throw NodeError.timedOut }
+            }
+            await cluster.stop(victim)
+            let files = try FileManager.default.contentsOfDirectory(atPath: snapDirectory).filter { $0.hasSuffix(".snap") }.sorted()
+            let path = snapDirectory + "/" + (try XCTUnwrap(files.last))
+            var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            XCTAssertGreaterThan(bytes.count, 100)
+            bytes[bytes.count / 2] ^= 0x40
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            try cluster.start(victim)
+            let server = try XCTUnwrap(cluster.servers[victim])
+            let repairingAtStart = try await isRepairing(server)
+            XCTAssertTrue(repairingAtStart)
+            try await withClient(try cluster.client([0, 2])) { client in
+                _ = try await eventually { try await client.put("after", "damage") }
+            }
+            try await eventually(20) { guard try await !isRepairing(server) else { throw NodeError.timedOut } }
+            try await withClient(try cluster.client([victim])) { client in
+                try await eventually {
+                    guard try await client.get("s", prefix: true, serializable: true).kvs.count == 250,
+                          try await client.get("after", serializable: true).kvs.count == 1 else { throw NodeError.timedOut }
+                }
+            }
+        } catch {
+            await cluster.stopAll()
+            throw error
+        }
+        await cluster.stopAll()
+    }
+
     func testASingleMemberWithADamagedLogRefusesWithTheReason() async throws {
         let cluster = try InProcessCluster(nodes: 1)
         try cluster.start(0)

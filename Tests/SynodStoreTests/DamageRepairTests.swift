@@ -146,4 +146,29 @@ final class DamageRepairTests: XCTestCase {
             XCTAssertTrue(reason.contains("checksum"), reason)
         }
     }
+
+    /// A damaged snapshot file is passed over for the next older one and reported for repair
+    /// (the replica catches up past its slot before it votes); without repair it is refused.
+    func testADamagedSnapshotFallsBackToTheOlderOneAndNeedsRepair() throws {
+        let fileSystem = FaultInjectingFileSystem()
+        let storage = try Support.open(fileSystem, options: Self.repairing).storage
+        for (index, slot) in ([10, 20] as [Slot]).enumerated() {
+            storage.append(PersistBatch(id: UInt64(index + 1), records: [Self.record(slot), .snapshot(Snapshot(slot: slot, data: Array(repeating: UInt8(slot), count: 64)))],
+                                        messagesAfterDurable: []))
+            try storage.sync()
+        }
+        storage.append(PersistBatch(id: 3, records: [Self.record(21)], messagesAfterDurable: []))
+        try storage.sync()
+        let newest = Support.directory + "/snap/" + SnapshotStore.fileName(slot: 20)
+        fileSystem.flipBit(path: newest, byteOffset: 60, bit: 2)
+        fileSystem.crash()
+        XCTAssertThrowsError(try Support.open(fileSystem, options: Support.options(segmentBytes: 64 << 10)))
+        let opened = try Support.open(fileSystem, options: Self.repairing)
+        XCTAssertEqual(opened.report.snapshotSlot, 10)
+        XCTAssertEqual(opened.report.damage.map(\.segment), ["snap/" + SnapshotStore.fileName(slot: 20)])
+        XCTAssertTrue(opened.report.repairNeeded)
+        // Log records after the older snapshot are kept (here the segment was not pruned);
+        // what only the damaged snapshot held is caught up from the others.
+        XCTAssertEqual(accepted(opened.records), [20, 21])
+    }
 }
