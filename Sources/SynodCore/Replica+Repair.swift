@@ -36,9 +36,6 @@ extension Replica {
     /// Whether this replica is repairing damaged records and so does not vote yet.
     public var isRepairing: Bool { repair != nil }
 
-    /// Voters that have answered this repair's query (for logs and tests).
-    public var repairAnswered: Set<NodeID> { repair?.answered ?? [] }
-
     /// Why damaged records cannot be repaired in the memberships this replica knows, if they
     /// cannot: without another voter nobody can tell what was lost, and with a phase-2 quorum
     /// of one this replica alone may have made a value chosen.

@@ -95,8 +95,8 @@ extension Simulation {
     /// found damage to synced writes (now or at an earlier start) not yet repaired.
     func reopenStorage(_ node: Int) -> (storage: DurableStorage, records: [DurableRecord], repairing: Bool)? {
         // Damage under a running node vanishes with its segment when a snapshot pruned it.
-        let injectedPath = nodes[node].injectedPath
-        let injected = nodes[node].injectedCorruption.flatMap { injectedPath.map(nodes[node].fileSystem.exists) == false ? nil : $0 }
+        let pruned = nodes[node].injectedPath.map { !nodes[node].fileSystem.exists($0) } ?? false
+        let injected = pruned ? nil : nodes[node].injectedCorruption
         nodes[node].injectedCorruption = nil
         nodes[node].injectedPath = nil
         do {
