@@ -176,6 +176,10 @@ final class FrameGRPCHandler: ChannelInboundHandler {
     static let connectionWindow = 1 << 24
 
     private let maxMessageBytes: Int
+    /// How many pieces of one large answer may wait below this handler (in HTTP/2 flow
+    /// control or the socket's queue) before the next is encoded: two keep the socket busy
+    /// while bounding what a slow reader makes the member hold.
+    private let piecesInFlightMax: Int
     private let fastPath: KVPipeline?
     private let rpcs: AsyncStream<FrameGRPCServerTransport.IncomingRPC>.Continuation
     private let remotePeer: String
@@ -199,6 +203,10 @@ final class FrameGRPCHandler: ChannelInboundHandler {
         var message: [UInt8]?
         /// `synod-request-id` (fast path; generic calls read it from their metadata).
         var requestID: UInt64?
+        /// A large range answer still being written (`sendPieces`), and how many of its
+        /// pieces are queued below this handler, not yet written to the socket.
+        var pieces: RangeResponseEncoder.Pieces?
+        var piecesInFlight = 0
 
         enum Kind {
             case fast(KVPipeline.Method)
@@ -209,8 +217,9 @@ final class FrameGRPCHandler: ChannelInboundHandler {
 
     init(maxMessageBytes: Int, fastPath: KVPipeline?,
          rpcs: AsyncStream<FrameGRPCServerTransport.IncomingRPC>.Continuation,
-         remotePeer: String, localPeer: String, logger: Logger) {
+         remotePeer: String, localPeer: String, logger: Logger, piecesInFlightMax: Int = 2) {
         self.maxMessageBytes = maxMessageBytes
+        self.piecesInFlightMax = piecesInFlightMax
         self.fastPath = fastPath
         self.rpcs = rpcs
         self.remotePeer = remotePeer
@@ -440,17 +449,62 @@ final class FrameGRPCHandler: ChannelInboundHandler {
 
     // MARK: - Responses
 
-    /// Completes a fast-path call: response headers, the message and the trailers in one flush.
-    private func answerUnary(_ id: HTTP2StreamID, _ result: Result<ByteBuffer, any Error>) {
+    /// Completes a fast-path call: response headers, the message and the trailers in one
+    /// flush; or, for an answer in pieces, the headers and the first pieces (`sendPieces`).
+    func answerUnary(_ id: HTTP2StreamID, _ result: Result<KVPipeline.UnaryAnswer, any Error>) {
         guard let stream = streams[id], !stream.closed, active else { return }
         switch result {
-        case .success(let framed):
+        case .success(.framed(let framed)):
             writeHeaders(id)
             writeFramed(id, framed)
             writeTrailers(id, code: 0, message: "", metadata: Metadata())
+        case .success(.pieces(let pieces)):
+            writeHeaders(id)
+            streams[id]?.pieces = pieces
+            sendPieces(id)
+            return
         case .failure(let failure):
             let error = EtcdConversions.rpcError(failure)
             writeTrailers(id, code: error.code.rawValue, message: error.message, metadata: error.metadata)
+        }
+        markFlush()
+        closeIfDrained()
+    }
+
+    /// Writes pieces of the stream's answer until `piecesInFlightMax` are queued below; each
+    /// piece that reaches the socket lets the next one be encoded, so a client that reads
+    /// slowly (or not at all) holds the member at a few pieces, not the whole answer. After
+    /// the last piece come the trailers. A stream the client reset, or a closed connection,
+    /// stops it and drops the rest.
+    private func sendPieces(_ id: HTTP2StreamID) {
+        guard let context, active else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        while var stream = streams[id], !stream.closed, stream.piecesInFlight < piecesInFlightMax,
+              var pieces = stream.pieces,
+              let piece = pieces.next(bytes: RangeResponseEncoder.pieceBytes, allocator: context.channel.allocator) {
+            // The state is stored before the write: a write may fail at once and run the
+            // completion below before `write` returns.
+            stream.piecesInFlight += 1
+            stream.pieces = pieces.isFinished ? nil : pieces
+            streams[id] = stream
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.whenComplete { result in
+                let handler = bound.value
+                guard handler.streams[id] != nil else { return }
+                handler.streams[id]?.piecesInFlight -= 1
+                switch result {
+                case .success:
+                    handler.sendPieces(id)
+                case .failure:
+                    handler.streams[id]?.pieces = nil
+                    handler.streams[id]?.closed = true
+                    handler.closeIfDrained()
+                }
+            }
+            writeFramed(id, piece, promise: promise)
+            if pieces.isFinished {
+                writeTrailers(id, code: 0, message: "", metadata: Metadata())
+            }
         }
         markFlush()
         closeIfDrained()

@@ -104,19 +104,29 @@ public struct KVPipeline: Sendable {
         }
     }
 
-    /// Decodes a request message, runs the call and encodes its response, gRPC-framed (the
-    /// 5-byte prefix and the message), on `loop` (the connection's, not the node's): the
-    /// frame-level server's entry. A message that does not decode is an error like any other.
-    func call(_ method: Method, message: [UInt8], requestID: UInt64?, on loop: any EventLoop) -> EventLoopFuture<ByteBuffer> {
+    /// A fast-path call's answer: its response gRPC-framed (the 5-byte prefix and the message)
+    /// in one buffer, or, for a range answer of `RangeResponseEncoder.streamedBytesMin` or more,
+    /// the pieces to write one after another as the earlier ones leave.
+    enum UnaryAnswer: Sendable {
+        case framed(ByteBuffer)
+        case pieces(RangeResponseEncoder.Pieces)
+    }
+
+    /// Decodes a request message, runs the call and encodes its response on `loop` (the
+    /// connection's, not the node's): the frame-level server's entry. A message that does not
+    /// decode is an error like any other.
+    func call(_ method: Method, message: [UInt8], requestID: UInt64?, on loop: any EventLoop) -> EventLoopFuture<UnaryAnswer> {
         let allocator = ByteBufferAllocator()
-        func encoded<M: SwiftProtobuf.Message>(_ future: EventLoopFuture<M>) -> EventLoopFuture<ByteBuffer> {
-            future.hop(to: loop).flatMapThrowing { FrameGRPCHandler.framed(try $0.serializedBytes(), allocator: allocator) }
+        func encoded<M: SwiftProtobuf.Message>(_ future: EventLoopFuture<M>) -> EventLoopFuture<UnaryAnswer> {
+            future.hop(to: loop).flatMapThrowing { .framed(FrameGRPCHandler.framed(try $0.serializedBytes(), allocator: allocator)) }
         }
         do {
             switch method {
             case .range:
                 return rangeAnswer(try Etcdserverpb_RangeRequest(serializedBytes: message)).hop(to: loop).flatMapThrowing {
-                    try RangeResponseEncoder.framed($0.response, header: $0.header, allocator: allocator)
+                    var pieces = try RangeResponseEncoder.Pieces($0.response, header: $0.header)
+                    if pieces.size >= RangeResponseEncoder.streamedBytesMin { return .pieces(pieces) }
+                    return .framed(pieces.next(bytes: .max, allocator: allocator) ?? allocator.buffer(capacity: 0))
                 }
             case .put: return encoded(put(try Etcdserverpb_PutRequest(serializedBytes: message), requestID: requestID))
             case .deleteRange:

@@ -219,12 +219,18 @@ final class InProcessClusterTests: XCTestCase {
         let cluster = try InProcessCluster(nodes: 1)
         try cluster.start(0)
         do {
-            let value = String(repeating: "v", count: 100_000)
+            // Each value names its key, so a piece of the streamed answer (see
+            // `RangeResponseEncoder.Pieces`) lost, repeated or out of order would show.
+            func value(_ k: Int) -> String { String(repeating: "v\(k % 10)", count: 50_000) }
             try await withClient(try cluster.client()) { client in
-                for k in 0..<60 { _ = try await eventually { try await client.put("big/\(k)", value) } }
+                for k in 0..<60 { _ = try await eventually { try await client.put(String(format: "big/%02d", k), value(k)) } }
                 let response = try await client.get("big/", prefix: true)
                 XCTAssertEqual(response.kvs.count, 60)
                 XCTAssertEqual(response.kvs.reduce(0) { $0 + $1.value.count }, 6_000_000)
+                for (k, kv) in response.kvs.enumerated() {
+                    XCTAssertEqual(String(decoding: kv.key, as: UTF8.self), String(format: "big/%02d", k))
+                    XCTAssertEqual(String(decoding: kv.value, as: UTF8.self), value(k))
+                }
             }
             let small = try SynodClient(configuration: SynodClientConfiguration(endpoints: cluster.endpoints, maxResponseBytes: 1 << 20))
             try await withClient(small) { client in

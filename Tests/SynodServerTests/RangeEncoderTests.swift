@@ -42,6 +42,25 @@ final class RangeEncoderTests: XCTestCase {
         XCTAssertEqual(message, expected, file: file, line: line)
         let decoded = try Etcdserverpb_RangeResponse(serializedBytes: message)
         XCTAssertEqual(decoded, EtcdConversions.rangeResponse(response, header: header), file: file, line: line)
+        // In pieces of any size, the same bytes; every piece but the last reaches the size
+        // asked for and passes it by less than one key-value.
+        let largest = response.kvs.map { RangeResponseEncoder.keyValueSize($0) + 11 }.max() ?? 0
+        for target in [1, 7, 100, 1_000, 5_000] {
+            var pieces = try RangeResponseEncoder.Pieces(response, header: header)
+            var joined: [UInt8] = []
+            var sizes: [Int] = []
+            while var piece = pieces.next(bytes: target, allocator: ByteBufferAllocator()) {
+                sizes.append(piece.readableBytes)
+                joined += piece.readBytes(length: piece.readableBytes) ?? []
+            }
+            XCTAssertTrue(pieces.isFinished, file: file, line: line)
+            XCTAssertEqual(joined, [0] + withUnsafeBytes(of: UInt32(expected.count).bigEndian, Array.init) + expected,
+                           "pieces of \(target) bytes", file: file, line: line)
+            for size in sizes.dropLast() {
+                XCTAssertGreaterThanOrEqual(size, target, file: file, line: line)
+                XCTAssertLessThan(size, target + largest + 5 + 64, file: file, line: line)
+            }
+        }
     }
 
     func testTheDirectEncodingIsSwiftProtobufs() throws {

@@ -644,6 +644,19 @@ test_11() {
   expect_out "$T: put of a 1 MiB value succeeds" "OK" ectl put t11/medium <"$WORK/medium"
   run ectl get t11/medium --print-value-only
   check "$T: 1 MiB value reads back" "$((1024 * 1024))" "${#OUT}"
+  # A range answer of 9 MiB (more than one piece of a streamed answer) reads back whole.
+  local c expected_sum
+  : >"$WORK/range-expected"
+  for c in a b c d e f g h i; do
+    head -c $((1024 * 1024)) /dev/zero | tr '\0' "$c" >"$WORK/range-$c"
+    expect_out "$T: put of 1 MiB value t11/r/$c" "OK" ectl put "t11/r/$c" <"$WORK/range-$c"
+    { cat "$WORK/range-$c"; echo; } >>"$WORK/range-expected"
+  done
+  expected_sum=$(sha256sum <"$WORK/range-expected" | cut -d' ' -f1)
+  run ectl get t11/r/ --prefix --print-value-only
+  check "$T: a 9 MiB range reads back every value in order" "$expected_sum" \
+    "$(printf '%s\n' "$OUT" | sha256sum | cut -d' ' -f1)"
+  expect_out "$T: the 9 MiB range is deleted" "9" ectl del t11/r/ --prefix
   expect_error "$T: get with range end but empty key" "key is not provided" ectl get "" zzz
   printf '%s\n' 'value("t11/k") = "a"' 'value("t11/k") = "a"' '' 'put t11/k x' 'put t11/k y' '' '' >"$WORK/txn-dup"
   expect_error "$T: txn with duplicate put of the same key fails" "duplicate key given in txn request" \
