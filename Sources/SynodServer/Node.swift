@@ -25,6 +25,9 @@ public struct NodeStatus: Sendable {
     public var isLearner: Bool
     /// The leader's etcd member id (0 when no leader is known).
     public var leaderMemberID: UInt64
+    /// Damaged synced records are being repaired from the other members: this member votes in
+    /// no quorum until that finishes (`synod_repairing`).
+    public var isRepairing: Bool = false
 }
 
 /// The shell around one member's `NodeDriver`: it moves bytes and time. It feeds the driver
@@ -504,7 +507,8 @@ public final class Node: @unchecked Sendable {
                           chosenThrough: replica.chosenThrough, appliedThrough: replica.appliedThrough,
                           revision: driver.kv.store.revision, compactRevision: driver.kv.store.compactRevision,
                           storageFailure: storageFailure, isLearner: driver.role == .learner,
-                          leaderMemberID: leader.flatMap { knownMember($0)?.memberID } ?? 0)
+                          leaderMemberID: leader.flatMap { knownMember($0)?.memberID } ?? 0,
+                          isRepairing: replica.isRepairing)
     }
 
     /// Live peer connections (for health).

@@ -124,7 +124,8 @@ public final class SynodNodeServer: Service, Sendable {
 
     /// etcd's /health: healthy when a leader is known and a linearizable read succeeds (at a
     /// learner too: then it has applied what the leader had chosen). A joining member is
-    /// unhealthy until a snapshot from the cluster gave it a membership.
+    /// unhealthy until a snapshot from the cluster gave it a membership, and a member repairing
+    /// damaged records until it votes again.
     static func health(_ node: Node) async -> HealthReport {
         do {
             let status = try await node.withState { $0.status }
@@ -133,6 +134,11 @@ public final class SynodNodeServer: Service, Sendable {
             case .joining: return HealthReport(healthy: false, reason: "joining the cluster: waiting for a snapshot")
             case .removed: return HealthReport(healthy: false, reason: "removed from the cluster")
             case .voter, .learner: break
+            }
+            if status.isRepairing {
+                // It follows and serves, but votes in no quorum until every other voter has
+                // answered it: the cluster tolerates one failure fewer meanwhile.
+                return HealthReport(healthy: false, reason: "repairing damaged log records from the other members")
             }
             guard status.leader != nil else { return HealthReport(healthy: false, reason: "RAFT NO LEADER") }
             let alarms = try await node.withState { $0.kv.alarms.sorted() }

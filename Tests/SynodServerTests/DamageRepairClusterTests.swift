@@ -48,16 +48,32 @@ final class DamageRepairClusterTests: XCTestCase {
             XCTAssertThrowsError(try DurableStorage.open(fileSystem: POSIXFileSystem(), directory: dataDirectory,
                                                          identity: DataDirectoryIdentity(clusterID: cluster.servers[0]!.node.clusterID,
                                                                                          nodeID: UInt32(victim + 1))))
+            // Another member is down when the victim starts: the repair waits for its answer
+            // (every other voter must answer), and /health says why the victim is unhealthy.
+            await cluster.stop(0)
             try cluster.start(victim)
             let server = try XCTUnwrap(cluster.servers[victim])
             let repairingAtStart = try await isRepairing(server)
             XCTAssertTrue(repairingAtStart, "the victim found the damage and repairs")
             XCTAssertTrue(server.metrics.exposition().contains("synod_repairing 1"))
+            let report = try await eventually {
+                let report = await SynodNodeServer.health(server.node)
+                guard report.reason.contains("repairing") else { throw NodeError.timedOut }
+                return report
+            }
+            XCTAssertFalse(report.healthy)
+            let repairingWithoutAVoter = try await isRepairing(server)
+            XCTAssertTrue(repairingWithoutAVoter, "repair cannot finish without every other voter's answer")
+            try cluster.start(0)
             try await withClient(try cluster.client([0, 1])) { client in
                 for i in 40..<50 { _ = try await eventually { try await client.put("k\(i)", "v\(i)") } }
             }
             try await eventually(20) { guard try await !isRepairing(server) else { throw NodeError.timedOut } }
             XCTAssertTrue(server.metrics.exposition().contains("synod_repairing 0"))
+            try await eventually(20) {
+                let report = await SynodNodeServer.health(server.node)
+                guard report.healthy else { throw NodeError.timedOut }
+            }
             let ledger = try String(contentsOfFile: dataDirectory + "/repair-ledger", encoding: .utf8)
             XCTAssertTrue(ledger.contains("repaired "), ledger)
             XCTAssertFalse(ledger.contains("pending "), ledger)
