@@ -131,6 +131,9 @@ public struct CompareOptions: Codable, Sendable, Equatable {
     public var join: Bool = false
     /// Concurrent writers during the join.
     public var joinWriters: Int = 16
+    /// After the range of the memory phase: seconds of puts through the leader while it
+    /// snapshots the loaded state (`CompareSnapshotWrites`; 0 skips it).
+    public var snapshotWritesSeconds: Double = 30
     /// Seconds per row of the write-ahead-log baseline (0 skips both baselines).
     public var walSeconds: Double = 2
     /// Commands through the pure core for its baseline.
@@ -154,6 +157,7 @@ public struct CompareOptions: Codable, Sendable, Equatable {
         guard (0...100_000_000).contains(memoryKeys) else { throw CompareError("--memory-keys must be in 0...100000000") }
         guard !join || memoryKeys > 0 else { throw CompareError("--join needs --memory-keys: the joining member catches up to the keys loaded there") }
         guard (1...1_024).contains(joinWriters) else { throw CompareError("--join-writers must be in 1...1024") }
+        guard snapshotWritesSeconds >= 0, snapshotWritesSeconds <= 3_600 else { throw CompareError("--snapshot-writes-seconds must be in [0, 3600]") }
         guard walSeconds >= 0, walSeconds <= 600 else { throw CompareError("--wal-seconds must be in [0, 600]") }
         guard coreCommands >= 1 else { throw CompareError("--core-commands must be at least 1") }
         guard !rows.isEmpty else { throw CompareError("--workloads: no workload given") }

@@ -114,6 +114,8 @@ public struct CompareMemoryPhase: Codable, Sendable, Equatable {
     public var restartSeconds: Double?
     /// One Range over every loaded key, on the leader (before the restart).
     public var range: CompareRange?
+    /// Puts while the leader snapshots the loaded state (after the range).
+    public var snapshotWrites: CompareSnapshotWrites?
     /// With `--join`: a fourth member added as a learner and caught up.
     public var join: CompareJoin?
     public var error: String?

@@ -152,6 +152,9 @@ public struct CompareRunner: Sendable {
             log("\(name): loaded in \(CompareFormat.seconds(loadSeconds)) s; RSS "
                 + phase.afterLoad.map { "\($0.name) \(CompareFormat.mebibytes($0.rssBytes)) MiB" }.joined(separator: ", "))
             phase.range = await rangePhase(cluster, leaderIndex: leaderIndex)
+            if options.snapshotWritesSeconds > 0 {
+                phase.snapshotWrites = await snapshotWritesPhase(cluster, leaderIndex: try await leader(cluster))
+            }
             let follower = leaderIndex == 0 ? 1 : 0
             let lastKey = CompareClient.key(prefix: Self.memoryPrefix, index: options.memoryKeys - 1, keyCount: options.memoryKeys)
             phase.restartedMember = cluster.members[follower].name

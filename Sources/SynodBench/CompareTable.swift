@@ -156,6 +156,19 @@ extension CompareReport {
                              text(synod?.range) { CompareFormat.mebibytes($0.leaderGrowthBytes) },
                              text(etcd?.range) { CompareFormat.mebibytes($0.leaderGrowthBytes) }])
             }
+            if synod?.snapshotWrites != nil || etcd?.snapshotWrites != nil {
+                func p99(_ summary: CompareLatencySummary?) -> String {
+                    guard let summary, summary.count > 0 else { return "-" }
+                    return CompareFormat.millis(summary.p99Milliseconds.map { $0 * 1_000 }) + " (\(summary.count))"
+                }
+                let writers = synod?.snapshotWrites?.writers ?? etcd?.snapshotWrites?.writers ?? 0
+                rows.append(["\(writers) writers, put p99 ms (puts): all", p99(synod?.snapshotWrites?.all), p99(etcd?.snapshotWrites?.all)])
+                rows.append(["  during a leader snapshot", p99(synod?.snapshotWrites?.during), p99(etcd?.snapshotWrites?.during)])
+                rows.append(["  outside one", p99(synod?.snapshotWrites?.outside), p99(etcd?.snapshotWrites?.outside)])
+                rows.append(["  snapshots taken (s in progress)",
+                             synod?.snapshotWrites.map { "\($0.snapshots) (\(CompareFormat.seconds($0.snapshotSeconds)))" } ?? "-",
+                             etcd?.snapshotWrites.map { _ in "not observable" } ?? "-"])
+            }
             rows.append(["follower kill -9 → first read (s)", CompareFormat.seconds(synod?.restartSeconds), CompareFormat.seconds(etcd?.restartSeconds)])
             if synod?.join != nil || etcd?.join != nil {
                 rows.append(["learner join: start → caught up (s)", CompareFormat.seconds(synod?.join?.seconds), CompareFormat.seconds(etcd?.join?.seconds)])
@@ -183,6 +196,7 @@ extension CompareReport {
             }
             if let error = phase.error { lines.append("\(system.rawValue) memory phase failed: \(error)") }
             if let error = phase.range?.error { lines.append("\(system.rawValue) range of all keys failed: \(error)") }
+            if let error = phase.snapshotWrites?.error { lines.append("\(system.rawValue) puts during snapshots failed: \(error)") }
             if let error = phase.join?.error { lines.append("\(system.rawValue) join failed: \(error)") }
         }
         return lines

@@ -252,6 +252,7 @@ public final class Node: @unchecked Sendable {
         metrics.fsyncBatchRecords.record(Double(report.records))
         step(.durable(through: report.durableThrough))
         if let stored = report.storedSnapshot, !stoppedFlag {
+            metrics.snapshotInProgress.set(to: 0)
             step(.snapshotStored(slot: stored.slot, bytes: stored.bytes, checksum: nil))
         }
     }
@@ -364,6 +365,7 @@ public final class Node: @unchecked Sendable {
         // state, and storage does not write it a second time. Should the file fail (a full
         // disk), it is encoded in memory instead.
         let spooling = snapshotSpooling
+        metrics.snapshotInProgress.set(to: 1)
         DispatchQueue.global(qos: .utility).async { [self] in
             var hash = FNV1a64()
             var spooled: SnapshotBytes?

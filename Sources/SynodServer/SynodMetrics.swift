@@ -46,6 +46,10 @@ public struct SynodMetrics: Sendable {
     public let snapshotMemoryBytes: Prometheus.Gauge
     public let snapshotsSpooled: Prometheus.Gauge
     public let snapshotSpoolFailures: Prometheus.Gauge
+    /// 1 from the start of this member's own snapshot (encoding off the loop) until its file is
+    /// durable, else 0 (`synod_snapshot_in_progress`): what `bench compare` reads to tell puts
+    /// made during a snapshot from the others.
+    public let snapshotInProgress: Prometheus.Gauge
     /// 1 while this member repairs damaged synced log records from its peers and does not
     /// vote (`synod_repairing`), else 0.
     public let repairing: Prometheus.Gauge
@@ -133,6 +137,10 @@ public struct SynodMetrics: Sendable {
         self.snapshotSpoolFailures = registry.makeGauge(
             descriptor: Self.descriptor("snapshot_spool_failures",
                                         help: "Snapshot transfers dropped because their chunks could not be written to a file, since the member started.")
+        )
+        self.snapshotInProgress = registry.makeGauge(
+            descriptor: Self.descriptor("snapshot_in_progress",
+                                        help: "1 from the start of the member's own snapshot until its file is durable, else 0.")
         )
         self.repairing = registry.makeGauge(
             descriptor: Self.descriptor("repairing",

@@ -58,6 +58,8 @@ struct CompareBench: AsyncParsableCommand {
     var join: Bool = false
     @Option(help: "Writers putting new keys during the join.")
     var joinWriters: Int = 16
+    @Option(help: "After the memory phase's range: seconds of puts (by --join-writers writers) while the leader snapshots the loaded state, with the put p99 during a snapshot and outside one; 0 skips it.")
+    var snapshotWritesSeconds: Double = 30
     @Option(help: "Seconds per baseline row (raw fsync, WAL); 0 skips the baselines.")
     var walSeconds: Double = 2
     @Option(help: "Commands through the pure core for its baseline.")
@@ -92,6 +94,7 @@ struct CompareBench: AsyncParsableCommand {
             options.memoryKeys = memoryKeys
             options.join = join
             options.joinWriters = joinWriters
+            options.snapshotWritesSeconds = snapshotWritesSeconds
             options.walSeconds = walSeconds
             options.coreCommands = coreCommands
             try options.validate()

@@ -48,6 +48,7 @@ final class CompareRunTests: XCTestCase {
         options.etcdBinary = etcd
         options.basePort = Self.freeBasePort()
         options.memoryKeys = 200
+        options.snapshotWritesSeconds = 2
         options.walSeconds = 0.2
         options.coreCommands = 2_000
         options.restartTimeoutSeconds = 30
@@ -68,6 +69,10 @@ final class CompareRunTests: XCTestCase {
             XCTAssertNil(phase.error, lines.text)
             XCTAssertNotNil(phase.restartSeconds, lines.text)
             XCTAssertNotNil(phase.maxRSSBytes)
+            let writes = try XCTUnwrap(phase.snapshotWrites, lines.text)
+            XCTAssertGreaterThan(writes.all.count, 0, lines.text)
+            // Synod's gauge was read from the leader's /metrics all along; etcd has none.
+            if system == .synod { XCTAssertGreaterThan(writes.gaugeSamples, 20, lines.text) } else { XCTAssertEqual(writes.gaugeSamples, 0) }
         }
         XCTAssertEqual(report.machine.etcdVersion?.hasPrefix("3."), true)
 
