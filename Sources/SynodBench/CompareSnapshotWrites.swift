@@ -4,7 +4,8 @@ import Synchronization
 import SynodEtcdAPI
 
 /// Puts while the leader takes snapshots of the state the memory phase loaded: `writers`
-/// clients put new keys through the leader for `seconds`, and each put's latency is counted
+/// clients put new keys through the leader for `seconds` (on Synod longer, up to four times,
+/// until a snapshot began and ended in the window), and each put's latency is counted
 /// as made **during** a snapshot (its interval overlaps a time the leader's
 /// `synod_snapshot_in_progress` gauge, read every 20 ms, was 1) or **outside** one. A member
 /// whose snapshot stalls its writes shows a p99 during far above the p99 outside. etcd has no
@@ -12,6 +13,7 @@ import SynodEtcdAPI
 /// together, as the figure to compare with.
 public struct CompareSnapshotWrites: Codable, Sendable, Equatable {
     public var writers: Int
+    /// How long the writers put.
     public var seconds: Double
     /// Snapshots that began in the window, and the seconds one was in progress.
     public var snapshots: Int = 0
@@ -81,6 +83,12 @@ extension CompareSnapshotWrites {
         return windows
     }
 
+    /// Whether the gauge read 1 and later 0 again: a snapshot began and ended while sampled.
+    public static func endedWindow(_ samples: [(UInt64, Bool)]) -> Bool {
+        guard let first = samples.firstIndex(where: { $0.1 }) else { return false }
+        return samples[first...].contains { !$0.1 }
+    }
+
     /// Splits `puts` into those overlapping a window and the others, and summarises both.
     public mutating func classify(_ puts: [CompareTimedPut], windows: [ClosedRange<UInt64>]) {
         all = CompareLatencySummary(nanoseconds: puts.map { $0.end - $0.start })
@@ -145,6 +153,7 @@ private final class SnapshotWritesState: Sendable {
     let failed = Mutex(0)
     let samples = Mutex<[(UInt64, Bool)]>([])
     let stop = Mutex(false)
+    let elapsed = Mutex(0.0)
 }
 
 extension CompareRunner {
@@ -175,13 +184,25 @@ extension CompareRunner {
         do {
             try await CompareClient.withClient(cluster.endpoints[leaderIndex]) { client in
                 let kv = Etcdserverpb_KV.Client(wrapping: client)
-                let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1_000))
+                let start = ContinuousClock.now
+                let waitsForSnapshot = metricsPort != nil
                 await withTaskGroup(of: Void.self) { group in
+                    // Stops the writers after `seconds`; on Synod not before one snapshot
+                    // began and ended in the window, for at most four times as long.
+                    group.addTask {
+                        try? await Task.sleep(for: .milliseconds(Int(seconds * 1_000)))
+                        while waitsForSnapshot, ContinuousClock.now < start + .milliseconds(Int(seconds * 4_000)),
+                              !CompareSnapshotWrites.endedWindow(state.samples.withLock { $0 }) {
+                            try? await Task.sleep(for: .milliseconds(100))
+                        }
+                        state.stop.withLock { $0 = true }
+                        state.elapsed.withLock { $0 = CompareClient.seconds(since: start) }
+                    }
                     for worker in 0..<writers {
                         group.addTask {
                             var index = 0
                             var mine: [CompareTimedPut] = []
-                            while ContinuousClock.now < deadline {
+                            while !state.stop.withLock({ $0 }) {
                                 var request = Etcdserverpb_PutRequest()
                                 request.key = Data("\(Self.snapshotWritesPrefix)\(worker)/\(index)".utf8)
                                 request.value = value
@@ -205,6 +226,7 @@ extension CompareRunner {
         await sampled
         result.failedPuts = state.failed.withLock { $0 }
         result.gaugeSamples = state.samples.withLock { $0.count }
+        result.seconds = state.elapsed.withLock { $0 }
         result.classify(state.puts.withLock { $0 }, windows: CompareSnapshotWrites.windows(state.samples.withLock { $0 }))
         func figure(_ summary: CompareLatencySummary?) -> String {
             guard let summary else { return "-" }

@@ -8,6 +8,9 @@ final class CompareSnapshotWritesTests: XCTestCase {
         XCTAssertEqual(CompareSnapshotWrites.windows(samples), [10...30, 50...60])
         XCTAssertEqual(CompareSnapshotWrites.windows([]), [])
         XCTAssertEqual(CompareSnapshotWrites.windows([(5, false)]), [])
+        XCTAssertTrue(CompareSnapshotWrites.endedWindow(samples))
+        XCTAssertFalse(CompareSnapshotWrites.endedWindow([(0, false), (10, true), (20, true)]))
+        XCTAssertFalse(CompareSnapshotWrites.endedWindow([(0, false)]))
     }
 
     func testAPutOverlappingASnapshotCountsAsDuringIt() {
