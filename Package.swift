@@ -35,7 +35,9 @@ let package = Package(
         // Bounds-checked little-endian reading and writing for every decoder of outside bytes.
         .target(name: "SynodBytes"),
         // Write-ahead log, snapshots, recovery; the file system behind a small protocol.
-        .target(name: "SynodStore", dependencies: ["SynodCore", "SynodBytes"]),
+        .target(name: "SynodStore", dependencies: ["SynodCore", "SynodBytes", "CSynodSystem"]),
+        // Linux calls Glibc's Swift module does not expose (sync_file_range, per-thread nice).
+        .target(name: "CSynodSystem"),
         // The etcd-style MVCC key space: the replicated state machine (pure).
         .target(name: "SynodKV", dependencies: ["SynodCore", "SynodBytes"]),
         // One member's node as a pure value: replica + state machine + the requests and
@@ -66,7 +68,7 @@ let package = Package(
         .target(
             name: "SynodServer",
             dependencies: [
-                "SynodBytes", "SynodCore", "SynodStore", "SynodKV", "SynodNode", "SynodTransport", "SynodEtcdAPI",
+                "SynodBytes", "SynodCore", "SynodStore", "SynodKV", "SynodNode", "SynodTransport", "SynodEtcdAPI", "CSynodSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -31,6 +31,14 @@ public protocol SnapshotSpool: AnyObject, Sendable {
     func append(_ bytes: [UInt8]) -> Bool
     /// Everything appended, readable; nil when it cannot be.
     func finish() -> SnapshotBytes?
+    /// Called by a writer off the node's loop after each append: lets the spool hand its
+    /// written pieces to the disk as it goes (and wait for older ones), so the final sync has
+    /// little left to flush. Never called on the loop, which must not wait for the disk.
+    func pace()
+}
+
+extension SnapshotSpool {
+    public func pace() {}
 }
 
 /// Makes a spool for each incoming snapshot transfer (`Replica.snapshotSpooling`); a node's

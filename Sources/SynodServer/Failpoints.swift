@@ -272,6 +272,7 @@ final class FailpointFileSystem: FileSystem {
         func preallocate(_ size: UInt64) throws(StorageError) { try base.preallocate(size) }
         func close() { base.close() }
         func mapForReading(offset: UInt64, count: Int) -> MappedFileRegion? { base.mapForReading(offset: offset, count: count) }
+        func writeBack(offset: UInt64, count: Int, wait: Bool) { base.writeBack(offset: offset, count: count, wait: wait) }
     }
 
     private final class SnapshotFile: StorageFile {
@@ -295,6 +296,7 @@ final class FailpointFileSystem: FileSystem {
         func preallocate(_ size: UInt64) throws(StorageError) { try base.preallocate(size) }
         func close() { base.close() }
         func mapForReading(offset: UInt64, count: Int) -> MappedFileRegion? { base.mapForReading(offset: offset, count: count) }
+        func writeBack(offset: UInt64, count: Int, wait: Bool) { base.writeBack(offset: offset, count: count, wait: wait) }
     }
 }
 

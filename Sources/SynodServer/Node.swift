@@ -1,3 +1,4 @@
+import CSynodSystem
 import Foundation
 import Logging
 import NIOCore
@@ -364,15 +365,23 @@ public final class Node: @unchecked Sendable {
         // completes into the snapshot file: the whole encoding is never in memory beside the
         // state, and storage does not write it a second time. Should the file fail (a full
         // disk), it is encoded in memory instead.
+        //
+        // The thread runs at a lower CPU priority (nice +5: about a quarter of a core's share
+        // when the loops want every core), and it hands each piece to the disk as it goes
+        // (`SnapshotSpool.pace`): a snapshot of 1 GiB taken under writes otherwise doubled
+        // their median latency and tripled their p99 (`synod bench compare --memory-keys`).
         let spooling = snapshotSpooling
         metrics.snapshotInProgress.set(to: 1)
-        DispatchQueue.global(qos: .utility).async { [self] in
+        let encoder = Thread { [self] in
+            _ = synod_lower_thread_priority(5)
             var hash = FNV1a64()
             var spooled: SnapshotBytes?
             if let spool = spooling.makeSpool(slot: slot),
                state.writeSnapshot(pieceBytes: 4 << 20, { piece in
                    hash.combine(piece)
-                   return spool.append(piece)
+                   guard spool.append(piece) else { return false }
+                   spool.pace()
+                   return true
                }) {
                 spooled = spool.finish()
             }
@@ -391,6 +400,8 @@ public final class Node: @unchecked Sendable {
                 step(.snapshotEncoded(slot: slot, bytes: bytes, checksum: checksum))
             }
         }
+        encoder.name = "synod-snapshot"
+        encoder.start()
     }
 
     // MARK: - Client API (any thread)

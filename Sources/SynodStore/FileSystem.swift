@@ -47,10 +47,16 @@ public protocol StorageFile: AnyObject {
     /// Maps `count` bytes at `offset` read-only, or nil when this file system cannot (the
     /// caller reads instead). The mapping stays valid after `close()`.
     func mapForReading(offset: UInt64, count: Int) -> MappedFileRegion?
+    /// Starts writing `count` bytes at `offset` back to the disk and, with `wait`, waits until
+    /// they are written. Not a sync: nothing is promised durable (no metadata, no cache
+    /// flush). Large writes call it as they go, so their dirty pages never pile up for one
+    /// long flush that other files' syncs would queue behind. No effect where unsupported.
+    func writeBack(offset: UInt64, count: Int, wait: Bool)
 }
 
 extension StorageFile {
     public func mapForReading(offset: UInt64, count: Int) -> MappedFileRegion? { nil }
+    public func writeBack(offset: UInt64, count: Int, wait: Bool) {}
 }
 
 /// Everything storage can fail with. Each case names the file and says what failed, so an

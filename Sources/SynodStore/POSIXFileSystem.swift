@@ -1,3 +1,4 @@
+import CSynodSystem
 import Glibc
 
 /// The real file system, through POSIX calls (open/pread/pwrite/fdatasync/rename/...).
@@ -208,6 +209,13 @@ private final class POSIXFile: StorageFile {
             result = posix_fallocate(openDescriptor, 0, length)
         } while result == EINTR
         guard result == 0 else { throw POSIXCall.error(result, path: path, operation: "preallocate") }
+    }
+
+    func writeBack(offset: UInt64, count: Int, wait: Bool) {
+        guard count > 0, let start = Int64(exactly: offset) else { return }
+        // sync_file_range(2): starts writeback of the range's dirty pages and, with `wait`,
+        // returns once they are written. Errors are left to the final sync.
+        _ = synod_write_back(openDescriptor, start, Int64(count), wait ? 1 : 0)
     }
 
     func mapForReading(offset: UInt64, count: Int) -> MappedFileRegion? {

@@ -178,4 +178,59 @@ final class StoredSnapshotTests: XCTestCase {
         let stored = try XCTUnwrap(storage.takeStoredSnapshot())
         XCTAssertEqual(stored.bytes.withContiguousBytes { raw, _ in Array(raw) }, [0])
     }
+
+    /// An encoder's spool hands each piece to the disk as it goes and waits for the one before
+    /// (`pace`), so at most two pieces of dirty pages stay behind it; the data are unchanged.
+    func testAPacedSpoolWritesBackEachPieceAndWaitsForThePreviousOne() throws {
+        let fileSystem = FaultInjectingFileSystem()
+        let directory = "/pace"
+        try fileSystem.makeDirectory(directory)
+        let recording = WriteBackRecordingFile(base: try fileSystem.open(directory + "/s.tmp", create: true))
+        let spool = SnapshotSpoolFile(fileSystem: fileSystem, file: recording, directory: directory,
+                                      path: directory + "/s.tmp", slot: 5)
+        let pieces = [data(1, count: 1_000), data(2, count: 3_000), data(3, count: 500)]
+        for piece in pieces {
+            XCTAssertTrue(spool.append(piece))
+            spool.pace()
+        }
+        let header = UInt64(SnapshotStore.headerBytes)
+        XCTAssertEqual(recording.calls.map { "\($0.offset - header)+\($0.count)\($0.wait ? " wait" : "")" },
+                       ["0+1000", "0+1000 wait", "1000+3000", "1000+3000 wait", "4000+500"])
+        let bytes = try XCTUnwrap(spool.finish())
+        XCTAssertEqual(bytes.readAll(), pieces.flatMap { $0 })
+    }
+
+    /// On a real file system the writeback calls keep the bytes intact.
+    func testOnARealFileSystemAPacedSpoolReadsBackWhole() throws {
+        var template = Array("/tmp/synod-paced-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }
+        let directory = try XCTUnwrap(made.map { String(cString: $0) })
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (storage, _, _) = try DurableStorage.open(fileSystem: POSIXFileSystem(), directory: directory + "/data",
+                                                      identity: DataDirectoryIdentity(clusterID: 7, nodeID: 1))
+        let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 3))
+        var payload: [UInt8] = []
+        for index in 0..<6 {
+            let piece = data(UInt8(index), count: (1 << 20) + index * 777)
+            payload += piece
+            XCTAssertTrue(spool.append(piece))
+            spool.pace()
+        }
+        XCTAssertEqual(try XCTUnwrap(spool.finish()).readAll(), payload)
+    }
+}
+
+/// Passes everything to `base` and records the writeback requests.
+private final class WriteBackRecordingFile: StorageFile {
+    let base: any StorageFile
+    var calls: [(offset: UInt64, count: Int, wait: Bool)] = []
+    init(base: any StorageFile) { self.base = base }
+    func size() throws(StorageError) -> UInt64 { try base.size() }
+    func read(at offset: UInt64, count: Int) throws(StorageError) -> [UInt8] { try base.read(at: offset, count: count) }
+    func write(_ bytes: [UInt8], at offset: UInt64) throws(StorageError) { try base.write(bytes, at: offset) }
+    func sync() throws(StorageError) { try base.sync() }
+    func truncate(to size: UInt64) throws(StorageError) { try base.truncate(to: size) }
+    func preallocate(_ size: UInt64) throws(StorageError) { try base.preallocate(size) }
+    func close() { base.close() }
+    func writeBack(offset: UInt64, count: Int, wait: Bool) { calls.append((offset, count, wait)) }
 }
