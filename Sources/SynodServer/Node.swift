@@ -253,7 +253,6 @@ public final class Node: @unchecked Sendable {
         metrics.fsyncBatchRecords.record(Double(report.records))
         step(.durable(through: report.durableThrough))
         if let stored = report.storedSnapshot, !stoppedFlag {
-            metrics.snapshotInProgress.set(to: 0)
             step(.snapshotStored(slot: stored.slot, bytes: stored.bytes, checksum: nil))
         }
     }
@@ -396,6 +395,7 @@ public final class Node: @unchecked Sendable {
             }
             let checksum = hash.value
             loop.execute { [self] in
+                metrics.snapshotInProgress.set(to: 0)
                 guard !stoppedFlag else { return }
                 step(.snapshotEncoded(slot: slot, bytes: bytes, checksum: checksum))
             }

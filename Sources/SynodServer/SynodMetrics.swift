@@ -46,9 +46,9 @@ public struct SynodMetrics: Sendable {
     public let snapshotMemoryBytes: Prometheus.Gauge
     public let snapshotsSpooled: Prometheus.Gauge
     public let snapshotSpoolFailures: Prometheus.Gauge
-    /// 1 from the start of this member's own snapshot (encoding off the loop) until its file is
-    /// durable, else 0 (`synod_snapshot_in_progress`): what `bench compare` reads to tell puts
-    /// made during a snapshot from the others.
+    /// 1 while this member encodes its own snapshot into its file (off the loop), else 0
+    /// (`synod_snapshot_in_progress`): what `bench compare` reads to tell puts made during a
+    /// snapshot from the others. (Storage then completes the file with one short sync.)
     public let snapshotInProgress: Prometheus.Gauge
     /// 1 while this member repairs damaged synced log records from its peers and does not
     /// vote (`synod_repairing`), else 0.
@@ -140,7 +140,7 @@ public struct SynodMetrics: Sendable {
         )
         self.snapshotInProgress = registry.makeGauge(
             descriptor: Self.descriptor("snapshot_in_progress",
-                                        help: "1 from the start of the member's own snapshot until its file is durable, else 0.")
+                                        help: "1 while the member encodes its own snapshot into its file, else 0.")
         )
         self.repairing = registry.makeGauge(
             descriptor: Self.descriptor("repairing",
