@@ -18,9 +18,9 @@ public struct CompareSnapshotWrites: Codable, Sendable, Equatable {
     /// Snapshots that began in the window, and the seconds one was in progress.
     public var snapshots: Int = 0
     public var snapshotSeconds: Double = 0
-    public var all = CompareLatencySummary()
-    public var during: CompareLatencySummary?
-    public var outside: CompareLatencySummary?
+    public var all = LatencySummary.empty
+    public var during: LatencySummary?
+    public var outside: LatencySummary?
     public var failedPuts = 0
     /// Readings of the leader's gauge (0 for etcd, which has none).
     public var gaugeSamples = 0
@@ -29,29 +29,6 @@ public struct CompareSnapshotWrites: Codable, Sendable, Equatable {
     public init(writers: Int, seconds: Double) {
         self.writers = writers
         self.seconds = seconds
-    }
-}
-
-/// Count and percentiles (milliseconds) of a set of latencies.
-public struct CompareLatencySummary: Codable, Sendable, Equatable {
-    public var count = 0
-    public var p50Milliseconds: Double?
-    public var p99Milliseconds: Double?
-    public var maxMilliseconds: Double?
-
-    public init() {}
-
-    /// `nanoseconds` in any order.
-    public init(nanoseconds: [UInt64]) {
-        let sorted = nanoseconds.sorted()
-        count = sorted.count
-        guard !sorted.isEmpty else { return }
-        func at(_ fraction: Double) -> Double {
-            Double(sorted[min(sorted.count - 1, Int((Double(sorted.count) * fraction).rounded(.up)) - 1)]) / 1e6
-        }
-        p50Milliseconds = at(0.50)
-        p99Milliseconds = at(0.99)
-        maxMilliseconds = Double(sorted[sorted.count - 1]) / 1e6
     }
 }
 
@@ -91,18 +68,23 @@ extension CompareSnapshotWrites {
 
     /// Splits `puts` into those overlapping a window and the others, and summarises both.
     public mutating func classify(_ puts: [CompareTimedPut], windows: [ClosedRange<UInt64>]) {
-        all = CompareLatencySummary(nanoseconds: puts.map { $0.end - $0.start })
+        var allPuts = LatencyRecorder()
+        var inside = LatencyRecorder()
+        var others = LatencyRecorder()
+        for put in puts {
+            allPuts.record(fromNanos: put.start, toNanos: put.end)
+            if windows.contains(where: { $0.lowerBound <= put.end && put.start <= $0.upperBound }) {
+                inside.record(fromNanos: put.start, toNanos: put.end)
+            } else {
+                others.record(fromNanos: put.start, toNanos: put.end)
+            }
+        }
+        all = allPuts.summary
         snapshots = windows.count
         snapshotSeconds = windows.reduce(0) { $0 + Double($1.upperBound - $1.lowerBound) / 1e9 }
         guard !windows.isEmpty else { return }
-        var inside: [UInt64] = []
-        var others: [UInt64] = []
-        for put in puts {
-            let overlaps = windows.contains { $0.lowerBound <= put.end && put.start <= $0.upperBound }
-            if overlaps { inside.append(put.end - put.start) } else { others.append(put.end - put.start) }
-        }
-        during = CompareLatencySummary(nanoseconds: inside)
-        outside = CompareLatencySummary(nanoseconds: others)
+        during = inside.summary
+        outside = others.summary
     }
 }
 
@@ -170,7 +152,7 @@ extension CompareRunner {
         async let sampled: Void = {
             guard let metricsPort else { return }
             while !state.stop.withLock({ $0 }) {
-                let now = DispatchTime.now().uptimeNanoseconds
+                let now = monotonicNanos()
                 if let text = CompareHTTP.get(host: "127.0.0.1", port: metricsPort, path: "/metrics"),
                    let gauge = CompareHTTP.metric("synod_snapshot_in_progress", in: text) {
                     state.samples.withLock { $0.append((now, gauge >= 1)) }
@@ -203,9 +185,9 @@ extension CompareRunner {
                                 var request = Etcdserverpb_PutRequest()
                                 request.key = Data("\(Self.snapshotWritesPrefix)\(worker)/\(index)".utf8)
                                 request.value = value
-                                let start = DispatchTime.now().uptimeNanoseconds
+                                let start = monotonicNanos()
                                 if (try? await kv.put(request, options: CompareClient.callOptions(timeout: .seconds(10)))) != nil {
-                                    mine.append(CompareTimedPut(start: start, end: DispatchTime.now().uptimeNanoseconds))
+                                    mine.append(CompareTimedPut(start: start, end: monotonicNanos()))
                                 } else {
                                     state.failed.withLock { $0 += 1 }
                                 }
@@ -225,9 +207,9 @@ extension CompareRunner {
         result.gaugeSamples = state.samples.withLock { $0.count }
         result.seconds = state.elapsed.withLock { $0 }
         result.classify(state.puts.withLock { $0 }, windows: CompareSnapshotWrites.windows(state.samples.withLock { $0 }))
-        func figure(_ summary: CompareLatencySummary?) -> String {
+        func figure(_ summary: LatencySummary?) -> String {
             guard let summary else { return "-" }
-            return "\(summary.count) puts, p50 \(CompareFormat.millis(summary.p50Milliseconds.map { $0 * 1_000 })) ms, p99 \(CompareFormat.millis(summary.p99Milliseconds.map { $0 * 1_000 })) ms"
+            return "\(summary.count) puts, p50 \(CompareFormat.millis(summary.p50Micros)) ms, p99 \(CompareFormat.millis(summary.p99Micros)) ms"
         }
         log("\(name): puts during snapshots: \(result.snapshots) snapshot(s), \(CompareFormat.seconds(result.snapshotSeconds)) s; "
             + "all \(figure(result.all)); during \(figure(result.during)); outside \(figure(result.outside))"

@@ -157,9 +157,9 @@ extension CompareReport {
                              text(etcd?.range) { CompareFormat.mebibytes($0.leaderGrowthBytes) }])
             }
             if synod?.snapshotWrites != nil || etcd?.snapshotWrites != nil {
-                func p99(_ summary: CompareLatencySummary?) -> String {
+                func p99(_ summary: LatencySummary?) -> String {
                     guard let summary, summary.count > 0 else { return "-" }
-                    return CompareFormat.millis(summary.p99Milliseconds.map { $0 * 1_000 }) + " (\(summary.count))"
+                    return CompareFormat.millis(summary.p99Micros) + " (\(summary.count))"
                 }
                 let writers = synod?.snapshotWrites?.writers ?? etcd?.snapshotWrites?.writers ?? 0
                 rows.append(["\(writers) writers, put p99 ms (puts): all", p99(synod?.snapshotWrites?.all), p99(etcd?.snapshotWrites?.all)])

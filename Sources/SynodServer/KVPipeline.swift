@@ -126,7 +126,7 @@ public struct KVPipeline: Sendable {
                 return rangeAnswer(try Etcdserverpb_RangeRequest(serializedBytes: message)).hop(to: loop).flatMapThrowing {
                     var pieces = try RangeResponseEncoder.Pieces($0.response, header: $0.header)
                     if pieces.size >= RangeResponseEncoder.streamedBytesMin { return .pieces(pieces) }
-                    return .framed(pieces.next(bytes: .max, allocator: allocator) ?? allocator.buffer(capacity: 0))
+                    return .framed(pieces.rest(allocator: allocator))
                 }
             case .put: return encoded(put(try Etcdserverpb_PutRequest(serializedBytes: message), requestID: requestID))
             case .deleteRange:

@@ -367,8 +367,9 @@ public final class Node: @unchecked Sendable {
         //
         // The thread runs at a lower CPU priority (nice +5: about a quarter of a core's share
         // when the loops want every core), and it hands each piece to the disk as it goes
-        // (`SnapshotSpool.pace`): a snapshot of 1 GiB taken under writes otherwise doubled
-        // their median latency and tripled their p99 (`synod bench compare --memory-keys`).
+        // (`SnapshotSpool.pace`), so the completing sync is short. Writes still slow down
+        // while a snapshot of 1 GiB is encoded (about twice the median, 3 to 5 times the
+        // p99 on 2 cores: `synod bench compare --memory-keys`, README).
         let spooling = snapshotSpooling
         metrics.snapshotInProgress.set(to: 1)
         let encoder = Thread { [self] in

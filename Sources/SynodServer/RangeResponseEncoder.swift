@@ -29,7 +29,7 @@ enum RangeResponseEncoder {
     static func framed(_ response: RangeResponse, header: Etcdserverpb_ResponseHeader,
                        allocator: ByteBufferAllocator) throws -> ByteBuffer {
         var pieces = try Pieces(response, header: header)
-        return pieces.next(bytes: .max, allocator: allocator) ?? allocator.buffer(capacity: 0)
+        return pieces.rest(allocator: allocator)
     }
 
     /// One gRPC-framed range response written out piece by piece: the prefix announces the
@@ -72,6 +72,12 @@ enum RangeResponseEncoder {
         var isFinished: Bool {
             if case .done = position { return true }
             return false
+        }
+
+        /// Everything not yet handed out, in one buffer (the whole framed response when no
+        /// piece was taken).
+        mutating func rest(allocator: ByteBufferAllocator) -> ByteBuffer {
+            next(bytes: .max, allocator: allocator) ?? allocator.buffer(capacity: 0)
         }
 
         /// The next piece, at least `bytes` long unless it is the last (nil once all were

@@ -71,18 +71,22 @@ public final class SnapshotSpoolFile: SnapshotSpool, SnapshotByteSource, @unchec
     /// handed over the time before: at most two pieces' worth of dirty pages stay behind the
     /// encoder, so the completing sync is short and a WAL sync on the same disk never queues
     /// behind a gigabyte of snapshot pages (on ext4's ordered mode it would).
+    ///
+    /// The writeback runs outside the lock, the one use of the file that does: it is a system
+    /// call on the open descriptor (closed only in `deinit`), and a wait for the disk under
+    /// the lock would stall the loop's reads of the spool.
     public func pace() {
-        let (waitFrom, waitTo, startFrom, startTo) = state.withLock { state in
-            let ranges = (state.pacedBefore, state.paced, state.paced, state.count)
+        let (older, newer, end) = state.withLock { state in
+            let marks = (state.pacedBefore, state.paced, state.count)
             state.pacedBefore = state.paced
             state.paced = state.count
-            return ranges
+            return marks
         }
-        if waitTo > waitFrom {
-            file.writeBack(offset: Self.dataOffset + UInt64(waitFrom), count: waitTo - waitFrom, wait: true)
+        if newer > older {
+            file.writeBack(offset: Self.dataOffset + UInt64(older), count: newer - older, wait: true)
         }
-        if startTo > startFrom {
-            file.writeBack(offset: Self.dataOffset + UInt64(startFrom), count: startTo - startFrom, wait: false)
+        if end > newer {
+            file.writeBack(offset: Self.dataOffset + UInt64(newer), count: end - newer, wait: false)
         }
     }
 

@@ -15,6 +15,18 @@ final class StoredSnapshotTests: XCTestCase {
         (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }
     }
 
+    /// A new directory under /tmp, for the tests on the real file system.
+    private func temporaryDirectory() throws -> String {
+        var template = Array("/tmp/synod-stored-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }
+        return try XCTUnwrap(made.map { String(cString: $0) })
+    }
+
+    private func openOnDisk(_ directory: String, options: StorageOptions = StorageOptions()) throws -> DurableStorage {
+        try DurableStorage.open(fileSystem: POSIXFileSystem(), directory: directory + "/data",
+                                identity: DataDirectoryIdentity(clusterID: 7, nodeID: 1), options: options).storage
+    }
+
     private func save(_ storage: DurableStorage, id: UInt64, slot: Slot, data: [UInt8]) throws {
         storage.append(PersistBatch(id: id, records: [.snapshot(Snapshot(slot: slot, data: data))], messagesAfterDurable: []))
         try storage.sync()
@@ -74,14 +86,11 @@ final class StoredSnapshotTests: XCTestCase {
     /// The same on a real file system: the file is unlinked by the prune and still read
     /// through the descriptor the handle holds.
     func testOnARealFileSystemTheUnlinkedFileIsStillRead() throws {
-        var template = Array("/tmp/synod-stored-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }
-        let directory = try XCTUnwrap(made.map { String(cString: $0) })
+        let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var options = StorageOptions()
         options.snapshotsRetained = 1
-        let (storage, _, _) = try DurableStorage.open(fileSystem: POSIXFileSystem(), directory: directory + "/data",
-                                                      identity: DataDirectoryIdentity(clusterID: 7, nodeID: 1), options: options)
+        let storage = try openOnDisk(directory, options: options)
         let first = data(4, count: 3 << 20)
         try save(storage, id: 1, slot: 5, data: first)
         let stored = try XCTUnwrap(storage.takeStoredSnapshot())
@@ -158,12 +167,9 @@ final class StoredSnapshotTests: XCTestCase {
     /// On a real file system the bytes are decoded from a mapping of the file, whose pages
     /// are dropped behind the reader: what is read before and after dropping is the file.
     func testOnARealFileSystemTheSnapshotIsReadThroughAMapping() throws {
-        var template = Array("/tmp/synod-mapped-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }
-        let directory = try XCTUnwrap(made.map { String(cString: $0) })
+        let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (storage, _, _) = try DurableStorage.open(fileSystem: POSIXFileSystem(), directory: directory + "/data",
-                                                      identity: DataDirectoryIdentity(clusterID: 7, nodeID: 1))
+        let storage = try openOnDisk(directory)
         let payload = data(9, count: (1 << 20) + 12_345)
         let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 3))
         XCTAssertTrue(spool.append(payload))
@@ -202,12 +208,9 @@ final class StoredSnapshotTests: XCTestCase {
 
     /// On a real file system the writeback calls keep the bytes intact.
     func testOnARealFileSystemAPacedSpoolReadsBackWhole() throws {
-        var template = Array("/tmp/synod-paced-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }
-        let directory = try XCTUnwrap(made.map { String(cString: $0) })
+        let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (storage, _, _) = try DurableStorage.open(fileSystem: POSIXFileSystem(), directory: directory + "/data",
-                                                      identity: DataDirectoryIdentity(clusterID: 7, nodeID: 1))
+        let storage = try openOnDisk(directory)
         let spool = try XCTUnwrap(storage.snapshotSpooling.makeSpool(slot: 3))
         var payload: [UInt8] = []
         for index in 0..<6 {
