@@ -114,7 +114,7 @@ let package = Package(
         .target(
             name: "SynodBench",
             dependencies: [
-                "SynodCore", "SynodEtcdAPI", "SynodStore", "SynodClient", "SynodProcess",
+                "SynodCore", "SynodKV", "SynodEtcdAPI", "SynodStore", "SynodClient", "SynodProcess",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

@@ -155,6 +155,12 @@ public final class SnapshotSpoolDirectory: SnapshotSpooling, @unchecked Sendable
         self.directory = directory
     }
 
+    /// Spool files in `directory` of the real file system (benchmarks and tools; a node gets
+    /// its spooling from its storage).
+    public convenience init(onDiskAt directory: String) {
+        self.init(fileSystem: POSIXFileSystem(), directory: directory)
+    }
+
     public func makeSpool(slot: Slot) -> (any SnapshotSpool)? {
         let number = Self.counter.wrappingAdd(1, ordering: .relaxed).newValue
         let path = directory + "/" + SnapshotStore.fileName(slot: slot) + ".\(number).tmp"

@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks (measure, never assert).",
         subcommands: [
-            CoreBench.self, WALBench.self, CompareBench.self,
+            CoreBench.self, WALBench.self, SnapshotBench.self, CompareBench.self,
             BenchPutCommand.self, BenchGetCommand.self, BenchTxnCASCommand.self, BenchMixedCommand.self, BenchWatchCommand.self,
         ]
     )
@@ -126,6 +126,53 @@ struct WALBench: ParsableCommand {
             let perSync = Double(row.records) / Double(max(1, row.syncs))
             let ratio = row.recordsPerSecond / max(1, raw.syncsPerSecond)
             print("\(count) | \(Int(row.recordsPerSecond)) | \(Int(row.syncsPerSecond)) | \(Int(perSync.rounded())) | \((ratio * 100).rounded() / 100)")
+        }
+    }
+}
+
+struct SnapshotBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshot",
+        abstract: "Where the time of one snapshot of a large key space goes: encoding, checksums, the spool file, decoding.",
+        discussion: """
+            Builds a key space in memory (--keys keys of --value-size bytes), then times, on
+            one thread and on the same state: encoding alone; encoding with the transfer
+            checksum (FNV-1a); with the file's CRC-32C; the path a member's snapshot encoder
+            takes (encode, FNV-1a, write to a spool file with its CRC-32C, paced writeback);
+            and decoding that file. Run it under `perf record` to see inside a phase.
+            """
+    )
+
+    @Option(help: "Directory for the spool file (on the disk you care about; removed afterwards).")
+    var dir: String = ".build-bench-snapshot"
+
+    @Option(help: "Keys in the key space.")
+    var keys: Int = 1_000_000
+
+    @Option(name: .customLong("value-size"), help: "Bytes per value.")
+    var valueSize: Int = 1024
+
+    @Option(help: "Repetitions of every phase.")
+    var repeats: Int = 2
+
+    func validate() throws {
+        guard (1...50_000_000).contains(keys) else { throw ValidationError("--keys must be in 1...50000000") }
+        guard (8...(1 << 20)).contains(valueSize) else { throw ValidationError("--value-size must be in 8...1048576") }
+        guard (1...20).contains(repeats) else { throw ValidationError("--repeats must be in 1...20") }
+    }
+
+    func run() throws {
+        let benchmark = SnapshotBenchmark(keys: keys, valueBytes: valueSize, directory: dir)
+        print("synod bench snapshot: \(keys) keys of \(valueSize) bytes, spool in \(dir)")
+        let start = ContinuousClock.now
+        let state = benchmark.makeState()
+        print("state built in \(ContinuousClock.now - start)")
+        print("run | phase | seconds | MiB/s")
+        for run in 1...repeats {
+            for phase in try benchmark.run(state: state) {
+                let rate = Double(phase.bytes) / 1_048_576 / max(phase.seconds, 1e-9)
+                print("\(run) | \(phase.name) | \((phase.seconds * 1000).rounded() / 1000) | \(Int(rate))")
+            }
         }
     }
 }

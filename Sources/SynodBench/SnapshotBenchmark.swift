@@ -1,0 +1,106 @@
+import SynodBytes
+import SynodCore
+import SynodKV
+import SynodStore
+
+/// Where the time of one snapshot of a large key space goes, phase by phase, on one thread:
+/// encoding alone, the transfer checksum (FNV-1a), the file's CRC-32C, the whole spool path a
+/// member's snapshot encoder takes (encode, hash, write, paced writeback, sync), and decoding
+/// the file back. Each phase runs on the same in-memory state, so their differences are the
+/// cost of each step.
+public struct SnapshotBenchmark {
+    public struct Phase: Sendable {
+        public var name: String
+        public var seconds: Double
+        public var bytes: Int
+    }
+
+    public let keys: Int
+    public let valueBytes: Int
+    public let directory: String
+
+    public init(keys: Int, valueBytes: Int, directory: String) {
+        self.keys = keys
+        self.valueBytes = valueBytes
+        self.directory = directory
+    }
+
+    /// A state of `keys` keys (`/bench/<n>`, zero-padded) with `valueBytes`-byte values.
+    public func makeState() -> KVStateMachine {
+        var machine = KVStateMachine(sessionCapacity: 16)
+        var value = [UInt8](repeating: 0x61, count: valueBytes)
+        for index in 0..<keys {
+            // A few bytes that differ per key, so values are not all equal.
+            withUnsafeBytes(of: UInt64(index).littleEndian) { raw in
+                for (offset, byte) in raw.enumerated() where offset < value.count { value[offset] = byte }
+            }
+            let key = Array("/bench/\(String(repeating: "0", count: max(0, 9 - String(index).count)))\(index)".utf8)
+            _ = machine.apply(.put(PutRequest(key: key, value: value)))
+        }
+        return machine
+    }
+
+    /// Runs every phase once on `state` and returns them in order.
+    /// - Throws: `StorageError` when the directory cannot be used; `KVDecodingError` when the
+    ///   written snapshot does not decode (a bug).
+    public func run(state: KVStateMachine) throws -> [Phase] {
+        var phases: [Phase] = []
+        func timed(_ name: String, _ body: () throws -> Int) throws {
+            let start = monotonicNanos()
+            let bytes = try body()
+            phases.append(Phase(name: name, seconds: Double(monotonicNanos() - start) / 1e9, bytes: bytes))
+        }
+        try timed("encode") { () throws -> Int in
+            var total = 0
+            _ = state.writeSnapshot(pieceBytes: 4 << 20) { piece in
+                total += piece.count
+                return true
+            }
+            return total
+        }
+        try timed("encode + FNV-1a") {
+            var hash = FNV1a64()
+            var total = 0
+            _ = state.writeSnapshot(pieceBytes: 4 << 20) { piece in
+                hash.combine(piece)
+                total += piece.count
+                return true
+            }
+            return hash.value == 0 ? 0 : total
+        }
+        try timed("encode + CRC-32C") {
+            var crc: UInt32 = 0
+            var total = 0
+            _ = state.writeSnapshot(pieceBytes: 4 << 20) { piece in
+                crc = piece.withUnsafeBytes { CRC32C.update(crc, $0) }
+                total += piece.count
+                return true
+            }
+            return crc == 0 ? total : total
+        }
+        let fileSystem = POSIXFileSystem()
+        try fileSystem.makeDirectory(directory)
+        let spooling = SnapshotSpoolDirectory(onDiskAt: directory)
+        var written: SnapshotBytes?
+        try timed("encode + FNV-1a + spool (write, CRC, paced writeback)") {
+            guard let spool = spooling.makeSpool(slot: 1) else { throw StorageError.io(path: directory, operation: "open a spool file", errno: 0) }
+            var hash = FNV1a64()
+            guard state.writeSnapshot(pieceBytes: 4 << 20, { piece in
+                hash.combine(piece)
+                guard spool.append(piece) else { return false }
+                spool.pace()
+                return true
+            }), let bytes = spool.finish() else {
+                throw StorageError.io(path: directory, operation: "write the spool file", errno: 0)
+            }
+            written = bytes
+            return bytes.count
+        }
+        guard let written else { return phases }
+        try timed("decode from the spool file") {
+            let decoded = try KVStateMachine(snapshot: written)
+            return decoded.store.revision == state.store.revision ? written.count : 0
+        }
+        return phases
+    }
+}
