@@ -26,3 +26,41 @@ int synod_lower_thread_priority(int amount) {
     }
     return setpriority(PRIO_PROCESS, thread, wanted);
 }
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+
+int synod_crc32c_hardware(void) {
+    return __builtin_cpu_supports("sse4.2") ? 1 : 0;
+}
+
+__attribute__((target("sse4.2")))
+unsigned int synod_crc32c_update_hardware(unsigned int crc, const void *bytes, unsigned long count) {
+    const unsigned char *next = (const unsigned char *)bytes;
+    unsigned long long reg = (unsigned int)~crc;
+    while (count >= 8) {
+        unsigned long long word;
+        __builtin_memcpy(&word, next, 8);  /* unaligned load; little-endian on x86-64 */
+        reg = _mm_crc32_u64(reg, word);
+        next += 8;
+        count -= 8;
+    }
+    unsigned int reg32 = (unsigned int)reg;
+    while (count > 0) {
+        reg32 = _mm_crc32_u8(reg32, *next);
+        next += 1;
+        count -= 1;
+    }
+    return ~reg32;
+}
+#else
+int synod_crc32c_hardware(void) {
+    return 0;
+}
+
+unsigned int synod_crc32c_update_hardware(unsigned int crc, const void *bytes, unsigned long count) {
+    (void)bytes;
+    (void)count;
+    return crc;
+}
+#endif

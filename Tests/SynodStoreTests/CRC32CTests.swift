@@ -1,5 +1,6 @@
 import SynodCore
-import SynodStore
+import Foundation
+@testable import SynodStore
 import XCTest
 
 final class CRC32CTests: XCTestCase {
@@ -29,6 +30,32 @@ final class CRC32CTests: XCTestCase {
             for end in start...bytes.count {
                 let slice = Array(bytes[start..<end])
                 XCTAssertEqual(CRC32C.checksum(slice), Self.bitwiseReference(slice), "bytes \(start)..<\(end)")
+            }
+        }
+    }
+
+    /// Both paths, the CPU's instruction (where `update` uses it) and the software loop, against
+    /// the definition; and the dispatch really picks the instruction on a CPU that has it.
+    func testHardwareAndSoftwarePathsAgreeWithTheDefinition() throws {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        #if arch(x86_64)
+        XCTAssertEqual(CRC32C.usesHardware, cpuinfo.contains(" sse4_2"), "SSE4.2 in /proc/cpuinfo")
+        #else
+        XCTAssertFalse(CRC32C.usesHardware)
+        #endif
+        var random = SplitMix64(seed: 0xC4C)
+        let bytes = (0..<200).map { _ in UInt8.random(in: .min ... .max, using: &random) }
+        bytes.withUnsafeBytes { raw in
+            for start in 0..<9 {
+                for end in stride(from: start, through: raw.count, by: 1) {
+                    let piece = UnsafeRawBufferPointer(rebasing: raw[start..<end])
+                    let expected = Self.bitwiseReference(Array(piece))
+                    XCTAssertEqual(CRC32C.softwareUpdate(0, piece), expected, "software, bytes \(start)..<\(end)")
+                    XCTAssertEqual(CRC32C.update(0, piece), expected, "dispatched, bytes \(start)..<\(end)")
+                    // Continuing from a non-zero checksum, the way pieces of a snapshot are folded.
+                    let seed = CRC32C.softwareUpdate(0, UnsafeRawBufferPointer(rebasing: raw[0..<start]))
+                    XCTAssertEqual(CRC32C.update(seed, piece), CRC32C.softwareUpdate(seed, piece))
+                }
             }
         }
     }

@@ -14,4 +14,14 @@ int synod_write_back(int fd, long long offset, long long count, int wait);
 /// errno set (the priority is then unchanged).
 int synod_lower_thread_priority(int amount);
 
+/// Non-zero when this CPU computes CRC-32C in hardware (SSE4.2 on x86-64) and
+/// `synod_crc32c_update_hardware` may be called; 0 elsewhere (the caller then uses its
+/// software loop).
+int synod_crc32c_hardware(void);
+
+/// Extends `crc`, the CRC-32C (Castagnoli, initial value and final xor 0xFFFFFFFF) of some
+/// bytes, over `count` more bytes at `bytes`, with the CPU's CRC32 instruction. Only when
+/// `synod_crc32c_hardware()` is non-zero.
+unsigned int synod_crc32c_update_hardware(unsigned int crc, const void *bytes, unsigned long count);
+
 #endif
