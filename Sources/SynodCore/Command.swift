@@ -72,11 +72,17 @@ public struct Snapshot: Hashable, Sendable {
         self.membership = membership
     }
 
+    /// The hash behind `checksum(of:)`, for those who fold a snapshot in piece by piece (the
+    /// receiver of chunks, the encoder): XXH64, which reads 32 bytes a step and hashes a GiB in
+    /// a fraction of a second (byte-at-a-time FNV-1a, used until peer protocol version 5, took
+    /// about one and a half: `synod bench snapshot`).
+    public typealias ChecksumHash = XXHash64
+
     /// The checksum a chunked transfer of snapshot bytes carries (`SnapshotChunk.checksum`):
-    /// FNV-1a 64 of all of them. Senders, receivers and the shells that compute it off their
-    /// loop all call this, so they cannot disagree.
+    /// `ChecksumHash` (XXH64) of all of them. Senders, receivers and the shells that compute
+    /// it off their loop all use this, so they cannot disagree.
     public static func checksum(of data: [UInt8]) -> UInt64 {
-        var hash = FNV1a64()
+        var hash = ChecksumHash()
         hash.combine(data)
         return hash.value
     }
@@ -84,7 +90,7 @@ public struct Snapshot: Hashable, Sendable {
     /// `checksum(of:)` of bytes in memory or in a file, read a piece at a time (never the
     /// whole file at once); nil when the file cannot be read.
     public static func checksum(of bytes: SnapshotBytes) -> UInt64? {
-        var hash = FNV1a64()
+        var hash = ChecksumHash()
         var offset = 0
         let piece = 4 << 20
         while offset < bytes.count {

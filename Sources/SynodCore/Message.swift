@@ -26,14 +26,14 @@ public struct ChosenEntry: Hashable, Sendable {
 /// `Configuration.snapshotChunkBytes` travels as chunks the receiver asks for one at a time
 /// (`snapshotChunkRequest` names the next offset), so a slow receiver slows the sender, no
 /// message grows with the state, and a transfer cut by a lost message or a dropped
-/// connection resumes where it stopped. `checksum` (FNV-1a 64 of the whole snapshot) names
+/// connection resumes where it stopped. `checksum` (`Snapshot.checksum`, XXH64 of the whole snapshot) names
 /// the snapshot and is checked by the receiver before it installs anything.
 public struct SnapshotChunk: Hashable, Sendable {
     /// The snapshot's slot.
     public var slot: Slot
     /// The snapshot's size in bytes.
     public var total: UInt64
-    /// FNV-1a 64 of all `total` bytes.
+    /// `Snapshot.checksum` (XXH64) of all `total` bytes.
     public var checksum: UInt64
     /// Where `data` starts in the snapshot.
     public var offset: UInt64

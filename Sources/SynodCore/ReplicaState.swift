@@ -167,9 +167,8 @@ struct IncomingSnapshot: Sendable {
     /// How many bytes arrived so far.
     var received: UInt64 = 0
     /// The checksum of `data` so far, folded in chunk by chunk: hashing a large snapshot whole
-    /// once it is complete would hold the node's loop for as long as that takes (about a
-    /// second per GiB).
-    var hash = FNV1a64()
+    /// once it is complete would hold the node's loop for as long as that takes.
+    var hash = Snapshot.ChecksumHash()
     /// The tick of the last chunk (or of the first): a transfer that brings nothing new for
     /// `Replica.snapshotStallRetries` retry intervals is abandoned (`snapshotTransferStalled`),
     /// whichever path keeps asking for the next chunk.

@@ -25,7 +25,7 @@ public enum Input: Hashable, Sendable {
     case durable(UInt64)
     /// The state machine took a snapshot through `slot` (<= the last applied slot), in memory
     /// or (a node's) in a spool file. `checksum`, when the driver computed it off its loop, is
-    /// the 64-bit FNV-1a of `bytes` that chunked transfers of this snapshot carry; without it
+    /// `Snapshot.checksum(of: bytes)`, which chunked transfers of this snapshot carry; without it
     /// the replica computes it the first time it sends the snapshot in chunks.
     case snapshot(slot: Slot, bytes: SnapshotBytes, checksum: UInt64? = nil)
     /// The snapshot through `slot` is durable and its bytes can be read from `bytes` (its

@@ -122,7 +122,7 @@ public enum DriverInput: Sendable {
     case reconfigure(token: UInt64, change: MembershipChange, force: Bool)
     case transferLeadership(token: UInt64, target: NodeID)
     /// The snapshot the driver asked for (`DriverOutput.encodeSnapshot`) is encoded;
-    /// `checksum`, computed with it off the loop, is its 64-bit FNV-1a (see `Input.snapshot`).
+    /// `checksum`, computed with it off the loop, is `Snapshot.checksum(of: bytes)` (see `Input.snapshot`).
     case snapshotEncoded(slot: Slot, bytes: SnapshotBytes, checksum: UInt64? = nil)
     /// Storage made the snapshot through `slot` durable; its bytes can be read from the file
     /// (`Input.snapshotStored`).

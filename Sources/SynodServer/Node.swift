@@ -374,7 +374,7 @@ public final class Node: @unchecked Sendable {
         metrics.snapshotInProgress.set(to: 1)
         let encoder = Thread { [self] in
             _ = synod_lower_thread_priority(5)
-            var hash = FNV1a64()
+            var hash = Snapshot.ChecksumHash()
             var spooled: SnapshotBytes?
             if let spool = spooling.makeSpool(slot: slot),
                state.writeSnapshot(pieceBytes: 4 << 20, { piece in
@@ -390,7 +390,7 @@ public final class Node: @unchecked Sendable {
                 bytes = spooled
             } else {
                 let data = state.snapshot()
-                hash = FNV1a64()
+                hash = Snapshot.ChecksumHash()
                 hash.combine(data)
                 bytes = SnapshotBytes(data)
             }

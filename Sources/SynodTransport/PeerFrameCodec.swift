@@ -31,8 +31,11 @@ import SynodCore
 ///   a small constant multiple of its own length (in-memory elements are a little larger than
 ///   their smallest encodings).
 public enum PeerFrameCodec {
-    /// The protocol version this build writes and reads.
-    public static let protocolVersion: UInt8 = 4
+    /// The protocol version this build writes and reads. Members of another version refuse
+    /// the connection with a logged reason. 5: a chunked snapshot transfer's checksum is XXH64
+    /// (`Snapshot.checksum`; FNV-1a before, which a member of version 4 would reject every
+    /// transfer for).
+    public static let protocolVersion: UInt8 = 5
 
     /// Bytes of the length prefix.
     public static let lengthPrefixLength = 4
