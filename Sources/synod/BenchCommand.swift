@@ -137,9 +137,9 @@ struct SnapshotBench: ParsableCommand {
         discussion: """
             Builds a key space in memory (--keys keys of --value-size bytes), then times, on
             one thread and on the same state: encoding alone; encoding with the transfer
-            checksum (FNV-1a); with the file's CRC-32C; the path a member's snapshot encoder
-            takes (encode, FNV-1a, write to a spool file with its CRC-32C, paced writeback);
-            and decoding that file. Run it under `perf record` to see inside a phase.
+            checksum (XXH64, and FNV-1a, which it replaced, for comparison); with the file's
+            CRC-32C; the path a member's snapshot encoder takes (encode, XXH64, write to a
+            spool file with its CRC-32C, paced writeback); and decoding that file. Run it under `perf record` to see inside a phase.
             """
     )
 
