@@ -5,6 +5,7 @@
 /// snapshot of 1 GiB is hashed in a fraction of a second, where byte-at-a-time FNV-1a took
 /// about one and a half (`synod bench snapshot`). Equal to the reference implementation's
 /// output (`xxhsum -H64`) for the same bytes, however they are split into pieces.
+/// A value type with no heap storage: hashing a short key and value allocates nothing.
 public struct XXHash64: Hashable, Sendable {
     private static let prime1: UInt64 = 0x9E37_79B1_85EB_CA87
     private static let prime2: UInt64 = 0xC2B2_AE3D_27D4_EB4F
@@ -17,8 +18,10 @@ public struct XXHash64: Hashable, Sendable {
     private var lane3: UInt64 = 0
     private var lane4: UInt64 = 0 &- prime1
     private var length: UInt64 = 0
-    /// Bytes not yet folded into the lanes (fewer than 32).
-    private var pending: [UInt8] = []
+    /// Bytes not yet folded into the lanes: the first `pendingCount` (fewer than 32) bytes of
+    /// these four words, in order.
+    private var pending: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    private var pendingCount = 0
 
     public init() {}
 
@@ -32,14 +35,18 @@ public struct XXHash64: Hashable, Sendable {
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
         length &+= UInt64(bytes.count)
         var offset = 0
-        if !pending.isEmpty {
-            let taken = min(32 - pending.count, bytes.count)
-            pending.append(contentsOf: UnsafeRawBufferPointer(start: base, count: taken))
+        if pendingCount > 0 || bytes.count < 32 {
+            let taken = min(32 - pendingCount, bytes.count)
+            let filled = pendingCount
+            withUnsafeMutableBytes(of: &pending) { buffer in
+                buffer.baseAddress?.advanced(by: filled).copyMemory(from: base, byteCount: taken)
+            }
+            pendingCount += taken
             offset = taken
-            guard pending.count == 32 else { return }
-            let stripe = pending
-            pending.removeAll(keepingCapacity: true)
-            stripe.withUnsafeBytes { raw in
+            guard pendingCount == 32 else { return }
+            var stripe = pending
+            pendingCount = 0
+            withUnsafeBytes(of: &stripe) { raw in
                 if let stripeBase = raw.baseAddress { consumeStripes(stripeBase, count: 32) }
             }
         }
@@ -47,7 +54,11 @@ public struct XXHash64: Hashable, Sendable {
         if whole > 0 { consumeStripes(base + offset, count: whole) }
         offset += whole
         if offset < bytes.count {
-            pending.append(contentsOf: UnsafeRawBufferPointer(start: base + offset, count: bytes.count - offset))
+            let rest = bytes.count - offset
+            withUnsafeMutableBytes(of: &pending) { buffer in
+                buffer.baseAddress?.copyMemory(from: base + offset, byteCount: rest)
+            }
+            pendingCount = rest
         }
     }
 
@@ -64,7 +75,10 @@ public struct XXHash64: Hashable, Sendable {
             hash = Self.prime5
         }
         hash &+= length
-        pending.withUnsafeBytes { rest in
+        var tail = pending
+        let tailCount = pendingCount
+        withUnsafeBytes(of: &tail) { buffer in
+            let rest = UnsafeRawBufferPointer(rebasing: buffer[..<tailCount])
             var offset = 0
             while rest.count - offset >= 8 {
                 hash ^= Self.round(0, UInt64(littleEndian: rest.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
@@ -89,6 +103,23 @@ public struct XXHash64: Hashable, Sendable {
         hash &*= Self.prime3
         hash ^= hash >> 32
         return hash
+    }
+
+    public static func == (lhs: XXHash64, rhs: XXHash64) -> Bool {
+        lhs.state == rhs.state
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(state)
+    }
+
+    /// Everything that determines the value, pending bytes beyond `pendingCount` as zeros.
+    private var state: [UInt64] {
+        var words = pending
+        withUnsafeMutableBytes(of: &words) { buffer in
+            for index in pendingCount..<32 { buffer[index] = 0 }
+        }
+        return [lane1, lane2, lane3, lane4, length, UInt64(pendingCount), words.0, words.1, words.2, words.3]
     }
 
     /// Folds whole 32-byte stripes (`count` a multiple of 32) into the four lanes.

@@ -25,6 +25,10 @@ public enum KVCommand: Hashable, Sendable {
     /// One member's hash at check `checkID`. Once more than half of `voters` agree on a hash,
     /// every member that reported another one gets the CORRUPT alarm.
     case integrityReport(checkID: UInt64, memberID: UInt64, hash: UInt64, voters: UInt64)
+    /// An `integrityReport` written by a version whose state hashes were FNV-1a based (tag 10):
+    /// only ever read back from an older log. Counted with the reports of its own kind only, so
+    /// a check that straddles an upgrade never compares hashes of two algorithms.
+    case integrityReportFNV(checkID: UInt64, memberID: UInt64, hash: UInt64, voters: UInt64)
     /// etcd's alarms (Maintenance.Alarm): raised and cleared through the log so every member
     /// reports the same set.
     case alarm(action: AlarmAction, member: AlarmMember)
@@ -32,7 +36,8 @@ public enum KVCommand: Hashable, Sendable {
     /// Format version written as the first byte.
     ///
     /// Layout v1: `[version: u8][tag: u8][body]`, tags put=0, deleteRange=1, txn=2, compact=3,
-    /// leaseGrant=4, leaseRevoke=5, leaseKeepAlive=6, publishMember=7, integrityCheck=8, alarm=9, integrityReport=10; bodies use `LittleEndianWriter`'s primitives in field order.
+    /// leaseGrant=4, leaseRevoke=5, leaseKeepAlive=6, publishMember=7, integrityCheck=8, alarm=9,
+    /// integrityReportFNV=10 (the report tag before state hashes used XXH64), integrityReport=11; bodies use `LittleEndianWriter`'s primitives in field order.
     public static let encodingVersion: UInt8 = 1
 
     /// The versioned binary encoding.
@@ -52,6 +57,8 @@ public enum KVCommand: Hashable, Sendable {
         case .integrityCheck(let id):
             writer.writeUInt8(8); writer.writeUInt64(id)
         case .integrityReport(let checkID, let memberID, let hash, let voters):
+            writer.writeUInt8(11); writer.writeUInt64(checkID); writer.writeUInt64(memberID); writer.writeUInt64(hash); writer.writeUInt64(voters)
+        case .integrityReportFNV(let checkID, let memberID, let hash, let voters):
             writer.writeUInt8(10); writer.writeUInt64(checkID); writer.writeUInt64(memberID); writer.writeUInt64(hash); writer.writeUInt64(voters)
         case .alarm(let action, let member):
             writer.writeUInt8(9); writer.writeUInt8(action.rawValue); writer.writeUInt64(member.memberID); writer.writeUInt8(member.alarm.rawValue)
@@ -77,13 +84,14 @@ public enum KVCommand: Hashable, Sendable {
         case 6: self = .leaseKeepAlive(id: try reader.i64())
         case 7: self = .publishMember(memberID: try reader.u64(), attributes: try reader.memberAttributes())
         case 8: self = .integrityCheck(id: try reader.u64())
-        case 10:
+        case let tag where tag == 10 || tag == 11:
             let checkID = try reader.u64()
             let memberID = try reader.u64()
             let hash = try reader.u64()
             let voters = try reader.u64()
             guard voters >= 1, voters <= 1024 else { throw .invalid }
-            self = .integrityReport(checkID: checkID, memberID: memberID, hash: hash, voters: voters)
+            self = tag == 11 ? .integrityReport(checkID: checkID, memberID: memberID, hash: hash, voters: voters)
+                : .integrityReportFNV(checkID: checkID, memberID: memberID, hash: hash, voters: voters)
         case 9:
             guard let action = AlarmAction(rawValue: try reader.u8()) else { throw .invalid }
             let memberID = try reader.u64()

@@ -16,8 +16,13 @@ extension KVStateMachine {
     /// `[recordCount u32]` then per integrity record, oldest first, `[id u64][revision i64][hash u64]`,
     /// and `[reportSetCount u32]` then per check, oldest first, `[checkID u64][count u32]` and
     /// per member in id order `[memberID u64][hash u64]`.
-    /// v1 snapshots (no members) and v2 (no alarms, no integrity records) still decode.
-    public static let snapshotVersion: UInt8 = 3
+    /// v4: state hashes (integrity records and reports) are XXH64 based
+    /// (`IntegrityHashAlgorithm.xxh64`), and each report set carries its algorithm:
+    /// `[checkID u64][algorithm u8][count u32]`. The records of a v3 snapshot hold FNV-1a
+    /// hashes, which this build would report as its own, so they are not restored; its
+    /// report sets are restored as FNV-1a ones.
+    /// v1 snapshots (no members), v2 (no alarms, no integrity records) and v3 still decode.
+    public static let snapshotVersion: UInt8 = 4
 
     /// The whole replicated state, deterministically encoded (equal states, equal bytes).
     public func snapshot() -> [UInt8] {
@@ -89,6 +94,7 @@ extension KVStateMachine {
         writer.writeCount(integrityReports.count)
         for reports in integrityReports {
             writer.writeUInt64(reports.checkID)
+            writer.writeUInt8(reports.algorithm.rawValue)
             let sorted = reports.hashes.sorted { $0.key < $1.key }
             writer.writeCount(sorted.count)
             for (member, hash) in sorted {
@@ -216,12 +222,18 @@ extension KVStateMachine {
             let recordCount = try reader.count(elementBytesMin: 24)
             guard recordCount <= Self.integrityRecordsMax else { throw .invalid }
             for _ in 0..<recordCount {
-                integrityRecords.append(IntegrityRecord(id: try reader.u64(), revision: try reader.i64(), hash: try reader.u64()))
+                let record = IntegrityRecord(id: try reader.u64(), revision: try reader.i64(), hash: try reader.u64())
+                if version >= 4 { integrityRecords.append(record) }
             }
-            let reportSetCount = try reader.count(elementBytesMin: 12)
+            let reportSetCount = try reader.count(elementBytesMin: version >= 4 ? 13 : 12)
             guard reportSetCount <= Self.integrityRecordsMax else { throw .invalid }
             for _ in 0..<reportSetCount {
                 let checkID = try reader.u64()
+                var algorithm = IntegrityHashAlgorithm.fnv1a
+                if version >= 4 {
+                    guard let read = IntegrityHashAlgorithm(rawValue: try reader.u8()) else { throw .invalid }
+                    algorithm = read
+                }
                 var hashes: [UInt64: UInt64] = [:]
                 var previousMember: UInt64?
                 for _ in 0..<(try reader.count(elementBytesMin: 16)) {
@@ -230,7 +242,7 @@ extension KVStateMachine {
                     previousMember = member
                     hashes[member] = try reader.u64()
                 }
-                integrityReports.append(IntegrityReports(checkID: checkID, hashes: hashes))
+                integrityReports.append(IntegrityReports(checkID: checkID, hashes: hashes, algorithm: algorithm))
             }
         }
         try reader.finish()

@@ -74,6 +74,10 @@ public struct KVStateMachine: Hashable, Sendable {
             if case .integrityReport(let checkID, let memberID, let hash, let voters) = decoded {
                 mismatches = applyIntegrityReport(checkID: checkID, memberID: memberID, hash: hash, voters: voters)
                 (result, events) = (.success(.maintenance(revision: store.revision)), [])
+            } else if case .integrityReportFNV(let checkID, let memberID, let hash, let voters) = decoded {
+                mismatches = applyIntegrityReport(checkID: checkID, memberID: memberID, hash: hash, voters: voters,
+                                                  algorithm: .fnv1a)
+                (result, events) = (.success(.maintenance(revision: store.revision)), [])
             } else {
                 (result, events) = apply(decoded)
             }
@@ -100,13 +104,15 @@ public struct KVStateMachine: Hashable, Sendable {
     ///
     /// Deterministic: every replica applies the same reports in the same order, so every
     /// replica reaches the same alarms, whichever member (leader included) is the odd one.
-    public mutating func applyIntegrityReport(checkID: UInt64, memberID: UInt64, hash: UInt64,
-                                              voters: UInt64) -> [IntegrityMismatch] {
+    /// Reports of one check made with different hash algorithms (`algorithm`: a check that
+    /// straddled an upgrade) are counted apart and never compared with each other.
+    public mutating func applyIntegrityReport(checkID: UInt64, memberID: UInt64, hash: UInt64, voters: UInt64,
+                                              algorithm: IntegrityHashAlgorithm = .current) -> [IntegrityMismatch] {
         let index: Int
-        if let existing = integrityReports.firstIndex(where: { $0.checkID == checkID }) {
+        if let existing = integrityReports.firstIndex(where: { $0.checkID == checkID && $0.algorithm == algorithm }) {
             index = existing
         } else {
-            integrityReports.append(IntegrityReports(checkID: checkID, hashes: [:]))
+            integrityReports.append(IntegrityReports(checkID: checkID, hashes: [:], algorithm: algorithm))
             if integrityReports.count > Self.integrityRecordsMax {
                 integrityReports.removeFirst(integrityReports.count - Self.integrityRecordsMax)
             }
@@ -162,6 +168,9 @@ public struct KVStateMachine: Hashable, Sendable {
             case .integrityReport(let checkID, let memberID, let hash, let voters):
                 _ = applyIntegrityReport(checkID: checkID, memberID: memberID, hash: hash, voters: voters)
                 return (.success(.maintenance(revision: store.revision)), [])
+            case .integrityReportFNV(let checkID, let memberID, let hash, let voters):
+                _ = applyIntegrityReport(checkID: checkID, memberID: memberID, hash: hash, voters: voters, algorithm: .fnv1a)
+                return (.success(.maintenance(revision: store.revision)), [])
             case .alarm(let action, let member):
                 switch action {
                 case .activate: alarms.insert(member)
@@ -193,11 +202,27 @@ public struct IntegrityReports: Hashable, Sendable {
     public var checkID: UInt64
     /// Member id -> reported hash.
     public var hashes: [UInt64: UInt64]
+    /// The algorithm behind every hash in `hashes`.
+    public var algorithm: IntegrityHashAlgorithm
 
-    public init(checkID: UInt64, hashes: [UInt64: UInt64]) {
+    public init(checkID: UInt64, hashes: [UInt64: UInt64], algorithm: IntegrityHashAlgorithm = .current) {
         self.checkID = checkID
         self.hashes = hashes
+        self.algorithm = algorithm
     }
+}
+
+/// How a state hash for the integrity check (`KVStore.integrityHash`) was computed. Hashes of
+/// different algorithms are never compared: a member that reported with one and a member
+/// that reported with the other are not out of line with each other.
+public enum IntegrityHashAlgorithm: UInt8, Hashable, Sendable {
+    /// FNV-1a over each live key's state (snapshot format 3 and earlier, report tag 10).
+    case fnv1a = 0
+    /// XXH64 over each live key's state (snapshot format 4, report tag 11).
+    case xxh64 = 1
+
+    /// What this build computes.
+    public static let current = IntegrityHashAlgorithm.xxh64
 }
 
 /// A member whose state hash at check `checkID` (store revision `revision`, 0 if this replica

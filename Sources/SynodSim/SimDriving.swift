@@ -157,7 +157,7 @@ extension Simulation {
     /// reports, lease revokes, alarms).
     static func isInternal(_ command: Command) -> Bool {
         switch try? KVCommand(decoding: command.payload) {
-        case .publishMember?, .integrityCheck?, .integrityReport?, .leaseRevoke?, .alarm?: return true
+        case .publishMember?, .integrityCheck?, .integrityReport?, .integrityReportFNV?, .leaseRevoke?, .alarm?: return true
         default: return false
         }
     }

@@ -129,4 +129,61 @@ final class IntegrityTests: XCTestCase {
         bytes[bytes.count - 1] = 0
         XCTAssertThrowsError(try KVCommand(decoding: bytes))
     }
+
+    /// A check that straddles an upgrade: two members reported FNV-1a hashes (report tag 10,
+    /// written before state hashes used XXH64), the third an XXH64 hash. The two kinds are
+    /// counted apart, so nobody is alarmed; the same reports all of one kind alarm the third
+    /// (the negative control: pooled together, the upgrade would raise a false CORRUPT).
+    func testReportsOfTwoHashAlgorithmsAreNeverCompared() throws {
+        var mixed = KVStateMachine()
+        _ = mixed.apply(command(.integrityCheck(id: 4), client: 1), slot: 1)
+        _ = mixed.apply(command(.integrityReportFNV(checkID: 4, memberID: 1, hash: 10, voters: 3), client: 2), slot: 2)
+        _ = mixed.apply(command(.integrityReportFNV(checkID: 4, memberID: 2, hash: 10, voters: 3), client: 3), slot: 3)
+        let straddling = mixed.apply(command(.integrityReport(checkID: 4, memberID: 3, hash: 99, voters: 3), client: 4), slot: 4)
+        XCTAssertEqual(straddling.integrityMismatches, [])
+        XCTAssertTrue(mixed.alarms.isEmpty)
+        XCTAssertEqual(mixed.integrityReports.map(\.algorithm), [.fnv1a, .xxh64])
+
+        var pooled = KVStateMachine()
+        _ = pooled.apply(command(.integrityCheck(id: 4), client: 1), slot: 1)
+        _ = pooled.apply(command(.integrityReport(checkID: 4, memberID: 1, hash: 10, voters: 3), client: 2), slot: 2)
+        _ = pooled.apply(command(.integrityReport(checkID: 4, memberID: 2, hash: 10, voters: 3), client: 3), slot: 3)
+        let outOfLine = pooled.apply(command(.integrityReport(checkID: 4, memberID: 3, hash: 99, voters: 3), client: 4), slot: 4)
+        XCTAssertEqual(outOfLine.integrityMismatches.map(\.memberID), [3])
+
+        // Tag 10 is the FNV-1a report, tag 11 this build's; both round-trip.
+        let old = KVCommand.integrityReportFNV(checkID: 1, memberID: 2, hash: 3, voters: 5)
+        let current = KVCommand.integrityReport(checkID: 1, memberID: 2, hash: 3, voters: 5)
+        XCTAssertEqual(old.encoded()[1], 10)
+        XCTAssertEqual(current.encoded()[1], 11)
+        XCTAssertEqual(try KVCommand(decoding: old.encoded()), old)
+        XCTAssertEqual(try KVCommand(decoding: current.encoded()), current)
+        // The mixed state survives a snapshot with each report set's algorithm.
+        XCTAssertEqual(try KVStateMachine(snapshot: mixed.snapshot()), mixed)
+    }
+
+    /// A version 3 snapshot (FNV-1a state hashes, no algorithm byte): its report sets are
+    /// restored as FNV-1a ones, and its records, which this build would report as its own
+    /// kind, are dropped.
+    func testVersion3SnapshotKeepsReportsAsFNVAndDropsRecords() throws {
+        var machine = KVStateMachine()
+        _ = machine.apply(command(.put(PutRequest(key: Array("k".utf8), value: Array("v".utf8))), client: 1), slot: 1)
+        _ = machine.apply(command(.integrityCheck(id: 8), client: 2), slot: 2)
+        _ = machine.apply(command(.integrityReport(checkID: 8, memberID: 5, hash: 77, voters: 3), client: 3), slot: 3)
+        var bytes = machine.snapshot()
+        XCTAssertEqual(bytes[0], 4)
+        // The tail: [report sets u32 = 1][checkID u64][algorithm u8][count u32 = 1][member u64][hash u64].
+        let algorithmOffset = bytes.count - (1 + 4 + 16)
+        XCTAssertEqual(bytes[algorithmOffset], IntegrityHashAlgorithm.xxh64.rawValue)
+        bytes.remove(at: algorithmOffset)
+        bytes[0] = 3
+        let restored = try KVStateMachine(snapshot: bytes)
+        XCTAssertEqual(restored.integrityRecords, [])
+        XCTAssertEqual(restored.integrityReports, [IntegrityReports(checkID: 8, hashes: [5: 77], algorithm: .fnv1a)])
+        XCTAssertEqual(restored.store, machine.store)
+        // An unknown algorithm byte in a version 4 snapshot is refused, not guessed.
+        var unknown = machine.snapshot()
+        unknown[algorithmOffset] = 9
+        XCTAssertThrowsError(try KVStateMachine(snapshot: unknown))
+    }
 }
