@@ -26,8 +26,8 @@ public struct ChosenEntry: Hashable, Sendable {
 /// `Configuration.snapshotChunkBytes` travels as chunks the receiver asks for one at a time
 /// (`snapshotChunkRequest` names the next offset), so a slow receiver slows the sender, no
 /// message grows with the state, and a transfer cut by a lost message or a dropped
-/// connection resumes where it stopped. `checksum` (`Snapshot.checksum`, XXH64 of the whole snapshot) names
-/// the snapshot and is checked by the receiver before it installs anything.
+/// connection resumes where it stopped. `checksum` (`Snapshot.checksum`, XXH64 of the whole
+/// snapshot) names the snapshot and is checked by the receiver before it installs anything.
 public struct SnapshotChunk: Hashable, Sendable {
     /// The snapshot's slot.
     public var slot: Slot
