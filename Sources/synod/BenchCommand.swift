@@ -167,11 +167,12 @@ struct SnapshotBench: ParsableCommand {
         let start = ContinuousClock.now
         let state = benchmark.makeState()
         print("state built in \(ContinuousClock.now - start)")
-        print("run | phase | seconds | MiB/s")
+        print("run | phase | seconds | MiB/s | checksum")
         for run in 1...repeats {
             for phase in try benchmark.run(state: state) {
                 let rate = Double(phase.bytes) / 1_048_576 / max(phase.seconds, 1e-9)
-                print("\(run) | \(phase.name) | \((phase.seconds * 1000).rounded() / 1000) | \(Int(rate))")
+                let digest = phase.digest == 0 ? "-" : String(phase.digest, radix: 16)
+                print("\(run) | \(phase.name) | \((phase.seconds * 1000).rounded() / 1000) | \(Int(rate)) | \(digest)")
             }
         }
     }
