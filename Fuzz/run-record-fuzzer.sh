@@ -33,8 +33,16 @@ swiftc "${flags[@]/-sanitize=fuzzer,address/-sanitize=address}" -module-name Syn
     -emit-library -static -o "$out/libSynodCore.a" \
     Sources/SynodCore/*.swift
 
+# CSynodSystem (the C shim CRC32C.swift calls for the CPU's CRC-32C instruction): a module
+# map over its header, and the C file compiled on its own.
+mkdir -p "$out/CSynodSystem"
+printf 'module CSynodSystem {\n    header "%s"\n    export *\n}\n' \
+    "$root/Sources/CSynodSystem/include/CSynodSystem.h" > "$out/CSynodSystem/module.modulemap"
+clang -O2 -c Sources/CSynodSystem/system.c -I Sources/CSynodSystem/include -o "$out/CSynodSystem.o"
+
 # The codec and the entry point as module SynodStore; only the files the codec needs.
-swiftc "${flags[@]}" -module-name SynodStore -I "$out" -L "$out" -lSynodCore -lSynodBytes \
+swiftc "${flags[@]}" -module-name SynodStore -I "$out" -I "$out/CSynodSystem" -L "$out" -lSynodCore -lSynodBytes \
+    "$out/CSynodSystem.o" \
     Sources/SynodStore/CRC32C.swift \
     Sources/SynodStore/RecordCodec.swift \
     Sources/SynodStore/RecordCodec+Payload.swift \
