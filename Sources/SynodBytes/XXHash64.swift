@@ -5,8 +5,10 @@
 /// snapshot of 1 GiB is hashed in a fraction of a second, where byte-at-a-time FNV-1a took
 /// about one and a half (`synod bench snapshot`). Equal to the reference implementation's
 /// output (`xxhsum -H64`) for the same bytes, however they are split into pieces.
-/// A value type with no heap storage: hashing a short key and value allocates nothing.
-public struct XXHash64: Hashable, Sendable {
+///
+/// A value type with no heap storage: hashing a short key and value (every put does, for the
+/// integrity check) allocates nothing.
+public struct XXHash64: Sendable {
     private static let prime1: UInt64 = 0x9E37_79B1_85EB_CA87
     private static let prime2: UInt64 = 0xC2B2_AE3D_27D4_EB4F
     private static let prime3: UInt64 = 0x1656_67B1_9E37_79F9
@@ -67,10 +69,7 @@ public struct XXHash64: Hashable, Sendable {
         var hash: UInt64
         if length >= 32 {
             hash = Self.rotate(lane1, 1) &+ Self.rotate(lane2, 7) &+ Self.rotate(lane3, 12) &+ Self.rotate(lane4, 18)
-            for lane in [lane1, lane2, lane3, lane4] {
-                hash ^= Self.round(0, lane)
-                hash = hash &* Self.prime1 &+ Self.prime4
-            }
+            hash = Self.merge(Self.merge(Self.merge(Self.merge(hash, lane1), lane2), lane3), lane4)
         } else {
             hash = Self.prime5
         }
@@ -105,23 +104,6 @@ public struct XXHash64: Hashable, Sendable {
         return hash
     }
 
-    public static func == (lhs: XXHash64, rhs: XXHash64) -> Bool {
-        lhs.state == rhs.state
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(state)
-    }
-
-    /// Everything that determines the value, pending bytes beyond `pendingCount` as zeros.
-    private var state: [UInt64] {
-        var words = pending
-        withUnsafeMutableBytes(of: &words) { buffer in
-            for index in pendingCount..<32 { buffer[index] = 0 }
-        }
-        return [lane1, lane2, lane3, lane4, length, UInt64(pendingCount), words.0, words.1, words.2, words.3]
-    }
-
     /// Folds whole 32-byte stripes (`count` a multiple of 32) into the four lanes.
     private mutating func consumeStripes(_ base: UnsafeRawPointer, count: Int) {
         var (a, b, c, d) = (lane1, lane2, lane3, lane4)
@@ -140,6 +122,12 @@ public struct XXHash64: Hashable, Sendable {
     @inline(__always)
     private static func round(_ accumulator: UInt64, _ input: UInt64) -> UInt64 {
         rotate(accumulator &+ input &* prime2, 31) &* prime1
+    }
+
+    /// Folds one lane into the final hash.
+    @inline(__always)
+    private static func merge(_ hash: UInt64, _ lane: UInt64) -> UInt64 {
+        (hash ^ round(0, lane)) &* prime1 &+ prime4
     }
 
     @inline(__always)
