@@ -121,6 +121,8 @@ public struct CompareOptions: Codable, Sendable, Equatable {
     public var etcdBinary: String = "/usr/bin/etcd"
     public var keepData: Bool = false
     public var skipEtcd: Bool = false
+    /// Measure etcd only (for state sizes at which both clusters would not fit in memory at once).
+    public var skipSynod: Bool = false
     /// Ports: etcd clients base+1...base+3, etcd peers base+11..., Synod clients base+21...,
     /// Synod peers base+31..., Synod metrics base+41....
     public var basePort: Int = 23790
@@ -145,7 +147,7 @@ public struct CompareOptions: Codable, Sendable, Equatable {
 
     public init() {}
 
-    public var systems: [CompareSystem] { skipEtcd ? [.synod] : [.synod, .etcd] }
+    public var systems: [CompareSystem] { (skipSynod ? [] : [.synod]) + (skipEtcd ? [] : [.etcd]) }
 
     public func validate() throws(CompareError) {
         guard (1...100).contains(rounds) else { throw CompareError("--rounds must be in 1...100") }
@@ -161,6 +163,7 @@ public struct CompareOptions: Codable, Sendable, Equatable {
         guard walSeconds >= 0, walSeconds <= 600 else { throw CompareError("--wal-seconds must be in [0, 600]") }
         guard coreCommands >= 1 else { throw CompareError("--core-commands must be at least 1") }
         guard !rows.isEmpty else { throw CompareError("--workloads: no workload given") }
+        guard !(skipEtcd && skipSynod) else { throw CompareError("--skip-etcd and --skip-synod together leave nothing to measure") }
         guard !synodBinary.isEmpty else { throw CompareError("--synod-bin: no synod executable") }
     }
 }

@@ -32,8 +32,12 @@ public struct CompareRunner: Sendable {
             throw CompareError("etcd not found at \(options.etcdBinary): install it (apt-get install etcd-server), pass --etcd-bin, or --skip-etcd")
         }
         let directory = options.outDirectory
-        let clusters = [CompareCluster(system: .synod, members: CompareClusterLayout.synod(binary: options.synodBinary, basePort: options.basePort, directory: directory))]
-            + (options.skipEtcd ? [] : [CompareCluster(system: .etcd, members: CompareClusterLayout.etcd(binary: options.etcdBinary, basePort: options.basePort, directory: directory))])
+        let clusters = options.systems.map { system in
+            switch system {
+            case .synod: CompareCluster(system: .synod, members: CompareClusterLayout.synod(binary: options.synodBinary, basePort: options.basePort, directory: directory))
+            case .etcd: CompareCluster(system: .etcd, members: CompareClusterLayout.etcd(binary: options.etcdBinary, basePort: options.basePort, directory: directory))
+            }
+        }
         try CompareClusterLayout.checkPortsFree(clusters.flatMap(\.members))
         do {
             removeMemberData(clusters)
@@ -114,6 +118,7 @@ public struct CompareRunner: Sendable {
             notes.append("warning: \(options.synodBinary) is a debug build; use a release build (Scripts/bench-compare.sh) for figures worth comparing")
         }
         if options.skipEtcd { notes.append("etcd skipped (--skip-etcd)") }
+        if options.skipSynod { notes.append("Synod skipped (--skip-synod)") }
         if options.memoryKeys == 0 { notes.append("memory and restart phase skipped (--memory-keys 0)") }
         if baselines == nil { notes.append("baselines skipped (--wal-seconds 0)") }
         notes.append("peak RSS: VmHWM of each member at the end of the workloads, before the memory phase")

@@ -50,6 +50,8 @@ struct CompareBench: AsyncParsableCommand {
     var keepData: Bool = false
     @Flag(help: "Measure Synod only.")
     var skipEtcd: Bool = false
+    @Flag(help: "Measure etcd only (for a state so large that both clusters would not fit in memory at once: run once with --skip-etcd, once with --skip-synod).")
+    var skipSynod: Bool = false
     @Option(help: "Ports: etcd clients base+1..3, peers base+11..13; Synod clients base+21..23, peers base+31..33, metrics base+41..43.")
     var basePort: Int = 23790
     @Option(help: "Keys to load for the memory and restart phase (0 skips it; the goal is 1000000).")
@@ -90,6 +92,7 @@ struct CompareBench: AsyncParsableCommand {
             options.etcdBinary = etcdBin
             options.keepData = keepData
             options.skipEtcd = skipEtcd
+            options.skipSynod = skipSynod
             options.basePort = basePort
             options.memoryKeys = memoryKeys
             options.join = join

@@ -263,6 +263,11 @@ final class CompareTests: XCTestCase {
         }
         options.memoryKeys = 1_000
         XCTAssertNoThrow(try options.validate())
+        options.skipSynod = true
+        XCTAssertThrowsError(try options.validate(), "nothing left to measure")
+        options.skipEtcd = false
+        XCTAssertEqual(options.systems, [.etcd])
+        XCTAssertNoThrow(try options.validate())
     }
 
     /// The joining fourth member: its own ports and directory, the four-member cluster, and
