@@ -92,6 +92,10 @@ public struct DriverSettings: Sendable {
     /// Report every applied (slot, value) in `DriverOutput.applied` (for the simulator's
     /// agreement check; off in a server).
     public var reportApplies = false
+    /// Negative control only (the simulator's `unsafe-decode-reads` break): reads are
+    /// answered while a snapshot's state is still being decoded, from the empty state that
+    /// stands in for it. Off everywhere else.
+    public var unsafeReadsWhileDecoding = false
 
     public init(name: String, advertiseClientURLs: [String], memberID: UInt64) {
         self.name = name
@@ -127,6 +131,9 @@ public enum DriverInput: Sendable {
     /// Storage made the snapshot through `slot` durable; its bytes can be read from the file
     /// (`Input.snapshotStored`).
     case snapshotStored(slot: Slot, bytes: SnapshotBytes, checksum: UInt64?)
+    /// The answer to `DriverOutput.decodeSnapshot`: the state decoded from the snapshot
+    /// through `slot`, or why it could not be.
+    case snapshotDecoded(slot: Slot, result: Result<KVStateMachine, SnapshotDecodeFailure>)
     /// The answer to `DriverOutput.probeMembership`: the cluster's membership if it no longer
     /// has this member, else nil.
     case probeAnswered(removedFrom: Membership?)
@@ -172,6 +179,9 @@ public struct DriverOutput: Sendable {
     public var stateReplaced: Int64?
     /// Encode this state (as of `slot`) off the shell's loop and answer `.snapshotEncoded`.
     public var encodeSnapshot: (slot: Slot, state: KVStateMachine)?
+    /// Decode this snapshot into a state off the shell's loop (`SnapshotDecodeRequest.decode`)
+    /// and answer `.snapshotDecoded`.
+    public var decodeSnapshot: SnapshotDecodeRequest?
     /// Ask the peers (discovery) whether this member was removed; answer `.probeAnswered`.
     public var probeMembership = false
     /// The replica found its safety broken and halted; `send` holds only the alarms to peers.
@@ -189,4 +199,36 @@ public struct DriverOutput: Sendable {
     public var events: [DriverEvent] = []
 
     public init() {}
+}
+
+/// A snapshot to decode into the state machine, off the shell's loop.
+public struct SnapshotDecodeRequest: Sendable {
+    public var slot: Slot
+    public var bytes: SnapshotBytes
+    public var sessionCapacity: Int
+
+    /// Decodes it (seconds for gigabytes: not on a loop that serves anything).
+    public func decode() -> Result<KVStateMachine, SnapshotDecodeFailure> {
+        do {
+            return .success(try KVStateMachine(snapshot: bytes, sessionCapacity: sessionCapacity))
+        } catch {
+            return .failure(SnapshotDecodeFailure(reason: "\(error)"))
+        }
+    }
+}
+
+/// Why a snapshot did not decode (its file could not be read, or its bytes are not a state).
+public struct SnapshotDecodeFailure: Error, Hashable, Sendable {
+    public var reason: String
+    public init(reason: String) { self.reason = reason }
+}
+
+/// A snapshot's state being decoded off the shell's loop, and what waits for it: the chosen
+/// entries above the snapshot (applied once the state is there), the reads found ready, and
+/// the answers to membership changes chosen meanwhile.
+struct StateDecoding: Sendable {
+    var slot: Slot
+    var entries: [Apply] = []
+    var reads: [UInt64] = []
+    var reconfigurations: [(token: UInt64, result: Result<Reconfiguration, any Error>)] = []
 }

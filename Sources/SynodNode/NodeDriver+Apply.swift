@@ -7,26 +7,17 @@ extension NodeDriver {
     mutating func apply(_ item: Apply) {
         switch item {
         case .snapshot(let snapshot):
-            do {
-                // The old state goes first: decoding beside it would hold two states at once.
-                let sessionCapacity = kv.sessions.capacity
-                kv = KVStateMachine(sessionCapacity: sessionCapacity)
-                kv = try KVStateMachine(snapshot: snapshot.bytes, sessionCapacity: sessionCapacity)
-            } catch {
-                // A snapshot that passed the peer codec and storage checksums but does not
-                // decode (or whose file cannot be read) is a bug or corruption: serve nothing
-                // rather than wrong data.
-                let reason = "undecodable snapshot at slot \(snapshot.slot): \(error)"
-                out.events.append(.undecodableSnapshot(slot: snapshot.slot, reason: "\(error)"))
-                stopReason = reason
-                failEverything(.stopped)
-                return
-            }
-            stateSlot = snapshot.slot
-            snapshots.lastSlot = snapshot.slot
-            leases.resetAll(from: kv.store, now: clock)
-            out.stateReplaced = kv.store.revision
-            out.events.append(.snapshotInstalled(slot: snapshot.slot, revision: kv.store.revision))
+            // Decoding a large state takes seconds (about one per 64 MiB): the shell does it
+            // off its loop (`DriverOutput.decodeSnapshot`) so the replica keeps voting and
+            // answering its peers meanwhile. The old state goes first: decoding beside it
+            // would hold two states at once. Until `.snapshotDecoded` brings the new state,
+            // entries above the snapshot wait, and so do reads (the state is not there).
+            kv = KVStateMachine(sessionCapacity: kv.sessions.capacity)
+            stateDecoding = StateDecoding(slot: snapshot.slot)
+            out.decodeSnapshot = SnapshotDecodeRequest(slot: snapshot.slot, bytes: snapshot.bytes,
+                                                       sessionCapacity: kv.sessions.capacity)
+        case .entry where stateDecoding != nil:
+            stateDecoding?.entries.append(item)
         case .entry(let slot, let value):
             defer { stateSlot = slot }
             if settings.reportApplies { out.applied.append((slot, value)) }
@@ -52,6 +43,48 @@ extension NodeDriver {
                     complete(write, .failure(.timedOut))
                 }
             }
+        }
+    }
+
+    /// The state decoded off the shell's loop from the snapshot through `slot` arrives: it
+    /// becomes the state machine, then the entries that waited are applied and the reads and
+    /// membership changes that waited are answered. A state decoded from a snapshot that a newer one replaced
+    /// meanwhile is dropped (the newer one is being decoded).
+    mutating func onSnapshotDecoded(slot: Slot, result: Result<KVStateMachine, SnapshotDecodeFailure>) {
+        guard let decoding = stateDecoding, decoding.slot == slot else { return }
+        switch result {
+        case .success(let state):
+            kv = state
+        case .failure(let failure):
+            // A snapshot that passed the peer codec and storage checksums but does not
+            // decode (or whose file cannot be read) is a bug or corruption: serve nothing
+            // rather than wrong data.
+            out.events.append(.undecodableSnapshot(slot: slot, reason: failure.reason))
+            stopReason = "undecodable snapshot at slot \(slot): \(failure.reason)"
+            failEverything(.stopped)  // also the reads that waited for the state
+            stateDecoding = nil
+            return
+        }
+        stateDecoding = nil
+        stateSlot = slot
+        snapshots.lastSlot = slot
+        leases.resetAll(from: kv.store, now: clock)
+        out.stateReplaced = kv.store.revision
+        out.events.append(.snapshotInstalled(slot: slot, revision: kv.store.revision))
+        for item in decoding.entries {
+            apply(item)
+            if stopReason != nil { return }
+        }
+        for token in decoding.reads { out.reads.append((token, nil)) }
+        out.reconfigurations += decoding.reconfigurations
+    }
+
+    /// A read the replica found ready: answered now, or once the state being decoded is there.
+    mutating func readReady(token: UInt64) {
+        if stateDecoding != nil && !settings.unsafeReadsWhileDecoding {
+            stateDecoding?.reads.append(token)
+        } else {
+            out.reads.append((token, nil))
         }
     }
 

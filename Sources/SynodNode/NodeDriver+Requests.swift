@@ -69,7 +69,7 @@ extension NodeDriver {
             return
         }
         guard consistency == .linearizable else {
-            out.reads.append((token, nil))  // the local state, now
+            readReady(token: token)  // the local state, now (once it is there)
             return
         }
         let readID = nextReadID

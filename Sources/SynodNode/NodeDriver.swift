@@ -60,6 +60,8 @@ public struct NodeDriver: Sendable {
     var unsyncedBatches: [PersistBatch] = []
     /// The slot the state machine reflects: the last slot applied to it, commands or not.
     var stateSlot: Slot = 0
+    /// A snapshot's state being decoded off the shell's loop (nil when `kv` is current).
+    var stateDecoding: StateDecoding?
     var snapshots: SnapshotPolicy
     var integrity: IntegritySchedule
     var lastIntegrityRecordID: UInt64?
@@ -119,6 +121,11 @@ public struct NodeDriver: Sendable {
 
     /// Where the replica writes snapshots it receives in chunks (the storage's spool files);
     /// nil collects them in memory.
+    /// Whether a snapshot's state is being decoded off the shell's loop: `kv` is empty until
+    /// `.snapshotDecoded` arrives, and reads of it must wait (the driver holds back the reads
+    /// it answers; a shell holds back its own looks at `kv`).
+    public var isDecodingSnapshot: Bool { stateDecoding != nil }
+
     public mutating func useSnapshotSpooling(_ spooling: (any SnapshotSpooling)?) {
         replica.snapshotSpooling = spooling
     }
@@ -156,6 +163,7 @@ public struct NodeDriver: Sendable {
             out.events.append(.snapshotTaken(slot: slot, revision: kv.store.revision, bytes: bytes.count))
         case .snapshotStored(let slot, let bytes, let checksum):
             stepReplica(.snapshotStored(slot: slot, bytes: bytes, checksum: checksum))
+        case .snapshotDecoded(let slot, let result): onSnapshotDecoded(slot: slot, result: result)
         case .probeAnswered(let membership): onProbeAnswered(membership)
         }
         out.flushWanted = !turnProposals.isEmpty
@@ -184,7 +192,7 @@ public struct NodeDriver: Sendable {
         guard stopReason == nil else { return }
         observeLeadership()
         retryAndExpireWrites()
-        if replica.role == .leader {
+        if replica.role == .leader, stateDecoding == nil {
             expireLeases()
             if integrity.isDue(now: clock) { proposeInternal(.integrityCheck(id: sessionIDs.next() | 1)) }
         }
@@ -234,7 +242,7 @@ public struct NodeDriver: Sendable {
             if stopReason != nil { return }
         }
         for readID in output.readsReady {
-            if let token = pendingReads.removeValue(forKey: readID) { out.reads.append((token, nil)) }
+            if let token = pendingReads.removeValue(forKey: readID) { readReady(token: token) }
         }
         for failed in output.readsFailed {
             guard let token = pendingReads.removeValue(forKey: failed.readID) else { continue }
@@ -260,7 +268,10 @@ public struct NodeDriver: Sendable {
         // `observeMembership` below, and must still answer the request that removed it.
         for outcome in output.reconfigured {
             guard let request = pendingReconfigurations.removeValue(forKey: outcome.requestID) else { continue }
-            out.reconfigurations.append((request.token, outcome.result.mapError { $0 }))
+            let answer = (token: request.token, result: outcome.result.mapError { $0 as any Error })
+            // A change is answered once applied here, as a write is: while a snapshot's state
+            // is decoded the entries wait, and so does the answer.
+            if stateDecoding != nil { stateDecoding?.reconfigurations.append(answer) } else { out.reconfigurations.append(answer) }
         }
         for outcome in output.transfers {
             guard let request = pendingTransfers.removeValue(forKey: outcome.requestID) else { continue }
@@ -277,6 +288,11 @@ public struct NodeDriver: Sendable {
         turnProposals.removeAll()
         for (_, token) in pendingReads.sorted(by: { $0.key < $1.key }) { out.reads.append((token, error)) }
         pendingReads.removeAll()
+        for token in stateDecoding?.reads ?? [] { out.reads.append((token, error)) }
+        stateDecoding?.reads.removeAll()
+        // Changes that were chosen are answered as they are (chosen is chosen).
+        out.reconfigurations += stateDecoding?.reconfigurations ?? []
+        stateDecoding?.reconfigurations.removeAll()
         for (_, request) in pendingReconfigurations.sorted(by: { $0.key < $1.key }) {
             out.reconfigurations.append((request.token, .failure(error)))
         }
@@ -312,7 +328,7 @@ public struct NodeDriver: Sendable {
             leases.resetAll(from: kv.store, now: clock)
         }
         let attributes = MemberAttributes(name: settings.name, clientURLs: settings.advertiseClientURLs)
-        if publisher.shouldPropose(now: clock, published: kv.members[settings.memberID] == attributes,
+        if stateDecoding == nil, publisher.shouldPropose(now: clock, published: kv.members[settings.memberID] == attributes,
                                    leaderKnown: replica.leaderHint != nil, role: role) {
             proposeInternal(.publishMember(memberID: settings.memberID, attributes: attributes))
         }
@@ -336,6 +352,8 @@ public struct NodeDriver: Sendable {
     }
 
     private mutating func maybeSnapshot() {
+        // The state is not there while a snapshot's is decoded (its entries wait).
+        guard stateDecoding == nil else { return }
         let applied = replica.appliedThrough
         guard snapshots.isDue(applied: applied, stateSlot: stateSlot, chosenLogBytes: replica.chosenLogBytes,
                               snapshotBytes: replica.snapshot?.bytes.count ?? 0,

@@ -22,8 +22,7 @@ extension Node {
         // delivering to a watch whose client does not keep up).
         let (stream, continuation) = AsyncStream<WatchDelivery>.makeStream(bufferingPolicy: .unbounded)
         let backlog = WatchBacklog()
-        return try await loop.submit { [self] () throws -> WatchStart in
-            guard !stoppedFlag else { throw NodeError.stopped }
+        return try await onCurrentState { [self] () throws -> WatchStart in
             let store = driver.kv.store
             var history: [WatchEvent] = []
             var behindFrom: Int64?

@@ -66,6 +66,9 @@ public final class Node: @unchecked Sendable {
     private var nextToken: UInt64 = 1
     private var writePromises: [UInt64: EventLoopPromise<KVResponse>] = [:]
     private var readWaiters: [UInt64: (NodeError?) -> Void] = [:]
+    /// Looks at the state (`withState`, `watch`) that wait while a snapshot's state is decoded
+    /// off the loop; run in order once it is there (nil: the node stopped).
+    var stateWaiters: [(NodeError?) -> Void] = []
     private var reconfigurationPromises: [UInt64: EventLoopPromise<Reconfiguration>] = [:]
     private var transferPromises: [UInt64: EventLoopPromise<NodeID>] = [:]
     private var tickTask: RepeatedTask?
@@ -190,7 +193,8 @@ public final class Node: @unchecked Sendable {
         }
         let tick = TimeAmount.milliseconds(Int64(options.tickMilliseconds))
         tickTask = loop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { [self] _ in self.tick() }
-        logger.info("node started", metadata: ["applied": "\(driver.replica.appliedThrough)", "revision": "\(driver.kv.store.revision)"])
+        logger.info("node started", metadata: ["applied": "\(driver.replica.appliedThrough)",
+                                               "revision": driver.isDecodingSnapshot ? "decoding its snapshot" : "\(driver.kv.store.revision)"])
     }
 
     /// Stops ticking, fails waiting clients, and finishes the storage thread.
@@ -203,6 +207,9 @@ public final class Node: @unchecked Sendable {
         writePromises.removeAll()
         for (_, waiter) in readWaiters { waiter(NodeError.stopped) }
         readWaiters.removeAll()
+        let waiting = stateWaiters
+        stateWaiters.removeAll()
+        for waiter in waiting { waiter(NodeError.stopped) }
         for (_, promise) in reconfigurationPromises { promise.fail(NodeError.stopped) }
         reconfigurationPromises.removeAll()
         for (_, promise) in transferPromises { promise.fail(NodeError.stopped) }
@@ -230,10 +237,12 @@ public final class Node: @unchecked Sendable {
         step(.tick)
         guard !stoppedFlag else { return }
         observePeerReachability(now: .now())
-        watchers.catchUp(store: driver.kv.store)
+        if !driver.isDecodingSnapshot {
+            watchers.catchUp(store: driver.kv.store)
+            metrics.kvRevision.record(driver.kv.store.revision)
+        }
         metrics.appliedIndex.record(Int64(driver.replica.appliedThrough))
         metrics.chosenIndex.record(Int64(driver.replica.chosenThrough))
-        metrics.kvRevision.record(driver.kv.store.revision)
         metrics.snapshotChecksumFailures.record(Int64(driver.replica.snapshotChecksumFailures))
         metrics.snapshotsSpooled.record(Int64(driver.replica.snapshotsSpooled))
         metrics.snapshotSpoolFailures.record(Int64(driver.replica.snapshotSpoolFailures))
@@ -295,6 +304,8 @@ public final class Node: @unchecked Sendable {
         if output.peersChanged { membershipChanged() }
         roundCell.store(driver.replica.leaderBallot?.round ?? driver.replica.promised.round, ordering: .relaxed)
         if let (slot, state) = output.encodeSnapshot { encodeSnapshot(slot: slot, state: state) }
+        if let request = output.decodeSnapshot { decodeSnapshot(request) }
+        if !stateWaiters.isEmpty && !driver.isDecodingSnapshot { runStateWaiters() }
         if output.probeMembership { probeMembership() }
         if output.removed { finishRemoval() }
         if let reason = driver.stopReason, !stoppedFlag {
@@ -405,6 +416,44 @@ public final class Node: @unchecked Sendable {
         encoder.start()
     }
 
+    private func decodeSnapshot(_ request: SnapshotDecodeRequest) {
+        // Decoding a received or recovered snapshot takes about a second per 64 MiB: it runs
+        // on another thread, so the loop keeps answering peers (votes, acceptances,
+        // heartbeats) and clients (who wait for the state: `withState`, reads) meanwhile.
+        metrics.snapshotDecoding.set(to: 1)
+        let decoder = Thread { [self] in
+            let result = request.decode()
+            loop.execute { [self] in
+                metrics.snapshotDecoding.set(to: 0)
+                guard !stoppedFlag else { return }
+                step(.snapshotDecoded(slot: request.slot, result: result))
+            }
+        }
+        decoder.name = "synod-decode"
+        decoder.start()
+    }
+
+    /// Runs the looks at the state that waited for a decoded snapshot, in order.
+    private func runStateWaiters() {
+        let waiting = stateWaiters
+        stateWaiters.removeAll()
+        for waiter in waiting { waiter(stoppedFlag ? NodeError.stopped : nil) }
+    }
+
+    /// Runs `body` on the loop once the state is there (at once unless a snapshot's state is
+    /// being decoded); fails if the node is stopped.
+    func onCurrentState<T: Sendable>(_ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
+        let promise = loop.makePromise(of: T.self)
+        loop.execute { [self] in
+            guard !stoppedFlag else { promise.fail(NodeError.stopped); return }
+            let run: (NodeError?) -> Void = { error in
+                if let error { promise.fail(error) } else { promise.completeWith(Result { try body() }) }
+            }
+            if driver.isDecodingSnapshot { stateWaiters.append(run) } else { run(nil) }
+        }
+        return promise.futureResult
+    }
+
     // MARK: - Client API (any thread)
 
     /// Proposes a write and waits until it is applied here (or fails).
@@ -450,10 +499,7 @@ public final class Node: @unchecked Sendable {
 
     /// Runs `body` against the current state on the node loop.
     public func withState<T: Sendable>(_ body: @escaping @Sendable (NodeState) throws -> T) async throws -> T {
-        try await loop.submit { [self] in
-            guard !stoppedFlag else { throw NodeError.stopped }
-            return try body(NodeState(node: self))
-        }.get()
+        try await onCurrentState { [self] in try body(NodeState(node: self)) }.get()
     }
 
     /// A read of the state after a barrier at `consistency`. One hop onto the loop: `body`

@@ -50,6 +50,7 @@ public struct SynodMetrics: Sendable {
     /// (`synod_snapshot_in_progress`): what `bench compare` reads to tell puts made during a
     /// snapshot from the others. (Storage then completes the file with one short sync.)
     public let snapshotInProgress: Prometheus.Gauge
+    public let snapshotDecoding: Prometheus.Gauge
     /// 1 while this member repairs damaged synced log records from its peers and does not
     /// vote (`synod_repairing`), else 0.
     public let repairing: Prometheus.Gauge
@@ -141,6 +142,10 @@ public struct SynodMetrics: Sendable {
         self.snapshotInProgress = registry.makeGauge(
             descriptor: Self.descriptor("snapshot_in_progress",
                                         help: "1 while the member encodes its own snapshot into its file, else 0.")
+        )
+        self.snapshotDecoding = registry.makeGauge(
+            descriptor: Self.descriptor("snapshot_decoding",
+                                        help: "1 while the member decodes a received or recovered snapshot into its state (reads wait for it), else 0.")
         )
         self.repairing = registry.makeGauge(
             descriptor: Self.descriptor("repairing",

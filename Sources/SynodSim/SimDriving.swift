@@ -20,6 +20,7 @@ extension Simulation {
         settings.orphanQuietNanoseconds = 500_000_000
         settings.removalGraceNanoseconds = 500_000_000
         settings.reportApplies = true
+        settings.unsafeReadsWhileDecoding = options.breaks.contains(.unsafeDecodeReads)
         return NodeDriver(replica: replica, settings: settings, seed: seed)
     }
 
@@ -91,6 +92,13 @@ extension Simulation {
             let encoded = bytes ?? SnapshotBytes(state.snapshot())
             let checksum = slot % 2 == 0 ? Snapshot.checksum(of: encoded) : nil
             step(node, .snapshotEncoded(slot: slot, bytes: encoded, checksum: checksum))
+        }
+        if let request = output.decodeSnapshot {
+            // The server decodes a snapshot on another thread (a second per 64 MiB or so),
+            // while its loop goes on: the node is handed the state 1–60 ms later, and what
+            // arrives meanwhile (messages, reads, chosen entries) finds it still decoding.
+            queue.push(.stateDecoded(node: node, incarnation: nodes[node].incarnation, slot: request.slot, result: request.decode()),
+                       at: now + between(1_000, 60_000))
         }
         if output.probeMembership {
             // Discovery over the peer port: a round trip, or a connection attempt timing out.

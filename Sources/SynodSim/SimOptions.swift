@@ -35,6 +35,10 @@ public enum Break: String, CaseIterable, Hashable, Sendable {
     /// from its peers first (it trusts what it could read); half of the crashes damage one of
     /// the stopped node's newest synced writes.
     case skipRepair = "skip-repair"
+    /// A node answers reads while the state of a snapshot it installs is still being decoded
+    /// (off its loop), from the empty state that stands in for it meanwhile, instead of
+    /// holding them until the state is there.
+    case unsafeDecodeReads = "unsafe-decode-reads"
 }
 
 /// Rates and sizes of the faults the simulator injects while faults are on.

@@ -32,6 +32,8 @@ enum SimEvent {
     case stall
     /// A node's discovery probe reaches a peer (see `answerProbe`).
     case probeAnswer(node: Int, incarnation: Int)
+    /// A snapshot's state, decoded off the node's loop, is handed to it.
+    case stateDecoded(node: Int, incarnation: Int, slot: Slot, result: Result<KVStateMachine, SnapshotDecodeFailure>)
     /// The operator may start a membership-change script (while faults are on).
     case reconfigure
     case heal
@@ -231,7 +233,7 @@ final class Simulation {
     private func processTarget(_ event: SimEvent) -> Int? {
         switch event {
         case .tick(let node, _), .fsyncDone(let node, _, _), .pretendDurable(let node, _, _), .clientArrive(let node, _),
-             .probeAnswer(let node, _):
+             .probeAnswer(let node, _), .stateDecoded(let node, _, _, _):
             return node
         case .deliver(let envelope):
             return indexOf[envelope.to]
@@ -272,6 +274,9 @@ final class Simulation {
         case .nemesis: nemesis()
         case .stall: if faultsOn { stall() }
         case .probeAnswer(let node, let incarnation): answerProbe(node, incarnation: incarnation)
+        case .stateDecoded(let node, let incarnation, let slot, let result):
+            guard nodes[node].up, nodes[node].incarnation == incarnation else { return }
+            step(node, .snapshotDecoded(slot: slot, result: result))
         case .reconfigure:
             guard faultsOn else { return }
             reconfigure()

@@ -61,6 +61,17 @@ struct DriverCluster {
         step(id, .start)
     }
 
+    /// Snapshot decodes asked for while `holdDecodes` is on, not answered yet.
+    var holdDecodes = false
+    var heldDecodes: [(NodeID, SnapshotDecodeRequest)] = []
+
+    /// Answers the held decodes, in the order they were asked for.
+    mutating func finishDecodes() {
+        let held = heldDecodes
+        heldDecodes.removeAll()
+        for (id, request) in held { step(id, .snapshotDecoded(slot: request.slot, result: request.decode())) }
+    }
+
     var tickNanoseconds: UInt64 { drivers[ids[0]]?.replica.configuration.tickNanoseconds ?? 10_000_000 }
 
     mutating func token() -> UInt64 {
@@ -97,6 +108,10 @@ struct DriverCluster {
         // Durable at once: the batches' messages come back through `.durable`.
         if let last = output.persist.last { step(id, .durable(through: last.id)) }
         if let (slot, state) = output.encodeSnapshot { step(id, .snapshotEncoded(slot: slot, bytes: SnapshotBytes(state.snapshot()))) }
+        if let request = output.decodeSnapshot {
+            // Decoded at once, unless the test holds decodes back (`finishDecodes`).
+            if holdDecodes { heldDecodes.append((id, request)) } else { step(id, .snapshotDecoded(slot: request.slot, result: request.decode())) }
+        }
         if output.probeMembership { probeAnswers.append(id) }
         if output.flushWanted { step(id, .flush) }
     }

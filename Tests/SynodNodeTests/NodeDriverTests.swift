@@ -99,6 +99,87 @@ final class NodeDriverTests: XCTestCase {
         cluster.assertClean()
     }
 
+    /// A member that installs a snapshot from a peer hands its decoding to the shell (off the
+    /// loop) and goes on voting; the entries above the snapshot and the reads found ready wait
+    /// until the decoded state is there. The negative control (`unsafeReadsWhileDecoding`, the
+    /// simulator's `unsafe-decode-reads`) answers the read at once, from the empty state that
+    /// stands in meanwhile: a key written long before is missing.
+    func testAReceivedSnapshotIsDecodedOffTheDriverAndReadsWaitForIt() throws {
+        for unsafe in [false, true] {
+            var cluster = try DriverCluster { _, settings in
+                settings.snapshotEverySlots = 5
+                settings.unsafeReadsWhileDecoding = unsafe
+            }
+            let leader = try XCTUnwrap(cluster.elect())
+            let lagging = try XCTUnwrap(cluster.ids.first { $0 != leader })
+            cluster.cycle(2)
+            cluster.isolated = [lagging]
+            for index in 0..<12 {
+                _ = cluster.put(at: leader, "k\(index)", "v\(index)")
+                cluster.deliverAll()
+                cluster.cycle(1)
+            }
+            cluster.cycle(3)
+            XCTAssertGreaterThanOrEqual(cluster.drivers[leader]?.replica.snapshot?.slot ?? 0, 5, "the leader compacted its log")
+            cluster.holdDecodes = true
+            cluster.isolated = []
+            for _ in 0..<100 where cluster.heldDecodes.isEmpty { cluster.cycle(1) }
+            let driver = try XCTUnwrap(cluster.drivers[lagging])
+            XCTAssertTrue(driver.isDecodingSnapshot, "unsafe: \(unsafe)")
+            XCTAssertNil(cluster.value("k0", at: lagging), "the old state is dropped before the new one is decoded")
+            let read = cluster.read(at: lagging, .serializable)
+            // Meanwhile the replica keeps up: it learns and acknowledges what the leader chooses.
+            let later = cluster.put(at: leader, "later", "x")
+            cluster.cycle(3)
+            XCTAssertNotNil(revision(cluster.writes[later]))
+            if unsafe {
+                XCTAssertEqual(cluster.reads[read], .some(nil), "the broken variant answers at once")
+                XCTAssertNil(cluster.value("k0", at: lagging), "... from a state without k0: a stale read")
+                continue
+            }
+            XCTAssertFalse(cluster.reads.keys.contains(read), "a read waits for the decoded state")
+            XCTAssertNil(cluster.value("later", at: lagging), "entries above the snapshot wait too")
+            cluster.finishDecodes()
+            XCTAssertEqual(cluster.reads[read], .some(nil))
+            XCTAssertEqual(cluster.value("k0", at: lagging), "v0")
+            XCTAssertEqual(cluster.value("k11", at: lagging), "v11")
+            XCTAssertEqual(cluster.value("later", at: lagging), "x", "the entries that waited are applied")
+            XCTAssertEqual(cluster.drivers[lagging]?.kv.store.revision, cluster.drivers[leader]?.kv.store.revision)
+            XCTAssertTrue(cluster.events[lagging, default: []].contains { if case .snapshotInstalled = $0 { return true } else { return false } })
+            cluster.assertClean()
+        }
+    }
+
+    /// A decode that fails stops the member (it serves nothing rather than a wrong state), and
+    /// the reads that waited fail; a decoded state for a snapshot that a newer one replaced is
+    /// dropped.
+    func testAFailedDecodeStopsTheMemberAndAStaleOneIsDropped() throws {
+        var cluster = try DriverCluster { _, settings in settings.snapshotEverySlots = 5 }
+        let leader = try XCTUnwrap(cluster.elect())
+        let lagging = try XCTUnwrap(cluster.ids.first { $0 != leader })
+        cluster.cycle(2)
+        cluster.isolated = [lagging]
+        for index in 0..<12 {
+            _ = cluster.put(at: leader, "k\(index)", "v")
+            cluster.deliverAll()
+            cluster.cycle(1)
+        }
+        cluster.cycle(3)
+        cluster.holdDecodes = true
+        cluster.isolated = []
+        for _ in 0..<100 where cluster.heldDecodes.isEmpty { cluster.cycle(1) }
+        let (_, request) = try XCTUnwrap(cluster.heldDecodes.first)
+        cluster.heldDecodes.removeAll()
+        // An answer for another slot changes nothing.
+        cluster.step(lagging, .snapshotDecoded(slot: request.slot + 1, result: .success(KVStateMachine())))
+        XCTAssertEqual(cluster.drivers[lagging]?.isDecodingSnapshot, true)
+        let read = cluster.read(at: lagging, .serializable)
+        cluster.step(lagging, .snapshotDecoded(slot: request.slot, result: .failure(SnapshotDecodeFailure(reason: "damaged"))))
+        XCTAssertEqual(cluster.reads[read], .some(.stopped))
+        XCTAssertNotNil(cluster.drivers[lagging]?.stopReason)
+        XCTAssertTrue(cluster.events[lagging, default: []].contains(.undecodableSnapshot(slot: request.slot, reason: "damaged")))
+    }
+
     /// The leader proposes the revoke of an expired lease; every member applies it.
     func testAnExpiredLeaseIsRevokedByTheLeader() throws {
         var cluster = try DriverCluster()

@@ -171,6 +171,17 @@ final class NegativeControlTests: XCTestCase {
         XCTAssertEqual(result.repairsFinished, 0)
     }
 
+    /// A node that answers reads while the state of a snapshot it installs is still being
+    /// decoded off its loop, from the empty state standing in for it: a read misses what was
+    /// written long before, which the linearizability check catches. (Every other run here
+    /// decodes the same way and holds such reads until the state is there.)
+    func testReadsWhileDecodingASnapshotAreCaught() throws {
+        let (flagged, runs) = firstViolation { $0.breaks = [.unsafeDecodeReads] }
+        let result = try XCTUnwrap(flagged, "unsafe-decode-reads not caught in \(runs) runs")
+        print("unsafe-decode-reads caught after \(runs) runs: \(result.failureLine)")
+        XCTAssertTrue(result.violations.contains { $0.contains("linearizable") }, "\(result.violations)")
+    }
+
     /// The control of the control: with the checksum checked, the same damage is noticed
     /// (snapshots refused and fetched again) and every run passes.
     func testDamagedSnapshotChunksAreRefusedAndFetchedAgain() {
