@@ -8,7 +8,9 @@ import SynodEtcdAPI
 /// writers keep putting new keys through the leader. Measured: the time from its start until
 /// its own status reports the revision the leader had when it was added (it holds the whole
 /// state loaded before), how far the leader's resident set grew above its level before the add
-/// (sampled every 100 ms), the joiner's peak resident set, and the puts acknowledged meanwhile.
+/// (sampled every 100 ms), the same for a follower that sends nothing (the writes' own cost:
+/// the new keys and the log, which every member holds), the joiner's peak resident set, and the
+/// puts acknowledged meanwhile.
 public struct CompareJoin: Codable, Sendable, Equatable {
     public var member: String
     /// The leader's revision when the member was added: what it had to catch up to.
@@ -17,6 +19,10 @@ public struct CompareJoin: Codable, Sendable, Equatable {
     public var seconds: Double?
     /// The leader's largest RSS during the join minus its RSS just before the add.
     public var senderGrowthBytes: Int?
+    /// The same for a follower that serves no transfer: what the writes themselves cost every
+    /// member (new keys, the log above the last snapshot). The sender's own cost is the
+    /// difference.
+    public var followerGrowthBytes: Int?
     /// VmHWM of the joiner once caught up.
     public var joinerPeakBytes: Int?
     /// Puts the writers got acknowledged during the join, and the writers.
@@ -77,11 +83,13 @@ extension CompareRunner {
         var join = CompareJoin(member: spec.name, targetRevision: target, writers: options.joinWriters)
         let leaderPID = cluster.pid(leaderIndex)
         let before = leaderPID.flatMap { CompareMachineInfo.memory(pid: $0).current }
+        let followerPID = cluster.members.indices.first { $0 != leaderIndex }.flatMap { cluster.pid($0) }
+        let followerBefore = followerPID.flatMap { CompareMachineInfo.memory(pid: $0).current }
         let peerURL = spec.arguments[(spec.arguments.firstIndex(of: "--initial-advertise-peer-urls") ?? 0) + 1]
         try await CompareClient.withClient(leaderEndpoint) { try await CompareClient.addLearner($0, peerURL: peerURL) }
         log("\(name): added \(spec.name) as a learner at revision \(target); starting it while \(options.joinWriters) writers put")
 
-        let state = JoinState(senderRSS: before ?? 0)
+        let state = JoinState(senderRSS: before ?? 0, followerRSS: followerBefore ?? 0)
         let value = Data(repeating: UInt8(ascii: "w"), count: options.valueBytes)
         let writers = options.joinWriters
         async let written: Void = CompareClient.withClient(leaderEndpoint) { client in
@@ -107,6 +115,9 @@ extension CompareRunner {
             while !state.stopped {
                 if let pid = leaderPID, let rss = CompareMachineInfo.memory(pid: pid).current {
                     state.senderPeak.withLock { $0 = max($0, rss) }
+                }
+                if let pid = followerPID, let rss = CompareMachineInfo.memory(pid: pid).current {
+                    state.followerPeak.withLock { $0 = max($0, rss) }
                 }
                 try? await Task.sleep(for: .milliseconds(100))
             }
@@ -140,10 +151,11 @@ extension CompareRunner {
         _ = try? await (written, sampled)
         join.writesDuring = state.writes.withLock { $0 }
         if let before { join.senderGrowthBytes = state.senderPeak.withLock { $0 } - before }
+        if let followerBefore { join.followerGrowthBytes = state.followerPeak.withLock { $0 } - followerBefore }
         await joiner.stop()
         if !options.keepData { try? FileManager.default.removeItem(atPath: spec.dataDirectory) }
         log("\(name): \(spec.name) " + (join.error.map { "failed to join: \($0)" }
-            ?? "caught up to revision \(target) in \(CompareFormat.seconds(join.seconds)) s; leader RSS +\(CompareFormat.mebibytes(join.senderGrowthBytes)) MiB, joiner peak \(CompareFormat.mebibytes(join.joinerPeakBytes)) MiB, \(join.writesDuring) puts meanwhile"))
+            ?? "caught up to revision \(target) in \(CompareFormat.seconds(join.seconds)) s; leader RSS +\(CompareFormat.mebibytes(join.senderGrowthBytes)) MiB (a follower +\(CompareFormat.mebibytes(join.followerGrowthBytes))), joiner peak \(CompareFormat.mebibytes(join.joinerPeakBytes)) MiB, \(join.writesDuring) puts meanwhile"))
         return join
     }
 }
@@ -153,8 +165,12 @@ private final class JoinState: Sendable {
     private let stopFlag = Mutex(false)
     let writes = Mutex(0)
     let senderPeak: Mutex<Int>
+    let followerPeak: Mutex<Int>
 
-    init(senderRSS: Int) { senderPeak = Mutex(senderRSS) }
+    init(senderRSS: Int, followerRSS: Int) {
+        senderPeak = Mutex(senderRSS)
+        followerPeak = Mutex(followerRSS)
+    }
 
     var stopped: Bool { stopFlag.withLock { $0 } }
     func stop() { stopFlag.withLock { $0 = true } }

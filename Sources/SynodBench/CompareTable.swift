@@ -173,6 +173,7 @@ extension CompareReport {
             if synod?.join != nil || etcd?.join != nil {
                 rows.append(["learner join: start → caught up (s)", CompareFormat.seconds(synod?.join?.seconds), CompareFormat.seconds(etcd?.join?.seconds)])
                 rows.append(["learner join: leader RSS growth (MiB)", CompareFormat.mebibytes(synod?.join?.senderGrowthBytes), CompareFormat.mebibytes(etcd?.join?.senderGrowthBytes)])
+                rows.append(["learner join: a follower's RSS growth meanwhile (MiB)", CompareFormat.mebibytes(synod?.join?.followerGrowthBytes), CompareFormat.mebibytes(etcd?.join?.followerGrowthBytes)])
                 rows.append(["learner join: joiner peak RSS (MiB)", CompareFormat.mebibytes(synod?.join?.joinerPeakBytes), CompareFormat.mebibytes(etcd?.join?.joinerPeakBytes)])
                 rows.append(["learner join: puts acknowledged meanwhile", synod?.join.map { String($0.writesDuring) } ?? "-", etcd?.join.map { String($0.writesDuring) } ?? "-"])
             }
