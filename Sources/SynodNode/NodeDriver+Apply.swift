@@ -13,7 +13,14 @@ extension NodeDriver {
             // would hold two states at once. Until `.snapshotDecoded` brings the new state,
             // entries above the snapshot wait, and so do reads (the state is not there).
             kv = KVStateMachine(sessionCapacity: kv.sessions.capacity)
-            stateDecoding = StateDecoding(slot: snapshot.slot)
+            var decoding = StateDecoding(slot: snapshot.slot)
+            if let previous = stateDecoding {
+                // A newer snapshot replaces the one being decoded: the entries that waited are
+                // below it, the reads and answers that waited go on waiting, for this one.
+                decoding.reads = previous.reads
+                decoding.reconfigurations = previous.reconfigurations
+            }
+            stateDecoding = decoding
             out.decodeSnapshot = SnapshotDecodeRequest(slot: snapshot.slot, bytes: snapshot.bytes,
                                                        sessionCapacity: kv.sessions.capacity)
         case .entry where stateDecoding != nil:
@@ -48,8 +55,8 @@ extension NodeDriver {
 
     /// The state decoded off the shell's loop from the snapshot through `slot` arrives: it
     /// becomes the state machine, then the entries that waited are applied and the reads and
-    /// membership changes that waited are answered. A state decoded from a snapshot that a newer one replaced
-    /// meanwhile is dropped (the newer one is being decoded).
+    /// membership changes that waited are answered. A state decoded from a snapshot that a
+    /// newer one replaced meanwhile is dropped (the newer one is being decoded).
     mutating func onSnapshotDecoded(slot: Slot, result: Result<KVStateMachine, SnapshotDecodeFailure>) {
         guard let decoding = stateDecoding, decoding.slot == slot else { return }
         switch result {

@@ -150,6 +150,40 @@ final class NodeDriverTests: XCTestCase {
         }
     }
 
+    /// A newer snapshot installed while the previous one is still decoded replaces it: the
+    /// earlier decode's answer is dropped, the read that waited is answered from the newer state.
+    func testANewerSnapshotDuringADecodeReplacesItAndTheReadStillWaits() throws {
+        var cluster = try DriverCluster { _, settings in settings.snapshotEverySlots = 5 }
+        let leader = try XCTUnwrap(cluster.elect())
+        let lagging = try XCTUnwrap(cluster.ids.first { $0 != leader })
+        cluster.cycle(2)
+        func writeWhileCutOff(_ prefix: String) {
+            cluster.isolated = [lagging]
+            for index in 0..<12 {
+                _ = cluster.put(at: leader, "\(prefix)\(index)", "v")
+                cluster.deliverAll()
+                cluster.cycle(1)
+            }
+            cluster.cycle(3)
+            cluster.isolated = []
+        }
+        cluster.holdDecodes = true
+        writeWhileCutOff("a")
+        for _ in 0..<100 where cluster.heldDecodes.isEmpty { cluster.cycle(1) }
+        XCTAssertEqual(cluster.heldDecodes.count, 1)
+        let read = cluster.read(at: lagging, .serializable)
+        writeWhileCutOff("b")
+        for _ in 0..<100 where cluster.heldDecodes.count < 2 { cluster.cycle(1) }
+        XCTAssertEqual(cluster.heldDecodes.count, 2, "a newer snapshot is decoded")
+        XCTAssertFalse(cluster.reads.keys.contains(read))
+        cluster.finishDecodes()  // the older one first: dropped; then the newer one
+        XCTAssertEqual(cluster.reads[read], .some(nil), "the read that waited is answered")
+        XCTAssertEqual(cluster.value("a0", at: lagging), "v")
+        XCTAssertEqual(cluster.value("b11", at: lagging), "v")
+        XCTAssertEqual(cluster.drivers[lagging]?.kv.store.revision, cluster.drivers[leader]?.kv.store.revision)
+        cluster.assertClean()
+    }
+
     /// A decode that fails stops the member (it serves nothing rather than a wrong state), and
     /// the reads that waited fail; a decoded state for a snapshot that a newer one replaced is
     /// dropped.
