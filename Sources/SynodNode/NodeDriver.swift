@@ -119,13 +119,13 @@ public struct NodeDriver: Sendable {
         return hash.value | 1
     }
 
-    /// Where the replica writes snapshots it receives in chunks (the storage's spool files);
-    /// nil collects them in memory.
     /// Whether a snapshot's state is being decoded off the shell's loop: `kv` is empty until
     /// `.snapshotDecoded` arrives, and reads of it must wait (the driver holds back the reads
     /// it answers; a shell holds back its own looks at `kv`).
     public var isDecodingSnapshot: Bool { stateDecoding != nil }
 
+    /// Where the replica writes snapshots it receives in chunks (the storage's spool files);
+    /// nil collects them in memory.
     public mutating func useSnapshotSpooling(_ spooling: (any SnapshotSpooling)?) {
         replica.snapshotSpooling = spooling
     }
@@ -328,7 +328,9 @@ public struct NodeDriver: Sendable {
             leases.resetAll(from: kv.store, now: clock)
         }
         let attributes = MemberAttributes(name: settings.name, clientURLs: settings.advertiseClientURLs)
-        if stateDecoding == nil, publisher.shouldPropose(now: clock, published: kv.members[settings.memberID] == attributes,
+        // While a snapshot's state is decoded `kv.members` is empty: nothing to compare with.
+        if stateDecoding == nil,
+           publisher.shouldPropose(now: clock, published: kv.members[settings.memberID] == attributes,
                                    leaderKnown: replica.leaderHint != nil, role: role) {
             proposeInternal(.publishMember(memberID: settings.memberID, attributes: attributes))
         }
