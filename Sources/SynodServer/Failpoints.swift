@@ -12,6 +12,7 @@ import SynodTransport
 /// | name | argument | effect |
 /// |---|---|---|
 /// | `fsync-delay` | duration (`200ms`, `1s`) | sleep before every WAL sync |
+/// | `decode-delay` | duration | sleep before decoding a received or recovered snapshot (a large state) |
 /// | `crash-before-sync` | probability (`3%`) | exit (status 86) after writing a batch, before its sync |
 /// | `crash-after-sync` | probability | exit right after a sync, before the node acts on it |
 /// | `crash-in-snapshot` | probability | exit halfway through writing a snapshot file |
@@ -32,6 +33,7 @@ public struct Failpoints: Sendable, Hashable, CustomStringConvertible {
     public static let crashExitStatus: Int32 = 86
 
     public var fsyncDelayMilliseconds = 0
+    public var decodeDelayMilliseconds = 0
     public var crashBeforeSync = 0.0
     public var crashAfterSync = 0.0
     public var crashInSnapshot = 0.0
@@ -52,6 +54,7 @@ public struct Failpoints: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         var parts: [String] = []
         if fsyncDelayMilliseconds > 0 { parts.append("fsync-delay=\(fsyncDelayMilliseconds)ms") }
+        if decodeDelayMilliseconds > 0 { parts.append("decode-delay=\(decodeDelayMilliseconds)ms") }
         if crashBeforeSync > 0 { parts.append("crash-before-sync=\(Self.percent(crashBeforeSync))") }
         if crashAfterSync > 0 { parts.append("crash-after-sync=\(Self.percent(crashAfterSync))") }
         if crashInSnapshot > 0 { parts.append("crash-in-snapshot=\(Self.percent(crashInSnapshot))") }
@@ -95,6 +98,11 @@ public struct Failpoints: Sendable, Hashable, CustomStringConvertible {
                     throw FailpointError("\(environmentVariable): fsync-delay needs a duration like 200ms")
                 }
                 failpoints.fsyncDelayMilliseconds = milliseconds
+            case "decode-delay":
+                guard let argument, let milliseconds = parseMilliseconds(argument) else {
+                    throw FailpointError("\(environmentVariable): decode-delay needs a duration like 2s")
+                }
+                failpoints.decodeDelayMilliseconds = milliseconds
             case "crash-before-sync": failpoints.crashBeforeSync = try probability()
             case "crash-after-sync": failpoints.crashAfterSync = try probability()
             case "crash-in-snapshot": failpoints.crashInSnapshot = try probability()

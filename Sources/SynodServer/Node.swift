@@ -90,6 +90,10 @@ public final class Node: @unchecked Sendable {
     private var turnFlushScheduled = false
     /// The latest ballot round, readable from any thread (response headers' raft_term).
     private let roundCell = Atomic<UInt64>(0)
+    private let decodingCell = Atomic<Bool>(false)
+    /// Whether the member is decoding a snapshot into its state (any thread): reads and
+    /// looks at the state wait meanwhile (`/health` says so at once).
+    public var isDecodingSnapshot: Bool { decodingCell.load(ordering: .relaxed) }
     public var ballotRound: UInt64 { roundCell.load(ordering: .relaxed) }
 
     /// Opens storage and recovers. Throws `StorageError` (corruption, another cluster's data
@@ -210,6 +214,7 @@ public final class Node: @unchecked Sendable {
         let waiting = stateWaiters
         stateWaiters.removeAll()
         for waiter in waiting { waiter(NodeError.stopped) }
+        decodingCell.store(false, ordering: .relaxed)
         for (_, promise) in reconfigurationPromises { promise.fail(NodeError.stopped) }
         reconfigurationPromises.removeAll()
         for (_, promise) in transferPromises { promise.fail(NodeError.stopped) }
@@ -305,7 +310,12 @@ public final class Node: @unchecked Sendable {
         roundCell.store(driver.replica.leaderBallot?.round ?? driver.replica.promised.round, ordering: .relaxed)
         if let (slot, state) = output.encodeSnapshot { encodeSnapshot(slot: slot, state: state) }
         if let request = output.decodeSnapshot { decodeSnapshot(request) }
-        if !stateWaiters.isEmpty && !driver.isDecodingSnapshot { runStateWaiters() }
+        let decoding = driver.isDecodingSnapshot
+        if decoding != decodingCell.load(ordering: .relaxed) {
+            decodingCell.store(decoding, ordering: .relaxed)
+            metrics.snapshotDecoding.set(to: decoding ? 1 : 0)
+        }
+        if !stateWaiters.isEmpty && !decoding { runStateWaiters() }
         if output.probeMembership { probeMembership() }
         if output.removed { finishRemoval() }
         if let reason = driver.stopReason, !stoppedFlag {
@@ -420,11 +430,11 @@ public final class Node: @unchecked Sendable {
         // Decoding a received or recovered snapshot takes about a second per 64 MiB: it runs
         // on another thread, so the loop keeps answering peers (votes, acceptances,
         // heartbeats) and clients (who wait for the state: `withState`, reads) meanwhile.
-        metrics.snapshotDecoding.set(to: 1)
+        let delay = options.failpoints.decodeDelayMilliseconds
         let decoder = Thread { [self] in
+            if delay > 0 { Thread.sleep(forTimeInterval: Double(delay) / 1_000) }
             let result = request.decode()
             loop.execute { [self] in
-                metrics.snapshotDecoding.set(to: 0)
                 guard !stoppedFlag else { return }
                 step(.snapshotDecoded(slot: request.slot, result: result))
             }

@@ -127,6 +127,11 @@ public final class SynodNodeServer: Service, Sendable {
     /// unhealthy until a snapshot from the cluster gave it a membership, and a member repairing
     /// damaged records until it votes again.
     static func health(_ node: Node) async -> HealthReport {
+        // Decoding a snapshot of a large state takes seconds, and everything that reads the
+        // state waits for it: say so at once rather than after the decode.
+        if node.isDecodingSnapshot {
+            return HealthReport(healthy: false, reason: "decoding a snapshot: the member serves once its state is loaded")
+        }
         do {
             let status = try await node.withState { $0.status }
             if let failure = status.storageFailure { return HealthReport(healthy: false, reason: "storage failed: \(failure)") }
