@@ -99,4 +99,50 @@ public struct SnapshotBenchmark {
         }
         return phases
     }
+
+    /// What a state costs in memory: resident bytes of this process, sampled around building
+    /// or decoding one while the other states are held.
+    public struct Residence: Sendable {
+        /// The keys' and values' own bytes (what a client stored).
+        public var payloadBytes: Int
+        /// VmRSS growth while the state was made and held.
+        public var residentBytes: Int
+        /// `residentBytes / payloadBytes`: issue 16 asks a joiner for at most 1.2.
+        public var ratio: Double { Double(residentBytes) / Double(max(1, payloadBytes)) }
+        /// Resident bytes beyond the payload, per key.
+        public func overheadPerKey(keys: Int) -> Int { (residentBytes - payloadBytes) / max(1, keys) }
+    }
+
+    /// The keys' and values' bytes of `makeState()`'s key space.
+    public var payloadBytes: Int { keys * (valueBytes + "/bench/000000000".utf8.count) }
+
+    /// This process's VmRSS in bytes (0 where /proc is missing).
+    public static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        return CompareMachineInfo.statusField("VmRSS", in: text) ?? 0
+    }
+
+    /// Builds the state with puts (as a leader holds it) and reports its residence.
+    public func makeMeasuredState() -> (KVStateMachine, Residence) {
+        let before = Self.residentBytes()
+        let state = makeState()
+        return (state, Residence(payloadBytes: payloadBytes, residentBytes: Self.residentBytes() - before))
+    }
+
+    /// Snapshots `state` to a spool file, then decodes it (as a joiner or a restarted member
+    /// does) and reports the decoded copy's residence while it is held.
+    /// - Throws: as `run(state:)`.
+    public func measureDecodedResidence(of state: KVStateMachine) throws -> Residence {
+        let fileSystem = POSIXFileSystem()
+        try fileSystem.makeDirectory(directory)
+        guard let spool = SnapshotSpoolDirectory(onDiskAt: directory).makeSpool(slot: 2),
+              state.writeSnapshot(pieceBytes: 4 << 20, { spool.append($0) }), let written = spool.finish() else {
+            throw StorageError.io(path: directory, operation: "write the spool file", errno: 0)
+        }
+        let before = Self.residentBytes()
+        let decoded = try KVStateMachine(snapshot: written)
+        let grown = Self.residentBytes() - before
+        guard decoded.store.revision == state.store.revision else { throw KVDecodingError.invalid }
+        return Residence(payloadBytes: payloadBytes, residentBytes: grown)
+    }
 }

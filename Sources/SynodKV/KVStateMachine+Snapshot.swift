@@ -54,9 +54,9 @@ extension KVStateMachine {
         writer.writeCount(store.index.count)
         for position in 0..<store.index.count {
             writer.writeBytes(store.index.key(at: position))
-            let entries = store.index.history(at: position).entries
-            writer.writeCount(entries.count)
-            for entry in entries { writer.entry(entry) }
+            let history = store.index.history(at: position)
+            writer.writeCount(history.count)
+            for entry in 0..<history.count { writer.entry(history[entry]) }
             guard flush(&writer) else { return false }
         }
         let leaseIDs = store.leaseIDs
@@ -110,8 +110,9 @@ extension KVStateMachine {
     func snapshotSizeEstimate() -> Int {
         var size = 4096 + 29
         for position in 0..<store.index.count {
-            size += 8 + store.index.key(at: position).count
-            for entry in store.index.history(at: position).entries { size += 45 + entry.value.count }
+            size += 8 + store.index.keyLength(at: position)
+            let history = store.index.history(at: position)
+            for entry in 0..<history.count { size += 45 + history[entry].value.count }
         }
         size += store.leases.count * 16 + sessions.sessions.count * 96 + members.count * 256
         return size
@@ -160,23 +161,30 @@ extension KVStateMachine {
         for index in 0..<keyCount {
             if index & 4095 == 4095 { doneBelow(reader.position) }
             let key = try reader.data()
-            var history = KeyHistory()
             let entryCount = try reader.count(elementBytesMin: 45)
+            guard !key.isEmpty, entryCount > 0 else { throw .invalid }
+            var history: KeyHistory?
+            var older: [HistoryEntry] = []
             // Exactly sized: appending to an empty array would over-allocate every key's history.
-            history.entries.reserveCapacity(entryCount)
+            if entryCount > 1 { older.reserveCapacity(entryCount) }
+            var previous: Revision?
             for _ in 0..<entryCount {
                 let entry = try reader.entry()
                 // Revisions strictly increase and never pass the store's revision.
-                if let last = history.entries.last, !(last.revision < entry.revision) { throw .invalid }
+                if let previous, !(previous < entry.revision) { throw .invalid }
                 guard entry.revision.main <= store.revision, entry.revision.main >= 1, entry.revision.sub >= 0,
                       entry.version >= 0, entry.version <= entry.revision.main,
                       entry.createRevision >= 0, entry.createRevision <= entry.revision.main else { throw .invalid }
-                history.entries.append(entry)
+                previous = entry.revision
+                if entryCount == 1 { history = KeyHistory(entry) } else { older.append(entry) }
             }
-            guard !key.isEmpty, let latest = history.entries.last else { throw .invalid }
+            if entryCount > 1 { history = KeyHistory(entries: older) }
+            guard let history else { throw .invalid }
+            let latest = history.latest
             guard store.index.appendRestored(key: key, history: history) else { throw .invalid }
             if !latest.isTombstone && latest.lease != 0 { attached.append((key, latest.lease)) }
         }
+        store.index.finishRestoring()
         var previousLease: Int64?
         for _ in 0..<(try reader.count(elementBytesMin: 16)) {
             let id = try reader.i64()
@@ -266,7 +274,8 @@ extension KVStore {
         var writer = LittleEndianWriter()
         writer.writeInt64(compactRevision)
         for position in 0..<index.count {
-            let entries = index.history(at: position).entries.filter { $0.revision.main <= upTo }
+            let history = index.history(at: position)
+            let entries = (0..<history.count).map { history[$0] }.filter { $0.revision.main <= upTo }
             if entries.isEmpty { continue }
             writer.writeBytes(index.key(at: position))
             writer.writeCount(entries.count)
@@ -292,7 +301,11 @@ extension LittleEndianWriter {
 
 extension LittleEndianReader {
     mutating func entry() throws(KVDecodingError) -> HistoryEntry {
-        HistoryEntry(revision: Revision(main: try i64(), sub: try i64()), isTombstone: try bool(), value: try data(),
-                     lease: try i64(), createRevision: try i64(), version: try i64())
+        let main = try i64()
+        let sub = try i64()
+        // The sub-revision is held in 32 bits (see `HistoryEntry`).
+        guard sub <= Int64(Int32.max) else { throw .invalid }
+        return HistoryEntry(revision: Revision(main: main, sub: sub), isTombstone: try bool(), value: try data(),
+                            lease: try i64(), createRevision: try i64(), version: try i64())
     }
 }

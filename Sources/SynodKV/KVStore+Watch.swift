@@ -12,8 +12,8 @@ extension KVStore {
         var events: [WatchEvent] = []
         for position in index.positions(in: KeyRange(key: key, rangeEnd: rangeEnd)) {
             let key = index.key(at: position)
-            let entries = index.history(at: position).entries
-            for i in entries.indices where entries[i].revision.main >= from {
+            let entries = index.history(at: position)
+            for i in 0..<entries.count where entries[i].revision.main >= from {
                 let entry = entries[i]
                 let previous: KeyValue? = i > 0 && !entries[i - 1].isTombstone ? entries[i - 1].keyValue(key) : nil
                 if entry.isTombstone {

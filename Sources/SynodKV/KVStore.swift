@@ -191,8 +191,7 @@ public struct KVStore: Hashable, Sendable {
         compactRevision = target
         index.rewrite { history in
             guard let keep = history.entryIndex(atOrBefore: target) else { return history }
-            let first = history.entries[keep].isTombstone ? keep + 1 : keep
-            return KeyHistory(entries: Array(history.entries[first...]))
+            return history.suffix(from: history[keep].isTombstone ? keep + 1 : keep)
         }
         return revision
     }

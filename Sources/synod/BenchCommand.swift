@@ -165,8 +165,14 @@ struct SnapshotBench: ParsableCommand {
         let benchmark = SnapshotBenchmark(keys: keys, valueBytes: valueSize, directory: dir)
         print("synod bench snapshot: \(keys) keys of \(valueSize) bytes, spool in \(dir)")
         let start = ContinuousClock.now
-        let state = benchmark.makeState()
+        let (state, built) = benchmark.makeMeasuredState()
         print("state built in \(ContinuousClock.now - start)")
+        func describe(_ residence: SnapshotBenchmark.Residence) -> String {
+            "\(residence.residentBytes >> 20) MiB resident for \(residence.payloadBytes >> 20) MiB of keys and values "
+                + "(\((residence.ratio * 1000).rounded() / 1000)x, \(residence.overheadPerKey(keys: keys)) bytes per key beyond them)"
+        }
+        print("built by puts: \(describe(built))")
+        print("decoded from a snapshot (a joiner's or a restarted member's copy): \(describe(try benchmark.measureDecodedResidence(of: state)))")
         print("run | phase | seconds | MiB/s | checksum")
         for run in 1...repeats {
             for phase in try benchmark.run(state: state) {

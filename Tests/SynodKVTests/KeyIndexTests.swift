@@ -42,15 +42,15 @@ final class KeyIndexTests: XCTestCase {
             }
             // A rebuilt index (other chunking) is equal and hashes equal.
             var restored = KeyIndex(chunkKeysMax: 5)
-            for (key, entries) in model { XCTAssertTrue(restored.appendRestored(key: key, history: KeyHistory(entries: entries))) }
+            for (key, entries) in model { XCTAssertTrue(restored.appendRestored(key: key, history: KeyHistory(entries: entries)!)) }
             XCTAssertEqual(restored, index)
             XCTAssertEqual(restored.hashValue, index.hashValue)
-            XCTAssertFalse(restored.appendRestored(key: model[0].0, history: KeyHistory(entries: [entry(1)])))
+            XCTAssertFalse(restored.appendRestored(key: model[0].0, history: KeyHistory(entry(1))))
             // Compaction-style rewrite dropping every other key.
             var dropped = 0
             index.rewrite { history in
                 dropped += 1
-                return dropped % 2 == 0 ? KeyHistory() : history
+                return dropped % 2 == 0 ? nil : history
             }
             let kept = model.enumerated().filter { ($0.offset + 1) % 2 != 0 }.map(\.element)
             check(index, kept)
@@ -64,5 +64,14 @@ final class KeyIndexTests: XCTestCase {
             XCTAssertEqual(index.key(at: position), key, line: line)
             XCTAssertEqual(index.history(at: position).entries, entries, line: line)
         }
+    }
+}
+
+/// The per-key sizes the key index was laid out for (see `HistoryEntry`): a member holds one
+/// history per key, so a byte here is two megabytes at two million keys.
+final class MemoryLayoutTests: XCTestCase {
+    func testAHistoryOfOneWriteTakesNoMoreThanTheWrite() {
+        XCTAssertEqual(MemoryLayout<HistoryEntry>.stride, 48)
+        XCTAssertEqual(MemoryLayout<KeyHistory>.stride, 48)
     }
 }
