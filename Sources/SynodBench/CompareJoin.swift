@@ -25,6 +25,11 @@ public struct CompareJoin: Codable, Sendable, Equatable {
     public var followerGrowthBytes: Int?
     /// VmHWM of the joiner once caught up.
     public var joinerPeakBytes: Int?
+    /// The state the joiner received, as it lies in its data directory once caught up: Synod's
+    /// newest snapshot file (every key's retained history, as the state holds it), etcd's bbolt
+    /// file (`member/snap/db`). The denominator of the joiner's peak: the live keys and values
+    /// alone leave out the history that writes since the last compaction keep.
+    public var joinerStateBytes: Int?
     /// Puts the writers got acknowledged during the join, and the writers.
     public var writesDuring: Int
     public var writers: Int
@@ -139,6 +144,7 @@ extension CompareRunner {
                 throw CompareError("\(spec.name) did not reach revision \(target) within \(Int(options.restartTimeoutSeconds)) s")
             }
             join.joinerPeakBytes = joiner.pid(0).flatMap { CompareMachineInfo.memory(pid: $0).peak }
+            join.joinerStateBytes = Self.stateBytes(system: cluster.system, dataDirectory: spec.dataDirectory)
         } catch is CancellationError {
             state.stop()
             _ = try? await (written, sampled)
@@ -155,8 +161,25 @@ extension CompareRunner {
         await joiner.stop()
         if !options.keepData { try? FileManager.default.removeItem(atPath: spec.dataDirectory) }
         log("\(name): \(spec.name) " + (join.error.map { "failed to join: \($0)" }
-            ?? "caught up to revision \(target) in \(CompareFormat.seconds(join.seconds)) s; leader RSS +\(CompareFormat.mebibytes(join.senderGrowthBytes)) MiB (a follower +\(CompareFormat.mebibytes(join.followerGrowthBytes))), joiner peak \(CompareFormat.mebibytes(join.joinerPeakBytes)) MiB, \(join.writesDuring) puts meanwhile"))
+            ?? "caught up to revision \(target) in \(CompareFormat.seconds(join.seconds)) s; leader RSS +\(CompareFormat.mebibytes(join.senderGrowthBytes)) MiB (a follower +\(CompareFormat.mebibytes(join.followerGrowthBytes))), joiner peak \(CompareFormat.mebibytes(join.joinerPeakBytes)) MiB for a state of \(CompareFormat.mebibytes(join.joinerStateBytes)) MiB, \(join.writesDuring) puts meanwhile"))
         return join
+    }
+}
+
+extension CompareRunner {
+    /// The size of the state a member holds on disk (see `CompareJoin.joinerStateBytes`).
+    static func stateBytes(system: CompareSystem, dataDirectory: String) -> Int? {
+        let files = FileManager.default
+        switch system {
+        case .etcd:
+            let attributes = try? files.attributesOfItem(atPath: dataDirectory + "/member/snap/db")
+            return (attributes?[.size] as? NSNumber)?.intValue
+        case .synod:
+            let directory = dataDirectory + "/snap"
+            guard let newest = (try? files.contentsOfDirectory(atPath: directory))?.filter({ $0.hasSuffix(".snap") }).max() else { return nil }
+            let attributes = try? files.attributesOfItem(atPath: directory + "/" + newest)
+            return (attributes?[.size] as? NSNumber)?.intValue
+        }
     }
 }
 

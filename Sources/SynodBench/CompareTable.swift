@@ -175,10 +175,18 @@ extension CompareReport {
                 rows.append(["learner join: leader RSS growth (MiB)", CompareFormat.mebibytes(synod?.join?.senderGrowthBytes), CompareFormat.mebibytes(etcd?.join?.senderGrowthBytes)])
                 rows.append(["learner join: a follower's RSS growth meanwhile (MiB)", CompareFormat.mebibytes(synod?.join?.followerGrowthBytes), CompareFormat.mebibytes(etcd?.join?.followerGrowthBytes)])
                 rows.append(["learner join: joiner peak RSS (MiB)", CompareFormat.mebibytes(synod?.join?.joinerPeakBytes), CompareFormat.mebibytes(etcd?.join?.joinerPeakBytes)])
+                rows.append(["learner join: joiner's state on disk (MiB)", CompareFormat.mebibytes(synod?.join?.joinerStateBytes), CompareFormat.mebibytes(etcd?.join?.joinerStateBytes)])
+                rows.append(["learner join: joiner peak / its state", Self.ratio(synod?.join), Self.ratio(etcd?.join)])
                 rows.append(["learner join: puts acknowledged meanwhile", synod?.join.map { String($0.writesDuring) } ?? "-", etcd?.join.map { String($0.writesDuring) } ?? "-"])
             }
         }
         return CompareTable(title: "Servers", header: ["figure", "Synod", "etcd"], rows: rows, labelColumns: 1)
+    }
+
+    /// The joiner's peak RSS over the state it received (issue 16 asks at most 1.2).
+    static func ratio(_ join: CompareJoin?) -> String {
+        guard let peak = join?.joinerPeakBytes, let state = join?.joinerStateBytes, state > 0 else { return "-" }
+        return String(format: "%.2f", Double(peak) / Double(state))
     }
 
     /// Per member: peak RSS after the workloads, RSS after the memory phase's load, restart errors.

@@ -1,3 +1,5 @@
+import Synchronization
+import Foundation
 import SynodBytes
 import SynodCore
 import SynodKV
@@ -139,9 +141,19 @@ public struct SnapshotBenchmark {
               state.writeSnapshot(pieceBytes: 4 << 20, { spool.append($0) }), let written = spool.finish() else {
             throw StorageError.io(path: directory, operation: "write the spool file", errno: 0)
         }
+        // On a thread of its own, as a member decodes (`synod-decode`): its allocations come
+        // from a fresh malloc arena, not from memory this thread freed while building `state`.
         let before = Self.residentBytes()
-        let decoded = try KVStateMachine(snapshot: written)
-        let grown = Self.residentBytes() - before
+        let outcome = Mutex<(Result<KVStateMachine, KVDecodingError>, Int)?>(nil)
+        let decoder = Thread {
+            let result = Result { () throws(KVDecodingError) -> KVStateMachine in try KVStateMachine(snapshot: written) }
+            let grown = Self.residentBytes() - before
+            outcome.withLock { $0 = (result, grown) }
+        }
+        decoder.start()
+        while outcome.withLock({ $0 == nil }) { Thread.sleep(forTimeInterval: 0.01) }
+        guard let (result, grown) = outcome.withLock({ $0 }) else { throw KVDecodingError.invalid }
+        let decoded = try result.get()
         guard decoded.store.revision == state.store.revision else { throw KVDecodingError.invalid }
         return Residence(payloadBytes: payloadBytes, residentBytes: grown)
     }
