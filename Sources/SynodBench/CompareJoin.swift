@@ -170,16 +170,17 @@ extension CompareRunner {
     /// The size of the state a member holds on disk (see `CompareJoin.joinerStateBytes`).
     static func stateBytes(system: CompareSystem, dataDirectory: String) -> Int? {
         let files = FileManager.default
+        let path: String
         switch system {
         case .etcd:
-            let attributes = try? files.attributesOfItem(atPath: dataDirectory + "/member/snap/db")
-            return (attributes?[.size] as? NSNumber)?.intValue
+            path = dataDirectory + "/member/snap/db"
         case .synod:
+            // Snapshot files are named by their zero-padded slot: the greatest name is the newest.
             let directory = dataDirectory + "/snap"
             guard let newest = (try? files.contentsOfDirectory(atPath: directory))?.filter({ $0.hasSuffix(".snap") }).max() else { return nil }
-            let attributes = try? files.attributesOfItem(atPath: directory + "/" + newest)
-            return (attributes?[.size] as? NSNumber)?.intValue
+            path = directory + "/" + newest
         }
+        return ((try? files.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue
     }
 }
 

@@ -39,8 +39,7 @@ public struct SnapshotBenchmark {
             withUnsafeBytes(of: UInt64(index).littleEndian) { raw in
                 for (offset, byte) in raw.enumerated() where offset < value.count { value[offset] = byte }
             }
-            let key = Array("/bench/\(String(repeating: "0", count: max(0, 9 - String(index).count)))\(index)".utf8)
-            _ = machine.apply(.put(PutRequest(key: key, value: value)))
+            _ = machine.apply(.put(PutRequest(key: Self.key(index), value: value)))
         }
         return machine
     }
@@ -115,14 +114,16 @@ public struct SnapshotBenchmark {
         public func overheadPerKey(keys: Int) -> Int { (residentBytes - payloadBytes) / max(1, keys) }
     }
 
-    /// The keys' and values' bytes of `makeState()`'s key space.
-    public var payloadBytes: Int { keys * (valueBytes + "/bench/000000000".utf8.count) }
+    /// The keys' and values' bytes of `makeState()`'s key space (its keys all have one length).
+    public var payloadBytes: Int { keys * (valueBytes + Self.key(0).count) }
+
+    /// Key `index` of `makeState()`: `/bench/` and the index zero-padded to 9 digits.
+    static func key(_ index: Int) -> [UInt8] {
+        Array("/bench/\(String(repeating: "0", count: max(0, 9 - String(index).count)))\(index)".utf8)
+    }
 
     /// This process's VmRSS in bytes (0 where /proc is missing).
-    public static func residentBytes() -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        return CompareMachineInfo.statusField("VmRSS", in: text) ?? 0
-    }
+    public static func residentBytes() -> Int { CompareMachineInfo.memory(pid: getpid()).current ?? 0 }
 
     /// Builds the state with puts (as a leader holds it) and reports its residence.
     public func makeMeasuredState() -> (KVStateMachine, Residence) {
@@ -145,13 +146,13 @@ public struct SnapshotBenchmark {
         // from a fresh malloc arena, not from memory this thread freed while building `state`.
         let before = Self.residentBytes()
         let outcome = Mutex<(Result<KVStateMachine, KVDecodingError>, Int)?>(nil)
-        let decoder = Thread {
+        let done = DispatchSemaphore(value: 0)
+        Thread {
             let result = Result { () throws(KVDecodingError) -> KVStateMachine in try KVStateMachine(snapshot: written) }
-            let grown = Self.residentBytes() - before
-            outcome.withLock { $0 = (result, grown) }
-        }
-        decoder.start()
-        while outcome.withLock({ $0 == nil }) { Thread.sleep(forTimeInterval: 0.01) }
+            outcome.withLock { $0 = (result, Self.residentBytes() - before) }
+            done.signal()
+        }.start()
+        done.wait()
         guard let (result, grown) = outcome.withLock({ $0 }) else { throw KVDecodingError.invalid }
         let decoded = try result.get()
         guard decoded.store.revision == state.store.revision else { throw KVDecodingError.invalid }

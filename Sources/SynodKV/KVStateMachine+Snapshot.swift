@@ -163,22 +163,17 @@ extension KVStateMachine {
             let key = try reader.data()
             let entryCount = try reader.count(elementBytesMin: 45)
             guard !key.isEmpty, entryCount > 0 else { throw .invalid }
+            // A single write (most keys) is held inline, with no array of its own.
             var history: KeyHistory?
-            var older: [HistoryEntry] = []
-            // Exactly sized: appending to an empty array would over-allocate every key's history.
-            if entryCount > 1 { older.reserveCapacity(entryCount) }
-            var previous: Revision?
             for _ in 0..<entryCount {
                 let entry = try reader.entry()
                 // Revisions strictly increase and never pass the store's revision.
-                if let previous, !(previous < entry.revision) { throw .invalid }
+                if let last = history?.latest, !(last.revision < entry.revision) { throw .invalid }
                 guard entry.revision.main <= store.revision, entry.revision.main >= 1, entry.revision.sub >= 0,
                       entry.version >= 0, entry.version <= entry.revision.main,
                       entry.createRevision >= 0, entry.createRevision <= entry.revision.main else { throw .invalid }
-                previous = entry.revision
-                if entryCount == 1 { history = KeyHistory(entry) } else { older.append(entry) }
+                if history == nil { history = KeyHistory(entry) } else { history?.append(entry) }
             }
-            if entryCount > 1 { history = KeyHistory(entries: older) }
             guard let history else { throw .invalid }
             let latest = history.latest
             guard store.index.appendRestored(key: key, history: history) else { throw .invalid }
@@ -274,8 +269,7 @@ extension KVStore {
         var writer = LittleEndianWriter()
         writer.writeInt64(compactRevision)
         for position in 0..<index.count {
-            let history = index.history(at: position)
-            let entries = (0..<history.count).map { history[$0] }.filter { $0.revision.main <= upTo }
+            let entries = index.history(at: position).entries.filter { $0.revision.main <= upTo }
             if entries.isEmpty { continue }
             writer.writeBytes(index.key(at: position))
             writer.writeCount(entries.count)

@@ -12,10 +12,10 @@ extension KVStore {
         var events: [WatchEvent] = []
         for position in index.positions(in: KeyRange(key: key, rangeEnd: rangeEnd)) {
             let key = index.key(at: position)
-            let entries = index.history(at: position)
-            for i in 0..<entries.count where entries[i].revision.main >= from {
-                let entry = entries[i]
-                let previous: KeyValue? = i > 0 && !entries[i - 1].isTombstone ? entries[i - 1].keyValue(key) : nil
+            let history = index.history(at: position)
+            for i in 0..<history.count where history[i].revision.main >= from {
+                let entry = history[i]
+                let previous: KeyValue? = i > 0 && !history[i - 1].isTombstone ? history[i - 1].keyValue(key) : nil
                 if entry.isTombstone {
                     let kv = KeyValue(key: key, modRevision: entry.revision.main)
                     events.append(WatchEvent(kind: .delete, kv: kv, prevKv: previous, sub: entry.revision.sub))

@@ -32,15 +32,8 @@ final class DamageRepairClusterTests: XCTestCase {
         for i in 0..<3 { try cluster.start(i) }
         do {
             let victim = 2
-            try await withClient(try cluster.client()) { client in
-                for i in 0..<40 { _ = try await eventually { try await client.put("k\(i)", "v\(i)") } }
-            }
             // Every member has applied the writes before the victim stops.
-            try await withClient(try cluster.client([victim])) { client in
-                try await eventually {
-                    guard try await client.get("k39", serializable: true).kvs.count == 1 else { throw NodeError.timedOut }
-                }
-            }
+            try await putKeys(40, into: cluster, appliedAt: victim)
             await cluster.stop(victim)
             let dataDirectory = try XCTUnwrap(cluster.configurations[victim].dataDir)
             _ = try loseAWrite(dataDirectory: dataDirectory)

@@ -279,6 +279,19 @@ extension XCTestCase {
         return try await body(client)
     }
 
+    /// Puts `k0`...`k<count-1>` (values `v0`...) through the cluster, then waits until member
+    /// `member` has applied the last of them (so it holds them all when it stops).
+    func putKeys(_ count: Int, into cluster: InProcessCluster, appliedAt member: Int) async throws {
+        try await withClient(try cluster.client()) { client in
+            for i in 0..<count { _ = try await eventually { try await client.put("k\(i)", "v\(i)") } }
+        }
+        try await withClient(try cluster.client([member])) { client in
+            try await eventually {
+                guard try await client.get("k\(count - 1)", serializable: true).kvs.count == 1 else { throw NodeError.timedOut }
+            }
+        }
+    }
+
     /// Retries `body` until it succeeds or `seconds` pass (elections, catch-up).
     func eventually<T>(_ seconds: Double = 15, _ body: () async throws -> T) async throws -> T {
         let deadline = Date().addingTimeInterval(seconds)

@@ -12,14 +12,7 @@ final class SnapshotDecodeClusterTests: XCTestCase {
         for i in 0..<3 { try cluster.start(i) }
         do {
             let member = 2
-            try await withClient(try cluster.client()) { client in
-                for i in 0..<250 { _ = try await eventually { try await client.put("k\(i)", "v\(i)") } }
-            }
-            try await withClient(try cluster.client([member])) { client in
-                try await eventually {
-                    guard try await client.get("k249", serializable: true).kvs.count == 1 else { throw NodeError.timedOut }
-                }
-            }
+            try await putKeys(250, into: cluster, appliedAt: member)
             await cluster.stop(member)
             var failpoints = Failpoints()
             failpoints.decodeDelayMilliseconds = 3_000
