@@ -18,24 +18,27 @@ public struct SynodEndpoint: Sendable, Hashable, CustomStringConvertible {
     public let port: Int
     /// Whether ``host`` is an IPv4 literal, an IPv6 literal or a name to resolve.
     public let hostKind: HostKind
+    /// Written as `https://`: the client must use TLS (``SynodClientTLS``) for it.
+    public let isHTTPS: Bool
 
     public var description: String { original }
 
     /// Parses an endpoint. Accepted forms: `http://127.0.0.1:2379`, `127.0.0.1:2379`,
     /// `localhost:2379`, `http://[::1]:2379`, `[::1]:2379`. A trailing `/` is ignored.
-    /// `https://` and `unix://` are rejected: this client speaks plaintext HTTP/2 only.
+    /// `https://host:port` needs TLS settings in the configuration; `unix://` is rejected.
     public init(parsing text: String) throws(SynodClientError) {
         func fail(_ reason: String) -> SynodClientError {
             .invalidEndpoint(endpoint: text, reason: reason)
         }
         var rest = Substring(text.trimmingWhitespace())
         if rest.isEmpty { throw fail("empty endpoint") }
+        var https = false
         if let schemeRange = rest.range(of: "://") {
             let scheme = rest[..<schemeRange.lowerBound].lowercased()
-            guard scheme == "http" else {
-                if scheme == "https" { throw fail("TLS (https) is not supported; use http://") }
-                throw fail("unsupported scheme '\(scheme)'; use http://host:port or host:port")
+            guard scheme == "http" || scheme == "https" else {
+                throw fail("unsupported scheme '\(scheme)'; use http://host:port, https://host:port or host:port")
             }
+            https = scheme == "https"
             rest = rest[schemeRange.upperBound...]
         }
         if rest.hasSuffix("/") { rest = rest.dropLast() }
@@ -71,6 +74,7 @@ public struct SynodEndpoint: Sendable, Hashable, CustomStringConvertible {
         self.host = String(hostPart)
         self.port = port
         self.hostKind = kind
+        self.isHTTPS = https
     }
 
     private static func isIPv4(_ s: Substring) -> Bool {
@@ -93,9 +97,9 @@ extension String {
 }
 
 extension SynodEndpoint {
-    /// A plaintext HTTP/2 gRPC transport to this endpoint (IPv4, IPv6 or DNS), reconnecting
-    /// with backoff from 100 ms up to `maxBackoff`.
-    public func makeTransport(maxBackoff: Duration) throws -> HTTP2ClientTransport.Posix {
+    /// An HTTP/2 gRPC transport to this endpoint (IPv4, IPv6 or DNS), TLS when `tls` is given,
+    /// reconnecting with backoff from 100 ms up to `maxBackoff`.
+    public func makeTransport(maxBackoff: Duration, tls: SynodClientTLS? = nil) throws -> HTTP2ClientTransport.Posix {
         let target: any ResolvableTarget
         switch hostKind {
         case .ipv4: target = ResolvableTargets.IPv4(addresses: [.init(host: host, port: port)])
@@ -104,12 +108,42 @@ extension SynodEndpoint {
         }
         return try HTTP2ClientTransport.Posix(
             target: target,
-            transportSecurity: .plaintext,
+            transportSecurity: tls.map { $0.transportSecurity } ?? .plaintext,
             config: .defaults { config in
                 config.backoff.initial = .milliseconds(100)
                 config.backoff.max = maxBackoff
                 config.http2.maxFrameSize = 1 << 20
             }
         )
+    }
+}
+
+/// TLS for the client (etcdctl's `--cacert`, `--cert`, `--key`, `--insecure-skip-tls-verify`).
+public struct SynodClientTLS: Sendable, Hashable {
+    /// PEM CA bundle that verifies the server's certificate (nil: the system's roots).
+    public var caFile: String?
+    /// PEM client certificate (chain) for servers that require one (`--client-cert-auth`).
+    public var certFile: String?
+    /// PEM private key of `certFile`.
+    public var keyFile: String?
+    /// Accept any server certificate (tests only).
+    public var insecureSkipVerify = false
+
+    public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, insecureSkipVerify: Bool = false) {
+        self.caFile = caFile
+        self.certFile = certFile
+        self.keyFile = keyFile
+        self.insecureSkipVerify = insecureSkipVerify
+    }
+
+    var transportSecurity: HTTP2ClientTransport.Posix.TransportSecurity {
+        .tls { config in
+            if let caFile { config.trustRoots = .certificates([.file(path: caFile, format: .pem)]) }
+            if let certFile, let keyFile {
+                config.certificateChain = [.file(path: certFile, format: .pem)]
+                config.privateKey = .file(path: keyFile, format: .pem)
+            }
+            if insecureSkipVerify { config.serverCertificateVerification = .noVerification }
+        }
     }
 }

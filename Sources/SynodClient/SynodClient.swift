@@ -18,6 +18,11 @@ public struct SynodClientConfiguration: Sendable {
     /// Maximum size of one response message (large ranges can be big). etcd's clients
     /// (etcdctl, clientv3) accept up to 2 GiB by default; so does this one.
     public var maxResponseBytes: Int
+    /// TLS for every endpoint (needed for `https://` endpoints; given, it is used for all).
+    public var tls: SynodClientTLS?
+    /// User name and password (etcd's `--user name:password`): the client authenticates once
+    /// and sends the token with every request, authenticating again when it expires.
+    public var credentials: (user: String, password: String)?
 
     public init(
         endpoints: [String],
@@ -74,6 +79,10 @@ public final class SynodClient: Sendable {
     public let endpoints: [SynodEndpoint]
     let connections: [Connection]
     private let state: Mutex<State>
+    /// The Authenticate token, with credentials.
+    let tokens = AuthTokenCache()
+    /// Lets the connections' token interceptor call back into this client.
+    private let reference = ClientReference()
 
     private struct State {
         var current = 0
@@ -105,20 +114,29 @@ public final class SynodClient: Sendable {
             }
             endpoints.append(endpoint)
         }
+        if configuration.tls == nil, let plain = endpoints.first(where: \.isHTTPS) {
+            throw SynodClientError.invalidEndpoint(endpoint: plain.original, reason: "https:// needs TLS settings (--cacert, and --cert/--key for client certificates)")
+        }
         var connections: [Connection] = []
         for endpoint in endpoints {
             let transport: Transport
             do {
-                transport = try endpoint.makeTransport(maxBackoff: .seconds(2))
+                transport = try endpoint.makeTransport(maxBackoff: .seconds(2), tls: configuration.tls)
             } catch {
                 throw SynodClientError.invalidEndpoint(endpoint: endpoint.original, reason: "\(error)")
             }
-            connections.append(Connection(endpoint: endpoint, grpc: GRPCClient(transport: transport)))
+            connections.append(Connection(endpoint: endpoint, grpc: GRPCClient(transport: transport, interceptors: [
+                AuthTokenInterceptor(cache: tokens, enabled: configuration.credentials != nil, authenticate: { [reference] in
+                    guard let client = reference.client else { throw CancellationError() }
+                    return try await client.authenticate()
+                }),
+            ])))
         }
         self.configuration = configuration
         self.endpoints = endpoints
         self.connections = connections
         self.state = Mutex(State())
+        reference.client = self
     }
 
     /// Runs the connections of every endpoint. Returns after ``close()`` once in-flight requests
@@ -196,6 +214,7 @@ public final class SynodClient: Sendable {
         var failures: [Int: SynodClientError.EndpointFailure] = [:]
         var lastServerError: SynodClientError?
         var failuresInARow = 0
+        var renewedToken = false
         var index = self.currentIndex
         while true {
             try Task.checkCancellation()
@@ -206,6 +225,12 @@ public final class SynodClient: Sendable {
             do {
                 return try await body(connection, options)
             } catch let error as RPCError {
+                if configuration.credentials != nil, Self.isStaleToken(error), !renewedToken {
+                    // Refused before it took effect: once more with a new token.
+                    renewedToken = true
+                    tokens.store(nil)
+                    continue
+                }
                 guard Self.isRetryable(error) else {
                     if error.code == .cancelled, Task.isCancelled { throw CancellationError() }
                     throw SynodClientError.server(

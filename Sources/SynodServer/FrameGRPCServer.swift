@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP2
 import NIOHPACK
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// The etcd v3 gRPC API served straight from HTTP/2 frames.
@@ -31,6 +32,9 @@ public final class FrameGRPCServerTransport: ServerTransport, Sendable {
     let maxMessageBytes: Int
     let fastPath: KVPipeline?
     let logger: Logger
+    /// TLS on the client port (`https://` in `--listen-client-urls`), or nil for plaintext.
+    let tls: TLSContextSource?
+    private let refusals: RefusalLog
     private let state = Mutex<ListenState>(ListenState())
 
     private struct ListenState {
@@ -47,7 +51,9 @@ public final class FrameGRPCServerTransport: ServerTransport, Sendable {
     }
 
     public init(host: String, port: Int, group: any EventLoopGroup, maxMessageBytes: Int,
-                fastPath: KVPipeline?, logger: Logger) {
+                fastPath: KVPipeline?, logger: Logger, tls: TLSContextSource? = nil) {
+        self.tls = tls
+        self.refusals = RefusalLog(logger: logger)
         self.host = host
         self.port = port
         self.group = group
@@ -75,6 +81,8 @@ public final class FrameGRPCServerTransport: ServerTransport, Sendable {
         let maxMessageBytes = self.maxMessageBytes
         let fastPath = self.fastPath
         let logger = self.logger
+        let tls = self.tls
+        let refusals = self.refusals
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -83,6 +91,13 @@ public final class FrameGRPCServerTransport: ServerTransport, Sendable {
             .childChannelInitializer { [weak self] channel in
                 guard let self, self.track(channel) else { return channel.close() }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        // TLS first; the identity handler refuses revoked certificates and
+                        // tells the frame handler the client certificate's common name.
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.serverContext()))
+                        try channel.pipeline.syncOperations.addHandler(
+                            TLSIdentityHandler(source: tls, refusals: refusals, what: "client"))
+                    }
                     var connection = NIOHTTP2Handler.ConnectionConfiguration()
                     connection.initialSettings = [
                         HTTP2Setting(parameter: .maxConcurrentStreams, value: 4096),
@@ -193,6 +208,12 @@ final class FrameGRPCHandler: ChannelInboundHandler {
     private var draining = false
     /// Between channelRead and channelReadComplete.
     private var inRead = false
+    /// The verified client certificate's common name (TLS with `--client-cert-auth`): the
+    /// user of requests that carry no token once auth is enabled, as in etcd.
+    private(set) var certificateCommonName: String?
+    /// Metadata key under which generic calls learn `certificateCommonName` (a client's own
+    /// header of that name is dropped).
+    static let commonNameMetadataKey = "synod-tls-common-name"
 
     struct StreamState {
         var buffer: ByteBuffer
@@ -270,6 +291,10 @@ final class FrameGRPCHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let identity = event as? TLSPeerIdentity {
+            certificateCommonName = identity.commonName
+            return
+        }
         if event is Drain {
             draining = true
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -359,13 +384,15 @@ final class FrameGRPCHandler: ChannelInboundHandler {
                 return reject(id, code: .unimplemented, message: "malformed method path '\(path)'")
             }
             var metadata = Metadata()
-            for (name, value, _) in headers where !name.hasPrefix(":") && !Self.reservedHeaders.contains(name) {
+            for (name, value, _) in headers where !name.hasPrefix(":") && !Self.reservedHeaders.contains(name)
+                && name != Self.commonNameMetadataKey {
                 if name.hasSuffix("-bin") {
                     if let decoded = Self.base64Decode(value) { metadata.addBinary(decoded, forKey: name) }
                 } else {
                     metadata.addString(value, forKey: name)
                 }
             }
+            if let certificateCommonName { metadata.addString(certificateCommonName, forKey: Self.commonNameMetadataKey) }
             let (inbound, continuation) = AsyncThrowingStream<RPCRequestPart<[UInt8]>, any Error>.makeStream()
             continuation.yield(.metadata(metadata))
             let cancellation = ServerContext.RPCCancellationHandle()

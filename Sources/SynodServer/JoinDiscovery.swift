@@ -101,10 +101,10 @@ enum JoinDiscovery {
     /// or nil. Governing, not newest: until the removal takes effect this member's vote may
     /// still be needed for the slots before it.
     static func membershipWithout(_ nodeID: NodeID, clusterID: UInt64, ownPeerURL: String, peers: [PeerAddress],
-                                  group: any EventLoopGroup) async -> Membership? {
+                                  group: any EventLoopGroup, security: PeerSecurity? = nil) async -> Membership? {
         for address in peers {
             guard let payload = try? await PeerTransport.discover(group: group, address: address, ownPeerURL: ownPeerURL,
-                                                                  timeout: .seconds(1)),
+                                                                  timeout: .seconds(1), security: security),
                   let answer = try? decode(payload), answer.clusterID == clusterID else { continue }
             let membership = answer.membership
             if !membership.contains(nodeID) && !answer.governing.contains(nodeID) && nodeID.rawValue < membership.nextNodeID {
@@ -130,7 +130,8 @@ enum JoinDiscovery {
             // Restart: no identity file means DurableStorage reports the problem.
             guard let stored = storedIdentity(directory) else { return options }
             var join = JoinIdentity(clusterID: stored.clusterID, nodeID: stored.nodeID, memberID: 0, membership: nil)
-            let round = await ask(others, ownPeerURL: own.peerURL, group: group, logger: logger)
+            let round = await ask(others, ownPeerURL: own.peerURL, group: group, logger: logger,
+                                  security: options.peerSecurity)
             if let (answer, url) = round.answer {
                 guard answer.clusterID == stored.clusterID else {
                     throw ServerStartError(
@@ -152,7 +153,8 @@ enum JoinDiscovery {
         }
         let deadline = NIODeadline.now() + .milliseconds(Int64(options.joinDiscoveryTimeoutMilliseconds))
         while true {
-            let round = await ask(others, ownPeerURL: own.peerURL, group: group, logger: logger)
+            let round = await ask(others, ownPeerURL: own.peerURL, group: group, logger: logger,
+                                  security: options.peerSecurity)
             if let (answer, url) = round.answer {
                 logger.info("joining the cluster", metadata: [
                     "via": "\(url)", "cluster": "\(hex(answer.clusterID))", "node": "\(answer.nodeID)",
@@ -184,12 +186,14 @@ enum JoinDiscovery {
     }
 
     /// One discovery attempt at each member in turn, stopping at the first that knows this member.
-    static func ask(_ members: [MemberInfo], ownPeerURL: String, group: any EventLoopGroup, logger: Logger) async -> Round {
+    static func ask(_ members: [MemberInfo], ownPeerURL: String, group: any EventLoopGroup, logger: Logger,
+                    security: PeerSecurity? = nil) async -> Round {
         var round = Round()
         for member in members {
             do {
                 let payload = try await PeerTransport.discover(
-                    group: group, address: member.peerAddress, ownPeerURL: ownPeerURL, timeout: attemptTimeout)
+                    group: group, address: member.peerAddress, ownPeerURL: ownPeerURL, timeout: attemptTimeout,
+                    security: security)
                 let answer = try decode(payload)
                 if let identity = answer.identity {
                     round.answer = (identity, member.peerURL)

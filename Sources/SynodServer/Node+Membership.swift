@@ -114,7 +114,7 @@ extension Node {
         }
         Task { [self] in
             let without = await JoinDiscovery.membershipWithout(nodeID, clusterID: clusterID, ownPeerURL: ownURL,
-                                                                peers: peers, group: loop)
+                                                                peers: peers, group: loop, security: options.peerSecurity)
             loop.execute { [self] in
                 guard !stoppedFlag else { return }
                 step(.probeAnswered(removedFrom: without))

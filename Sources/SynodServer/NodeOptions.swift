@@ -58,6 +58,18 @@ public struct NodeOptions: Sendable {
     /// directory; it must have been added with MemberAdd first) or restarts from its data.
     /// Its identity then comes from the cluster (`SynodNodeServer.make` fills `join`).
     public var joinExisting = false
+    /// TLS on the client port, nil for plaintext (see `TLSSettings`).
+    public var clientTLS: TLSSettings?
+    /// TLS between members, nil for plaintext.
+    public var peerTLS: TLSSettings?
+    /// How peer connections are secured, built from `peerTLS` by `SynodNodeServer.secured`.
+    public var peerSecurity: PeerSecurity?
+    /// The client port's TLS contexts, built from `clientTLS` by `SynodNodeServer.secured`.
+    public var clientTLSSource: TLSContextSource?
+    /// Seconds an Authenticate token stays valid.
+    public var authTokenTTLSeconds = 300
+    /// bcrypt cost of new password hashes.
+    public var bcryptCost = 10
     /// Who this member is in a running cluster, as discovery or the data directory told it
     /// (`--initial-cluster-state existing`); nil for members of a new cluster, whose ids
     /// derive from `--initial-cluster`.

@@ -42,6 +42,18 @@ public struct ServeConfiguration: Sendable, Hashable {
     public var grpcTransport = "frames"
     /// Event-loop threads; 0 picks one per core (at least 2).
     public var eventLoopThreads = 0
+    /// TLS on the client port (`--cert-file`, `--key-file`, `--trusted-ca-file`,
+    /// `--client-cert-auth`, `--client-crl-file`, `--auto-tls`); used when
+    /// `--listen-client-urls` is https://.
+    public var clientTLS = TLSSettings()
+    /// TLS between members (the `--peer-` forms); used when the peer URLs are https://.
+    public var peerTLS = TLSSettings()
+    /// etcd's `--auth-token-ttl` (seconds).
+    public var authTokenTTLSeconds = 300
+    /// etcd's `--bcrypt-cost`.
+    public var bcryptCost = 10
+    /// etcd's `--auth-token`: `simple` (the only kind; any `simple,...` options are ignored).
+    public var authTokenKind = "simple"
 
     public init() {}
 
@@ -70,15 +82,17 @@ public struct ServeConfiguration: Sendable, Hashable {
         return total
     }
 
-    /// Parses `http://host:port` (the first of a comma-separated list).
+    /// Whether a URL (or the first of a comma-separated list) is https://.
+    public static func isHTTPS(_ urls: String) -> Bool {
+        (urls.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? "").hasPrefix("https://")
+    }
+
+    /// Parses `http://host:port` or `https://host:port` (the first of a comma-separated list).
     public static func address(_ urls: String, flag: String) throws(ServeConfigurationError) -> (url: String, address: PeerAddress) {
         let first = urls.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-        let scheme = "http://"
-        if first.hasPrefix("https://") {
-            throw ServeConfigurationError("\(flag): \(first): TLS is not supported yet; use http://")
-        }
+        let scheme = first.hasPrefix("https://") ? "https://" : "http://"
         guard first.hasPrefix(scheme) else {
-            throw ServeConfigurationError("\(flag): '\(first)' is not a URL like http://127.0.0.1:2379")
+            throw ServeConfigurationError("\(flag): '\(first)' is not a URL like http://127.0.0.1:2379 or https://127.0.0.1:2379")
         }
         var rest = first.dropFirst(scheme.count)
         if rest.hasSuffix("/") { rest = rest.dropLast() }
@@ -112,6 +126,24 @@ public struct ServeConfiguration: Sendable, Hashable {
         let advertisedPeer = try Self.address(initialAdvertisePeerURLs ?? listenPeerURLs, flag: "--initial-advertise-peer-urls")
         let advertised = (advertiseClientURLs ?? listenClientURLs).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         for url in advertised { _ = try Self.address(url, flag: "--advertise-client-urls") }
+        // TLS: each listener's flags must agree with the scheme of its URLs, and every URL of
+        // one kind must use the same scheme (a member cannot talk TLS to one peer and plaintext
+        // to another).
+        let clientHTTPS = Self.isHTTPS(listenClientURLs)
+        try clientTLS.validate(prefix: "", urlFlag: "--listen-client-urls", url: client.url, isHTTPS: clientHTTPS)
+        for url in advertised where Self.isHTTPS(url) != clientHTTPS {
+            throw ServeConfigurationError(
+                "--advertise-client-urls: \(url) and --listen-client-urls \(client.url) must both be http:// or both https://")
+        }
+        let peerHTTPS = Self.isHTTPS(listenPeerURLs)
+        try peerTLS.validate(prefix: "peer-", urlFlag: "--listen-peer-urls", url: peer.url, isHTTPS: peerHTTPS)
+        if Self.isHTTPS(advertisedPeer.url) != peerHTTPS {
+            throw ServeConfigurationError(
+                "--initial-advertise-peer-urls: \(advertisedPeer.url) and --listen-peer-urls \(peer.url) must both be http:// or both https://")
+        }
+        if !clientTLS.allowedCommonNames.isEmpty {
+            throw ServeConfigurationError("allowed common names apply to peers only (--peer-cert-allowed-cn)")
+        }
         let metrics: PeerAddress
         if let listenMetricsURLs {
             metrics = try Self.address(listenMetricsURLs, flag: "--listen-metrics-urls").address
@@ -153,6 +185,10 @@ public struct ServeConfiguration: Sendable, Hashable {
                 throw ServeConfigurationError("--initial-cluster: '\(part)' is not name=http://host:port")
             }
             let parsed = try Self.address(pair[1], flag: "--initial-cluster (member \(pair[0]))")
+            if Self.isHTTPS(parsed.url) != peerHTTPS {
+                throw ServeConfigurationError(
+                    "--initial-cluster: member \(pair[0]) has \(parsed.url) but --listen-peer-urls is \(peer.url): every peer URL must be http:// or every one https://")
+            }
             entries.append((pair[0], parsed.url, parsed.address))
         }
         let names = entries.map(\.name)
@@ -207,6 +243,24 @@ public struct ServeConfiguration: Sendable, Hashable {
             throw ServeConfigurationError("--event-loop-threads: \(eventLoopThreads) must be in 0...64")
         }
         options.eventLoopThreads = eventLoopThreads
+        if clientHTTPS {
+            guard transport == .frames else {
+                throw ServeConfigurationError("--grpc-transport grpc-swift serves plaintext only; TLS on the client port needs the default (frames)")
+            }
+            options.clientTLS = clientTLS
+        }
+        if peerHTTPS { options.peerTLS = peerTLS }
+        guard (1...86_400 * 7).contains(authTokenTTLSeconds) else {
+            throw ServeConfigurationError("--auth-token-ttl: \(authTokenTTLSeconds) must be between 1 and 604800 seconds")
+        }
+        guard (4...16).contains(bcryptCost) else {
+            throw ServeConfigurationError("--bcrypt-cost: \(bcryptCost) must be between 4 and 16")
+        }
+        guard authTokenKind == "simple" || authTokenKind.hasPrefix("simple,") else {
+            throw ServeConfigurationError("--auth-token: '\(authTokenKind)' is not supported; use simple (Synod's simple tokens are signed, valid on every member)")
+        }
+        options.authTokenTTLSeconds = authTokenTTLSeconds
+        options.bcryptCost = bcryptCost
         return options
     }
 }

@@ -41,13 +41,36 @@ public final class SynodNodeServer: Service, Sendable {
     /// this member is (`JoinDiscovery.resolve`), which `init` cannot do.
     public static func make(options: NodeOptions, logger: Logger, group: MultiThreadedEventLoopGroup) async throws
         -> SynodNodeServer {
-        let resolved = try await JoinDiscovery.resolve(options, group: group, logger: logger)
+        let resolved = try await JoinDiscovery.resolve(try secured(options, logger: logger), group: group, logger: logger)
         return try SynodNodeServer(options: resolved, logger: logger, group: group)
+    }
+
+    /// Loads the TLS files of both listeners (making `--auto-tls` certificates first); one
+    /// line naming the file on failure.
+    static func secured(_ options: NodeOptions, logger: Logger) throws -> NodeOptions {
+        var options = options
+        do {
+            if let settings = options.peerTLS, options.peerSecurity == nil {
+                let source = try TLSContextSource.make(
+                    settings: settings, dataDirectory: options.dataDirectory, role: "peer",
+                    hosts: [options.peerListen.host] + options.members.map(\.peerAddress.host), alpn: [], logger: logger)
+                options.peerSecurity = .tls(source: source, logger: logger)
+            }
+            if let settings = options.clientTLS, options.clientTLSSource == nil {
+                options.clientTLSSource = try TLSContextSource.make(
+                    settings: settings, dataDirectory: options.dataDirectory, role: "client",
+                    hosts: [options.clientListen.host], alpn: ["h2"], logger: logger)
+            }
+        } catch {
+            throw ServerStartError("TLS: \(error)")
+        }
+        return options
     }
 
     /// Opens storage (recovery happens here) and builds every part; nothing listens yet.
     /// A member joining a running cluster (`existing`, no data yet) needs `make`.
     public init(options: NodeOptions, logger: Logger, group: MultiThreadedEventLoopGroup) throws {
+        let options = try Self.secured(options, logger: logger)
         self.options = options
         self.logger = logger
         self.group = group
@@ -80,7 +103,8 @@ public final class SynodNodeServer: Service, Sendable {
                 let name = node.latestMembership?.member(peer)?.name ?? ""
                 metrics.peerConnected(name.isEmpty ? "\(peer)" : name).set(to: up ? 1 : 0)
             },
-            onDiscovery: { [node] peerURL in JoinDiscovery.answer(node: node, peerURL: peerURL) })
+            onDiscovery: { [node] peerURL in JoinDiscovery.answer(node: node, peerURL: peerURL) },
+            security: options.peerSecurity)
         let context = ServiceContext(node: node, metrics: metrics)
         // As etcd: gRPC accepts max-request-bytes plus overhead, so an oversized request gets
         // etcd's "request is too large" from the server rather than a transport error.
@@ -94,7 +118,8 @@ public final class SynodNodeServer: Service, Sendable {
             let server = GRPCServer(
                 transport: FrameGRPCServerTransport(
                     host: options.clientListen.host, port: options.clientListen.port, group: group,
-                    maxMessageBytes: maxMessageBytes, fastPath: KVPipeline(context: context), logger: logger),
+                    maxMessageBytes: maxMessageBytes, fastPath: KVPipeline(context: context), logger: logger,
+                    tls: options.clientTLSSource),
                 services: services)
             api = ClientAPIServer(serve: { try await server.serve() }, beginShutdown: { server.beginGracefulShutdown() })
         case .grpcSwift:

@@ -51,7 +51,7 @@ extension PeerTransport {
     ///   not know <url>", no or malformed reply); `CancellationError` when the task is cancelled.
     public static func discover(
         group: any EventLoopGroup, address: PeerAddress, ownPeerURL: String, timeout: TimeAmount,
-        limits: PeerCodecLimits = .standard
+        limits: PeerCodecLimits = .standard, security: PeerSecurity? = nil
     ) async throws -> [UInt8] {
         guard let request = PeerDiscovery.encodeRequest(peerURL: ownPeerURL) else {
             throw PeerDiscoveryError.invalidPeerURL(
@@ -63,7 +63,11 @@ extension PeerTransport {
             .connectTimeout(timeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                // With TLS the request waits in the TLS handler until the handshake completed.
+                security?.dial(channel).whenFailure { error in
+                    outcome.complete(.failure(PeerDiscoveryError.cannotConnect(address, reason: "TLS: \(error)")))
+                }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         PeerDiscoveryClientHandler(request: request, address: address, limits: limits, outcome: outcome))
                 }

@@ -77,6 +77,7 @@ public final class PeerTransport: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let hello: PeerHello
+    private let security: PeerSecurity?
     private let inbound: PeerTransportInboundContext
     private let onPeerStateChange: @Sendable (NodeID, Bool) -> Void
 
@@ -114,8 +115,10 @@ public final class PeerTransport: Sendable {
         sendQueueBytesMax: Int = 64 << 20, logger: Logger,
         onReceive: @escaping @Sendable ([Envelope]) -> Void,
         onPeerStateChange: @escaping @Sendable (NodeID, Bool) -> Void = { _, _ in },
-        onDiscovery: (@Sendable (String) -> [UInt8]?)? = nil
+        onDiscovery: (@Sendable (String) -> [UInt8]?)? = nil,
+        security: PeerSecurity? = nil
     ) {
+        self.security = security
         precondition(sendQueueBytesMax > 0, "sendQueueBytesMax \(sendQueueBytesMax) must be positive")
         self.group = group
         self.localID = localID
@@ -133,7 +136,8 @@ public final class PeerTransport: Sendable {
         for (peer, address) in peers where peer != localID {
             initial.links[peer] = PeerTransportLink(
                 peer: peer, address: address, eventLoop: group.next(), hello: hello,
-                sendQueueBytesMax: sendQueueBytesMax, logger: logger, onStateChange: onPeerStateChange)
+                sendQueueBytesMax: sendQueueBytesMax, logger: logger, onStateChange: onPeerStateChange,
+                security: security)
         }
         self.state = NIOLockedValueBox(initial)
         self.inbound = PeerTransportInboundContext(
@@ -152,6 +156,7 @@ public final class PeerTransport: Sendable {
             state.lifecycle = .starting
         }
         let inbound = self.inbound
+        let security = self.security
         let serverChannel: any Channel
         do {
             serverChannel = try await ServerBootstrap(group: group)
@@ -161,6 +166,7 @@ public final class PeerTransport: Sendable {
                 .childChannelInitializer { [weak self] channel in
                     self?.track(inbound: channel)
                     return channel.eventLoop.makeCompletedFuture {
+                        try security?.accept(channel)
                         let remote = channel.remoteAddress.map { "\($0)" } ?? "unknown"
                         try channel.pipeline.syncOperations.addHandler(
                             PeerTransportInboundHandler(shared: inbound, remoteAddress: remote))
@@ -220,7 +226,7 @@ public final class PeerTransport: Sendable {
                 let link = PeerTransportLink(
                     peer: peer, address: address, eventLoop: previous?.eventLoop ?? group.next(), hello: hello,
                     sendQueueBytesMax: sendQueueBytesMax, logger: logger, onStateChange: onPeerStateChange,
-                    statistics: previous?.statistics ?? PeerLinkStatistics())
+                    statistics: previous?.statistics ?? PeerLinkStatistics(), security: security)
                 state.links[peer] = link
                 change.started.append(link)
                 if let previous {

@@ -24,6 +24,7 @@ final class PeerTransportLink: Sendable {
     private let sendQueueBytesMax: Int
     private let logger: Logger
     private let onStateChange: @Sendable (NodeID, Bool) -> Void
+    private let security: PeerSecurity?
 
     private struct State {
         /// The connection, set once the hello is written; nil while down.
@@ -60,8 +61,9 @@ final class PeerTransportLink: Sendable {
     init(
         peer: NodeID, address: PeerAddress, eventLoop: any EventLoop, hello: PeerHello, sendQueueBytesMax: Int,
         logger: Logger, onStateChange: @escaping @Sendable (NodeID, Bool) -> Void,
-        statistics: PeerLinkStatistics = PeerLinkStatistics()
+        statistics: PeerLinkStatistics = PeerLinkStatistics(), security: PeerSecurity? = nil
     ) {
+        self.security = security
         self.peer = peer
         self.address = address
         self.eventLoop = eventLoop
@@ -227,13 +229,26 @@ final class PeerTransportLink: Sendable {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(PeerTransport.connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-        let future = Self.withUnacknowledgedDataTimeout(bootstrap)
+        let connecting = Self.withUnacknowledgedDataTimeout(bootstrap)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(PeerTransportOutboundHandler())
                 }
             }
             .connect(host: address.host, port: address.port)
+        // With TLS the link is up once the handshake completed: a peer that refuses this
+        // member's certificate (or presents one this member refuses) is a failed connect.
+        let future: EventLoopFuture<any Channel>
+        if let security {
+            future = connecting.flatMap { channel in
+                security.dial(channel).map { channel }.flatMapErrorThrowing { error in
+                    channel.close(promise: nil)
+                    throw error
+                }
+            }
+        } else {
+            future = connecting
+        }
         state.withLockedValue { $0.lastConnect = future }
         future.whenComplete { result in
             switch result {

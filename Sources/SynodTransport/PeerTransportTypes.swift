@@ -1,3 +1,4 @@
+import NIOCore
 import SynodCore
 
 /// Where a peer listens.
@@ -11,6 +12,24 @@ public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// How peer connections are secured (TLS between members), supplied by the server: the
+/// transport itself knows nothing of certificates.
+public struct PeerSecurity: Sendable {
+    /// Adds the accepting side's handlers (TLS) to an accepted connection, on its event loop,
+    /// before the peer protocol's handlers.
+    public var accept: @Sendable (any Channel) throws -> Void
+    /// Adds the dialing side's handlers to a connection just made, on its event loop; the
+    /// future succeeds once the connection is secured (the TLS handshake completed) and fails
+    /// when it cannot be (a certificate the other side refused, or one this side refuses).
+    public var dial: @Sendable (any Channel) -> EventLoopFuture<Void>
+
+    public init(accept: @escaping @Sendable (any Channel) throws -> Void,
+                dial: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) {
+        self.accept = accept
+        self.dial = dial
+    }
 }
 
 /// Why the peer transport cannot run.

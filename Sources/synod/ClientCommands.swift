@@ -13,8 +13,21 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "Time budget of one request, failover included: e.g. 5s, 500ms, 1m (plain numbers are seconds).")
     var timeout: String = "5s"
 
+    @Option(help: "PEM CA bundle that verifies the servers' certificates (https:// endpoints).")
+    var cacert: String?
+    @Option(help: "PEM client certificate, for servers started with --client-cert-auth.")
+    var cert: String?
+    @Option(help: "PEM private key of --cert.")
+    var key: String?
+    @Flag(help: "Accept any server certificate (tests only).")
+    var insecureSkipTlsVerify = false
+    @Option(help: "name:password to authenticate as (servers with auth enabled); without :password it is asked for.")
+    var user: String?
+    @Option(help: "Password, when --user gives the name only.")
+    var password: String?
+
     func validate() throws {
-        _ = try configuration()
+        _ = try configuration(askPassword: false)
         for endpoint in endpoints.split(separator: ",") where !endpoint.allSatisfy(\.isWhitespace) {
             do {
                 _ = try SynodEndpoint(parsing: String(endpoint))
@@ -24,18 +37,34 @@ struct ClientOptions: ParsableArguments {
         }
     }
 
-    func configuration() throws -> SynodClientConfiguration {
+    func configuration(askPassword: Bool = true) throws -> SynodClientConfiguration {
         let list = endpoints.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
             .filter { !$0.isEmpty }
         guard !list.isEmpty else { throw ValidationError("--endpoints is empty") }
         guard let requestTimeout = parseDuration(timeout), requestTimeout > .zero else {
             throw ValidationError("invalid --timeout '\(timeout)' (examples: 5s, 500ms, 1m, 2.5)")
         }
-        return SynodClientConfiguration(
+        var configuration = SynodClientConfiguration(
             endpoints: list,
             requestTimeout: requestTimeout,
             attemptTimeout: min(requestTimeout, .seconds(2))
         )
+        if (cert == nil) != (key == nil) { throw ValidationError("--cert and --key go together") }
+        if cacert != nil || cert != nil || insecureSkipTlsVerify || list.contains(where: { $0.hasPrefix("https://") }) {
+            configuration.tls = SynodClientTLS(caFile: cacert, certFile: cert, keyFile: key, insecureSkipVerify: insecureSkipTlsVerify)
+        }
+        if let user {
+            let parts = user.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            if parts.count == 2 {
+                configuration.credentials = (parts[0], parts[1])
+            } else if let password {
+                configuration.credentials = (user, password)
+            } else if askPassword {
+                guard let typed = readPassword(prompt: "Password: ") else { throw ValidationError("--user \(user): no password given") }
+                configuration.credentials = (user, typed)
+            }
+        }
+        return configuration
     }
 
     /// Connects, runs `body`, and turns every failure into one `Error: ...` line on stderr and a
@@ -155,4 +184,10 @@ func humanBytes(_ count: Int64) -> String {
     let exponent = min(Int((log(value) / log(1000)).rounded(.down)), units.count - 1)
     let scaled = (value / pow(1000, Double(exponent)) * 10 + 0.5).rounded(.down) / 10
     return String(format: scaled < 10 ? "%.1f" : "%.0f", scaled) + " " + units[exponent]
+}
+
+/// Reads a password from the terminal without echo (or a line from stdin when not a terminal).
+func readPassword(prompt: String) -> String? {
+    if isatty(STDIN_FILENO) == 1, let typed = getpass(prompt) { return String(cString: typed) }
+    return readLine(strippingNewline: true)
 }

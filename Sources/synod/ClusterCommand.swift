@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SynodProcess
+import SynodServer
 
 /// `synod cluster` (and `synod` with no arguments): a local 3-node cluster in one command.
 struct ClusterCommand: AsyncParsableCommand {
@@ -17,14 +18,19 @@ struct ClusterCommand: AsyncParsableCommand {
     var basePort: Int = 2379
     @Option(help: "Log level for the members.")
     var logLevel: String = "info"
+    @Flag(help: ArgumentHelp(
+        "Mutual TLS on the client and peer ports: makes a CA and certificates in <data-dir>/pki (kept across restarts).",
+        discussion: "Members require client certificates (--client-cert-auth, --peer-client-cert-auth); pki/root.crt and pki/client.crt are client certificates for the users root and client."))
+    var tls = false
 
     struct Member {
         var name: String
         var clientPort: Int
         var peerPort: Int
         var metricsPort: Int
-        var clientURL: String { "http://127.0.0.1:\(clientPort)" }
-        var peerURL: String { "http://127.0.0.1:\(peerPort)" }
+        var scheme = "http"
+        var clientURL: String { "\(scheme)://127.0.0.1:\(clientPort)" }
+        var peerURL: String { "\(scheme)://127.0.0.1:\(peerPort)" }
     }
 
     func validate() throws {
@@ -37,7 +43,8 @@ struct ClusterCommand: AsyncParsableCommand {
     var members: [Member] {
         (0..<nodes).map { i in
             let port = i == 0 ? basePort : basePort + (i + 1) * 10000
-            return Member(name: "n\(i + 1)", clientPort: port, peerPort: port + 1, metricsPort: port + 2)
+            return Member(name: "n\(i + 1)", clientPort: port, peerPort: port + 1, metricsPort: port + 2,
+                          scheme: tls ? "https" : "http")
         }
     }
 
@@ -46,6 +53,10 @@ struct ClusterCommand: AsyncParsableCommand {
         let members = self.members
         let initialCluster = members.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ",")
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        let pki = URL(fileURLWithPath: dataDir).standardizedFileURL.path + "/pki"
+        if tls {
+            try LocalPKI.write(directory: pki, members: members.map(\.name), clientUsers: ["root", "client"])
+        }
         let registry = ChildRegistry.shared
         var children: [ChildProcess] = []
         for member in members {
@@ -57,7 +68,12 @@ struct ClusterCommand: AsyncParsableCommand {
                 "--listen-client-urls", member.clientURL, "--advertise-client-urls", member.clientURL,
                 "--listen-peer-urls", member.peerURL, "--initial-cluster", initialCluster,
                 "--listen-metrics-urls", "http://127.0.0.1:\(member.metricsPort)", "--log-level", logLevel,
-            ], logPath: logPath)
+            ] + (tls ? [
+                "--cert-file", "\(pki)/\(member.name).crt", "--key-file", "\(pki)/\(member.name).key",
+                "--trusted-ca-file", "\(pki)/ca.crt", "--client-cert-auth",
+                "--peer-cert-file", "\(pki)/\(member.name).crt", "--peer-key-file", "\(pki)/\(member.name).key",
+                "--peer-trusted-ca-file", "\(pki)/ca.crt", "--peer-client-cert-auth",
+            ] : []), logPath: logPath)
             do {
                 children.append(try registry.launch(command, name: member.name))
             } catch .cannotStart(_, let underlying) {
@@ -67,14 +83,18 @@ struct ClusterCommand: AsyncParsableCommand {
             }
         }
         let endpoints = members.map(\.clientURL).joined(separator: ",")
+        let certificates = tls ? " --cacert=\(pki)/ca.crt --cert=\(pki)/client.crt --key=\(pki)/client.key" : ""
         print("""
             Synod: \(nodes)-node local cluster started (data and logs in \(dataDir)/).
               client endpoints: \(endpoints)
               metrics/health:   \(members.map { "http://127.0.0.1:\($0.metricsPort)/metrics" }.joined(separator: " "))
+            """ + (tls ? """
+              TLS:              mutual, on client and peer ports; CA and certificates in \(pki)/
+            """ : "") + """
             Talk to it with etcdctl or synod, e.g.:
-              ETCDCTL_API=3 etcdctl --endpoints=\(endpoints) put greeting hello
-              synod get greeting --endpoints=\(endpoints)
-              synod status --endpoints=\(endpoints)
+              ETCDCTL_API=3 etcdctl --endpoints=\(endpoints)\(certificates) put greeting hello
+              synod get greeting --endpoints=\(endpoints)\(certificates)
+              synod status --endpoints=\(endpoints)\(certificates)
             Press Ctrl-C to stop.
             """)
         let reason: String

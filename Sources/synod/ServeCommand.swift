@@ -75,6 +75,46 @@ struct ServeCommand: AsyncParsableCommand {
     var eventLoopThreads: Int = 0
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
+
+    // TLS, as etcd names the flags (https:// client or peer URLs need them).
+    @Option(help: "Client port: PEM certificate (chain) this member presents.")
+    var certFile: String?
+    @Option(help: "Client port: PEM private key of --cert-file.")
+    var keyFile: String?
+    @Option(help: "Client port: PEM CA bundle that client certificates must chain to.")
+    var trustedCaFile: String?
+    @Option(help: "Client port: require a client certificate signed by --trusted-ca-file (true or false; bare flag = true).")
+    var clientCertAuth: Bool = false
+    @Option(help: "Client port: certificate revocation list (PEM or DER); certificates it lists are refused.")
+    var clientCrlFile: String?
+    @Option(help: "Client port: a self-signed certificate made in the data directory (for tests; bare flag = true).")
+    var autoTls: Bool = false
+    @Option(help: "Peer port: PEM certificate (chain) this member presents to other members, both ways.")
+    var peerCertFile: String?
+    @Option(help: "Peer port: PEM private key of --peer-cert-file.")
+    var peerKeyFile: String?
+    @Option(help: "Peer port: PEM CA bundle that members' certificates must chain to.")
+    var peerTrustedCaFile: String?
+    @Option(help: "Peer port: require a member certificate signed by --peer-trusted-ca-file (bare flag = true).")
+    var peerClientCertAuth: Bool = false
+    @Option(help: "Peer port: certificate revocation list (PEM or DER).")
+    var peerCrlFile: String?
+    @Option(help: "Peer port: the common names member certificates may have (comma-separated; default any).")
+    var peerCertAllowedCn: String?
+    @Option(help: "Peer port: self-signed certificates, no verification (for tests; bare flag = true).")
+    var peerAutoTls: Bool = false
+    @Option(help: "Allowed TLS cipher suites, IANA names, comma-separated (default: the TLS library's).")
+    var cipherSuites: String?
+    @Option(help: "Lowest TLS version accepted: TLS1.2 or TLS1.3.")
+    var tlsMinVersion: String = "TLS1.2"
+
+    // Auth (etcd's Auth service).
+    @Option(help: "Seconds an Authenticate token stays valid (etcd's --auth-token-ttl).")
+    var authTokenTtl: Int = 300
+    @Option(help: "bcrypt cost of stored password hashes, 4...16 (etcd's --bcrypt-cost).")
+    var bcryptCost: Int = 10
+    @Option(help: "Token kind; only 'simple' is accepted (Synod's tokens are signed and valid on every member).")
+    var authToken: String = "simple"
     @Option(help: "YAML or TOML file with the same keys as these flags.")
     var configFile: String?
 
@@ -84,7 +124,30 @@ struct ServeCommand: AsyncParsableCommand {
         "listen-metrics-urls", "heartbeat-interval", "election-timeout", "max-request-bytes", "read-mode", "pre-vote",
         "snapshot-count", "log-level", "experimental-watch-progress-notify-interval",
         "experimental-corrupt-check-time", "grpc-transport", "event-loop-threads",
+        "cert-file", "key-file", "trusted-ca-file", "client-cert-auth", "client-crl-file", "auto-tls",
+        "peer-cert-file", "peer-key-file", "peer-trusted-ca-file", "peer-client-cert-auth", "peer-crl-file",
+        "peer-cert-allowed-cn", "peer-auto-tls", "cipher-suites", "tls-min-version",
+        "auth-token-ttl", "bcrypt-cost", "auth-token",
     ]
+
+    /// Flags etcd lets stand alone for true (`--client-cert-auth`); Synod's take a value, so a
+    /// bare one gets `true` (and `--client-cert-auth=false` works as in etcd).
+    static let bareBooleanFlags: Set<String> = ["--client-cert-auth", "--peer-client-cert-auth", "--auto-tls", "--peer-auto-tls"]
+
+    static func normalizedArguments(_ arguments: [String]) -> [String] {
+        var result: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            result.append(argument)
+            if bareBooleanFlags.contains(argument) {
+                let next = index + 1 < arguments.count ? arguments[index + 1] : nil
+                if next != "true" && next != "false" { result.append("true") }
+            }
+            index += 1
+        }
+        return result
+    }
 
     var serveConfiguration: ServeConfiguration {
         var c = ServeConfiguration()
@@ -108,6 +171,29 @@ struct ServeCommand: AsyncParsableCommand {
         c.corruptCheckTime = corruptCheckTime
         c.grpcTransport = grpcTransport
         c.eventLoopThreads = eventLoopThreads
+        c.clientTLS.certFile = certFile
+        c.clientTLS.keyFile = keyFile
+        c.clientTLS.trustedCAFile = trustedCaFile
+        c.clientTLS.clientCertAuth = clientCertAuth
+        c.clientTLS.crlFile = clientCrlFile
+        c.clientTLS.autoTLS = autoTls
+        c.peerTLS.certFile = peerCertFile
+        c.peerTLS.keyFile = peerKeyFile
+        c.peerTLS.trustedCAFile = peerTrustedCaFile
+        c.peerTLS.clientCertAuth = peerClientCertAuth
+        c.peerTLS.crlFile = peerCrlFile
+        c.peerTLS.autoTLS = peerAutoTls
+        c.peerTLS.allowedCommonNames = (peerCertAllowedCn ?? "").split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }.filter { !$0.isEmpty }
+        let suites = (cipherSuites ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        c.clientTLS.cipherSuites = suites
+        c.peerTLS.cipherSuites = suites
+        c.clientTLS.minimumVersion = tlsMinVersion
+        c.peerTLS.minimumVersion = tlsMinVersion
+        c.authTokenTTLSeconds = authTokenTtl
+        c.bcryptCost = bcryptCost
+        c.authTokenKind = authToken
         return c
     }
 
@@ -116,7 +202,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard let configFile else { return self }
         let values = try ConfigFile.load(path: configFile)
         try ConfigFile.validate(values, allowedKeys: Self.configKeys, path: configFile)
-        let explicit = Array(CommandLine.arguments.drop { $0 != "serve" }.dropFirst())
+        let explicit = Self.normalizedArguments(Array(CommandLine.arguments.drop { $0 != "serve" }.dropFirst()))
         let merged = try ConfigFile.merge(fileValues: values, into: explicit, path: configFile)
         var command: ServeCommand
         do {

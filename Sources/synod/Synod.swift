@@ -20,4 +20,10 @@ struct Synod: AsyncParsableCommand {
         ],
         defaultSubcommand: ClusterCommand.self
     )
+
+    /// etcd's bare boolean flags (`--client-cert-auth`) become `--client-cert-auth true`
+    /// before parsing (see `ServeCommand.normalizedArguments`).
+    static func main() async {
+        await main(ServeCommand.normalizedArguments(Array(CommandLine.arguments.dropFirst())))
+    }
 }

@@ -147,7 +147,7 @@ final class ClientEndpointTests: XCTestCase {
     func testRejectedForms() {
         let bad = [
             "", "127.0.0.1", "http://127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1:23a",
-            "https://127.0.0.1:2379", "unix:///tmp/sock", "::1:2379", "[::1]2379", "[::1:2379",
+            "unix:///tmp/sock", "::1:2379", "[::1]2379", "[::1:2379",
             "http://127.0.0.1:2379/v3", "bad host:2379", "300.1.1.1:2379", ":2379",
         ]
         for text in bad {
@@ -158,6 +158,17 @@ final class ClientEndpointTests: XCTestCase {
                 XCTAssertEqual(endpoint, text)
             }
         }
+    }
+
+    func testHTTPSEndpointNeedsTLSSettings() throws {
+        XCTAssertTrue(try SynodEndpoint(parsing: "https://127.0.0.1:2379").isHTTPS)
+        XCTAssertFalse(try SynodEndpoint(parsing: "127.0.0.1:2379").isHTTPS)
+        XCTAssertThrowsError(try SynodClient(configuration: .init(endpoints: ["https://127.0.0.1:2379"]))) { error in
+            XCTAssertTrue("\(error)".contains("https:// needs TLS settings"), "\(error)")
+        }
+        var configuration = SynodClientConfiguration(endpoints: ["https://127.0.0.1:2379"])
+        configuration.tls = SynodClientTLS(insecureSkipVerify: true)
+        XCTAssertNoThrow(try SynodClient(configuration: configuration))
     }
 
     func testClientValidatesConfiguration() {

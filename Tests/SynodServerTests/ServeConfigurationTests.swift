@@ -52,9 +52,31 @@ final class ServeConfigurationTests: XCTestCase {
     func testEveryBadSettingGetsOneClearLine() {
         XCTAssertEqual(error { $0.name = "n9" }, "--name 'n9' is not in --initial-cluster (n1, n2, n3)")
         XCTAssertEqual(error { $0.listenClientURLs = "127.0.0.1:2379" },
-                       "--listen-client-urls: '127.0.0.1:2379' is not a URL like http://127.0.0.1:2379")
-        XCTAssertEqual(error { $0.listenPeerURLs = "https://127.0.0.1:22380" },
-                       "--listen-peer-urls: https://127.0.0.1:22380: TLS is not supported yet; use http://")
+                       "--listen-client-urls: '127.0.0.1:2379' is not a URL like http://127.0.0.1:2379 or https://127.0.0.1:2379")
+        XCTAssertEqual(error { $0.listenClientURLs = "https://127.0.0.1:22379" },
+                       "--listen-client-urls: https://127.0.0.1:22379 is https:// but --cert-file and --key-file are not both given (or use --auto-tls)")
+        XCTAssertEqual(error { $0.peerTLS.certFile = "/etc/hostname" },
+                       "--listen-peer-urls: http://127.0.0.1:22380 is http:// but TLS flags are given (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth or --peer-auto-tls): use https:// or drop them")
+        XCTAssertEqual(error {
+            $0.listenPeerURLs = "https://127.0.0.1:22380"
+            $0.peerTLS.autoTLS = true
+        }, "--initial-cluster: member n1 has http://127.0.0.1:2380 but --listen-peer-urls is https://127.0.0.1:22380: every peer URL must be http:// or every one https://")
+        XCTAssertEqual(error {
+            $0.listenClientURLs = "https://127.0.0.1:22379"
+            $0.clientTLS.certFile = "/etc/hostname"
+            $0.clientTLS.keyFile = "/etc/hostname"
+            $0.clientTLS.clientCertAuth = true
+        }, "--client-cert-auth needs --trusted-ca-file (the CA that signs the certificates to accept)")
+        XCTAssertEqual(error {
+            $0.listenClientURLs = "https://127.0.0.1:22379"
+            $0.clientTLS.autoTLS = true
+            $0.clientTLS.cipherSuites = ["TLS_NULL"]
+        }, "--cipher-suites: unknown cipher suite 'TLS_NULL' (use IANA names such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)")
+        XCTAssertEqual(error {
+            $0.listenClientURLs = "https://127.0.0.1:22379"
+            $0.clientTLS.certFile = "/nonexistent/cert.pem"
+            $0.clientTLS.keyFile = "/etc/hostname"
+        }, "--cert-file: cannot read /nonexistent/cert.pem")
         XCTAssertEqual(error { $0.listenPeerURLs = "http://127.0.0.1:99999" },
                        "--listen-peer-urls: 'http://127.0.0.1:99999' needs a host and a port between 1 and 65535")
         XCTAssertEqual(error { $0.initialCluster = "n1=http://127.0.0.1:2380,n2" },

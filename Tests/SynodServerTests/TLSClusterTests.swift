@@ -1,0 +1,141 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import SynodClient
+import XCTest
+@testable import SynodServer
+
+/// Mutual TLS on the client and peer ports of an in-process cluster, with certificates made
+/// by `LocalPKI` (as `synod cluster --tls` makes them).
+final class TLSClusterTests: XCTestCase {
+    /// Turns the cluster's URLs into https:// and gives every member its certificate.
+    private func secure(_ cluster: InProcessCluster, pki: String, requireClientCertificates: Bool = true) {
+        for i in cluster.configurations.indices {
+            var c = cluster.configurations[i]
+            let https = { (url: String) in url.replacingOccurrences(of: "http://", with: "https://") }
+            c.listenClientURLs = https(c.listenClientURLs)
+            c.listenPeerURLs = https(c.listenPeerURLs)
+            c.initialCluster = c.initialCluster.map(https)
+            for tls in [\ServeConfiguration.clientTLS, \ServeConfiguration.peerTLS] {
+                c[keyPath: tls].certFile = "\(pki)/\(c.name).crt"
+                c[keyPath: tls].keyFile = "\(pki)/\(c.name).key"
+                c[keyPath: tls].trustedCAFile = "\(pki)/ca.crt"
+                c[keyPath: tls].clientCertAuth = requireClientCertificates
+            }
+            cluster.configurations[i] = c
+        }
+    }
+
+    private func client(_ cluster: InProcessCluster, pki: String, user: String?) -> SynodClientConfiguration {
+        var configuration = SynodClientConfiguration(endpoints: cluster.endpoints, requestTimeout: .seconds(4))
+        configuration.tls = SynodClientTLS(caFile: "\(pki)/ca.crt", certFile: user.map { "\(pki)/\($0).crt" },
+                                           keyFile: user.map { "\(pki)/\($0).key" })
+        return configuration
+    }
+
+    func testMutualTLSClusterServesOnlyClientsWithCertificates() async throws {
+        let cluster = try InProcessCluster(nodes: 3)
+        let pki = cluster.root + "/pki"
+        try LocalPKI.write(directory: pki, members: ["n1", "n2", "n3"], clientUsers: ["alice"])
+        secure(cluster, pki: pki)
+        for i in 0..<3 { try cluster.start(i) }
+        defer { Task { await cluster.stopAll() } }
+
+        // The members elected a leader over mutual TLS and serve a client with a certificate.
+        try await withSynodClient(client(cluster, pki: pki, user: "alice")) { client in
+            _ = try await client.put("tls/key", "over tls")
+            let response = try await client.get("tls/key")
+            XCTAssertEqual(response.kvs.first.map { String(decoding: $0.value, as: UTF8.self) }, "over tls")
+        }
+        // Without a client certificate the handshake is refused, on every member.
+        var anonymous = client(cluster, pki: pki, user: nil)
+        anonymous.requestTimeout = .seconds(2)
+        do {
+            try await withSynodClient(anonymous) { client in _ = try await client.get("tls/key") }
+            XCTFail("a client without a certificate was served")
+        } catch let error as SynodClientError {
+            guard case .unavailable = error else { return XCTFail("\(error)") }
+        }
+        // Plaintext HTTP/2 to the TLS port is not served either.
+        var plaintext = SynodClientConfiguration(endpoints: cluster.endpoints.map { $0.replacingOccurrences(of: "https://", with: "http://") },
+                                                 requestTimeout: .seconds(2))
+        plaintext.tls = nil
+        do {
+            try await withSynodClient(plaintext) { client in _ = try await client.get("tls/key") }
+            XCTFail("a plaintext client was served on the TLS port")
+        } catch let error as SynodClientError {
+            guard case .unavailable = error else { return XCTFail("\(error)") }
+        }
+    }
+
+    func testCertificateFilesAreReloadedForNewConnections() async throws {
+        let cluster = try InProcessCluster(nodes: 1)
+        let pki = cluster.root + "/pki"
+        try LocalPKI.write(directory: pki, members: ["n1"], clientUsers: [])
+        secure(cluster, pki: pki, requireClientCertificates: false)
+        try cluster.start(0)
+        defer { Task { await cluster.stopAll() } }
+        guard let port = try cluster.configurations[0].validate().clientListen.port as Int? else { return }
+        try await eventually { try await self.servedCommonName(port: port, caFile: "\(pki)/ca.crt") == "n1" }
+
+        // Replace the member's certificate (same CA, another name) while it runs.
+        let ca = try CertificateAuthority(certificatePEM: String(contentsOfFile: "\(pki)/ca.crt", encoding: .utf8),
+                                          privateKeyPEM: String(contentsOfFile: "\(pki)/ca.key", encoding: .utf8))
+        let renewed = try ca.issue(commonName: "n1-renewed", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"])
+        try LocalPKI.save(renewed, certificate: "\(pki)/n1.crt", key: "\(pki)/n1.key")
+        try await eventually { try await self.servedCommonName(port: port, caFile: "\(pki)/ca.crt") == "n1-renewed" }
+
+        // A broken file keeps the last good certificate.
+        try Data("not a certificate".utf8).write(to: URL(fileURLWithPath: "\(pki)/n1.crt"))
+        try await Task.sleep(for: .milliseconds(1_200))
+        let served = try await servedCommonName(port: port, caFile: "\(pki)/ca.crt")
+        XCTAssertEqual(served, "n1-renewed")
+    }
+
+    /// The common name of the certificate served on `port` (a TLS handshake, then close).
+    private func servedCommonName(port: Int, caFile: String) async throws -> String? {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .file(caFile)
+        configuration.applicationProtocols = ["h2"]
+        let context = try NIOSSLContext(configuration: configuration)
+        let group = MultiThreadedEventLoopGroup.singleton
+        let promise = group.next().makePromise(of: String?.self)
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let ssl = try NIOSSLClientHandler(context: context, serverHostname: nil)
+                    try channel.pipeline.syncOperations.addHandler(ssl)
+                    try channel.pipeline.syncOperations.addHandler(HandshakeReporter(promise: promise))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        defer { channel.close(promise: nil) }
+        return try await promise.futureResult.get()
+    }
+
+    private func eventually(_ condition: @escaping () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if (try? await condition()) == true { return }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        XCTFail("condition not met within 10 s")
+    }
+}
+
+/// Reports the server certificate's common name once the handshake completed.
+private final class HandshakeReporter: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = NIOAny
+    let promise: EventLoopPromise<String?>
+    init(promise: EventLoopPromise<String?>) { self.promise = promise }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let ssl = try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self),
+           let der = try? ssl.peerCertificate?.toDERBytes() {
+            promise.succeed(CertificateAuthority.commonName(derEncoded: der))
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { promise.fail(error) }
+}
