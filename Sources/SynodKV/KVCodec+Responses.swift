@@ -56,6 +56,9 @@ extension KVError {
     static let allCases: [KVError] = [
         .emptyKey, .keyNotFound, .valueProvided, .leaseProvided, .leaseNotFound, .leaseExists,
         .leaseTTLTooLarge, .compacted, .futureRevision, .duplicateKey, .tooManyOperations, .malformedCommand,
+        .rootUserNotExist, .rootRoleNotExist, .userAlreadyExists, .userEmpty, .userNotFound, .roleAlreadyExists,
+        .roleNotFound, .roleEmpty, .authFailed, .permissionNotGiven, .permissionDenied, .roleNotGranted,
+        .permissionNotGranted, .authNotEnabled, .invalidAuthToken, .invalidAuthManagement, .authOldRevision,
     ]
 
     /// Stable wire tag: the position in `allCases` (append new errors at the end).
