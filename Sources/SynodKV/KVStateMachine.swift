@@ -1,3 +1,4 @@
+import SynodBytes
 import SynodCore
 
 /// The replicated state machine: the key space plus the session table, fed committed
@@ -94,7 +95,7 @@ public struct KVStateMachine: Hashable, Sendable {
     /// Records this replica's hash at check `id` (this point of the log). The server then
     /// reports it with `integrityReport`.
     public mutating func applyIntegrityCheck(id: UInt64) {
-        integrityRecords.append(IntegrityRecord(id: id, revision: store.revision, hash: store.integrityHash))
+        integrityRecords.append(IntegrityRecord(id: id, revision: store.revision, hash: integrityHash))
         if integrityRecords.count > Self.integrityRecordsMax {
             integrityRecords.removeFirst(integrityRecords.count - Self.integrityRecordsMax)
         }
@@ -135,6 +136,22 @@ public struct KVStateMachine: Hashable, Sendable {
             }
         }
         return newlyAlarmed
+    }
+
+    /// The integrity check's state hash: the key space's (`KVStore.integrityHash`, O(1)) and,
+    /// once auth has ever changed, the auth store's (O(users + roles)). A state whose auth
+    /// store was never touched hashes as it did before auth existed, so members of older
+    /// builds agree with this one.
+    public var integrityHash: UInt64 {
+        let keySpace = store.integrityHash
+        if auth == AuthStore() { return keySpace }
+        var writer = LittleEndianWriter()
+        writer.authStore(auth)
+        var hash = XXHash64()
+        hash.combine(writer.bytes)
+        var z = keySpace ^ (hash.value &* 0x9e37_79b9_7f4a_7c15)
+        z = (z ^ (z >> 33)) &* 0xc4ce_b9fe_1a85_ec53
+        return z ^ (z >> 33)
     }
 
     /// Applies a decoded command without session bookkeeping.
