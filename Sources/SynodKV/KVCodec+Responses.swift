@@ -44,6 +44,7 @@ extension LittleEndianWriter {
             case .leaseKeepAlive(let id, let ttl, let revision): writeUInt8(6); writeInt64(id); writeInt64(ttl); writeInt64(revision)
             case .publishMember(let revision): writeUInt8(7); writeInt64(revision)
             case .maintenance(let revision): writeUInt8(8); writeInt64(revision)
+            case .auth(let revision): writeUInt8(9); writeInt64(revision)
             }
         case .failure(let error):
             writeUInt8(1)
@@ -56,6 +57,9 @@ extension KVError {
     static let allCases: [KVError] = [
         .emptyKey, .keyNotFound, .valueProvided, .leaseProvided, .leaseNotFound, .leaseExists,
         .leaseTTLTooLarge, .compacted, .futureRevision, .duplicateKey, .tooManyOperations, .malformedCommand,
+        .rootUserNotExist, .rootRoleNotExist, .userAlreadyExists, .userEmpty, .userNotFound, .roleAlreadyExists,
+        .roleNotFound, .roleEmpty, .authFailed, .permissionNotGiven, .permissionDenied, .roleNotGranted,
+        .permissionNotGranted, .authNotEnabled, .invalidAuthToken, .invalidAuthManagement, .authOldRevision,
     ]
 
     /// Stable wire tag: the position in `allCases` (append new errors at the end).
@@ -105,6 +109,7 @@ extension LittleEndianReader {
             case 6: return .success(.leaseKeepAlive(id: try i64(), ttlSeconds: try i64(), revision: try i64()))
             case 7: return .success(.publishMember(revision: try i64()))
             case 8: return .success(.maintenance(revision: try i64()))
+            case 9: return .success(.auth(revision: try i64()))
             default: throw .invalid
             }
         case 1:

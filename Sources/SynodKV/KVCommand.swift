@@ -32,12 +32,26 @@ public enum KVCommand: Hashable, Sendable {
     /// etcd's alarms (Maintenance.Alarm): raised and cleared through the log so every member
     /// reports the same set.
     case alarm(action: AlarmAction, member: AlarmMember)
+    /// A change to users, roles, permissions or whether auth is enabled (etcd's `Auth*`
+    /// requests). While auth is enabled it must come `authorized` by a user with the role
+    /// `root`.
+    case auth(AuthCommand)
+    /// A client's write with the caller the server authenticated: `user` and the auth revision
+    /// `authRevision` its token carries. When it applies with auth enabled, the caller's
+    /// permissions are checked against the auth state of that moment (`AuthStore`); with auth
+    /// disabled `command` applies as is. `command` is never itself `authorized`.
+    indirect case authorized(user: String, authRevision: UInt64, command: KVCommand)
 
     /// Format version written as the first byte.
     ///
     /// Layout v1: `[version: u8][tag: u8][body]`, tags put=0, deleteRange=1, txn=2, compact=3,
     /// leaseGrant=4, leaseRevoke=5, leaseKeepAlive=6, publishMember=7, integrityCheck=8, alarm=9,
-    /// integrityReportFNV=10 (the report tag before state hashes used XXH64), integrityReport=11; bodies use `LittleEndianWriter`'s primitives in field order.
+    /// integrityReportFNV=10 (the report tag before state hashes used XXH64), integrityReport=11,
+    /// auth=12 (body: `AuthCommand`'s, see `LittleEndianWriter.authCommand`), authorized=13
+    /// (body: `[user string][authRevision u64][command data]`, the data being the inner
+    /// command's whole encoding, version byte included); bodies use `LittleEndianWriter`'s
+    /// primitives in field order. Tags 12 and 13 were added without a version change: older
+    /// builds never wrote them.
     public static let encodingVersion: UInt8 = 1
 
     /// The versioned binary encoding.
@@ -62,6 +76,10 @@ public enum KVCommand: Hashable, Sendable {
             writer.writeUInt8(10); writer.writeUInt64(checkID); writer.writeUInt64(memberID); writer.writeUInt64(hash); writer.writeUInt64(voters)
         case .alarm(let action, let member):
             writer.writeUInt8(9); writer.writeUInt8(action.rawValue); writer.writeUInt64(member.memberID); writer.writeUInt8(member.alarm.rawValue)
+        case .auth(let command):
+            writer.writeUInt8(12); writer.authCommand(command)
+        case .authorized(let user, let authRevision, let command):
+            writer.writeUInt8(13); writer.writeString(user); writer.writeUInt64(authRevision); writer.writeBytes(command.encoded())
         }
         return writer.bytes
     }
@@ -97,6 +115,13 @@ public enum KVCommand: Hashable, Sendable {
             let memberID = try reader.u64()
             guard let alarm = AlarmType(rawValue: try reader.u8()), alarm != .none else { throw .invalid }
             self = .alarm(action: action, member: AlarmMember(memberID: memberID, alarm: alarm))
+        case 12: self = .auth(try reader.authCommand())
+        case 13:
+            let user = try reader.authText()
+            let authRevision = try reader.u64()
+            let inner = try KVCommand(decoding: try reader.data())
+            if case .authorized = inner { throw .invalid }
+            self = .authorized(user: user, authRevision: authRevision, command: inner)
         default: throw .invalid
         }
         try reader.finish()
@@ -116,6 +141,9 @@ public enum KVResponse: Hashable, Sendable {
     case publishMember(revision: Int64)
     /// Integrity checks and alarm changes: nothing but the header revision.
     case maintenance(revision: Int64)
+    /// An applied `AuthCommand`: nothing but the header revision (the key space's; the auth
+    /// revision is `AuthStore.revision`).
+    case auth(revision: Int64)
 
     /// The response header's revision: the store's revision once the command applied.
     public var revision: Int64 {
@@ -129,6 +157,7 @@ public enum KVResponse: Hashable, Sendable {
         case .leaseKeepAlive(_, _, let revision): return revision
         case .publishMember(let revision): return revision
         case .maintenance(let revision): return revision
+        case .auth(let revision): return revision
         }
     }
 }

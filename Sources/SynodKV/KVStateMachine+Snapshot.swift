@@ -21,8 +21,11 @@ extension KVStateMachine {
     /// `[checkID u64][algorithm u8][count u32]`. The records of a v3 snapshot hold FNV-1a
     /// hashes, which this build would report as its own, so they are not restored; its
     /// report sets are restored as FNV-1a ones.
-    /// v1 snapshots (no members), v2 (no alarms, no integrity records) and v3 still decode.
-    public static let snapshotVersion: UInt8 = 4
+    /// v5 appends the auth store (`LittleEndianWriter.authStore`): `[enabled bool]
+    /// [revision u64][tokenSecret data]`, the users and the roles in name order.
+    /// v1 snapshots (no members), v2 (no alarms, no integrity records), v3 and v4 (auth
+    /// disabled, no users or roles, auth revision 1) still decode.
+    public static let snapshotVersion: UInt8 = 5
 
     /// The whole replicated state, deterministically encoded (equal states, equal bytes).
     public func snapshot() -> [UInt8] {
@@ -102,6 +105,7 @@ extension KVStateMachine {
                 writer.writeUInt64(hash)
             }
         }
+        writer.authStore(auth)
         return flush(&writer, force: true)
     }
 
@@ -115,6 +119,10 @@ extension KVStateMachine {
             for entry in 0..<history.count { size += 45 + history[entry].value.count }
         }
         size += store.leases.count * 16 + sessions.sessions.count * 96 + members.count * 256
+        size += auth.tokenSecret.count + auth.users.count * 128 + auth.roles.count * 64
+        for role in auth.roles.values {
+            for permission in role.permissions { size += 9 + permission.key.count + permission.rangeEnd.count }
+        }
         return size
     }
 
@@ -248,6 +256,7 @@ extension KVStateMachine {
                 integrityReports.append(IntegrityReports(checkID: checkID, hashes: hashes, algorithm: algorithm))
             }
         }
+        if version >= 5 { auth = try reader.authStore() }
         try reader.finish()
     }
 

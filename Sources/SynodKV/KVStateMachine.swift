@@ -1,3 +1,4 @@
+import SynodBytes
 import SynodCore
 
 /// The replicated state machine: the key space plus the session table, fed committed
@@ -48,6 +49,8 @@ public struct KVStateMachine: Hashable, Sendable {
     public internal(set) var integrityRecords: [IntegrityRecord] = []
     /// Every member's reported hash for the last few checks, oldest first.
     public internal(set) var integrityReports: [IntegrityReports] = []
+    /// Users, roles, permissions and whether auth is enabled (etcd's auth store), replicated.
+    public internal(set) var auth = AuthStore()
     /// How many integrity records (and report sets) are kept.
     public static let integrityRecordsMax = 8
 
@@ -92,7 +95,7 @@ public struct KVStateMachine: Hashable, Sendable {
     /// Records this replica's hash at check `id` (this point of the log). The server then
     /// reports it with `integrityReport`.
     public mutating func applyIntegrityCheck(id: UInt64) {
-        integrityRecords.append(IntegrityRecord(id: id, revision: store.revision, hash: store.integrityHash))
+        integrityRecords.append(IntegrityRecord(id: id, revision: store.revision, hash: integrityHash))
         if integrityRecords.count > Self.integrityRecordsMax {
             integrityRecords.removeFirst(integrityRecords.count - Self.integrityRecordsMax)
         }
@@ -135,8 +138,96 @@ public struct KVStateMachine: Hashable, Sendable {
         return newlyAlarmed
     }
 
+    /// The integrity check's state hash: the key space's (`KVStore.integrityHash`, O(1)) and,
+    /// once auth has ever changed, the auth store's (O(users + roles)). A state whose auth
+    /// store was never touched hashes as it did before auth existed, so members of older
+    /// builds agree with this one.
+    public var integrityHash: UInt64 {
+        let keySpace = store.integrityHash
+        if auth == AuthStore() { return keySpace }
+        var writer = LittleEndianWriter()
+        writer.authStore(auth)
+        var hash = XXHash64()
+        hash.combine(writer.bytes)
+        var z = keySpace ^ (hash.value &* 0x9e37_79b9_7f4a_7c15)
+        z = (z ^ (z >> 33)) &* 0xc4ce_b9fe_1a85_ec53
+        return z ^ (z >> 33)
+    }
+
     /// Applies a decoded command without session bookkeeping.
     public mutating func apply(_ command: KVCommand) -> (CommandResult, [WatchEvent]) {
+        apply(command, skippingAuthChecks: [])
+    }
+
+    /// `apply(_:)`, with the auth checks in `skipping` switched off (tests show with it that
+    /// each check is what refuses a request).
+    mutating func apply(_ command: KVCommand, skippingAuthChecks skipping: Set<AuthCheck>) -> (CommandResult, [WatchEvent]) {
+        if let error = authorizationError(command, skipping: skipping) { return (.failure(error), []) }
+        let unwrapped: KVCommand
+        if case .authorized(_, _, let inner) = command { unwrapped = inner } else { unwrapped = command }
+        return applyAuthorized(unwrapped)
+    }
+
+    /// Why `command` may not apply now, as etcd's auth layer decides it (nil: it may).
+    ///
+    /// With auth disabled every command may. With auth enabled, an `authorized` command's
+    /// caller is checked (`AuthStore`'s checks: keys need permissions, auth management and
+    /// maintenance need root, a lease grant or revoke needs credentials, compaction needs
+    /// nothing); an unwrapped client write (put, delete, txn, lease grant, auth management) has
+    /// no caller and fails with "user name is empty"; the cluster's own commands (lease expiry,
+    /// keep-alives, member publishing, integrity checks, alarms) and compaction pass.
+    ///
+    /// The server may call this before proposing to fail early; the decision that counts is
+    /// the one made when the command applies.
+    public func authorizationError(for command: KVCommand) -> KVError? {
+        authorizationError(command, skipping: [])
+    }
+
+    func authorizationError(_ command: KVCommand, skipping: Set<AuthCheck>) -> KVError? {
+        guard auth.enabled else {
+            if case .authorized(_, _, .authorized) = command { return .malformedCommand }
+            return nil
+        }
+        switch command {
+        case .put, .deleteRange, .txn, .leaseGrant, .auth:
+            return skipping.contains(.credentials) ? nil : .userEmpty
+        case .compact, .leaseRevoke, .leaseKeepAlive, .publishMember, .integrityCheck, .integrityReport,
+             .integrityReportFNV, .alarm:
+            return nil
+        case .authorized(let user, let authRevision, let inner):
+            let checker = AuthChecker(store: auth, user: user, authRevision: authRevision, skipping: skipping,
+                                      leaseKeys: { [store] id in store.attachedKeys(lease: id) })
+            switch inner {
+            case .put(let request): return checker.put(request)
+            case .deleteRange(let request): return checker.deleteRange(request)
+            case .txn(let request): return checker.txn(request)
+            case .compact: return auth.checkCompact(user: user, authRevision: authRevision)
+            case .leaseGrant: return auth.checkLeaseGrant(user: user)
+            case .leaseRevoke(let id):
+                if let error = auth.checkAuthenticated(user: user) { return error }
+                return checker.leasePuts(store.attachedKeys(lease: id))
+            case .leaseKeepAlive: return nil
+            case .auth, .publishMember, .integrityCheck, .integrityReport, .integrityReportFNV, .alarm:
+                return checker.admin()
+            case .authorized: return .malformedCommand
+            }
+        }
+    }
+
+    /// etcd's checks of a txn served without the log (read-only), with the lease keys of this
+    /// state: `AuthStore.checkTxn`.
+    public func checkTxn(user: String, authRevision: UInt64, _ request: TxnRequest) -> KVError? {
+        auth.checkTxn(user: user, authRevision: authRevision, request, leaseKeys: { [store] id in store.attachedKeys(lease: id) })
+    }
+
+    /// etcd's checks of LeaseTimeToLive with this state's lease keys: `AuthStore.checkLeaseTimeToLive`.
+    public func checkLeaseTimeToLive(user: String, authRevision: UInt64, leaseID: Int64, keysRequested: Bool) -> KVError? {
+        auth.checkLeaseTimeToLive(user: user, authRevision: authRevision, keysRequested: keysRequested,
+                                  attachedKeys: store.attachedKeys(lease: leaseID))
+    }
+
+    /// Applies a command whose caller was checked (never `authorized`).
+    private mutating func applyAuthorized(_ command: KVCommand) -> (CommandResult, [WatchEvent]) {
         do throws(KVError) {
             switch command {
             case .put(let request):
@@ -177,6 +268,11 @@ public struct KVStateMachine: Hashable, Sendable {
                 case .deactivate: alarms.remove(member)
                 }
                 return (.success(.maintenance(revision: store.revision)), [])
+            case .auth(let change):
+                try auth.apply(change)
+                return (.success(.auth(revision: store.revision)), [])
+            case .authorized:
+                return (.failure(.malformedCommand), [])
             }
         } catch {
             return (.failure(error), [])

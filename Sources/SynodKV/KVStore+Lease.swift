@@ -23,6 +23,12 @@ extension KVStore {
         return (revision, events)
     }
 
+    /// The keys attached to lease `id` in key order, nil if there is no such lease (what the
+    /// auth checks of a lease revoke, a put with a lease and a LeaseTimeToLive look at).
+    public func attachedKeys(lease id: Int64) -> [[UInt8]]? {
+        leases[id]?.keys.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+
     /// Every lease id, ascending (etcd `LeaseLeases`).
     public var leaseIDs: [Int64] { leases.keys.sorted() }
 

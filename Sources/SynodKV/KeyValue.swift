@@ -83,6 +83,27 @@ public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
     case tooManyOperations
     /// A command's bytes could not be decoded (never produced by a correct proposer).
     case malformedCommand
+    // Auth (etcd's `rpctypes.ErrGRPC…` of the same names).
+    case rootUserNotExist
+    case rootRoleNotExist
+    case userAlreadyExists
+    case userEmpty
+    case userNotFound
+    case roleAlreadyExists
+    case roleNotFound
+    case roleEmpty
+    /// Raised by the server (Authenticate), never by the state machine.
+    case authFailed
+    case permissionNotGiven
+    case permissionDenied
+    case roleNotGranted
+    case permissionNotGranted
+    /// Raised by the server (Authenticate while auth is disabled).
+    case authNotEnabled
+    /// Raised by the server (a token it cannot verify).
+    case invalidAuthToken
+    case invalidAuthManagement
+    case authOldRevision
 
     /// etcd's error string (the gRPC status message).
     public var message: String {
@@ -99,16 +120,38 @@ public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
         case .duplicateKey: return "etcdserver: duplicate key given in txn request"
         case .tooManyOperations: return "etcdserver: too many operations in txn request"
         case .malformedCommand: return "synod: malformed kv command"
+        case .rootUserNotExist: return "etcdserver: root user does not exist"
+        case .rootRoleNotExist: return "etcdserver: root user does not have root role"
+        case .userAlreadyExists: return "etcdserver: user name already exists"
+        case .userEmpty: return "etcdserver: user name is empty"
+        case .userNotFound: return "etcdserver: user name not found"
+        case .roleAlreadyExists: return "etcdserver: role name already exists"
+        case .roleNotFound: return "etcdserver: role name not found"
+        case .roleEmpty: return "etcdserver: role name is empty"
+        case .authFailed: return "etcdserver: authentication failed, invalid user ID or password"
+        case .permissionNotGiven: return "etcdserver: permission not given"
+        case .permissionDenied: return "etcdserver: permission denied"
+        case .roleNotGranted: return "etcdserver: role is not granted to the user"
+        case .permissionNotGranted: return "etcdserver: permission is not granted to the role"
+        case .authNotEnabled: return "etcdserver: authentication is not enabled"
+        case .invalidAuthToken: return "etcdserver: invalid auth token"
+        case .invalidAuthManagement: return "etcdserver: invalid auth management"
+        case .authOldRevision: return "etcdserver: revision of auth store is old"
         }
     }
 
     /// The gRPC status code etcd answers this error with (`codes.Code` numbering).
     public var grpcStatusCode: Int {
         switch self {
-        case .emptyKey, .keyNotFound, .valueProvided, .leaseProvided, .duplicateKey, .tooManyOperations:
+        case .emptyKey, .keyNotFound, .valueProvided, .leaseProvided, .duplicateKey, .tooManyOperations,
+             .userEmpty, .roleEmpty, .authFailed, .permissionNotGiven, .invalidAuthManagement, .authOldRevision:
             return 3 // InvalidArgument
         case .leaseNotFound: return 5 // NotFound
-        case .leaseExists: return 9 // FailedPrecondition
+        case .permissionDenied: return 7 // PermissionDenied
+        case .leaseExists, .rootUserNotExist, .rootRoleNotExist, .userAlreadyExists, .userNotFound, .roleAlreadyExists,
+             .roleNotFound, .roleNotGranted, .permissionNotGranted, .authNotEnabled:
+            return 9 // FailedPrecondition
+        case .invalidAuthToken: return 16 // Unauthenticated
         case .leaseTTLTooLarge, .compacted, .futureRevision: return 11 // OutOfRange
         case .malformedCommand: return 13 // Internal: a correct proposer never produces one
         }
