@@ -28,6 +28,7 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
     func memberAdd(request: Etcdserverpb_MemberAddRequest, context _: ServerContext) async throws
         -> Etcdserverpb_MemberAddResponse {
         try await context.serve("MemberAdd") {
+            try await context.requireAdmin()
             // etcd parses and sorts the URLs (types.NewURLs).
             let urls = try Self.validated(request.peerUrls).sorted()
             let taken = Set(context.node.latestMembership?.members.map(\.memberID) ?? [])
@@ -49,6 +50,7 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
     func memberRemove(request: Etcdserverpb_MemberRemoveRequest, context _: ServerContext) async throws
         -> Etcdserverpb_MemberRemoveResponse {
         try await context.serve("MemberRemove") {
+            try await context.requireAdmin()
             var out = Etcdserverpb_MemberRemoveResponse()
             (out.header, out.members) = try await reconfigure(.remove(try target(request.id)))
             return out
@@ -58,6 +60,7 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
     func memberUpdate(request: Etcdserverpb_MemberUpdateRequest, context _: ServerContext) async throws
         -> Etcdserverpb_MemberUpdateResponse {
         try await context.serve("MemberUpdate") {
+            try await context.requireAdmin()
             let id = try target(request.id)
             // etcd keeps the order given here (no NewURLs); Synod still checks they parse, since
             // peers dial them.
@@ -71,6 +74,7 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
     func memberPromote(request: Etcdserverpb_MemberPromoteRequest, context _: ServerContext) async throws
         -> Etcdserverpb_MemberPromoteResponse {
         try await context.serve("MemberPromote") {
+            try await context.requireAdmin()
             var out = Etcdserverpb_MemberPromoteResponse()
             (out.header, out.members) = try await reconfigure(.promote(try target(request.id)))
             return out

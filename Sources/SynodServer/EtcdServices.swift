@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRPCCore
 import SynodCore
@@ -37,8 +38,31 @@ struct ServiceContext: Sendable {
         }
     }
 
+    /// A client's write, proposed with the credentials of the call being served.
     func write(_ command: KVCommand, requestID: UInt64? = nil) async throws -> KVResponse {
-        try await node.write(command, requestID: requestID)
+        try await node.write(command, requestID: requestID, credentials: AuthCredentials.current)
+    }
+
+    /// etcd's `IsAdminPermitted` at the edge (cluster and maintenance calls, auth listings):
+    /// the caller needs the role root while auth is enabled. `maintenanceQuirk`: etcd 3.4
+    /// answers defragment, snapshot, hash and hashKV denials with gRPC code Unknown and
+    /// "auth: permission denied"; clients see exactly that.
+    func requireAdmin(maintenanceQuirk: Bool = false) async throws {
+        let credentials = AuthCredentials.current
+        let denied: KVError? = try await node.withState { state in
+            guard let caller = try state.kv.auth.caller(credentials) else { return nil }
+            return state.kv.auth.checkAdmin(user: caller.user)
+        }
+        guard let denied else { return }
+        if maintenanceQuirk, denied == .permissionDenied || denied == .userEmpty || denied == .userNotFound {
+            throw RPCError(code: .unknown, message: "auth: permission denied")
+        }
+        throw denied
+    }
+
+    /// The caller of the call being served, against this member's auth state (nil: auth disabled).
+    func caller(_ state: NodeState) throws -> AuthCaller? {
+        try state.kv.auth.caller(AuthCredentials.current)
     }
 }
 
@@ -68,46 +92,49 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
     var pipeline: KVPipeline { KVPipeline(context: context) }
 
     func range(request: Etcdserverpb_RangeRequest, context _: ServerContext) async throws -> Etcdserverpb_RangeResponse {
-        try await pipeline.range(request).get()
+        try await pipeline.range(request, credentials: AuthCredentials.current).get()
     }
 
     // The writes read the request metadata (for `synod-request-id`), so they implement the
     // full ServiceProtocol methods; the simple ones remain for completeness.
     func put(request: ServerRequest<Etcdserverpb_PutRequest>, context _: ServerContext) async throws
         -> ServerResponse<Etcdserverpb_PutResponse> {
-        ServerResponse(message: try await pipeline.put(request.message, requestID: RequestIdentity.requestID(request.metadata)).get(),
+        ServerResponse(message: try await pipeline.put(request.message, requestID: RequestIdentity.requestID(request.metadata),
+                                                                credentials: AuthCredentials(metadata: request.metadata)).get(),
                        metadata: [:])
     }
 
     func deleteRange(request: ServerRequest<Etcdserverpb_DeleteRangeRequest>, context _: ServerContext) async throws
         -> ServerResponse<Etcdserverpb_DeleteRangeResponse> {
         ServerResponse(message: try await pipeline.deleteRange(request.message,
-                                                                requestID: RequestIdentity.requestID(request.metadata)).get(),
+                                                                requestID: RequestIdentity.requestID(request.metadata),
+                                                                credentials: AuthCredentials(metadata: request.metadata)).get(),
                        metadata: [:])
     }
 
     func txn(request: ServerRequest<Etcdserverpb_TxnRequest>, context _: ServerContext) async throws
         -> ServerResponse<Etcdserverpb_TxnResponse> {
-        ServerResponse(message: try await pipeline.txn(request.message, requestID: RequestIdentity.requestID(request.metadata)).get(),
+        ServerResponse(message: try await pipeline.txn(request.message, requestID: RequestIdentity.requestID(request.metadata),
+                                                                credentials: AuthCredentials(metadata: request.metadata)).get(),
                        metadata: [:])
     }
 
     func put(request: Etcdserverpb_PutRequest, context _: ServerContext) async throws -> Etcdserverpb_PutResponse {
-        try await pipeline.put(request, requestID: nil).get()
+        try await pipeline.put(request, requestID: nil, credentials: AuthCredentials.current).get()
     }
 
     func deleteRange(request: Etcdserverpb_DeleteRangeRequest, context _: ServerContext) async throws
         -> Etcdserverpb_DeleteRangeResponse {
-        try await pipeline.deleteRange(request, requestID: nil).get()
+        try await pipeline.deleteRange(request, requestID: nil, credentials: AuthCredentials.current).get()
     }
 
     func txn(request: Etcdserverpb_TxnRequest, context _: ServerContext) async throws -> Etcdserverpb_TxnResponse {
-        try await pipeline.txn(request, requestID: nil).get()
+        try await pipeline.txn(request, requestID: nil, credentials: AuthCredentials.current).get()
     }
 
     func compact(request: Etcdserverpb_CompactionRequest, context _: ServerContext) async throws
         -> Etcdserverpb_CompactionResponse {
-        try await pipeline.compact(request).get()
+        try await pipeline.compact(request, credentials: AuthCredentials.current).get()
     }
 }
 
@@ -177,7 +204,13 @@ struct LeaseService: Etcdserverpb_Lease.SimpleServiceProtocol {
         -> Etcdserverpb_LeaseTimeToLiveResponse {
         try await context.serve("LeaseTimeToLive") {
             let ctx = context
+            let credentials = AuthCredentials.current
             return try await context.node.read(.linearizable) { state in
+                if let caller = try state.kv.auth.caller(credentials),
+                   let error = state.kv.checkLeaseTimeToLive(user: caller.user, authRevision: caller.authRevision,
+                                                             leaseID: request.id, keysRequested: request.keys) {
+                    throw error
+                }
                 var out = Etcdserverpb_LeaseTimeToLiveResponse()
                 out.header = ctx.header(revision: state.kv.store.revision)
                 out.id = request.id
@@ -197,7 +230,11 @@ struct LeaseService: Etcdserverpb_Lease.SimpleServiceProtocol {
         -> Etcdserverpb_LeaseLeasesResponse {
         try await context.serve("LeaseLeases") {
             let ctx = context
+            let credentials = AuthCredentials.current
             return try await context.node.read(.linearizable) { state in
+                if let caller = try state.kv.auth.caller(credentials), let error = state.kv.auth.checkLeaseGrant(user: caller.user) {
+                    throw error
+                }
                 var out = Etcdserverpb_LeaseLeasesResponse()
                 out.header = ctx.header(revision: state.kv.store.revision)
                 out.leases = state.kv.store.leaseIDs.map { id in
@@ -279,6 +316,7 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
     func defragment(request _: Etcdserverpb_DefragmentRequest, context _: ServerContext) async throws
         -> Etcdserverpb_DefragmentResponse {
         try await context.serve("Defragment") {
+            try await context.requireAdmin(maintenanceQuirk: true)
             var out = Etcdserverpb_DefragmentResponse()
             out.header = context.header(revision: 0)
             return out  // the log is compacted by snapshots; nothing to defragment
@@ -287,6 +325,7 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
 
     func hash(request _: Etcdserverpb_HashRequest, context _: ServerContext) async throws -> Etcdserverpb_HashResponse {
         try await context.serve("Hash") {
+            try await context.requireAdmin(maintenanceQuirk: true)
             let ctx = context
             return try await context.node.withState { state in
                 var out = Etcdserverpb_HashResponse()
@@ -299,6 +338,7 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
 
     func hashKV(request: Etcdserverpb_HashKVRequest, context _: ServerContext) async throws -> Etcdserverpb_HashKVResponse {
         try await context.serve("HashKV") {
+            try await context.requireAdmin(maintenanceQuirk: true)
             let ctx = context
             return try await context.node.withState { state in
                 var out = Etcdserverpb_HashKVResponse()
@@ -313,10 +353,15 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
     func snapshot(request _: Etcdserverpb_SnapshotRequest, response: RPCWriter<Etcdserverpb_SnapshotResponse>,
                   context _: ServerContext) async throws {
         try await context.serve("Snapshot") {
+            try await context.requireAdmin(maintenanceQuirk: true)
             let ctx = context
-            let (bytes, revision) = try await context.node.read(.linearizable) { state in
+            var (bytes, revision) = try await context.node.read(.linearizable) { state in
                 (state.kv.snapshot(), state.kv.store.revision)
             }
+            // As etcd's: the blob is padded to a multiple of 512 bytes and ends with the
+            // SHA-256 of everything before it, which `etcdctl snapshot save` checks.
+            bytes += [UInt8](repeating: 0, count: (512 - bytes.count % 512) % 512)
+            bytes += Array(SHA256.hash(data: bytes))
             let chunk = 32 << 10
             var offset = 0
             repeat {
@@ -336,6 +381,7 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
     func moveLeader(request: Etcdserverpb_MoveLeaderRequest, context _: ServerContext) async throws
         -> Etcdserverpb_MoveLeaderResponse {
         try await context.serve("MoveLeader") {
+            try await context.requireAdmin()
             let node = context.node
             guard try await node.withState({ $0.status.isLeader }) else {
                 throw ReconfigurationError.notLeader

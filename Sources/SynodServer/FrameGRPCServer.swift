@@ -48,6 +48,9 @@ public final class FrameGRPCServerTransport: ServerTransport, Sendable {
     struct IncomingRPC: Sendable {
         var stream: RPCStream<Inbound, Outbound>
         var context: ServerContext
+        /// The call's token and client certificate name; the services read them as
+        /// `AuthCredentials.current` (a task-local set around the call's handler).
+        var credentials = AuthCredentials.none
     }
 
     public init(host: String, port: Int, group: any EventLoopGroup, maxMessageBytes: Int,
@@ -134,7 +137,9 @@ public final class FrameGRPCServerTransport: ServerTransport, Sendable {
         // Ends on graceful shutdown (the stream is finished) or when this task is cancelled.
         await withDiscardingTaskGroup { group in
             for await rpc in rpcs {
-                group.addTask { await streamHandler(rpc.stream, rpc.context) }
+                group.addTask {
+                    await AuthCredentials.$current.withValue(rpc.credentials) { await streamHandler(rpc.stream, rpc.context) }
+                }
             }
         }
         closeAll()
@@ -215,6 +220,15 @@ final class FrameGRPCHandler: ChannelInboundHandler {
     /// header of that name is dropped).
     static let commonNameMetadataKey = "synod-tls-common-name"
 
+    /// The auth token a request carries: etcd's clients send it as `token`; the gateway's
+    /// `Authorization` header is accepted too (with or without a `Bearer ` prefix).
+    static func token(_ headers: HPACKHeaders) -> String? {
+        if let token = headers.first(name: "token"), !token.isEmpty { return token }
+        guard var value = headers.first(name: "authorization"), !value.isEmpty else { return nil }
+        if value.lowercased().hasPrefix("bearer ") { value = String(value.dropFirst(7)) }
+        return value
+    }
+
     struct StreamState {
         var buffer: ByteBuffer
         var kind: Kind
@@ -224,6 +238,8 @@ final class FrameGRPCHandler: ChannelInboundHandler {
         var message: [UInt8]?
         /// `synod-request-id` (fast path; generic calls read it from their metadata).
         var requestID: UInt64?
+        /// Token and certificate name (fast path).
+        var credentials = AuthCredentials.none
         /// A large range answer still being written (`sendPieces`), and how many of its
         /// pieces are queued below this handler, not yet written to the socket.
         var pieces: RangeResponseEncoder.Pieces?
@@ -378,6 +394,7 @@ final class FrameGRPCHandler: ChannelInboundHandler {
         if fastPath != nil, let method = KVPipeline.Method(path: path) {
             var stream = StreamState(buffer: buffer, kind: .fast(method))
             stream.requestID = headers.first(name: RequestIdentity.header).flatMap(RequestIdentity.requestID(text:))
+            stream.credentials = AuthCredentials(token: Self.token(headers), commonName: certificateCommonName)
             streams[id] = stream
         } else {
             guard let descriptor = Self.descriptor(path) else {
@@ -402,7 +419,9 @@ final class FrameGRPCHandler: ChannelInboundHandler {
                                    outbound: RPCWriter.Closable(wrapping: writer))
             let serverContext = ServerContext(descriptor: descriptor, remotePeer: remotePeer, localPeer: localPeer,
                                               cancellation: cancellation)
-            if case .terminated = rpcs.yield(FrameGRPCServerTransport.IncomingRPC(stream: stream, context: serverContext)) {
+            let credentials = AuthCredentials(token: Self.token(headers), commonName: certificateCommonName)
+            if case .terminated = rpcs.yield(FrameGRPCServerTransport.IncomingRPC(stream: stream, context: serverContext,
+                                                                                  credentials: credentials)) {
                 streams[id] = nil
                 continuation.finish()
                 return reject(id, code: .unavailable, message: "server is shutting down")
@@ -464,7 +483,7 @@ final class FrameGRPCHandler: ChannelInboundHandler {
             }
             let loop = context.eventLoop
             let bound = NIOLoopBound(self, eventLoop: loop)
-            fastPath.call(method, message: message, requestID: stream.requestID, on: loop).whenComplete { result in
+            fastPath.call(method, message: message, requestID: stream.requestID, credentials: stream.credentials, on: loop).whenComplete { result in
                 if loop.inEventLoop {
                     bound.value.answerUnary(id, result)
                 } else {

@@ -28,8 +28,8 @@ public struct KVPipeline: Sendable {
 
     // MARK: The calls
 
-    func range(_ request: Etcdserverpb_RangeRequest) -> EventLoopFuture<Etcdserverpb_RangeResponse> {
-        rangeAnswer(request).map { EtcdConversions.rangeResponse($0.response, header: $0.header) }
+    func range(_ request: Etcdserverpb_RangeRequest, credentials: AuthCredentials) -> EventLoopFuture<Etcdserverpb_RangeResponse> {
+        rangeAnswer(request, credentials: credentials).map { EtcdConversions.rangeResponse($0.response, header: $0.header) }
     }
 
     /// The store's answer to a range and the header to send with it, as the node's loop left
@@ -40,33 +40,39 @@ public struct KVPipeline: Sendable {
         var header: Etcdserverpb_ResponseHeader
     }
 
-    func rangeAnswer(_ request: Etcdserverpb_RangeRequest) -> EventLoopFuture<RangeAnswer> {
+    func rangeAnswer(_ request: Etcdserverpb_RangeRequest, credentials: AuthCredentials) -> EventLoopFuture<RangeAnswer> {
         run(.range) {
             let range = try EtcdConversions.range(request)
             let consistency: ReadConsistency = request.serializable ? .serializable : .linearizable
             let ctx = context
             return context.node.readFuture(consistency) { state in
+                // Checked against the auth state the read is served from.
+                if let caller = try state.kv.auth.caller(credentials),
+                   let error = state.kv.auth.checkRange(user: caller.user, authRevision: caller.authRevision, range) {
+                    throw error
+                }
                 let response = try state.kv.store.range(range)
                 return RangeAnswer(response: response, header: ctx.header(revision: state.kv.store.revision))
             }
         }
     }
 
-    func put(_ request: Etcdserverpb_PutRequest, requestID: UInt64?) -> EventLoopFuture<Etcdserverpb_PutResponse> {
+    func put(_ request: Etcdserverpb_PutRequest, requestID: UInt64?, credentials: AuthCredentials) -> EventLoopFuture<Etcdserverpb_PutResponse> {
         run(.put) {
             let ctx = context
-            return context.node.writeFuture(.put(EtcdConversions.put(request)), requestID: requestID).flatMapThrowing { response in
+            return context.node.writeFuture(.put(EtcdConversions.put(request)), requestID: requestID, credentials: credentials).flatMapThrowing { response in
                 guard case .put(let put) = response else { throw Self.unexpected("put") }
                 return EtcdConversions.putResponse(put, header: ctx.header(revision: put.revision))
             }
         }
     }
 
-    func deleteRange(_ request: Etcdserverpb_DeleteRangeRequest, requestID: UInt64?)
+    func deleteRange(_ request: Etcdserverpb_DeleteRangeRequest, requestID: UInt64?, credentials: AuthCredentials)
         -> EventLoopFuture<Etcdserverpb_DeleteRangeResponse> {
         run(.deleteRange) {
             let ctx = context
-            return context.node.writeFuture(.deleteRange(EtcdConversions.deleteRange(request)), requestID: requestID)
+            return context.node.writeFuture(.deleteRange(EtcdConversions.deleteRange(request)), requestID: requestID,
+                                            credentials: credentials)
                 .flatMapThrowing { response in
                     guard case .deleteRange(let delete) = response else { throw Self.unexpected("delete") }
                     return EtcdConversions.deleteResponse(delete, header: ctx.header(revision: delete.revision))
@@ -74,29 +80,33 @@ public struct KVPipeline: Sendable {
         }
     }
 
-    func txn(_ request: Etcdserverpb_TxnRequest, requestID: UInt64?) -> EventLoopFuture<Etcdserverpb_TxnResponse> {
+    func txn(_ request: Etcdserverpb_TxnRequest, requestID: UInt64?, credentials: AuthCredentials) -> EventLoopFuture<Etcdserverpb_TxnResponse> {
         run(.txn) {
             let txn = try EtcdConversions.txn(request)
             let ctx = context
             if EtcdConversions.isReadOnly(txn) {
                 // A read-only txn is a linearizable read: no log entry needed.
                 return context.node.readFuture(.linearizable) { state in
+                    if let caller = try state.kv.auth.caller(credentials),
+                       let error = state.kv.checkTxn(user: caller.user, authRevision: caller.authRevision, txn) {
+                        throw error
+                    }
                     var store = state.kv.store
                     let (response, _) = try store.txn(txn)
                     return EtcdConversions.txnResponse(response, header: ctx.header(revision: response.revision))
                 }
             }
-            return context.node.writeFuture(.txn(txn), requestID: requestID).flatMapThrowing { response in
+            return context.node.writeFuture(.txn(txn), requestID: requestID, credentials: credentials).flatMapThrowing { response in
                 guard case .txn(let result) = response else { throw Self.unexpected("txn") }
                 return EtcdConversions.txnResponse(result, header: ctx.header(revision: result.revision))
             }
         }
     }
 
-    func compact(_ request: Etcdserverpb_CompactionRequest) -> EventLoopFuture<Etcdserverpb_CompactionResponse> {
+    func compact(_ request: Etcdserverpb_CompactionRequest, credentials: AuthCredentials) -> EventLoopFuture<Etcdserverpb_CompactionResponse> {
         run(.compact) {
             let ctx = context
-            return context.node.writeFuture(.compact(revision: request.revision)).map { response in
+            return context.node.writeFuture(.compact(revision: request.revision), credentials: credentials).map { response in
                 var out = Etcdserverpb_CompactionResponse()
                 out.header = ctx.header(revision: response.revision)
                 return out
@@ -115,7 +125,8 @@ public struct KVPipeline: Sendable {
     /// Decodes a request message, runs the call and encodes its response on `loop` (the
     /// connection's, not the node's): the frame-level server's entry. A message that does not
     /// decode is an error like any other.
-    func call(_ method: Method, message: [UInt8], requestID: UInt64?, on loop: any EventLoop) -> EventLoopFuture<UnaryAnswer> {
+    func call(_ method: Method, message: [UInt8], requestID: UInt64?, credentials: AuthCredentials,
+              on loop: any EventLoop) -> EventLoopFuture<UnaryAnswer> {
         let allocator = ByteBufferAllocator()
         func encoded<M: SwiftProtobuf.Message>(_ future: EventLoopFuture<M>) -> EventLoopFuture<UnaryAnswer> {
             future.hop(to: loop).flatMapThrowing { .framed(FrameGRPCHandler.framed(try $0.serializedBytes(), allocator: allocator)) }
@@ -123,16 +134,19 @@ public struct KVPipeline: Sendable {
         do {
             switch method {
             case .range:
-                return rangeAnswer(try Etcdserverpb_RangeRequest(serializedBytes: message)).hop(to: loop).flatMapThrowing {
+                return rangeAnswer(try Etcdserverpb_RangeRequest(serializedBytes: message), credentials: credentials).hop(to: loop).flatMapThrowing {
                     var pieces = try RangeResponseEncoder.Pieces($0.response, header: $0.header)
                     if pieces.size >= RangeResponseEncoder.streamedBytesMin { return .pieces(pieces) }
                     return .framed(pieces.rest(allocator: allocator))
                 }
-            case .put: return encoded(put(try Etcdserverpb_PutRequest(serializedBytes: message), requestID: requestID))
+            case .put:
+                return encoded(put(try Etcdserverpb_PutRequest(serializedBytes: message), requestID: requestID, credentials: credentials))
             case .deleteRange:
-                return encoded(deleteRange(try Etcdserverpb_DeleteRangeRequest(serializedBytes: message), requestID: requestID))
-            case .txn: return encoded(txn(try Etcdserverpb_TxnRequest(serializedBytes: message), requestID: requestID))
-            case .compact: return encoded(compact(try Etcdserverpb_CompactionRequest(serializedBytes: message)))
+                return encoded(deleteRange(try Etcdserverpb_DeleteRangeRequest(serializedBytes: message), requestID: requestID,
+                                           credentials: credentials))
+            case .txn:
+                return encoded(txn(try Etcdserverpb_TxnRequest(serializedBytes: message), requestID: requestID, credentials: credentials))
+            case .compact: return encoded(compact(try Etcdserverpb_CompactionRequest(serializedBytes: message), credentials: credentials))
             }
         } catch {
             return failed(method, error)

@@ -469,17 +469,34 @@ public final class Node: @unchecked Sendable {
     /// Proposes a write and waits until it is applied here (or fails).
     /// `requestID` (optional) identifies the client's request across retries: attempts with the
     /// same id and payload are applied at most once.
-    public func write(_ command: KVCommand, requestID: UInt64? = nil) async throws -> KVResponse {
-        try await writeFuture(command, requestID: requestID).get()
+    public func write(_ command: KVCommand, requestID: UInt64? = nil, credentials: AuthCredentials? = nil) async throws -> KVResponse {
+        try await writeFuture(command, requestID: requestID, credentials: credentials).get()
     }
 
     /// `write` for event-loop callers (the frame-level gRPC fast path): no task, no await.
-    public func writeFuture(_ command: KVCommand, requestID: UInt64? = nil) -> EventLoopFuture<KVResponse> {
+    ///
+    /// `credentials`: a client's (nil for the cluster's own commands). While auth is enabled
+    /// the command is proposed wrapped with the caller they name (`KVCommand.authorized`), and
+    /// every member checks the caller's permissions when it applies, at the same auth
+    /// revision; credentials that name no valid caller fail here ("invalid auth token").
+    public func writeFuture(_ command: KVCommand, requestID: UInt64? = nil,
+                            credentials: AuthCredentials? = nil) -> EventLoopFuture<KVResponse> {
         let payload = command.encoded()
         if payload.count > options.maxRequestBytes { return loop.makeFailedFuture(NodeError.requestTooLarge) }
         let promise = loop.makePromise(of: KVResponse.self)
         loop.execute { [self] in
             guard !stoppedFlag else { promise.fail(NodeError.stopped); return }
+            var payload = payload
+            if let credentials, driver.kv.auth.enabled {
+                do {
+                    if let caller = try driver.kv.auth.caller(credentials) {
+                        payload = KVCommand.authorized(user: caller.user, authRevision: caller.authRevision, command: command).encoded()
+                    }
+                } catch {
+                    promise.fail(error)
+                    return
+                }
+            }
             let token = newToken()
             writePromises[token] = promise
             step(.write(token: token, payload: payload, requestID: requestID))

@@ -111,7 +111,7 @@ public final class SynodNodeServer: Service, Sendable {
         let maxMessageBytes = options.maxRequestBytes + (512 << 10)
         let services: [any RegistrableRPCService] = [
             KVService(context: context), WatchService(context: context), LeaseService(context: context),
-            ClusterService(context: context), MaintenanceService(context: context),
+            ClusterService(context: context), MaintenanceService(context: context), AuthService(context: context),
         ]
         switch options.grpcTransport {
         case .frames:

@@ -23,6 +23,20 @@ struct WatchOutboxItem: Sendable {
 /// (see `WatcherRegistry`).
 struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
     let context: ServiceContext
+    /// Why a watch could not be created, as etcd words it: auth refusals carry the gRPC status
+    /// text ("rpc error: code = PermissionDenied desc = etcdserver: permission denied"), which
+    /// etcd's clients turn back into the status.
+    static func cancelReason(_ error: any Error) -> String {
+        let rpc = EtcdConversions.rpcError(error)
+        let kv = (error as? KVError) ?? { if case .kv(let kv)? = error as? NodeError { return kv } else { return nil } }()
+        switch kv {
+        case .permissionDenied?: return "rpc error: code = PermissionDenied desc = \(rpc.message)"
+        case .invalidAuthToken?: return "rpc error: code = Unauthenticated desc = \(rpc.message)"
+        case .userEmpty?, .authOldRevision?: return "rpc error: code = InvalidArgument desc = \(rpc.message)"
+        default: return rpc.message
+        }
+    }
+
     /// Events per response message at most (a lagging watch catches up in several messages).
     static let eventsPerResponseMax = 1000
 
@@ -102,12 +116,22 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
             // A watch from a past revision first catches this member up (a read barrier), so a
             // lagging follower neither misses a compaction nor replays less history than exists.
             if create.startRevision > 0 { try await ctx.node.readBarrier(.linearizable) }
+            // READ on the whole watched range (a from-key watch included), checked once at
+            // creation as etcd does; a denied watch is created and canceled with the reason.
+            let credentials = AuthCredentials.current
+            let (key, rangeEnd) = (filter.key, filter.rangeEnd)
+            if let denied = try await ctx.node.withState({ state -> KVError? in
+                guard let caller = try state.kv.auth.caller(credentials) else { return nil }
+                return state.kv.auth.checkWatch(user: caller.user, authRevision: caller.authRevision, key: key, rangeEnd: rangeEnd)
+            }) {
+                throw denied
+            }
             start = try await ctx.node.watch(filter, startRevision: create.startRevision)
         } catch {
             created.header = ctx.header(revision: 0)
             created.created = true
             created.canceled = true
-            created.cancelReason = EtcdConversions.rpcError(error).message
+            created.cancelReason = Self.cancelReason(error)
             outbox.yield(WatchOutboxItem(response: created))
             return
         }
