@@ -31,8 +31,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.0"),
-        // bcrypt password hashes (etcd's algorithm and cost flag) for the Auth service.
-        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
     ],
     targets: [
         // The Paxos protocol as a pure state machine: the standard library and our own
@@ -92,7 +90,7 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
-                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
         // Client library speaking the etcd v3 API to Synod (or etcd).
@@ -149,6 +147,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
             ]
         ),
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore", "SynodBytes"]),

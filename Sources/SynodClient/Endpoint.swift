@@ -96,6 +96,9 @@ extension String {
     }
 }
 
+/// The gRPC transport SynodClient's connections use (for tools that make raw calls).
+public typealias SynodGRPCTransport = HTTP2ClientTransport.Posix
+
 extension SynodEndpoint {
     /// An HTTP/2 gRPC transport to this endpoint (IPv4, IPv6 or DNS), TLS when `tls` is given,
     /// reconnecting with backoff from 100 ms up to `maxBackoff`.

@@ -3,7 +3,7 @@
 ///
 /// Changed only through `AuthCommand`s applied from the log (`KVStateMachine.apply`), so every
 /// replica holds the same auth state at the same point of the log. Passwords arrive already
-/// hashed (bcrypt, computed by the server outside the state machine); tokens are the server's
+/// hashed (scrypt, computed by the server outside the state machine); tokens are the server's
 /// business, signed with `tokenSecret`, which the state machine only stores.
 public struct AuthStore: Hashable, Sendable {
     /// etcd's `root` user and role: a user holding the role `root` may do anything.
@@ -44,7 +44,7 @@ public struct AuthStore: Hashable, Sendable {
 /// One user (etcd `authpb.User`).
 public struct AuthUser: Hashable, Sendable {
     public var name: String
-    /// The bcrypt hash of the password, computed outside the state machine; empty for a user
+    /// The password hash (scrypt, `$scrypt$...`), computed outside the state machine; empty for a user
     /// added with `noPassword`.
     public var passwordHash: String
     /// etcd's `UserAddOptions.no_password`: the user can only authenticate by TLS common name.

@@ -68,7 +68,7 @@ public struct NodeOptions: Sendable {
     public var clientTLSSource: TLSContextSource?
     /// Seconds an Authenticate token stays valid.
     public var authTokenTTLSeconds = 300
-    /// bcrypt cost of new password hashes.
+    /// Cost of new password hashes (`--bcrypt-cost`; scrypt N = 2^(cost+4)).
     public var bcryptCost = 10
     /// Who this member is in a running cluster, as discovery or the data directory told it
     /// (`--initial-cluster-state existing`); nil for members of a new cluster, whose ids

@@ -50,7 +50,7 @@ public struct ServeConfiguration: Sendable, Hashable {
     public var peerTLS = TLSSettings()
     /// etcd's `--auth-token-ttl` (seconds).
     public var authTokenTTLSeconds = 300
-    /// etcd's `--bcrypt-cost`.
+    /// etcd's `--bcrypt-cost`: the cost of stored password hashes (scrypt, N = 2^(cost+4)).
     public var bcryptCost = 10
     /// etcd's `--auth-token`: `simple` (the only kind; any `simple,...` options are ignored).
     public var authTokenKind = "simple"
@@ -253,8 +253,8 @@ public struct ServeConfiguration: Sendable, Hashable {
         guard (1...86_400 * 7).contains(authTokenTTLSeconds) else {
             throw ServeConfigurationError("--auth-token-ttl: \(authTokenTTLSeconds) must be between 1 and 604800 seconds")
         }
-        guard (4...16).contains(bcryptCost) else {
-            throw ServeConfigurationError("--bcrypt-cost: \(bcryptCost) must be between 4 and 16")
+        guard (4...12).contains(bcryptCost) else {
+            throw ServeConfigurationError("--bcrypt-cost: \(bcryptCost) must be between 4 and 12 (scrypt with N = 2^(cost+4))")
         }
         guard authTokenKind == "simple" || authTokenKind.hasPrefix("simple,") else {
             throw ServeConfigurationError("--auth-token: '\(authTokenKind)' is not supported; use simple (Synod's simple tokens are signed, valid on every member)")

@@ -9,6 +9,7 @@ struct BenchCommand: ParsableCommand {
         subcommands: [
             CoreBench.self, WALBench.self, SnapshotBench.self, CompareBench.self,
             BenchPutCommand.self, BenchGetCommand.self, BenchTxnCASCommand.self, BenchMixedCommand.self, BenchWatchCommand.self,
+            AuthBenchCommand.self,
         ]
     )
 }

@@ -111,7 +111,7 @@ struct ServeCommand: AsyncParsableCommand {
     // Auth (etcd's Auth service).
     @Option(help: "Seconds an Authenticate token stays valid (etcd's --auth-token-ttl).")
     var authTokenTtl: Int = 300
-    @Option(help: "bcrypt cost of stored password hashes, 4...16 (etcd's --bcrypt-cost).")
+    @Option(help: "Cost of stored password hashes, 4...12 (etcd's flag; Synod hashes with scrypt, N = 2^(cost+4)).")
     var bcryptCost: Int = 10
     @Option(help: "Token kind; only 'simple' is accepted (Synod's tokens are signed and valid on every member).")
     var authToken: String = "simple"

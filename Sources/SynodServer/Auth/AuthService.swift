@@ -5,8 +5,8 @@ import SynodKV
 
 /// etcd's Auth service. Every change goes through the log as a `KVCommand.auth` wrapped with
 /// the caller (`Node.writeFuture` with the call's credentials), so every member applies it, and
-/// checks that the caller may make it, at the same point; passwords are hashed with bcrypt
-/// here, before proposing (the log and snapshots hold only hashes). Listings and lookups are
+/// checks that the caller may make it, at the same point; passwords are hashed (scrypt,
+/// `PasswordHasher`) here, before proposing (the log and snapshots hold only hashes). Listings and lookups are
 /// served from this member's state after a linearizable barrier.
 struct AuthService: Etcdserverpb_Auth.SimpleServiceProtocol {
     let context: ServiceContext
@@ -25,6 +25,16 @@ struct AuthService: Etcdserverpb_Auth.SimpleServiceProtocol {
             let response = try await context.write(.auth(command))
             return context.header(revision: response.revision)
         }
+    }
+
+    /// The hash to store: computed here, or one the client computed (etcd 3.5's
+    /// `hashedPassword`), which must be in Synod's own form.
+    private func hashed(_ password: String, given: String) async throws -> String {
+        guard !given.isEmpty else { return await hasher.hash(password) }
+        guard given.hasPrefix("$scrypt$"), given.utf8.count <= 512 else {
+            throw RPCError(code: .invalidArgument, message: "synod: hashedPassword must be a Synod scrypt hash ($scrypt$...); send the password instead")
+        }
+        return given
     }
 
     func authEnable(request _: Etcdserverpb_AuthEnableRequest, context _: ServerContext) async throws
@@ -55,7 +65,7 @@ struct AuthService: Etcdserverpb_Auth.SimpleServiceProtocol {
         }
     }
 
-    /// Checks the password (bcrypt, off the event loops; a password verified before is
+    /// Checks the password (scrypt, off the event loops; a password verified before is
     /// answered from a cache) and issues a token signed with the cluster's secret: valid on
     /// every member until `--auth-token-ttl` runs out or the auth state changes.
     func authenticate(request: Etcdserverpb_AuthenticateRequest, context _: ServerContext) async throws
@@ -85,7 +95,7 @@ struct AuthService: Etcdserverpb_Auth.SimpleServiceProtocol {
         let noPassword = request.hasOptions && request.options.noPassword
         var hash = ""
         if !noPassword && !request.name.isEmpty {
-            hash = request.hashedPassword.isEmpty ? await hasher.hash(request.password) : request.hashedPassword
+            hash = try await hashed(request.password, given: request.hashedPassword)
         }
         var out = Etcdserverpb_AuthUserAddResponse()
         out.header = try await change("UserAdd", .userAdd(name: request.name, passwordHash: hash, noPassword: noPassword))
@@ -134,7 +144,7 @@ struct AuthService: Etcdserverpb_Auth.SimpleServiceProtocol {
 
     func userChangePassword(request: Etcdserverpb_AuthUserChangePasswordRequest, context _: ServerContext) async throws
         -> Etcdserverpb_AuthUserChangePasswordResponse {
-        let hash = request.hashedPassword.isEmpty ? await hasher.hash(request.password) : request.hashedPassword
+        let hash = try await hashed(request.password, given: request.hashedPassword)
         var out = Etcdserverpb_AuthUserChangePasswordResponse()
         out.header = try await change("UserChangePassword", .userChangePassword(name: request.name, passwordHash: hash))
         return out

@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 import GRPCCore
-import HummingbirdBcrypt
+import CryptoExtras
 import Synchronization
 import SynodKV
 
@@ -107,23 +107,28 @@ extension AuthStore {
     }
 }
 
-/// bcrypt hashing and verification off the event loops and the task pool (a hash at etcd's
-/// default cost 10 takes tens of milliseconds), with a cache of verified passwords so that
-/// clients that authenticate again and again do not queue behind bcrypt: an entry is the
-/// SHA-256 of (stored hash, password) under a key that never leaves the process.
+/// Password hashing with scrypt (swift-crypto's, a slow, salted, memory-hard function), off
+/// the event loops and the task pool (a hash at the default cost takes tens of milliseconds),
+/// with a cache of verified passwords so that clients that authenticate again and again do not
+/// queue behind it: an entry is an HMAC of (stored hash, password) under a key that never
+/// leaves the process.
+///
+/// Stored form: `$scrypt$ln=<log2 N>,r=8,p=1$<salt>$<key>` (base64). `--bcrypt-cost` c (etcd's
+/// flag, 4...12, default 10) sets N = 2^(c+4): at 10, 16 MiB and about as slow as etcd's bcrypt.
 final class PasswordHasher: Sendable {
     let cost: Int
-    private let queue = DispatchQueue(label: "synod.bcrypt", attributes: .concurrent)
+    private let queue = DispatchQueue(label: "synod.password-hash", attributes: .concurrent)
     private let cacheKey = SymmetricKey(size: .bits256)
     private let verified = Mutex<Set<[UInt8]>>([])
     static let cacheEntriesMax = 4096
+    static let blockSize = 8
 
     init(cost: Int) { self.cost = cost }
 
     func hash(_ password: String) async -> String {
-        let cost = UInt8(clamping: cost)
+        let logN = cost + 4
         return await withCheckedContinuation { continuation in
-            queue.async { continuation.resume(returning: Bcrypt.hash(password, cost: cost)) }
+            queue.async { continuation.resume(returning: Self.scrypt(password, logN: logN)) }
         }
     }
 
@@ -131,7 +136,7 @@ final class PasswordHasher: Sendable {
         let entry = Array(HMAC<SHA256>.authenticationCode(for: Array((hash + "\u{0}" + password).utf8), using: cacheKey))
         if verified.withLock({ $0.contains(entry) }) { return true }
         let ok = await withCheckedContinuation { continuation in
-            queue.async { continuation.resume(returning: Bcrypt.verify(password, hash: hash)) }
+            queue.async { continuation.resume(returning: Self.verify(password, stored: hash)) }
         }
         if ok {
             verified.withLock { cache in
@@ -140,5 +145,35 @@ final class PasswordHasher: Sendable {
             }
         }
         return ok
+    }
+
+    static func scrypt(_ password: String, logN: Int, salt: [UInt8]? = nil) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let salt = salt ?? (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let key = derive(password, salt: salt, logN: logN) ?? []
+        return "$scrypt$ln=\(logN),r=\(blockSize),p=1$\(Data(salt).base64EncodedString())$\(Data(key).base64EncodedString())"
+    }
+
+    /// Whether `password` matches a stored `$scrypt$` hash (anything else never matches).
+    static func verify(_ password: String, stored: String) -> Bool {
+        let parts = stored.split(separator: "$", omittingEmptySubsequences: true)
+        guard parts.count == 4, parts[0] == "scrypt", parts[1].hasPrefix("ln="),
+              let logN = Int(parts[1].dropFirst(3).prefix { $0.isNumber }), (1...20).contains(logN),
+              parts[1].hasSuffix(",r=\(blockSize),p=1"),
+              let salt = Data(base64Encoded: String(parts[2])), let expected = Data(base64Encoded: String(parts[3])),
+              !expected.isEmpty, let key = derive(password, salt: Array(salt), logN: logN) else { return false }
+        // Constant time in the key's length.
+        guard key.count == expected.count else { return false }
+        var difference: UInt8 = 0
+        for (a, b) in zip(key, expected) { difference |= a ^ b }
+        return difference == 0
+    }
+
+    static func derive(_ password: String, salt: [UInt8], logN: Int) -> [UInt8]? {
+        let rounds = 1 << logN
+        guard let key = try? KDF.Scrypt.deriveKey(from: Array(password.utf8), salt: salt, outputByteCount: 32, rounds: rounds,
+                                                  blockSize: blockSize, parallelism: 1,
+                                                  maxMemory: 128 * blockSize * rounds * 2 + (1 << 20)) else { return nil }
+        return key.withUnsafeBytes { Array($0) }
     }
 }
