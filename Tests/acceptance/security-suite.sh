@@ -222,7 +222,7 @@ make_cert() {
 make_pki() {
   make_ca ca synod-test-ca && make_ca foreign-ca synod-foreign-ca || return 1
   local n
-  for n in n1 n2 n3 n4 n5 a1 a2 a3; do make_cert "$n" "$n" ca member || return 1; done
+  for n in n1 n2 n3 n4 n5 a1 a2 a3 c1; do make_cert "$n" "$n" ca member || return 1; done
   make_cert root root ca client &&
   make_cert alice alice ca client &&
   make_cert n4-foreign n4 foreign-ca member &&
@@ -294,8 +294,8 @@ PYEOF
 #   plain p1 p2 p3: http, for the auth tests 5, 6, 7, 9 (errors stay readable).
 #   ACN   a1 (+ learners a2, a3 in test 4): TLS with --peer-cert-allowed-cn
 #         synod-peer; peer certs peer-ok / peer-intruder. Test 4.
-NAMES=(n1 n2 n3 n4 n5 p1 p2 p3 a1 a2 a3)
-KINDS=(tls tls tls tls tls plain plain plain acn acn acn)
+NAMES=(n1 n2 n3 n4 n5 p1 p2 p3 a1 a2 a3 c1)
+KINDS=(tls tls tls tls tls plain plain plain acn acn acn crl)
 NMAX=${#NAMES[@]}
 declare -a CPORT PPORT PIDS CMDS EP CURL PURL ICLUSTER ISTATE PEER_CERT
 BG_PIDS=()
@@ -324,6 +324,7 @@ cluster_of() { # cluster_of I...: "name=peerURL,..." of these members
 for i in 0 1 2; do ICLUSTER[$i]=$(cluster_of 0 1 2); done
 for i in 5 6 7; do ICLUSTER[$i]=$(cluster_of 5 6 7); done
 ICLUSTER[8]=$(cluster_of 8)
+ICLUSTER[11]=$(cluster_of 11)
 
 TLS_EPS="${EP[0]},${EP[1]},${EP[2]}"
 PLAIN_EPS="${EP[5]},${EP[6]},${EP[7]}"
@@ -343,6 +344,7 @@ member_cmd() {
       --peer-trusted-ca-file "$PKI/ca.crt" --peer-client-cert-auth)
   fi
   [ "$kind" = acn ] && args+=(--peer-cert-allowed-cn "$ALLOWED_CN")
+  [ "$kind" = crl ] && args+=(--client-crl-file "$WORK/crl/crl.pem")
   if [ "$TARGET" = etcd ]; then
     printf '%s\n' "$ETCD_BIN" "${args[@]}" --heartbeat-interval 100 --election-timeout 1000 \
       --logger zap --log-level "$LOG_LEVEL"
@@ -922,6 +924,35 @@ test_10() {
   expect_contains "$T: auth status (auth disabled)" "Authentication Status: false" pctl auth status
 }
 
+
+# ---------------------------------------------------------------- C. revocation
+
+# make_crl: a CRL from the cluster CA that revokes alice's client certificate
+# (openssl ca with a throwaway database).
+make_crl() {
+  local d=$WORK/crl
+  mkdir -p "$d" && : >"$d/index.txt" && echo 1000 >"$d/crlnumber" &&
+  printf '%s\n' "[ ca ]" "default_ca = crl_ca" "[ crl_ca ]" "database = $d/index.txt" "crlnumber = $d/crlnumber" \
+    "default_md = sha256" "default_crl_days = 30" >"$d/ca.cnf" &&
+  "$OPENSSL_BIN" ca -config "$d/ca.cnf" -keyfile "$PKI/ca.key" -cert "$PKI/ca.crt" -revoke "$PKI/alice.crt" >>"$PKI_LOG" 2>&1 &&
+  "$OPENSSL_BIN" ca -config "$d/ca.cnf" -keyfile "$PKI/ca.key" -cert "$PKI/ca.crt" -gencrl -out "$d/crl.pem" >>"$PKI_LOG" 2>&1
+}
+
+# 11. --client-crl-file: c1 (single member) refuses alice's revoked client
+#     certificate and serves root's.
+test_11() {
+  local T=11-client-crl EPS=${EP[11]}
+  expect_out "$T: root's certificate (not revoked) is served" "OK" tctl_as root put t11/k v
+  run tctl_as alice get t11/k
+  check_cond "$T: alice's revoked certificate is refused" "non-zero exit" "$([ "$RC" -ne 0 ]; echo $?)" "$OUT $ERR"
+  run probe_tls idle "${CPORT[11]}" "$PKI/ca.crt" "$PKI/alice.crt" "$PKI/alice.key"
+  check_cond "$T: raw TLS with alice's revoked certificate: rejected ($OUT)" "rejected: ..." \
+    "$([[ "$OUT" == rejected:* ]]; echo $?)" "$OUT"
+  run probe_tls idle "${CPORT[11]}" "$PKI/ca.crt" "$PKI/root.crt" "$PKI/root.key"
+  check_cond "$T: raw TLS with root's certificate: accepted (control)" "accepted: ..." \
+    "$([[ "$OUT" == accepted:* ]]; echo $?)" "$OUT"
+}
+
 # ---------------------------------------------------------------- main
 
 echo "# target: $TARGET${SYNOD_BIN:+ ($SYNOD_BIN)}"
@@ -939,9 +970,17 @@ need_tls=0; need_plain=0; need_acn=0
 for n in 1 2 3 8; do want "$n" && need_tls=1; done
 for n in 5 6 7 9 10; do want "$n" && need_plain=1; done
 want 4 && need_acn=1
+need_crl=0
+want 11 && need_crl=1
+if [ "$need_crl" = 1 ] && ! make_crl; then
+  LAST_CMD="openssl ca -revoke / -gencrl (see $PKI_LOG)"; ERR=""
+  not_ok "CRL generation with openssl" "crl.pem created" "$(tail -n 20 "$PKI_LOG")"
+  finish
+fi
 [ "$need_tls" = 1 ] && TO_START+=(0 1 2)
 [ "$need_plain" = 1 ] && TO_START+=(5 6 7)
 [ "$need_acn" = 1 ] && TO_START+=(8)
+[ "$need_crl" = 1 ] && TO_START+=(11)
 for i in "${TO_START[@]}"; do start_member "$i"; done
 [ "$need_tls" = 1 ] && echo "# n1 command: ${CMDS[0]}"
 [ "$need_plain" = 1 ] && echo "# p1 command: ${CMDS[5]}"
@@ -958,7 +997,7 @@ if [ "${#TO_START[@]}" -gt 0 ]; then
   fi
 fi
 
-for n in $(seq 1 10); do
+for n in $(seq 1 11); do
   if want "$n"; then
     fn=$(printf 'test_%02d' "$n")
     echo "# --- $fn"
