@@ -60,7 +60,9 @@ public struct DataDirectoryIdentity: Hashable, Sendable {
             return false
         }
         try fileSystem.makeDirectory(directory)
-        let leftovers = try fileSystem.listDirectory(directory).filter { !$0.hasSuffix(".tmp") }
+        // `fixtures`: the self-signed certificates of `--auto-tls`, made before storage opens
+        // (etcd keeps them at the same place).
+        let leftovers = try fileSystem.listDirectory(directory).filter { !$0.hasSuffix(".tmp") && $0 != "fixtures" }
         if !leftovers.isEmpty {
             throw .foreignDataDirectory(path: directory, reason: "it is not empty but has no \(fileName) (found \(leftovers.prefix(3).joined(separator: ", ")))")
         }

@@ -69,6 +69,50 @@ final class TLSClusterTests: XCTestCase {
         }
     }
 
+    /// `--auto-tls` and `--peer-auto-tls`: self-signed certificates made in the data directory;
+    /// members talk TLS without verifying each other, clients connect without a CA. With
+    /// `--tls-min-version TLS1.3` a client that offers at most TLS 1.2 is refused.
+    func testAutoTLSClusterAndMinimumVersion() async throws {
+        let cluster = try InProcessCluster(nodes: 3)
+        for i in cluster.configurations.indices {
+            var c = cluster.configurations[i]
+            let https = { (url: String) in url.replacingOccurrences(of: "http://", with: "https://") }
+            c.listenClientURLs = https(c.listenClientURLs)
+            c.listenPeerURLs = https(c.listenPeerURLs)
+            c.initialCluster = c.initialCluster.map(https)
+            c.clientTLS.autoTLS = true
+            c.peerTLS.autoTLS = true
+            c.clientTLS.minimumVersion = "TLS1.3"
+            c.peerTLS.minimumVersion = "TLS1.3"
+            cluster.configurations[i] = c
+        }
+        for i in 0..<3 { try cluster.start(i) }
+        defer { Task { await cluster.stopAll() } }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(cluster.root)/n1/fixtures/client/cert.pem"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(cluster.root)/n1/fixtures/peer/cert.pem"))
+        var configuration = SynodClientConfiguration(endpoints: cluster.endpoints, requestTimeout: .seconds(4))
+        configuration.tls = SynodClientTLS(insecureSkipVerify: true)
+        try await withSynodClient(configuration) { client in
+            _ = try await client.put("auto", "tls")
+            let count = try await client.get("auto").kvs.count
+            XCTAssertEqual(count, 1)
+        }
+        // A TLS 1.2-only client is refused by the TLS 1.3 minimum.
+        var old = TLSConfiguration.makeClientConfiguration()
+        old.maximumTLSVersion = .tlsv12
+        old.certificateVerification = .none
+        old.applicationProtocols = ["h2"]
+        let port = try cluster.configurations[0].validate().clientListen.port
+        do {
+            _ = try await servedCommonName(port: port, configuration: old)
+            XCTFail("a TLS 1.2 client was served")
+        } catch {}
+        var current = old
+        current.maximumTLSVersion = nil
+        let name = try await servedCommonName(port: port, configuration: current)
+        XCTAssertEqual(name, "synod-client")
+    }
+
     func testCertificateFilesAreReloadedForNewConnections() async throws {
         let cluster = try InProcessCluster(nodes: 1)
         let pki = cluster.root + "/pki"
@@ -98,6 +142,10 @@ final class TLSClusterTests: XCTestCase {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.trustRoots = .file(caFile)
         configuration.applicationProtocols = ["h2"]
+        return try await servedCommonName(port: port, configuration: configuration)
+    }
+
+    private func servedCommonName(port: Int, configuration: TLSConfiguration) async throws -> String? {
         let context = try NIOSSLContext(configuration: configuration)
         let group = MultiThreadedEventLoopGroup.singleton
         let promise = group.next().makePromise(of: String?.self)
@@ -128,14 +176,22 @@ final class TLSClusterTests: XCTestCase {
 private final class HandshakeReporter: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = NIOAny
     let promise: EventLoopPromise<String?>
+    var done = false
     init(promise: EventLoopPromise<String?>) { self.promise = promise }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let ssl = try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self),
+        if !done, let ssl = try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self),
            let der = try? ssl.peerCertificate?.toDERBytes() {
+            done = true
             promise.succeed(CertificateAuthority.commonName(derEncoded: der))
         }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) { promise.fail(error) }
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !done { done = true; promise.fail(error) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !done { done = true; promise.fail(ChannelError.eof) }
+    }
 }
