@@ -1,8 +1,9 @@
 import Foundation
+import GRPCCore
 import Logging
 import NIOPosix
 import Synchronization
-import SynodClient
+@testable import SynodClient
 import SynodCore
 import SynodEtcdAPI
 import SynodTransport
@@ -272,6 +273,20 @@ final class InProcessClusterTests: XCTestCase {
 }
 
 extension XCTestCase {
+    /// Runs `body` with a raw gRPC client of `endpoint` (errors come back as the server sent
+    /// them, no failover), whose connections run in a child task.
+    func withRaw<T: Sendable>(_ endpoint: String, _ body: (GRPCClient<SynodClient.Transport>) async throws -> T) async throws -> T {
+        let grpc = GRPCClient(transport: try SynodEndpoint(parsing: endpoint).makeTransport(maxBackoff: .milliseconds(300)))
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await grpc.runConnections() }
+            defer {
+                grpc.beginGracefulShutdown()
+                group.cancelAll()
+            }
+            return try await body(grpc)
+        }
+    }
+
     /// Runs `body` with a client whose connections run in a child task.
     func withClient<T: Sendable>(_ client: SynodClient, _ body: (SynodClient) async throws -> T) async throws -> T {
         let runner = Task { try await client.run() }

@@ -15,18 +15,6 @@ final class MembershipClusterTests: XCTestCase {
 
     // MARK: - Raw gRPC helpers (errors come back as the server sent them)
 
-    func withRaw<T: Sendable>(_ endpoint: String, _ body: (GRPCClient<SynodClient.Transport>) async throws -> T) async throws -> T {
-        let grpc = GRPCClient(transport: try SynodEndpoint(parsing: endpoint).makeTransport(maxBackoff: .milliseconds(300)))
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await grpc.runConnections() }
-            defer {
-                grpc.beginGracefulShutdown()
-                group.cancelAll()
-            }
-            return try await body(grpc)
-        }
-    }
-
     var callOptions: CallOptions {
         var options = CallOptions.defaults
         options.timeout = .seconds(10)

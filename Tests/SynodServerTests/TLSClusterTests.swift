@@ -9,14 +9,19 @@ import XCTest
 /// Mutual TLS on the client and peer ports of an in-process cluster, with certificates made
 /// by `LocalPKI` (as `synod cluster --tls` makes them).
 final class TLSClusterTests: XCTestCase {
+    /// Turns every URL of member `i` into https://.
+    private func useHTTPS(_ cluster: InProcessCluster, _ i: Int) {
+        let https = { (url: String) in url.replacingOccurrences(of: "http://", with: "https://") }
+        cluster.configurations[i].listenClientURLs = https(cluster.configurations[i].listenClientURLs)
+        cluster.configurations[i].listenPeerURLs = https(cluster.configurations[i].listenPeerURLs)
+        cluster.configurations[i].initialCluster = cluster.configurations[i].initialCluster.map(https)
+    }
+
     /// Turns the cluster's URLs into https:// and gives every member its certificate.
     private func secure(_ cluster: InProcessCluster, pki: String, requireClientCertificates: Bool = true) {
         for i in cluster.configurations.indices {
+            useHTTPS(cluster, i)
             var c = cluster.configurations[i]
-            let https = { (url: String) in url.replacingOccurrences(of: "http://", with: "https://") }
-            c.listenClientURLs = https(c.listenClientURLs)
-            c.listenPeerURLs = https(c.listenPeerURLs)
-            c.initialCluster = c.initialCluster.map(https)
             for tls in [\ServeConfiguration.clientTLS, \ServeConfiguration.peerTLS] {
                 c[keyPath: tls].certFile = "\(pki)/\(c.name).crt"
                 c[keyPath: tls].keyFile = "\(pki)/\(c.name).key"
@@ -75,11 +80,8 @@ final class TLSClusterTests: XCTestCase {
     func testAutoTLSClusterAndMinimumVersion() async throws {
         let cluster = try InProcessCluster(nodes: 3)
         for i in cluster.configurations.indices {
+            useHTTPS(cluster, i)
             var c = cluster.configurations[i]
-            let https = { (url: String) in url.replacingOccurrences(of: "http://", with: "https://") }
-            c.listenClientURLs = https(c.listenClientURLs)
-            c.listenPeerURLs = https(c.listenPeerURLs)
-            c.initialCluster = c.initialCluster.map(https)
             c.clientTLS.autoTLS = true
             c.peerTLS.autoTLS = true
             c.clientTLS.minimumVersion = "TLS1.3"
@@ -149,15 +151,21 @@ final class TLSClusterTests: XCTestCase {
         let context = try NIOSSLContext(configuration: configuration)
         let group = MultiThreadedEventLoopGroup.singleton
         let promise = group.next().makePromise(of: String?.self)
-        let channel = try await ClientBootstrap(group: group)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let ssl = try NIOSSLClientHandler(context: context, serverHostname: nil)
-                    try channel.pipeline.syncOperations.addHandler(ssl)
-                    try channel.pipeline.syncOperations.addHandler(HandshakeReporter(promise: promise))
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let ssl = try NIOSSLClientHandler(context: context, serverHostname: nil)
+                        try channel.pipeline.syncOperations.addHandler(ssl)
+                        try channel.pipeline.syncOperations.addHandler(HandshakeReporter(promise: promise))
+                    }
                 }
-            }
-            .connect(host: "127.0.0.1", port: port).get()
+                .connect(host: "127.0.0.1", port: port).get()
+        } catch {
+            promise.fail(error)  // a promise must be completed before it goes away
+            throw error
+        }
         defer { channel.close(promise: nil) }
         return try await promise.futureResult.get()
     }
@@ -192,6 +200,10 @@ private final class HandshakeReporter: ChannelInboundHandler, @unchecked Sendabl
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if !done { done = true; promise.fail(ChannelError.eof) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
         if !done { done = true; promise.fail(ChannelError.eof) }
     }
 }
