@@ -22,92 +22,17 @@
 set -u
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$HERE/../.." && pwd)
-HELPERS="$HERE/helpers.py"
+. "$HERE/lib.sh"
 
-TARGET=synod
-SYNOD_BIN_ARG=""
-ONLY=""
-KEEP=0
-ETCD_BIN=${ETCD_BIN:-etcd}
-ETCDCTL_BIN=${ETCDCTL_BIN:-etcdctl}
-STARTUP_TIMEOUT=${STARTUP_TIMEOUT:-30}
-LOG_LEVEL=${LOG_LEVEL:-info}
+parse_options "$@"
 
-usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
-
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --target) TARGET=${2:?--target needs a value}; shift 2 ;;
-    --target=*) TARGET=${1#*=}; shift ;;
-    --synod-bin) SYNOD_BIN_ARG=${2:?--synod-bin needs a value}; shift 2 ;;
-    --synod-bin=*) SYNOD_BIN_ARG=${1#*=}; shift ;;
-    --only) ONLY=${2:?--only needs a value}; shift 2 ;;
-    --only=*) ONLY=${1#*=}; shift ;;
-    --keep) KEEP=1; shift ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
-  esac
-done
-
-case "$TARGET" in
-  etcd)
-    command -v "$ETCD_BIN" >/dev/null || { echo "etcd binary not found ($ETCD_BIN); apt-get install -y etcd-server" >&2; exit 2; } ;;
-  synod)
-    SYNOD_BIN=${SYNOD_BIN_ARG:-${SYNOD_BIN:-.build/debug/synod}}
-    case "$SYNOD_BIN" in /*) ;; *) SYNOD_BIN="$REPO_ROOT/$SYNOD_BIN" ;; esac
-    [ -x "$SYNOD_BIN" ] || { echo "synod binary not found or not executable: $SYNOD_BIN (build with 'swift build' or pass --synod-bin)" >&2; exit 2; } ;;
-  *) echo "--target must be etcd or synod (got '$TARGET')" >&2; exit 2 ;;
-esac
-command -v "$ETCDCTL_BIN" >/dev/null || { echo "etcdctl not found; apt-get install -y etcd-client" >&2; exit 2; }
-command -v python3 >/dev/null || { echo "python3 not found" >&2; exit 2; }
-
-export ETCDCTL_API=3
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/synod-acceptance.XXXXXX")
+KEPT_NOTE="member logs: $WORK/n*.log"
 SUITE_START=$(date +%s)
-
-# ---------------------------------------------------------------- reporting
-
-PASS=0
-FAIL=0
-LAST_CMD=""
-OUT=""
-ERR=""
-RC=0
-
-indent() { sed 's/^/#     /'; }
-
-ok() { PASS=$((PASS + 1)); echo "ok - $1"; }
-
-# not_ok NAME EXPECTED ACTUAL
-not_ok() {
-  FAIL=$((FAIL + 1))
-  echo "not ok - $1"
-  echo "#   command:  $LAST_CMD"
-  echo "#   expected:"; printf '%s\n' "$2" | indent
-  echo "#   actual (exit $RC):"; printf '%s\n' "$3" | indent
-  if [ -n "$ERR" ]; then
-    echo "#   stderr (last 5 lines):"; printf '%s\n' "$ERR" | tail -n 5 | indent
-  fi
-}
-
-# check NAME EXPECTED ACTUAL: pass iff the strings are equal.
-check() { if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "$2" "$3"; fi; }
-
-# check_true NAME DESCRIPTION CONDITION-RESULT(0/1) ACTUAL
-check_cond() { if [ "$3" -eq 0 ]; then ok "$1"; else not_ok "$1" "$2" "$4"; fi; }
 
 # ---------------------------------------------------------------- running commands
 
-# run CMD...: runs CMD, stores stdout in OUT, stderr in ERR, exit code in RC
-# (trailing newlines are stripped from OUT/ERR by $(...)).
-run() {
-  LAST_CMD="$*"
-  "$@" >"$WORK/.out" 2>"$WORK/.err"
-  RC=$?
-  OUT=$(cat "$WORK/.out")
-  ERR=$(grep -v '"level":"warn".*retry_interceptor' "$WORK/.err")
-}
+# (reporting, run, expect_out, expect_error_line, json, retry_until, now_ms: lib.sh)
 
 # ectl ARGS...: etcdctl against $EPS (default: all three endpoints).
 ectl() {
@@ -115,13 +40,6 @@ ectl() {
 }
 # ectl_at ENDPOINTS ARGS...
 ectl_at() { local EPS=$1; shift; ectl "$@"; }
-
-# expect_out NAME EXPECTED CMD...: command succeeds and prints exactly EXPECTED.
-expect_out() {
-  local name=$1 exp=$2; shift 2
-  run "$@"
-  if [ "$RC" -eq 0 ] && [ "$OUT" == "$exp" ]; then ok "$name"; else not_ok "$name" "$exp" "$OUT"; fi
-}
 
 # expect_contains NAME SUBSTRING CMD...: command succeeds and stdout contains SUBSTRING.
 expect_contains() {
@@ -137,31 +55,6 @@ expect_error() {
   if [ "$RC" -ne 0 ] && [[ "$OUT$ERR" == *"$exp"* ]]; then ok "$name"; else not_ok "$name" "non-zero exit, error containing: $exp" "$OUT${ERR:+
 [stderr] $ERR}"; fi
 }
-
-# expect_error_line NAME MESSAGE CMD...: command fails and stderr has the exact
-# line "Error: MESSAGE" (for messages that are prefixes of other messages).
-expect_error_line() {
-  local name=$1 exp=$2; shift 2
-  run "$@"
-  if [ "$RC" -ne 0 ] && printf '%s\n' "$ERR" | grep -qxF "Error: $exp"; then ok "$name"; else not_ok "$name" "non-zero exit, stderr line: Error: $exp" "$OUT${ERR:+
-[stderr] $ERR}"; fi
-}
-
-# json EXPR: evaluate EXPR against the JSON in $OUT.
-json() { printf '%s' "$OUT" | python3 "$HELPERS" json "$1" 2>/dev/null; }
-
-# retry_until TIMEOUT_SECONDS CMD...: re-run CMD (via run) every 0.2 s until it
-# returns 0; returns 0 on success, 1 on timeout. OUT/ERR/RC are from the last try.
-retry_until() {
-  local deadline=$(( $(date +%s%N) / 1000000 + $1 * 1000 )); shift
-  while :; do
-    "$@" && return 0
-    [ $(( $(date +%s%N) / 1000000 )) -ge "$deadline" ] && return 1
-    sleep 0.2
-  done
-}
-
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # ---------------------------------------------------------------- cluster management
 
@@ -200,37 +93,11 @@ member_cmd() {
     --listen-peer-urls "${PURL[$i]}" --initial-advertise-peer-urls "${PURL[$i]}"
     --initial-cluster "${ICLUSTER[$i]:-$INITIAL_CLUSTER}" --initial-cluster-state "${ISTATE[$i]:-new}"
     --initial-cluster-token "$TOKEN")
-  if [ "$TARGET" = etcd ]; then
-    printf '%s\n' "$ETCD_BIN" "${common[@]}" --heartbeat-interval 100 --election-timeout 1000 \
-      --logger zap --log-level "$LOG_LEVEL"
-  else
-    printf '%s\n' "$SYNOD_BIN" serve "${common[@]}" --log-level "$LOG_LEVEL"
-  fi
-}
-
-# start_member I: start member I in the background (same command line every time).
-start_member() {
-  local i=$1 cmd
-  mapfile -t cmd < <(member_cmd "$i")
-  mkdir -p "$WORK/${NAMES[$i]}.data"
-  echo "### $(date -u +%FT%TZ) start: ${cmd[*]}" >>"$WORK/${NAMES[$i]}.log"
-  "${cmd[@]}" >>"$WORK/${NAMES[$i]}.log" 2>&1 &
-  PIDS[$i]=$!
-  CMDS[$i]="${cmd[*]}"
-}
-
-member_alive() { [ -n "${PIDS[$1]:-}" ] && kill -0 "${PIDS[$1]}" 2>/dev/null; }
-
-kill_member() { # kill_member I SIGNAL
-  local i=$1 sig=${2:-KILL}
-  if member_alive "$i"; then
-    kill "-$sig" "${PIDS[$i]}" 2>/dev/null
-    wait "${PIDS[$i]}" 2>/dev/null
-  fi
-  PIDS[$i]=""
+  server_cmd "${common[@]}"
 }
 
 print_logs() {
+  local i
   for i in $(seq 0 $((NMAX - 1))); do
     [ -e "$WORK/${NAMES[$i]}.log" ] || continue
     echo "# ---- tail of ${NAMES[$i]} log ($WORK/${NAMES[$i]}.log), pid ${PIDS[$i]:-none}, $(member_alive "$i" && echo alive || echo NOT RUNNING)"
@@ -238,61 +105,13 @@ print_logs() {
   done
 }
 
-# wait_healthy TIMEOUT I...: wait until `endpoint health` succeeds on each member.
-wait_healthy() {
-  local timeout=$1 i; shift
-  WAIT_MSG=""
-  local deadline=$(( $(date +%s) + timeout ))
-  for i in "$@"; do
-    while :; do
-      if ! member_alive "$i"; then
-        wait "${PIDS[$i]}" 2>/dev/null
-        WAIT_MSG="member ${NAMES[$i]} exited during startup (exit status $?)"
-        return 1
-      fi
-      run timeout 10 "$ETCDCTL_BIN" --endpoints="${EP[$i]}" --dial-timeout=1s --command-timeout=2s endpoint health
-      [ "$RC" -eq 0 ] && break
-      if [ "$(date +%s)" -ge "$deadline" ]; then
-        WAIT_MSG="member ${NAMES[$i]} (${EP[$i]}) not healthy after ${timeout}s; last 'endpoint health' said: $OUT $ERR"
-        return 1
-      fi
-      sleep 0.3
-    done
-  done
+# health I: one `endpoint health` call for member I (used by wait_healthy, lib.sh).
+health() {
+  run timeout 10 "$ETCDCTL_BIN" --endpoints="${EP[$1]}" --dial-timeout=1s --command-timeout=2s endpoint health
 }
 
-cleanup() {
-  local i p
-  for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for i in $(seq 0 $((NMAX - 1))); do
-    if member_alive "$i"; then kill -TERM "${PIDS[$i]}" 2>/dev/null; fi
-  done
-  sleep 0.2
-  for i in $(seq 0 $((NMAX - 1))); do
-    if member_alive "$i"; then kill -KILL "${PIDS[$i]}" 2>/dev/null; fi
-    [ -n "${PIDS[$i]:-}" ] && wait "${PIDS[$i]}" 2>/dev/null
-  done
-  if [ "$FAIL" -gt 0 ] || [ "$KEEP" -eq 1 ]; then
-    echo "# temp dir kept: $WORK (member logs: $WORK/n*.log)"
-  else
-    rm -rf "$WORK"
-  fi
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-finish() {
-  echo "acceptance: $PASS passed, $FAIL failed  (target $TARGET, $(( $(date +%s) - SUITE_START ))s)"
-  [ "$FAIL" -eq 0 ]
-  exit $?
-}
-
-want() { # want N: is test N selected?
-  [ -z "$ONLY" ] && return 0
-  local t
-  for t in $ONLY; do [ "$((10#$t))" -eq "$1" ] && return 0; done
-  return 1
-}
 
 # ---------------------------------------------------------------- tests
 
@@ -761,11 +580,7 @@ set_members() {
 }
 
 # cluster_string I: "name=peerURL,..." for the current members plus member I.
-cluster_string() {
-  local i s=""
-  for i in "${MEMBERS[@]}" "$1"; do s+="${s:+,}${NAMES[$i]}=${PURL[$i]}"; done
-  printf '%s' "$s"
-}
+cluster_string() { cluster_of "${MEMBERS[@]}" "$1"; }
 
 # load_members: `member list -w json` via ALL_EPS; sets MID[i] (hex member id
 # of NAMES[i], empty if not a member or not started) and CID (hex cluster id).
@@ -776,11 +591,6 @@ load_members() {
   for i in $(seq 0 $((NMAX - 1))); do
     MID[$i]=$(json '["%x" % m["ID"] for m in d["members"] if m.get("name") == "'"${NAMES[$i]}"'"][:1]')
   done
-}
-
-# member_entry ID: from the `member list -w json` in OUT: "name|peerURLs|clientURLs|isLearner".
-member_entry() {
-  json '["%s|%s|%s|%s" % (m.get("name", ""), ",".join(m.get("peerURLs", [])), ",".join(m.get("clientURLs", [])), bool(m.get("isLearner", False))) for m in d["members"] if "%x" % m["ID"] == "'"$1"'"]'
 }
 
 # simple_line ID: the line of `member list` (simple format, in OUT) for member ID.

@@ -24,105 +24,21 @@
 set -u
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$HERE/../.." && pwd)
-HELPERS="$HERE/helpers.py"
-
-TARGET=synod
-SYNOD_BIN_ARG=""
-ONLY=""
-KEEP=0
-ETCD_BIN=${ETCD_BIN:-etcd}
-ETCDCTL_BIN=${ETCDCTL_BIN:-etcdctl}
+. "$HERE/lib.sh"
 OPENSSL_BIN=${OPENSSL_BIN:-openssl}
-STARTUP_TIMEOUT=${STARTUP_TIMEOUT:-30}
-LOG_LEVEL=${LOG_LEVEL:-info}
 
-usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
-
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --target) TARGET=${2:?--target needs a value}; shift 2 ;;
-    --target=*) TARGET=${1#*=}; shift ;;
-    --synod-bin) SYNOD_BIN_ARG=${2:?--synod-bin needs a value}; shift 2 ;;
-    --synod-bin=*) SYNOD_BIN_ARG=${1#*=}; shift ;;
-    --only) ONLY=${2:?--only needs a value}; shift 2 ;;
-    --only=*) ONLY=${1#*=}; shift ;;
-    --keep) KEEP=1; shift ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
-  esac
-done
-
-case "$TARGET" in
-  etcd)
-    command -v "$ETCD_BIN" >/dev/null || { echo "etcd binary not found ($ETCD_BIN); apt-get install -y etcd-server" >&2; exit 2; } ;;
-  synod)
-    SYNOD_BIN=${SYNOD_BIN_ARG:-${SYNOD_BIN:-.build/debug/synod}}
-    case "$SYNOD_BIN" in /*) ;; *) SYNOD_BIN="$REPO_ROOT/$SYNOD_BIN" ;; esac
-    [ -x "$SYNOD_BIN" ] || { echo "synod binary not found or not executable: $SYNOD_BIN (build with 'swift build' or pass --synod-bin)" >&2; exit 2; } ;;
-  *) echo "--target must be etcd or synod (got '$TARGET')" >&2; exit 2 ;;
-esac
-command -v "$ETCDCTL_BIN" >/dev/null || { echo "etcdctl not found; apt-get install -y etcd-client" >&2; exit 2; }
-command -v python3 >/dev/null || { echo "python3 not found" >&2; exit 2; }
+parse_options "$@"
 command -v "$OPENSSL_BIN" >/dev/null || { echo "openssl not found; apt-get install -y openssl" >&2; exit 2; }
 
-export ETCDCTL_API=3
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/synod-security.XXXXXX")
 PKI="$WORK/pki"
+KEPT_NOTE="member logs: $WORK/*.log, certificates: $PKI"
 SUITE_START=$(date +%s)
-
-# ---------------------------------------------------------------- reporting
-
-PASS=0
-FAIL=0
-SKIP=0
-LAST_CMD=""
-OUT=""
-ERR=""
-RC=0
-
-indent() { sed 's/^/#     /'; }
-
-ok() { PASS=$((PASS + 1)); echo "ok - $1"; }
-
-skip() { SKIP=$((SKIP + 1)); echo "ok - $1 # SKIP $2"; }
-
-# not_ok NAME EXPECTED ACTUAL
-not_ok() {
-  FAIL=$((FAIL + 1))
-  echo "not ok - $1"
-  echo "#   command:  $LAST_CMD"
-  echo "#   expected:"; printf '%s\n' "$2" | indent
-  echo "#   actual (exit $RC):"; printf '%s\n' "$3" | indent
-  if [ -n "$ERR" ]; then
-    echo "#   stderr (last 5 lines):"; printf '%s\n' "$ERR" | tail -n 5 | indent
-  fi
-}
-
-# check NAME EXPECTED ACTUAL: pass iff the strings are equal.
-check() { if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "$2" "$3"; fi; }
-
-# check_cond NAME DESCRIPTION CONDITION-RESULT(0/1) ACTUAL
-check_cond() { if [ "$3" -eq 0 ]; then ok "$1"; else not_ok "$1" "$2" "$4"; fi; }
 
 # ---------------------------------------------------------------- running commands
 
-# run CMD...: runs CMD, stores stdout in OUT, stderr in ERR, exit code in RC
-# (trailing newlines are stripped from OUT/ERR by $(...)).
-run() {
-  LAST_CMD="$*"
-  "$@" >"$WORK/.out" 2>"$WORK/.err"
-  RC=$?
-  OUT=$(cat "$WORK/.out")
-  ERR=$(grep -v '"level":"warn".*retry_interceptor' "$WORK/.err")
-}
-
-# expect_out NAME EXPECTED CMD...: command succeeds and prints exactly EXPECTED.
-expect_out() {
-  local name=$1 exp=$2; shift 2
-  run "$@"
-  if [ "$RC" -eq 0 ] && [ "$OUT" == "$exp" ]; then ok "$name"; else not_ok "$name" "$exp" "$OUT"; fi
-}
+# (reporting, run, expect_out, expect_fail_line, expect_error_line[_rc], json,
+# retry_until, now_ms: lib.sh)
 
 # expect_contains NAME SUBSTRING CMD...: command succeeds and stdout+stderr contains SUBSTRING.
 expect_contains() {
@@ -131,45 +47,6 @@ expect_contains() {
   if [ "$RC" -eq 0 ] && [[ "$OUT$ERR" == *"$exp"* ]]; then ok "$name"; else not_ok "$name" "exit 0, output containing: $exp" "$OUT${ERR:+
 [stderr] $ERR}"; fi
 }
-
-# expect_fail_line NAME RC LINE CMD...: command exits with status RC ('*': any
-# non-zero status) and stderr has the exact line LINE.
-expect_fail_line() {
-  local name=$1 rc=$2 exp=$3 what; shift 3
-  run "$@"
-  if [ "$rc" = '*' ]; then what="non-zero exit"; else what="exit $rc"; fi
-  if [ "$RC" -ne 0 ] && { [ "$rc" = '*' ] || [ "$RC" -eq "$rc" ]; } && printf '%s\n' "$ERR" | grep -qxF -- "$exp"; then
-    ok "$name"
-  else
-    not_ok "$name" "$what, stderr line: $exp" "$OUT${ERR:+
-[stderr] $ERR}"
-  fi
-}
-
-# expect_error_line NAME MESSAGE CMD...: command fails and stderr has the exact
-# line "Error: MESSAGE" (for messages that are prefixes of other messages).
-expect_error_line() { local name=$1 exp=$2; shift 2; expect_fail_line "$name" '*' "Error: $exp" "$@"; }
-
-# expect_error_line_rc NAME RC MESSAGE CMD...: like expect_error_line, and the
-# exit status is RC (etcdctl: 1 = request failed, 2 = client could not be set
-# up, e.g. authentication failed, 5 = watch canceled / snapshot failed).
-expect_error_line_rc() { local name=$1 rc=$2 exp=$3; shift 3; expect_fail_line "$name" "$rc" "Error: $exp" "$@"; }
-
-# json EXPR: evaluate EXPR against the JSON in $OUT.
-json() { printf '%s' "$OUT" | python3 "$HELPERS" json "$1" 2>/dev/null; }
-
-# retry_until TIMEOUT_SECONDS CMD...: re-run CMD every 0.2 s until it returns 0;
-# returns 0 on success, 1 on timeout. OUT/ERR/RC are from the last try.
-retry_until() {
-  local deadline=$(( $(date +%s%N) / 1000000 + $1 * 1000 )); shift
-  while :; do
-    "$@" && return 0
-    [ $(( $(date +%s%N) / 1000000 )) -ge "$deadline" ] && return 1
-    sleep 0.2
-  done
-}
-
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # ---------------------------------------------------------------- PKI (openssl)
 #
@@ -316,11 +193,6 @@ PEER_CERT[8]=peer-ok
 PEER_CERT[9]=peer-intruder
 PEER_CERT[10]=peer-ok
 
-cluster_of() { # cluster_of I...: "name=peerURL,..." of these members
-  local i s=""
-  for i in "$@"; do s+="${s:+,}${NAMES[$i]}=${PURL[$i]}"; done
-  printf '%s' "$s"
-}
 for i in 0 1 2; do ICLUSTER[$i]=$(cluster_of 0 1 2); done
 for i in 5 6 7; do ICLUSTER[$i]=$(cluster_of 5 6 7); done
 ICLUSTER[8]=$(cluster_of 8)
@@ -345,34 +217,7 @@ member_cmd() {
   fi
   [ "$kind" = acn ] && args+=(--peer-cert-allowed-cn "$ALLOWED_CN")
   [ "$kind" = crl ] && args+=(--client-crl-file "$WORK/crl/crl.pem")
-  if [ "$TARGET" = etcd ]; then
-    printf '%s\n' "$ETCD_BIN" "${args[@]}" --heartbeat-interval 100 --election-timeout 1000 \
-      --logger zap --log-level "$LOG_LEVEL"
-  else
-    printf '%s\n' "$SYNOD_BIN" serve "${args[@]}" --log-level "$LOG_LEVEL"
-  fi
-}
-
-# start_member I: start member I in the background.
-start_member() {
-  local i=$1 cmd
-  mapfile -t cmd < <(member_cmd "$i")
-  mkdir -p "$WORK/${NAMES[$i]}.data"
-  echo "### $(date -u +%FT%TZ) start: ${cmd[*]}" >>"$WORK/${NAMES[$i]}.log"
-  "${cmd[@]}" >>"$WORK/${NAMES[$i]}.log" 2>&1 &
-  PIDS[$i]=$!
-  CMDS[$i]="${cmd[*]}"
-}
-
-member_alive() { [ -n "${PIDS[$1]:-}" ] && kill -0 "${PIDS[$1]}" 2>/dev/null; }
-
-kill_member() { # kill_member I SIGNAL
-  local i=$1 sig=${2:-KILL}
-  if member_alive "$i"; then
-    kill "-$sig" "${PIDS[$i]}" 2>/dev/null
-    wait "${PIDS[$i]}" 2>/dev/null
-  fi
-  PIDS[$i]=""
+  server_cmd "${args[@]}"
 }
 
 print_logs() {
@@ -412,68 +257,11 @@ health() {
   run timeout 10 "$ETCDCTL_BIN" --endpoints="${EP[$1]}" --dial-timeout=1s --command-timeout=2s "${flags[@]}" endpoint health
 }
 
-# wait_healthy TIMEOUT I...: wait until `endpoint health` succeeds on each member.
-wait_healthy() {
-  local timeout=$1 i; shift
-  WAIT_MSG=""
-  local deadline=$(( $(date +%s) + timeout ))
-  for i in "$@"; do
-    while :; do
-      if ! member_alive "$i"; then
-        wait "${PIDS[$i]}" 2>/dev/null
-        WAIT_MSG="member ${NAMES[$i]} exited during startup (exit status $?)"
-        return 1
-      fi
-      health "$i"
-      [ "$RC" -eq 0 ] && break
-      if [ "$(date +%s)" -ge "$deadline" ]; then
-        WAIT_MSG="member ${NAMES[$i]} (${EP[$i]}) not healthy after ${timeout}s; last 'endpoint health' said: $OUT $ERR"
-        return 1
-      fi
-      sleep 0.3
-    done
-  done
-}
-
-cleanup() {
-  local i p
-  for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for i in $(seq 0 $((NMAX - 1))); do
-    if member_alive "$i"; then kill -TERM "${PIDS[$i]}" 2>/dev/null; fi
-  done
-  sleep 0.2
-  for i in $(seq 0 $((NMAX - 1))); do
-    if member_alive "$i"; then kill -KILL "${PIDS[$i]}" 2>/dev/null; fi
-    [ -n "${PIDS[$i]:-}" ] && wait "${PIDS[$i]}" 2>/dev/null
-  done
-  if [ "$FAIL" -gt 0 ] || [ "$KEEP" -eq 1 ]; then
-    echo "# temp dir kept: $WORK (member logs: $WORK/*.log, certificates: $PKI)"
-  else
-    rm -rf "$WORK"
-  fi
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-finish() {
-  echo "acceptance: $PASS passed, $FAIL failed  (target $TARGET, $(( $(date +%s) - SUITE_START ))s$([ "$SKIP" -gt 0 ] && echo ", $SKIP skipped"))"
-  [ "$FAIL" -eq 0 ]
-  exit $?
-}
-
-want() { # want N: is test N selected?
-  [ -z "$ONLY" ] && return 0
-  local t
-  for t in $ONLY; do [ "$((10#$t))" -eq "$1" ] && return 0; done
-  return 1
-}
-
 # ---------------------------------------------------------------- membership helpers
 
-# member_entry ID: from the `member list -w json` in OUT: "name|peerURLs|clientURLs|isLearner".
-member_entry() {
-  json '["%s|%s|%s|%s" % (m.get("name", ""), ",".join(m.get("peerURLs", [])), ",".join(m.get("clientURLs", [])), bool(m.get("isLearner", False))) for m in d["members"] if "%x" % m["ID"] == "'"$1"'"]'
-}
 # started_names: sorted names of the started members (name and client URLs set) in OUT.
 started_names() { json '" ".join(sorted(m["name"] for m in d["members"] if m.get("name") and m.get("clientURLs")))'; }
 member_count() { json 'len(d["members"])'; }
