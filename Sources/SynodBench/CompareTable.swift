@@ -244,7 +244,7 @@ extension CompareReport {
             "machine: \(machine.system); \(machine.cpuModel); \(machine.cores) cores; memory \(CompareFormat.mebibytes(machine.memoryBytes)) MiB",
             "etcd: \(machine.etcdVersion ?? (options.skipEtcd ? "skipped" : "unknown")); synod commit: \(machine.synodCommit ?? "unknown")",
             "method: 3-member clusters on loopback, fsync on, each member its own data dir under \(options.outDirectory); "
-                + "\(options.rounds) round(s) x \(CompareFormat.seconds(options.durationSeconds)) s per row, rows alternate Synod then etcd; "
+                + "\(options.rounds) round(s) x \(CompareFormat.seconds(options.durationSeconds)) s per row, rows alternate Synod then etcd\(options.tls ? " (each in plaintext, then with mTLS)" : ""); "
                 + "median over rounds (throughput, p50 and p99 each); \(options.valueBytes)-byte values, \(options.keySpace) keys, up to \(options.conns) connections; "
                 + "both clusters run throughout, the one not measured is idle (heartbeats only); the load generator runs in this process",
         ]

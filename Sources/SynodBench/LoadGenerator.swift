@@ -35,7 +35,14 @@ public enum LoadGenerator {
         if options.tls == nil, let https = endpoints.first(where: \.isHTTPS) {
             throw LoadGeneratorError("endpoint '\(https.original)': https:// needs TLS settings (--cacert, and --cert/--key for client certificates)")
         }
-        let targets = try await EndpointDiscovery.targets(endpoints, target: options.target, tls: options.tls)
+        let targets: [BenchEndpoint]
+        do {
+            targets = try await EndpointDiscovery.targets(endpoints, target: options.target, tls: options.tls)
+        } catch let error as LoadGeneratorError where options.tls != nil && error.description.hasPrefix("cannot reach") {
+            // grpc-swift reports a refused handshake as a connection closed before the HTTP/2 preface.
+            throw LoadGeneratorError(error.description + "; with TLS this is also how a refused handshake shows: check that --cacert "
+                + "signed the servers' certificates and that --cert/--key are signed by a CA the servers trust")
+        }
         // `all` opens at least one connection per endpoint, so every endpoint gets load.
         let connectionCount = options.target == .all ? max(options.conns, targets.count) : options.conns
         if client.stack == .h2, options.workload != .watch {
