@@ -125,6 +125,8 @@ let package = Package(
             name: "SynodBench",
             dependencies: [
                 "SynodCore", "SynodKV", "SynodEtcdAPI", "SynodStore", "SynodClient", "SynodProcess",
+                // LocalPKI: the CA and certificates of `bench compare --tls`.
+                "SynodServer",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -132,6 +134,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),

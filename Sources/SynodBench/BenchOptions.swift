@@ -57,10 +57,30 @@ public struct BenchOptions: Codable, Sendable, Equatable {
     public var watchers: Int = 100
     /// Seed of the key choice (runs with one seed touch the same key sequence).
     public var seed: UInt64 = 1
+    /// TLS for every connection (`https://` endpoints need it); nil: plaintext.
+    public var tls: BenchTLS?
 
     public init(workload: BenchWorkload, endpoints: [String]) {
         self.workload = workload
         self.endpoints = endpoints
+    }
+}
+
+/// TLS of the load generator's connections (etcdctl's `--cacert`, `--cert`, `--key`): the CA
+/// that verifies the servers and the client certificate for servers with `--client-cert-auth`.
+/// Every connection (both client stacks and the leader discovery) negotiates HTTP/2 by ALPN.
+public struct BenchTLS: Codable, Sendable, Equatable {
+    /// PEM CA bundle that verifies the servers' certificates (nil: the system's roots).
+    public var caFile: String?
+    /// PEM client certificate (chain); nil: none is presented.
+    public var certFile: String?
+    /// PEM private key of `certFile`.
+    public var keyFile: String?
+
+    public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil) {
+        self.caFile = caFile
+        self.certFile = certFile
+        self.keyFile = keyFile
     }
 }
 

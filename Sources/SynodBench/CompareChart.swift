@@ -8,7 +8,7 @@ enum CompareChart {
         func ms(_ micros: Double?) -> String { micros.map { String(format: "%.4f", $0 / 1_000) } ?? "NaN" }
         var lines = ["# row synod_p50_ms etcd_p50_ms synod_p99_ms etcd_p99_ms"]
         for line in report.summary {
-            lines.append("\"\(line.row)\" \(ms(line.synod?.p50Micros)) \(ms(line.etcd?.p50Micros)) \(ms(line.synod?.p99Micros)) \(ms(line.etcd?.p99Micros))")
+            lines.append("\"\(line.label)\" \(ms(line.synod?.p50Micros)) \(ms(line.etcd?.p50Micros)) \(ms(line.synod?.p99Micros)) \(ms(line.etcd?.p99Micros))")
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import SynodClient
 import SynodEtcdAPI
 
 /// The few etcd v3 calls `compare` makes itself (besides the load generator): cluster status,
@@ -11,8 +12,15 @@ enum CompareClient {
     /// A client of one `127.0.0.1:port` endpoint that reconnects quickly (`fastReconnect`: every
     /// 10 ms, for timing a restart).
     static func withClient<Result: Sendable>(
-        _ endpoint: String, fastReconnect: Bool = false, _ body: (Client) async throws -> Result
+        _ endpoint: String, fastReconnect: Bool = false, tls: BenchTLS? = nil, _ body: (Client) async throws -> Result
     ) async throws -> Result {
+        if let tls {
+            // `https://host:port` of a cluster with TLS: SynodClient's transport (ALPN h2).
+            let transport = try BenchEndpoint(parsing: endpoint).endpoint.makeTransport(
+                maxBackoff: .milliseconds(fastReconnect ? 20 : 500),
+                tls: SynodClientTLS(caFile: tls.caFile, certFile: tls.certFile, keyFile: tls.keyFile))
+            return try await withGRPCClient(transport: transport, handleClient: body)
+        }
         guard let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...]) else {
             throw CompareError("bad endpoint '\(endpoint)'")
         }
@@ -45,7 +53,7 @@ enum CompareClient {
     }
 
     /// Waits until every member names the same leader; returns each member's id and the leader's.
-    static func waitForLeader(_ endpoints: [String], timeoutSeconds: Double) async throws -> (members: [UInt64], leader: UInt64) {
+    static func waitForLeader(_ endpoints: [String], timeoutSeconds: Double, tls: BenchTLS? = nil) async throws -> (members: [UInt64], leader: UInt64) {
         let deadline = ContinuousClock.now + .milliseconds(Int(timeoutSeconds * 1_000))
         var lastProblem = "no answer"
         while ContinuousClock.now < deadline {
@@ -54,7 +62,7 @@ enum CompareClient {
             var leaders: Set<UInt64> = []
             for endpoint in endpoints {
                 do {
-                    let answer = try await withClient(endpoint) { try await status($0) }
+                    let answer = try await withClient(endpoint, tls: tls) { try await status($0) }
                     members.append(answer.member)
                     leaders.insert(answer.leader)
                 } catch {

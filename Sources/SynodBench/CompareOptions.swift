@@ -73,7 +73,7 @@ public struct CompareRow: Codable, Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The load generator's options for this row against `endpoints`.
-    public func benchOptions(endpoints: [String], durationSeconds: Double, conns: Int, valueBytes: Int, keySpace: Int) -> BenchOptions {
+    public func benchOptions(endpoints: [String], durationSeconds: Double, conns: Int, valueBytes: Int, keySpace: Int, tls: BenchTLS? = nil) -> BenchOptions {
         let workload: BenchWorkload = switch kind {
         case .put: .put
         case .get, .sget: .get
@@ -87,6 +87,7 @@ public struct CompareRow: Codable, Sendable, Hashable, CustomStringConvertible {
         options.clients = clients
         options.valueBytes = valueBytes
         options.keySpace = keySpace
+        options.tls = tls
         if kind == .sget {
             options.consistency = .serializable
             // A serializable read is answered where it lands: spread over all members, as
@@ -144,10 +145,16 @@ public struct CompareOptions: Codable, Sendable, Equatable {
     public var restartTimeoutSeconds: Double = 300
     /// Seconds to wait for a leader after start.
     public var startTimeoutSeconds: Double = 60
+    /// Also run each system with mutual TLS on its client and peer ports (a second cluster per
+    /// system, certificates under `<out>/pki`) and measure every row on it right after the
+    /// plaintext one: rows "put@1" and "put@1 tls".
+    public var tls: Bool = false
 
     public init() {}
 
     public var systems: [CompareSystem] { (skipSynod ? [] : [.synod]) + (skipEtcd ? [] : [.etcd]) }
+    /// Plaintext, and with ``tls`` TLS too (`true`).
+    public var transports: [Bool] { tls ? [false, true] : [false] }
 
     public func validate() throws(CompareError) {
         guard (1...100).contains(rounds) else { throw CompareError("--rounds must be in 1...100") }
@@ -173,23 +180,43 @@ public struct CompareStep: Codable, Sendable, Equatable {
     public var round: Int
     public var row: CompareRow
     public var system: CompareSystem
+    /// Measured on the system's cluster with mutual TLS (`--tls`).
+    public var tls: Bool
 
-    public init(round: Int, row: CompareRow, system: CompareSystem) {
+    public init(round: Int, row: CompareRow, system: CompareSystem, tls: Bool = false) {
         self.round = round
         self.row = row
         self.system = system
+        self.tls = tls
     }
+
+    private enum CodingKeys: String, CodingKey { case round, row, system, tls }
+
+    /// Results written before `--tls` existed have no `tls`: plaintext.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        round = try container.decode(Int.self, forKey: .round)
+        row = try container.decode(CompareRow.self, forKey: .row)
+        system = try container.decode(CompareSystem.self, forKey: .system)
+        tls = try container.decodeIfPresent(Bool.self, forKey: .tls) ?? false
+    }
+
+    /// "synod", "etcd tls", ...
+    public var label: String { system.rawValue + (tls ? " tls" : "") }
 }
 
 /// The measurement order: round by round, row by row, and each row on every system back to
 /// back (Synod, then etcd), so slow drifts of the machine (thermal, page cache, neighbours)
-/// hit both systems alike.
-public func compareSchedule(rounds: Int, rows: [CompareRow], systems: [CompareSystem]) -> [CompareStep] {
+/// hit both systems alike. With `transports` [false, true] (`--tls`) each system measures the
+/// row in plaintext and then with TLS, back to back, so the cost of TLS is read from neighbours.
+public func compareSchedule(rounds: Int, rows: [CompareRow], systems: [CompareSystem], transports: [Bool] = [false]) -> [CompareStep] {
     guard rounds >= 1 else { return [] }
     var steps: [CompareStep] = []
     for round in 1...rounds {
         for row in rows {
-            for system in systems { steps.append(CompareStep(round: round, row: row, system: system)) }
+            for system in systems {
+                for tls in transports { steps.append(CompareStep(round: round, row: row, system: system, tls: tls)) }
+            }
         }
     }
     return steps

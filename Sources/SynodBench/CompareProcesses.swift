@@ -31,31 +31,63 @@ public enum CompareClusterLayout {
         (0..<3).map { etcdMember(index: $0, of: 3, joining: false, binary: binary, basePort: basePort, directory: directory) }
     }
 
+    /// Ports of the clusters with TLS: the plaintext layout shifted by this much (etcd clients
+    /// base+51..53, peers base+61..63; Synod clients base+71..73, peers base+81..83, metrics
+    /// base+91..93).
+    public static let tlsPortOffset = 50
+
+    /// Member names of a cluster with TLS: `s1-tls`, `e1-tls`, ... (also their certificates' CNs).
+    static func memberName(_ prefix: String, index: Int, tls: Bool) -> String { "\(prefix)\(index + 1)" + (tls ? "-tls" : "") }
+
+    /// The member names of the clusters with TLS (the certificates `--tls` makes).
+    public static var tlsMemberNames: [String] {
+        ["s", "e"].flatMap { prefix in (0..<3).map { memberName(prefix, index: $0, tls: true) } }
+    }
+
+    /// etcd 3.4 with mutual TLS on its client and peer ports (kubeadm's flags: `--client-cert-auth`
+    /// and `--peer-client-cert-auth`, every URL https://), ports shifted by ``tlsPortOffset``.
+    public static func etcdTLS(binary: String, basePort: Int, directory: String, pki: ComparePKI) -> [CompareMemberSpec] {
+        (0..<3).map { etcdMember(index: $0, of: 3, joining: false, binary: binary, basePort: basePort, directory: directory, pki: pki) }
+    }
+
     /// The fourth etcd member the join phase adds (client base+4, peer base+14).
     public static func etcdJoiner(binary: String, basePort: Int, directory: String) -> CompareMemberSpec {
         etcdMember(index: 3, of: 4, joining: true, binary: binary, basePort: basePort, directory: directory)
     }
 
-    static func etcdPeerURL(_ index: Int, basePort: Int) -> String { "http://\(host):\(basePort + 11 + index)" }
+    static func etcdPeerURL(_ index: Int, basePort: Int, tls: Bool = false) -> String {
+        tls ? "https://\(host):\(basePort + tlsPortOffset + 11 + index)" : "http://\(host):\(basePort + 11 + index)"
+    }
 
-    private static func etcdMember(index: Int, of count: Int, joining: Bool, binary: String, basePort: Int, directory: String) -> CompareMemberSpec {
-        let name = "e\(index + 1)"
-        let cluster = (0..<count).map { "e\($0 + 1)=\(etcdPeerURL($0, basePort: basePort))" }.joined(separator: ",")
-        let client = "http://\(host):\(basePort + 1 + index)"
-        let peer = etcdPeerURL(index, basePort: basePort)
+    private static func etcdMember(
+        index: Int, of count: Int, joining: Bool, binary: String, basePort: Int, directory: String, pki: ComparePKI? = nil
+    ) -> CompareMemberSpec {
+        let secure = pki != nil
+        let name = memberName("e", index: index, tls: secure)
+        let cluster = (0..<count).map { "\(memberName("e", index: $0, tls: secure))=\(etcdPeerURL($0, basePort: basePort, tls: secure))" }
+            .joined(separator: ",")
+        let clientPort = basePort + (secure ? tlsPortOffset : 0) + 1 + index
+        let peerPort = basePort + (secure ? tlsPortOffset : 0) + 11 + index
+        let client = "\(secure ? "https" : "http")://\(host):\(clientPort)"
+        let peer = etcdPeerURL(index, basePort: basePort, tls: secure)
         let data = "\(directory)/data/etcd-\(name)"
+        let token = secure ? "synod-bench-etcd-tls" : "synod-bench-etcd"
+        let state = joining ? "existing" : "new"
+        var arguments: [String] = [
+            "--name", name, "--data-dir", data,
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", cluster, "--initial-cluster-state", state,
+            "--initial-cluster-token", token,
+            "--quota-backend-bytes", String(8 << 30), "--logger", "zap", "--log-outputs", "stderr",
+        ]
+        if let pki { arguments += pki.serverFlags(member: name) }
+        let endpoint: String = secure ? client : "\(host):\(clientPort)"
         return CompareMemberSpec(
             name: name, executable: binary,
-            arguments: [
-                "--name", name, "--data-dir", data,
-                "--listen-client-urls", client, "--advertise-client-urls", client,
-                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", cluster, "--initial-cluster-state", joining ? "existing" : "new",
-                "--initial-cluster-token", "synod-bench-etcd",
-                "--quota-backend-bytes", String(8 << 30), "--logger", "zap", "--log-outputs", "stderr",
-            ],
-            dataDirectory: data, clientEndpoint: "\(host):\(basePort + 1 + index)",
-            ports: [(basePort + 1 + index, "etcd \(name) client"), (basePort + 11 + index, "etcd \(name) peer")],
+            arguments: arguments,
+            dataDirectory: data, clientEndpoint: endpoint,
+            ports: [(clientPort, "etcd \(name) client"), (peerPort, "etcd \(name) peer")],
             logPath: "\(directory)/logs/etcd-\(name).log")
     }
 
@@ -65,33 +97,51 @@ public enum CompareClusterLayout {
         (0..<3).map { synodMember(index: $0, of: 3, joining: false, binary: binary, basePort: basePort, directory: directory) }
     }
 
+    /// Synod with mutual TLS on its client and peer ports (etcd's flags, as for ``etcdTLS``),
+    /// ports shifted by ``tlsPortOffset``; metrics stay plain HTTP.
+    public static func synodTLS(binary: String, basePort: Int, directory: String, pki: ComparePKI) -> [CompareMemberSpec] {
+        (0..<3).map { synodMember(index: $0, of: 3, joining: false, binary: binary, basePort: basePort, directory: directory, pki: pki) }
+    }
+
     /// The fourth Synod member the join phase adds (client base+24, peer base+34, metrics base+44).
     public static func synodJoiner(binary: String, basePort: Int, directory: String) -> CompareMemberSpec {
         synodMember(index: 3, of: 4, joining: true, binary: binary, basePort: basePort, directory: directory)
     }
 
-    static func synodPeerURL(_ index: Int, basePort: Int) -> String { "http://\(host):\(basePort + 31 + index)" }
+    static func synodPeerURL(_ index: Int, basePort: Int, tls: Bool = false) -> String {
+        tls ? "https://\(host):\(basePort + tlsPortOffset + 31 + index)" : "http://\(host):\(basePort + 31 + index)"
+    }
 
-    private static func synodMember(index: Int, of count: Int, joining: Bool, binary: String, basePort: Int, directory: String) -> CompareMemberSpec {
-        let name = "s\(index + 1)"
-        let cluster = (0..<count).map { "s\($0 + 1)=\(synodPeerURL($0, basePort: basePort))" }.joined(separator: ",")
-        let client = "http://\(host):\(basePort + 21 + index)"
-        let peer = synodPeerURL(index, basePort: basePort)
+    private static func synodMember(
+        index: Int, of count: Int, joining: Bool, binary: String, basePort: Int, directory: String, pki: ComparePKI? = nil
+    ) -> CompareMemberSpec {
+        let secure = pki != nil
+        let name = memberName("s", index: index, tls: secure)
+        let cluster = (0..<count).map { "\(memberName("s", index: $0, tls: secure))=\(synodPeerURL($0, basePort: basePort, tls: secure))" }
+            .joined(separator: ",")
+        let shifted = basePort + (secure ? tlsPortOffset : 0)
+        let client = "\(secure ? "https" : "http")://\(host):\(shifted + 21 + index)"
+        let peer = synodPeerURL(index, basePort: basePort, tls: secure)
         let data = "\(directory)/data/synod-\(name)"
+        let token = secure ? "synod-bench-tls" : "synod-bench"
+        let state = joining ? "existing" : "new"
+        var arguments: [String] = [
+            "serve", "--name", name, "--data-dir", data,
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", cluster, "--initial-cluster-state", state,
+            "--initial-cluster-token", token,
+            "--listen-metrics-urls", "http://\(host):\(shifted + 41 + index)", "--log-level", "notice",
+        ]
+        if let pki { arguments += pki.serverFlags(member: name) }
+        let endpoint: String = secure ? client : "\(host):\(shifted + 21 + index)"
         return CompareMemberSpec(
             name: name, executable: binary,
-            arguments: [
-                "serve", "--name", name, "--data-dir", data,
-                "--listen-client-urls", client, "--advertise-client-urls", client,
-                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", cluster, "--initial-cluster-state", joining ? "existing" : "new",
-                "--initial-cluster-token", "synod-bench",
-                "--listen-metrics-urls", "http://\(host):\(basePort + 41 + index)", "--log-level", "notice",
-            ],
-            dataDirectory: data, clientEndpoint: "\(host):\(basePort + 21 + index)",
+            arguments: arguments,
+            dataDirectory: data, clientEndpoint: endpoint,
             ports: [
-                (basePort + 21 + index, "Synod \(name) client"), (basePort + 31 + index, "Synod \(name) peer"),
-                (basePort + 41 + index, "Synod \(name) metrics"),
+                (shifted + 21 + index, "Synod \(name) client"), (shifted + 31 + index, "Synod \(name) peer"),
+                (shifted + 41 + index, "Synod \(name) metrics"),
             ],
             logPath: "\(directory)/logs/synod-\(name).log")
     }
@@ -134,16 +184,24 @@ public final class CompareCluster: Sendable {
     public let system: CompareSystem
     public let members: [CompareMemberSpec]
     public let registry: ChildRegistry
+    /// The certificates of a cluster with mutual TLS (nil: plaintext).
+    public let pki: ComparePKI?
     private let processes: Mutex<[ChildProcess?]>
 
-    public init(system: CompareSystem, members: [CompareMemberSpec], registry: ChildRegistry = .shared) {
+    public init(system: CompareSystem, members: [CompareMemberSpec], registry: ChildRegistry = .shared, pki: ComparePKI? = nil) {
         self.system = system
         self.members = members
         self.registry = registry
+        self.pki = pki
         self.processes = Mutex(Array(repeating: nil, count: members.count))
     }
 
     public var endpoints: [String] { members.map(\.clientEndpoint) }
+    public var isTLS: Bool { pki != nil }
+    /// "synod", "etcd", "synod tls", "etcd tls".
+    public var label: String { system.rawValue + (isTLS ? " tls" : "") }
+    /// What the load generator and the runner's own calls need for this cluster.
+    public var benchTLS: BenchTLS? { pki?.clientTLS }
 
     /// Starts member `index` (output appended to its log); a no-op when it runs already.
     public func start(_ index: Int) throws(CompareError) {

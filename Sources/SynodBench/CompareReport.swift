@@ -33,13 +33,37 @@ public struct CompareFigures: Codable, Sendable, Equatable {
 /// One row of the summary table.
 public struct CompareSummaryRow: Codable, Sendable, Equatable {
     public var row: CompareRow
+    /// Both systems' clusters with mutual TLS (`--tls`); false: plaintext.
+    public var tls: Bool
     public var synod: CompareFigures?
     public var etcd: CompareFigures?
 
-    public init(row: CompareRow, synod: CompareFigures?, etcd: CompareFigures?) {
+    public init(row: CompareRow, tls: Bool = false, synod: CompareFigures?, etcd: CompareFigures?) {
         self.row = row
+        self.tls = tls
         self.synod = synod
         self.etcd = etcd
+    }
+
+    private enum CodingKeys: String, CodingKey { case row, tls, synod, etcd }
+
+    /// Results written before `--tls` existed have no `tls`: plaintext.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        row = try container.decode(CompareRow.self, forKey: .row)
+        tls = try container.decodeIfPresent(Bool.self, forKey: .tls) ?? false
+        synod = try container.decodeIfPresent(CompareFigures.self, forKey: .synod)
+        etcd = try container.decodeIfPresent(CompareFigures.self, forKey: .etcd)
+    }
+
+    /// "put@1", "put@1 tls".
+    public var label: String { row.description + (tls ? " tls" : "") }
+
+    public func figures(_ system: CompareSystem) -> CompareFigures? {
+        switch system {
+        case .synod: synod
+        case .etcd: etcd
+        }
     }
 
     /// Synod throughput / etcd throughput (> 1: Synod serves more).
@@ -53,6 +77,58 @@ public struct CompareSummaryRow: Codable, Sendable, Equatable {
         guard let numerator, let denominator, denominator > 0 else { return nil }
         return numerator / denominator
     }
+}
+
+/// What TLS costs one system in one row: its TLS figures over its plaintext figures, each a
+/// median over the rounds, measured back to back in every round.
+public struct CompareTLSCost: Codable, Sendable, Equatable {
+    /// TLS throughput / plaintext throughput (below 1: TLS serves fewer).
+    public var throughputRatio: Double
+    /// TLS p50 / plaintext p50 (above 1: TLS is slower).
+    public var p50Ratio: Double
+    /// TLS p99 / plaintext p99 (above 1: TLS is slower).
+    public var p99Ratio: Double
+
+    public init(plaintext: CompareFigures, tls: CompareFigures) {
+        func over(_ numerator: Double, _ denominator: Double) -> Double { denominator > 0 ? numerator / denominator : .nan }
+        throughputRatio = over(tls.throughput, plaintext.throughput)
+        p50Ratio = over(tls.p50Micros, plaintext.p50Micros)
+        p99Ratio = over(tls.p99Micros, plaintext.p99Micros)
+    }
+}
+
+/// The cost of TLS in one row for both systems (`--tls`).
+public struct CompareTLSCostRow: Codable, Sendable, Equatable {
+    public var row: CompareRow
+    public var synod: CompareTLSCost?
+    public var etcd: CompareTLSCost?
+
+    public init(row: CompareRow, synod: CompareTLSCost?, etcd: CompareTLSCost?) {
+        self.row = row
+        self.synod = synod
+        self.etcd = etcd
+    }
+
+    public func cost(_ system: CompareSystem) -> CompareTLSCost? {
+        switch system {
+        case .synod: synod
+        case .etcd: etcd
+        }
+    }
+}
+
+/// Per row, TLS over plaintext for each system that has both lines in `summary`.
+public func compareTLSCost(_ summary: [CompareSummaryRow]) -> [CompareTLSCostRow] {
+    var rows: [CompareTLSCostRow] = []
+    for tlsLine in summary where tlsLine.tls {
+        guard let plain = summary.first(where: { !$0.tls && $0.row == tlsLine.row }) else { continue }
+        func cost(_ system: CompareSystem) -> CompareTLSCost? {
+            guard let base = plain.figures(system), let secure = tlsLine.figures(system) else { return nil }
+            return CompareTLSCost(plaintext: base, tls: secure)
+        }
+        rows.append(CompareTLSCostRow(row: tlsLine.row, synod: cost(.synod), etcd: cost(.etcd)))
+    }
+    return rows
 }
 
 /// The single-machine ceilings the servers are held against, measured in-process on the disk
@@ -165,7 +241,10 @@ public struct CompareReport: Codable, Sendable, Equatable {
     public var options: CompareOptions
     /// Every measurement of every round, in the order they ran.
     public var measurements: [CompareMeasurement]
+    /// Per row: plaintext, and with `--tls` a TLS line right after it.
     public var summary: [CompareSummaryRow]
+    /// With `--tls`: per row, TLS / plaintext for each system.
+    public var tlsCost: [CompareTLSCostRow]
     public var baselines: CompareBaselines?
     /// Every member's memory at the end of the workloads (before the memory phase).
     public var members: [CompareMemberMemory]
@@ -178,7 +257,8 @@ public struct CompareReport: Codable, Sendable, Equatable {
         self.machine = machine
         self.options = options
         self.measurements = measurements
-        self.summary = compareSummary(measurements, rows: options.rows)
+        self.summary = compareSummary(measurements, rows: options.rows, transports: options.transports)
+        self.tlsCost = compareTLSCost(summary)
         self.baselines = baselines
         self.members = members
         self.memoryPhases = memoryPhases
@@ -205,10 +285,10 @@ public func compareMedian(_ values: [Double]) -> Double? {
 
 /// Per row and system, the median over rounds of throughput, p50 and p99 (each taken on its
 /// own), over the measurements that produced a result with at least one operation.
-public func compareSummary(_ measurements: [CompareMeasurement], rows: [CompareRow]) -> [CompareSummaryRow] {
-    rows.map { row in
+public func compareSummary(_ measurements: [CompareMeasurement], rows: [CompareRow], transports: [Bool] = [false]) -> [CompareSummaryRow] {
+    rows.flatMap { row in transports.map { tls in
         func figures(_ system: CompareSystem) -> CompareFigures? {
-            let results = measurements.filter { $0.step.row == row && $0.step.system == system }
+            let results = measurements.filter { $0.step.row == row && $0.step.system == system && $0.step.tls == tls }
                 .compactMap(\.result).filter { $0.operations > 0 }
             guard let throughput = compareMedian(results.map(\.throughput)),
                   let p50 = compareMedian(results.map(\.latency.p50Micros)),
@@ -217,6 +297,6 @@ public func compareSummary(_ measurements: [CompareMeasurement], rows: [CompareR
             let errors = results.reduce(0) { $0 + $1.errors.values.reduce(0, +) }
             return CompareFigures(throughput: throughput, p50Micros: p50, p99Micros: p99, rounds: results.count, errors: errors)
         }
-        return CompareSummaryRow(row: row, synod: figures(.synod), etcd: figures(.etcd))
-    }
+        return CompareSummaryRow(row: row, tls: tls, synod: figures(.synod), etcd: figures(.etcd))
+    } }
 }

@@ -32,10 +32,22 @@ public struct CompareRunner: Sendable {
             throw CompareError("etcd not found at \(options.etcdBinary): install it (apt-get install etcd-server), pass --etcd-bin, or --skip-etcd")
         }
         let directory = options.outDirectory
-        let clusters = options.systems.map { system in
-            switch system {
-            case .synod: CompareCluster(system: .synod, members: CompareClusterLayout.synod(binary: options.synodBinary, basePort: options.basePort, directory: directory))
-            case .etcd: CompareCluster(system: .etcd, members: CompareClusterLayout.etcd(binary: options.etcdBinary, basePort: options.basePort, directory: directory))
+        // With --tls: the certificates (before any cluster is described: the TLS members' flags
+        // name their files).
+        let pki = options.tls ? ComparePKI(directory: directory + "/pki") : nil
+        let clusters = options.systems.flatMap { system in
+            options.transports.map { tls -> CompareCluster in
+                let base = options.basePort
+                switch (system, tls ? pki : nil) {
+                case (.synod, nil):
+                    return CompareCluster(system: .synod, members: CompareClusterLayout.synod(binary: options.synodBinary, basePort: base, directory: directory))
+                case (.etcd, nil):
+                    return CompareCluster(system: .etcd, members: CompareClusterLayout.etcd(binary: options.etcdBinary, basePort: base, directory: directory))
+                case (.synod, let pki?):
+                    return CompareCluster(system: .synod, members: CompareClusterLayout.synodTLS(binary: options.synodBinary, basePort: base, directory: directory, pki: pki), pki: pki)
+                case (.etcd, let pki?):
+                    return CompareCluster(system: .etcd, members: CompareClusterLayout.etcdTLS(binary: options.etcdBinary, basePort: base, directory: directory, pki: pki), pki: pki)
+                }
             }
         }
         try CompareClusterLayout.checkPortsFree(clusters.flatMap(\.members))
@@ -44,6 +56,11 @@ public struct CompareRunner: Sendable {
             try fileManager.createDirectory(atPath: directory + "/logs", withIntermediateDirectories: true)
         } catch {
             throw CompareError("cannot create \(directory): \(error.localizedDescription)")
+        }
+        if let pki {
+            let names = clusters.filter { $0.isTLS }.flatMap { $0.members.map { $0.name } }
+            _ = try ComparePKI.make(directory: pki.directory, members: names)
+            log("tls: CA and certificates for \(names.joined(separator: ", ")) and client '\(ComparePKI.clientUser)' in \(pki.directory)")
         }
 
         let machine = CompareMachineInfo.machine(etcdBinary: options.skipEtcd ? nil : options.etcdBinary)
@@ -73,29 +90,35 @@ public struct CompareRunner: Sendable {
     private func measure(_ clusters: [CompareCluster], machine: CompareMachine, baselines: CompareBaselines?) async throws -> CompareReport {
         for cluster in clusters {
             try cluster.startAll()
-            log("\(cluster.system.rawValue): started \(cluster.members.map(\.name).joined(separator: ", ")) on \(cluster.endpoints.joined(separator: ", "))")
+            log("\(cluster.label): started \(cluster.members.map(\.name).joined(separator: ", ")) on \(cluster.endpoints.joined(separator: ", "))")
         }
         for cluster in clusters {
             try checkAlive(cluster)
             let start = ContinuousClock.now
             let leaderIndex = try await leader(cluster)
-            log("\(cluster.system.rawValue): \(cluster.members[leaderIndex].name) leads after \(CompareFormat.seconds(CompareClient.seconds(since: start))) s")
+            log("\(cluster.label): \(cluster.members[leaderIndex].name) leads after \(CompareFormat.seconds(CompareClient.seconds(since: start))) s")
         }
 
         var measurements: [CompareMeasurement] = []
-        let schedule = compareSchedule(rounds: options.rounds, rows: options.rows, systems: clusters.map(\.system))
+        let schedule = compareSchedule(rounds: options.rounds, rows: options.rows, systems: options.systems, transports: options.transports)
         for (number, step) in schedule.enumerated() {
             try Task.checkCancellation()
-            guard let cluster = clusters.first(where: { $0.system == step.system }) else { continue }
+            guard let cluster = clusters.first(where: { $0.system == step.system && $0.isTLS == step.tls }) else { continue }
             try checkAlive(cluster)
             let benchOptions = step.row.benchOptions(
                 endpoints: cluster.endpoints, durationSeconds: options.durationSeconds, conns: options.conns,
-                valueBytes: options.valueBytes, keySpace: options.keySpace)
-            let label = "[\(number + 1)/\(schedule.count)] round \(step.round) \(step.row) \(step.system.rawValue)"
+                valueBytes: options.valueBytes, keySpace: options.keySpace, tls: cluster.benchTLS)
+            let label = "[\(number + 1)/\(schedule.count)] round \(step.round) \(step.row) \(step.label)"
             do {
                 let result = try await LoadGenerator.run(benchOptions)
-                measurements.append(CompareMeasurement(step: step, result: result))
                 let errors = result.errors.values.reduce(0, +)
+                if result.operations == 0 {
+                    // Not a zero in the table: a row where every request failed (a refused
+                    // handshake, say) is a failed measurement with its error counts.
+                    let counts = result.errors.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+                    throw CompareError("no request succeeded" + (counts.isEmpty ? "" : " (\(counts))"))
+                }
+                measurements.append(CompareMeasurement(step: step, result: result))
                 log("\(label): \(CompareFormat.rate(result.throughput)) ops/s, p50 \(CompareFormat.millis(result.latency.p50Micros)) ms, "
                     + "p99 \(CompareFormat.millis(result.latency.p99Micros)) ms" + (errors > 0 ? ", \(errors) errors" : ""))
             } catch is CancellationError {
@@ -111,7 +134,7 @@ public struct CompareRunner: Sendable {
 
         var phases: [CompareMemoryPhase] = []
         if options.memoryKeys > 0 {
-            for cluster in clusters { phases.append(try await memoryPhase(cluster)) }
+            for cluster in clusters where !cluster.isTLS { phases.append(try await memoryPhase(cluster)) }
         }
         var notes: [String] = []
         if options.synodBinary.contains("/debug/") {
@@ -121,6 +144,15 @@ public struct CompareRunner: Sendable {
         if options.skipSynod { notes.append("Synod skipped (--skip-synod)") }
         if options.memoryKeys == 0 { notes.append("memory and restart phase skipped (--memory-keys 0)") }
         if baselines == nil { notes.append("baselines skipped (--wal-seconds 0)") }
+        if let pki = clusters.first(where: { $0.isTLS })?.pki {
+            var note = "tls: rows marked mTLS ran on a second cluster per system with mutual TLS on the client and peer ports"
+            note += " (--client-cert-auth, --peer-client-cert-auth, https:// URLs; ECDSA P-256 certificates from \(pki.directory)),"
+            note += " each measured right after the same row in plaintext; the load generator presents the client certificate"
+            note += " '\(ComparePKI.clientUser)' and negotiates h2 by ALPN; every connection is opened (TCP, TLS handshake, HTTP/2"
+            note += " settings, one call) before the clock starts, so handshakes are not in the figures"
+            if options.memoryKeys > 0 { note += "; the memory phase ran on the plaintext clusters" }
+            notes.append(note)
+        }
         notes.append("peak RSS: VmHWM of each member at the end of the workloads, before the memory phase")
         return CompareReport(machine: machine, options: options, measurements: measurements, baselines: baselines,
                              members: members, memoryPhases: phases, notes: notes)
@@ -128,15 +160,15 @@ public struct CompareRunner: Sendable {
 
     /// Waits for a leader; returns its index among the cluster's members.
     private func leader(_ cluster: CompareCluster) async throws -> Int {
-        let answer = try await CompareClient.waitForLeader(cluster.endpoints, timeoutSeconds: options.startTimeoutSeconds)
-        guard let index = answer.members.firstIndex(of: answer.leader) else { throw CompareError("\(cluster.system.rawValue): leader is not a member") }
+        let answer = try await CompareClient.waitForLeader(cluster.endpoints, timeoutSeconds: options.startTimeoutSeconds, tls: cluster.benchTLS)
+        guard let index = answer.members.firstIndex(of: answer.leader) else { throw CompareError("\(cluster.label): leader is not a member") }
         return index
     }
 
     private func checkAlive(_ cluster: CompareCluster) throws {
         if let gone = cluster.exited().first {
             let path = cluster.members.first { $0.name == gone.name }?.logPath ?? ""
-            throw CompareError("\(cluster.system.rawValue) member \(gone.name) exited with status \(gone.status); see \(path)")
+            throw CompareError("\(cluster.label) member \(gone.name) exited with status \(gone.status); see \(path)")
         }
     }
 

@@ -92,20 +92,43 @@ public enum CompareFormat {
 extension CompareReport {
     /// The main table: per row, both systems' median throughput and latency and their ratios.
     public var resultsTable: CompareTable {
+        // With --tls a third label column says which clusters a line measured.
+        let transport = options.tls ? ["transport"] : []
         let header = [
-            "workload", "clients", "Synod ops/s", "etcd ops/s", "Synod/etcd",
+            "workload", "clients"] + transport + ["Synod ops/s", "etcd ops/s", "Synod/etcd",
             "Synod p50 ms", "etcd p50 ms", "p50 etcd/Synod", "Synod p99 ms", "etcd p99 ms", "p99 etcd/Synod",
         ]
         let rows = summary.map { line -> [String] in
-            [
-                line.row.kind.rawValue, line.row.kind == .watch ? "\(line.row.clients) watchers" : String(line.row.clients),
+            [line.row.kind.rawValue, line.row.kind == .watch ? "\(line.row.clients) watchers" : String(line.row.clients)]
+                + (options.tls ? [line.tls ? "mTLS" : "plaintext"] : []) + [
                 CompareFormat.rate(line.synod?.throughput), CompareFormat.rate(line.etcd?.throughput), CompareFormat.ratio(line.throughputRatio),
                 CompareFormat.millis(line.synod?.p50Micros), CompareFormat.millis(line.etcd?.p50Micros), CompareFormat.ratio(line.p50Ratio),
                 CompareFormat.millis(line.synod?.p99Micros), CompareFormat.millis(line.etcd?.p99Micros), CompareFormat.ratio(line.p99Ratio),
             ]
         }
         return CompareTable(
-            title: "Median over \(options.rounds) round(s) of \(CompareFormat.seconds(options.durationSeconds)) s; ratios > 1 mean Synod is better",
+            title: "Median over \(options.rounds) round(s) of \(CompareFormat.seconds(options.durationSeconds)) s; ratios > 1 mean Synod is better"
+                + (options.tls ? "; mTLS: mutual TLS on the client and peer ports of both systems" : ""),
+            header: header, rows: rows, labelColumns: 2 + transport.count)
+    }
+
+    /// With `--tls`: what TLS costs each system, TLS over plaintext per row.
+    public var tlsCostTable: CompareTable? {
+        guard options.tls, !tlsCost.isEmpty else { return nil }
+        let header = [
+            "workload", "clients", "Synod ops/s tls/plain", "etcd ops/s tls/plain",
+            "Synod p50 tls/plain", "etcd p50 tls/plain", "Synod p99 tls/plain", "etcd p99 tls/plain",
+        ]
+        let rows = tlsCost.map { line -> [String] in
+            [
+                line.row.kind.rawValue, line.row.kind == .watch ? "\(line.row.clients) watchers" : String(line.row.clients),
+                CompareFormat.ratio(line.synod?.throughputRatio), CompareFormat.ratio(line.etcd?.throughputRatio),
+                CompareFormat.ratio(line.synod?.p50Ratio), CompareFormat.ratio(line.etcd?.p50Ratio),
+                CompareFormat.ratio(line.synod?.p99Ratio), CompareFormat.ratio(line.etcd?.p99Ratio),
+            ]
+        }
+        return CompareTable(
+            title: "Cost of mutual TLS (client and peer ports) per system: TLS / plaintext of the medians; ops/s below 1 and latency above 1 mean TLS costs",
             header: header, rows: rows)
     }
 
@@ -117,7 +140,7 @@ extension CompareReport {
             "workload", "clients", "Synod puts per fsync-equiv.", "etcd puts per fsync-equiv.",
             "Synod / WAL \(baselines.walWriters) writers", "Synod / core",
         ]
-        let rows = summary.filter { [.put, .txnCAS].contains($0.row.kind) }.map { line -> [String] in
+        let rows = summary.filter { [.put, .txnCAS].contains($0.row.kind) && !$0.tls }.map { line -> [String] in
             func over(_ value: Double?, _ base: Double?) -> Double? {
                 guard let value, let base, base > 0 else { return nil }
                 return value / base
@@ -221,7 +244,7 @@ extension CompareReport {
             "machine: \(machine.system); \(machine.cpuModel); \(machine.cores) cores; memory \(CompareFormat.mebibytes(machine.memoryBytes)) MiB",
             "etcd: \(machine.etcdVersion ?? (options.skipEtcd ? "skipped" : "unknown")); synod commit: \(machine.synodCommit ?? "unknown")",
             "method: 3-member clusters on loopback, fsync on, each member its own data dir under \(options.outDirectory); "
-                + "\(options.rounds) round(s) x \(CompareFormat.seconds(options.durationSeconds)) s per row, rows alternate Synod then etcd; "
+                + "\(options.rounds) round(s) x \(CompareFormat.seconds(options.durationSeconds)) s per row, rows alternate Synod then etcd\(options.tls ? " (each in plaintext, then with mTLS)" : ""); "
                 + "median over rounds (throughput, p50 and p99 each); \(options.valueBytes)-byte values, \(options.keySpace) keys, up to \(options.conns) connections; "
                 + "both clusters run throughout, the one not measured is idle (heartbeats only); the load generator runs in this process",
         ]
@@ -232,6 +255,7 @@ extension CompareReport {
     /// What the command prints at the end.
     public var text: String {
         var parts = [headerLines.joined(separator: "\n") + "\n", resultsTable.text]
+        if let cost = tlsCostTable { parts.append(cost.text) }
         if let line = baselinesLine { parts.append(line + "\n") }
         if let ceilings = ceilingsTable { parts.append(ceilings.text) }
         parts.append(serversTable.text)
@@ -242,13 +266,14 @@ extension CompareReport {
     /// results.md.
     public var markdown: String {
         var parts = ["# synod bench compare\n", headerLines.map { "- " + $0 }.joined(separator: "\n") + "\n", resultsTable.markdown]
+        if let cost = tlsCostTable { parts.append(cost.markdown) }
         if let line = baselinesLine { parts.append(line + "\n") }
         if let ceilings = ceilingsTable { parts.append(ceilings.markdown) }
         parts.append(serversTable.markdown)
         if !memberLines.isEmpty { parts.append(memberLines.map { "- " + $0 }.joined(separator: "\n") + "\n") }
         let failed = measurements.filter { $0.error != nil }
         if !failed.isEmpty {
-            parts.append("### Failed measurements\n\n" + failed.map { "- round \($0.step.round) \($0.step.row) \($0.step.system.rawValue): \($0.error ?? "")" }.joined(separator: "\n") + "\n")
+            parts.append("### Failed measurements\n\n" + failed.map { "- round \($0.step.round) \($0.step.row) \($0.step.label): \($0.error ?? "")" }.joined(separator: "\n") + "\n")
         }
         return parts.joined(separator: "\n")
     }

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 import NIOPosix
+import NIOSSL
 
 /// Why a unary call of ``H2Connection`` failed: the gRPC status code name (the names the load
 /// generator counts errors by: "unavailable", "deadlineExceeded", "invalidArgument", ...) and the
@@ -100,6 +101,8 @@ struct H2ClientConfiguration: Sendable {
     /// How often deadlines are checked (one timer per connection, not one per call).
     var deadlineSweep: TimeAmount = .milliseconds(50)
     var connectTimeout: TimeAmount = .seconds(5)
+    /// TLS (``H2TLS/context(_:)``) for every connection; nil: plaintext (h2c with prior knowledge).
+    var tls: NIOSSLContext?
 }
 
 /// A frame-level gRPC unary client over one HTTP/2 connection (swift-nio-http2's
@@ -135,7 +138,7 @@ final class H2Connection {
     func requestHeaders(path: String, timeout: Duration? = nil) -> HPACKHeaders {
         var headers = HPACKHeaders()
         headers.add(name: ":method", value: "POST")
-        headers.add(name: ":scheme", value: "http")
+        headers.add(name: ":scheme", value: configuration.tls == nil ? "http" : "https")
         headers.add(name: ":path", value: path)
         headers.add(name: ":authority", value: authority)
         headers.add(name: "content-type", value: "application/grpc")
@@ -178,11 +181,17 @@ final class H2Connection {
 
     private func connect() {
         let configuration = configuration
+        let host = host
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls = configuration.tls {
+                        // The handshake runs when the channel becomes active; the HTTP/2 preface and
+                        // the first calls wait in the TLS handler until it has completed.
+                        try channel.pipeline.syncOperations.addHandlers([try H2TLS.handler(tls, host: host), H2ALPNCheck()])
+                    }
                     try channel.pipeline.syncOperations.addHandlers([
                         H2ClientHandler.makeHTTP2Handler(configuration),
                         H2ClientHandler(configuration: configuration),

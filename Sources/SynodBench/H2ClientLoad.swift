@@ -46,22 +46,49 @@ enum H2LoadRun {
         var configuration = H2ClientConfiguration()
     }
 
-    /// Runs the timed workload; returns the merged tally.
-    static func run(_ plan: Plan, group: MultiThreadedEventLoopGroup, startNanos: UInt64) async -> ClientTally {
+    /// What ``run(_:group:onStart:)`` measured.
+    struct Outcome: Sendable {
+        var tally: ClientTally
+        /// When the timed part began (every connection was up by then).
+        var startNanos: UInt64
+        /// Connections whose warm-up call failed, and the first reason.
+        var failedConnections: Int
+        var firstFailure: String?
+    }
+
+    /// Opens every connection (TCP, TLS handshake when configured, HTTP/2 settings) with one
+    /// warm-up call each, then starts the clock (`onStart` gets the start time) and runs the
+    /// timed workload; returns the merged tally. Connection set-up is thus never timed, with or
+    /// without TLS.
+    static func run(_ plan: Plan, group: MultiThreadedEventLoopGroup, onStart: (UInt64) -> Void = { _ in }) async -> Outcome {
         let loops = Array(group.makeIterator())
         let counters = plan.counters
+        let startSignal = loops[0].makePromise(of: UInt64.self)
         return await withTaskCancellationHandler {
+            var warmUps: [EventLoopFuture<[String]>] = []
             var futures: [EventLoopFuture<ClientTally>] = []
             for (index, loop) in loops.enumerated() {
+                let warmedUp = loop.makePromise(of: [String].self)
+                warmUps.append(warmedUp.futureResult)
+                let started = startSignal.futureResult.hop(to: loop)
                 futures.append(loop.flatSubmit {
-                    LoopRun(plan: plan, loopIndex: index, loopCount: loops.count, eventLoop: loop).start(startNanos: startNanos)
+                    let run = LoopRun(plan: plan, loopIndex: index, loopCount: loops.count, eventLoop: loop)
+                    warmedUp.completeWith(run.warmUp())
+                    return started.assumeIsolated().flatMap { startNanos in
+                        run.start(startNanos: startNanos)
+                    }.nonisolated()
                 })
             }
+            var failures: [String] = []
+            for warmUp in warmUps { failures += (try? await warmUp.get()) ?? [] }
+            let startNanos = monotonicNanos()
+            onStart(startNanos)
+            startSignal.succeed(startNanos)
             var merged = ClientTally()
             for future in futures {
                 if let tally = try? await future.get() { merged.merge(tally) }
             }
-            return merged
+            return Outcome(tally: merged, startNanos: startNanos, failedConnections: failures.count, firstFailure: failures.first)
         } onCancel: {
             counters.stopped.store(true, ordering: .relaxed)
         }
@@ -138,6 +165,26 @@ private final class LoopRun {
         self.connections = H2LoadRun.makeConnections(plan, loopIndex: loopIndex, loopCount: loopCount, eventLoop: eventLoop)
         self.headers = connections.mapValues { H2MethodHeaders($0) }
         self.done = eventLoop.makePromise()
+    }
+
+    /// One call (a Range of the first key) on each of this loop's connections, so each is
+    /// connected, through its TLS handshake and HTTP/2 settings; succeeds with the reasons of the
+    /// calls that failed.
+    func warmUp() -> EventLoopFuture<[String]> {
+        let promise = eventLoop.makePromise(of: [String].self)
+        var pending = connections.count
+        var failures: [String] = []
+        if pending == 0 { promise.succeed([]) }
+        let deadline = monotonicNanos() + UInt64(LoadGenerator.requestTimeout.components.seconds) * 1_000_000_000
+        for (index, connection) in connections {
+            guard let headers = headers[index] else { continue }
+            connection.unary(headers: headers.range, body: plan.requests.rangeBody(key: 0), deadlineNanos: deadline) { result in
+                if case .failure(let error) = result { failures.append("\(connection.authority): \(error)") }
+                pending -= 1
+                if pending == 0 { promise.succeed(failures) }
+            }
+        }
+        return promise.futureResult
     }
 
     func start(startNanos: UInt64) -> EventLoopFuture<ClientTally> {

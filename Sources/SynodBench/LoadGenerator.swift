@@ -32,7 +32,17 @@ public enum LoadGenerator {
         if let problem = options.validationProblem ?? client.validationProblem { throw LoadGeneratorError(problem) }
         var endpoints: [BenchEndpoint] = []
         for text in options.endpoints { endpoints.append(try BenchEndpoint(parsing: text)) }
-        let targets = try await EndpointDiscovery.targets(endpoints, target: options.target)
+        if options.tls == nil, let https = endpoints.first(where: \.isHTTPS) {
+            throw LoadGeneratorError("endpoint '\(https.original)': https:// needs TLS settings (--cacert, and --cert/--key for client certificates)")
+        }
+        let targets: [BenchEndpoint]
+        do {
+            targets = try await EndpointDiscovery.targets(endpoints, target: options.target, tls: options.tls)
+        } catch let error as LoadGeneratorError where options.tls != nil && error.description.hasPrefix("cannot reach") {
+            // grpc-swift reports a refused handshake as a connection closed before the HTTP/2 preface.
+            throw LoadGeneratorError(error.description + "; with TLS this is also how a refused handshake shows: check that --cacert "
+                + "signed the servers' certificates and that --cert/--key are signed by a CA the servers trust")
+        }
         // `all` opens at least one connection per endpoint, so every endpoint gets load.
         let connectionCount = options.target == .all ? max(options.conns, targets.count) : options.conns
         if client.stack == .h2, options.workload != .watch {
@@ -43,7 +53,7 @@ public enum LoadGenerator {
         }
         var connections: [Connection] = []
         for index in 0..<connectionCount {
-            connections.append(try targets[index % targets.count].makeClient())
+            connections.append(try targets[index % targets.count].makeClient(tls: options.tls))
         }
         let runConnections = connections
         return try await withThrowingTaskGroup(of: Void.self) { group in
@@ -107,13 +117,15 @@ public enum LoadGenerator {
         _ options: BenchOptions, targets: [BenchEndpoint], connectionCount: Int, threads: Int,
         progress: (@Sendable (BenchProgress) -> Void)?
     ) async throws -> BenchResult {
+        var configuration = H2ClientConfiguration()
+        if let tls = options.tls { configuration.tls = try H2TLS.context(tls) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         defer { group.shutdownGracefully { _ in } }
         let counters = RunCounters()
         let requests = H2KVRequests(keys: options.keyBytes(), value: options.valueData(),
                                     serializable: options.consistency == .serializable)
         let plan = H2LoadRun.Plan(options: options, targets: targets, connectionCount: connectionCount,
-                                  requests: requests, counters: counters)
+                                  requests: requests, counters: counters, configuration: configuration)
         if options.workload == .get || options.workload == .mixed {
             let failures = await H2LoadRun.populate(plan, group: group)
             if let first = failures.first {
@@ -122,11 +134,17 @@ public enum LoadGenerator {
                     "pre-populating the key space failed: \(failures.count) of \(batches) batches of puts failed (\(first))")
             }
         }
-        let startNanos = monotonicNanos()
-        let reporter = progress.map { reportProgress(counters, startNanos: startNanos, options: options, progress: $0) }
+        var reporter: Task<Void, Never>?
         defer { reporter?.cancel() }
-        let tally = await H2LoadRun.run(plan, group: group, startNanos: startNanos)
-        let measured = Double(monotonicNanos() - startNanos) / 1e9
+        let outcome = await H2LoadRun.run(plan, group: group) { startNanos in
+            reporter = progress.map { reportProgress(counters, startNanos: startNanos, options: options, progress: $0) }
+        }
+        let tally = outcome.tally
+        if tally.operations == 0, outcome.failedConnections == connectionCount, let reason = outcome.firstFailure {
+            // Not one connection could carry a call (a refused TLS handshake, say): an error, not a zero.
+            throw LoadGeneratorError("no connection could carry a call (\(outcome.failedConnections) of \(connectionCount) failed): \(reason)")
+        }
+        let measured = Double(monotonicNanos() - outcome.startNanos) / 1e9
         return BenchResult(
             options: options, targets: [], operations: tally.operations, errors: tally.errors, seconds: measured,
             throughput: measured > 0 ? Double(tally.operations) / measured : 0, latency: tally.latency.summary,

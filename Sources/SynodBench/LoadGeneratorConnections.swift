@@ -27,10 +27,14 @@ struct BenchEndpoint: Sendable, Equatable {
     var port: Int { endpoint.port }
     var isIPv6: Bool { endpoint.hostKind == .ipv6 }
     var address: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    /// Written as `https://` (the run needs ``BenchOptions/tls``).
+    var isHTTPS: Bool { endpoint.isHTTPS }
 
-    func makeClient() throws(LoadGeneratorError) -> GRPCClient<HTTP2ClientTransport.Posix> {
+    /// A grpc-swift client of this endpoint; TLS (with ALPN h2) when `tls` is given.
+    func makeClient(tls: BenchTLS? = nil) throws(LoadGeneratorError) -> GRPCClient<HTTP2ClientTransport.Posix> {
         do {
-            return GRPCClient(transport: try endpoint.makeTransport(maxBackoff: .seconds(1)))
+            let clientTLS = tls.map { SynodClientTLS(caFile: $0.caFile, certFile: $0.certFile, keyFile: $0.keyFile) }
+            return GRPCClient(transport: try endpoint.makeTransport(maxBackoff: .seconds(1), tls: clientTLS))
         } catch {
             throw LoadGeneratorError("endpoint '\(original)': \(error)")
         }
@@ -60,9 +64,9 @@ enum EndpointDiscovery {
     }
 
     /// Returns the endpoints the run should use: the leader's alone (`.leader`) or all of them.
-    static func targets(_ endpoints: [BenchEndpoint], target: BenchTarget) async throws -> [BenchEndpoint] {
+    static func targets(_ endpoints: [BenchEndpoint], target: BenchTarget, tls: BenchTLS? = nil) async throws -> [BenchEndpoint] {
         var clients: [GRPCClient<HTTP2ClientTransport.Posix>] = []
-        for endpoint in endpoints { clients.append(try endpoint.makeClient()) }
+        for endpoint in endpoints { clients.append(try endpoint.makeClient(tls: tls)) }
         let probeClients = clients
         let outcomes: [Int: Result<Answer, any Error>] = await withThrowingTaskGroup(of: Void.self) { group in
             for client in probeClients {

@@ -90,6 +90,7 @@ extension BenchOptions {
         if keyPrefix.isEmpty { return "--key-prefix must not be empty" }
         if !(readRatio >= 0 && readRatio <= 1) { return "--read-ratio must be in 0...1" }
         if !(1...100_000).contains(watchers) { return "--watchers must be in 1...100000" }
+        if let tls, (tls.certFile == nil) != (tls.keyFile == nil) { return "--cert and --key go together" }
         return nil
     }
 

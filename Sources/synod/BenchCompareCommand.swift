@@ -52,7 +52,7 @@ struct CompareBench: AsyncParsableCommand {
     var skipEtcd: Bool = false
     @Flag(help: "Measure etcd only (for a state so large that both clusters would not fit in memory at once: run once with --skip-etcd, once with --skip-synod).")
     var skipSynod: Bool = false
-    @Option(help: "Ports: etcd clients base+1..3, peers base+11..13; Synod clients base+21..23, peers base+31..33, metrics base+41..43.")
+    @Option(help: "Ports: etcd clients base+1..3, peers base+11..13; Synod clients base+21..23, peers base+31..33, metrics base+41..43 (with --tls the TLS clusters on the same + 50).")
     var basePort: Int = 23790
     @Option(help: "Keys to load for the memory and restart phase (0 skips it; the goal is 1000000).")
     var memoryKeys: Int = 0
@@ -66,6 +66,8 @@ struct CompareBench: AsyncParsableCommand {
     var walSeconds: Double = 2
     @Option(help: "Commands through the pure core for its baseline.")
     var coreCommands: Int = 200_000
+    @Flag(help: "Also run each system with mutual TLS on its client and peer ports (etcd's --client-cert-auth and --peer-client-cert-auth, https:// URLs; a CA and certificates made in <out>/pki) and measure every row with TLS right after it in plaintext: rows 'put@1' and 'put@1 tls', and the cost of TLS per system. The TLS clusters listen on the ports of --base-port + 50; the memory phase stays plaintext.")
+    var tls: Bool = false
     @Flag(help: "Print results.json instead of the table.")
     var json: Bool = false
 
@@ -100,6 +102,7 @@ struct CompareBench: AsyncParsableCommand {
             options.snapshotWritesSeconds = snapshotWritesSeconds
             options.walSeconds = walSeconds
             options.coreCommands = coreCommands
+            options.tls = tls
             try options.validate()
         } catch {
             throw ValidationError(error.description)

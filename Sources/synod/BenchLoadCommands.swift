@@ -10,7 +10,7 @@ import Musl
 
 /// Flags shared by every `synod bench <workload>` load generator.
 struct BenchLoadOptions: ParsableArguments {
-    @Option(help: "Comma-separated etcd v3 endpoints (host:port or http://host:port).")
+    @Option(help: "Comma-separated etcd v3 endpoints (host:port, http://host:port, or https://host:port with --cacert).")
     var endpoints: String = "127.0.0.1:2379"
 
     @Option(help: "gRPC connections; clients are spread over them round-robin.")
@@ -53,6 +53,15 @@ struct BenchLoadOptions: ParsableArguments {
     @Option(name: .customLong("client-threads"), help: "Event-loop threads of the h2 client stack.")
     var clientThreads: Int = 1
 
+    @Option(help: "PEM CA bundle that verifies the servers (TLS, as etcdctl's --cacert; needed for https:// endpoints).")
+    var cacert: String?
+
+    @Option(help: "PEM client certificate for servers with --client-cert-auth (with --key).")
+    var cert: String?
+
+    @Option(help: "PEM private key of --cert.")
+    var key: String?
+
     @Flag(help: "Print only the JSON result on stdout.")
     var json = false
 
@@ -74,6 +83,9 @@ struct BenchLoadOptions: ParsableArguments {
         options.keyPrefix = keyPrefix
         options.valueBytes = valueSize
         options.seed = seed
+        if cacert != nil || cert != nil || key != nil {
+            options.tls = BenchTLS(caFile: cacert, certFile: cert, keyFile: key)
+        }
         return options
     }
 
