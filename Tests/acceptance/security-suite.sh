@@ -741,6 +741,63 @@ test_11() {
     "$([[ "$OUT" == accepted:* ]]; echo $?)" "$OUT"
 }
 
+# ---------------------------------------------------------------- D. a client nobody here wrote
+
+# 12. python3-etcd3 (Debian's package; grpc-python sends credentials only over
+#     TLS) on the TLS cluster: user and password, permissions, a watch and a
+#     lease with auth enabled. Skipped when the package is missing.
+test_12() {
+  local T=12-python-etcd3 py=${ETCD3_PYTHON:-/usr/bin/python3}
+  if ! "$py" -c 'import etcd3' 2>/dev/null; then skip "$T" "python3-etcd3 not installed ($py)"; return; fi
+  local ROOT_CN="tctl_as root"
+  run $ROOT_CN user get root
+  [ "$RC" -ne 0 ] && run $ROOT_CN user add root:rootpw
+  run $ROOT_CN user grant-role root root
+  expect_out "$T: user add py:pypw" "User py created" $ROOT_CN user add py:pypw
+  expect_out "$T: role add py-rw" "Role py-rw created" $ROOT_CN role add py-rw
+  expect_out "$T: grant readwrite /py/ --prefix" "Role py-rw updated" $ROOT_CN role grant-permission --prefix=true py-rw readwrite /py/
+  expect_out "$T: user grant-role py py-rw" "Role py-rw is granted to user py" $ROOT_CN user grant-role py py-rw
+  expect_out "$T: auth enable" "Authentication Enabled" $ROOT_CN auth enable
+  cat >"$WORK/py-auth.py" <<'EOF'
+import sys, threading, etcd3
+host, port, pki = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+tls = dict(ca_cert=pki + "/ca.crt", cert_cert=pki + "/root.crt", cert_key=pki + "/root.key")
+def code(e):
+    c = getattr(e, "code", None)
+    return c().name if callable(c) else type(e).__name__
+c = etcd3.client(host=host, port=port, user="py", password="pypw", **tls)
+c.put("/py/a", "1")
+print("get", c.get("/py/a")[0].decode())
+for what, call in [("put /other", lambda: c.put("/other", "x")), ("get /other", lambda: c.get("/other"))]:
+    try:
+        call(); print(what, "allowed")
+    except Exception as e:
+        print(what, code(e))
+events, ready = [], threading.Event()
+def on_event(response):
+    for event in getattr(response, "events", []):
+        events.append(event.value.decode()); ready.set()
+watch_id = c.add_watch_callback("/py/", on_event, range_end="/py0")
+lease = c.lease(30)
+c.put("/py/b", "2", lease=lease)
+ready.wait(5)
+c.cancel_watch(watch_id)
+print("watch", events[:1])
+print("lease keys", sorted(k.decode() for k in lease.keys))
+try:
+    etcd3.client(host=host, port=port, user="py", password="wrong", **tls).get("/py/a")
+    print("wrong password allowed")
+except Exception as e:
+    print("wrong password", code(e))
+EOF
+  expect_out "$T: python3-etcd3 as py over TLS: put/get, denied outside /py/, watch, lease" \
+    $'get 1\nput /other PERMISSION_DENIED\nget /other PERMISSION_DENIED\nwatch [\'2\']\nlease keys [\'/py/b\']\nwrong password INVALID_ARGUMENT' \
+    timeout 60 "$py" "$WORK/py-auth.py" 127.0.0.1 "${CPORT[0]}" "$PKI"
+  expect_out "$T: auth disable" "Authentication Disabled" $ROOT_CN auth disable
+  run $ROOT_CN user delete py
+  run $ROOT_CN role delete py-rw
+}
+
 # ---------------------------------------------------------------- main
 
 echo "# target: $TARGET${SYNOD_BIN:+ ($SYNOD_BIN)}"
@@ -755,7 +812,7 @@ fi
 
 TO_START=()
 need_tls=0; need_plain=0; need_acn=0
-for n in 1 2 3 8; do want "$n" && need_tls=1; done
+for n in 1 2 3 8 12; do want "$n" && need_tls=1; done
 for n in 5 6 7 9 10; do want "$n" && need_plain=1; done
 want 4 && need_acn=1
 need_crl=0
@@ -785,7 +842,7 @@ if [ "${#TO_START[@]}" -gt 0 ]; then
   fi
 fi
 
-for n in $(seq 1 11); do
+for n in $(seq 1 12); do
   if want "$n"; then
     fn=$(printf 'test_%02d' "$n")
     echo "# --- $fn"
