@@ -34,6 +34,9 @@ public final class FrameGRPCServerTransport: ServerTransport, Sendable {
     let logger: Logger
     /// TLS on the client port (`https://` in `--listen-client-urls`), or nil for plaintext.
     let tls: TLSContextSource?
+    /// `/health`, `/metrics` and `/version` over HTTP/1.1 on the same port, as etcd serves
+    /// them on its client port; nil answers only HTTP/2.
+    let http1Routes: HTTPStatusRoutes?
     private let refusals: RefusalLog
     private let state = Mutex<ListenState>(ListenState())
 
@@ -54,8 +57,10 @@ public final class FrameGRPCServerTransport: ServerTransport, Sendable {
     }
 
     public init(host: String, port: Int, group: any EventLoopGroup, maxMessageBytes: Int,
-                fastPath: KVPipeline?, logger: Logger, tls: TLSContextSource? = nil) {
+                fastPath: KVPipeline?, logger: Logger, tls: TLSContextSource? = nil,
+                http1Routes: HTTPStatusRoutes? = nil) {
         self.tls = tls
+        self.http1Routes = http1Routes
         self.refusals = RefusalLog(logger: logger)
         self.host = host
         self.port = port
@@ -86,6 +91,7 @@ public final class FrameGRPCServerTransport: ServerTransport, Sendable {
         let logger = self.logger
         let tls = self.tls
         let refusals = self.refusals
+        let http1Routes = self.http1Routes
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -101,21 +107,28 @@ public final class FrameGRPCServerTransport: ServerTransport, Sendable {
                         try channel.pipeline.syncOperations.addHandler(
                             TLSIdentityHandler(source: tls, refusals: refusals, what: "client"))
                     }
-                    var connection = NIOHTTP2Handler.ConnectionConfiguration()
-                    connection.initialSettings = [
-                        HTTP2Setting(parameter: .maxConcurrentStreams, value: 4096),
-                        HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 16),
-                        HTTP2Setting(parameter: .initialWindowSize, value: FrameGRPCHandler.streamWindow),
-                        HTTP2Setting(parameter: .maxFrameSize, value: 1 << 20),
-                    ]
-                    // swift-nio-http2's defaults guard against reset floods ("rapid reset").
-                    let http2 = NIOHTTP2Handler(mode: .server, connectionConfiguration: connection)
-                    try channel.pipeline.syncOperations.addHandler(http2)
-                    try channel.pipeline.syncOperations.addHandler(
-                        FrameGRPCHandler(maxMessageBytes: maxMessageBytes, fastPath: fastPath, rpcs: continuation,
-                                         remotePeer: channel.remoteAddress.map { "\($0)" } ?? "unknown",
-                                         localPeer: channel.localAddress.map { "\($0)" } ?? "unknown",
-                                         logger: logger))
+                    // HTTP/2 (gRPC) or HTTP/1.1 (/health, /metrics, /version), told apart
+                    // by the first bytes.
+                    let remotePeer = channel.remoteAddress.map { "\($0)" } ?? "unknown"
+                    let localPeer = channel.localAddress.map { "\($0)" } ?? "unknown"
+                    try channel.pipeline.syncOperations.addHandler(ClientProtocolSniffer(
+                        installHTTP2: { pipeline, sniffer in
+                            var connection = NIOHTTP2Handler.ConnectionConfiguration()
+                            connection.initialSettings = [
+                                HTTP2Setting(parameter: .maxConcurrentStreams, value: 4096),
+                                HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 16),
+                                HTTP2Setting(parameter: .initialWindowSize, value: FrameGRPCHandler.streamWindow),
+                                HTTP2Setting(parameter: .maxFrameSize, value: 1 << 20),
+                            ]
+                            // swift-nio-http2's defaults guard against reset floods ("rapid reset").
+                            let http2 = NIOHTTP2Handler(mode: .server, connectionConfiguration: connection)
+                            let frames = FrameGRPCHandler(maxMessageBytes: maxMessageBytes, fastPath: fastPath, rpcs: continuation,
+                                                          remotePeer: remotePeer, localPeer: localPeer, logger: logger,
+                                                          statusRoutes: http1Routes)
+                            try pipeline.addHandler(http2, position: .after(sniffer))
+                            try pipeline.addHandler(frames, position: .after(http2))
+                        },
+                        http1Routes: http1Routes, logger: logger))
                 }
             }
         let channel: any Channel
@@ -252,9 +265,15 @@ final class FrameGRPCHandler: ChannelInboundHandler {
         }
     }
 
+    /// `GET /health`, `/metrics`, `/version` over HTTP/2 (a client that negotiated h2 by ALPN,
+    /// such as curl over TLS), answered like the HTTP/1.1 ones.
+    private let statusRoutes: HTTPStatusRoutes?
+
     init(maxMessageBytes: Int, fastPath: KVPipeline?,
          rpcs: AsyncStream<FrameGRPCServerTransport.IncomingRPC>.Continuation,
-         remotePeer: String, localPeer: String, logger: Logger, piecesInFlightMax: Int = 2) {
+         remotePeer: String, localPeer: String, logger: Logger, piecesInFlightMax: Int = 2,
+         statusRoutes: HTTPStatusRoutes? = nil) {
+        self.statusRoutes = statusRoutes
         self.maxMessageBytes = maxMessageBytes
         self.piecesInFlightMax = piecesInFlightMax
         self.fastPath = fastPath
@@ -266,14 +285,24 @@ final class FrameGRPCHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // Added once the first bytes showed HTTP/2: the channel is already active.
+        if context.channel.isActive { openConnectionWindow(context: context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        // The connection window starts at 65,535 bytes; open it wide once.
+        openConnectionWindow(context: context)
+        context.fireChannelActive()
+    }
+
+    private var connectionWindowOpened = false
+
+    /// The connection window starts at 65,535 bytes; open it wide once.
+    private func openConnectionWindow(context: ChannelHandlerContext) {
+        guard !connectionWindowOpened else { return }
+        connectionWindowOpened = true
         let increment = Self.connectionWindow - 65_535
         context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))),
                               promise: nil)
-        context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -381,6 +410,11 @@ final class FrameGRPCHandler: ChannelInboundHandler {
         guard let context else { return }
         if draining { return reject(id, code: .unavailable, message: "server is shutting down") }
         let path = headers.first(name: ":path") ?? ""
+        if headers.first(name: ":method") == "GET", let statusRoutes,
+           let endpoint = path.split(separator: "?", maxSplits: 1).first.map(String.init),
+           ["/health", "/metrics", "/version"].contains(endpoint) {
+            return answerStatus(id, endpoint: endpoint, routes: statusRoutes)
+        }
         guard headers.first(name: ":method") == "POST" else {
             return reject(id, code: .unimplemented, message: "only POST is supported", httpStatus: "405")
         }
@@ -554,6 +588,38 @@ final class FrameGRPCHandler: ChannelInboundHandler {
         }
         markFlush()
         closeIfDrained()
+    }
+
+    /// A status endpoint's answer on stream `id` (not a gRPC call: headers, body, end).
+    private func answerStatus(_ id: HTTP2StreamID, endpoint: String, routes: HTTPStatusRoutes) {
+        switch endpoint {
+        case "/metrics": writePlain(id, status: "200", contentType: "text/plain; version=0.0.4; charset=utf-8", body: routes.metrics())
+        case "/version": writePlain(id, status: "200", contentType: "application/json", body: HTTPStatusServer.versionJSON)
+        default:
+            guard let context else { return }
+            let loop = context.eventLoop
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            let health = routes.health
+            Task {
+                let report = await health()
+                loop.execute {
+                    bound.value.writePlain(id, status: report.healthy ? "200" : "503", contentType: "application/json", body: report.json)
+                    bound.value.flushIfPending()
+                }
+            }
+        }
+    }
+
+    private func writePlain(_ id: HTTP2StreamID, status: String, contentType: String, body: String) {
+        guard let context else { return }
+        var headers = HPACKHeaders()
+        headers.add(name: ":status", value: status)
+        headers.add(name: "content-type", value: contentType)
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers)))), promise: nil)
+        let buffer = context.channel.allocator.buffer(string: body)
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: true)))),
+                      promise: nil)
+        markFlush()
     }
 
     private func reject(_ id: HTTP2StreamID, code: RPCError.Code, message: String, httpStatus: String = "200") {

@@ -215,9 +215,15 @@ public final class HTTPStatusServer: Sendable {
 }
 
 /// The answers the handler can give; shared by every connection.
-struct HTTPStatusRoutes: Sendable {
+/// What the status endpoints answer with (the status listener's and the client port's).
+public struct HTTPStatusRoutes: Sendable {
     let health: @Sendable () async -> HealthReport
     let metrics: @Sendable () -> String
+
+    public init(health: @escaping @Sendable () async -> HealthReport, metrics: @escaping @Sendable () -> String) {
+        self.health = health
+        self.metrics = metrics
+    }
 }
 
 /// A complete response, ready to write.

@@ -24,7 +24,8 @@ public struct ServeConfiguration: Sendable, Hashable {
     /// after MemberAdd with an empty data directory (or restart a member that joined one).
     public var initialClusterState = "new"
     public var initialClusterToken = "synod-cluster"
-    /// Where /health, /metrics and /version are served (HTTP/1.1); default: client port + 2.
+    /// A separate HTTP/1.1 listener for /health, /metrics and /version (which the client port
+    /// serves anyway); none unless given.
     public var listenMetricsURLs: String?
     public var heartbeatIntervalMilliseconds = 100
     public var electionTimeoutMilliseconds = 1000
@@ -144,14 +145,11 @@ public struct ServeConfiguration: Sendable, Hashable {
         if !clientTLS.allowedCommonNames.isEmpty {
             throw ServeConfigurationError("allowed common names apply to peers only (--peer-cert-allowed-cn)")
         }
-        let metrics: PeerAddress
+        // As etcd: /health, /metrics and /version are served on the client port; a separate
+        // (plaintext HTTP/1.1) listener only when asked for.
+        var metrics: PeerAddress?
         if let listenMetricsURLs {
             metrics = try Self.address(listenMetricsURLs, flag: "--listen-metrics-urls").address
-        } else {
-            guard client.address.port + 2 <= 65535 else {
-                throw ServeConfigurationError("--listen-metrics-urls: give it explicitly (client port + 2 is out of range)")
-            }
-            metrics = PeerAddress(host: client.address.host, port: client.address.port + 2)
         }
         guard initialClusterState == "new" || initialClusterState == "existing" else {
             throw ServeConfigurationError("--initial-cluster-state: '\(initialClusterState)' must be 'new' or 'existing'")

@@ -59,7 +59,7 @@ public final class SynodNodeServer: Service, Sendable {
             if let settings = options.clientTLS, options.clientTLSSource == nil {
                 options.clientTLSSource = try TLSContextSource.make(
                     settings: settings, dataDirectory: options.dataDirectory, role: "client",
-                    hosts: [options.clientListen.host], alpn: ["h2"], logger: logger)
+                    hosts: [options.clientListen.host], alpn: ["h2", "http/1.1"], logger: logger)
             }
         } catch {
             throw ServerStartError("TLS: \(error)")
@@ -113,13 +113,14 @@ public final class SynodNodeServer: Service, Sendable {
             KVService(context: context), WatchService(context: context), LeaseService(context: context),
             ClusterService(context: context), MaintenanceService(context: context), AuthService(context: context),
         ]
+        let statusRoutes = HTTPStatusRoutes(health: { [node] in await Self.health(node) }, metrics: { metrics.exposition() })
         switch options.grpcTransport {
         case .frames:
             let server = GRPCServer(
                 transport: FrameGRPCServerTransport(
                     host: options.clientListen.host, port: options.clientListen.port, group: group,
                     maxMessageBytes: maxMessageBytes, fastPath: KVPipeline(context: context), logger: logger,
-                    tls: options.clientTLSSource),
+                    tls: options.clientTLSSource, http1Routes: statusRoutes),
                 services: services)
             api = ClientAPIServer(serve: { try await server.serve() }, beginShutdown: { server.beginGracefulShutdown() })
         case .grpcSwift:

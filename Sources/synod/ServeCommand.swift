@@ -49,7 +49,7 @@ struct ServeCommand: AsyncParsableCommand {
     var initialClusterState: String = "new"
     @Option(help: "Cluster token: clusters with different tokens never talk to each other.")
     var initialClusterToken: String = "synod-cluster"
-    @Option(help: "URL for /health, /metrics and /version over HTTP (default: client port + 2).")
+    @Option(help: "An extra plaintext HTTP listener for /health, /metrics and /version (the client port serves them anyway; default: none).")
     var listenMetricsUrls: String?
     @Option(help: "Milliseconds between leader heartbeats.")
     var heartbeatInterval: Int = 100
