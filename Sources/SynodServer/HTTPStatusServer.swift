@@ -219,6 +219,10 @@ public final class HTTPStatusServer: Sendable {
 public struct HTTPStatusRoutes: Sendable {
     let health: @Sendable () async -> HealthReport
     let metrics: @Sendable () -> String
+    /// etcd's JSON gateway (`POST /v3/...`): on the client port only.
+    var gateway: EtcdGateway?
+    /// The largest gateway request body.
+    var gatewayBodyMax = 0
 
     public init(health: @escaping @Sendable () async -> HealthReport, metrics: @escaping @Sendable () -> String) {
         self.health = health
@@ -252,6 +256,8 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
         case idle
         /// Reading a request's body (counted, then dropped).
         case reading(head: HTTPRequestHead, bodyBytes: Int)
+        /// Reading a gateway request's body (kept).
+        case collecting(head: HTTPRequestHead, route: String, body: [UInt8])
         /// A response is being produced (possibly asynchronously).
         case responding
         /// The body was too large: the connection is closing, everything is ignored.
@@ -261,6 +267,8 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let routes: HTTPStatusRoutes
     private let logger: Logger
     private var requestState: RequestState = .idle
+    /// The verified client certificate's name (TLS on the client port), for the gateway.
+    private var certificateCommonName: String?
     /// Set between handlerAdded and handlerRemoved: async responses write only while it is set.
     private var context: ChannelHandlerContext?
 
@@ -286,6 +294,15 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             guard case .idle = requestState else { return }
+            let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? head.uri
+            if head.method == .POST, routes.gateway != nil, let route = EtcdGateway.route(path) {
+                if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > routes.gatewayBodyMax {
+                    rejectTooLarge(context: context, version: head.version)
+                    return
+                }
+                requestState = .collecting(head: head, route: route, body: [])
+                return
+            }
             if let declared = head.headers.first(name: "content-length").flatMap(Int.init),
                 declared > HTTPStatusServer.maxRequestBodyBytes
             {
@@ -294,7 +311,17 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             requestState = .reading(head: head, bodyBytes: 0)
 
-        case .body(let buffer):
+        case .body(var buffer):
+            if case .collecting(let head, let route, var body) = requestState {
+                requestState = .responding  // the array is not shared while it grows
+                guard body.count + buffer.readableBytes <= routes.gatewayBodyMax else {
+                    rejectTooLarge(context: context, version: head.version)
+                    return
+                }
+                body += buffer.readBytes(length: buffer.readableBytes) ?? []
+                requestState = .collecting(head: head, route: route, body: body)
+                return
+            }
             guard case .reading(let head, let bodyBytes) = requestState else { return }
             let total = bodyBytes + buffer.readableBytes
             if total > HTTPStatusServer.maxRequestBodyBytes {
@@ -304,10 +331,39 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
             requestState = .reading(head: head, bodyBytes: total)
 
         case .end:
+            if case .collecting(let head, let route, let body) = requestState {
+                requestState = .responding
+                answerGateway(head: head, route: route, body: body, context: context)
+                return
+            }
             guard case .reading(let head, _) = requestState else { return }
             requestState = .responding
             route(head, context: context)
         }
+    }
+
+    /// A gateway call, answered when its (async) result arrives.
+    private func answerGateway(head: HTTPRequestHead, route: String, body: [UInt8], context: ChannelHandlerContext) {
+        guard let gateway = routes.gateway else { return }
+        var token = head.headers.first(name: "authorization") ?? head.headers.first(name: "token")
+        if let value = token, value.lowercased().hasPrefix("bearer ") { token = String(value.dropFirst(7)) }
+        let credentials = AuthCredentials(token: token?.isEmpty == false ? token : nil, commonName: certificateCommonName)
+        let eventLoop = context.eventLoop
+        let boundSelf = NIOLoopBound(self, eventLoop: eventLoop)
+        let (version, keepAlive) = (head.version, head.isKeepAlive)
+        Task {
+            let response = await gateway.handle(route: route, body: body, credentials: credentials)
+            eventLoop.execute {
+                let handler = boundSelf.value
+                guard let context = handler.context else { return }
+                handler.write(response, version: version, keepAlive: keepAlive, context: context)
+            }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let identity = event as? TLSPeerIdentity { certificateCommonName = identity.commonName }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -114,13 +114,17 @@ public final class SynodNodeServer: Service, Sendable {
             ClusterService(context: context), MaintenanceService(context: context), AuthService(context: context),
         ]
         let statusRoutes = HTTPStatusRoutes(health: { [node] in await Self.health(node) }, metrics: { metrics.exposition() })
+        // The client port's HTTP/1.1 side also serves etcd's JSON gateway.
+        var clientRoutes = statusRoutes
+        clientRoutes.gateway = EtcdGateway(pipeline: KVPipeline(context: context))
+        clientRoutes.gatewayBodyMax = maxMessageBytes
         switch options.grpcTransport {
         case .frames:
             let server = GRPCServer(
                 transport: FrameGRPCServerTransport(
                     host: options.clientListen.host, port: options.clientListen.port, group: group,
                     maxMessageBytes: maxMessageBytes, fastPath: KVPipeline(context: context), logger: logger,
-                    tls: options.clientTLSSource, http1Routes: statusRoutes),
+                    tls: options.clientTLSSource, http1Routes: clientRoutes),
                 services: services)
             api = ClientAPIServer(serve: { try await server.serve() }, beginShutdown: { server.beginGracefulShutdown() })
         case .grpcSwift:

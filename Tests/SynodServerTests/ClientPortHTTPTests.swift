@@ -35,6 +35,71 @@ final class ClientPortHTTPTests: XCTestCase {
         }
     }
 
+    /// etcd's JSON gateway for the KV calls: put, range (also under /v3beta), txn, delete,
+    /// compaction; etcd's JSON field names and string-typed 64-bit numbers; etcd's error body
+    /// and HTTP statuses; 501 for etcd's paths not served yet, 404 for others; auth tokens in
+    /// `Authorization`.
+    func testJSONGatewayServesTheKVCalls() async throws {
+        let cluster = try InProcessCluster(nodes: 1)
+        try cluster.start(0)
+        defer { Task { await cluster.stopAll() } }
+        let port = try cluster.configurations[0].validate().clientListen.port
+        let key = Data("foo".utf8).base64EncodedString(), value = Data("bar".utf8).base64EncodedString()
+        let put = try await eventually {
+            let answer = try Self.post(port, "/v3/kv/put", #"{"key":"\#(key)","value":"\#(value)"}"#)
+            guard answer.status == 200 else { throw NodeError.timedOut }
+            return answer
+        }
+        XCTAssertTrue(put.body.hasPrefix(#"{"header":{"cluster_id":""#), put.body)
+        XCTAssertTrue(put.body.contains(#""revision":"2""#), put.body)
+        let range = try Self.post(port, "/v3beta/kv/range", #"{"key":"\#(key)"}"#)
+        XCTAssertEqual(range.status, 200)
+        XCTAssertTrue(range.body.contains(#""kvs":[{"key":"Zm9v","create_revision":"2","mod_revision":"2","version":"1","value":"YmFy"}],"count":"1""#),
+                      range.body)
+        let txn = try Self.post(port, "/v3/kv/txn", #"{"compare":[{"key":"\#(key)","result":"EQUAL","target":"VALUE","value":"\#(value)"}],"success":[{"requestPut":{"key":"\#(key)","value":"YmF6"}}]}"#)
+        XCTAssertTrue(txn.body.contains(#""succeeded":true"#), txn.body)
+        let delete = try Self.post(port, "/v3/kv/deleterange", #"{"key":"\#(key)","prev_kv":true}"#)
+        XCTAssertTrue(delete.body.contains(#""deleted":"1","prev_kvs":[{"key":"Zm9v""#), delete.body)
+        let future = try Self.post(port, "/v3/kv/compaction", #"{"revision":"100"}"#)
+        XCTAssertEqual(future.status, 400)
+        XCTAssertEqual(future.body, #"{"error":"etcdserver: mvcc: required revision is a future revision","message":"etcdserver: mvcc: required revision is a future revision","code":11}"#)
+        let malformed = try Self.post(port, "/v3/kv/range", #"{"key":"not base64!!"}"#)
+        XCTAssertEqual(malformed.status, 400)
+        XCTAssertTrue(malformed.body.contains(#""code":3"#))
+        XCTAssertEqual(try Self.post(port, "/v3/watch", "{}").status, 501)
+        XCTAssertEqual(try Self.post(port, "/v3/kv/nothing", "{}").status, 404)
+    }
+
+    /// One HTTP/1.0 POST (the connection closes after the answer): status and body.
+    static func post(_ port: Int, _ path: String, _ body: String) throws -> (status: Int, body: String) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw NodeError.timedOut }
+        let request = Array("POST \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { break }
+            response += buffer[0..<count]
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n"), let status = Int(text.split(separator: " ").dropFirst().first ?? "") else {
+            throw NodeError.timedOut
+        }
+        return (status, String(text[split.upperBound...]))
+    }
+
     func testTheSnifferTellsHTTP2FromHTTP1ByTheFirstBytes() {
         let allocator = ByteBufferAllocator()
         let preface = ClientProtocolSniffer.http2Preface
