@@ -9,11 +9,24 @@ import SynodEtcdAPI
 /// bytes as base64, 64-bit integers as strings, enums by name, zero values omitted; input may
 /// also use camelCase and numbers. `/v3beta/` and `/v3alpha/` are accepted as `/v3/`.
 ///
-/// Served so far: the KV calls (`kv/range`, `kv/put`, `kv/deleterange`, `kv/txn`,
-/// `kv/compaction`), through `KVPipeline` like the gRPC ones, with the caller's token from
-/// `Authorization`. Other `/v3/` paths answer 501 with etcd's error body.
+/// Served: the KV calls (through `KVPipeline`, like the gRPC ones), and every unary call of
+/// Lease, Cluster, Maintenance and Auth (through the same service code as gRPC), with the
+/// caller's token from `Authorization`. Not yet: the streams (watch, lease keep-alive,
+/// snapshot) and Lock/Election, which answer 501 with etcd's error body.
 struct EtcdGateway: Sendable {
     let pipeline: KVPipeline
+    let lease: LeaseService
+    let cluster: ClusterService
+    let maintenance: MaintenanceService
+    let auth: AuthService
+
+    init(context: ServiceContext) {
+        pipeline = KVPipeline(context: context)
+        lease = LeaseService(context: context)
+        cluster = ClusterService(context: context)
+        maintenance = MaintenanceService(context: context)
+        auth = AuthService(context: context)
+    }
 
     static let encoding: JSONEncodingOptions = {
         var options = JSONEncodingOptions()
@@ -48,6 +61,40 @@ struct EtcdGateway: Sendable {
                 return try Self.ok(try await pipeline.txn(try Self.decode(body), requestID: nil, credentials: credentials).get())
             case "kv/compaction":
                 return try Self.ok(try await pipeline.compact(try Self.decode(body), credentials: credentials).get())
+            case "lease/grant": return try await unary(body, credentials, "Lease", "LeaseGrant", lease.leaseGrant)
+            case "lease/revoke", "kv/lease/revoke": return try await unary(body, credentials, "Lease", "LeaseRevoke", lease.leaseRevoke)
+            case "lease/timetolive", "kv/lease/timetolive":
+                return try await unary(body, credentials, "Lease", "LeaseTimeToLive", lease.leaseTimeToLive)
+            case "lease/leases", "kv/lease/leases": return try await unary(body, credentials, "Lease", "LeaseLeases", lease.leaseLeases)
+            case "cluster/member/add": return try await unary(body, credentials, "Cluster", "MemberAdd", cluster.memberAdd)
+            case "cluster/member/remove": return try await unary(body, credentials, "Cluster", "MemberRemove", cluster.memberRemove)
+            case "cluster/member/update": return try await unary(body, credentials, "Cluster", "MemberUpdate", cluster.memberUpdate)
+            case "cluster/member/list": return try await unary(body, credentials, "Cluster", "MemberList", cluster.memberList)
+            case "cluster/member/promote": return try await unary(body, credentials, "Cluster", "MemberPromote", cluster.memberPromote)
+            case "maintenance/alarm": return try await unary(body, credentials, "Maintenance", "Alarm", maintenance.alarm)
+            case "maintenance/status": return try await unary(body, credentials, "Maintenance", "Status", maintenance.status)
+            case "maintenance/defragment": return try await unary(body, credentials, "Maintenance", "Defragment", maintenance.defragment)
+            case "maintenance/hash": return try await unary(body, credentials, "Maintenance", "Hash", maintenance.hash)
+            case "maintenance/hashkv": return try await unary(body, credentials, "Maintenance", "HashKV", maintenance.hashKV)
+            case "maintenance/transfer-leadership":
+                return try await unary(body, credentials, "Maintenance", "MoveLeader", maintenance.moveLeader)
+            case "auth/enable": return try await unary(body, credentials, "Auth", "AuthEnable", auth.authEnable)
+            case "auth/disable": return try await unary(body, credentials, "Auth", "AuthDisable", auth.authDisable)
+            case "auth/status": return try await unary(body, credentials, "Auth", "AuthStatus", auth.authStatus)
+            case "auth/authenticate": return try await unary(body, credentials, "Auth", "Authenticate", auth.authenticate)
+            case "auth/user/add": return try await unary(body, credentials, "Auth", "UserAdd", auth.userAdd)
+            case "auth/user/get": return try await unary(body, credentials, "Auth", "UserGet", auth.userGet)
+            case "auth/user/list": return try await unary(body, credentials, "Auth", "UserList", auth.userList)
+            case "auth/user/delete": return try await unary(body, credentials, "Auth", "UserDelete", auth.userDelete)
+            case "auth/user/changepw": return try await unary(body, credentials, "Auth", "UserChangePassword", auth.userChangePassword)
+            case "auth/user/grant": return try await unary(body, credentials, "Auth", "UserGrantRole", auth.userGrantRole)
+            case "auth/user/revoke": return try await unary(body, credentials, "Auth", "UserRevokeRole", auth.userRevokeRole)
+            case "auth/role/add": return try await unary(body, credentials, "Auth", "RoleAdd", auth.roleAdd)
+            case "auth/role/get": return try await unary(body, credentials, "Auth", "RoleGet", auth.roleGet)
+            case "auth/role/list": return try await unary(body, credentials, "Auth", "RoleList", auth.roleList)
+            case "auth/role/delete": return try await unary(body, credentials, "Auth", "RoleDelete", auth.roleDelete)
+            case "auth/role/grant": return try await unary(body, credentials, "Auth", "RoleGrantPermission", auth.roleGrantPermission)
+            case "auth/role/revoke": return try await unary(body, credentials, "Auth", "RoleRevokePermission", auth.roleRevokePermission)
             default:
                 guard Self.etcdRoutes.contains(route) else { return .text(.notFound, "Not Found\n") }
                 return Self.error(code: .unimplemented, message: "synod: the gateway does not serve /v3/\(route) yet")
@@ -62,16 +109,22 @@ struct EtcdGateway: Sendable {
 
     struct GatewayBodyError: Error { var message: String }
 
-    /// etcd's other gateway paths (answered 501 until served; any other path is 404).
+    /// A unary call of one of the generated services, with the caller's credentials where the
+    /// services read them (`AuthCredentials.current`).
+    private func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ body: [UInt8], _ credentials: AuthCredentials, _ service: String, _ method: String,
+        _ call: (Request, ServerContext) async throws -> Response
+    ) async throws -> HTTPStatusResponse {
+        let request: Request = try Self.decode(body)
+        let context = ServerContext(descriptor: MethodDescriptor(fullyQualifiedService: "etcdserverpb.\(service)", method: method),
+                                    remotePeer: "gateway", localPeer: "gateway", cancellation: ServerContext.RPCCancellationHandle())
+        let response = try await AuthCredentials.$current.withValue(credentials) { try await call(request, context) }
+        return try Self.ok(response)
+    }
+
+    /// etcd's gateway paths not served yet (answered 501; any other path is 404).
     static let etcdRoutes: Set<String> = [
-        "watch", "lease/grant", "lease/revoke", "lease/keepalive", "lease/timetolive", "lease/leases",
-        "kv/lease/revoke", "kv/lease/timetolive", "kv/lease/leases",
-        "cluster/member/add", "cluster/member/remove", "cluster/member/update", "cluster/member/list", "cluster/member/promote",
-        "maintenance/alarm", "maintenance/status", "maintenance/defragment", "maintenance/hash", "maintenance/hashkv",
-        "maintenance/snapshot", "maintenance/transfer-leadership",
-        "auth/enable", "auth/disable", "auth/status", "auth/authenticate", "auth/user/add", "auth/user/get", "auth/user/list",
-        "auth/user/delete", "auth/user/changepw", "auth/user/grant", "auth/user/revoke", "auth/role/add", "auth/role/get",
-        "auth/role/list", "auth/role/delete", "auth/role/grant", "auth/role/revoke",
+        "watch", "lease/keepalive", "maintenance/snapshot",
         "lock/lock", "lock/unlock", "election/campaign", "election/proclaim", "election/leader", "election/observe", "election/resign",
     ]
 

@@ -116,7 +116,7 @@ public final class SynodNodeServer: Service, Sendable {
         let statusRoutes = HTTPStatusRoutes(health: { [node] in await Self.health(node) }, metrics: { metrics.exposition() })
         // The client port's HTTP/1.1 side also serves etcd's JSON gateway.
         var clientRoutes = statusRoutes
-        clientRoutes.gateway = EtcdGateway(pipeline: KVPipeline(context: context))
+        clientRoutes.gateway = EtcdGateway(context: context)
         clientRoutes.gatewayBodyMax = maxMessageBytes
         switch options.grpcTransport {
         case .frames:

@@ -35,10 +35,10 @@ final class ClientPortHTTPTests: XCTestCase {
         }
     }
 
-    /// etcd's JSON gateway for the KV calls: put, range (also under /v3beta), txn, delete,
-    /// compaction; etcd's JSON field names and string-typed 64-bit numbers; etcd's error body
-    /// and HTTP statuses; 501 for etcd's paths not served yet, 404 for others; auth tokens in
-    /// `Authorization`.
+    /// etcd's JSON gateway: the KV calls (range also under /v3beta), the unary Lease, Cluster,
+    /// Maintenance and Auth calls; etcd's JSON field names and string-typed 64-bit numbers;
+    /// etcd's error body and HTTP statuses; 501 for etcd's paths not served yet, 404 for
+    /// others; auth tokens in `Authorization`.
     func testJSONGatewayServesTheKVCalls() async throws {
         let cluster = try InProcessCluster(nodes: 1)
         try cluster.start(0)
@@ -68,10 +68,33 @@ final class ClientPortHTTPTests: XCTestCase {
         XCTAssertTrue(malformed.body.contains(#""code":3"#))
         XCTAssertEqual(try Self.post(port, "/v3/watch", "{}").status, 501)
         XCTAssertEqual(try Self.post(port, "/v3/kv/nothing", "{}").status, 404)
+
+        // The unary calls of the other services, with etcd's field names (ID, TTL, peerURLs).
+        let grant = try Self.post(port, "/v3/lease/grant", #"{"TTL":"30"}"#)
+        XCTAssertTrue(grant.body.contains(#""TTL":"30""#) && grant.body.contains(#""ID":""#), grant.body)
+        XCTAssertTrue(try Self.post(port, "/v3/kv/lease/leases", "{}").body.contains(#""leases":[{"ID":""#))
+        XCTAssertTrue(try Self.post(port, "/v3/cluster/member/list", "{}").body.contains(#""name":"n1","peerURLs":["http://127.0.0.1:"#))
+        XCTAssertTrue(try Self.post(port, "/v3/maintenance/status", "{}").body.contains(#""version":"3.4.0""#))
+
+        // Auth through the gateway: the token goes in Authorization.
+        _ = try Self.post(port, "/v3/auth/user/add", #"{"name":"root","password":"gw-pw"}"#)
+        _ = try Self.post(port, "/v3/auth/user/grant", #"{"user":"root","role":"root"}"#)
+        XCTAssertEqual(try Self.post(port, "/v3/auth/enable", "{}").status, 200)
+        let anonymous = try Self.post(port, "/v3/kv/put", #"{"key":"YQ==","value":"Yg=="}"#)
+        XCTAssertEqual(anonymous.status, 400)
+        XCTAssertTrue(anonymous.body.contains("etcdserver: user name is empty"), anonymous.body)
+        let wrong = try Self.post(port, "/v3/auth/authenticate", #"{"name":"root","password":"nope"}"#)
+        XCTAssertEqual(wrong.status, 400)
+        XCTAssertTrue(wrong.body.contains("etcdserver: authentication failed, invalid user ID or password"), wrong.body)
+        let login = try Self.post(port, "/v3/auth/authenticate", #"{"name":"root","password":"gw-pw"}"#)
+        let token = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(login.body.utf8)) as? [String: Any])?["token"] as? String)
+        XCTAssertEqual(try Self.post(port, "/v3/kv/put", #"{"key":"YQ==","value":"Yg=="}"#, authorization: token).status, 200)
+        XCTAssertEqual(try Self.post(port, "/v3/kv/put", #"{"key":"YQ==","value":"Yg=="}"#, authorization: token + "x").status, 401)
+        XCTAssertEqual(try Self.post(port, "/v3/auth/disable", "{}", authorization: token).status, 200)
     }
 
     /// One HTTP/1.0 POST (the connection closes after the answer): status and body.
-    static func post(_ port: Int, _ path: String, _ body: String) throws -> (status: Int, body: String) {
+    static func post(_ port: Int, _ path: String, _ body: String, authorization: String? = nil) throws -> (status: Int, body: String) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
@@ -84,7 +107,8 @@ final class ClientPortHTTPTests: XCTestCase {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw NodeError.timedOut }
-        let request = Array("POST \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+        let auth = authorization.map { "Authorization: \($0)\r\n" } ?? ""
+        let request = Array("POST \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\(auth)Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
         _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         var response: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65_536)
