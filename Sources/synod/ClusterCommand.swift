@@ -10,8 +10,8 @@ struct ClusterCommand: AsyncParsableCommand {
         abstract: "Start a local cluster of `synod serve` processes and stop it on Ctrl-C."
     )
 
-    @Option(help: "Directory for the members' data and logs.")
-    var dataDir: String = "synod-local"
+    @Option(help: "Directory for the members' data and logs (default: synod-local, or synod-local-tls with --tls: a cluster's identity includes its URLs' scheme, so the two cannot share data).")
+    var dataDir: String?
     @Option(help: "Number of members (1, 3 or 5).")
     var nodes: Int = 3
     @Option(help: "Client port of the first member; the others add 20000, 30000, ... (2379, 22379, 32379, as etcd's Procfile).")
@@ -19,7 +19,7 @@ struct ClusterCommand: AsyncParsableCommand {
     @Option(help: "Log level for the members.")
     var logLevel: String = "info"
     @Flag(help: ArgumentHelp(
-        "Mutual TLS on the client and peer ports: makes a CA and certificates in <data-dir>/pki (kept across restarts).",
+        "Mutual TLS on the client and peer ports: makes a CA and certificates in <data-dir>/pki (kept across restarts; default data directory synod-local-tls).",
         discussion: "Members require client certificates (--client-cert-auth, --peer-client-cert-auth); pki/root.crt and pki/client.crt are client certificates for the users root and client."))
     var tls = false
 
@@ -49,6 +49,7 @@ struct ClusterCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let dataDir = self.dataDir ?? (tls ? "synod-local-tls" : "synod-local")
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         let members = self.members
         let initialCluster = members.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ",")
@@ -87,9 +88,9 @@ struct ClusterCommand: AsyncParsableCommand {
         print("""
             Synod: \(nodes)-node local cluster started (data and logs in \(dataDir)/).
               client endpoints: \(endpoints)
-              metrics/health:   \(members.map { "http://127.0.0.1:\($0.metricsPort)/metrics" }.joined(separator: " "))
+              metrics/health:   \(members.map { "http://127.0.0.1:\($0.metricsPort)/metrics" }.joined(separator: " "))\n
             """ + (tls ? """
-              TLS:              mutual, on client and peer ports; CA and certificates in \(pki)/
+              TLS:              mutual, on client and peer ports; CA and certificates in \(pki)/\n
             """ : "") + """
             Talk to it with etcdctl or synod, e.g.:
               ETCDCTL_API=3 etcdctl --endpoints=\(endpoints)\(certificates) put greeting hello
