@@ -2,6 +2,7 @@ import GRPCCore
 import NIOCore
 import NIOHTTP1
 import SwiftProtobuf
+import Synchronization
 import SynodEtcdAPI
 
 /// etcd's gRPC-JSON gateway on the client port (HTTP/1.1 `POST /v3/...` with a JSON body), for
@@ -9,12 +10,14 @@ import SynodEtcdAPI
 /// bytes as base64, 64-bit integers as strings, enums by name, zero values omitted; input may
 /// also use camelCase and numbers. `/v3beta/` and `/v3alpha/` are accepted as `/v3/`.
 ///
-/// Served: the KV calls (through `KVPipeline`, like the gRPC ones), and every unary call of
+/// Served: the KV calls (through `KVPipeline`, like the gRPC ones), and every call of Watch,
 /// Lease, Cluster, Maintenance and Auth (through the same service code as gRPC), with the
-/// caller's token from `Authorization`. Not yet: the streams (watch, lease keep-alive,
-/// snapshot) and Lock/Election, which answer 501 with etcd's error body.
+/// caller's token from `Authorization`. Streams answer chunked, one `{"result":...}` object and
+/// a newline per message, an error as `{"error":{"grpc_code":...}}`; the bidirectional ones
+/// (watch, keep-alive) read the request body as a stream of JSON objects.
 struct EtcdGateway: Sendable {
     let pipeline: KVPipeline
+    let watch: WatchService
     let lease: LeaseService
     let cluster: ClusterService
     let maintenance: MaintenanceService
@@ -22,6 +25,7 @@ struct EtcdGateway: Sendable {
 
     init(context: ServiceContext) {
         pipeline = KVPipeline(context: context)
+        watch = WatchService(context: context)
         lease = LeaseService(context: context)
         cluster = ClusterService(context: context)
         maintenance = MaintenanceService(context: context)
@@ -61,40 +65,40 @@ struct EtcdGateway: Sendable {
                 return try Self.ok(try await pipeline.txn(try Self.decode(body), requestID: nil, credentials: credentials).get())
             case "kv/compaction":
                 return try Self.ok(try await pipeline.compact(try Self.decode(body), credentials: credentials).get())
-            case "lease/grant": return try await unary(body, credentials, "Lease", "LeaseGrant", lease.leaseGrant)
-            case "lease/revoke", "kv/lease/revoke": return try await unary(body, credentials, "Lease", "LeaseRevoke", lease.leaseRevoke)
+            case "lease/grant": return try await unary(body, credentials, Etcdserverpb_Lease.Method.LeaseGrant.descriptor, lease.leaseGrant)
+            case "lease/revoke", "kv/lease/revoke": return try await unary(body, credentials, Etcdserverpb_Lease.Method.LeaseRevoke.descriptor, lease.leaseRevoke)
             case "lease/timetolive", "kv/lease/timetolive":
-                return try await unary(body, credentials, "Lease", "LeaseTimeToLive", lease.leaseTimeToLive)
-            case "lease/leases", "kv/lease/leases": return try await unary(body, credentials, "Lease", "LeaseLeases", lease.leaseLeases)
-            case "cluster/member/add": return try await unary(body, credentials, "Cluster", "MemberAdd", cluster.memberAdd)
-            case "cluster/member/remove": return try await unary(body, credentials, "Cluster", "MemberRemove", cluster.memberRemove)
-            case "cluster/member/update": return try await unary(body, credentials, "Cluster", "MemberUpdate", cluster.memberUpdate)
-            case "cluster/member/list": return try await unary(body, credentials, "Cluster", "MemberList", cluster.memberList)
-            case "cluster/member/promote": return try await unary(body, credentials, "Cluster", "MemberPromote", cluster.memberPromote)
-            case "maintenance/alarm": return try await unary(body, credentials, "Maintenance", "Alarm", maintenance.alarm)
-            case "maintenance/status": return try await unary(body, credentials, "Maintenance", "Status", maintenance.status)
-            case "maintenance/defragment": return try await unary(body, credentials, "Maintenance", "Defragment", maintenance.defragment)
-            case "maintenance/hash": return try await unary(body, credentials, "Maintenance", "Hash", maintenance.hash)
-            case "maintenance/hashkv": return try await unary(body, credentials, "Maintenance", "HashKV", maintenance.hashKV)
+                return try await unary(body, credentials, Etcdserverpb_Lease.Method.LeaseTimeToLive.descriptor, lease.leaseTimeToLive)
+            case "lease/leases", "kv/lease/leases": return try await unary(body, credentials, Etcdserverpb_Lease.Method.LeaseLeases.descriptor, lease.leaseLeases)
+            case "cluster/member/add": return try await unary(body, credentials, Etcdserverpb_Cluster.Method.MemberAdd.descriptor, cluster.memberAdd)
+            case "cluster/member/remove": return try await unary(body, credentials, Etcdserverpb_Cluster.Method.MemberRemove.descriptor, cluster.memberRemove)
+            case "cluster/member/update": return try await unary(body, credentials, Etcdserverpb_Cluster.Method.MemberUpdate.descriptor, cluster.memberUpdate)
+            case "cluster/member/list": return try await unary(body, credentials, Etcdserverpb_Cluster.Method.MemberList.descriptor, cluster.memberList)
+            case "cluster/member/promote": return try await unary(body, credentials, Etcdserverpb_Cluster.Method.MemberPromote.descriptor, cluster.memberPromote)
+            case "maintenance/alarm": return try await unary(body, credentials, Etcdserverpb_Maintenance.Method.Alarm.descriptor, maintenance.alarm)
+            case "maintenance/status": return try await unary(body, credentials, Etcdserverpb_Maintenance.Method.Status.descriptor, maintenance.status)
+            case "maintenance/defragment": return try await unary(body, credentials, Etcdserverpb_Maintenance.Method.Defragment.descriptor, maintenance.defragment)
+            case "maintenance/hash": return try await unary(body, credentials, Etcdserverpb_Maintenance.Method.Hash.descriptor, maintenance.hash)
+            case "maintenance/hashkv": return try await unary(body, credentials, Etcdserverpb_Maintenance.Method.HashKV.descriptor, maintenance.hashKV)
             case "maintenance/transfer-leadership":
-                return try await unary(body, credentials, "Maintenance", "MoveLeader", maintenance.moveLeader)
-            case "auth/enable": return try await unary(body, credentials, "Auth", "AuthEnable", auth.authEnable)
-            case "auth/disable": return try await unary(body, credentials, "Auth", "AuthDisable", auth.authDisable)
-            case "auth/status": return try await unary(body, credentials, "Auth", "AuthStatus", auth.authStatus)
-            case "auth/authenticate": return try await unary(body, credentials, "Auth", "Authenticate", auth.authenticate)
-            case "auth/user/add": return try await unary(body, credentials, "Auth", "UserAdd", auth.userAdd)
-            case "auth/user/get": return try await unary(body, credentials, "Auth", "UserGet", auth.userGet)
-            case "auth/user/list": return try await unary(body, credentials, "Auth", "UserList", auth.userList)
-            case "auth/user/delete": return try await unary(body, credentials, "Auth", "UserDelete", auth.userDelete)
-            case "auth/user/changepw": return try await unary(body, credentials, "Auth", "UserChangePassword", auth.userChangePassword)
-            case "auth/user/grant": return try await unary(body, credentials, "Auth", "UserGrantRole", auth.userGrantRole)
-            case "auth/user/revoke": return try await unary(body, credentials, "Auth", "UserRevokeRole", auth.userRevokeRole)
-            case "auth/role/add": return try await unary(body, credentials, "Auth", "RoleAdd", auth.roleAdd)
-            case "auth/role/get": return try await unary(body, credentials, "Auth", "RoleGet", auth.roleGet)
-            case "auth/role/list": return try await unary(body, credentials, "Auth", "RoleList", auth.roleList)
-            case "auth/role/delete": return try await unary(body, credentials, "Auth", "RoleDelete", auth.roleDelete)
-            case "auth/role/grant": return try await unary(body, credentials, "Auth", "RoleGrantPermission", auth.roleGrantPermission)
-            case "auth/role/revoke": return try await unary(body, credentials, "Auth", "RoleRevokePermission", auth.roleRevokePermission)
+                return try await unary(body, credentials, Etcdserverpb_Maintenance.Method.MoveLeader.descriptor, maintenance.moveLeader)
+            case "auth/enable": return try await unary(body, credentials, Etcdserverpb_Auth.Method.AuthEnable.descriptor, auth.authEnable)
+            case "auth/disable": return try await unary(body, credentials, Etcdserverpb_Auth.Method.AuthDisable.descriptor, auth.authDisable)
+            case "auth/status": return try await unary(body, credentials, Etcdserverpb_Auth.Method.AuthStatus.descriptor, auth.authStatus)
+            case "auth/authenticate": return try await unary(body, credentials, Etcdserverpb_Auth.Method.Authenticate.descriptor, auth.authenticate)
+            case "auth/user/add": return try await unary(body, credentials, Etcdserverpb_Auth.Method.UserAdd.descriptor, auth.userAdd)
+            case "auth/user/get": return try await unary(body, credentials, Etcdserverpb_Auth.Method.UserGet.descriptor, auth.userGet)
+            case "auth/user/list": return try await unary(body, credentials, Etcdserverpb_Auth.Method.UserList.descriptor, auth.userList)
+            case "auth/user/delete": return try await unary(body, credentials, Etcdserverpb_Auth.Method.UserDelete.descriptor, auth.userDelete)
+            case "auth/user/changepw": return try await unary(body, credentials, Etcdserverpb_Auth.Method.UserChangePassword.descriptor, auth.userChangePassword)
+            case "auth/user/grant": return try await unary(body, credentials, Etcdserverpb_Auth.Method.UserGrantRole.descriptor, auth.userGrantRole)
+            case "auth/user/revoke": return try await unary(body, credentials, Etcdserverpb_Auth.Method.UserRevokeRole.descriptor, auth.userRevokeRole)
+            case "auth/role/add": return try await unary(body, credentials, Etcdserverpb_Auth.Method.RoleAdd.descriptor, auth.roleAdd)
+            case "auth/role/get": return try await unary(body, credentials, Etcdserverpb_Auth.Method.RoleGet.descriptor, auth.roleGet)
+            case "auth/role/list": return try await unary(body, credentials, Etcdserverpb_Auth.Method.RoleList.descriptor, auth.roleList)
+            case "auth/role/delete": return try await unary(body, credentials, Etcdserverpb_Auth.Method.RoleDelete.descriptor, auth.roleDelete)
+            case "auth/role/grant": return try await unary(body, credentials, Etcdserverpb_Auth.Method.RoleGrantPermission.descriptor, auth.roleGrantPermission)
+            case "auth/role/revoke": return try await unary(body, credentials, Etcdserverpb_Auth.Method.RoleRevokePermission.descriptor, auth.roleRevokePermission)
             default:
                 guard Self.etcdRoutes.contains(route) else { return .text(.notFound, "Not Found\n") }
                 return Self.error(code: .unimplemented, message: "synod: the gateway does not serve /v3/\(route) yet")
@@ -112,21 +116,166 @@ struct EtcdGateway: Sendable {
     /// A unary call of one of the generated services, with the caller's credentials where the
     /// services read them (`AuthCredentials.current`).
     private func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
-        _ body: [UInt8], _ credentials: AuthCredentials, _ service: String, _ method: String,
+        _ body: [UInt8], _ credentials: AuthCredentials, _ descriptor: MethodDescriptor,
         _ call: (Request, ServerContext) async throws -> Response
     ) async throws -> HTTPStatusResponse {
         let request: Request = try Self.decode(body)
-        let context = ServerContext(descriptor: MethodDescriptor(fullyQualifiedService: "etcdserverpb.\(service)", method: method),
-                                    remotePeer: "gateway", localPeer: "gateway", cancellation: ServerContext.RPCCancellationHandle())
+        let context = Self.serverContext(descriptor)
         let response = try await AuthCredentials.$current.withValue(credentials) { try await call(request, context) }
         return try Self.ok(response)
     }
 
     /// etcd's gateway paths not served yet (answered 501; any other path is 404).
     static let etcdRoutes: Set<String> = [
-        "watch", "lease/keepalive", "maintenance/snapshot",
         "lock/lock", "lock/unlock", "election/campaign", "election/proclaim", "election/leader", "election/observe", "election/resign",
     ]
+
+    // MARK: streams
+
+    /// How a route's request arrives: bidirectional streams read the body as a stream of JSON
+    /// objects while answering; server streams read it whole first.
+    enum StreamKind: Sendable {
+        case bidirectional
+        case serverStream
+    }
+
+    static func streamKind(_ route: String) -> StreamKind? {
+        switch route {
+        case "watch", "lease/keepalive": return .bidirectional
+        case "maintenance/snapshot": return .serverStream
+        default: return nil
+        }
+    }
+
+    /// Whether the call ends when the client finishes its request body. etcd's watch does not:
+    /// it stays open until the client goes away.
+    static func endsWithRequestBody(_ route: String) -> Bool { route != "watch" }
+
+    /// A failed stream: its gRPC code and message.
+    struct StreamFailure: Error, Sendable {
+        var code: RPCErrorCode
+        var message: String
+    }
+
+    /// Runs a streaming call. `requests` yields the request objects' JSON (one for a server
+    /// stream); `send` writes one chunk (and returns once written, so a slow reader slows the
+    /// call down). Returns nil when the call ended normally.
+    func stream(route: String, requests: AsyncThrowingStream<[UInt8], any Error>, credentials: AuthCredentials,
+                send: @escaping @Sendable (String) async throws -> Void) async -> StreamFailure? {
+        // A bad request object ends the call; the service sees its request stream end, and the
+        // client is told why here (not as the service's internal error).
+        let requestFailure = RequestFailure()
+        let failure = await run(route: route, requests: requests, requestFailure: requestFailure, credentials: credentials, send: send)
+        return requestFailure.value ?? failure
+    }
+
+    private final class RequestFailure: Sendable {
+        private let stored = Mutex<StreamFailure?>(nil)
+        var value: StreamFailure? { stored.withLock { $0 } }
+        func record(_ failure: StreamFailure) { stored.withLock { if $0 == nil { $0 = failure } } }
+    }
+
+    private func run(route: String, requests source: AsyncThrowingStream<[UInt8], any Error>, requestFailure: RequestFailure,
+                     credentials: AuthCredentials, send: @escaping @Sendable (String) async throws -> Void) async -> StreamFailure? {
+        do {
+            try await AuthCredentials.$current.withValue(credentials) {
+                switch route {
+                case "watch":
+                    try await watch.watch(request: Self.requests(source, requestFailure), response: Self.writer(send),
+                                          context: Self.serverContext(Etcdserverpb_Watch.Method.Watch.descriptor))
+                case "lease/keepalive":
+                    try await lease.leaseKeepAlive(request: Self.requests(source, requestFailure), response: Self.writer(send),
+                                                   context: Self.serverContext(Etcdserverpb_Lease.Method.LeaseKeepAlive.descriptor))
+                case "maintenance/snapshot":
+                    try await maintenance.snapshot(request: try await Self.single(source), response: Self.writer(send),
+                                                   context: Self.serverContext(Etcdserverpb_Maintenance.Method.Snapshot.descriptor))
+                default:
+                    throw StreamFailure(code: .unimplemented, message: "synod: the gateway does not serve /v3/\(route) yet")
+                }
+            }
+            return nil
+        } catch let failure as StreamFailure {
+            return failure
+        } catch let error as GatewayBodyError {
+            return StreamFailure(code: .invalidArgument, message: error.message)
+        } catch {
+            return Self.failure(error)
+        }
+    }
+
+    private static func failure(_ error: any Error) -> StreamFailure {
+        switch error {
+        case let failure as StreamFailure: return failure
+        case let error as GatewayBodyError: return StreamFailure(code: .invalidArgument, message: error.message)
+        case let error as JSONStreamSplitter.SplitError: return StreamFailure(code: .invalidArgument, message: "synod: \(error)")
+        case is CancellationError: return StreamFailure(code: .cancelled, message: "context canceled")
+        default:
+            let rpc = KVPipeline.status(error)
+            return StreamFailure(code: rpc.code, message: rpc.message)
+        }
+    }
+
+    /// One chunk of a streamed answer.
+    static func resultChunk<M: SwiftProtobuf.Message>(_ message: M) throws -> String {
+        #"{"result":"# + (try message.jsonString(options: encoding)) + "}\n"
+    }
+
+    /// grpc-gateway's error object inside a stream (and the whole body when nothing was sent).
+    static func errorChunk(_ failure: StreamFailure) -> String {
+        let status = httpStatus(failure.code)
+        let escaped = HTTPStatusServer.jsonEscaped(failure.message)
+        return #"{"error":{"grpc_code":\#(failure.code.rawValue),"http_code":\#(status.code),"message":"\#(escaped)","http_status":"\#(HTTPStatusServer.jsonEscaped(status.reasonPhrase))"}}"#
+            + "\n"
+    }
+
+    /// The request objects decoded; the first that does not decode (or a broken body) is
+    /// recorded and ends the stream.
+    private static func requests<M: SwiftProtobuf.Message>(_ source: AsyncThrowingStream<[UInt8], any Error>,
+                                                           _ requestFailure: RequestFailure) -> RPCAsyncSequence<M, any Error> {
+        let (messages, continuation) = AsyncThrowingStream<M, any Error>.makeStream()
+        let pump = Task {
+            do {
+                for try await bytes in source {
+                    continuation.yield(try decode(bytes) as M)
+                }
+                continuation.finish()
+            } catch is CancellationError {
+                continuation.finish(throwing: CancellationError())
+            } catch {
+                requestFailure.record(failure(error))
+                continuation.finish(throwing: CancellationError())
+            }
+        }
+        continuation.onTermination = { _ in pump.cancel() }
+        return RPCAsyncSequence(wrapping: messages)
+    }
+
+    private static func single<M: SwiftProtobuf.Message>(_ source: AsyncThrowingStream<[UInt8], any Error>) async throws -> M {
+        var iterator = source.makeAsyncIterator()
+        guard let bytes = try await iterator.next() else { return M() }
+        return try decode(bytes)
+    }
+
+    private static func writer<M: SwiftProtobuf.Message>(_ send: @escaping @Sendable (String) async throws -> Void) -> RPCWriter<M> {
+        RPCWriter(wrapping: ChunkWriter(send: send))
+    }
+
+    private struct ChunkWriter<Element: SwiftProtobuf.Message>: RPCWriterProtocol {
+        let send: @Sendable (String) async throws -> Void
+
+        func write(_ element: Element) async throws {
+            try await send(try EtcdGateway.resultChunk(element))
+        }
+
+        func write(contentsOf elements: some Sequence<Element>) async throws {
+            for element in elements { try await write(element) }
+        }
+    }
+
+    static func serverContext(_ descriptor: MethodDescriptor) -> ServerContext {
+        ServerContext(descriptor: descriptor, remotePeer: "gateway", localPeer: "gateway",
+                      cancellation: ServerContext.RPCCancellationHandle())
+    }
 
     static func decode<M: SwiftProtobuf.Message>(_ body: [UInt8]) throws -> M {
         let text = body.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }

@@ -191,9 +191,10 @@ struct LeaseService: Etcdserverpb_Lease.SimpleServiceProtocol {
                         out.header = context.header(revision: revision)
                     }
                 } catch NodeError.kv(.leaseNotFound) {
-                    // etcd answers a keep-alive for an unknown lease with TTL 0.
+                    // etcd answers a keep-alive for an unknown lease with TTL 0 (and the
+                    // current revision in the header, as every answer).
                     out.ttl = 0
-                    out.header = context.header(revision: 0)
+                    out.header = context.header(revision: (try? await context.node.withState { $0.kv.store.revision }) ?? 0)
                 }
                 try await response.write(out)
             }

@@ -258,6 +258,8 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
         case reading(head: HTTPRequestHead, bodyBytes: Int)
         /// Reading a gateway request's body (kept).
         case collecting(head: HTTPRequestHead, route: String, body: [UInt8])
+        /// A streaming gateway call is running (`stream` holds its state).
+        case streaming
         /// A response is being produced (possibly asynchronously).
         case responding
         /// The body was too large: the connection is closing, everything is ignored.
@@ -271,6 +273,39 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var certificateCommonName: String?
     /// Set between handlerAdded and handlerRemoved: async responses write only while it is set.
     private var context: ChannelHandlerContext?
+    /// The streaming gateway call in progress, if any.
+    private var stream: GatewayStream?
+
+    /// A streaming gateway call on this connection: the request objects go to the call through
+    /// `requests`; its chunks come back through `sendChunk`.
+    private final class GatewayStream {
+        let route: String
+        let kind: EtcdGateway.StreamKind
+        let version: HTTPVersion
+        let keepAlive: Bool
+        let requests: AsyncThrowingStream<[UInt8], any Error>.Continuation
+        var splitter: JSONStreamSplitter
+        /// A server stream's body, read whole before the call starts.
+        var body: [UInt8] = []
+        var headWritten = false
+        var requestEnded = false
+        var responseEnded = false
+        var task: Task<Void, Never>?
+        /// A server stream's request side, until its body is complete and the call starts.
+        var pendingRequests: AsyncThrowingStream<[UInt8], any Error>?
+        let head: HTTPRequestHead
+
+        init(head: HTTPRequestHead, route: String, kind: EtcdGateway.StreamKind, version: HTTPVersion, keepAlive: Bool, limit: Int,
+             requests: AsyncThrowingStream<[UInt8], any Error>.Continuation) {
+            self.head = head
+            self.route = route
+            self.kind = kind
+            self.version = version
+            self.keepAlive = keepAlive
+            self.requests = requests
+            splitter = JSONStreamSplitter(limit: limit)
+        }
+    }
 
     init(routes: HTTPStatusRoutes, logger: Logger) {
         self.routes = routes
@@ -287,6 +322,12 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.context = nil
+        if let stream {
+            // The client went away: end the call (a watch is cancelled on the node).
+            stream.requests.finish(throwing: CancellationError())
+            stream.task?.cancel()
+            self.stream = nil
+        }
         context.fireChannelInactive()
     }
 
@@ -295,6 +336,16 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .head(let head):
             guard case .idle = requestState else { return }
             let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? head.uri
+            if head.method == .POST, routes.gateway != nil, let route = EtcdGateway.route(path),
+               let kind = EtcdGateway.streamKind(route) {
+                if kind == .serverStream, let declared = head.headers.first(name: "content-length").flatMap(Int.init),
+                   declared > routes.gatewayBodyMax {
+                    rejectTooLarge(context: context, version: head.version)
+                    return
+                }
+                startStream(head: head, route: route, kind: kind, context: context)
+                return
+            }
             if head.method == .POST, routes.gateway != nil, let route = EtcdGateway.route(path) {
                 if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > routes.gatewayBodyMax {
                     rejectTooLarge(context: context, version: head.version)
@@ -312,6 +363,10 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
             requestState = .reading(head: head, bodyBytes: 0)
 
         case .body(var buffer):
+            if case .streaming = requestState, let stream {
+                streamBody(&buffer, stream: stream, context: context)
+                return
+            }
             if case .collecting(let head, let route, var body) = requestState {
                 requestState = .responding  // the array is not shared while it grows
                 guard body.count + buffer.readableBytes <= routes.gatewayBodyMax else {
@@ -331,6 +386,10 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
             requestState = .reading(head: head, bodyBytes: total)
 
         case .end:
+            if case .streaming = requestState, let stream {
+                streamEnded(stream, context: context)
+                return
+            }
             if case .collecting(let head, let route, let body) = requestState {
                 requestState = .responding
                 answerGateway(head: head, route: route, body: body, context: context)
@@ -345,9 +404,7 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// A gateway call, answered when its (async) result arrives.
     private func answerGateway(head: HTTPRequestHead, route: String, body: [UInt8], context: ChannelHandlerContext) {
         guard let gateway = routes.gateway else { return }
-        var token = head.headers.first(name: "authorization") ?? head.headers.first(name: "token")
-        if let value = token, value.lowercased().hasPrefix("bearer ") { token = String(value.dropFirst(7)) }
-        let credentials = AuthCredentials(token: token?.isEmpty == false ? token : nil, commonName: certificateCommonName)
+        let credentials = gatewayCredentials(head)
         let eventLoop = context.eventLoop
         let boundSelf = NIOLoopBound(self, eventLoop: eventLoop)
         let (version, keepAlive) = (head.version, head.isKeepAlive)
@@ -359,6 +416,141 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
                 handler.write(response, version: version, keepAlive: keepAlive, context: context)
             }
         }
+    }
+
+    // MARK: streaming gateway calls
+
+    private func startStream(head: HTTPRequestHead, route: String, kind: EtcdGateway.StreamKind, context: ChannelHandlerContext) {
+        let (requests, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
+        let stream = GatewayStream(head: head, route: route, kind: kind, version: head.version, keepAlive: head.isKeepAlive,
+                                   limit: routes.gatewayBodyMax, requests: continuation)
+        self.stream = stream
+        requestState = .streaming
+        if kind == .bidirectional {
+            runStream(stream, requests: requests, context: context)
+        } else {
+            stream.pendingRequests = requests
+        }
+    }
+
+    private func streamBody(_ buffer: inout ByteBuffer, stream: GatewayStream, context: ChannelHandlerContext) {
+        let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+        switch stream.kind {
+        case .serverStream:
+            guard stream.body.count + bytes.count <= routes.gatewayBodyMax else {
+                self.stream = nil
+                stream.requests.finish()
+                rejectTooLarge(context: context, version: stream.version)
+                return
+            }
+            stream.body += bytes
+        case .bidirectional:
+            let (objects, failure) = stream.splitter.append(bytes)
+            for object in objects {
+                stream.requests.yield(object)
+            }
+            if let failure { stream.requests.finish(throwing: failure) }
+        }
+    }
+
+    private func streamEnded(_ stream: GatewayStream, context: ChannelHandlerContext) {
+        stream.requestEnded = true
+        switch stream.kind {
+        case .serverStream:
+            stream.requests.yield(stream.body)
+            stream.requests.finish()
+            if let requests = stream.pendingRequests {
+                stream.pendingRequests = nil
+                runStream(stream, requests: requests, context: context)
+            }
+        case .bidirectional:
+            do {
+                try stream.splitter.finish()
+                if EtcdGateway.endsWithRequestBody(stream.route) { stream.requests.finish() }
+            } catch {
+                stream.requests.finish(throwing: error)
+            }
+            if stream.responseEnded { finishStream(stream, context: context) }
+        }
+    }
+
+    private func runStream(_ stream: GatewayStream, requests: AsyncThrowingStream<[UInt8], any Error>,
+                           context: ChannelHandlerContext) {
+        guard let gateway = routes.gateway else { return }
+        let credentials = gatewayCredentials(stream.head)
+        let eventLoop = context.eventLoop
+        let boundSelf = NIOLoopBound(self, eventLoop: eventLoop)
+        let boundStream = NIOLoopBound(stream, eventLoop: eventLoop)
+        let route = stream.route
+        let send: @Sendable (String) async throws -> Void = { chunk in
+            try await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
+                boundSelf.value.writeChunk(chunk, stream: boundStream.value, eventLoop: eventLoop)
+            }.get()
+        }
+        stream.task = Task {
+            let failure = await gateway.stream(route: route, requests: requests, credentials: credentials, send: send)
+            eventLoop.execute {
+                boundSelf.value.streamFinished(boundStream.value, failure: failure)
+            }
+        }
+    }
+
+    /// Writes one chunk; the future completes once it is written (or fails when the connection is gone).
+    private func writeChunk(_ chunk: String, stream: GatewayStream, eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        guard let context, self.stream === stream, !stream.responseEnded else {
+            return eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+        }
+        if !stream.headWritten {
+            stream.headWritten = true
+            writeStreamHead(.ok, stream: stream, context: context)
+        }
+        var buffer = context.channel.allocator.buffer(capacity: chunk.utf8.count)
+        buffer.writeString(chunk)
+        return context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))))
+    }
+
+    private func writeStreamHead(_ status: HTTPResponseStatus, stream: GatewayStream, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Transfer-Encoding", value: "chunked")
+        if !stream.keepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: stream.version, status: status, headers: headers))), promise: nil)
+    }
+
+    /// The call ended: the error object if it failed, then the end of the response.
+    private func streamFinished(_ stream: GatewayStream, failure: EtcdGateway.StreamFailure?) {
+        guard let context, self.stream === stream else { return }
+        stream.responseEnded = true
+        stream.requests.finish()
+        if !stream.headWritten {
+            stream.headWritten = true
+            writeStreamHead(failure.map { EtcdGateway.httpStatus($0.code) } ?? .ok, stream: stream, context: context)
+        }
+        if let failure {
+            let chunk = EtcdGateway.errorChunk(failure)
+            var buffer = context.channel.allocator.buffer(capacity: chunk.utf8.count)
+            buffer.writeString(chunk)
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+        let channel = context.channel
+        // The connection carries the next request only if this one was read to its end.
+        let reuse = stream.keepAlive && stream.requestEnded
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            if !reuse { channel.close(promise: nil) }
+        }
+        if reuse { finishStream(stream, context: context) }
+    }
+
+    private func finishStream(_ stream: GatewayStream, context: ChannelHandlerContext) {
+        guard self.stream === stream, stream.responseEnded, stream.requestEnded else { return }
+        self.stream = nil
+        requestState = .idle
+    }
+
+    private func gatewayCredentials(_ head: HTTPRequestHead) -> AuthCredentials {
+        var token = head.headers.first(name: "authorization") ?? head.headers.first(name: "token")
+        if let value = token, value.lowercased().hasPrefix("bearer ") { token = String(value.dropFirst(7)) }
+        return AuthCredentials(token: token?.isEmpty == false ? token : nil, commonName: certificateCommonName)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

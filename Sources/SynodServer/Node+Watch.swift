@@ -49,3 +49,10 @@ extension Node {
         loop.execute { [self] in watchers.remove(id) }
     }
 }
+
+extension Node {
+    /// How many watches are registered on this node (for tests: a closed client's watches go).
+    func watchCount() async -> Int {
+        (try? await loop.submit { [self] in watchers.count }.get()) ?? -1
+    }
+}
