@@ -102,16 +102,22 @@ struct AuthService: Etcdserverpb_Auth.SimpleServiceProtocol {
         return out
     }
 
+    /// With auth enabled, the caller must be root unless `allowed` lets that user through
+    /// (etcd lets a user get itself and the roles it has).
+    private static func requireAdmin(_ auth: AuthStore, _ credentials: AuthCredentials,
+                                     unless allowed: (String) -> Bool) throws {
+        if let caller = try auth.caller(credentials), !allowed(caller.user), let error = auth.checkAdmin(user: caller.user) {
+            throw error
+        }
+    }
+
     func userGet(request: Etcdserverpb_AuthUserGetRequest, context _: ServerContext) async throws -> Etcdserverpb_AuthUserGetResponse {
         try await context.serve("UserGet") {
             let ctx = context
             let credentials = AuthCredentials.current
             return try await context.node.read(.linearizable) { state in
                 // Oneself, or root (etcd).
-                if let caller = try state.kv.auth.caller(credentials), caller.user != request.name,
-                   let error = state.kv.auth.checkAdmin(user: caller.user) {
-                    throw error
-                }
+                try Self.requireAdmin(state.kv.auth, credentials, unless: { $0 == request.name })
                 guard let user = state.kv.auth.users[request.name] else { throw KVError.userNotFound }
                 var out = Etcdserverpb_AuthUserGetResponse()
                 out.header = ctx.header(revision: state.kv.store.revision)
@@ -176,10 +182,7 @@ struct AuthService: Etcdserverpb_Auth.SimpleServiceProtocol {
             let credentials = AuthCredentials.current
             return try await context.node.read(.linearizable) { state in
                 // A role of one's own, or root (etcd).
-                if let caller = try state.kv.auth.caller(credentials), !state.kv.auth.hasRole(user: caller.user, role: request.role),
-                   let error = state.kv.auth.checkAdmin(user: caller.user) {
-                    throw error
-                }
+                try Self.requireAdmin(state.kv.auth, credentials, unless: { state.kv.auth.hasRole(user: $0, role: request.role) })
                 var out = Etcdserverpb_AuthRoleGetResponse()
                 out.header = ctx.header(revision: state.kv.store.revision)
                 if request.role == AuthStore.rootName, state.kv.auth.roles[request.role] == nil {
