@@ -79,8 +79,17 @@ public enum KVCommand: Hashable, Sendable {
         case .auth(let command):
             writer.writeUInt8(12); writer.authCommand(command)
         case .authorized(let user, let authRevision, let command):
-            writer.writeUInt8(13); writer.writeString(user); writer.writeUInt64(authRevision); writer.writeBytes(command.encoded())
+            return Self.encodedAuthorized(user: user, authRevision: authRevision, encodedCommand: command.encoded())
         }
+        return writer.bytes
+    }
+
+    /// `.authorized(user, authRevision, command).encoded()` from the command's encoding, for a
+    /// caller that already has it (the server encodes off its loop, learns the caller on it).
+    public static func encodedAuthorized(user: String, authRevision: UInt64, encodedCommand: [UInt8]) -> [UInt8] {
+        var writer = LittleEndianWriter()
+        writer.writeUInt8(encodingVersion)
+        writer.writeUInt8(13); writer.writeString(user); writer.writeUInt64(authRevision); writer.writeBytes(encodedCommand)
         return writer.bytes
     }
 

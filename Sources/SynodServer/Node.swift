@@ -490,7 +490,7 @@ public final class Node: @unchecked Sendable {
             if let credentials, driver.kv.auth.enabled {
                 do {
                     if let caller = try driver.kv.auth.caller(credentials) {
-                        payload = KVCommand.authorized(user: caller.user, authRevision: caller.authRevision, command: command).encoded()
+                        payload = KVCommand.encodedAuthorized(user: caller.user, authRevision: caller.authRevision, encodedCommand: payload)
                     }
                 } catch {
                     promise.fail(error)

@@ -293,6 +293,12 @@ final class AuthCommandTests: XCTestCase {
         let long = String(repeating: "x", count: AuthStore.textBytesMax + 1)
         XCTAssertThrowsError(try KVCommand(decoding: KVCommand.auth(.roleAdd(name: long)).encoded()))
         XCTAssertNoThrow(try KVCommand(decoding: KVCommand.auth(.roleAdd(name: String(long.dropLast()))).encoded()))
+        // The server's shortcut (wrapping an encoding it already has) is the same encoding.
+        for inner in [KVCommand.compact(revision: 9), .put(PutRequest(key: b("k"), value: b("v"))), .leaseRevoke(id: 3)] {
+            let shortcut = KVCommand.encodedAuthorized(user: "alice", authRevision: 4, encodedCommand: inner.encoded())
+            XCTAssertEqual(shortcut, KVCommand.authorized(user: "alice", authRevision: 4, command: inner).encoded())
+            XCTAssertEqual(try KVCommand(decoding: shortcut), .authorized(user: "alice", authRevision: 4, command: inner))
+        }
         // The wrapper never wraps itself.
         var writerBytes: [UInt8] = [version, 13]
         let user = b("u")
