@@ -6,10 +6,11 @@ import SwiftASN1
 import Synchronization
 
 /// The TLS contexts of one listener, rebuilt when its certificate, key, CA or CRL files
-/// change: every new connection asks `serverContext()` (or `clientContext()`), which looks at
-/// the files' modification times at most once a second. Connections already open keep the
-/// context they started with, as etcd's do. A file that fails to load keeps the previous
-/// context (and says why, once per change).
+/// change: a background task looks at the files' modification times once a second (never on
+/// an event loop: accepting a connection only reads the current context). New connections
+/// get the new context; connections already open keep the one they started with, as etcd's
+/// do. A file that fails to load keeps the previous context (and says why, once per change).
+/// The task ends when the source is released.
 public final class TLSContextSource: Sendable {
     public let settings: TLSSettings
     /// Application protocols offered and accepted (ALPN): `h2` on the client port.
@@ -22,8 +23,10 @@ public final class TLSContextSource: Sendable {
         var client: NIOSSLContext
         var revokedSerials: Set<[UInt8]>
         var stamps: [String: Date]
-        var lastCheck: Date
     }
+
+    /// How often the files are looked at.
+    static let checkInterval = Duration.seconds(1)
 
     /// Loads the files now; throws with one line naming the file that fails.
     public init(settings: TLSSettings, alpn: [String], logger: Logger) throws {
@@ -32,44 +35,44 @@ public final class TLSContextSource: Sendable {
         self.logger = logger
         let built = try Self.build(settings, alpn: alpn)
         state = Mutex(State(server: built.server, client: built.client, revokedSerials: built.revoked,
-                            stamps: Self.stamps(settings), lastCheck: Date()))
+                            stamps: Self.stamps(settings)))
+        Task.detached { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.checkInterval)
+                guard let self else { return }
+                self.reloadIfChanged()
+            }
+        }
     }
 
     /// The context for accepting a connection.
-    public func serverContext() -> NIOSSLContext { refreshed().server }
+    public func serverContext() -> NIOSSLContext { state.withLock { $0.server } }
 
     /// The context for dialing (members dial each other with their peer certificate).
-    public func clientContext() -> NIOSSLContext { refreshed().client }
+    public func clientContext() -> NIOSSLContext { state.withLock { $0.client } }
 
     /// Whether a certificate with this serial number is on the revocation list.
     func isRevoked(serial: [UInt8]) -> Bool {
         state.withLock { $0.revokedSerials.contains(Self.trimmed(serial)) }
     }
 
-    private func refreshed() -> (server: NIOSSLContext, client: NIOSSLContext) {
-        let now = Date()
-        let due: [String: Date]? = state.withLock { state in
-            guard now.timeIntervalSince(state.lastCheck) >= 1 else { return nil }
-            state.lastCheck = now
-            let stamps = Self.stamps(settings)
-            return stamps == state.stamps ? nil : stamps
-        }
-        if let due {
-            do {
-                let built = try Self.build(settings, alpn: alpn)
-                state.withLock { state in
-                    state.server = built.server
-                    state.client = built.client
-                    state.revokedSerials = built.revoked
-                    state.stamps = due
-                }
-                logger.info("TLS files changed: new connections use them", metadata: ["cert-file": "\(settings.certFile ?? "")"])
-            } catch {
-                state.withLock { $0.stamps = due }
-                logger.warning("TLS files changed but cannot be loaded; keeping the previous ones", metadata: ["error": "\(error)"])
+    /// Rebuilds the contexts if a file's modification time changed (the background task's step).
+    func reloadIfChanged() {
+        let stamps = Self.stamps(settings)
+        guard stamps != state.withLock({ $0.stamps }) else { return }
+        do {
+            let built = try Self.build(settings, alpn: alpn)
+            state.withLock { state in
+                state.server = built.server
+                state.client = built.client
+                state.revokedSerials = built.revoked
+                state.stamps = stamps
             }
+            logger.info("TLS files changed: new connections use them", metadata: ["cert-file": "\(settings.certFile ?? "")"])
+        } catch {
+            state.withLock { $0.stamps = stamps }
+            logger.warning("TLS files changed but cannot be loaded; keeping the previous ones", metadata: ["error": "\(error)"])
         }
-        return state.withLock { ($0.server, $0.client) }
     }
 
     private static func stamps(_ settings: TLSSettings) -> [String: Date] {
