@@ -212,7 +212,7 @@ patroni_alive() { [ -n "${PAT_PID[$1]:-}" ] && kill -0 "${PAT_PID[$1]}" 2>/dev/n
 postmaster_pid() {
   local p
   p=$(head -n 1 "${PG_DATA[$1]}/postmaster.pid" 2>/dev/null) || return 1
-  [ -n "$p" ] && tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "${PG_DATA[$1]}" && echo "$p"
+  [ -n "$p" ] && tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF -- "${PG_DATA[$1]}" && echo "$p"
 }
 
 # our_strays: pids (of this user) of processes this run started that are still
@@ -224,7 +224,7 @@ our_strays() {
     [ -O "$p" ] || continue
     p=${p#/proc/}
     [ "$p" = "$$" ] && continue
-    cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
     case "$cmd" in
       *"$WORK/"*|"postgres: $SCOPE: "*) echo "$p" ;;
     esac
@@ -391,14 +391,19 @@ check_2() {
   psql_at "$li" "create table acceptance (id int primary key, v text); insert into acceptance values (1, 'written on $LEADER')"
   if [ "$RC" -eq 0 ]; then ok "$T: create table + insert on the leader ($LEADER)"
   else not_ok "$T: create table + insert on the leader ($LEADER)" "exit 0" "$OUT"; return 1; fi
+  CHECK2_DONE=1
   for i in 0 1 2; do
     [ "$i" = "$li" ] && continue
     wait_row "$T: the row is on replica ${PGN[$i]}" "$i" 1 "written on $LEADER" 20
   done
 }
 
+# checks 3 and 4 use check 2's table and row: with --only, run check 2 first.
+need_check_2() { [ -n "${CHECK2_DONE:-}" ] || { echo "# (check 2 first: checks 3 and 4 use its table)"; check_2; }; }
+
 check_3() {
   local T="3 pg-failover" old oi pp t0 t_promoted new ni i rej
+  need_check_2
   plist; old=$(pg_leader); oi=$(node_index "$old")
   pp=$(postmaster_pid "$oi")
   echo "# killing ${old}'s Patroni (pid ${PAT_PID[$oi]}) and postmaster (pid ${pp:-?}) with SIGKILL"
@@ -460,7 +465,8 @@ new_leader_elected() {
 }
 
 check_4() {
-  local T="4 store-failover" li pl tl si k sizes=() i wait_s new_lead demots
+  local T="4 store-failover" li pl tl si sizes=() i wait_s new_lead demots
+  need_check_2
   plist; pl=$(pg_leader); tl=$(leader_tl); li=$(node_index "$pl")
   if ! store_leader; then
     not_ok "$T: find the store leader" "endpoint status names a leader" "$OUT"
@@ -484,10 +490,12 @@ check_4() {
   else
     not_ok "$T: the 2 remaining store members elected a leader" "one of them is leader" "$OUT"
   fi
-  LAST_CMD="patronictl list, ${wait_s}s after the store leader was killed"
   plist
+  LAST_CMD="patronictl list, ${wait_s}s after the store leader was killed"
   new_lead=$(pg_leader)
   check "$T: PostgreSQL leader unchanged ${wait_s}s later (TTL ${TTL}s)" "$pl timeline $tl" "$new_lead timeline $(leader_tl)"
+  LAST_CMD="psql -h 127.0.0.1 -p ${PG_PORT[$li]} -c 'insert into acceptance ...' once a second since the kill"
+  ERR=""
   check "$T: writes on $pl kept working during the store failover ($n tries)" "0 failed" "$wfail failed"
   demots=""
   for i in 0 1 2; do
