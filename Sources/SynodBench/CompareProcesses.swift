@@ -55,21 +55,50 @@ public enum CompareClusterLayout {
         etcdMember(index: 3, of: 4, joining: true, binary: binary, basePort: basePort, directory: directory)
     }
 
-    static func etcdPeerURL(_ index: Int, basePort: Int, tls: Bool = false) -> String {
-        tls ? "https://\(host):\(basePort + tlsPortOffset + 11 + index)" : "http://\(host):\(basePort + 11 + index)"
+    /// Where member `index` of one system listens: base + offset + index for clients and peers,
+    /// shifted by ``tlsPortOffset`` with TLS; its name, URLs and the endpoint clients dial.
+    struct MemberAddress {
+        let name: String
+        let base: Int
+        let clientPort: Int
+        let peerPort: Int
+        let secure: Bool
+
+        init(prefix: String, index: Int, basePort: Int, clientOffset: Int, peerOffset: Int, tls: Bool) {
+            name = CompareClusterLayout.memberName(prefix, index: index, tls: tls)
+            base = basePort + (tls ? CompareClusterLayout.tlsPortOffset : 0)
+            clientPort = base + clientOffset + index
+            peerPort = base + peerOffset + index
+            secure = tls
+        }
+
+        var scheme: String { secure ? "https" : "http" }
+        var clientURL: String { "\(scheme)://\(host):\(clientPort)" }
+        var peerURL: String { "\(scheme)://\(host):\(peerPort)" }
+        /// What the load generator dials: the URL with TLS, `host:port` without.
+        var endpoint: String { secure ? clientURL : "\(host):\(clientPort)" }
+    }
+
+    static func etcdAddress(_ index: Int, basePort: Int, tls: Bool) -> MemberAddress {
+        MemberAddress(prefix: "e", index: index, basePort: basePort, clientOffset: 1, peerOffset: 11, tls: tls)
+    }
+
+    static func synodAddress(_ index: Int, basePort: Int, tls: Bool) -> MemberAddress {
+        MemberAddress(prefix: "s", index: index, basePort: basePort, clientOffset: 21, peerOffset: 31, tls: tls)
+    }
+
+    /// `--initial-cluster` for members 0..<count.
+    static func initialCluster(_ count: Int, _ address: (Int) -> MemberAddress) -> String {
+        (0..<count).map { "\(address($0).name)=\(address($0).peerURL)" }.joined(separator: ",")
     }
 
     private static func etcdMember(
         index: Int, of count: Int, joining: Bool, binary: String, basePort: Int, directory: String, pki: ComparePKI? = nil
     ) -> CompareMemberSpec {
         let secure = pki != nil
-        let name = memberName("e", index: index, tls: secure)
-        let cluster = (0..<count).map { "\(memberName("e", index: $0, tls: secure))=\(etcdPeerURL($0, basePort: basePort, tls: secure))" }
-            .joined(separator: ",")
-        let clientPort = basePort + (secure ? tlsPortOffset : 0) + 1 + index
-        let peerPort = basePort + (secure ? tlsPortOffset : 0) + 11 + index
-        let client = "\(secure ? "https" : "http")://\(host):\(clientPort)"
-        let peer = etcdPeerURL(index, basePort: basePort, tls: secure)
+        let address = etcdAddress(index, basePort: basePort, tls: secure)
+        let (name, client, peer) = (address.name, address.clientURL, address.peerURL)
+        let cluster = initialCluster(count) { etcdAddress($0, basePort: basePort, tls: secure) }
         let data = "\(directory)/data/etcd-\(name)"
         let token = secure ? "synod-bench-etcd-tls" : "synod-bench-etcd"
         let state = joining ? "existing" : "new"
@@ -82,12 +111,11 @@ public enum CompareClusterLayout {
             "--quota-backend-bytes", String(8 << 30), "--logger", "zap", "--log-outputs", "stderr",
         ]
         if let pki { arguments += pki.serverFlags(member: name) }
-        let endpoint: String = secure ? client : "\(host):\(clientPort)"
         return CompareMemberSpec(
             name: name, executable: binary,
             arguments: arguments,
-            dataDirectory: data, clientEndpoint: endpoint,
-            ports: [(clientPort, "etcd \(name) client"), (peerPort, "etcd \(name) peer")],
+            dataDirectory: data, clientEndpoint: address.endpoint,
+            ports: [(address.clientPort, "etcd \(name) client"), (address.peerPort, "etcd \(name) peer")],
             logPath: "\(directory)/logs/etcd-\(name).log")
     }
 
@@ -108,20 +136,14 @@ public enum CompareClusterLayout {
         synodMember(index: 3, of: 4, joining: true, binary: binary, basePort: basePort, directory: directory)
     }
 
-    static func synodPeerURL(_ index: Int, basePort: Int, tls: Bool = false) -> String {
-        tls ? "https://\(host):\(basePort + tlsPortOffset + 31 + index)" : "http://\(host):\(basePort + 31 + index)"
-    }
-
     private static func synodMember(
         index: Int, of count: Int, joining: Bool, binary: String, basePort: Int, directory: String, pki: ComparePKI? = nil
     ) -> CompareMemberSpec {
         let secure = pki != nil
-        let name = memberName("s", index: index, tls: secure)
-        let cluster = (0..<count).map { "\(memberName("s", index: $0, tls: secure))=\(synodPeerURL($0, basePort: basePort, tls: secure))" }
-            .joined(separator: ",")
-        let shifted = basePort + (secure ? tlsPortOffset : 0)
-        let client = "\(secure ? "https" : "http")://\(host):\(shifted + 21 + index)"
-        let peer = synodPeerURL(index, basePort: basePort, tls: secure)
+        let address = synodAddress(index, basePort: basePort, tls: secure)
+        let (name, client, peer) = (address.name, address.clientURL, address.peerURL)
+        let cluster = initialCluster(count) { synodAddress($0, basePort: basePort, tls: secure) }
+        let metricsPort = address.base + 41 + index
         let data = "\(directory)/data/synod-\(name)"
         let token = secure ? "synod-bench-tls" : "synod-bench"
         let state = joining ? "existing" : "new"
@@ -131,17 +153,16 @@ public enum CompareClusterLayout {
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", cluster, "--initial-cluster-state", state,
             "--initial-cluster-token", token,
-            "--listen-metrics-urls", "http://\(host):\(shifted + 41 + index)", "--log-level", "notice",
+            "--listen-metrics-urls", "http://\(host):\(metricsPort)", "--log-level", "notice",
         ]
         if let pki { arguments += pki.serverFlags(member: name) }
-        let endpoint: String = secure ? client : "\(host):\(shifted + 21 + index)"
         return CompareMemberSpec(
             name: name, executable: binary,
             arguments: arguments,
-            dataDirectory: data, clientEndpoint: endpoint,
+            dataDirectory: data, clientEndpoint: address.endpoint,
             ports: [
-                (shifted + 21 + index, "Synod \(name) client"), (shifted + 31 + index, "Synod \(name) peer"),
-                (shifted + 41 + index, "Synod \(name) metrics"),
+                (address.clientPort, "Synod \(name) client"), (address.peerPort, "Synod \(name) peer"),
+                (metricsPort, "Synod \(name) metrics"),
             ],
             logPath: "\(directory)/logs/synod-\(name).log")
     }
