@@ -587,9 +587,44 @@ PYEOF
   stream_check "$T: create then cancel_request in one body: created, canceled" "$WORK/w5.stream" \
     "[{\"result\":{\"header\":$HDR,\"created\":true}},{\"result\":{\"header\":$HDR,\"canceled\":true}}]"
 
+  # two watchers in one stream (one with the NOPUT filter), and a progress request
+  local k2
+  k2=$(b64 t07/two)
+  bg_stream w6 4 /v3/watch "{\"create_request\":{\"key\":\"$k2\",\"filters\":[\"NOPUT\"]}}{\"create_request\":{\"key\":\"$k2\"}}{\"progress_request\":{}}"
+  pid=$BGP
+  sleep 1
+  post /v3/kv/put "{\"key\":\"$k2\",\"value\":\"$(b64 1)\"}"
+  r=$(field 'd["header"]["revision"]')
+  post /v3/kv/deleterange "{\"key\":\"$k2\"}"
+  wait "$pid" 2>/dev/null
+  LAST_CMD="curl -s -N -X POST ${CURL[0]}/v3/watch -d '{create NOPUT}{create}{\"progress_request\":{}}'  (then a put and a delete)"
+  c=$(python3 - "$WORK/w6.stream" <<'PYEOF'
+import json, sys
+objs = [json.loads(l)["result"] for l in open(sys.argv[1]) if l.strip()]
+out = []
+for o in objs:
+    w = o.get("watch_id", "0")
+    if o.get("created"):
+        out.append("created %s" % w)
+    elif "events" in o:
+        out.append("events %s %s" % (w, ",".join("%s@%s" % (e.get("type", "PUT"), e["kv"]["mod_revision"]) for e in o["events"])))
+    else:
+        out.append("progress %s %s" % (w, sorted(k for k in o if k != "header")))
+print("\n".join(sorted(out)))
+PYEOF
+)
+  check "$T: two watchers in one stream (ids 0 and 1), NOPUT filter, progress_request answered with watch_id -1" \
+    "created 0
+created 1
+events 0 DELETE@$((r + 1))
+events 1 DELETE@$((r + 1))
+events 1 PUT@$r
+progress -1 ['watch_id']" "$c"
+
   # malformed body: nothing was streamed yet, so a unary-style error (500, code 2)
-  gw "$T: malformed watch body: 500 and a unary error body (code 2)" /v3/watch '{bad' 500 \
-    "$(errbody "invalid character 'b' looking for beginning of object key string" 2)"
+  gw "$T: malformed watch body: 500 and a unary error body {error, message, code 2}" /v3/watch '{bad' 500 '{"error":"*","message":"*","code":2}'
+  local e1="invalid character 'b' looking for beginning of object key string"
+  check "$T: malformed watch body: etcd's message" "$e1 $e1" "$(field 'd.get("error", "") + " " + d.get("message", "")')"
 }
 
 # 8. maintenance: status, alarm, hash, hashkv, defragment, transfer-leadership
@@ -933,6 +968,29 @@ status=['dbSize', 'header', 'leader', 'version']
 EOF
 }
 
+# 16. auth management without auth enabled: roles with permissions (enums by name), users
+test_16() {
+  local T=16-auth-management
+  gw "$T: role add r16" /v3/auth/role/add '{"name":"r16"}' 200 "{\"header\":$HDR}"
+  gw "$T: grant READWRITE on a range (permType by name)" /v3/auth/role/grant "{\"name\":\"r16\",\"perm\":{\"permType\":\"READWRITE\",\"key\":\"$(b64 t16/a)\",\"range_end\":\"$(b64 t16/b)\"}}" 200 "{\"header\":$HDR}"
+  gw "$T: grant WRITE on a key (permType as a number)" /v3/auth/role/grant "{\"name\":\"r16\",\"perm\":{\"permType\":1,\"key\":\"$(b64 t16/c)\"}}" 200 "{\"header\":$HDR}"
+  gw "$T: role get: perm with permType by name, key/range_end base64" /v3/auth/role/get '{"role":"r16"}' 200 \
+    "{\"header\":$HDR,\"perm\":[{\"permType\":\"READWRITE\",\"key\":\"$(b64 t16/a)\",\"range_end\":\"$(b64 t16/b)\"},{\"permType\":\"WRITE\",\"key\":\"$(b64 t16/c)\"}]}"
+  gw "$T: role revoke a key" /v3/auth/role/revoke "{\"role\":\"r16\",\"key\":\"$(b64 t16/c)\"}" 200 "{\"header\":$HDR}"
+  gw "$T: role revoke it again (412, code 9)" /v3/auth/role/revoke "{\"role\":\"r16\",\"key\":\"$(b64 t16/c)\"}" 412 "$(errbody 'etcdserver: permission is not granted to the role' 9)"
+  gw "$T: user add u16" /v3/auth/user/add '{"name":"u16","password":"p"}' 200 "{\"header\":$HDR}"
+  gw "$T: user grant u16 r16" /v3/auth/user/grant '{"user":"u16","role":"r16"}' 200 "{\"header\":$HDR}"
+  gw "$T: user get u16" /v3/auth/user/get '{"name":"u16"}' 200 "{\"header\":$HDR,\"roles\":[\"r16\"]}"
+  gw "$T: user revoke r16" /v3/auth/user/revoke '{"name":"u16","role":"r16"}' 200 "{\"header\":$HDR}"
+  gw "$T: user get u16 without roles" /v3/auth/user/get '{"name":"u16"}' 200 "{\"header\":$HDR}"
+  gw "$T: user changepw" /v3/auth/user/changepw '{"name":"u16","password":"q"}' 200 "{\"header\":$HDR}"
+  gw "$T: user delete u16" /v3/auth/user/delete '{"name":"u16"}' 200 "{\"header\":$HDR}"
+  gw "$T: user delete u16 again (412, code 9)" /v3/auth/user/delete '{"name":"u16"}' 412 "$(errbody 'etcdserver: user name not found' 9)"
+  gw "$T: role delete r16" /v3/auth/role/delete '{"role":"r16"}' 200 "{\"header\":$HDR}"
+  gw "$T: role get r16 (412, code 9)" /v3/auth/role/get '{"role":"r16"}' 412 "$(errbody 'etcdserver: role name not found' 9)"
+  gw "$T: user list: empty (users omitted)" /v3/auth/user/list '{}' 200 "{\"header\":$HDR}"
+}
+
 # ---------------------------------------------------------------- main
 
 echo "# target: $TARGET$([ "$TARGET" = synod ] && echo " ($SYNOD_BIN)"), temp dir: $WORK"
@@ -946,7 +1004,7 @@ fi
 # a leader, and a first write through the gateway, before the tests
 retry_until 15 eval 'post /v3/kv/put "{\"key\":\"$(b64 t00/ready)\"}"; [ "$CODE" = 200 ]' || echo "# warning: first gateway put: HTTP $CODE $OUT"
 
-for n in $(seq 1 15); do
+for n in $(seq 1 16); do
   want "$n" || continue
   "test_$(printf '%02d' "$n")"
 done
