@@ -13,7 +13,8 @@
 #   --target etcd|synod   which store to start (default: synod)
 #   --synod-bin PATH      synod binary (default: $SYNOD_BIN or <repo>/.build/debug/synod)
 #   --only "N N ..."      run only these of the checks 2, 3, 4 (1, the bootstrap,
-#                         and 5, patronictl throughout, always run)
+#                         5, patronictl throughout, and 6, store errors in the
+#                         Patroni logs, always run)
 #   --keep                keep the temp dir even when everything passes
 #   -h|--help
 #
@@ -73,7 +74,7 @@ TOKEN="patroni-$$-$RANDOM"
 # ports: 3 store client + 3 store peer + 3 PostgreSQL + 3 Patroni REST API
 mapfile -t _ports < <(python3 "$HELPERS" freeports 12)
 PGN=(pg1 pg2 pg3)
-declare -a PG_PORT REST_PORT PAT_PID PAT_CFG PG_DATA
+declare -a PG_PORT REST_PORT PAT_PID PAT_CFG PG_DATA C4_START C4_END
 for i in 0 1 2; do
   CPORT[$i]=${_ports[$i]}
   PPORT[$i]=${_ports[$((i + 3))]}
@@ -473,7 +474,7 @@ check_4() {
     return 1
   fi
   si=$STORE_LEADER
-  for i in 0 1 2; do sizes[$i]=$(log_size "$i"); done
+  for i in 0 1 2; do sizes[$i]=$(log_size "$i"); C4_START[$i]=${sizes[$i]}; done
   echo "# PostgreSQL leader: $pl (timeline $tl); killing the store leader ${NAMES[$si]} (${EP[$si]}, pid ${PIDS[$si]}) with SIGKILL"
   kill_member "$si" KILL
   wait_s=$(( TTL + 2 * LOOP_WAIT + 10 ))
@@ -514,6 +515,25 @@ check_4() {
   LAST_CMD="patronictl list + pg_stat_replication after the store member's restart"
   if retry_until 20 cluster_ready "$pl"; then ok "$T: still one Leader ($pl) after the store member's restart"
   else RC=0; ERR=""; not_ok "$T: still one Leader ($pl) after the store member's restart" "1 Leader, 2 streaming Replicas" "$(plist_table)"; fi
+  for i in 0 1 2; do C4_END[$i]=$(log_size "$i"); done
+}
+
+# Patroni's log lines about trouble with the store: the watch stream
+# (watchprefix/KVCache), lease grant/keep-alive (refresh_lease), requests that
+# failed over to another member, the member list, "waiting on etcd".
+DCS_TROUBLE='(ERROR|CRITICAL).*(watchprefix|KVCache|refresh_lease|lease|Request to server|list of machines|etcd|/v3)|waiting on etcd|Etcd is not responding'
+
+# dcs_trouble_outside_check_4: such lines from all Patroni logs, leaving out
+# what was logged between check 4's store kill and its end.
+dcs_trouble_outside_check_4() {
+  local i
+  for i in 0 1 2; do
+    if [ -n "${C4_START[$i]:-}" ] && [ -n "${C4_END[$i]:-}" ]; then
+      { head -c "${C4_START[$i]}" "$(pat_log "$i")"; log_since "$i" "${C4_END[$i]}"; }
+    else
+      cat "$(pat_log "$i")"
+    fi | grep -E "$DCS_TROUBLE" | cut -c1-300 | sed "s/^/${PGN[$i]}: /"
+  done
 }
 
 check_5() {
@@ -530,6 +550,14 @@ check_5() {
   LAST_CMD="patronictl list -f json"
   check "$T: final patronictl list: 1 Leader, 2 Replicas" "1 2" \
     "$(leader_count) $(printf '%s\n' "$ROLES" | awk '$2 == "Replica"' | grep -c .)"
+}
+
+check_6() {
+  local T="6 store-errors"
+  RC=0; ERR=""
+  LAST_CMD="grep -E '$DCS_TROUBLE' in the Patroni logs (except during check 4's store failover)"
+  check "$T: no errors about the store in the Patroni logs (watch, lease keep-alive, requests) outside check 4" "" \
+    "$(dcs_trouble_outside_check_4)"
 }
 
 # ---------------------------------------------------------------- main
@@ -565,5 +593,7 @@ if check_1; then
 fi
 echo "# --- check 5"
 check_5
+echo "# --- check 6"
+check_6
 [ "$FAIL" -gt 0 ] && print_logs
 finish
