@@ -106,7 +106,7 @@ health() {
 ectl() { timeout 20 "$ETCDCTL_BIN" --endpoints="${EPS:-$ALL_EPS}" --dial-timeout=2s --command-timeout=5s "$@"; }
 
 # store_leader: sets STORE_LEADER to the index of the store member that
-# `endpoint status` (over the live members) names as leader; 1 if none.
+# `endpoint status` (over the live members) names as leader; returns 1 if none.
 store_leader() {
   local i eps=""
   for i in 0 1 2; do member_alive "$i" && eps+="${eps:+,}${EP[$i]}"; done
@@ -218,13 +218,15 @@ postmaster_pid() {
 
 # our_strays: pids (of this user) of processes this run started that are still
 # there: command lines naming the temp dir, or PostgreSQL processes titled with
-# this run's cluster name (postgres: <scope>: ...).
+# this run's cluster name (postgres: <scope>: ...); not the store members
+# (lib.sh's cleanup stops those).
 our_strays() {
   local p cmd
   for p in /proc/[0-9]*; do
     [ -O "$p" ] || continue
     p=${p#/proc/}
     [ "$p" = "$$" ] && continue
+    [[ " ${PIDS[*]} " == *" $p "* ]] && continue
     cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
     case "$cmd" in
       *"$WORK/"*|"postgres: $SCOPE: "*) echo "$p" ;;
