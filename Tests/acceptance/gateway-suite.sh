@@ -409,6 +409,7 @@ test_02() {
   gw "$T: future revision is an error (400, code 11)" /v3/kv/range "{\"key\":\"$k1\",\"revision\":\"99999999\"}" 400 \
     "$(errbody 'etcdserver: mvcc: required revision is a future revision' 11)"
   gw "$T: empty key is an error (400, code 3)" /v3/kv/put "{\"value\":\"$(b64 x)\"}" 400 "$(errbody 'etcdserver: key is not provided' 3)"
+  gw "$T: range through n3 sees n1's writes" -m 2 /v3/kv/range "{\"key\":\"$pre\",\"range_end\":\"$end\",\"count_only\":true}" 200 "{\"header\":$HDR,\"count\":\"3\"}"
   gw "$T: /v3beta/kv/range is /v3/kv/range" /v3beta/kv/range "{\"key\":\"$k1\"}" 200 \
     "{\"header\":$HDR,\"kvs\":[{\"key\":\"$k1\",\"create_revision\":\"$r\",\"mod_revision\":\"#\",\"version\":\"3\",\"value\":\"$(b64 v3)\"}],\"count\":\"1\"}"
   gw "$T: /v3beta/kv/put" /v3beta/kv/put "{\"key\":\"$(b64 t02/beta)\",\"value\":\"$(b64 b)\"}" 200 "{\"header\":$HDR}"
@@ -510,6 +511,11 @@ test_06() {
   check "$T: keepalive of an unknown lease: 200, ends" "200 0" "$CODE $RC"
   stream_check "$T: keepalive of an unknown lease: a result without TTL (TTL 0 omitted), no error object" "$WORK/keepalive3.stream" \
     "[{\"result\":{\"header\":$HDR,\"ID\":\"999\"}}]"
+  LAST_CMD="curl -s -N -m 5 -X POST ${CURL[1]}/v3/lease/keepalive -d '{\"ID\":\"4660\"}'  (n2, a follower or the leader)"
+  CODE=$("$CURL_BIN" -s -N -m 5 -X POST "${CURL[1]}/v3/lease/keepalive" -d '{"ID":"4660"}' -o "$WORK/keepalive4.stream" -w '%{http_code}'); RC=$?
+  check "$T: keepalive through n2: 200, ends" "200 0" "$CODE $RC"
+  stream_check "$T: keepalive through n2: one result" "$WORK/keepalive4.stream" "[{\"result\":{\"header\":$HDR,\"ID\":\"4660\",\"TTL\":\"60\"}}]"
+  gw "$T: timetolive through n3" -m 2 /v3/lease/timetolive '{"ID":"4660"}' 200 "{\"header\":$HDR,\"ID\":\"4660\",\"TTL\":\"~(5[0-9]|60)\",\"grantedTTL\":\"60\"}"
   gw "$T: /v3/kv/lease/keepalive is no alias in etcd 3.4 (404)" /v3/kv/lease/keepalive '{"ID":"4660"}' 404 "text:Not Found"
 
   gw "$T: revoke" /v3/lease/revoke '{"ID":"4660"}' 200 "{\"header\":$HDR}"
