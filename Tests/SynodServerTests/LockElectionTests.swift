@@ -13,8 +13,9 @@ final class LockElectionTests: XCTestCase {
     struct Timeout: Error {}
 
     /// Runs `body` against a fresh cluster of `nodes` members with one client on all of them.
-    func withCluster(nodes: Int = 1, _ body: (SynodClient) async throws -> Void) async throws {
+    func withCluster(nodes: Int = 1, transport: GRPCTransportKind? = nil, _ body: (SynodClient) async throws -> Void) async throws {
         let cluster = try InProcessCluster(nodes: nodes)
+        cluster.grpcTransport = transport
         for i in 0..<nodes { try cluster.start(i) }
         do {
             try await withClient(try cluster.client()) { client in
@@ -256,6 +257,97 @@ final class LockElectionTests: XCTestCase {
             _ = try await eventually {
                 guard try await self.keys(client, "vote/").count == 1 else { throw Timeout() }
             }
+        }
+    }
+
+    /// The services are served by grpc-swift's own HTTP/2 transport too (`--grpc-transport`),
+    /// where a client's cancel reaches a waiter the same way.
+    func testLockAndObserveOnTheGRPCSwiftTransport() async throws {
+        try await withCluster(transport: .grpcSwift) { client in
+            let first = try await client.leaseGrant(ttl: 60).id
+            let second = try await client.leaseGrant(ttl: 60).id
+            _ = try await client.lock("t", lease: first)
+            let waiter = Task { try await client.lock("t", lease: second) }
+            _ = try await eventually {
+                guard try await self.keys(client, "t/").count == 2 else { throw Timeout() }
+            }
+            waiter.cancel()
+            _ = try await eventually {
+                guard try await self.keys(client, "t/") == ["t/" + String(first, radix: 16)] else { throw Timeout() }
+            }
+            let won = try await client.campaign("e", lease: first, value: "v1")
+            var iterator = client.observe("e").makeAsyncIterator()
+            let seen = try await iterator.next()
+            XCTAssertEqual(seen?.kv.value, Data("v1".utf8))
+            try await client.proclaim(won.leader, value: "v2")
+            let next = try await iterator.next()
+            XCTAssertEqual(next?.kv.value, Data("v2".utf8))
+        }
+    }
+
+    // MARK: - Auth
+
+    /// Lock and Election act with the caller's credentials: alice (READWRITE on app/ only)
+    /// locks and campaigns under app/, and is refused elsewhere with etcd's permission error.
+    func testLockAndElectionCheckTheCallersPermissions() async throws {
+        let cluster = try InProcessCluster(nodes: 1)
+        try cluster.start(0)
+        defer { Task { await cluster.stopAll() } }
+        let endpoint = cluster.endpoints[0]
+        var options = CallOptions.defaults
+        options.timeout = .seconds(10)
+        try await withClient(try cluster.client()) { client in
+            _ = try await eventually { try await client.put("ready", "1") }
+        }
+        try await withRaw(endpoint) { grpc in
+            let auth = Etcdserverpb_Auth.Client(wrapping: grpc)
+            for (name, password) in [("root", "root-pw-1"), ("alice", "alice-pw-2")] {
+                var user = Etcdserverpb_AuthUserAddRequest()
+                user.name = name
+                user.password = password
+                _ = try await auth.userAdd(user, options: options)
+            }
+            var grant = Etcdserverpb_AuthUserGrantRoleRequest()
+            grant.user = "root"
+            grant.role = "root"
+            _ = try await auth.userGrantRole(grant, options: options)
+            var role = Etcdserverpb_AuthRoleAddRequest()
+            role.name = "app"
+            _ = try await auth.roleAdd(role, options: options)
+            var permission = Etcdserverpb_AuthRoleGrantPermissionRequest()
+            permission.name = "app"
+            permission.perm.permType = .readwrite
+            permission.perm.key = Data("app/".utf8)
+            permission.perm.rangeEnd = Data("app0".utf8)
+            _ = try await auth.roleGrantPermission(permission, options: options)
+            grant.user = "alice"
+            grant.role = "app"
+            _ = try await auth.userGrantRole(grant, options: options)
+            _ = try await auth.authEnable(Etcdserverpb_AuthEnableRequest(), options: options)
+        }
+        var configuration = SynodClientConfiguration(endpoints: [endpoint])
+        configuration.credentials = ("alice", "alice-pw-2")
+        try await withClient(try SynodClient(configuration: configuration)) { alice in
+            let lease = try await eventually { try await alice.leaseGrant(ttl: 60).id }
+            let held = try await alice.lock("app/lock", lease: lease)
+            XCTAssertEqual(String(decoding: held.key, as: UTF8.self), "app/lock/" + String(lease, radix: 16))
+            let denied = await failure { _ = try await alice.lock("secret/lock", lease: lease) }
+            XCTAssertEqual(denied?.code, .permissionDenied)
+            XCTAssertEqual(denied?.message, "etcdserver: permission denied")
+            let won = try await alice.campaign("app/el", lease: lease, value: "a")
+            let leader = try await alice.leader("app/el")
+            XCTAssertEqual(won.leader.rev, leader.kv.createRevision)
+            let campaignDenied = await failure { _ = try await alice.campaign("secret/el", lease: lease, value: "a") }
+            XCTAssertEqual(campaignDenied?.message, "etcdserver: permission denied")
+            let leaderDenied = await failure { _ = try await alice.leader("secret/el") }
+            XCTAssertEqual(leaderDenied?.message, "etcdserver: permission denied")
+            let observeDenied = await failure { for try await _ in alice.observe("secret/el") {} }
+            XCTAssertEqual(observeDenied?.message, "etcdserver: permission denied")
+        }
+        // Without credentials the calls are refused as etcd refuses an anonymous caller.
+        try await withClient(try cluster.client()) { anonymous in
+            let refused = await failure { _ = try await anonymous.lock("app/lock", lease: 1) }
+            XCTAssertEqual(refused?.message, "etcdserver: user name is empty")
         }
     }
 }
