@@ -46,6 +46,22 @@ struct LockElectionCore: Sendable {
         return Data([0])  // all 0xff: every key from `prefix` on
     }
 
+    /// Serves one call as etcd does: after the learner check of every service, the recipe
+    /// runs; etcd's recipes call the server through an in-process client, whose errors reach
+    /// the caller with gRPC code Unknown and etcd's message ("etcdserver: requested lease not
+    /// found", "etcdserver: permission denied", ...). A cancelled call stays Cancelled.
+    func serve<T: Sendable>(_ method: String, _ body: () async throws -> T) async throws -> T {
+        try await context.serve(method) {
+            do {
+                return try await body()
+            } catch {
+                let status = KVPipeline.status(error)
+                if status.code == .cancelled || status.code == .unknown { throw status }
+                throw RPCError(code: .unknown, message: status.message)
+            }
+        }
+    }
+
     // MARK: KV calls with the caller's credentials
 
     func txn(_ request: Etcdserverpb_TxnRequest, _ credentials: AuthCredentials) async throws -> Etcdserverpb_TxnResponse {
@@ -249,7 +265,7 @@ struct LockService: V3lockpb_Lock.SimpleServiceProtocol {
     /// Puts the key `name/<lease hex>` with the lease (or finds it, when this lease already
     /// asked), then waits until every key under `name/` created before it is deleted.
     func lock(request: V3lockpb_LockRequest, context rpc: ServerContext) async throws -> V3lockpb_LockResponse {
-        try await context.serve("Lock") {
+        try await core.serve("Lock") {
             let core = core
             let credentials = AuthCredentials.current
             let lease = try await core.sessionLease(request.lease, credentials)
@@ -278,7 +294,7 @@ struct LockService: V3lockpb_Lock.SimpleServiceProtocol {
 
     /// Deletes the lock's key.
     func unlock(request: V3lockpb_UnlockRequest, context _: ServerContext) async throws -> V3lockpb_UnlockResponse {
-        try await context.serve("Unlock") {
+        try await core.serve("Unlock") {
             var delete = Etcdserverpb_DeleteRangeRequest()
             delete.key = request.key
             let response = try await core.pipeline.deleteRange(delete, requestID: nil, credentials: AuthCredentials.current).get()
@@ -298,7 +314,7 @@ struct ElectionService: V3electionpb_Election.SimpleServiceProtocol {
     /// Joins the election `name` with the key `name/<lease hex>` and `value` (updating the
     /// value of a key this lease already had), then waits until it leads.
     func campaign(request: V3electionpb_CampaignRequest, context rpc: ServerContext) async throws -> V3electionpb_CampaignResponse {
-        try await context.serve("Campaign") {
+        try await core.serve("Campaign") {
             let core = core
             let credentials = AuthCredentials.current
             let lease = try await core.sessionLease(request.lease, credentials)
@@ -347,7 +363,7 @@ struct ElectionService: V3electionpb_Election.SimpleServiceProtocol {
     }
 
     func proclaim(request: V3electionpb_ProclaimRequest, context _: ServerContext) async throws -> V3electionpb_ProclaimResponse {
-        try await context.serve("Proclaim") {
+        try await core.serve("Proclaim") {
             guard request.hasLeader else { throw LockElectionCore.missingLeaderKey }
             var out = V3electionpb_ProclaimResponse()
             out.header = try await proclaim(request.leader, value: request.value, AuthCredentials.current)
@@ -357,7 +373,7 @@ struct ElectionService: V3electionpb_Election.SimpleServiceProtocol {
 
     /// The key under `name/` created first, or etcd's "election: no leader".
     func leader(request: V3electionpb_LeaderRequest, context _: ServerContext) async throws -> V3electionpb_LeaderResponse {
-        try await context.serve("Leader") {
+        try await core.serve("Leader") {
             let response = try await core.range(LockElectionCore.firstOrLast(LockElectionCore.prefix(request.name), ascend: true),
                                                 AuthCredentials.current)
             guard let kv = response.kvs.first else { throw LockElectionCore.electionNoLeader }
@@ -372,7 +388,7 @@ struct ElectionService: V3electionpb_Election.SimpleServiceProtocol {
     /// once its key is deleted, the next leader, and so on until the client cancels.
     func observe(request: V3electionpb_LeaderRequest, response: RPCWriter<V3electionpb_LeaderResponse>,
                  context rpc: ServerContext) async throws {
-        try await context.serve("Observe") {
+        try await core.serve("Observe") {
             let core = core
             let ctx = context
             let credentials = AuthCredentials.current
@@ -421,7 +437,7 @@ struct ElectionService: V3electionpb_Election.SimpleServiceProtocol {
 
     /// Deletes the leader key if it still has the create revision it was won with.
     func resign(request: V3electionpb_ResignRequest, context _: ServerContext) async throws -> V3electionpb_ResignResponse {
-        try await context.serve("Resign") {
+        try await core.serve("Resign") {
             guard request.hasLeader else { throw LockElectionCore.missingLeaderKey }
             var txn = Etcdserverpb_TxnRequest()
             txn.compare = [LockElectionCore.createRevision(of: request.leader.key, equals: request.leader.rev)]
