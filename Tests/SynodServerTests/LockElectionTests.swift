@@ -121,6 +121,13 @@ final class LockElectionTests: XCTestCase {
             let observed2 = try await keys(client, "gone/")
             XCTAssertEqual(observed2, [])
 
+            // Lease 0: as etcd's session, the server grants a lease of 60 s for the lock.
+            let auto = try await client.lock("auto", lease: 0)
+            let autoLease = UInt64(String(decoding: auto.key, as: UTF8.self).dropFirst("auto/".count), radix: 16)
+            XCTAssertNotNil(autoLease)
+            let autoTTL = try await client.leaseTimeToLive(id: Int64(bitPattern: autoLease ?? 0))
+            XCTAssertEqual(autoTTL.grantedTtl, 60)
+
             // A waiter whose lease expires while it waits fails, and its key is gone.
             let holder = try await client.leaseGrant(ttl: 60).id
             let short = try await client.leaseGrant(ttl: 2).id
