@@ -37,7 +37,7 @@ struct ClientLockCommand: AsyncParsableCommand {
                 }
                 let key = locked.key
                 if let program = command.first {
-                    let status = try Self.runCommand(program, Array(command.dropFirst()), key: key, revision: locked.header.revision)
+                    let status = try await Self.runCommand(program, Array(command.dropFirst()), key: key, revision: locked.header.revision)
                     try await client.unlock(key: key)
                     return status
                 }
@@ -54,8 +54,10 @@ struct ClientLockCommand: AsyncParsableCommand {
         if status != 0 { throw ExitCode(status) }
     }
 
-    /// Runs the command with the lock's key and revision in its environment; answers its exit status.
-    static func runCommand(_ program: String, _ arguments: [String], key: Data, revision: Int64) throws -> Int32 {
+    /// Runs the command with the lock's key and revision in its environment; answers its exit
+    /// status (or the number of the signal that ended it). Waits without holding a thread, so
+    /// the lease's keep-alive goes on meanwhile.
+    static func runCommand(_ program: String, _ arguments: [String], key: Data, revision: Int64) async throws -> Int32 {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [program] + arguments
@@ -63,12 +65,24 @@ struct ClientLockCommand: AsyncParsableCommand {
         environment["ETCD_LOCK_KEY"] = String(decoding: key, as: UTF8.self)
         environment["ETCD_LOCK_REV"] = "\(revision)"
         process.environment = environment
+        let (ended, end) = AsyncStream.makeStream(of: Int32.self)
+        process.terminationHandler = { finished in
+            end.yield(finished.terminationStatus)
+            end.finish()
+        }
         do {
+            // posix_spawn hands the calling thread's signal mask to the child, and the task
+            // pool's threads block SIGINT and SIGTERM: unblocked, the command sees Ctrl-C.
+            var none = sigset_t()
+            var saved = sigset_t()
+            sigemptyset(&none)
+            pthread_sigmask(SIG_SETMASK, &none, &saved)
+            defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
             try process.run()
         } catch {
             throw ClientCommandError("cannot run \(program): \(error)")
         }
-        process.waitUntilExit()
+        for await status in ended { return status }
         return process.terminationStatus
     }
 }
