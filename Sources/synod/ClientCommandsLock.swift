@@ -111,6 +111,7 @@ struct ClientElectCommand: AsyncParsableCommand {
         let signals = InterruptSignals()
         try await client.run { client in
             if listen {
+                let failure = Mutex<(any Error)?>(nil)
                 _ = await signals.untilInterruptedOr {
                     do {
                         for try await response in client.observe(name) {
@@ -118,11 +119,13 @@ struct ClientElectCommand: AsyncParsableCommand {
                             out.keyValue(response.kv)
                             out.flush()
                         }
+                    } catch is CancellationError {
                     } catch {
-                        standardError("Error: \(error)")
+                        failure.withLock { $0 = error }
                     }
                     return true
                 }
+                if let error = failure.withLock({ $0 }) { throw error }
                 return
             }
             try await LeaseSession.with(client, ttl: ttl) { session in
