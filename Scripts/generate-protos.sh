@@ -17,5 +17,6 @@ protoc -I Protos/etcd \
   --swift_out="$out" \
   --grpc-swift_opt=Visibility=Public,Client=true,Server=true \
   --grpc-swift_out="$out" \
-  Protos/etcd/kv.proto Protos/etcd/auth.proto Protos/etcd/rpc.proto
+  Protos/etcd/kv.proto Protos/etcd/auth.proto Protos/etcd/rpc.proto \
+  Protos/etcd/v3lock.proto Protos/etcd/v3election.proto
 echo "generated: $(ls "$out" | tr '\n' ' ')"

@@ -112,6 +112,7 @@ public final class SynodNodeServer: Service, Sendable {
         let services: [any RegistrableRPCService] = [
             KVService(context: context), WatchService(context: context), LeaseService(context: context),
             ClusterService(context: context), MaintenanceService(context: context), AuthService(context: context),
+            LockService(context: context), ElectionService(context: context),
         ]
         let statusRoutes = HTTPStatusRoutes(health: { [node] in await Self.health(node) }, metrics: { metrics.exposition() })
         // The client port's HTTP/1.1 side also serves etcd's JSON gateway.

@@ -14,7 +14,7 @@ struct Synod: AsyncParsableCommand {
             """,
         subcommands: [
             ClusterCommand.self, ServeCommand.self, ClientPutCommand.self, ClientGetCommand.self,
-            ClientDelCommand.self, ClientTxnCommand.self, ClientWatchCommand.self, ClientLeaseCommand.self,
+            ClientDelCommand.self, ClientTxnCommand.self, ClientWatchCommand.self, ClientLeaseCommand.self, ClientLockCommand.self, ClientElectCommand.self,
             ClientMemberCommand.self, ClientMoveLeaderCommand.self, ClientStatusCommand.self, RecoverCommand.self,
             SimCommand.self, BenchCommand.self, ChaosCommand.self,
         ],

@@ -923,6 +923,132 @@ test_17() {
     not_ok "$T: all 3 members healthy at the end" "endpoint health ok" "$WAIT_MSG"
 }
 
+# bg_ectl FILE ARGS...: etcdctl ARGS in the background (stdout to FILE, stderr to FILE.err);
+# BG_PID is its pid. Stop it with SIGINT (stop_bg), as a user ends `etcdctl lock`/`elect`.
+bg_ectl() {
+  local f=$1; shift
+  timeout 60 "$ETCDCTL_BIN" --endpoints="$ALL_EPS" --dial-timeout=2s "$@" >"$f" 2>"$f.err" &
+  BG_PID=$!
+  BG_PIDS+=($!)
+}
+stop_bg() { kill -INT "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+
+# 18. lock and elect (etcd's concurrency recipes over txn, leases and watches)
+test_18() {
+  local T=18-lock-elect f1 f2 f3 p1 p2 p3 k1 k2
+  # Mutual exclusion: a second locker waits until the first lets go.
+  f1="$WORK/lock1"; f2="$WORK/lock2"
+  bg_ectl "$f1" lock t18/lock; p1=$BG_PID
+  LAST_CMD="etcdctl lock t18/lock (first holder)"
+  if wait_lines "$f1" 1 10; then ok "$T: first locker holds the lock"; else
+    not_ok "$T: first locker holds the lock" "its key printed" "$(cat "$f1" "$f1.err")"; fi
+  k1=$(head -1 "$f1")
+  check_cond "$T: the lock key is t18/lock/<lease hex>" "t18/lock/<hex>" "$([[ "$k1" =~ ^t18/lock/[0-9a-f]+$ ]]; echo $?)" "$k1"
+  bg_ectl "$f2" lock t18/lock; p2=$BG_PID
+  sleep 2
+  LAST_CMD="etcdctl lock t18/lock (second, while the first holds it)"
+  check "$T: second locker waits while the first holds the lock" "" "$(cat "$f2")"
+  run ectl get t18/lock --prefix --keys-only
+  check "$T: both lockers have a key under t18/lock/" "2" "$(printf '%s\n' "$OUT" | grep -c '^t18/lock/')"
+  stop_bg "$p1"
+  LAST_CMD="etcdctl lock t18/lock (second, after SIGINT to the first)"
+  if wait_lines "$f2" 1 10; then ok "$T: second locker gets the lock once the first is interrupted"; else
+    not_ok "$T: second locker gets the lock once the first is interrupted" "its key printed" "$(cat "$f2" "$f2.err")"; fi
+  k2=$(head -1 "$f2")
+  check_cond "$T: the second holder has another key" "a key other than $k1" "$([ -n "$k2" ] && [ "$k2" != "$k1" ]; echo $?)" "$k2"
+  # A command run with the lock held waits too, then runs with ETCD_LOCK_KEY set.
+  run timeout 3 "$ETCDCTL_BIN" --endpoints="$ALL_EPS" lock t18/lock -- echo ran
+  LAST_CMD="timeout 3 etcdctl lock t18/lock -- echo ran (while held)"
+  check "$T: lock with a command does not run it while another holds the lock" "124:" "$RC:$OUT"
+  stop_bg "$p2"
+  expect_out "$T: the lock is free again (no key left)" "" ectl get t18/lock --prefix --keys-only
+  run ectl lock t18/lock -- sh -c 'echo "held $ETCD_LOCK_KEY"'
+  LAST_CMD="etcdctl lock t18/lock -- sh -c 'echo \"held \$ETCD_LOCK_KEY\"'"
+  check_cond "$T: lock runs the command with the lock held" "exit 0, 'held t18/lock/<hex>'" \
+    "$([ "$RC" -eq 0 ] && [[ "$OUT" =~ ^held\ t18/lock/[0-9a-f]+$ ]]; echo $?)" "rc=$RC $OUT"
+  expect_out "$T: the command's lock is released when it ends" "" ectl get t18/lock --prefix --keys-only
+  run ectl lock t18/lock -- sh -c 'exit 3'
+  check_cond "$T: a failing command makes lock fail" "non-zero exit" "$([ "$RC" -ne 0 ]; echo $?)" "rc=$RC"
+
+  # Election: an observer sees the first leader's proposal, then the next leader's.
+  f1="$WORK/elect-l"; f2="$WORK/elect1"; f3="$WORK/elect2"
+  bg_ectl "$f1" elect -l t18/el; p1=$BG_PID
+  sleep 1
+  bg_ectl "$f2" elect t18/el p1; p2=$BG_PID
+  LAST_CMD="etcdctl elect t18/el p1"
+  if wait_lines "$f2" 2 10; then ok "$T: the first candidate is elected"; else
+    not_ok "$T: the first candidate is elected" "key and proposal printed" "$(cat "$f2" "$f2.err")"; fi
+  k1=$(head -1 "$f2")
+  check "$T: elect prints the leader key and proposal" "p1" "$(sed -n 2p "$f2")"
+  check_cond "$T: the leader key is t18/el/<lease hex>" "t18/el/<hex>" "$([[ "$k1" =~ ^t18/el/[0-9a-f]+$ ]]; echo $?)" "$k1"
+  bg_ectl "$f3" elect t18/el p2; p3=$BG_PID
+  sleep 2
+  check "$T: the second candidate waits while the first leads" "" "$(cat "$f3")"
+  stop_bg "$p2"
+  LAST_CMD="etcdctl elect t18/el p2 (after SIGINT to the first leader)"
+  if wait_lines "$f3" 2 10; then ok "$T: the second candidate leads once the first resigns"; else
+    not_ok "$T: the second candidate leads once the first resigns" "key and proposal printed" "$(cat "$f3" "$f3.err")"; fi
+  k2=$(head -1 "$f3")
+  wait_lines "$f1" 4 10
+  stop_bg "$p3"; sleep 0.5; stop_bg "$p1"
+  LAST_CMD="etcdctl elect -l t18/el (while p1 then p2 lead)"
+  check "$T: elect -l sees the proposal and the change of leader" "$k1"$'\n'"p1"$'\n'"$k2"$'\n'"p2" "$(cat "$f1")"
+  expect_error_line_rc "$T: elect without a proposal or -l fails" 128 "no proposal argument but -l not set" ectl elect t18/el
+
+  # `synod lock` and `synod elect` call the Lock and Election services (of etcd or Synod) and
+  # must agree with etcdctl's recipes on the same names.
+  local cli=${SYNOD_BIN:-${SYNOD_BIN_ARG:-.build/debug/synod}}
+  case "$cli" in /*) ;; *) cli="$REPO_ROOT/$cli" ;; esac
+  if [ ! -x "$cli" ]; then skip "$T: synod lock / synod elect" "no synod binary at $cli"; return; fi
+  f1="$WORK/lock3"
+  bg_ectl "$f1" lock t18/mixed; p1=$BG_PID
+  wait_lines "$f1" 1 10
+  run timeout 3 "$cli" lock --endpoints "$ALL_EPS" t18/mixed -- echo ran
+  LAST_CMD="timeout 3 synod lock t18/mixed -- echo ran (while etcdctl lock holds t18/mixed)"
+  check "$T: synod lock waits while etcdctl lock holds the lock" "124:" "$RC:$OUT"
+  bg_synod() { local f=$1; shift; timeout 60 "$cli" "$@" >"$f" 2>"$f.err" & BG_PID=$!; BG_PIDS+=($!); }
+  f2="$WORK/lock4"
+  bg_synod "$f2" lock --endpoints "$ALL_EPS" t18/mixed; p2=$BG_PID
+  sleep 1
+  stop_bg "$p1"
+  LAST_CMD="synod lock t18/mixed (after SIGINT to etcdctl lock)"
+  if wait_lines "$f2" 1 10; then ok "$T: synod lock gets the lock once etcdctl lets go"; else
+    not_ok "$T: synod lock gets the lock once etcdctl lets go" "its key printed" "$(cat "$f2" "$f2.err")"; fi
+  check_cond "$T: synod lock prints the key like etcdctl" "t18/mixed/<hex> and an empty line" \
+    "$([[ "$(head -1 "$f2")" =~ ^t18/mixed/[0-9a-f]+$ ]] && [ "$(wc -l <"$f2")" -eq 2 ]; echo $?)" "$(cat "$f2")"
+  run timeout 3 "$ETCDCTL_BIN" --endpoints="$ALL_EPS" lock t18/mixed -- echo ran
+  LAST_CMD="timeout 3 etcdctl lock t18/mixed -- echo ran (while synod lock holds t18/mixed)"
+  check "$T: etcdctl lock waits while synod lock holds the lock" "124:" "$RC:$OUT"
+  stop_bg "$p2"
+  expect_out "$T: synod lock releases the lock on SIGINT" "" ectl get t18/mixed --prefix --keys-only
+  run "$cli" lock --endpoints "$ALL_EPS" t18/mixed -- sh -c 'echo "held $ETCD_LOCK_KEY"; exit 3'
+  LAST_CMD="synod lock t18/mixed -- sh -c 'echo \"held \$ETCD_LOCK_KEY\"; exit 3'"
+  check_cond "$T: synod lock runs the command with the lock and exits with its status" "exit 3, 'held t18/mixed/<hex>'" \
+    "$([ "$RC" -eq 3 ] && [[ "$OUT" =~ ^held\ t18/mixed/[0-9a-f]+$ ]]; echo $?)" "rc=$RC $OUT"
+  expect_out "$T: the command's lock is released when it ends (synod lock)" "" ectl get t18/mixed --prefix --keys-only
+
+  f1="$WORK/elect-l2"; f2="$WORK/elect3"; f3="$WORK/elect4"
+  bg_synod "$f1" elect -l --endpoints "$ALL_EPS" t18/el2; p1=$BG_PID
+  sleep 1
+  bg_ectl "$f2" elect t18/el2 e1; p2=$BG_PID
+  wait_lines "$f2" 2 10
+  bg_synod "$f3" elect --endpoints "$ALL_EPS" t18/el2 s2; p3=$BG_PID
+  sleep 2
+  LAST_CMD="synod elect t18/el2 s2 (while etcdctl elect leads)"
+  check "$T: synod elect waits while etcdctl elect leads" "" "$(cat "$f3")"
+  stop_bg "$p2"
+  LAST_CMD="synod elect t18/el2 s2 (after SIGINT to etcdctl elect)"
+  if wait_lines "$f3" 2 10; then ok "$T: synod elect leads once etcdctl's leader resigns"; else
+    not_ok "$T: synod elect leads once etcdctl's leader resigns" "key and proposal printed" "$(cat "$f3" "$f3.err")"; fi
+  wait_lines "$f1" 4 10
+  stop_bg "$p3"; sleep 0.5; stop_bg "$p1"
+  LAST_CMD="synod elect -l t18/el2 (while etcdctl's e1 then synod's s2 lead)"
+  check "$T: synod elect -l sees both leaders and proposals" "$(cat "$f2")"$'\n'"$(cat "$f3")" "$(cat "$f1")"
+  run "$cli" elect --endpoints "$ALL_EPS" t18/el2
+  check_cond "$T: synod elect without a proposal or -l fails" "non-zero exit, 'no proposal argument but -l not set'" \
+    "$([ "$RC" -ne 0 ] && [[ "$ERR" == *"no proposal argument but -l not set"* ]]; echo $?)" "rc=$RC $ERR"
+}
+
 # ---------------------------------------------------------------- main
 
 echo "# target: $TARGET${SYNOD_BIN:+ ($SYNOD_BIN)}"
@@ -940,7 +1066,7 @@ else
   finish
 fi
 
-for n in $(seq 1 17); do
+for n in $(seq 1 18); do
   if want "$n"; then
     fn=$(printf 'test_%02d' "$n")
     echo "# --- $fn"
