@@ -11,7 +11,7 @@ import SynodEtcdAPI
 /// also use camelCase and numbers. `/v3beta/` and `/v3alpha/` are accepted as `/v3/`.
 ///
 /// Served: the KV calls (through `KVPipeline`, like the gRPC ones), and every call of Watch,
-/// Lease, Cluster, Maintenance and Auth (through the same service code as gRPC), with the
+/// Lease, Cluster, Maintenance, Auth, Lock and Election (through the same service code as gRPC), with the
 /// caller's token from `Authorization`. Streams answer chunked, one `{"result":...}` object and
 /// a newline per message, an error as `{"error":{"grpc_code":...}}`; the bidirectional ones
 /// (watch, keep-alive) read the request body as a stream of JSON objects.
@@ -22,6 +22,8 @@ struct EtcdGateway: Sendable {
     let cluster: ClusterService
     let maintenance: MaintenanceService
     let auth: AuthService
+    let lock: LockService
+    let election: ElectionService
 
     init(context: ServiceContext) {
         pipeline = KVPipeline(context: context)
@@ -30,6 +32,8 @@ struct EtcdGateway: Sendable {
         cluster = ClusterService(context: context)
         maintenance = MaintenanceService(context: context)
         auth = AuthService(context: context)
+        lock = LockService(context: context)
+        election = ElectionService(context: context)
     }
 
     static let encoding: JSONEncodingOptions = {
@@ -52,7 +56,11 @@ struct EtcdGateway: Sendable {
         return nil
     }
 
-    func handle(route: String, body: [UInt8], credentials: AuthCredentials) async -> HTTPStatusResponse {
+    /// A unary call. `cancellation` is cancelled when the client goes away (a Lock or Campaign
+    /// waiting for its turn then gives up and deletes its key).
+    func handle(route: String, body: [UInt8], credentials: AuthCredentials,
+                cancellation: ServerContext.RPCCancellationHandle = .init()) async -> HTTPStatusResponse {
+        let unary = UnaryCall(body: body, credentials: credentials, cancellation: cancellation)
         do {
             switch route {
             case "kv/range":
@@ -65,43 +73,48 @@ struct EtcdGateway: Sendable {
                 return try Self.ok(try await pipeline.txn(try Self.decode(body), requestID: nil, credentials: credentials).get())
             case "kv/compaction":
                 return try Self.ok(try await pipeline.compact(try Self.decode(body), credentials: credentials).get())
-            case "lease/grant": return try await unary(body, credentials, Etcdserverpb_Lease.Method.LeaseGrant.descriptor, lease.leaseGrant)
-            case "lease/revoke", "kv/lease/revoke": return try await unary(body, credentials, Etcdserverpb_Lease.Method.LeaseRevoke.descriptor, lease.leaseRevoke)
+            case "lease/grant": return try await unary.call(Etcdserverpb_Lease.Method.LeaseGrant.descriptor, lease.leaseGrant)
+            case "lease/revoke", "kv/lease/revoke": return try await unary.call(Etcdserverpb_Lease.Method.LeaseRevoke.descriptor, lease.leaseRevoke)
             case "lease/timetolive", "kv/lease/timetolive":
-                return try await unary(body, credentials, Etcdserverpb_Lease.Method.LeaseTimeToLive.descriptor, lease.leaseTimeToLive)
-            case "lease/leases", "kv/lease/leases": return try await unary(body, credentials, Etcdserverpb_Lease.Method.LeaseLeases.descriptor, lease.leaseLeases)
-            case "cluster/member/add": return try await unary(body, credentials, Etcdserverpb_Cluster.Method.MemberAdd.descriptor, cluster.memberAdd)
-            case "cluster/member/remove": return try await unary(body, credentials, Etcdserverpb_Cluster.Method.MemberRemove.descriptor, cluster.memberRemove)
-            case "cluster/member/update": return try await unary(body, credentials, Etcdserverpb_Cluster.Method.MemberUpdate.descriptor, cluster.memberUpdate)
-            case "cluster/member/list": return try await unary(body, credentials, Etcdserverpb_Cluster.Method.MemberList.descriptor, cluster.memberList)
-            case "cluster/member/promote": return try await unary(body, credentials, Etcdserverpb_Cluster.Method.MemberPromote.descriptor, cluster.memberPromote)
-            case "maintenance/alarm": return try await unary(body, credentials, Etcdserverpb_Maintenance.Method.Alarm.descriptor, maintenance.alarm)
-            case "maintenance/status": return try await unary(body, credentials, Etcdserverpb_Maintenance.Method.Status.descriptor, maintenance.status)
-            case "maintenance/defragment": return try await unary(body, credentials, Etcdserverpb_Maintenance.Method.Defragment.descriptor, maintenance.defragment)
-            case "maintenance/hash": return try await unary(body, credentials, Etcdserverpb_Maintenance.Method.Hash.descriptor, maintenance.hash)
-            case "maintenance/hashkv": return try await unary(body, credentials, Etcdserverpb_Maintenance.Method.HashKV.descriptor, maintenance.hashKV)
+                return try await unary.call(Etcdserverpb_Lease.Method.LeaseTimeToLive.descriptor, lease.leaseTimeToLive)
+            case "lease/leases", "kv/lease/leases": return try await unary.call(Etcdserverpb_Lease.Method.LeaseLeases.descriptor, lease.leaseLeases)
+            case "cluster/member/add": return try await unary.call(Etcdserverpb_Cluster.Method.MemberAdd.descriptor, cluster.memberAdd)
+            case "cluster/member/remove": return try await unary.call(Etcdserverpb_Cluster.Method.MemberRemove.descriptor, cluster.memberRemove)
+            case "cluster/member/update": return try await unary.call(Etcdserverpb_Cluster.Method.MemberUpdate.descriptor, cluster.memberUpdate)
+            case "cluster/member/list": return try await unary.call(Etcdserverpb_Cluster.Method.MemberList.descriptor, cluster.memberList)
+            case "cluster/member/promote": return try await unary.call(Etcdserverpb_Cluster.Method.MemberPromote.descriptor, cluster.memberPromote)
+            case "maintenance/alarm": return try await unary.call(Etcdserverpb_Maintenance.Method.Alarm.descriptor, maintenance.alarm)
+            case "maintenance/status": return try await unary.call(Etcdserverpb_Maintenance.Method.Status.descriptor, maintenance.status)
+            case "maintenance/defragment": return try await unary.call(Etcdserverpb_Maintenance.Method.Defragment.descriptor, maintenance.defragment)
+            case "maintenance/hash": return try await unary.call(Etcdserverpb_Maintenance.Method.Hash.descriptor, maintenance.hash)
+            case "maintenance/hashkv": return try await unary.call(Etcdserverpb_Maintenance.Method.HashKV.descriptor, maintenance.hashKV)
             case "maintenance/transfer-leadership":
-                return try await unary(body, credentials, Etcdserverpb_Maintenance.Method.MoveLeader.descriptor, maintenance.moveLeader)
-            case "auth/enable": return try await unary(body, credentials, Etcdserverpb_Auth.Method.AuthEnable.descriptor, auth.authEnable)
-            case "auth/disable": return try await unary(body, credentials, Etcdserverpb_Auth.Method.AuthDisable.descriptor, auth.authDisable)
-            case "auth/status": return try await unary(body, credentials, Etcdserverpb_Auth.Method.AuthStatus.descriptor, auth.authStatus)
-            case "auth/authenticate": return try await unary(body, credentials, Etcdserverpb_Auth.Method.Authenticate.descriptor, auth.authenticate)
-            case "auth/user/add": return try await unary(body, credentials, Etcdserverpb_Auth.Method.UserAdd.descriptor, auth.userAdd)
-            case "auth/user/get": return try await unary(body, credentials, Etcdserverpb_Auth.Method.UserGet.descriptor, auth.userGet)
-            case "auth/user/list": return try await unary(body, credentials, Etcdserverpb_Auth.Method.UserList.descriptor, auth.userList)
-            case "auth/user/delete": return try await unary(body, credentials, Etcdserverpb_Auth.Method.UserDelete.descriptor, auth.userDelete)
-            case "auth/user/changepw": return try await unary(body, credentials, Etcdserverpb_Auth.Method.UserChangePassword.descriptor, auth.userChangePassword)
-            case "auth/user/grant": return try await unary(body, credentials, Etcdserverpb_Auth.Method.UserGrantRole.descriptor, auth.userGrantRole)
-            case "auth/user/revoke": return try await unary(body, credentials, Etcdserverpb_Auth.Method.UserRevokeRole.descriptor, auth.userRevokeRole)
-            case "auth/role/add": return try await unary(body, credentials, Etcdserverpb_Auth.Method.RoleAdd.descriptor, auth.roleAdd)
-            case "auth/role/get": return try await unary(body, credentials, Etcdserverpb_Auth.Method.RoleGet.descriptor, auth.roleGet)
-            case "auth/role/list": return try await unary(body, credentials, Etcdserverpb_Auth.Method.RoleList.descriptor, auth.roleList)
-            case "auth/role/delete": return try await unary(body, credentials, Etcdserverpb_Auth.Method.RoleDelete.descriptor, auth.roleDelete)
-            case "auth/role/grant": return try await unary(body, credentials, Etcdserverpb_Auth.Method.RoleGrantPermission.descriptor, auth.roleGrantPermission)
-            case "auth/role/revoke": return try await unary(body, credentials, Etcdserverpb_Auth.Method.RoleRevokePermission.descriptor, auth.roleRevokePermission)
+                return try await unary.call(Etcdserverpb_Maintenance.Method.MoveLeader.descriptor, maintenance.moveLeader)
+            case "auth/enable": return try await unary.call(Etcdserverpb_Auth.Method.AuthEnable.descriptor, auth.authEnable)
+            case "auth/disable": return try await unary.call(Etcdserverpb_Auth.Method.AuthDisable.descriptor, auth.authDisable)
+            case "auth/status": return try await unary.call(Etcdserverpb_Auth.Method.AuthStatus.descriptor, auth.authStatus)
+            case "auth/authenticate": return try await unary.call(Etcdserverpb_Auth.Method.Authenticate.descriptor, auth.authenticate)
+            case "auth/user/add": return try await unary.call(Etcdserverpb_Auth.Method.UserAdd.descriptor, auth.userAdd)
+            case "auth/user/get": return try await unary.call(Etcdserverpb_Auth.Method.UserGet.descriptor, auth.userGet)
+            case "auth/user/list": return try await unary.call(Etcdserverpb_Auth.Method.UserList.descriptor, auth.userList)
+            case "auth/user/delete": return try await unary.call(Etcdserverpb_Auth.Method.UserDelete.descriptor, auth.userDelete)
+            case "auth/user/changepw": return try await unary.call(Etcdserverpb_Auth.Method.UserChangePassword.descriptor, auth.userChangePassword)
+            case "auth/user/grant": return try await unary.call(Etcdserverpb_Auth.Method.UserGrantRole.descriptor, auth.userGrantRole)
+            case "auth/user/revoke": return try await unary.call(Etcdserverpb_Auth.Method.UserRevokeRole.descriptor, auth.userRevokeRole)
+            case "auth/role/add": return try await unary.call(Etcdserverpb_Auth.Method.RoleAdd.descriptor, auth.roleAdd)
+            case "auth/role/get": return try await unary.call(Etcdserverpb_Auth.Method.RoleGet.descriptor, auth.roleGet)
+            case "auth/role/list": return try await unary.call(Etcdserverpb_Auth.Method.RoleList.descriptor, auth.roleList)
+            case "auth/role/delete": return try await unary.call(Etcdserverpb_Auth.Method.RoleDelete.descriptor, auth.roleDelete)
+            case "auth/role/grant": return try await unary.call(Etcdserverpb_Auth.Method.RoleGrantPermission.descriptor, auth.roleGrantPermission)
+            case "auth/role/revoke": return try await unary.call(Etcdserverpb_Auth.Method.RoleRevokePermission.descriptor, auth.roleRevokePermission)
+            case "lock/lock": return try await unary.call(V3lockpb_Lock.Method.Lock.descriptor, lock.lock)
+            case "lock/unlock": return try await unary.call(V3lockpb_Lock.Method.Unlock.descriptor, lock.unlock)
+            case "election/campaign": return try await unary.call(V3electionpb_Election.Method.Campaign.descriptor, election.campaign)
+            case "election/proclaim": return try await unary.call(V3electionpb_Election.Method.Proclaim.descriptor, election.proclaim)
+            case "election/leader": return try await unary.call(V3electionpb_Election.Method.Leader.descriptor, election.leader)
+            case "election/resign": return try await unary.call(V3electionpb_Election.Method.Resign.descriptor, election.resign)
             default:
-                guard Self.etcdRoutes.contains(route) else { return .text(.notFound, "Not Found\n") }
-                return Self.error(code: .unimplemented, message: "synod: the gateway does not serve /v3/\(route) yet")
+                return .text(.notFound, "Not Found\n")
             }
         } catch let error as GatewayBodyError {
             return Self.error(code: .invalidArgument, message: error.message)
@@ -115,20 +128,20 @@ struct EtcdGateway: Sendable {
 
     /// A unary call of one of the generated services, with the caller's credentials where the
     /// services read them (`AuthCredentials.current`).
-    private func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
-        _ body: [UInt8], _ credentials: AuthCredentials, _ descriptor: MethodDescriptor,
-        _ call: (Request, ServerContext) async throws -> Response
-    ) async throws -> HTTPStatusResponse {
-        let request: Request = try Self.decode(body)
-        let context = Self.serverContext(descriptor)
-        let response = try await AuthCredentials.$current.withValue(credentials) { try await call(request, context) }
-        return try Self.ok(response)
-    }
+    private struct UnaryCall {
+        let body: [UInt8]
+        let credentials: AuthCredentials
+        let cancellation: ServerContext.RPCCancellationHandle
 
-    /// etcd's gateway paths not served yet (answered 501; any other path is 404).
-    static let etcdRoutes: Set<String> = [
-        "lock/lock", "lock/unlock", "election/campaign", "election/proclaim", "election/leader", "election/observe", "election/resign",
-    ]
+        func call<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+            _ descriptor: MethodDescriptor, _ method: (Request, ServerContext) async throws -> Response
+        ) async throws -> HTTPStatusResponse {
+            let request: Request = try EtcdGateway.decode(body)
+            let context = EtcdGateway.serverContext(descriptor, cancellation: cancellation)
+            let response = try await AuthCredentials.$current.withValue(credentials) { try await method(request, context) }
+            return try EtcdGateway.ok(response)
+        }
+    }
 
     // MARK: streams
 
@@ -142,7 +155,7 @@ struct EtcdGateway: Sendable {
     static func streamKind(_ route: String) -> StreamKind? {
         switch route {
         case "watch", "lease/keepalive": return .bidirectional
-        case "maintenance/snapshot": return .serverStream
+        case "maintenance/snapshot", "election/observe": return .serverStream
         default: return nil
         }
     }
@@ -161,11 +174,13 @@ struct EtcdGateway: Sendable {
     /// stream); `send` writes one chunk (and returns once written, so a slow reader slows the
     /// call down). Returns nil when the call ended normally.
     func stream(route: String, requests: AsyncThrowingStream<[UInt8], any Error>, credentials: AuthCredentials,
+                cancellation: ServerContext.RPCCancellationHandle = .init(),
                 send: @escaping @Sendable (String) async throws -> Void) async -> StreamFailure? {
         // A bad request object ends the call; the service sees its request stream end, and the
         // client is told why here (not as the service's internal error).
         let requestFailure = RequestFailure()
-        let failure = await run(route: route, requests: requests, requestFailure: requestFailure, credentials: credentials, send: send)
+        let failure = await run(route: route, requests: requests, requestFailure: requestFailure, credentials: credentials,
+                                cancellation: cancellation, send: send)
         return requestFailure.value ?? failure
     }
 
@@ -176,19 +191,24 @@ struct EtcdGateway: Sendable {
     }
 
     private func run(route: String, requests source: AsyncThrowingStream<[UInt8], any Error>, requestFailure: RequestFailure,
-                     credentials: AuthCredentials, send: @escaping @Sendable (String) async throws -> Void) async -> StreamFailure? {
+                     credentials: AuthCredentials, cancellation: ServerContext.RPCCancellationHandle,
+                     send: @escaping @Sendable (String) async throws -> Void) async -> StreamFailure? {
+        func context(_ descriptor: MethodDescriptor) -> ServerContext { Self.serverContext(descriptor, cancellation: cancellation) }
         do {
             try await AuthCredentials.$current.withValue(credentials) {
                 switch route {
                 case "watch":
                     try await watch.watch(request: Self.requests(source, requestFailure), response: Self.writer(send),
-                                          context: Self.serverContext(Etcdserverpb_Watch.Method.Watch.descriptor))
+                                          context: context(Etcdserverpb_Watch.Method.Watch.descriptor))
                 case "lease/keepalive":
                     try await lease.leaseKeepAlive(request: Self.requests(source, requestFailure), response: Self.writer(send),
-                                                   context: Self.serverContext(Etcdserverpb_Lease.Method.LeaseKeepAlive.descriptor))
+                                                   context: context(Etcdserverpb_Lease.Method.LeaseKeepAlive.descriptor))
                 case "maintenance/snapshot":
                     try await maintenance.snapshot(request: try await Self.single(source), response: Self.writer(send),
-                                                   context: Self.serverContext(Etcdserverpb_Maintenance.Method.Snapshot.descriptor))
+                                                   context: context(Etcdserverpb_Maintenance.Method.Snapshot.descriptor))
+                case "election/observe":
+                    try await election.observe(request: try await Self.single(source), response: Self.writer(send),
+                                               context: context(V3electionpb_Election.Method.Observe.descriptor))
                 default:
                     throw StreamFailure(code: .unimplemented, message: "synod: the gateway does not serve /v3/\(route) yet")
                 }
@@ -272,9 +292,9 @@ struct EtcdGateway: Sendable {
         }
     }
 
-    static func serverContext(_ descriptor: MethodDescriptor) -> ServerContext {
-        ServerContext(descriptor: descriptor, remotePeer: "gateway", localPeer: "gateway",
-                      cancellation: ServerContext.RPCCancellationHandle())
+    static func serverContext(_ descriptor: MethodDescriptor,
+                              cancellation: ServerContext.RPCCancellationHandle = .init()) -> ServerContext {
+        ServerContext(descriptor: descriptor, remotePeer: "gateway", localPeer: "gateway", cancellation: cancellation)
     }
 
     static func decode<M: SwiftProtobuf.Message>(_ body: [UInt8]) throws -> M {

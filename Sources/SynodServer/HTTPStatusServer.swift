@@ -1,3 +1,4 @@
+import GRPCCore
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -275,6 +276,8 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     /// The streaming gateway call in progress, if any.
     private var stream: GatewayStream?
+    /// The unary gateway call in progress, if any: cancelled when the client goes away.
+    private var unaryCancellation: ServerContext.RPCCancellationHandle?
 
     /// A streaming gateway call on this connection: the request objects go to the call through
     /// `requests`; its chunks come back through `sendChunk`.
@@ -291,6 +294,8 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
         var requestEnded = false
         var responseEnded = false
         var task: Task<Void, Never>?
+        /// Cancelled when the client goes away (an Observe or a waiting call gives up).
+        let cancellation = ServerContext.RPCCancellationHandle()
         /// A server stream's request side, until its body is complete and the call starts.
         var pendingRequests: AsyncThrowingStream<[UInt8], any Error>?
         let head: HTTPRequestHead
@@ -325,9 +330,13 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let stream {
             // The client went away: end the call (a watch is cancelled on the node).
             stream.requests.finish(throwing: CancellationError())
+            stream.cancellation.cancel()
             stream.task?.cancel()
             self.stream = nil
         }
+        // A unary gateway call still running (a Lock waiting its turn) gives up.
+        unaryCancellation?.cancel()
+        unaryCancellation = nil
         context.fireChannelInactive()
     }
 
@@ -408,10 +417,13 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
         let eventLoop = context.eventLoop
         let boundSelf = NIOLoopBound(self, eventLoop: eventLoop)
         let (version, keepAlive) = (head.version, head.isKeepAlive)
+        let cancellation = ServerContext.RPCCancellationHandle()
+        unaryCancellation = cancellation
         Task {
-            let response = await gateway.handle(route: route, body: body, credentials: credentials)
+            let response = await gateway.handle(route: route, body: body, credentials: credentials, cancellation: cancellation)
             eventLoop.execute {
                 let handler = boundSelf.value
+                handler.unaryCancellation = nil
                 guard let context = handler.context else { return }
                 handler.write(response, version: version, keepAlive: keepAlive, context: context)
             }
@@ -482,13 +494,15 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
         let boundSelf = NIOLoopBound(self, eventLoop: eventLoop)
         let boundStream = NIOLoopBound(stream, eventLoop: eventLoop)
         let route = stream.route
+        let cancellation = stream.cancellation
         let send: @Sendable (String) async throws -> Void = { chunk in
             try await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
                 boundSelf.value.writeChunk(chunk, stream: boundStream.value, eventLoop: eventLoop)
             }.get()
         }
         stream.task = Task {
-            let failure = await gateway.stream(route: route, requests: requests, credentials: credentials, send: send)
+            let failure = await gateway.stream(route: route, requests: requests, credentials: credentials,
+                                               cancellation: cancellation, send: send)
             eventLoop.execute {
                 boundSelf.value.streamFinished(boundStream.value, failure: failure)
             }

@@ -67,7 +67,6 @@ final class ClientPortHTTPTests: XCTestCase {
         let malformed = try Self.post(port, "/v3/kv/range", #"{"key":"not base64!!"}"#)
         XCTAssertEqual(malformed.status, 400)
         XCTAssertTrue(malformed.body.contains(#""code":3"#))
-        XCTAssertEqual(try Self.post(port, "/v3/lock/lock", "{}").status, 501)
         XCTAssertEqual(try Self.post(port, "/v3/kv/nothing", "{}").status, 404)
 
         // The unary calls of the other services, with etcd's field names (ID, TTL, peerURLs).
@@ -200,6 +199,63 @@ final class ClientPortHTTPTests: XCTestCase {
         XCTAssertGreaterThan(blob.count, 32)
         XCTAssertEqual(blob.count % 512, 32)
         XCTAssertEqual(Data(SHA256.hash(data: blob.prefix(blob.count - 32))), blob.suffix(32))
+    }
+
+    /// Lock and Election through the gateway: a second locker waits; when its HTTP client goes
+    /// away, its key is deleted (the call was cancelled); Observe streams the leader's values.
+    func testJSONGatewayLockAndElection() async throws {
+        let cluster = try InProcessCluster(nodes: 1)
+        try cluster.start(0)
+        defer { Task { await cluster.stopAll() } }
+        let port = try cluster.configurations[0].validate().clientListen.port
+        func json(_ body: String) throws -> [String: Any] {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+        }
+        let grant = try await eventually {
+            let answer = try Self.post(port, "/v3/lease/grant", #"{"TTL":"30"}"#)
+            guard answer.status == 200 else { throw NodeError.timedOut }
+            return answer
+        }
+        let lease = try XCTUnwrap(try json(grant.body)["ID"] as? String)
+        let name = Data("gwlock".utf8).base64EncodedString()
+        let prefixRange = #"{"key":"\#(Data("gwlock/".utf8).base64EncodedString())","range_end":"\#(Data("gwlock0".utf8).base64EncodedString())","count_only":true}"#
+        let locked = try Self.post(port, "/v3/lock/lock", #"{"name":"\#(name)","lease":"\#(lease)"}"#)
+        XCTAssertEqual(locked.status, 200, locked.body)
+        let key = try XCTUnwrap(try json(locked.body)["key"] as? String)
+
+        let waiter = try RawHTTPConnection(port: port)
+        let body = #"{"name":"\#(name)"}"#
+        try waiter.send("POST /v3/lock/lock HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let queued = try await eventually {
+            let count = try json(try Self.post(port, "/v3/kv/range", prefixRange).body)["count"] as? String
+            guard count == "2" else { throw NodeError.timedOut }
+            return count
+        }
+        XCTAssertEqual(queued, "2", "the waiter's key is in the queue")
+        waiter.close()
+        let left = try await eventually {
+            let count = try json(try Self.post(port, "/v3/kv/range", prefixRange).body)["count"] as? String
+            guard count == "1" else { throw NodeError.timedOut }
+            return count
+        }
+        XCTAssertEqual(left, "1", "a waiter whose client went away deletes its key")
+        XCTAssertEqual(try Self.post(port, "/v3/lock/unlock", #"{"key":"\#(key)"}"#).status, 200)
+
+        let election = Data("gwelect".utf8).base64EncodedString()
+        let observer = try RawHTTPConnection(port: port)
+        let observe = #"{"name":"\#(election)"}"#
+        try observer.send("POST /v3/election/observe HTTP/1.1\r\nHost: x\r\nContent-Length: \(observe.utf8.count)\r\n\r\n\(observe)")
+        let campaign = try Self.post(port, "/v3/election/campaign", #"{"name":"\#(election)","lease":"\#(lease)","value":"djE="}"#)
+        let leader = try XCTUnwrap(try json(campaign.body)["leader"] as? [String: Any])
+        let leaderJSON = String(decoding: try JSONSerialization.data(withJSONObject: leader), as: UTF8.self)
+        XCTAssertEqual(try Self.post(port, "/v3/election/proclaim", #"{"leader":\#(leaderJSON),"value":"djI="}"#).status, 200)
+        let seen = try observer.readLines(2)
+        XCTAssertTrue(seen[0].hasPrefix(#"{"result":{"header":"#) && seen[0].contains(#""value":"djE=""#), seen[0])
+        XCTAssertTrue(seen[1].contains(#""value":"djI=""#), seen[1])
+        observer.close()
+        XCTAssertEqual(try Self.post(port, "/v3/election/resign", #"{"leader":\#(leaderJSON)}"#).status, 200)
+        let none = try Self.post(port, "/v3/election/leader", #"{"name":"\#(election)"}"#)
+        XCTAssertEqual(none.body, #"{"error":"election: no leader","message":"election: no leader","code":2}"#)
     }
 
     func testJSONStreamSplitterCutsConcatenatedObjects() {
