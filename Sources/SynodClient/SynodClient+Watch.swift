@@ -96,7 +96,10 @@ extension SynodClient {
                 ) { response -> WatchEnd in
                     for try await message in response.messages {
                         if message.canceled {
-                            return .canceled(reason: message.cancelReason, compactRevision: message.compactRevision)
+                            // etcd 3.4 gives no reason when the start revision was compacted.
+                            let reason = message.cancelReason.isEmpty && message.compactRevision != 0
+                                ? "etcdserver: mvcc: required revision has been compacted" : message.cancelReason
+                            return .canceled(reason: reason, compactRevision: message.compactRevision)
                         }
                         if progress.observe(message) {
                             continuation.yield(message)

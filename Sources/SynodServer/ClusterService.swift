@@ -18,7 +18,7 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
             return try await context.node.withState { state in
                 guard let membership = state.membership else { throw NodeError.joining }
                 var out = Etcdserverpb_MemberListResponse()
-                out.header = ctx.header(revision: state.kv.store.revision)
+                out.header = ctx.header(revision: 0)  // etcd's member answers carry no revision
                 out.members = Self.etcdMembers(membership, state: state, node: ctx.node)
                 return out
             }
@@ -38,9 +38,9 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
             guard let added = result.membership.members.first(where: { $0.memberID == memberID }) else {
                 throw RPCError(code: .internalError, message: "synod: the added member is missing from the new membership")
             }
-            let (members, revision) = try await memberList(result.membership)
+            let (members, _) = try await memberList(result.membership)
             var out = Etcdserverpb_MemberAddResponse()
-            out.header = context.header(revision: revision)
+            out.header = context.header(revision: 0)  // etcd's member answers carry no revision
             out.member = members.first { $0.id == added.memberID } ?? Self.etcdMember(added, published: nil)
             out.members = members
             return out
@@ -95,8 +95,8 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
     /// Member* response carries.
     private func reconfigure(_ change: MembershipChange) async throws -> (Etcdserverpb_ResponseHeader, [Etcdserverpb_Member]) {
         let result = try await context.node.reconfigure(change)
-        let (members, revision) = try await memberList(result.membership)
-        return (context.header(revision: revision), members)
+        let (members, _) = try await memberList(result.membership)
+        return (context.header(revision: 0), members)  // etcd's member answers carry no revision
     }
 
     private func memberList(_ membership: Membership) async throws -> ([Etcdserverpb_Member], Int64) {

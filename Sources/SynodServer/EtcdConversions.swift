@@ -135,22 +135,32 @@ enum EtcdConversions {
         return out
     }
 
+    /// A txn's answer. As etcd's: the responses inside carry a header with only their
+    /// revision, and a nested txn's own header is empty.
     static func txnResponse(_ r: TxnResponse, header: Etcdserverpb_ResponseHeader) -> Etcdserverpb_TxnResponse {
         var out = Etcdserverpb_TxnResponse()
         out.header = header
         out.header.revision = r.revision
         out.succeeded = r.succeeded
-        out.responses = r.responses.map { op in
-            var response = Etcdserverpb_ResponseOp()
-            switch op {
-            case .range(let inner): response.response = .responseRange(rangeResponse(inner, header: header))
-            case .put(let inner): response.response = .responsePut(putResponse(inner, header: header))
-            case .deleteRange(let inner): response.response = .responseDeleteRange(deleteResponse(inner, header: header))
-            case .txn(let inner): response.response = .responseTxn(txnResponse(inner, header: header))
-            }
-            return response
-        }
+        out.responses = r.responses.map(responseOp)
         return out
+    }
+
+    private static func responseOp(_ op: ResponseOp) -> Etcdserverpb_ResponseOp {
+        let bare = Etcdserverpb_ResponseHeader()
+        var response = Etcdserverpb_ResponseOp()
+        switch op {
+        case .range(let inner): response.response = .responseRange(rangeResponse(inner, header: bare))
+        case .put(let inner): response.response = .responsePut(putResponse(inner, header: bare))
+        case .deleteRange(let inner): response.response = .responseDeleteRange(deleteResponse(inner, header: bare))
+        case .txn(let inner):
+            var nested = Etcdserverpb_TxnResponse()
+            nested.header = bare
+            nested.succeeded = inner.succeeded
+            nested.responses = inner.responses.map(responseOp)
+            response.response = .responseTxn(nested)
+        }
+        return response
     }
 
     static func event(_ e: WatchEvent) -> Mvccpb_Event {

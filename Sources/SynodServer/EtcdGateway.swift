@@ -24,6 +24,9 @@ struct EtcdGateway: Sendable {
     let auth: AuthService
     let lock: LockService
     let election: ElectionService
+    /// The largest request message (its protobuf encoding), as gRPC's receive limit: etcd's
+    /// gateway hands each request to gRPC, which refuses larger ones with ResourceExhausted.
+    var messageMax = Int.max
 
     init(context: ServiceContext) {
         pipeline = KVPipeline(context: context)
@@ -41,6 +44,10 @@ struct EtcdGateway: Sendable {
         options.preserveProtoFieldNames = true
         return options
     }()
+
+    /// Strict first (an unknown enum name is an error, as etcd's decoder says); an unknown
+    /// field is then ignored, as etcd's gateway does.
+    static let strictDecoding = JSONDecodingOptions()
 
     static let decoding: JSONDecodingOptions = {
         var options = JSONDecodingOptions()
@@ -60,19 +67,19 @@ struct EtcdGateway: Sendable {
     /// waiting for its turn then gives up and deletes its key).
     func handle(route: String, body: [UInt8], credentials: AuthCredentials,
                 cancellation: ServerContext.RPCCancellationHandle = .init()) async -> HTTPStatusResponse {
-        let unary = UnaryCall(body: body, credentials: credentials, cancellation: cancellation)
+        let unary = UnaryCall(body: body, credentials: credentials, cancellation: cancellation, messageMax: messageMax)
         do {
             switch route {
             case "kv/range":
-                return try Self.ok(try await pipeline.range(try Self.decode(body), credentials: credentials).get())
+                return try Self.ok(try await pipeline.range(try decode(body), credentials: credentials).get())
             case "kv/put":
-                return try Self.ok(try await pipeline.put(try Self.decode(body), requestID: nil, credentials: credentials).get())
+                return try Self.ok(try await pipeline.put(try decode(body), requestID: nil, credentials: credentials).get())
             case "kv/deleterange":
-                return try Self.ok(try await pipeline.deleteRange(try Self.decode(body), requestID: nil, credentials: credentials).get())
+                return try Self.ok(try await pipeline.deleteRange(try decode(body), requestID: nil, credentials: credentials).get())
             case "kv/txn":
-                return try Self.ok(try await pipeline.txn(try Self.decode(body), requestID: nil, credentials: credentials).get())
+                return try Self.ok(try await pipeline.txn(try decode(body), requestID: nil, credentials: credentials).get())
             case "kv/compaction":
-                return try Self.ok(try await pipeline.compact(try Self.decode(body), credentials: credentials).get())
+                return try Self.ok(try await pipeline.compact(try decode(body), credentials: credentials).get())
             case "lease/grant": return try await unary.call(Etcdserverpb_Lease.Method.LeaseGrant.descriptor, lease.leaseGrant)
             case "lease/revoke", "kv/lease/revoke": return try await unary.call(Etcdserverpb_Lease.Method.LeaseRevoke.descriptor, lease.leaseRevoke)
             case "lease/timetolive", "kv/lease/timetolive":
@@ -132,11 +139,12 @@ struct EtcdGateway: Sendable {
         let body: [UInt8]
         let credentials: AuthCredentials
         let cancellation: ServerContext.RPCCancellationHandle
+        let messageMax: Int
 
         func call<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
             _ descriptor: MethodDescriptor, _ method: (Request, ServerContext) async throws -> Response
         ) async throws -> HTTPStatusResponse {
-            let request: Request = try EtcdGateway.decode(body)
+            let request: Request = try EtcdGateway.decode(body, messageMax: messageMax)
             let context = EtcdGateway.serverContext(descriptor, cancellation: cancellation)
             let response = try await AuthCredentials.$current.withValue(credentials) { try await method(request, context) }
             return try EtcdGateway.ok(response)
@@ -168,6 +176,9 @@ struct EtcdGateway: Sendable {
     struct StreamFailure: Error, Sendable {
         var code: RPCErrorCode
         var message: String
+        /// The request failed before the call began (a server stream's body, a bidirectional
+        /// stream's first object): answered as a unary error, as etcd's gateway does.
+        var beforeCall = false
     }
 
     /// Runs a streaming call. `requests` yields the request objects' JSON (one for a server
@@ -254,15 +265,24 @@ struct EtcdGateway: Sendable {
                                                            _ requestFailure: RequestFailure) -> RPCAsyncSequence<M, any Error> {
         let (messages, continuation) = AsyncThrowingStream<M, any Error>.makeStream()
         let pump = Task {
+            var first = true
             do {
                 for try await bytes in source {
                     continuation.yield(try decode(bytes) as M)
+                    first = false
                 }
                 continuation.finish()
             } catch is CancellationError {
                 continuation.finish(throwing: CancellationError())
             } catch {
-                requestFailure.record(failure(error))
+                var failure = failure(error)
+                if first {
+                    // etcd's gateway fails the call itself when the first object does not
+                    // decode (code Unknown, 500); later ones only end the request stream.
+                    failure.code = .unknown
+                    failure.beforeCall = true
+                }
+                requestFailure.record(failure)
                 continuation.finish(throwing: CancellationError())
             }
         }
@@ -273,7 +293,13 @@ struct EtcdGateway: Sendable {
     private static func single<M: SwiftProtobuf.Message>(_ source: AsyncThrowingStream<[UInt8], any Error>) async throws -> M {
         var iterator = source.makeAsyncIterator()
         guard let bytes = try await iterator.next() else { return M() }
-        return try decode(bytes)
+        do {
+            return try decode(bytes)
+        } catch {
+            var failure = failure(error)
+            failure.beforeCall = true
+            throw failure
+        }
     }
 
     private static func writer<M: SwiftProtobuf.Message>(_ send: @escaping @Sendable (String) async throws -> Void) -> RPCWriter<M> {
@@ -297,14 +323,31 @@ struct EtcdGateway: Sendable {
         ServerContext(descriptor: descriptor, remotePeer: "gateway", localPeer: "gateway", cancellation: cancellation)
     }
 
-    static func decode<M: SwiftProtobuf.Message>(_ body: [UInt8]) throws -> M {
+    func decode<M: SwiftProtobuf.Message>(_ body: [UInt8]) throws -> M {
+        try Self.decode(body, messageMax: messageMax)
+    }
+
+    static func decode<M: SwiftProtobuf.Message>(_ body: [UInt8], messageMax: Int = .max) throws -> M {
         let text = body.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }
         if text.isEmpty { return M() }
+        let message: M
         do {
-            return try M(jsonUTF8Bytes: Array(text), options: decoding)
+            do {
+                message = try M(jsonUTF8Bytes: Array(text), options: strictDecoding)
+            } catch JSONDecodingError.unknownField {
+                message = try M(jsonUTF8Bytes: Array(text), options: decoding)
+            }
         } catch {
             throw GatewayBodyError(message: "synod: the request body is not a \(M.protoMessageName) in JSON: \(error)")
         }
+        // The binary form is smaller than its JSON: only a large body can be over the limit.
+        if body.count > messageMax / 2 {
+            let binary: [UInt8] = (try? message.serializedBytes()) ?? []
+            if binary.count > messageMax {
+                throw RPCError(code: .resourceExhausted, message: "grpc: received message larger than max (\(binary.count) vs. \(messageMax))")
+            }
+        }
+        return message
     }
 
     static func ok<M: SwiftProtobuf.Message>(_ message: M) throws -> HTTPStatusResponse {

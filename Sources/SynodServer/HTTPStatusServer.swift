@@ -363,6 +363,13 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
                 requestState = .collecting(head: head, route: route, body: [])
                 return
             }
+            if head.method != .POST, routes.gateway != nil, EtcdGateway.route(path) != nil {
+                requestState = .discarding
+                var response = HTTPStatusResponse.text(.methodNotAllowed, "Method Not Allowed\n")
+                response.extraHeaders = [("Allow", "POST")]
+                write(response, version: head.version, keepAlive: false, context: context)
+                return
+            }
             if let declared = head.headers.first(name: "content-length").flatMap(Int.init),
                 declared > HTTPStatusServer.maxRequestBodyBytes
             {
@@ -536,6 +543,14 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let context, self.stream === stream else { return }
         stream.responseEnded = true
         stream.requests.finish()
+        if let failure, failure.beforeCall, !stream.headWritten {
+            // Answered as a unary call's error; the connection closes (the body may go on).
+            stream.headWritten = true
+            self.stream = nil
+            requestState = .discarding
+            write(EtcdGateway.error(code: failure.code, message: failure.message), version: stream.version, keepAlive: false, context: context)
+            return
+        }
         if !stream.headWritten {
             stream.headWritten = true
             writeStreamHead(failure.map { EtcdGateway.httpStatus($0.code) } ?? .ok, stream: stream, context: context)

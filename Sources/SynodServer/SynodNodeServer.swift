@@ -117,8 +117,11 @@ public final class SynodNodeServer: Service, Sendable {
         let statusRoutes = HTTPStatusRoutes(health: { [node] in await Self.health(node) }, metrics: { metrics.exposition() })
         // The client port's HTTP/1.1 side also serves etcd's JSON gateway.
         var clientRoutes = statusRoutes
-        clientRoutes.gateway = EtcdGateway(context: context)
-        clientRoutes.gatewayBodyMax = maxMessageBytes
+        var gateway = EtcdGateway(context: context)
+        gateway.messageMax = maxMessageBytes
+        clientRoutes.gateway = gateway
+        // Bytes travel as base64 in JSON (4/3 larger): the body may be larger than the message.
+        clientRoutes.gatewayBodyMax = maxMessageBytes / 3 * 4 + (64 << 10)
         switch options.grpcTransport {
         case .frames:
             let server = GRPCServer(

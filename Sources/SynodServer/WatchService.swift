@@ -67,7 +67,7 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
                         if let nodeID = registry.remove(cancel.watchID) {
                             ctx.node.cancelWatch(nodeID)
                             var out = Etcdserverpb_WatchResponse()
-                            out.header = ctx.header(revision: 0)
+                            out.header = ctx.header(revision: (try? await ctx.node.withState { $0.kv.store.revision }) ?? 0)
                             out.watchID = cancel.watchID
                             out.canceled = true
                             outboxWriter.yield(WatchOutboxItem(response: out))
@@ -120,11 +120,24 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
             // creation as etcd does; a denied watch is created and canceled with the reason.
             let credentials = AuthCredentials.current
             let (key, rangeEnd) = (filter.key, filter.rangeEnd)
-            if let denied = try await ctx.node.withState({ state -> KVError? in
-                guard let caller = try state.kv.auth.caller(credentials) else { return nil }
-                return state.kv.auth.checkWatch(user: caller.user, authRevision: caller.authRevision, key: key, rangeEnd: rangeEnd)
-            }) {
-                throw denied
+            let (denied, revision) = try await ctx.node.withState { state -> (KVError?, Int64) in
+                do {
+                    guard let caller = try state.kv.auth.caller(credentials) else { return (nil, state.kv.store.revision) }
+                    return (state.kv.auth.checkWatch(user: caller.user, authRevision: caller.authRevision, key: key, rangeEnd: rangeEnd),
+                            state.kv.store.revision)
+                } catch let error as KVError {
+                    return (error, state.kv.store.revision)
+                }
+            }
+            if let denied {
+                // etcd: created and canceled with watch_id -1 and the current revision.
+                created.header = ctx.header(revision: revision)
+                created.watchID = -1
+                created.created = true
+                created.canceled = true
+                created.cancelReason = Self.cancelReason(denied)
+                outbox.yield(WatchOutboxItem(response: created))
+                return
             }
             start = try await ctx.node.watch(filter, startRevision: create.startRevision)
         } catch {
@@ -137,16 +150,16 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
         }
         switch start {
         case .compacted(let compactRevision):
-            // etcd: the watch is created, then canceled with the compact revision.
+            // etcd 3.4: the watch is created, then canceled with the compact revision (and no
+            // revision in that header, no reason: clients know the reason from compact_revision).
             created.header = ctx.header(revision: compactRevision)
             created.created = true
             outbox.yield(WatchOutboxItem(response: created))
             var canceled = Etcdserverpb_WatchResponse()
-            canceled.header = ctx.header(revision: compactRevision)
+            canceled.header = ctx.header(revision: 0)
             canceled.watchID = watchID
             canceled.canceled = true
             canceled.compactRevision = compactRevision
-            canceled.cancelReason = "etcdserver: mvcc: required revision has been compacted"
             outbox.yield(WatchOutboxItem(response: canceled))
         case .started(let nodeWatchID, let history, let revision, let stream, let backlog):
             registry.add(watchID, nodeWatchID: nodeWatchID)

@@ -95,6 +95,11 @@ final class ClientPortHTTPTests: XCTestCase {
 
     /// One HTTP/1.0 POST (the connection closes after the answer): status and body.
     static func post(_ port: Int, _ path: String, _ body: String, authorization: String? = nil) throws -> (status: Int, body: String) {
+        try request(port, "POST", path, body, authorization: authorization)
+    }
+
+    static func request(_ port: Int, _ method: String, _ path: String, _ body: String,
+                        authorization: String? = nil) throws -> (status: Int, body: String) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
@@ -108,7 +113,7 @@ final class ClientPortHTTPTests: XCTestCase {
         }
         guard connected == 0 else { throw NodeError.timedOut }
         let auth = authorization.map { "Authorization: \($0)\r\n" } ?? ""
-        let request = Array("POST \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\(auth)Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+        let request = Array("\(method) \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\(auth)Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
         _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         var response: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65_536)
@@ -182,10 +187,17 @@ final class ClientPortHTTPTests: XCTestCase {
         XCTAssertEqual(badLines.count, 2, bad.body)
         XCTAssertTrue(badLines[1].hasPrefix(#"{"error":{"grpc_code":3,"http_code":400,"message":"synod: unexpected byte 0x6e"#), badLines[1])
         XCTAssertTrue(badLines[1].hasSuffix(#""http_status":"Bad Request"}}"#), badLines[1])
-        // A bad first object: the HTTP status says so too.
+        // A bad first object fails the call as a whole, as etcd's gateway does (500, code 2, a
+        // unary error body), with a message that says what is wrong.
         let badFirst = try Self.post(port, "/v3/lease/keepalive", #"{"ID":"abc"}"#)
-        XCTAssertEqual(badFirst.status, 400)
-        XCTAssertTrue(badFirst.body.hasPrefix(#"{"error":{"grpc_code":3,"#), badFirst.body)
+        XCTAssertEqual(badFirst.status, 500)
+        XCTAssertTrue(badFirst.body.hasPrefix(#"{"error":"synod: the request body is not a etcdserverpb.LeaseKeepAliveRequest in JSON"#), badFirst.body)
+        XCTAssertTrue(badFirst.body.hasSuffix(#""code":2}"#), badFirst.body)
+        // Other methods on a gateway path: 405; an unknown enum name: 400.
+        XCTAssertEqual(try Self.request(port, "GET", "/v3/kv/range", "").status, 405)
+        let badEnum = try Self.post(port, "/v3/kv/range", #"{"key":"Zm9v","sort_order":"BOGUS"}"#)
+        XCTAssertEqual(badEnum.status, 400, badEnum.body)
+        XCTAssertEqual(try Self.post(port, "/v3/kv/range", #"{"key":"Zm9v","no_such_field":1}"#).status, 200, "unknown fields are ignored")
 
         // Snapshot: chunks of the blob; together they end with the SHA-256 of the rest.
         let snapshot = try Self.post(port, "/v3/maintenance/snapshot", "")
