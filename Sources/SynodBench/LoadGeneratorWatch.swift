@@ -174,15 +174,5 @@ enum WatchWorkload {
     }
 
     /// The range end that makes `[prefix, end)` cover every key starting with `prefix`.
-    static func prefixEnd(_ prefix: Data) -> Data {
-        var bytes = [UInt8](prefix)
-        while let last = bytes.last {
-            if last < 0xFF {
-                bytes[bytes.count - 1] = last + 1
-                return Data(bytes)
-            }
-            bytes.removeLast()
-        }
-        return Data([0])
-    }
+    static func prefixEnd(_ prefix: Data) -> Data { EtcdKeyRange.prefixEnd(prefix) }
 }

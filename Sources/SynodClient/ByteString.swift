@@ -1,4 +1,5 @@
 import Foundation
+import SynodEtcdAPI
 
 /// A value usable as an etcd key or value: etcd keys and values are arbitrary byte strings.
 ///
@@ -31,15 +32,5 @@ public enum SynodKeyRange {
     ///
     /// The last byte below 0xff is incremented and the rest dropped; a prefix made only of 0xff
     /// bytes (or the empty prefix) yields `"\0"`, which etcd reads as "to the end of the key space".
-    public static func prefixEnd(_ prefix: Data) -> Data {
-        var bytes = [UInt8](prefix)
-        while let last = bytes.last {
-            if last < 0xff {
-                bytes[bytes.count - 1] = last + 1
-                return Data(bytes)
-            }
-            bytes.removeLast()
-        }
-        return Data([0])
-    }
+    public static func prefixEnd(_ prefix: Data) -> Data { EtcdKeyRange.prefixEnd(prefix) }
 }

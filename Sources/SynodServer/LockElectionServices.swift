@@ -34,17 +34,7 @@ struct LockElectionCore: Sendable {
     static func prefix(_ name: Data) -> Data { name + Data("/".utf8) }
 
     /// The end of the range of keys starting with `prefix` (etcd's `GetPrefixRangeEnd`).
-    static func prefixEnd(_ prefix: Data) -> Data {
-        var bytes = [UInt8](prefix)
-        while let last = bytes.last {
-            if last < 0xff {
-                bytes[bytes.count - 1] = last + 1
-                return Data(bytes)
-            }
-            bytes.removeLast()
-        }
-        return Data([0])  // all 0xff: every key from `prefix` on
-    }
+    static func prefixEnd(_ prefix: Data) -> Data { EtcdKeyRange.prefixEnd(prefix) }
 
     /// Serves one call as etcd does: after the learner check of every service, the recipe
     /// runs; etcd's recipes call the server through an in-process client, whose errors reach

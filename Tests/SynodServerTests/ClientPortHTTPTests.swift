@@ -100,28 +100,11 @@ final class ClientPortHTTPTests: XCTestCase {
 
     static func request(_ port: Int, _ method: String, _ path: String, _ body: String,
                         authorization: String? = nil) throws -> (status: Int, body: String) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw NodeError.timedOut }
+        let connection = try RawHTTPConnection(port: port, timeoutSeconds: 5)
+        defer { connection.close() }
         let auth = authorization.map { "Authorization: \($0)\r\n" } ?? ""
-        let request = Array("\(method) \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\(auth)Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
-        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-        var response: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count <= 0 { break }
-            response += buffer[0..<count]
-        }
+        try connection.send("\(method) \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\(auth)Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let response = connection.readToEnd()
         let text = String(decoding: response, as: UTF8.self)
         guard let split = text.range(of: "\r\n\r\n"), let status = Int(text.split(separator: " ").dropFirst().first ?? "") else {
             throw NodeError.timedOut
@@ -315,9 +298,9 @@ final class RawHTTPConnection {
     private(set) var head = ""
     private var pendingText = ""
 
-    init(port: Int) throws {
+    init(port: Int, timeoutSeconds: Int = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -388,6 +371,13 @@ final class RawHTTPConnection {
         let out = Array(received.prefix(count))
         received.removeFirst(count)
         return out
+    }
+
+    /// Everything until the server closes the connection (an HTTP/1.0 answer), raw.
+    func readToEnd() -> [UInt8] {
+        while (try? fill()) != nil {}
+        defer { received = [] }
+        return received
     }
 
     private func fill() throws {
