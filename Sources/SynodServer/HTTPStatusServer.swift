@@ -489,7 +489,6 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
             } catch {
                 stream.requests.finish(throwing: error)
             }
-            if stream.responseEnded { finishStream(stream, context: context) }
         }
     }
 
@@ -567,13 +566,10 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
             if !reuse { channel.close(promise: nil) }
         }
-        if reuse { finishStream(stream, context: context) }
-    }
-
-    private func finishStream(_ stream: GatewayStream, context: ChannelHandlerContext) {
-        guard self.stream === stream, stream.responseEnded, stream.requestEnded else { return }
-        self.stream = nil
-        requestState = .idle
+        if reuse {
+            self.stream = nil
+            requestState = .idle
+        }
     }
 
     private func gatewayCredentials(_ head: HTTPRequestHead) -> AuthCredentials {
