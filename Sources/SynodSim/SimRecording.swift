@@ -308,8 +308,19 @@ extension Simulation {
         return Array(ids.suffix(60))
     }
 
+    /// Steps kept after the first violation (the replay stops there; what follows is counted).
+    static let replayStepsAfterViolation = 200
+
     func finishRecording() {
-        recorder?.replay.violations = result.violations
-        result.replay = recorder?.replay
+        guard let recorder else { return }
+        recorder.replay.violations = result.violations
+        if let violation = recorder.replay.violation {
+            let keep = violation.step + 1 + Self.replayStepsAfterViolation
+            if recorder.replay.steps.count > keep {
+                recorder.replay.stepsOmitted += recorder.replay.steps.count - keep
+                recorder.replay.steps.removeLast(recorder.replay.steps.count - keep)
+            }
+        }
+        result.replay = recorder.replay
     }
 }

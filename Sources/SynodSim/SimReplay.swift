@@ -20,7 +20,8 @@ public struct SimReplay: Codable, Hashable, Sendable {
     /// `heartbeatSampling` is kept (by message number), the others are counted here.
     public var heartbeatSampling: Int
     public var heartbeatsOmitted: Int = 0
-    /// Steps beyond `stepLimit` are not recorded (the run goes on; its checks still count).
+    /// Steps beyond `stepLimit` are not recorded (the run goes on; its checks still count),
+    /// nor those more than 200 steps after the first violation.
     public var stepLimit: Int
     public var stepsOmitted: Int = 0
     /// The initial node ids.

@@ -153,12 +153,12 @@ const violationMsgs = new Set(V ? V.messageIDs : []);
 
 // ---- Header and timeline marks ----
 const ms = (us) => (us / 1000).toFixed(3) + " ms";
-$("meta").textContent = `${R.nodeCount} nodes, read mode ${R.readMode}, tick ${R.tickMillis} ms, election timeout ${R.electionTimeoutMillis} ms, lease ${R.leaseMillis} ms · ${N} steps` +
+$("meta").textContent = `${R.nodeCount} nodes at the start, read mode ${R.readMode}, tick ${R.tickMillis} ms, election timeout ${R.electionTimeoutMillis} ms, lease ${R.leaseMillis} ms · ${N} steps` +
   (R.breaks.length ? ` · deliberately broken: ${R.breaks.join(", ")}` : "") +
   (R.violations.length ? ` · ${R.violations.length} violation(s) found` : " · no violation found");
 $("sampling").textContent = `Heartbeats, heartbeat acknowledgements and commit notices are frequent: 1 in ${R.heartbeatSampling} is shown (by message number; ${R.heartbeatsOmitted} omitted). ` +
   "A step is one event of the simulated world that did something visible; ticks that changed nothing are left out." +
-  (R.stepsOmitted ? ` Only the first ${R.stepLimit} steps are recorded (${R.stepsOmitted} more not shown).` : "");
+  (R.stepsOmitted ? ` ${R.stepsOmitted} later steps are not shown (the record stops ${R.violation ? "200 steps after the violation" : "after " + R.stepLimit + " steps"}).` : "");
 {
   const marks = $("marks"); let html = ""; let placed = 0;
   for (let k = 0; k < N && placed < 400; k++) {
