@@ -62,6 +62,7 @@ extension Simulation {
                 for state in step.nodes { recorder.lastNodes[state.id] = state }
                 step.index = recorder.replay.steps.count
                 recorder.replay.steps.append(step)
+                recordedStepObserver?(step.index)
             } else {
                 recorder.replay.stepsOmitted += 1
             }

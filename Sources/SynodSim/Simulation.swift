@@ -96,6 +96,9 @@ final class Simulation {
     var messagesNumbered = 0
     /// The replay being recorded (options.record).
     var recorder: ReplayRecorder?
+    /// Called with each recorded step's index right after it is recorded (tests compare the
+    /// recorded state with the simulation's own at that moment).
+    var recordedStepObserver: ((Int) -> Void)?
 
     // Global knowledge for the checks.
     var chosen: [Slot: Value] = [:]
