@@ -191,6 +191,8 @@ function drawNet(k) {
     shown.push(e);
   }
   shown.sort((a, b) => (violationMsgs.has(b.id) - violationMsgs.has(a.id)) || (b.sent - a.sent));
+  // Labels of messages on one link are stacked (four at most, then a count).
+  const labels = new Map();
   for (const e of shown.slice(0, 60)) {
     if (!pos(e.from) || !pos(e.to)) continue;
     let [x1, y1] = pos(e.from), [x2, y2] = pos(e.to);
@@ -200,15 +202,20 @@ function drawNet(k) {
     const hot = violationMsgs.has(e.id);
     const col = hot ? "#a1001f" : (msgColor[e.type] || "#374151");
     let p;
-    if (e.dropped === k) p = 0.5; else if (e.delivered.includes(k)) p = 1; else if (e.sent === k) p = 0.08;
+    if (e.dropped === k) p = 0.5; else if (e.delivered.includes(k)) p = 1; else if (e.sent === k) p = 0.3;
     else p = Math.min(0.92, Math.max(0.1, (k - e.sent) / Math.max(1, e.end - e.sent)));
     const px = x1 + (x2 - x1) * p, py = y1 + (y2 - y1) * p;
     const now = e.sent === k || e.delivered.includes(k) || e.dropped === k;
     s += `<line x1="${x1.toFixed(1)}" y1="${y1.toFixed(1)}" x2="${x2.toFixed(1)}" y2="${y2.toFixed(1)}" stroke="${col}" stroke-width="${hot ? 3 : now ? 2 : 1.2}" ${now ? "" : 'stroke-dasharray="5 4"'} opacity="${now || hot ? 1 : 0.55}" ${e.delivered.includes(k) ? 'marker-end="url(#arr)"' : ""}/>`;
     if (e.dropped === k) s += `<text x="${px.toFixed(1)}" y="${(py + 6).toFixed(1)}" font-size="20" text-anchor="middle" fill="#b91c1c" font-weight="700">✕</text>`;
     else s += `<circle cx="${px.toFixed(1)}" cy="${py.toFixed(1)}" r="${now ? 6 : 4.5}" fill="${col}"/>`;
-    if (now || hot) s += `<text x="${(px + 8).toFixed(1)}" y="${(py - 8).toFixed(1)}" font-size="12" fill="${col}" font-weight="600">${esc(e.type)}${e.ballot ? " " + esc(e.ballot) : ""}${e.slots.length && ["Accept", "Accepted"].includes(e.type) ? " s" + e.slots[0] : ""}</text>`;
+    if (now || hot) {
+      const key = e.from + ">" + e.to, l = labels.get(key) || { n: 0, x: px, y: py, col, up: e.from < e.to };
+      if (l.n < 4) s += `<text x="${(l.x + 8).toFixed(1)}" y="${(e.from < e.to ? l.y - 8 - 14 * l.n : l.y + 20 + 14 * l.n).toFixed(1)}" font-size="12" fill="${col}" font-weight="600" paint-order="stroke" stroke="#fff" stroke-width="3">${esc(e.type)}${e.ballot ? " " + esc(e.ballot) : ""}${e.slots.length && ["Accept", "Accepted"].includes(e.type) ? " s" + e.slots[0] : ""}</text>`;
+      l.n++; labels.set(key, l);
+    }
   }
+  for (const l of labels.values()) if (l.n > 4) s += `<text x="${(l.x + 8).toFixed(1)}" y="${(l.up ? l.y - 8 - 14 * 4 : l.y + 20 + 14 * 4).toFixed(1)}" font-size="12" fill="${l.col}" paint-order="stroke" stroke="#fff" stroke-width="3">+${l.n - 4} more</text>`;
   for (const id of nodeIds) {
     const [x, y] = pos(id); const n = st[id];
     const status = n ? n.status : "not started";
