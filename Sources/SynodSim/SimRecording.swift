@@ -251,9 +251,19 @@ extension Simulation {
     func recordViolation(_ text: String) {
         guard let recorder, recorder.replay.violation == nil else { return }
         let step = recorder.current != nil ? recorder.currentIndex : max(0, recorder.replay.steps.count - 1)
-        let kind = text.split(separator: ":").first.map(String.init) ?? "violation"
-        recorder.replay.violation = ReplayViolation(step: min(step, recorder.replay.stepLimit - 1), text: text,
-                                                          kind: kind.hasPrefix("not linearizable") ? "linearizability" : kind)
+        let kind: String
+        if text.hasPrefix("not linearizable") || text.hasPrefix("linearizability") {
+            kind = "linearizability"
+        } else if text.hasPrefix("invariant broken") {
+            kind = "invariant"
+        } else if text.contains(" halted at ") {
+            kind = "halt"
+        } else if text.hasPrefix("n"), text.contains(" stopped: ") {
+            kind = "stopped"
+        } else {
+            kind = text.split(separator: ":").first.map(String.init) ?? "violation"
+        }
+        recorder.replay.violation = ReplayViolation(step: max(0, min(step, recorder.replay.stepLimit - 1)), text: text, kind: kind)
     }
 
     /// Details of the first violation when it is about one slot: who accepted what, where it

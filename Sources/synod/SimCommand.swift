@@ -28,7 +28,9 @@ struct SimCommand: ParsableCommand {
             transactions as etcd requests), that every member's state machine produced the
             same watch events for each revision, replica invariants after every
             step, convergence of the final members, and progress after faults heal. A
-            failing run prints its seed; `synod sim --seed S` replays it exactly.
+            failing run prints its seed; `synod sim --seed S` replays it exactly, and
+            `synod sim --seed S --html run.html` writes a page that replays it step by step in a
+            browser (stopping at the violation of a --break run).
             """
     )
 
