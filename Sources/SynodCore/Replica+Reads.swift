@@ -26,7 +26,7 @@ extension Replica {
     }
 
     /// Whether the leader may answer reads from its own state right now.
-    var holdsLease: Bool {
+    public var holdsLease: Bool {
         guard let state = leader else { return false }
         // Decided on the clock read for this very step (see `ClockTime`), never on ticks.
         return configuration.readMode == .lease && clock < state.leaseExpiresAt && chosenThrough + 1 >= state.startSlot

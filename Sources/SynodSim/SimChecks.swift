@@ -60,6 +60,7 @@ extension Simulation {
         case .violation(let found):
             result.linearizable = false
             violation("not linearizable: \(found)")
+            recordOperationsViolation(found.operations)
         case .timedOut(let key):
             result.linearizable = false
             violation("linearizability check gave up on key \(key)")

@@ -84,6 +84,7 @@ extension Simulation {
         history.append(HistoryOperation(id: historyIndex, client: index, operation: operation,
                                         invokedAt: now, completedAt: nil, outcome: .unknown))
         result.operations += 1
+        recordClientInvoked(history[historyIndex])
         let deadline = isFinalReader ? now + 3 * operationDeadline : now + operationDeadline
         clients[index].current = ClientOperation(historyIndex: historyIndex, operation: operation, write: write, deadline: deadline)
         sendAttempt(index)
@@ -242,6 +243,7 @@ extension Simulation {
         } else {
             trace("client \(index) \(describe(operation.operation)) -> \(outcome) at n\(nodes[node].id.rawValue)")
         }
+        recordClientCompleted(operation.historyIndex)
         queue.push(.clientStart(client: index), at: now + between(0, 10_000))
     }
 }

@@ -141,13 +141,16 @@ extension Simulation {
         hasher.mix(slot)
         if let known = chosen[slot] {
             if known != value {
+                recordChosen(slot)
                 violation("agreement: slot \(slot) chosen as \(known) and as \(value) (n\(nodes[node].id.rawValue), \(timeText()))")
+                recordSlotViolation(slot, values: [known, value])
             }
         } else {
             chosen[slot] = value
             highestApplied = max(highestApplied, slot)
             result.commandsChosen += value.commands.count
             trace("slot \(slot) chosen: \(value)")
+            recordChosen(slot)
             if case .reconfigure(let change) = value { membershipChosen(change, at: slot) }
         }
         for command in value.commands {

@@ -122,6 +122,11 @@ public struct SimulationOptions: Hashable, Sendable {
     public var trace = false
     /// Include heartbeats in the story (they are many).
     public var traceHeartbeats = false
+    /// Record a structured replay of the run (`SimulationResult.replay`). Recording draws
+    /// nothing from the run's random generator: the run is the same with or without it.
+    public var record = false
+    /// The most steps a replay keeps (later ones are counted, not kept).
+    public var recordStepLimit = 20_000
     /// Take a snapshot (and compact) every this many applied slots.
     public var snapshotEverySlots: UInt64 = 40
     /// After faults heal, a write must be acknowledged within this many simulated seconds.

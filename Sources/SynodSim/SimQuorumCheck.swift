@@ -46,6 +46,7 @@ extension Simulation {
                 let best = accepted.filter { $0.value == value }.map { $0.nodes.map(\.description).sorted().joined(separator: ",") }
                 violation("quorum: slot \(slot) chosen as \(value) without a phase-2 quorum of its voters \(membership.voters)"
                           + " (accepted in one ballot by: \(best.isEmpty ? "nobody" : best.joined(separator: " / ")))")
+                recordSlotViolation(slot, values: [value])
                 return
             }
         }

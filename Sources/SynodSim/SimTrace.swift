@@ -11,10 +11,13 @@ extension Simulation {
     }
 
     func trace(_ line: @autoclosure () -> String) {
+        guard options.trace || recorder?.current != nil else { return }
+        let text = line()
+        recordNote(text)
         guard options.trace else { return }
         let time = timeText()
         let pad = String(repeating: " ", count: max(0, 12 - time.count))
-        result.trace.append(pad + time + "  " + line())
+        result.trace.append(pad + time + "  " + text)
     }
 
     func shouldTrace(_ message: Message) -> Bool {

@@ -18,7 +18,8 @@ public enum Simulator {
 /// Events of the simulated world.
 enum SimEvent {
     case tick(node: Int, incarnation: Int)
-    case deliver(Envelope)
+    /// A message, numbered in send order (the same number on every copy).
+    case deliver(Envelope, id: Int)
     case fsyncDone(node: Int, incarnation: Int, through: UInt64)
     /// Negative control only: tell the replica a batch is durable before it is.
     case pretendDurable(node: Int, incarnation: Int, batch: UInt64)
@@ -91,6 +92,13 @@ final class Simulation {
     /// Links (from, to) that currently lose every message.
     var blocked: Set<LinkKey> = []
     var faultsOn = true
+    /// Messages sent so far (each gets its number).
+    var messagesNumbered = 0
+    /// The replay being recorded (options.record).
+    var recorder: ReplayRecorder?
+    /// Called with each recorded step's index right after it is recorded (tests compare the
+    /// recorded state with the simulation's own at that moment).
+    var recordedStepObserver: ((Int) -> Void)?
 
     // Global knowledge for the checks.
     var chosen: [Slot: Value] = [:]
@@ -138,6 +146,7 @@ final class Simulation {
         // among them, end where they always did.
         let finalReadAllowance = Double(max(0, options.keys - 64)) * 0.02
         runEndTime = (duration + options.progressBoundSeconds + 3 + finalReadAllowance).micros
+        if options.record { recorder = makeRecorder() }
     }
 
     func run() -> SimulationResult {
@@ -151,11 +160,13 @@ final class Simulation {
             nodes.append(makeNode(index: index, id: configuration.members[index], configuration: configuration, joining: false))
             indexOf[configuration.members[index]] = index
         }
+        beginStep(label: "the nodes start")
         for index in 0..<options.nodes {
             nodes[index].up = true
             step(index, .start)
             scheduleTick(index)
         }
+        endStep()
         for index in 0...options.clients {
             // The last client only does the final reads.
             clients.append(SimClient(index: index, clientID: 1000 + UInt64(index)))
@@ -194,7 +205,10 @@ final class Simulation {
             now = time
             process(event)
         }
+        beginStep(label: "the checks at the end of the run")
         finish()
+        endStep()
+        finishRecording()
         return result
     }
 
@@ -240,7 +254,7 @@ final class Simulation {
         case .tick(let node, _), .fsyncDone(let node, _, _), .pretendDurable(let node, _, _), .clientArrive(let node, _),
              .probeAnswer(let node, _), .stateDecoded(let node, _, _, _):
             return node
-        case .deliver(let envelope):
+        case .deliver(let envelope, _):
             return indexOf[envelope.to]
         default:
             return nil
@@ -248,6 +262,8 @@ final class Simulation {
     }
 
     func process(_ event: SimEvent) {
+        beginStep(event)
+        defer { endStep() }
         if let node = processTarget(event), nodes[node].stalled {
             // A tick is not kept: the timer fires once after the stall (see `wake`).
             if case .tick = event { return }
@@ -260,11 +276,12 @@ final class Simulation {
             mixEvent(1, node)
             step(node, .tick)
             scheduleTick(node)
-        case .deliver(let envelope):
+        case .deliver(let envelope, let id):
             // A message to a member whose process has not started yet is lost.
             guard let node = indexOf[envelope.to], nodes[node].up else { return }
             mixEvent(2, node)
             traceMessage(envelope, delivered: true)
+            recordMessage(envelope, id: id, fate: .delivered)
             step(node, .receive([envelope]))
         case .fsyncDone(let node, let incarnation, let through):
             guard nodes[node].up, nodes[node].incarnation == incarnation else { return }
@@ -310,14 +327,18 @@ final class Simulation {
 
     func send(_ envelope: Envelope) {
         result.messagesSent += 1
+        messagesNumbered += 1
+        let id = messagesNumbered
         checkVote(envelope)
         let link = LinkKey(from: envelope.from, to: envelope.to)
         if blocked.contains(link) || (faultsOn && chance(options.faults.dropRate)) {
             result.messagesDropped += 1
+            recordMessage(envelope, id: id, fate: .dropped)
             if options.trace && shouldTrace(envelope.message) { trace("    lost: \(envelope.from) -> \(envelope.to) \(describe(envelope.message))") }
             return
         }
         var envelope = envelope
+        var damaged = false
         if case .snapshotChunk = envelope.message { result.snapshotChunksSent += 1 }
         if case .snapshotChunk(var chunk) = envelope.message, faultsOn, !chunk.data.isEmpty,
            chance(options.breaks.contains(.trustSnapshotChunks) ? 0.3 : options.faults.chunkCorruptionRate) {
@@ -325,18 +346,21 @@ final class Simulation {
             chunk.data[index] ^= 0x5a
             envelope.message = .snapshotChunk(chunk)
             result.chunksCorrupted += 1
+            damaged = true
             if options.trace { trace("    damaged: \(envelope.from) -> \(envelope.to) \(describe(envelope.message)), byte \(index)") }
         }
         let copies = faultsOn && chance(options.faults.duplicateRate) ? 2 : 1
+        recordMessage(envelope, id: id, fate: .sent, copies: copies, damaged: damaged)
         for _ in 0..<copies {
             var latency = between(100, 1_000)
             if faultsOn && chance(delayRate) { latency += between(5_000, 100_000) }
-            queue.push(.deliver(envelope), at: now + latency)
+            queue.push(.deliver(envelope, id: id), at: now + latency)
         }
     }
 
     func violation(_ text: String) {
         if result.violations.count < 20 { result.violations.append(text) }
+        recordViolation(text)
         trace("VIOLATION: \(text)")
     }
 }

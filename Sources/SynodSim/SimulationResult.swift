@@ -59,6 +59,8 @@ public struct SimulationResult: Hashable, Sendable {
     public var traceHash: UInt64 = 0
     /// The run's story, when options.trace is on.
     public var trace: [String] = []
+    /// The run's structured replay, when options.record is on.
+    public var replay: SimReplay?
 
     public init(seed: UInt64) { self.seed = seed }
 

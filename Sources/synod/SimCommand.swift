@@ -28,7 +28,9 @@ struct SimCommand: ParsableCommand {
             transactions as etcd requests), that every member's state machine produced the
             same watch events for each revision, replica invariants after every
             step, convergence of the final members, and progress after faults heal. A
-            failing run prints its seed; `synod sim --seed S` replays it exactly.
+            failing run prints its seed; `synod sim --seed S` replays it exactly, and
+            `synod sim --seed S --html run.html` writes a page that replays it step by step in a
+            browser (stopping at the violation of a --break run).
             """
     )
 
@@ -95,6 +97,9 @@ struct SimCommand: ParsableCommand {
     @Flag(name: .customLong("trace-heartbeats"), help: "Include heartbeats in the trace.")
     var traceHeartbeats = false
 
+    @Option(help: ArgumentHelp("Write a self-contained HTML page that replays the run step by step (one seed).", valueName: "file"))
+    var html: String?
+
     @Option(help: "Parallel runs (defaults to the number of cores).")
     var jobs: Int?
 
@@ -118,6 +123,7 @@ struct SimCommand: ParsableCommand {
         guard reconfigInterval > 0 else { throw ValidationError("--reconfig-interval must be positive") }
         guard nemesisInterval > 0 else { throw ValidationError("--nemesis-interval must be positive") }
         if trace && seed == nil { throw ValidationError("--trace needs --seed S (one run)") }
+        if html != nil && seed == nil { throw ValidationError("--html needs --seed S (one run)") }
     }
 
     private func nodeSizes() throws -> [Int] {
@@ -137,6 +143,7 @@ struct SimCommand: ParsableCommand {
         options.breaks = Set(breaks.compactMap(Break.init(rawValue:)))
         options.trace = trace
         options.traceHeartbeats = traceHeartbeats
+        options.record = html != nil
         if noFaults {
             options.faults = .none
         } else {
@@ -159,6 +166,10 @@ struct SimCommand: ParsableCommand {
         if trace, let only = results.first {
             for line in only.trace { print(line) }
             print("trace hash: \(String(only.traceHash, radix: 16))")
+        }
+        if let html, let replay = results.first?.replay {
+            try SimReplayPage.write(replay, to: html)
+            print("replay: \(replay.steps.count) steps written to \(html)" + (replay.violation.map { " (violation at step \($0.step))" } ?? ""))
         }
         var violations = 0
         var operations = 0

@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""Drives a `synod sim --html` replay page in headless Chromium over the DevTools protocol
+(--remote-debugging-pipe; Python standard library only) and checks what it shows against the
+replay embedded in the page (the simulator's recorded state, see ReplayExportTests).
+
+usage: replay_test.py CHROMIUM RUN.html BREAK.html OUTDIR
+  RUN.html    a replay of a correct run
+  BREAK.html  a replay of a --break run (it has a violation)
+  OUTDIR      where the screenshots go
+Exits 0 when every check passes, 1 otherwise.
+"""
+import base64, fcntl, json, os, re, subprocess, sys, tempfile, time
+
+FAILURES = []
+
+
+def check(condition, text):
+    print(("ok   " if condition else "FAIL ") + text, flush=True)
+    if not condition:
+        FAILURES.append(text)
+
+
+def embedded_replay(path):
+    with open(path, encoding="utf-8") as f:
+        page = f.read()
+    m = re.search(r'<script type="application/json" id="replay-data">(.*?)</script>', page, re.S)
+    if not m:
+        sys.exit(f"{path}: no embedded replay")
+    return json.loads(m.group(1))
+
+
+def state_at(replay, k):
+    """Each node's latest recorded state at or before step k (what the page must show)."""
+    latest = {}
+    for step in replay["steps"][: k + 1]:
+        for node in step["nodes"]:
+            latest[node["id"]] = node
+    return latest
+
+
+def shown(field, value):
+    """The text the page shows for a field (its documented format)."""
+    if value is None:
+        return "–"
+    if field == "lease":
+        return "held" if value else "no"
+    if field == "leaderHint":
+        return f"n{value}"
+    if isinstance(value, list):
+        return " ".join(f"n{v}" for v in value) if value else "–"
+    return str(value)
+
+
+FIELDS = ["status", "role", "ballot", "promised", "chosenThrough", "appliedThrough", "lease", "leaderHint", "voters", "learners"]
+
+
+class Browser:
+    def __init__(self, chromium, profile):
+        # Chromium reads commands from fd 3 and writes answers to fd 4.
+        to_chrome_r, self.to_chrome = os.pipe()
+        self.from_chrome, from_chrome_w = os.pipe()
+        high_r = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD, 20)
+        high_w = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD, 20)
+
+        def wire():
+            os.dup2(high_r, 3)
+            os.dup2(high_w, 4)
+
+        args = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+                f"--user-data-dir={profile}", "--no-first-run", "--window-size=1400,1000", "about:blank"]
+        self.process = subprocess.Popen(args, preexec_fn=wire, pass_fds=(3, 4, high_r, high_w),
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for fd in (to_chrome_r, from_chrome_w, high_r, high_w):
+            os.close(fd)
+        self.buffer = b""
+        self.next_id = 0
+        self.session = None
+
+    def send(self, method, params=None, session=True):
+        self.next_id += 1
+        message = {"id": self.next_id, "method": method, "params": params or {}}
+        if session and self.session:
+            message["sessionId"] = self.session
+        os.write(self.to_chrome, json.dumps(message).encode() + b"\0")
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            while b"\0" in self.buffer:
+                raw, self.buffer = self.buffer.split(b"\0", 1)
+                answer = json.loads(raw)
+                if answer.get("id") == self.next_id:
+                    if "error" in answer:
+                        raise RuntimeError(f"{method}: {answer['error']}")
+                    return answer.get("result", {})
+            chunk = os.read(self.from_chrome, 1 << 20)
+            if not chunk:
+                raise RuntimeError("chromium closed the pipe")
+            self.buffer += chunk
+        raise RuntimeError(f"{method}: no answer in 30 s")
+
+    def open(self, url):
+        if self.session:
+            self.send("Target.closeTarget", {"targetId": self.target}, session=False)
+            self.session = None
+        self.target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
+        self.session = self.send("Target.attachToTarget", {"targetId": self.target, "flatten": True}, session=False)["sessionId"]
+        self.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False})
+        self.send("Page.enable")
+        self.send("Page.navigate", {"url": url})
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.eval("document.readyState === 'complete' && !!window.replay"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{url} did not load")
+
+    def eval(self, expression):
+        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def key(self, key):
+        codes = {" ": ("Space", 32), "ArrowRight": ("ArrowRight", 39), "ArrowLeft": ("ArrowLeft", 37),
+                 "Home": ("Home", 36), "End": ("End", 35)}
+        code, vk = codes[key]
+        down = {"type": "keyDown", "key": key, "code": code, "windowsVirtualKeyCode": vk}
+        if key == " ":
+            down["text"] = " "
+        self.send("Input.dispatchKeyEvent", down)
+        self.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": key, "code": code, "windowsVirtualKeyCode": vk})
+
+    def screenshot(self, path):
+        data = self.send("Page.captureScreenshot", {"format": "png"})["data"]
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(data))
+
+    def close(self):
+        try:
+            self.send("Browser.close", session=False)
+        except Exception:
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+PANELS = """JSON.stringify({step: +document.body.dataset.step,
+  where: document.getElementById('where').textContent,
+  nodes: [...document.querySelectorAll('#nodes .node')].map(n => ({id: +n.dataset.node,
+    fields: Object.fromEntries([...n.querySelectorAll('dd')].map(d => [d.dataset.field, d.textContent]))}))})"""
+
+
+def check_shown_state(browser, replay, expected_step, label):
+    page = json.loads(browser.eval(PANELS))
+    check(page["step"] == expected_step, f"{label}: the page shows step {page['step']}, expected {expected_step}")
+    check(page["where"].startswith(f"step {expected_step} /"), f"{label}: the step counter reads '{page['where']}'")
+    expected = state_at(replay, page["step"])
+    mismatches = []
+    for node in page["nodes"]:
+        want = expected.get(node["id"])
+        for field in FIELDS:
+            text = shown(field, want.get(field)) if want else ("not started" if field == "status" else "–")
+            if node["fields"].get(field) != text:
+                mismatches.append(f"n{node['id']}.{field}: shown {node['fields'].get(field)!r}, recorded {text!r}")
+    check(not mismatches and len(page["nodes"]) >= len(expected),
+          f"{label}: the node panels equal the recorded state at step {page['step']}" + ("" if not mismatches else ": " + "; ".join(mismatches[:4])))
+
+
+def luminance(rgb):
+    def channel(c):
+        c = c / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = rgb
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def contrast(a, b):
+    la, lb = sorted([luminance(a), luminance(b)], reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+COLORS = """JSON.stringify([...document.querySelectorAll('body, #caption, button, .node dd, .node dt, #meta, .note, #events li')].slice(0, 60).map(e => {
+  const s = getComputedStyle(e); let bg = null, p = e;
+  while (p) { const c = getComputedStyle(p).backgroundColor; if (c && c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') { bg = c; break; } p = p.parentElement; }
+  return [e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className, s.color, bg || 'rgb(255, 255, 255)']; }))"""
+
+
+def rgb(text):
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+
+
+def main():
+    if len(sys.argv) != 5:
+        sys.exit(__doc__)
+    chromium, run_path, break_path, outdir = sys.argv[1:]
+    run, broken = embedded_replay(run_path), embedded_replay(break_path)
+    n = len(run["steps"])
+    check(n > 60, f"the correct run's replay has {n} steps")
+    with tempfile.TemporaryDirectory() as profile:
+        browser = Browser(chromium, profile)
+        try:
+            # A step named in the URL, then the keyboard: forward, back, first, last.
+            browser.open("file://" + os.path.abspath(run_path) + "#step=40")
+            check_shown_state(browser, run, 40, "#step=40")
+            for _ in range(3):
+                browser.key("ArrowRight")
+            check_shown_state(browser, run, 43, "→ ×3")
+            for _ in range(2):
+                browser.key("ArrowLeft")
+            check_shown_state(browser, run, 41, "← ×2")
+            browser.key("Home")
+            check_shown_state(browser, run, 0, "Home")
+            browser.key("ArrowLeft")
+            check_shown_state(browser, run, 0, "← at the first step")
+            browser.key("End")
+            check_shown_state(browser, run, n - 1, "End")
+            # Every step in a stretch, forward and back, against the record.
+            browser.eval("replay.go(100)")
+            for k in range(101, 131):
+                browser.key("ArrowRight")
+                check_shown_state(browser, run, k, f"→ to {k}")
+            for k in range(129, 99, -1):
+                browser.key("ArrowLeft")
+                check_shown_state(browser, run, k, f"← to {k}")
+            page = json.loads(browser.eval(PANELS))
+            check(page["step"] == 100, f"30 steps forward and 30 back return to step 100 (at {page['step']})")
+            # The timeline scrubs; the speed slider is logarithmic.
+            browser.eval("(() => { const t = document.getElementById('timeline'); t.value = '77'; t.dispatchEvent(new Event('input')); })()")
+            check_shown_state(browser, run, 77, "timeline scrubbed to 77")
+            speeds = browser.eval("""(() => { const s = document.getElementById('speed'), o = [];
+                for (const v of ['0', '1', '2', '3']) { s.value = v; s.dispatchEvent(new Event('input')); o.push(document.getElementById('speedout').textContent); }
+                s.value = '6'; s.dispatchEvent(new Event('input')); return o; })()""")
+            check(speeds == ["1.0 steps/s", "2.0 steps/s", "4.0 steps/s", "8.0 steps/s"], f"the speed slider doubles per notch: {speeds}")
+            # Space plays (at 64 steps/s) and pauses.
+            browser.key(" ")
+            time.sleep(1.0)
+            browser.key(" ")
+            playing = browser.eval("document.getElementById('play').textContent")
+            page = json.loads(browser.eval(PANELS))
+            check(page["step"] > 80 and "Play" in playing, f"space plays and pauses (from 77 to {page['step']}; button '{playing}')")
+            check_shown_state(browser, run, page["step"], "after playing")
+            # Messages drawn, a caption in words.
+            drawn = browser.eval("document.querySelectorAll('#net line').length")
+            caption = browser.eval("document.getElementById('caption').textContent")
+            check(browser.eval("document.querySelectorAll('#net g[data-node]').length") >= run["nodeCount"], "every node is drawn")
+            check(len(caption) > 20, f"a caption in words ({caption[:70]!r}...)")
+            browser.eval("replay.go(%d)" % next(i for i, s in enumerate(run["steps"]) if any(m["type"] == "Accept" for m in s["messages"])))
+            drawn = browser.eval("document.querySelectorAll('#net line').length")
+            check(drawn > 0, f"messages are drawn between nodes at a step with an Accept ({drawn} lines)")
+            # Readable contrast (WCAG AA, 4.5:1) of the text on its background.
+            low = [(name, c, bg, round(contrast(rgb(c), rgb(bg)), 2)) for name, c, bg in json.loads(browser.eval(COLORS))
+                   if contrast(rgb(c), rgb(bg)) < 4.5]
+            check(not low, f"text contrast is at least 4.5:1 everywhere checked{': ' + str(low[:3]) if low else ''}")
+            browser.eval("replay.go(40)")
+            browser.screenshot(os.path.join(outdir, "replay.png"))
+
+            # The --break run: it stops at the violation and shows it.
+            violation = broken.get("violation")
+            check(violation is not None, "the --break run's replay holds a violation")
+            if violation:
+                v = violation["step"]
+                browser.open("file://" + os.path.abspath(break_path) + f"#step={max(0, v - 6)}")
+                check_shown_state(browser, broken, max(0, v - 6), "break run, before the violation")
+                browser.eval("document.getElementById('speed').value = '5'; document.getElementById('speed').dispatchEvent(new Event('input'))")
+                browser.key(" ")
+                time.sleep(1.5)
+                page = json.loads(browser.eval(PANELS))
+                check(page["step"] == v, f"playing stops at the violation (step {page['step']}, violation at {v})")
+                check_shown_state(browser, broken, v, "at the violation")
+                box = browser.eval("(() => { const b = document.getElementById('violation'); return [getComputedStyle(b).display, b.classList.contains('here'), b.textContent]; })()")
+                check(box[0] != "none" and box[1], "the violation box is shown and marked as here")
+                check(violation["text"].split("\n")[0][:60] in box[2], "the violation box quotes the violation")
+                led = browser.eval("document.querySelectorAll('#violation a[data-go]').length")
+                check(led >= len(violation.get("messageIDs", [])) > 0, f"the messages that led there are listed ({led} links)")
+                browser.screenshot(os.path.join(outdir, "replay-violation.png"))
+        finally:
+            browser.close()
+    print(f"{'FAILED' if FAILURES else 'passed'}: {len(FAILURES)} failure(s)")
+    sys.exit(1 if FAILURES else 0)
+
+
+if __name__ == "__main__":
+    main()
