@@ -18,12 +18,16 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/clientv3"
 	"go.etcd.io/etcd/etcdserver/api/v3rpc/rpctypes"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 )
 
@@ -73,6 +77,7 @@ type BenchResult struct {
 type clientSettings struct {
 	sharedWatchStream bool
 	keepAliveTime     time.Duration
+	windowSize        int
 	verbose           bool
 	quiet             bool
 }
@@ -139,6 +144,7 @@ func parseFlags(args []string) (BenchOptions, clientSettings, bool, error) {
 	quiet := fs.Bool("quiet", false, "no live progress line")
 	shared := fs.Bool("shared-watch-stream", false, "watch: let clientv3 multiplex the watchers of a connection on one Watch stream (default: one stream per watcher, as synod bench)")
 	keepAlive := fs.Duration("keepalive-time", 0, "clientv3 DialKeepAliveTime (0: no keepalive PINGs, clientv3's default)")
+	windowSize := fs.Int("window-size", 0, "gRPC stream and connection receive windows in bytes; 65535 or more turns off grpc-go's BDP estimation and its PINGs (0: grpc-go's default dynamic window, as every clientv3 user gets)")
 	verbose := fs.Bool("verbose", false, "clientv3's own log (warnings such as retries) on stderr")
 
 	// Accept the synod bench shape too: the workload as the first argument.
@@ -189,7 +195,7 @@ func parseFlags(args []string) (BenchOptions, clientSettings, bool, error) {
 	if problem := validationProblem(o); problem != "" {
 		return o, clientSettings{}, false, errors.New(problem)
 	}
-	return o, clientSettings{sharedWatchStream: *shared, keepAliveTime: *keepAlive, verbose: *verbose, quiet: *quiet}, *asJSON, nil
+	return o, clientSettings{sharedWatchStream: *shared, keepAliveTime: *keepAlive, windowSize: *windowSize, verbose: *verbose, quiet: *quiet}, *asJSON, nil
 }
 
 // parseDuration reads `10`, `10s`, `500ms`, `1m`, `1.5m`, `1h` as seconds (synod bench's rules).
@@ -364,7 +370,13 @@ func newClient(endpoint string, tlsCfg *tls.Config, settings clientSettings) (*c
 	}
 	logConfig.OutputPaths = []string{"stderr"}
 	logConfig.ErrorOutputPaths = []string{"stderr"}
+	var dialOptions []grpc.DialOption
+	if settings.windowSize > 0 {
+		dialOptions = append(dialOptions, grpc.WithInitialWindowSize(int32(settings.windowSize)),
+			grpc.WithInitialConnWindowSize(int32(settings.windowSize)))
+	}
 	return clientv3.New(clientv3.Config{
+		DialOptions:       dialOptions,
 		Endpoints:         []string{endpoint},
 		DialTimeout:       discoveryTimeout,
 		DialKeepAliveTime: settings.keepAliveTime,
@@ -484,6 +496,7 @@ func run(o BenchOptions, settings clientSettings) (BenchResult, error) {
 		return BenchResult{}, fmt.Errorf("connecting: %v", firstDialErr)
 	}
 
+	drops := watchConnectionDrops(conns)
 	var result BenchResult
 	if o.Workload == "watch" {
 		result, err = runWatch(o, conns, settings)
@@ -495,7 +508,41 @@ func run(o BenchOptions, settings clientSettings) (BenchResult, error) {
 	}
 	result.Options = o
 	result.Targets = targets
+	if n := drops(); n > 0 {
+		// Not a failed request (clientv3 reconnects and retries), so not in BenchResult.errors,
+		// but it changes what was measured.
+		fmt.Fprintf(os.Stderr, "goload %s: note: %d connection drops during the run (a server GOAWAY or a closed "+
+			"socket); clientv3 reconnected and retried, so the latencies include reconnections\n", o.Workload, n)
+	}
 	return result, nil
+}
+
+// watchConnectionDrops counts how often a connection leaves the READY state until the
+// returned function is called (which stops counting and returns the count).
+func watchConnectionDrops(conns []*clientv3.Client) func() int {
+	ctx, cancel := context.WithCancel(context.Background())
+	var drops int64
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func(conn *grpc.ClientConn) {
+			defer wg.Done()
+			for {
+				state := conn.GetState()
+				if !conn.WaitForStateChange(ctx, state) {
+					return
+				}
+				if state == connectivity.Ready {
+					atomic.AddInt64(&drops, 1)
+				}
+			}
+		}(c.ActiveConnection())
+	}
+	return func() int {
+		cancel()
+		wg.Wait()
+		return int(atomic.LoadInt64(&drops))
+	}
 }
 
 func renderText(r BenchResult) string {

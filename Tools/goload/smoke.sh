@@ -10,15 +10,16 @@
 #   ETCD=path        etcd binary (default: etcd on PATH, Debian's etcd-server)
 #   GOLOAD=path      a built goload (default: build one with build.sh into the temporary directory)
 #   BASE_PORT=n      ports used: n+1..3 etcd clients, n+11..13 etcd peers, n+21..23 Synod clients,
-#                    n+31..33 Synod peers, n+41..43 Synod metrics (default 45400; away from
+#                    n+31..33 Synod peers, n+41..43 Synod metrics (default 14400: below the ephemeral port range, away from
 #                    2379/22379/32379 where other clusters run). Every one must be free.
 #   SECONDS_PER_ROW  default 3
+#   GOLOAD_ARGS      extra goload flags for every row (e.g. "--window-size 1048576")
 #   KEEP=1           keep the temporary directory (logs, JSON) afterwards
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-base=${BASE_PORT:-45400}
+base=${BASE_PORT:-14400}
 row_seconds=${SECONDS_PER_ROW:-3}
 etcd_bin=${ETCD:-$(command -v etcd || true)}
 synod_bin=${SYNOD:-}
@@ -120,7 +121,7 @@ for row in "${rows[@]}"; do
         [ $system = synod ] && endpoints=$synod_endpoints
         out=$work/$system-${name//@/-}.json
         # shellcheck disable=SC2086
-        if ! "$goload" $args --endpoints "$endpoints" --duration "${row_seconds}s" --json --quiet >"$out" 2>"$out.err"; then
+        if ! "$goload" $args ${GOLOAD_ARGS:-} --endpoints "$endpoints" --duration "${row_seconds}s" --json --quiet >"$out" 2>"$out.err"; then
             echo "smoke: $system $name failed: $(tail -3 "$out.err")" >&2
             failed=1
         fi
@@ -129,6 +130,13 @@ done
 [ $failed = 0 ] || exit 1
 
 python3 "$here/check_json.py" "$work"/*.json
+# goload's notes (connection drops: clientv3 reconnected after a GOAWAY) are not errors, but
+# they change what was measured.
+for note in "$work"/*.json.err; do
+    if [ -s "$note" ]; then
+        echo "$(basename "$note" .json.err): $(tail -1 "$note")"
+    fi
+done
 
 python3 - "$work" "$synod_bin" <<'EOF'
 import json, os, sys
