@@ -164,6 +164,9 @@ for row in rows:
 if "/debug/" in synod:
     print("NOTE: synod is a debug build (%s): it is many times slower than a release build, so these "
           "ratios say nothing about Synod vs etcd; the smoke test only checks that goload works." % synod)
+else:
+    print("NOTE: indicative only: one short round per row, and both clusters and goload share this "
+          "machine's %d cores; use synod bench compare for numbers." % os.cpu_count())
 print("(watch: ops/s are events/s summed over 100 watchers; latency is put start to event arrival)")
 for problem in bad:
     print("smoke: " + problem, file=sys.stderr)
