@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io/ioutil"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -421,7 +422,7 @@ func discoverTargets(o BenchOptions, tlsCfg *tls.Config, settings clientSettings
 	reachable := 0
 	for i, a := range got {
 		if a.err != nil {
-			failures = append(failures, fmt.Sprintf("%s (%v)", o.Endpoints[i], a.err))
+			failures = append(failures, fmt.Sprintf("%s (%v)", o.Endpoints[i], connectFailureReason(o.Endpoints[i], a.err)))
 		} else {
 			reachable++
 		}
@@ -449,6 +450,28 @@ func discoverTargets(o BenchOptions, tlsCfg *tls.Config, settings clientSettings
 			"which is not one of them (add its endpoint or use --target all)", named)
 	}
 	return nil, errors.New("no leader found: the reachable endpoints report no leader")
+}
+
+// connectFailureReason: clientv3 reports a refused connection as the dial timeout's "context
+// deadline exceeded" (grpc-go keeps retrying); a plain TCP dial tells what is wrong.
+func connectFailureReason(endpoint string, err error) string {
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return err.Error()
+	}
+	address := endpoint
+	if i := strings.Index(address, "://"); i >= 0 {
+		address = address[i+3:]
+	}
+	conn, dialErr := net.DialTimeout("tcp", strings.TrimSuffix(address, "/"), time.Second)
+	if dialErr != nil {
+		var opErr *net.OpError
+		if errors.As(dialErr, &opErr) && opErr.Err != nil {
+			return opErr.Err.Error()
+		}
+		return dialErr.Error()
+	}
+	conn.Close()
+	return "no answer within " + discoveryTimeout.String() + " (the port accepts connections)"
 }
 
 func run(o BenchOptions, settings clientSettings) (BenchResult, error) {
@@ -483,6 +506,14 @@ func run(o BenchOptions, settings clientSettings) (BenchResult, error) {
 	for range conns {
 		if err := <-dialErrs; err != nil && firstDialErr == nil {
 			firstDialErr = err
+		}
+	}
+	if firstDialErr != nil {
+		for i, c := range conns {
+			if c == nil {
+				firstDialErr = fmt.Errorf("%s: %s", targets[i%len(targets)], connectFailureReason(targets[i%len(targets)], firstDialErr))
+				break
+			}
 		}
 	}
 	defer func() {
