@@ -427,14 +427,19 @@ func discoverTargets(o BenchOptions, tlsCfg *tls.Config, settings clientSettings
 			reachable++
 		}
 	}
+	hint := ""
+	if o.TLS != nil {
+		hint = "; with TLS this is also how a refused handshake shows: check that --cacert signed the servers' " +
+			"certificates and that --cert/--key are signed by a CA the servers trust"
+	}
 	if o.Target == "all" {
 		if len(failures) > 0 {
-			return nil, fmt.Errorf("cannot reach %s", strings.Join(failures, ", "))
+			return nil, fmt.Errorf("cannot reach %s%s", strings.Join(failures, ", "), hint)
 		}
 		return o.Endpoints, nil
 	}
 	if reachable == 0 {
-		return nil, fmt.Errorf("cannot reach any endpoint: %s", strings.Join(failures, ", "))
+		return nil, fmt.Errorf("cannot reach any endpoint: %s%s", strings.Join(failures, ", "), hint)
 	}
 	var named uint64
 	for i, a := range got {
