@@ -38,6 +38,27 @@ public final class FrameGRPCServerTransport: ServerTransport, Sendable {
     /// them on its client port; nil answers only HTTP/2.
     let http1Routes: HTTPStatusRoutes?
     private let refusals: RefusalLog
+
+    /// The client port's HTTP/2 settings. swift-nio-http2's defaults guard against reset
+    /// floods ("rapid reset") and are kept, except the rate limit on control frames: its
+    /// default (200 PING, SETTINGS or PRIORITY frames per 30 s) ends the connection of etcd's
+    /// own Go client with GOAWAY ENHANCE_YOUR_CALM within a second of load, because grpc-go
+    /// sizes its receive window with a PING per round trip while answers arrive (its BDP
+    /// estimator). Control frames stay bounded by what a client leaves unread
+    /// (`maximumBufferedControlFrames`, 10,000 answers not yet written), as in Go's HTTP/2
+    /// server, which etcd uses; the rate limit is set far above any client's round trips.
+    static var http2Configuration: NIOHTTP2Handler.ConnectionConfiguration {
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: 4096),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 16),
+            HTTP2Setting(parameter: .initialWindowSize, value: FrameGRPCHandler.streamWindow),
+            HTTP2Setting(parameter: .maxFrameSize, value: 1 << 20),
+        ]
+        connection.controlFrameRateLimit.maximumCount = 1_000_000
+        connection.controlFrameRateLimit.windowLength = .seconds(10)
+        return connection
+    }
     private let state = Mutex<ListenState>(ListenState())
 
     private struct ListenState {
@@ -113,15 +134,8 @@ public final class FrameGRPCServerTransport: ServerTransport, Sendable {
                     let localPeer = channel.localAddress.map { "\($0)" } ?? "unknown"
                     try channel.pipeline.syncOperations.addHandler(ClientProtocolSniffer(
                         installHTTP2: { pipeline, sniffer in
-                            var connection = NIOHTTP2Handler.ConnectionConfiguration()
-                            connection.initialSettings = [
-                                HTTP2Setting(parameter: .maxConcurrentStreams, value: 4096),
-                                HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 16),
-                                HTTP2Setting(parameter: .initialWindowSize, value: FrameGRPCHandler.streamWindow),
-                                HTTP2Setting(parameter: .maxFrameSize, value: 1 << 20),
-                            ]
-                            // swift-nio-http2's defaults guard against reset floods ("rapid reset").
-                            let http2 = NIOHTTP2Handler(mode: .server, connectionConfiguration: connection)
+                            let http2 = NIOHTTP2Handler(mode: .server,
+                                                        connectionConfiguration: FrameGRPCServerTransport.http2Configuration)
                             let frames = FrameGRPCHandler(maxMessageBytes: maxMessageBytes, fastPath: fastPath, rpcs: continuation,
                                                           remotePeer: remotePeer, localPeer: localPeer, logger: logger,
                                                           statusRoutes: http1Routes)
