@@ -464,7 +464,9 @@ public enum LiveClusterPage {
     source.onerror = () => {
       notLive();
       errors += 1;
-      if (errors >= 3) { source.close(); startPolling(); }
+      // A feed the browser gave up on (an answer that is not an event stream) is CLOSED at
+      // once; one that keeps failing is left too: then the page polls /ui/state.
+      if (source.readyState === EventSource.CLOSED || errors >= 3) { source.close(); startPolling(); }
     };
   }
   connect();
