@@ -1,5 +1,6 @@
 import Foundation
 import SynodClient
+import SynodCore
 import XCTest
 @testable import SynodServer
 
@@ -189,5 +190,37 @@ final class LivePageTests: XCTestCase {
             let entry = Self.members(try Self.state(ports[isolated], selfOnly: true)).first
             guard entry?["isolated"] as? Bool == false, Self.int(entry, "chosenThrough") >= advanced else { throw NodeError.timedOut }
         }
+    }
+}
+
+/// The pieces of the live page's state that need no cluster.
+final class LivePagePartsTests: XCTestCase {
+    func testTheMessageRingKeepsTheNewestInOrderAndSamplesHeartbeats() {
+        var log = LiveMessageLog()
+        let ballot = Ballot(round: 2, node: NodeID(1))
+        let accepts = (1...130).map { Envelope(from: NodeID(1), to: NodeID(2), message: .accept(ballot: ballot, slot: Slot($0), value: .noop, chosenThrough: 0)) }
+        log.record(accepts, outgoing: true, wallMicros: 1_000)
+        let recent = log.recent(100)
+        XCTAssertEqual(recent.map { $0.slot ?? 0 }, (31...130).map { Slot($0) })
+        XCTAssertTrue(recent.allSatisfy { $0.outgoing && $0.peer == NodeID(2) && $0.type == "Accept" && $0.ballot == ballot })
+        XCTAssertEqual(log.recent(1000).count, LiveMessageLog.capacity)
+
+        var beats = LiveMessageLog()
+        let heartbeats = (0..<(3 * LiveMessageLog.heartbeatSampling)).map {
+            Envelope(from: NodeID(2), to: NodeID(1), message: .heartbeat(ballot: ballot, chosenThrough: Slot($0), sequence: UInt64($0)))
+        }
+        beats.record(heartbeats, outgoing: false, wallMicros: 5)
+        beats.record([Envelope(from: NodeID(2), to: NodeID(1), message: .accepted(ballot: ballot, slot: 9))], outgoing: false, wallMicros: 6)
+        XCTAssertEqual(beats.recent(100).map(\.type), ["Heartbeat", "Heartbeat", "Heartbeat", "Accepted"])
+        XCTAssertTrue(beats.recent(100).allSatisfy { !$0.outgoing && $0.peer == NodeID(2) })
+    }
+
+    func testAFetchedEntryIsTakenOnlyWhenItIsExactlyTheNamedMember() {
+        let one = #"{"version":1,"members":[{"name":"n2","role":"leader"}]}"#
+        XCTAssertEqual(LiveUI.ownEntry(of: one, name: "n2"), #"{"name":"n2","role":"leader"}"#)
+        XCTAssertNil(LiveUI.ownEntry(of: one, name: "n3"))
+        XCTAssertNil(LiveUI.ownEntry(of: #"{"members":[{"name":"n2"},{"name":"n3"}]}"#, name: "n2"))
+        XCTAssertNil(LiveUI.ownEntry(of: #"{"members":[{"name":"n2"}}"#, name: "n2"))
+        XCTAssertNil(LiveUI.ownEntry(of: "<html>", name: "n2"))
     }
 }
