@@ -413,7 +413,10 @@ public enum LiveClusterPage {
       if (!usedLabelRows.some((r) => r.lane === lane && Math.abs(r.y - y) < 12)) {
         usedLabelRows.push({ lane, y });
         const t = document.createElementNS(SVGNS, "text");
-        t.setAttribute("x", (x1 + x2) / 2); t.setAttribute("y", y - 2); t.setAttribute("text-anchor", "middle");
+        // Between neighbours the label sits in the middle; over a lifeline in between, nearer
+        // the sender, so it is not read as that member's.
+        const adjacent = Math.abs(names.indexOf(a.from) - names.indexOf(a.to)) === 1;
+        t.setAttribute("x", x1 + (x2 - x1) * (adjacent ? 0.5 : 0.22)); t.setAttribute("y", y - 2); t.setAttribute("text-anchor", "middle");
         t.textContent = text;
         g.appendChild(t);
       }
