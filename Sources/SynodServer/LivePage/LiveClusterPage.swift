@@ -59,6 +59,7 @@ public enum LiveClusterPage {
   .legend span { display: inline-block; padding: 0 0.5em; margin-right: 0.4em; border: 1px solid var(--line); }
   svg#messages { width: 100%; height: 460px; border: 1px solid var(--line); background: #fff; }
   svg#messages text { font: 11px system-ui, sans-serif; fill: var(--fg); }
+  svg#messages .msg text { paint-order: stroke; stroke: #ffffff; stroke-width: 3px; }
   svg#messages .lifeline { stroke: #8593a3; stroke-width: 1; }
   svg#messages .who { font-weight: 700; font-size: 13px; }
   .msg line { stroke-width: 1.4; }
@@ -409,14 +410,16 @@ public enum LiveClusterPage {
       title.textContent = a.from + " → " + a.to + ": " + text;
       g.appendChild(title);
       // Labels only where they do not overlap an earlier one on the same span.
-      const lane = Math.min(x1, x2) + "-" + Math.max(x1, x2);
-      if (!usedLabelRows.some((r) => r.lane === lane && Math.abs(r.y - y) < 12)) {
-        usedLabelRows.push({ lane, y });
+      // Labels only where they do not overlap one already drawn. Between neighbours a label
+      // sits in the middle; over a lifeline in between, nearer the sender, so it is not read
+      // as that member's.
+      const adjacent = Math.abs(names.indexOf(a.from) - names.indexOf(a.to)) === 1;
+      const lx = x1 + (x2 - x1) * (adjacent ? 0.5 : 0.22);
+      const halfWidth = text.length * 3.2 + 4;
+      if (!usedLabelRows.some((r) => Math.abs(r.y - y) < 12 && Math.abs(r.x - lx) < r.half + halfWidth)) {
+        usedLabelRows.push({ x: lx, y, half: halfWidth });
         const t = document.createElementNS(SVGNS, "text");
-        // Between neighbours the label sits in the middle; over a lifeline in between, nearer
-        // the sender, so it is not read as that member's.
-        const adjacent = Math.abs(names.indexOf(a.from) - names.indexOf(a.to)) === 1;
-        t.setAttribute("x", x1 + (x2 - x1) * (adjacent ? 0.5 : 0.22)); t.setAttribute("y", y - 2); t.setAttribute("text-anchor", "middle");
+        t.setAttribute("x", lx); t.setAttribute("y", y - 2); t.setAttribute("text-anchor", "middle");
         t.textContent = text;
         g.appendChild(t);
       }
