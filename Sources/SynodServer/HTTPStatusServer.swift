@@ -77,13 +77,16 @@ public final class HTTPStatusServer: Sendable {
         port: Int,
         logger: Logger = Logger(label: "synod.http-status"),
         health: @escaping @Sendable () async -> HealthReport,
-        metrics: @escaping @Sendable () -> String
+        metrics: @escaping @Sendable () -> String,
+        live: LiveUI? = nil
     ) {
         self.group = group
         self.host = host
         self.port = port
         self.logger = logger
-        self.routes = HTTPStatusRoutes(health: health, metrics: metrics)
+        var routes = HTTPStatusRoutes(health: health, metrics: metrics)
+        routes.live = live
+        self.routes = routes
     }
 
     /// The port actually listened on (useful after binding port 0), or nil before `start()`
@@ -224,6 +227,8 @@ public struct HTTPStatusRoutes: Sendable {
     var gateway: EtcdGateway?
     /// The largest gateway request body.
     var gatewayBodyMax = 0
+    /// The live cluster page (`/ui`, `/ui/state`, `/ui/events`, `/ui/control/...`).
+    var live: LiveUI?
 
     public init(health: @escaping @Sendable () async -> HealthReport, metrics: @escaping @Sendable () -> String) {
         self.health = health
@@ -265,6 +270,8 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
         case responding
         /// The body was too large: the connection is closing, everything is ignored.
         case discarding
+        /// A live page event feed is being sent until the client hangs up.
+        case feeding
     }
 
     private let routes: HTTPStatusRoutes
@@ -278,6 +285,22 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var stream: GatewayStream?
     /// The unary gateway call in progress, if any: cancelled when the client goes away.
     private var unaryCancellation: ServerContext.RPCCancellationHandle?
+    /// The live page's event feed on this connection, if one is open.
+    private var feed: LiveFeed?
+
+    /// An open `/ui/events` feed: its timer, and whether a state is being produced.
+    private final class LiveFeed {
+        let live: LiveUI
+        var timer: RepeatedTask?
+        var producing = false
+        init(live: LiveUI) { self.live = live }
+
+        func end() {
+            timer?.cancel()
+            timer = nil
+            live.feedClosed()
+        }
+    }
 
     /// A streaming gateway call on this connection: the request objects go to the call through
     /// `requests`; its chunks come back through `sendChunk`.
@@ -323,10 +346,17 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        endFeed()
+    }
+
+    private func endFeed() {
+        feed?.end()
+        feed = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         self.context = nil
+        endFeed()
         if let stream {
             // The client went away: end the call (a watch is cancelled on the node).
             stream.requests.finish(throwing: CancellationError())
@@ -594,6 +624,11 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
         let keepAlive = head.isKeepAlive
         let version = head.version
 
+        if let live = routes.live, path == "/ui" || path.hasPrefix("/ui/") {
+            routeLive(head, path: path, live: live, context: context)
+            return
+        }
+
         let known = ["/health", "/metrics", "/version"]
         guard known.contains(path) else {
             write(.text(.notFound, "404 page not found\n"), version: version, keepAlive: keepAlive, context: context)
@@ -633,6 +668,113 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
                         report.json
                     )
                     handler.write(response, version: version, keepAlive: keepAlive, context: context)
+                }
+            }
+        }
+    }
+
+    // MARK: the live cluster page
+
+    private func routeLive(_ head: HTTPRequestHead, path: String, live: LiveUI, context: ChannelHandlerContext) {
+        let (version, keepAlive) = (head.version, head.isKeepAlive)
+        let query = head.uri.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
+        if path.hasPrefix("/ui/control/") {
+            guard live.controlToken != nil else {
+                write(.text(.notFound, "404 page not found\n"), version: version, keepAlive: keepAlive, context: context)
+                return
+            }
+            guard head.method == .POST else {
+                var response = HTTPStatusResponse.text(.methodNotAllowed, "Method Not Allowed\n")
+                response.extraHeaders = [("Allow", "POST")]
+                write(response, version: version, keepAlive: keepAlive, context: context)
+                return
+            }
+            let action = String(path.dropFirst("/ui/control/".count))
+            let token = head.headers.first(name: "x-synod-control-token")
+            respondLater(version: version, keepAlive: keepAlive, context: context) {
+                await live.control(action: action, token: token)
+            }
+            return
+        }
+        guard ["/ui", "/ui/state", "/ui/events"].contains(path) else {
+            write(.text(.notFound, "404 page not found\n"), version: version, keepAlive: keepAlive, context: context)
+            return
+        }
+        guard head.method == .GET else {
+            var response = HTTPStatusResponse.text(.methodNotAllowed, "Method Not Allowed\n")
+            response.extraHeaders = [("Allow", "GET")]
+            write(response, version: version, keepAlive: keepAlive, context: context)
+            return
+        }
+        switch path {
+        case "/ui":
+            var response = HTTPStatusResponse(status: .ok, contentType: "text/html; charset=utf-8", body: LiveClusterPage.html)
+            response.extraHeaders = [("Cache-Control", "no-store")]
+            write(response, version: version, keepAlive: keepAlive, context: context)
+        case "/ui/state":
+            let selfOnly = query.split(separator: "&").contains { $0 == "self=1" }
+            respondLater(version: version, keepAlive: keepAlive, context: context) {
+                var response = HTTPStatusResponse.json(.ok, await live.stateJSON(selfOnly: selfOnly))
+                response.extraHeaders = [("Cache-Control", "no-store")]
+                return response
+            }
+        default:
+            startFeed(live: live, version: version, context: context)
+        }
+    }
+
+    /// Answers with what `produce` returns, on the event loop, if the client is still there.
+    private func respondLater(version: HTTPVersion, keepAlive: Bool, context: ChannelHandlerContext,
+                              _ produce: @escaping @Sendable () async -> HTTPStatusResponse) {
+        let eventLoop = context.eventLoop
+        let boundSelf = NIOLoopBound(self, eventLoop: eventLoop)
+        Task {
+            let response = await produce()
+            eventLoop.execute {
+                let handler = boundSelf.value
+                guard let context = handler.context else { return }
+                handler.write(response, version: version, keepAlive: keepAlive, context: context)
+            }
+        }
+    }
+
+    /// `/ui/events`: a server-sent event stream, the state every `LiveUI.feedInterval` until
+    /// the client hangs up (chunked over HTTP/1.1, delimited by the close over HTTP/1.0).
+    private func startFeed(live: LiveUI, version: HTTPVersion, context: ChannelHandlerContext) {
+        requestState = .feeding
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/event-stream")
+        headers.add(name: "Cache-Control", value: "no-store")
+        if version.major == 1 && version.minor >= 1 {
+            headers.add(name: "Transfer-Encoding", value: "chunked")
+        } else {
+            headers.add(name: "Connection", value: "close")
+        }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .ok, headers: headers))), promise: nil)
+        var first = context.channel.allocator.buffer(capacity: 16)
+        first.writeString("retry: 1000\n\n")
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(first))), promise: nil)
+        let feed = LiveFeed(live: live)
+        live.feedOpened()
+        self.feed = feed
+        let eventLoop = context.eventLoop
+        let boundSelf = NIOLoopBound(self, eventLoop: eventLoop)
+        let boundFeed = NIOLoopBound(feed, eventLoop: eventLoop)
+        feed.timer = eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: LiveUI.feedInterval) { _ in
+            let feed = boundFeed.value
+            guard boundSelf.value.feed === feed, !feed.producing else { return }
+            feed.producing = true
+            Task {
+                let state = await live.stateJSON(selfOnly: false)
+                eventLoop.execute {
+                    let handler = boundSelf.value
+                    let feed = boundFeed.value
+                    feed.producing = false
+                    guard handler.feed === feed, let context = handler.context else { return }
+                    let event = "event: state\ndata: " + state + "\n\n"
+                    var buffer = context.channel.allocator.buffer(capacity: event.utf8.count)
+                    buffer.writeString(event)
+                    context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
                 }
             }
         }

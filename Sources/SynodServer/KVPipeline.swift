@@ -164,9 +164,11 @@ public struct KVPipeline: Sendable {
             return failed(method, error)
         }
         let metrics = context.metrics
+        let started = LiveClientStats.isWrite(method: method.rawValue) == nil ? nil : metrics.live.start()
         return future.flatMapErrorThrowing { error in
             throw Self.status(error)
         }.always { result in
+            if let started { metrics.live.finish(write: method != .range, start: started) }
             switch result {
             case .success: metrics.grpcRequests(method: method.rawValue, code: "OK").increment()
             case .failure(let error): metrics.grpcRequests(method: method.rawValue, code: "\(Self.status(error).code)").increment()

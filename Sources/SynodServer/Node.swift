@@ -88,6 +88,11 @@ public final class Node: @unchecked Sendable {
     private var turnPersist: [PersistBatch] = []
     private var turnMessages: [Envelope] = []
     private var turnFlushScheduled = false
+    /// The last peer messages sent and received, for the live page (loop only).
+    var messageLog = LiveMessageLog()
+    /// Cut off from every peer by the live page's control (`isolate`): every message to or
+    /// from a peer is dropped until `heal` (loop only; connections stay up).
+    var isolated = false
     /// The latest ballot round, readable from any thread (response headers' raft_term).
     private let roundCell = Atomic<UInt64>(0)
     private let decodingCell = Atomic<Bool>(false)
@@ -231,7 +236,8 @@ public final class Node: @unchecked Sendable {
     /// Messages from peers (called from transport threads).
     func receive(_ envelopes: [Envelope]) {
         loop.execute { [self] in
-            guard !stoppedFlag else { return }
+            guard !stoppedFlag, !isolated else { return }
+            messageLog.record(envelopes, outgoing: false, wallMicros: LiveMessageLog.wallMicrosNow())
             countSnapshotChunks(envelopes, counter: metrics.snapshotChunksReceived)
             step(.receive(envelopes))
         }
@@ -366,6 +372,8 @@ public final class Node: @unchecked Sendable {
         if !turnMessages.isEmpty {
             let messages = turnMessages
             turnMessages.removeAll(keepingCapacity: true)
+            guard !isolated else { return }
+            messageLog.record(messages, outgoing: true, wallMicros: LiveMessageLog.wallMicrosNow())
             countSnapshotChunks(messages, counter: metrics.snapshotChunksSent)
             if let transport { outgoing.send(messages, through: transport) }
         }

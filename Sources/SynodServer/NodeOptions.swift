@@ -36,6 +36,10 @@ public struct NodeOptions: Sendable {
     public var advertiseClientURLs: [String]
     public var peerListen: PeerAddress
     public var metricsListen: PeerAddress?
+    /// Enables the live page's isolate/heal control (`POST /ui/control/...`) with this token;
+    /// nil or empty: those paths do not exist. `synod serve` takes it from
+    /// `SYNOD_UI_CONTROL_TOKEN`.
+    public var uiControlToken: String?
     /// Milliseconds per protocol tick.
     public var tickMilliseconds: Int = 10
     public var heartbeatMilliseconds: Int = 100

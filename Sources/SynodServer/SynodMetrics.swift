@@ -8,6 +8,8 @@ import Prometheus
 /// be copied freely into the driver, the storage thread and the gRPC services.
 public struct SynodMetrics: Sendable {
     /// The registry that owns every metric below; `exposition()` renders it.
+    /// Client throughput and latency for the live page (recorded only while watched).
+    public let live = LiveClientStats()
     public let registry: PrometheusCollectorRegistry
 
     /// Commands proposed by this node while it led (`synod_proposals_total`).

@@ -34,6 +34,8 @@ public final class SynodNodeServer: Service, Sendable {
     let transport: PeerTransport
     let http: HTTPStatusServer?
     let api: ClientAPIServer
+    /// The live cluster page's data side (served on the client port and the metrics listener).
+    public let live: LiveUI
     /// Set once the node stopped because this member was removed from the cluster.
     private let removed = Atomic<Bool>(false)
 
@@ -114,7 +116,10 @@ public final class SynodNodeServer: Service, Sendable {
             ClusterService(context: context), MaintenanceService(context: context), AuthService(context: context),
             LockService(context: context), ElectionService(context: context),
         ]
-        let statusRoutes = HTTPStatusRoutes(health: { [node] in await Self.health(node) }, metrics: { metrics.exposition() })
+        let live = LiveUI(node: node, stats: metrics.live, group: group, controlToken: options.uiControlToken)
+        self.live = live
+        var statusRoutes = HTTPStatusRoutes(health: { [node] in await Self.health(node) }, metrics: { metrics.exposition() })
+        statusRoutes.live = live
         // The client port's HTTP/1.1 side also serves etcd's JSON gateway.
         var clientRoutes = statusRoutes
         var gateway = EtcdGateway(context: context)
@@ -145,7 +150,7 @@ public final class SynodNodeServer: Service, Sendable {
             http = HTTPStatusServer(
                 group: group, host: metricsListen.host, port: metricsListen.port, logger: logger,
                 health: { [node] in await Self.health(node) },
-                metrics: { metrics.exposition() })
+                metrics: { metrics.exposition() }, live: live)
         } else {
             http = nil
         }

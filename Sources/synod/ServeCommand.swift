@@ -236,6 +236,11 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var options = try serveConfiguration.validate()
         options.failpoints = try Failpoints.fromEnvironment()
+        // The live page's isolate/heal control exists only when this is set (`synod cluster`
+        // sets it with a random token for the members it launches).
+        if let token = ProcessInfo.processInfo.environment["SYNOD_UI_CONTROL_TOKEN"], !token.isEmpty {
+            options.uiControlToken = token
+        }
         options.onStorageFailure = { reason in
             FileHandle.standardError.write(Data("synod serve: fatal: storage failed: \(reason)\n".utf8))
             Foundation.exit(70)

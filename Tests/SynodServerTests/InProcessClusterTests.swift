@@ -46,6 +46,8 @@ final class InProcessCluster: @unchecked Sendable {
     var grpcTransport: GRPCTransportKind?
     /// Overrides the peer frame limits when set (on every node, joiners included).
     var peerCodecLimits: PeerCodecLimits?
+    /// Enables the live page's isolate/heal control on the members started from now on.
+    var uiControlToken: String?
     /// Nodes whose server reported their own removal from the cluster (`NodeOptions.onRemoved`).
     let removedNodes = RemovedNodes()
     /// Why each node halted on a safety violation (`NodeOptions.onSafetyHalt`), by index.
@@ -80,6 +82,7 @@ final class InProcessCluster: @unchecked Sendable {
         if let integrityCheckMilliseconds { options.integrityCheckMilliseconds = integrityCheckMilliseconds }
         if let grpcTransport { options.grpcTransport = grpcTransport }
         if let peerCodecLimits { options.peerCodecLimits = peerCodecLimits }
+        options.uiControlToken = uiControlToken
         options.onRemoved = { [removedNodes] in removedNodes.insert(i) }
         options.onSafetyHalt = { [haltReasons] reason in haltReasons.set(i, reason) }
         let server = try SynodNodeServer(options: options, logger: logger, group: group)
