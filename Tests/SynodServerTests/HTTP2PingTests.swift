@@ -12,7 +12,10 @@ final class HTTP2PingTests: XCTestCase {
     /// Frame types and flags written by the server, from its raw output.
     private struct Frame { var type: UInt8; var flags: UInt8; var payload: [UInt8] }
 
-    private func exchangePings(_ count: Int, configuration: NIOHTTP2Handler.ConnectionConfiguration) throws -> [Frame] {
+    /// Sends `count` PINGs; returns what the server wrote and the error that ended the
+    /// connection, if one did.
+    private func exchangePings(_ count: Int, configuration: NIOHTTP2Handler.ConnectionConfiguration) throws
+        -> (frames: [Frame], error: (any Error)?) {
         let channel = EmbeddedChannel(handler: NIOHTTP2Handler(mode: .server, connectionConfiguration: configuration))
         defer { _ = try? channel.finish() }
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
@@ -25,13 +28,18 @@ final class HTTP2PingTests: XCTestCase {
             while let buffer = try channel.readOutbound(as: ByteBuffer.self) { output += buffer.readableBytesView }
         }
         try drain()
+        var failure: (any Error)?
         for i in 0..<count {
             var ping = ByteBuffer()
             ping.writeBytes([0, 0, 8, 6, 0, 0, 0, 0, 0])
             ping.writeInteger(UInt64(i))
-            try channel.writeInbound(ping)
+            do {
+                try channel.writeInbound(ping)
+            } catch {
+                failure = error
+            }
             try drain()
-            guard channel.isActive else { break }
+            guard failure == nil, channel.isActive else { break }
         }
         var frames: [Frame] = []
         var at = 0
@@ -41,11 +49,12 @@ final class HTTP2PingTests: XCTestCase {
             frames.append(Frame(type: output[at + 3], flags: output[at + 4], payload: Array(output[(at + 9)..<(at + 9 + length)])))
             at += 9 + length
         }
-        return frames
+        return (frames, failure)
     }
 
     func testTheClientPortAnswersAPingPerRoundTripAndKeepsTheConnection() throws {
-        let frames = try exchangePings(3_000, configuration: FrameGRPCServerTransport.http2Configuration)
+        let (frames, error) = try exchangePings(3_000, configuration: FrameGRPCServerTransport.http2Configuration)
+        XCTAssertNil(error)
         let acks = frames.filter { $0.type == 6 && $0.flags & 1 == 1 }
         XCTAssertEqual(acks.count, 3_000, "every PING answered")
         XCTAssertFalse(frames.contains { $0.type == 7 }, "no GOAWAY")
@@ -54,7 +63,8 @@ final class HTTP2PingTests: XCTestCase {
     /// The negative control: swift-nio-http2's default limit, which the client port used to
     /// have, ends the connection with ENHANCE_YOUR_CALM (0xb) — so the check above can fail.
     func testTheLibraryDefaultWouldHangUpOnAGoClient() throws {
-        let frames = try exchangePings(3_000, configuration: NIOHTTP2Handler.ConnectionConfiguration())
+        let (frames, error) = try exchangePings(3_000, configuration: NIOHTTP2Handler.ConnectionConfiguration())
+        XCTAssertNotNil(error, "the default limit raises an error in the pipeline")
         let goaway = try XCTUnwrap(frames.first { $0.type == 7 }, "the default limit sends GOAWAY")
         XCTAssertEqual(Array(goaway.payload[4..<8]), [0, 0, 0, 0xb])
         XCTAssertLessThan(frames.filter { $0.type == 6 && $0.flags & 1 == 1 }.count, 3_000)
