@@ -6,7 +6,7 @@
 #   Tools/goload/smoke.sh
 #
 # Environment:
-#   SYNOD=path       synod binary (default /work/main/.build/debug/synod, else .build/debug/synod)
+#   SYNOD=path       synod binary (default: this clone's .build/debug/synod)
 #   ETCD=path        etcd binary (default: etcd on PATH, Debian's etcd-server)
 #   GOLOAD=path      a built goload (default: build one with build.sh into the temporary directory)
 #   BASE_PORT=n      ports used: n+1..3 etcd clients, n+11..13 etcd peers, n+21..23 Synod clients,
@@ -24,7 +24,7 @@ row_seconds=${SECONDS_PER_ROW:-3}
 etcd_bin=${ETCD:-$(command -v etcd || true)}
 synod_bin=${SYNOD:-}
 if [ -z "$synod_bin" ]; then
-    for candidate in /work/main/.build/debug/synod "$root/.build/debug/synod"; do
+    for candidate in "$root/.build/debug/synod"; do
         if [ -x "$candidate" ]; then synod_bin=$candidate; break; fi
     done
 fi
