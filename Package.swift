@@ -196,7 +196,14 @@ let package = Package(
             ]
         ),
         // The `synod` command line run as a process (and its command-line-only code).
-        .testTarget(name: "SynodCommandTests", dependencies: ["synod", "SynodBench", "SynodProcess"]),
+        .testTarget(
+            name: "SynodCommandTests",
+            dependencies: [
+                "synod", "SynodBench", "SynodProcess",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "SynodSimTests", dependencies: ["SynodSim", "SynodCore", "SynodCheck"]),
         .testTarget(
             name: "SynodChaosTests",
