@@ -160,13 +160,16 @@ actor ClusterSupervisor {
     private func moveLeader(to name: String) async -> (ok: Bool, message: String) {
         guard let configuration = liveClient() else { return (false, "no member is running") }
         do {
-            let transfer = try await withSynodClient(configuration) { client -> SynodLeaderTransfer? in
+            let moved = try await withSynodClient(configuration) { client -> (from: String, to: UInt64, same: Bool)? in
                 let list = try await client.memberList()
                 guard let target = list.members.first(where: { $0.name == name }) else { return nil }
-                return try await client.moveLeader(to: target.id)
+                let transfer = try await client.moveLeader(to: target.id)
+                let from = list.members.first { $0.id == transfer.previousLeader }?.name ?? String(transfer.previousLeader, radix: 16)
+                return (from, transfer.newLeader, transfer.previousLeader == transfer.newLeader)
             }
-            guard let transfer else { return (false, "\(name) is not in the member list") }
-            return (true, "leadership moved from \(String(transfer.previousLeader, radix: 16)) to \(name) (\(String(transfer.newLeader, radix: 16)))")
+            guard let moved else { return (false, "\(name) is not in the member list") }
+            if moved.same { return (true, "\(name) leads already") }
+            return (true, "leadership moved from \(moved.from) to \(name) (\(String(moved.to, radix: 16)))")
         } catch {
             return (false, "move-leader to \(name) failed: \(error)")
         }
