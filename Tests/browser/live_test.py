@@ -175,9 +175,9 @@ def rgb(text):
     return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
 
 
-# Elements holding text (a direct text node), their colour and the first opaque background up
-# the tree.
-COLORS = """JSON.stringify([...document.querySelectorAll('body *')].filter(e => [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())
+# HTML elements holding text (a direct text node), their colour and the first opaque background
+# up the tree. SVG text is coloured by `fill`, which this does not follow: it is left out.
+COLORS = """JSON.stringify([...document.querySelectorAll('body *')].filter(e => !(e instanceof SVGElement) && [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())
   && getComputedStyle(e).visibility !== 'hidden' && e.getClientRects().length).slice(0, 200).map(e => {
   const s = getComputedStyle(e); let bg = null, p = e;
   while (p) { const c = getComputedStyle(p).backgroundColor; if (c && c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') { bg = c; break; } p = p.parentElement; }
