@@ -149,6 +149,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                // The cluster page's server and its requests to the members (`synod cluster`).
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -193,7 +196,14 @@ let package = Package(
             ]
         ),
         // The `synod` command line run as a process (and its command-line-only code).
-        .testTarget(name: "SynodCommandTests", dependencies: ["synod", "SynodBench", "SynodProcess"]),
+        .testTarget(
+            name: "SynodCommandTests",
+            dependencies: [
+                "synod", "SynodBench", "SynodProcess",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "SynodSimTests", dependencies: ["SynodSim", "SynodCore", "SynodCheck"]),
         .testTarget(
             name: "SynodChaosTests",

@@ -76,11 +76,15 @@ public final class ChildProcess: Sendable {
         return !process.isRunning
     }
 
-    /// Asks every child to stop (SIGTERM), gives them `grace` together, then SIGKILLs the ones
+    /// Asks every child to stop (SIGCONT, then SIGTERM: a paused child would otherwise sit on
+    /// the SIGTERM until its grace ran out), gives them `grace` together, then SIGKILLs the ones
     /// still running, calling `whenKilled` for each first, and waits for those too.
     public static func stop(_ children: [ChildProcess], grace: Duration,
                             whenKilled: (ChildProcess) -> Void = { _ in }) async {
-        for child in children { child.send(SIGTERM) }
+        for child in children {
+            child.send(SIGCONT)
+            child.send(SIGTERM)
+        }
         let deadline = ContinuousClock.now + grace
         for child in children { _ = await child.waitForExit(until: deadline) }
         for child in children where child.isRunning {

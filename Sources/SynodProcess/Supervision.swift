@@ -51,11 +51,19 @@ extension ChildProcess {
     /// nil when the waiting task is cancelled first.
     public static func waitForSignalOrExit(_ children: [ChildProcess], signals: [Int32] = SignalTrap.termination,
                                            pollInterval: Duration = .milliseconds(200)) async -> SupervisionEvent? {
+        await waitForSignalOrExit(watching: { children }, signals: signals, pollInterval: pollInterval)
+    }
+
+    /// The same, for a supervisor whose set of children changes: `watching` is asked at every
+    /// poll for the children whose exit ends the wait (a child stopped on purpose is left out).
+    public static func waitForSignalOrExit(watching: @escaping @Sendable () async -> [ChildProcess],
+                                           signals: [Int32] = SignalTrap.termination,
+                                           pollInterval: Duration = .milliseconds(200)) async -> SupervisionEvent? {
         let (events, continuation) = AsyncStream<SupervisionEvent>.makeStream()
         let trap = SignalTrap(signals) { number, _ in continuation.yield(.signal(number)) }
         let watcher = Task.detached {
             while !Task.isCancelled {
-                for child in children {
+                for child in await watching() {
                     guard let status = child.exitStatus else { continue }
                     continuation.yield(.exited(child, status: status))
                     return

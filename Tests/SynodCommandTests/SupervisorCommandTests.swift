@@ -1,7 +1,10 @@
 import Foundation
+import NIOPosix
 import SynodBench
 import SynodProcess
 import XCTest
+
+@testable import synod
 
 /// The commands that supervise `synod serve` children, run as a person would: `synod cluster`
 /// stopped by Ctrl-C, SIGTERM or a member's death, and `synod chaos` interrupted. Each must
@@ -127,6 +130,63 @@ final class SupervisorCommandTests: XCTestCase {
         XCTAssertTrue(output.range(of: #"stopping \(n[123] exited with status 9; see its log\)\.\.\.\nstopped\.\n$"#,
                                    options: .regularExpression) != nil, output)
         assertGone(members)
+    }
+
+    /// The cluster page's controls, over HTTP: a member killed there stays down while the
+    /// cluster runs on, restart brings it back, and Ctrl-C stops a paused member promptly too.
+    func testClusterPageControlsKillRestartAndPause() async throws {
+        let base = clusterBasePort()
+        let ui = base - 1
+        guard CompareClusterLayout.portIsFree(ui) else { throw XCTSkip("port \(ui) is taken") }
+        let command = ChildCommand(
+            executable: try synodBinary(),
+            arguments: ["cluster", "--data-dir", "\(directory)/data", "--base-port", String(base), "--ui-port", String(ui)],
+            logPath: "\(directory)/supervisor.log")
+        let cluster = try registry.launch(command, name: "cluster")
+        let members = try await waitForChildren(of: cluster, count: 3)
+        XCTAssertEqual(members.count, 3)
+        XCTAssertTrue(log("supervisor.log").contains("Cluster page: http://127.0.0.1:\(ui)/"), log("supervisor.log"))
+        let http = LiveHTTPClient(group: MultiThreadedEventLoopGroup.singleton, tls: nil)
+        let page = "http://127.0.0.1:\(ui)"
+        func state() async throws -> LiveJSON {
+            let answer = try await http.request(.GET, page + "/ui/state", timeout: .seconds(5)).get()
+            XCTAssertEqual(answer.status, 200)
+            return try XCTUnwrap(LiveJSON.parse(answer.body))
+        }
+        func control(_ action: String, _ body: String, token: String) async throws -> (Int, LiveJSON?) {
+            let answer = try await http.request(.POST, page + "/ui/control/" + action, headers: [("X-Synod-Control-Token", token)],
+                                                body: Array(body.utf8), timeout: .seconds(10)).get()
+            return (answer.status, LiveJSON.parse(answer.body))
+        }
+        let first = try await state()
+        let token = try XCTUnwrap(first["controls"]?["token"]?.string)
+        let (refused, _) = try await control("kill", #"{"member":"n2"}"#, token: "wrong")
+        XCTAssertEqual(refused, 403)
+        let (status, answer) = try await control("kill", #"{"member":"n2"}"#, token: token)
+        XCTAssertEqual(status, 200)
+        XCTAssertEqual(answer?["ok"], .bool(true), "\(String(describing: answer))")
+        try await Task.sleep(for: .seconds(1))
+        XCTAssertTrue(cluster.isRunning, "a member killed from the page does not stop the cluster: \(log("supervisor.log"))")
+        XCTAssertEqual(children(of: cluster.pid).count, 2)
+        let n2 = try await state()["members"]?.array?.first { $0["name"] == "n2" }
+        XCTAssertEqual(n2?["role"], .string("down"))
+        XCTAssertEqual(n2?["error"], .string("killed from the cluster page"))
+        let (restarted, again) = try await control("restart", #"{"member":"n2"}"#, token: token)
+        XCTAssertEqual(restarted, 200)
+        XCTAssertEqual(again?["ok"], .bool(true), "\(String(describing: again))")
+        XCTAssertEqual(children(of: cluster.pid).count, 3)
+        let (paused, _) = try await control("pause", #"{"member":"n3"}"#, token: token)
+        XCTAssertEqual(paused, 200)
+        let n3 = try await state()["members"]?.array?.first { $0["name"] == "n3" }
+        XCTAssertEqual(n3?["role"], .string("paused"))
+        let all = children(of: cluster.pid)
+        let stopping = ContinuousClock.now
+        cluster.send(SIGINT)
+        _ = await cluster.waitForExit(timeout: .seconds(30))
+        XCTAssertEqual(cluster.exitStatus, 0, log("supervisor.log"))
+        XCTAssertLessThan(ContinuousClock.now - stopping, .seconds(9), "a paused member is stopped without waiting out its grace")
+        XCTAssertFalse(log("supervisor.log").contains("did not stop"), log("supervisor.log"))
+        assertGone(all)
     }
 
     func testChaosKillsEveryNodeOnCtrlCAndExits130() async throws {

@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+"""Drives the cluster page of a running `synod cluster` in headless Chromium over the DevTools
+protocol (--remote-debugging-pipe; Python standard library only): a leader shown, a failover
+caused with the kill button, a put chosen everywhere, a restarted member catching up, the
+controls worked with the keyboard, and text contrast. Started by live-test.sh.
+
+usage: live_test.py CHROMIUM PAGE_URL OUTDIR
+  PAGE_URL  the supervisor's page, e.g. http://127.0.0.1:12378
+  OUTDIR    where the screenshots go
+Exits 0 when every check passes, 1 otherwise.
+"""
+import base64, fcntl, json, os, re, subprocess, sys, tempfile, time, urllib.request
+
+FAILURES = []
+
+
+def check(condition, text):
+    print(("ok   " if condition else "FAIL ") + text, flush=True)
+    if not condition:
+        FAILURES.append(text)
+    return condition
+
+
+def state(url):
+    with urllib.request.urlopen(url + "/ui/state", timeout=5) as answer:
+        return json.load(answer)
+
+
+def wait_for(what, timeout, interval=0.2):
+    """Polls `what` until it returns something true, for up to `timeout` seconds."""
+    deadline = time.time() + timeout
+    value = None
+    while time.time() < deadline:
+        try:
+            value = what()
+        except Exception:
+            value = None
+        if value:
+            return value
+        time.sleep(interval)
+    return value
+
+
+class Browser:
+    """Headless Chromium on a pipe: commands on fd 3, answers on fd 4, NUL-separated JSON."""
+
+    def __init__(self, chromium, profile):
+        to_chrome_r, self.to_chrome = os.pipe()
+        self.from_chrome, from_chrome_w = os.pipe()
+        high_r = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD, 20)
+        high_w = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD, 20)
+
+        def wire():
+            os.dup2(high_r, 3)
+            os.dup2(high_w, 4)
+
+        args = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+                f"--user-data-dir={profile}", "--no-first-run", "--window-size=1400,1000", "about:blank"]
+        self.process = subprocess.Popen(args, preexec_fn=wire, pass_fds=(3, 4, high_r, high_w),
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for fd in (to_chrome_r, from_chrome_w, high_r, high_w):
+            os.close(fd)
+        self.buffer = b""
+        self.next_id = 0
+        self.session = None
+
+    def send(self, method, params=None, session=True):
+        self.next_id += 1
+        message = {"id": self.next_id, "method": method, "params": params or {}}
+        if session and self.session:
+            message["sessionId"] = self.session
+        os.write(self.to_chrome, json.dumps(message).encode() + b"\0")
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            while b"\0" in self.buffer:
+                raw, self.buffer = self.buffer.split(b"\0", 1)
+                answer = json.loads(raw)
+                if answer.get("id") == self.next_id:
+                    if "error" in answer:
+                        raise RuntimeError(f"{method}: {answer['error']}")
+                    return answer.get("result", {})
+            chunk = os.read(self.from_chrome, 1 << 20)
+            if not chunk:
+                raise RuntimeError("chromium closed the pipe")
+            self.buffer += chunk
+        raise RuntimeError(f"{method}: no answer in 30 s")
+
+    def open(self, url):
+        self.target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
+        self.session = self.send("Target.attachToTarget", {"targetId": self.target, "flatten": True}, session=False)["sessionId"]
+        self.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False})
+        self.send("Page.enable")
+        self.send("Page.navigate", {"url": url})
+        if not wait_for(lambda: self.eval("document.readyState === 'complete'"), 30):
+            raise RuntimeError(f"{url} did not load")
+
+    def eval(self, expression):
+        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def click(self, selector):
+        """A real mouse click at the element's centre (scrolled into view first)."""
+        where = self.eval("(() => { const e = document.querySelector(%s); if (!e) return null; e.scrollIntoView({block: 'center'});"
+                          " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()" % json.dumps(selector))
+        if not where:
+            return False
+        x, y = where
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
+        return True
+
+    def key(self, key):
+        codes = {"Tab": ("Tab", 9, None), "Enter": ("Enter", 13, "\r")}
+        code, vk, text = codes[key]
+        down = {"type": "keyDown", "key": key, "code": code, "windowsVirtualKeyCode": vk}
+        if text:
+            down["text"] = text
+        self.send("Input.dispatchKeyEvent", down)
+        self.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": key, "code": code, "windowsVirtualKeyCode": vk})
+
+    def type_into(self, selector, text):
+        self.eval("document.querySelector(%s).focus(); document.querySelector(%s).select && document.querySelector(%s).select()"
+                  % ((json.dumps(selector),) * 3))
+        self.send("Input.insertText", {"text": text})
+
+    def screenshot(self, path):
+        data = self.send("Page.captureScreenshot", {"format": "png"})["data"]
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(data))
+
+    def close(self):
+        try:
+            self.send("Browser.close", session=False)
+        except Exception:
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+SHOWN = """JSON.stringify({leader: (document.getElementById('leader') || {}).textContent,
+  feed: (document.getElementById('feed-status') || {}).textContent,
+  result: (document.getElementById('control-result') || {}).textContent,
+  members: [...document.querySelectorAll('#members .member')].map(m => ({name: m.dataset.name, role: m.dataset.role,
+    chosen: parseInt((m.querySelector('.chosen') || {}).textContent), applied: parseInt((m.querySelector('.applied') || {}).textContent),
+    ballot: (m.querySelector('.ballot') || {}).textContent})),
+  slots: [...document.querySelectorAll('#slots .slot')].map(s => ({member: s.dataset.member, slot: +s.dataset.slot, state: s.dataset.state}))})"""
+
+
+def shown(browser):
+    return json.loads(browser.eval(SHOWN))
+
+
+def member(page, name):
+    return next((m for m in page["members"] if m["name"] == name), None)
+
+
+def luminance(rgb):
+    def channel(c):
+        c = c / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = rgb
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def contrast(a, b):
+    la, lb = sorted([luminance(a), luminance(b)], reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def rgb(text):
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+
+
+# HTML elements holding text (a direct text node), their colour and the first opaque background
+# up the tree. SVG text is coloured by `fill`, which this does not follow: it is left out.
+COLORS = """JSON.stringify([...document.querySelectorAll('body *')].filter(e => !(e instanceof SVGElement) && [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())
+  && getComputedStyle(e).visibility !== 'hidden' && e.getClientRects().length).slice(0, 200).map(e => {
+  const s = getComputedStyle(e); let bg = null, p = e;
+  while (p) { const c = getComputedStyle(p).backgroundColor; if (c && c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') { bg = c; break; } p = p.parentElement; }
+  const cls = typeof e.className === 'string' ? e.className : '';
+  return [e.tagName + (e.id ? '#' + e.id : '') + (cls ? '.' + cls : ''), s.color, bg || 'rgb(255, 255, 255)']; }))"""
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    chromium, url, outdir = sys.argv[1:]
+    first = wait_for(lambda: state(url), 30)
+    if not check(bool(first), f"the supervisor serves {url}/ui/state"):
+        sys.exit(1)
+    check(first.get("servedBy") == "synod cluster" and first.get("controls"), "the state document is the supervisor's, with controls")
+    names = [m["name"] for m in first["members"]]
+    check(names == sorted(names) and len(names) == 3, f"three members in name order: {names}")
+    with tempfile.TemporaryDirectory() as profile:
+        browser = Browser(chromium, profile)
+        try:
+            browser.open(url + "/")
+            # 1. One leader, shown the same in the heading and on the cards.
+            page = wait_for(lambda: (lambda p: p if p["feed"] == "live" and p["leader"] not in ("", "none") else None)(shown(browser)), 30)
+            if not check(bool(page), "the page goes live and shows a leader"):
+                raise RuntimeError("no leader shown: " + json.dumps(shown(browser)))
+            leader = page["leader"]
+            leaders = [m["name"] for m in page["members"] if m["role"] == "leader"]
+            check(leaders == [leader], f"exactly one member card is the leader, the one in #leader ({leaders} vs {leader})")
+            check(state(url)["leader"] == leader, f"#leader ({leader}) is the supervisor's leader")
+            browser.screenshot(os.path.join(outdir, "live-leader.png"))
+
+            # 2. Failover: the kill button on the leader's card.
+            timeout_ms = state(url).get("electionTimeoutMs") or 1000
+            margin = 5.0
+            started = time.time()
+            check(browser.click(f'button[data-action="kill"][data-member="{leader}"]'), f"the leader {leader} has a kill button")
+            result = wait_for(lambda: shown(browser)["result"], 5)
+            check(bool(result) and "fail" not in result.lower(), f"#control-result answers the kill: {result!r}")
+
+            def failed_over():
+                p = shown(browser)
+                old = member(p, leader)
+                return p if p["leader"] not in ("", "none", leader) and old and old["role"] == "down" else None
+
+            page = wait_for(failed_over, timeout_ms / 1000 + margin)
+            took = time.time() - started
+            if check(bool(page), f"within the election timeout + {margin:.0f} s ({timeout_ms} ms + margin) another leader is shown "
+                                 f"and {leader} is down (took {took:.1f} s)"):
+                new_leader = page["leader"]
+                check([m["name"] for m in page["members"] if m["role"] == "leader"] == [new_leader],
+                      f"exactly one leader card after the failover ({new_leader})")
+            else:
+                new_leader = None
+                print("   shown:", json.dumps(shown(browser)))
+            browser.screenshot(os.path.join(outdir, "live-failover.png"))
+            live = [n for n in names if n != leader]
+
+            # 3. A put through the form is chosen on every live member.
+            before = {m["name"]: m.get("chosenThrough") or 0 for m in state(url)["members"] if m["name"] in live}
+            browser.type_into("#put-key", "live-test")
+            browser.type_into("#put-value", "hello from the browser")
+            browser.click("#put-button")
+            result = wait_for(lambda: (lambda r: r if r and "put" in r.lower() else None)(shown(browser)["result"]), 10)
+            check(bool(result) and "fail" not in result.lower(), f"the put is answered ok: {result!r}")
+
+            def chosen_everywhere():
+                p = shown(browser)
+                return p if all((member(p, n) or {}).get("chosen", 0) > before[n] for n in live) else None
+
+            check(bool(wait_for(chosen_everywhere, 10)), f"every live member's .chosen moves past where it was ({before})")
+            fallback = all(m.get("source") == "status" for m in state(url)["members"] if m.get("reachable"))
+            if fallback:
+                print("SKIP slots: the members serve no /ui/state (a build before the live member page); #slots is empty")
+            else:
+                def slot_everywhere():
+                    p = shown(browser)
+                    return p if all(any(s["member"] == n and s["slot"] > before[n] and s["state"] in ("chosen", "applied") for s in p["slots"])
+                                    for n in live) else None
+                check(bool(wait_for(slot_everywhere, 10)), "the put's slot is shown chosen or applied on every live member in #slots")
+
+            # 4. The killed member restarted: a follower again, caught up.
+            check(browser.click(f'button[data-action="restart"][data-member="{leader}"]'), f"{leader} has a restart button")
+
+            def caught_up():
+                p = shown(browser)
+                back = member(p, leader)
+                others = [member(p, n) for n in live]
+                if not back or back["role"] != "follower" or any(o is None for o in others):
+                    return None
+                target = min(o.get("applied") or 0 for o in others)
+                return p if (back.get("applied") or 0) >= target > 0 else None
+
+            page = wait_for(caught_up, 30)
+            check(bool(page), f"restarted, {leader} is a follower again and its .applied reaches the others'"
+                  + ("" if page else ": " + json.dumps(shown(browser)["members"])))
+
+            # 5. The keyboard: Tab reaches a control, Enter works it (pause a follower, then resume it).
+            follower = next((n for n in live if n != (new_leader or "")), live[0])
+            browser.eval("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+            target = f'button[data-action="pause"][data-member="{follower}"]'
+            reached = False
+            for _ in range(120):
+                browser.key("Tab")
+                if browser.eval(f"document.activeElement && document.activeElement.matches({json.dumps(target)})"):
+                    reached = True
+                    break
+            check(reached, f"Tab reaches the pause button of {follower}")
+            if reached:
+                browser.key("Enter")
+                check(bool(wait_for(lambda: (member(shown(browser), follower) or {}).get("role") == "paused", 5)),
+                      f"Enter on it pauses {follower} (its card says paused)")
+                resume = f'button[data-action="resume"][data-member="{follower}"]'
+                for _ in range(40):
+                    if browser.eval(f"document.activeElement && document.activeElement.matches({json.dumps(resume)})"):
+                        break
+                    browser.key("Tab")
+                browser.key("Enter")
+                check(bool(wait_for(lambda: (member(shown(browser), follower) or {}).get("role") in ("follower", "leader"), 10)),
+                      f"Tab to resume and Enter: {follower} runs again")
+
+            # 6. Readable text (WCAG AA, 4.5:1).
+            colors = json.loads(browser.eval(COLORS))
+            low = [(name, c, bg, round(contrast(rgb(c), rgb(bg)), 2)) for name, c, bg in colors if contrast(rgb(c), rgb(bg)) < 4.5]
+            check(len(colors) > 5 and not low, f"text contrast is at least 4.5:1 on {len(colors)} elements{': ' + str(low[:3]) if low else ''}")
+        finally:
+            browser.close()
+    print(f"{'FAILED' if FAILURES else 'passed'}: {len(FAILURES)} failure(s)")
+    sys.exit(1 if FAILURES else 0)
+
+
+if __name__ == "__main__":
+    main()
