@@ -146,7 +146,8 @@ SHOWN = """JSON.stringify({leader: (document.getElementById('leader') || {}).tex
   result: (document.getElementById('control-result') || {}).textContent,
   members: [...document.querySelectorAll('#members .member')].map(m => ({name: m.dataset.name, role: m.dataset.role,
     chosen: parseInt((m.querySelector('.chosen') || {}).textContent), applied: parseInt((m.querySelector('.applied') || {}).textContent),
-    ballot: (m.querySelector('.ballot') || {}).textContent})),
+    ballot: (m.querySelector('.ballot') || {}).textContent,
+    isolated: ((m.querySelector('.isolated-flag') || {}).textContent || '').trim()})),
   slots: [...document.querySelectorAll('#slots .slot')].map(s => ({member: s.dataset.member, slot: +s.dataset.slot, state: s.dataset.state}))})"""
 
 
@@ -298,7 +299,41 @@ def main():
                 check(bool(wait_for(lambda: (member(shown(browser), follower) or {}).get("role") in ("follower", "leader"), 10)),
                       f"Tab to resume and Enter: {follower} runs again")
 
-            # 6. Readable text (WCAG AA, 4.5:1).
+            # 6. Cut off the leader (isolate): the others elect another; a put is chosen
+            #    without it; heal, and it catches up.
+            p = wait_for(lambda: (lambda q: q if q["leader"] not in ("", "none") else None)(shown(browser)), 10)
+            cut = p["leader"] if p else None
+            if check(bool(cut) and browser.click(f'button[data-action="isolate"][data-member="{cut}"]'),
+                     f"the leader {cut} has an isolate button"):
+                def cut_off():
+                    q = shown(browser)
+                    c = member(q, cut) or {}
+                    return q if c.get("isolated") == "isolated" and q["leader"] not in ("", "none", cut) else None
+                q = wait_for(cut_off, timeout_ms / 1000 + margin)
+                check(bool(q), f"isolated, {cut}'s card says so and another leader is shown within the election timeout + margin"
+                      + ("" if q else ": " + json.dumps(shown(browser))))
+                stuck = (member(shown(browser), cut) or {}).get("chosen") or 0
+                browser.type_into("#put-key", "while-cut-off")
+                browser.type_into("#put-value", "v")
+                browser.click("#put-button")
+                others = [n for n in names if n != cut]
+
+                def moved_on():
+                    q = shown(browser)
+                    return q if all(((member(q, n) or {}).get("chosen") or 0) > stuck for n in others) else None
+                q = wait_for(moved_on, 10)
+                check(bool(q) and ((member(q, cut) or {}).get("chosen") or 0) <= stuck,
+                      f"a put is chosen on the others while {cut}'s chosen slot stays at {stuck}")
+                check(browser.click(f'button[data-action="heal"][data-member="{cut}"]'), f"{cut} has a heal button")
+
+                def healed():
+                    q = shown(browser)
+                    c = member(q, cut) or {}
+                    target = max(((member(q, n) or {}).get("applied") or 0) for n in others)
+                    return q if c.get("isolated") == "" and (c.get("applied") or 0) >= target > stuck else None
+                check(bool(wait_for(healed, 15)), f"healed, {cut} catches up with the others")
+
+            # 7. Readable text (WCAG AA, 4.5:1).
             colors = json.loads(browser.eval(COLORS))
             low = [(name, c, bg, round(contrast(rgb(c), rgb(bg)), 2)) for name, c, bg in colors if contrast(rgb(c), rgb(bg)) < 4.5]
             check(len(colors) > 5 and not low, f"text contrast is at least 4.5:1 on {len(colors)} elements{': ' + str(low[:3]) if low else ''}")
