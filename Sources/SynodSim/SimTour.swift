@@ -68,17 +68,16 @@ public struct SimTour: Hashable, Sendable {
             name: "split-vote",
             title: "A split vote",
             description: """
-                Five nodes, a quiet network except for lost messages. Two nodes become candidates \
-                at about the same time with different ballots. A voter promises only ballots higher \
-                than any it promised, so the promises split and one candidate is rejected, or neither \
-                gathers a majority. A candidate without a majority waits a random time and tries \
-                again with a higher ballot; the randomness makes one of them first the next time, and \
-                it leads.
+                Five nodes, a quiet network. Two nodes' election timeouts run out at about the \
+                same time and both become candidates, with different ballots: the votes could \
+                split. A voter promises only a ballot higher than any it promised, so the \
+                candidate with the lower ballot is refused (or hears the higher ballot) and steps \
+                down, and the higher ballot wins a majority. Had neither won a majority, each \
+                would wait a random time and try again with a higher ballot; this run does not \
+                get that far (no seed searched showed a retry in this setting).
                 """,
             options: {
-                var options = quiet(seed: 1, nodes: 5, seconds: 1)
-                options.faults.dropRate = 0.05
-                return options
+                quiet(seed: 5, nodes: 5, seconds: 1)
             }()),
         SimTour(
             name: "partitioned-leader",

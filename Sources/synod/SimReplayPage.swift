@@ -288,7 +288,7 @@ function drawNet(k) {
     badges.forEach(([t, c], i) => { s += `<text x="${x}" y="${y + 50 + 13 * i}" text-anchor="middle" font-size="11.5" fill="${c}" font-weight="600" paint-order="stroke" stroke="#fff" stroke-width="3" class="badge">${esc(t)}</text>`; });
     s += `</g>`;
   }
-  s += `<text x="10" y="${H - 10}" font-size="12" fill="#4a505c">dashed: in flight · solid: sent or arriving now · ✕: lost · red ✂: link cut${violationMsgs.size ? " · red: messages that led to the violation" : ""}</text>`;
+  s += `<text x="10" y="${H - 10}" font-size="12" fill="#4a505c">dashed: in flight · solid: sent or arriving now · ✕: lost · ✂: cut link${violationMsgs.size ? " · red: led to the violation" : ""}</text>`;
   $("net").innerHTML = s;
 }
 

@@ -312,15 +312,22 @@ enum TourProperty {
         return "no Promise after a leader's crash reports a value that the candidate re-proposes"
     }
 
-    /// Two candidates at once, and the first leader after that leads a ballot above both.
+    /// Two candidates at once with different ballots; a candidate that did not win steps down
+    /// (it saw the higher ballot) and the first leader after that leads a ballot at least as
+    /// high as every competitor's.
     static func splitVote(_ replay: SimReplay) -> String? {
         for step in replay.steps.indices {
             let candidates = replay.nodes(atStep: step).filter { $0.status == .up && $0.role == "candidate" }
             guard candidates.count >= 2 else { continue }
-            guard let next = replay.steps[step...].lazy.flatMap(\.nodes).first(where: { $0.role == "leader" }) else { return "nobody leads after the split" }
-            if candidates.allSatisfy({ higher(next.ballot, than: $0.ballot) }) { return nil }
+            guard let leader = replay.steps[step...].lazy.flatMap(\.nodes).first(where: { $0.role == "leader" }) else { return "nobody leads after the split" }
+            let beaten = candidates.filter { $0.id != leader.id }
+            guard !beaten.isEmpty, candidates.allSatisfy({ $0.ballot == leader.ballot || higher(leader.ballot, than: $0.ballot) }) else { continue }
+            let steppedDown = beaten.contains { loser in
+                replay.steps[step...].contains { $0.notes.contains { $0.text.hasPrefix("n\(loser.id) becomes follower") } }
+            }
+            if steppedDown { return nil }
         }
-        return "no two candidates at once followed by a leader of a higher ballot"
+        return "no two candidates at once where the loser steps down and the higher ballot leads"
     }
 
     /// A scripted partition puts the leader on a minority side: nothing is chosen there, the
