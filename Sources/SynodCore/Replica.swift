@@ -216,6 +216,15 @@ public struct Replica: Sendable {
     /// The chosen value of `slot`, if this replica knows it and has not compacted it away.
     public func chosenValue(at slot: Slot) -> Value? { log[slot]?.chosen }
 
+    /// The log slots above `slot` this replica holds state for, in slot order: the ballot it
+    /// accepted each in (nil when it only learned the slot chosen) and whether it knows the
+    /// slot chosen. For observers (the simulator's replay); the replica does not use it.
+    public func logSlots(above slot: Slot) -> [(slot: Slot, acceptedBallot: Ballot?, chosen: Bool)] {
+        log.filter { $0.key > slot && ($0.value.acceptedBallot != nil || $0.value.chosen != nil) }
+            .map { (slot: $0.key, acceptedBallot: $0.value.acceptedBallot, chosen: $0.value.chosen != nil) }
+            .sorted { $0.slot < $1.slot }
+    }
+
     /// Client commands queued at this replica (leader only).
     public var queuedCommands: Int { leader?.queuedCount ?? 0 }
 

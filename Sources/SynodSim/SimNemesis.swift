@@ -168,6 +168,37 @@ extension Simulation {
         queue.push(.tick(node: node, incarnation: incarnation), at: now + between(1, 3_000))
     }
 
+    /// A scripted partition starts (while faults are on): links between its groups are cut.
+    func startScriptedPartition(_ index: Int) {
+        guard faultsOn, options.partitions.indices.contains(index) else { return }
+        let partition = options.partitions[index]
+        var group: [UInt32: Int] = [:]
+        for (number, members) in partition.groups.enumerated() {
+            for id in members { group[id] = number }
+        }
+        var cut: [LinkKey] = []
+        for from in nodes.map(\.id) {
+            for to in nodes.map(\.id) where from != to {
+                let link = LinkKey(from: from, to: to)
+                if group[from.rawValue] == nil || group[from.rawValue] != group[to.rawValue], !blocked.contains(link) {
+                    blocked.insert(link)
+                    cut.append(link)
+                }
+            }
+        }
+        scriptedCuts[index] = cut
+        result.partitions += 1
+        let groups = partition.groups.map { "{" + $0.map { "n\($0)" }.joined(separator: ",") + "}" }.joined(separator: " | ")
+        trace("NEMESIS splits the network into \(groups) (scripted)")
+    }
+
+    func endScriptedPartition(_ index: Int) {
+        guard let cut = scriptedCuts.removeValue(forKey: index) else { return }
+        let before = blocked.count
+        for link in cut { blocked.remove(link) }
+        if blocked.count != before { trace("NEMESIS heals the network (the scripted partition ends)") }
+    }
+
     func restoreLinks(_ links: [LinkKey]) {
         for link in links { blocked.remove(link) }
     }

@@ -106,6 +106,23 @@ public struct FaultProfile: Hashable, Sendable {
     }()
 }
 
+/// A partition a run applies at a fixed moment, besides the nemesis's random ones (the guided
+/// tour's scenarios use them): while it holds, every link between nodes of different groups
+/// loses its messages both ways; a node in no group is cut off from every other node.
+public struct ScriptedPartition: Hashable, Sendable {
+    /// When it starts and when it heals, in simulated milliseconds from the run's start.
+    public var atMillis: Double
+    public var healAtMillis: Double
+    /// Groups of node ids.
+    public var groups: [[UInt32]]
+
+    public init(atMillis: Double, healAtMillis: Double, groups: [[UInt32]]) {
+        self.atMillis = atMillis
+        self.healAtMillis = healAtMillis
+        self.groups = groups
+    }
+}
+
 /// Everything that determines one simulated run. The same options give the identical run.
 public struct SimulationOptions: Hashable, Sendable {
     public var seed: UInt64
@@ -129,6 +146,9 @@ public struct SimulationOptions: Hashable, Sendable {
     public var recordStepLimit = 20_000
     /// Take a snapshot (and compact) every this many applied slots.
     public var snapshotEverySlots: UInt64 = 40
+    /// Partitions at fixed moments (none by default). They heal at their own time, or when
+    /// the faults end, whichever comes first.
+    public var partitions: [ScriptedPartition] = []
     /// After faults heal, a write must be acknowledged within this many simulated seconds.
     public var progressBoundSeconds: Double = 5
 

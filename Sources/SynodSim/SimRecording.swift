@@ -9,6 +9,8 @@ final class ReplayRecorder {
     var current: ReplayStep?
     /// Each node's state as last recorded.
     var lastNodes: [UInt32: ReplayNode] = [:]
+    /// The cut links as last recorded.
+    var lastCuts: [[UInt32]] = []
     /// The steps at which each slot was chosen (by each value, as first applied).
     var chosenSteps: [Slot: [Int]] = [:]
     /// The step at which each client operation completed, by history index.
@@ -57,9 +59,12 @@ extension Simulation {
                 step.nodes.append(state)
             }
         }
-        if !step.messages.isEmpty || !step.notes.isEmpty || !step.nodes.isEmpty {
+        let cuts = blocked.map { [$0.from.rawValue, $0.to.rawValue] }.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) }
+        if cuts != recorder.lastCuts { step.cuts = cuts }
+        if !step.messages.isEmpty || !step.notes.isEmpty || !step.nodes.isEmpty || step.cuts != nil {
             if recorder.replay.steps.count < recorder.replay.stepLimit {
                 for state in step.nodes { recorder.lastNodes[state.id] = state }
+                if let cuts = step.cuts { recorder.lastCuts = cuts }
                 step.index = recorder.replay.steps.count
                 recorder.replay.steps.append(step)
                 recordedStepObserver?(step.index)
@@ -93,6 +98,8 @@ extension Simulation {
         case .operatorNext: return "operator sends its next step"
         case .operatorTimeout: return "operator times out"
         case .startMember(let id): return "operator starts \(id)"
+        case .scriptedPartition: return "scripted partition"
+        case .scriptedHeal: return "scripted partition heals"
         }
     }
 
@@ -119,7 +126,12 @@ extension Simulation {
             ballot: replica.ownBallot?.description, promised: replica.promised.description,
             chosenThrough: replica.chosenThrough, appliedThrough: replica.appliedThrough,
             lease: replica.holdsLease, leaderHint: replica.leaderHint?.rawValue,
-            voters: membership?.voters.map(\.rawValue) ?? [], learners: membership?.learners.map(\.rawValue) ?? [])
+            voters: membership?.voters.map(\.rawValue) ?? [], learners: membership?.learners.map(\.rawValue) ?? [],
+            snapshotThrough: replica.snapshot?.slot ?? 0,
+            log: replica.logSlots(above: replica.chosenThrough).map {
+                ReplaySlot(slot: $0.slot, ballot: $0.acceptedBallot?.description, chosen: $0.chosen ? true : nil)
+            },
+            disk: replica.isRepairing || node.repairPending ? "repairing" : node.injectedCorruption != nil ? "damaged" : nil)
     }
 
     func isHeartbeat(_ message: Message) -> Bool {
@@ -145,6 +157,16 @@ extension Simulation {
             message.text = describe(envelope.message)
             message.copies = copies == 1 ? nil : copies
             message.damaged = damaged ? true : nil
+            switch envelope.message {
+            case .promise(_, _, let entries):
+                let shown = entries.prefix(16)
+                message.accepted = shown.map { $0.ballot?.description ?? "" }
+                message.values = shown.map(\.value.description)
+            case .accept(_, _, let value, _):
+                message.values = [value.description]
+            default:
+                break
+            }
         }
         recorder?.current?.messages.append(message)
     }

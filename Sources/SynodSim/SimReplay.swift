@@ -40,6 +40,15 @@ public struct SimReplay: Codable, Hashable, Sendable {
         }
         return latest.values.sorted { $0.id < $1.id }
     }
+
+    /// The links cut at step `index` (after it): the latest recorded `cuts` at or before it.
+    public func cuts(atStep index: Int) -> [[UInt32]] {
+        var cuts: [[UInt32]] = []
+        for step in steps.prefix(max(0, index + 1)) {
+            if let changed = step.cuts { cuts = changed }
+        }
+        return cuts
+    }
 }
 
 /// One step of the run.
@@ -53,6 +62,10 @@ public struct ReplayStep: Codable, Hashable, Sendable {
     public var notes: [ReplayNote] = []
     /// The nodes whose state changed in this step, as they are after it.
     public var nodes: [ReplayNode] = []
+    /// The network links that lose every message after this step, as [from, to] pairs in
+    /// order, when they changed in this step (nil: as before; empty: none cut). A link cut
+    /// one way only appears once.
+    public var cuts: [[UInt32]]?
 }
 
 /// A message sent, lost, duplicated, damaged or delivered.
@@ -85,6 +98,11 @@ public struct ReplayMessage: Codable, Hashable, Sendable {
     public var damaged: Bool?
     /// The simulator's one-line description, as in `--trace` (on the send or loss only).
     public var text: String?
+    /// For a Promise: the ballot each reported slot was accepted in ("" when reported as
+    /// chosen), in the order of `slots` (on the send or loss only).
+    public var accepted: [String]?
+    /// For a Promise or an Accept: the value of each slot in `slots` (on the send or loss only).
+    public var values: [String]?
 }
 
 /// A note on the step: a fault, a client operation, a membership change, a role change, a
@@ -122,6 +140,24 @@ public struct ReplayNode: Codable, Hashable, Sendable {
     /// Its newest membership (empty until it knows one).
     public var voters: [UInt32]
     public var learners: [UInt32]
+    /// Slots through this one are compacted into its snapshot (0: no snapshot).
+    public var snapshotThrough: UInt64 = 0
+    /// The slots above `chosenThrough` it holds state for: accepted (in a ballot) or known
+    /// chosen above a gap. Slots through `chosenThrough` are chosen, through `appliedThrough`
+    /// applied.
+    public var log: [ReplaySlot] = []
+    /// Its disk: "damaged" (damage it has not found yet), "repairing" (found damage at its
+    /// start, abstains until peers fill it in); nil when healthy.
+    public var disk: String?
+}
+
+/// A slot of a node's log above its chosen prefix.
+public struct ReplaySlot: Codable, Hashable, Sendable {
+    public var slot: UInt64
+    /// The ballot it accepted the slot's value in (nil: it learned the slot chosen only).
+    public var ballot: String?
+    /// Known chosen (above a gap in the chosen prefix); nil when not.
+    public var chosen: Bool?
 }
 
 /// The first violation of a run, in detail.

@@ -48,6 +48,9 @@ enum SimEvent {
     case operatorTimeout(requestID: UInt64)
     /// The operator starts the process of a member added by a chosen change.
     case startMember(NodeID)
+    /// A scripted partition (`SimulationOptions.partitions`, by index) starts or heals.
+    case scriptedPartition(Int)
+    case scriptedHeal(Int)
 }
 
 /// A client request as it arrives at a node.
@@ -91,6 +94,8 @@ final class Simulation {
     var history: [HistoryOperation] = []
     /// Links (from, to) that currently lose every message.
     var blocked: Set<LinkKey> = []
+    /// The links each scripted partition cut (and that were not cut before it), by index.
+    var scriptedCuts: [Int: [LinkKey]] = [:]
     var faultsOn = true
     /// Messages sent so far (each gets its number).
     var messagesNumbered = 0
@@ -184,6 +189,10 @@ final class Simulation {
         }
         if faultsEndTime > 0 && options.faults.reconfigIntervalMillis > 0 {
             queue.push(.reconfigure, at: nextNemesisDelay(meanMillis: reconfigIntervalMillis))
+        }
+        for (index, partition) in options.partitions.enumerated() {
+            queue.push(.scriptedPartition(index), at: (max(0, partition.atMillis) / 1_000).micros)
+            queue.push(.scriptedHeal(index), at: (max(0, partition.atMillis, partition.healAtMillis) / 1_000).micros)
         }
         queue.push(.endFaults, at: faultsEndTime)
         // After the final reads, a quiet second lets followers hear the last commit notice.
@@ -312,6 +321,8 @@ final class Simulation {
         case .operatorNext: submitNext()
         case .operatorTimeout(let requestID): operatorTimedOut(requestID: requestID)
         case .startMember(let id): startMember(id)
+        case .scriptedPartition(let index): startScriptedPartition(index)
+        case .scriptedHeal(let index): endScriptedPartition(index)
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import SynodCore
 import SynodSim
@@ -103,7 +104,20 @@ struct SimCommand: ParsableCommand {
     @Option(help: "Parallel runs (defaults to the number of cores).")
     var jobs: Int?
 
+    @Flag(help: "The guided tour: alone, list its scenarios; with a scenario's name and --html FILE, write its replay page; with `all` and --html DIR, write every scenario's page and an index.html.")
+    var tour = false
+
+    @Argument(help: ArgumentHelp("With --tour: a scenario's name, or all.", valueName: "scenario"))
+    var scenario: String?
+
     func validate() throws {
+        if scenario != nil && !tour { throw ValidationError("unexpected argument \(scenario ?? ""); a scenario name goes with --tour") }
+        if tour, let scenario {
+            guard scenario == "all" || SimTour.named(scenario) != nil else {
+                throw ValidationError("unknown tour scenario \(scenario); known: \(SimTour.all.map(\.name).joined(separator: ", ")), all")
+            }
+            guard html != nil else { throw ValidationError("--tour \(scenario) needs --html \(scenario == "all" ? "DIR" : "FILE")") }
+        }
         for size in try nodeSizes() where ![3, 5, 7].contains(size) {
             throw ValidationError("--nodes must be 3, 5 or 7 (got \(size))")
         }
@@ -123,7 +137,7 @@ struct SimCommand: ParsableCommand {
         guard reconfigInterval > 0 else { throw ValidationError("--reconfig-interval must be positive") }
         guard nemesisInterval > 0 else { throw ValidationError("--nemesis-interval must be positive") }
         if trace && seed == nil { throw ValidationError("--trace needs --seed S (one run)") }
-        if html != nil && seed == nil { throw ValidationError("--html needs --seed S (one run)") }
+        if html != nil && seed == nil && !tour { throw ValidationError("--html needs --seed S (one run)") }
     }
 
     private func nodeSizes() throws -> [Int] {
@@ -160,6 +174,10 @@ struct SimCommand: ParsableCommand {
     }
 
     func run() throws {
+        if tour {
+            try runTour()
+            return
+        }
         let seeds: [UInt64] = seed.map { [$0] } ?? (0..<runs).map { fromSeed &+ UInt64($0) }
         let allOptions = try seeds.enumerated().map { try options(seed: $0.element, runIndex: $0.offset) }
         let results = SimulationBatch.run(allOptions, jobs: jobs ?? SimulationBatch.defaultJobs)
@@ -221,5 +239,32 @@ struct SimCommand: ParsableCommand {
         print("snapshots: \(chunks) chunks sent, \(damaged) damaged in flight, \(refused) snapshots refused by their checksum, \(pinned) served on past a newer one, \(spooled) received into a spool file")
         print("runs: \(results.count), violations: \(violations), ops: \(operations), chosen slots: \(chosenSlots), commands: \(commands)\(breakText)")
         if violations > 0 { throw ExitCode(1) }
+    }
+
+    /// `--tour`: the list, one scenario's page, or every page and the index.
+    private func runTour() throws {
+        guard let scenario else {
+            print("The guided tour (synod sim --tour NAME --html FILE, or --tour all --html DIR):")
+            for tour in SimTour.all {
+                print("  \(tour.name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(tour.title) (\(tour.options.nodes) nodes, seed \(tour.options.seed))")
+            }
+            return
+        }
+        guard let html else { throw ValidationError("--tour needs --html") }
+        if scenario == "all" {
+            try FileManager.default.createDirectory(atPath: html, withIntermediateDirectories: true)
+            let directory = URL(fileURLWithPath: html)
+            for tour in SimTour.all {
+                guard let page = try SimTourPages.tourPage(name: tour.name) else { continue }
+                try Data(page.utf8).write(to: directory.appendingPathComponent("\(tour.name).html"))
+                print("\(tour.name): \(directory.appendingPathComponent("\(tour.name).html").path) (\(page.utf8.count / 1024) KiB)")
+            }
+            try Data(SimTourPages.tourIndex().utf8).write(to: directory.appendingPathComponent("index.html"))
+            print("index: \(directory.appendingPathComponent("index.html").path)")
+        } else {
+            guard let page = try SimTourPages.tourPage(name: scenario) else { throw ValidationError("unknown tour scenario \(scenario)") }
+            try Data(page.utf8).write(to: URL(fileURLWithPath: html))
+            print("\(scenario): \(html) (\(page.utf8.count / 1024) KiB)")
+        }
     }
 }

@@ -5,23 +5,36 @@ import SynodSim
 /// that replays a recorded run step by step. The replay is embedded as JSON; the page's
 /// HTML, CSS and JavaScript are below.
 enum SimReplayPage {
-    /// The page for `replay`.
-    static func html(_ replay: SimReplay) throws -> String {
+    /// The page for `replay`; with `tour`, the scenario's title and description head it, with
+    /// a link to the tour's index (`index.html` beside it).
+    static func html(_ replay: SimReplay, tour: SimTour? = nil) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let data = try encoder.encode(replay)
         // Inside a <script> element: no "<" may appear raw ("</script>", "<!--"); in JSON it
         // can only occur inside strings, where \u003c means the same.
         let json = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "<", with: "\\u003c")
-        let title = "Synod replay: seed \(replay.seed)" + (replay.breaks.isEmpty ? "" : " (--break \(replay.breaks.joined(separator: ",")))")
+        var title = "Synod replay: seed \(replay.seed)" + (replay.breaks.isEmpty ? "" : " (--break \(replay.breaks.joined(separator: ",")))")
+        var intro = ""
+        if let tour {
+            title = "Synod tour: \(tour.title)"
+            intro = "<nav class=\"tournav\"><a href=\"index.html\">← All tour scenarios</a> · scenario <code>\(escape(tour.name))</code>, seed \(replay.seed)</nav>"
+                + "<p class=\"tourtext\" id=\"tourtext\">\(escape(tour.description))</p>"
+        }
         return template
-            .replacingOccurrences(of: "@@TITLE@@", with: title)
+            .replacingOccurrences(of: "@@TITLE@@", with: escape(title))
+            .replacingOccurrences(of: "@@TOUR@@", with: intro)
             .replacingOccurrences(of: "@@REPLAY_JSON@@", with: json)
     }
 
-    static func write(_ replay: SimReplay, to path: String) throws {
-        let page = try html(replay)
+    static func write(_ replay: SimReplay, to path: String, tour: SimTour? = nil) throws {
+        let page = try html(replay, tour: tour)
         try Data(page.utf8).write(to: URL(fileURLWithPath: path))
+    }
+
+    static func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 
     static let template = #"""
@@ -40,6 +53,8 @@ enum SimReplayPage {
   header { padding: 10px 16px; border-bottom: 1px solid var(--line); background: var(--panel); }
   h1 { font-size: 19px; margin: 0 0 2px; }
   .meta { color: var(--muted); font-size: 13px; }
+  .tournav { font-size: 13px; margin: 2px 0; } .tournav a { color: #0b4fb3; }
+  .tourtext { margin: 4px 0 6px; max-width: 1100px; }
   main { display: grid; grid-template-columns: minmax(420px, 1.2fr) minmax(340px, 1fr); gap: 12px; padding: 12px 16px; }
   .controls { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; padding: 8px 16px; background: var(--panel); border-bottom: 1px solid var(--line); }
   button { font: inherit; padding: 4px 10px; border: 1px solid #6b7280; border-radius: 5px; background: #f3f4f6; color: var(--fg); cursor: pointer; min-width: 36px; }
@@ -73,12 +88,22 @@ enum SimReplayPage {
   #violation a { color: #5a0010; cursor: pointer; text-decoration: underline; }
   table { border-collapse: collapse; font-size: 13px; } td, th { border: 1px solid #d3a3ad; padding: 2px 6px; text-align: left; }
   .note { color: var(--muted); font-size: 12.5px; }
+  #grid { overflow-x: auto; }
+  table.grid { border-collapse: collapse; font-size: 12px; background: var(--panel); }
+  table.grid th, table.grid td { border: 1px solid var(--line); padding: 1px 3px; text-align: center; min-width: 30px; font-variant-numeric: tabular-nums; }
+  table.grid th { color: var(--muted); font-weight: 600; }
+  table.grid tr.dim td { opacity: .6; }
+  .cell { display: inline-block; padding: 0 3px; border-radius: 3px; }
+  .s-applied { background: #cdeccf; color: #0d4a1f; } .s-chosen { background: #8fd19e; color: #08310f; font-weight: 700; }
+  .s-accepted { background: #dbe4ff; color: #1e3a8a; } .s-snapshot { background: #e5e7eb; color: #374151; } .s-empty { color: #6b7280; }
+  td.snapedge { border-left: 3px solid #374151 !important; }
   kbd { border: 1px solid #9ca3af; border-radius: 3px; padding: 0 4px; background: #f3f4f6; font-size: 12px; }
 </style>
 </head>
 <body>
 <header>
   <h1 id="title">@@TITLE@@</h1>
+  @@TOUR@@
   <div class="meta" id="meta"></div>
 </header>
 <div class="controls" role="toolbar" aria-label="Replay controls">
@@ -103,6 +128,10 @@ enum SimReplayPage {
     <svg id="net" viewBox="0 0 640 440" role="img" aria-label="Nodes and the messages in flight between them"></svg>
     <div class="caption" id="caption" aria-live="polite"></div>
     <div id="violation" role="alert"></div>
+    <h2>Each node's log at this step</h2>
+    <div id="grid"></div>
+    <p class="note">Columns are log slots. <span class="cell s-applied">✓</span> chosen and applied · <span class="cell s-chosen">C</span> known chosen, not yet applied ·
+      <span class="cell s-accepted">b2.1</span> accepted in that ballot, not known chosen · <span class="cell s-snapshot">S</span> compacted into the node's snapshot (a thick line marks its boundary) · empty: nothing accepted.</p>
   </section>
   <section>
     <h2>Nodes after this step</h2>
@@ -134,6 +163,12 @@ const ids = new Set(R.initialNodes);
   }
 }
 const nodeIds = [...ids].sort((a, b) => a - b);
+// The links cut after every step (each [from, to]; recorded when they change).
+const cutsAt = [];
+{
+  let cur = [];
+  for (let k = 0; k < N; k++) { if (steps[k].cuts) cur = steps[k].cuts; cutsAt.push(cur); }
+}
 
 // Every recorded message: the step it was sent, delivered (each copy) or dropped.
 const msgs = new Map();
@@ -183,6 +218,22 @@ const msgColor = { Prepare: "#b45309", Promise: "#047857", Accept: "#1d4ed8", Ac
 function drawNet(k) {
   const st = stateAt[k] || {};
   let s = `<defs><marker id="arr" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#374151"/></marker></defs>`;
+  // Links cut by a partition (or a stall's isolation): a red dashed segment per direction,
+  // with a cross; a link cut one way only has a single segment, on its sender's side.
+  const cuts = cutsAt[k] || [];
+  const cutSet = new Set(cuts.map((c) => c[0] + ">" + c[1]));
+  for (const [a, b] of cuts) {
+    let [x1, y1] = pos(a), [x2, y2] = pos(b);
+    const dx = x2 - x1, dy = y2 - y1, len = Math.hypot(dx, dy) || 1;
+    const both = cutSet.has(b + ">" + a);
+    const off = both ? (a < b ? 3 : -3) : (a < b ? 12 : -12), ox = -dy / len * off, oy = dx / len * off;
+    x1 += ox + dx / len * 40; y1 += oy + dy / len * 40; x2 += ox - dx / len * 40; y2 += oy - dy / len * 40;
+    const cx = x1 + (x2 - x1) * (both ? 0.5 : 0.35), cy = y1 + (y2 - y1) * (both ? 0.5 : 0.35);
+    s += `<g data-cut="${a}>${b}" class="cut"><line x1="${x1.toFixed(1)}" y1="${y1.toFixed(1)}" x2="${x2.toFixed(1)}" y2="${y2.toFixed(1)}" stroke="#d4002a" stroke-width="2" stroke-dasharray="3 5" opacity="0.7"/>`;
+    if (!both || a < b) s += `<text x="${cx.toFixed(1)}" y="${(cy + 5).toFixed(1)}" font-size="15" text-anchor="middle" fill="#b0001f" font-weight="700" paint-order="stroke" stroke="#fff" stroke-width="3">✂</text>`;
+    if (!both) s += `<text x="${(x1 + (x2 - x1) * 0.55).toFixed(1)}" y="${(y1 + (y2 - y1) * 0.55 + (a < b ? -6 : 14)).toFixed(1)}" font-size="11" text-anchor="middle" fill="#b0001f" paint-order="stroke" stroke="#fff" stroke-width="3">one-way: n${a}→n${b} lost</text>`;
+    s += `</g>`;
+  }
   // Messages in flight after step k, and those delivered or lost in it.
   const shown = [];
   for (const e of msgList) {
@@ -221,24 +272,34 @@ function drawNet(k) {
     const status = n ? n.status : "not started";
     const role = n ? n.role : "";
     let [fill, ink] = colors[role] || ["#e2e2e2", "#333"];
-    if (status !== "up") { fill = status === "stalled" ? "#eadcff" : "#e2e2e2"; ink = status === "stalled" ? "#4c1d95" : "#333"; }
-    s += `<g data-node="${id}"><circle cx="${x}" cy="${y}" r="36" fill="${fill}" stroke="${ink}" stroke-width="${role === "leader" && status === "up" ? 4 : 2}" ${status === "up" ? "" : 'stroke-dasharray="6 4"'}/>`;
+    if (status !== "up") { fill = status === "stalled" ? "#eadcff" : status === "refused" ? "#ffe0e6" : "#e2e2e2"; ink = status === "stalled" ? "#4c1d95" : status === "refused" ? "#a1001f" : "#333"; }
+    const word = { up: role, down: "crashed", stalled: "stalled ⏸", removed: "removed", refused: "refused", "not started": "not started" }[status] || status;
+    s += `<g data-node="${id}" data-status="${esc(status)}"><circle cx="${x}" cy="${y}" r="36" fill="${fill}" stroke="${ink}" stroke-width="${role === "leader" && status === "up" ? 4 : 2}" ${status === "up" ? "" : 'stroke-dasharray="6 4"'}/>`;
+    if (status === "down") s += `<path d="M${x - 22},${y - 22} L${x + 22},${y + 22} M${x + 22},${y - 22} L${x - 22},${y + 22}" stroke="#6b7280" stroke-width="2" opacity="0.45"/>`;
     s += `<text x="${x}" y="${y - 4}" text-anchor="middle" font-size="17" font-weight="700" fill="${ink}">n${id}</text>`;
-    s += `<text x="${x}" y="${y + 13}" text-anchor="middle" font-size="11.5" fill="${ink}">${esc(status === "up" ? role : status)}</text>`;
-    if (n && n.lease && status === "up") s += `<text x="${x}" y="${y + 50}" text-anchor="middle" font-size="11.5" fill="#125f2a" font-weight="600">holds lease</text>`;
+    s += `<text x="${x}" y="${y + 13}" text-anchor="middle" font-size="11.5" fill="${ink}">${esc(word)}</text>`;
+    // Badges under the node: lease, disk trouble, membership (as the node itself knows it).
+    const badges = [];
+    if (n && n.lease && status === "up") badges.push(["holds lease", "#125f2a"]);
+    if (n && n.disk) badges.push([n.disk === "repairing" ? "disk: repairing" : "disk damaged", "#a1001f"]);
+    if (status === "refused") badges.push(["damaged log", "#a1001f"]);
+    if (n && n.learners && n.learners.includes(id)) badges.push(["learner", "#1d4f91"]);
+    else if (n && status === "up" && n.voters.length && !n.voters.includes(id)) badges.push(["not a voter", "#1d4f91"]);
+    badges.forEach(([t, c], i) => { s += `<text x="${x}" y="${y + 50 + 13 * i}" text-anchor="middle" font-size="11.5" fill="${c}" font-weight="600" paint-order="stroke" stroke="#fff" stroke-width="3" class="badge">${esc(t)}</text>`; });
     s += `</g>`;
   }
-  s += `<text x="10" y="${H - 10}" font-size="12" fill="#4a505c">dashed: in flight · solid: sent or arriving now · ✕: lost${violationMsgs.size ? " · red: messages that led to the violation" : ""}</text>`;
+  s += `<text x="10" y="${H - 10}" font-size="12" fill="#4a505c">dashed: in flight · solid: sent or arriving now · ✕: lost · ✂: cut link${violationMsgs.size ? " · red: led to the violation" : ""}</text>`;
   $("net").innerHTML = s;
 }
 
 // ---- Node panels ----
 const fields = [["status", "status"], ["role", "role"], ["ballot", "own ballot"], ["promised", "promised"], ["chosenThrough", "chosen through"],
-  ["appliedThrough", "applied through"], ["lease", "lease"], ["leaderHint", "leader seen"], ["voters", "voters"], ["learners", "learners"]];
+  ["appliedThrough", "applied through"], ["snapshotThrough", "snapshot through"], ["lease", "lease"], ["leaderHint", "leader seen"], ["voters", "voters"], ["learners", "learners"], ["disk", "disk"]];
 function show(f, v) {
   if (v === undefined || v === null) return "–";
   if (f === "lease") return v ? "held" : "no";
   if (f === "leaderHint") return "n" + v;
+  if (f === "disk") return v;
   if (Array.isArray(v)) return v.length ? v.map((x) => "n" + x).join(" ") : "–";
   return String(v);
 }
@@ -254,6 +315,42 @@ function drawNodes(k) {
     html += `</dl></section>`;
   }
   $("nodes").innerHTML = html;
+}
+
+// ---- The log grid: every node's slots at the step ----
+// A slot's state at a node: "snapshot" (compacted), "applied", "chosen", "accepted" (in a
+// ballot, not known chosen) or "empty".
+function slotState(n, slot) {
+  if (slot <= n.snapshotThrough) return ["snapshot", "S"];
+  if (slot <= n.appliedThrough) return ["applied", "✓"];
+  if (slot <= n.chosenThrough) return ["chosen", "C"];
+  const e = (n.log || []).find((x) => x.slot === slot);
+  if (e && e.chosen) return ["chosen", "C"];
+  if (e && e.ballot) return ["accepted", e.ballot];
+  return ["empty", ""];
+}
+function gridRange(st) {
+  let hi = 0;
+  for (const id of nodeIds) { const n = st[id]; if (!n) continue; hi = Math.max(hi, n.chosenThrough); for (const e of n.log || []) hi = Math.max(hi, e.slot); }
+  return [Math.max(1, hi - 13), Math.max(hi, 1)];
+}
+function drawGrid(k) {
+  const st = stateAt[k] || {};
+  const [lo, hi] = gridRange(st);
+  let html = `<table class="grid" data-lo="${lo}" data-hi="${hi}"><tr><th>slot</th>`;
+  for (let slot = lo; slot <= hi; slot++) html += `<th>${slot}</th>`;
+  html += `</tr>`;
+  for (const id of nodeIds) {
+    const n = st[id];
+    html += `<tr class="${n && n.status === "up" ? "" : "dim"}"><th>n${id}</th>`;
+    for (let slot = lo; slot <= hi; slot++) {
+      const [state, text] = n ? slotState(n, slot) : ["empty", ""];
+      const edge = n && n.snapshotThrough > 0 && slot === n.snapshotThrough + 1 ? " snapedge" : "";
+      html += `<td data-node="${id}" data-slot="${slot}" data-state="${state}" class="${edge.trim()}"><span class="cell s-${state}">${esc(text)}</span></td>`;
+    }
+    html += `</tr>`;
+  }
+  $("grid").innerHTML = html + `</table>`;
 }
 
 // ---- Captions: the protocol step in plain words ----
@@ -277,18 +374,41 @@ function caption(k) {
   const has = (kind, re) => notes.some((n) => n.kind === kind && (!re || re.test(n.text)));
   const text = (kind, re) => { const n = notes.find((n) => n.kind === kind && (!re || re.test(n.text))); return n ? esc(n.text) : ""; };
   if (has("fault", /CRASH|power loss/)) return `<b>${text("fault", /CRASH|power loss/)}.</b> A crash loses what the node had not synced to disk. Paxos stays safe because a node writes its promises and acceptances to disk <i>before</i> it sends them: a promise, once given, survives the crash.`;
-  if (has("fault", /partition|cuts|isolat|one-way|NEMESIS (splits|separates)/i)) return `<b>${text("fault")}.</b> Messages across the cut are lost. Only a side with a majority of the voters can elect a leader and choose values: every quorum is a majority, and a minority holds none.`;
+  if (has("fault", /partition|cuts|isolat|one-way|NEMESIS (splits|separates)/i)) {
+    // The sides: nodes that still hear each other both ways.
+    const cut = new Set((cutsAt[k] || []).map((c) => c[0] + ">" + c[1]));
+    const st = stateAt[k] || {};
+    const voterIds = (() => { for (const id of nodeIds) if (st[id] && st[id].status === "up" && st[id].voters.length) return st[id].voters; return R.initialNodes; })();
+    const seen = new Set(), sides = [];
+    for (const id of voterIds) {
+      if (seen.has(id)) continue;
+      const side = [id]; seen.add(id);
+      for (let i = 0; i < side.length; i++) for (const o of voterIds) if (!seen.has(o) && !cut.has(side[i] + ">" + o) && !cut.has(o + ">" + side[i])) { seen.add(o); side.push(o); }
+      sides.push(side.sort((a, b) => a - b));
+    }
+    const big = sides.find((x) => x.length >= maj);
+    const where = sides.length > 1 ? ` The sides: ${sides.map((x) => "{" + x.map((i) => "n" + i).join(",") + "}").join(" ")}. ` +
+      (big ? `Only {${big.map((i) => "n" + i).join(",")}} holds a majority (${maj} of ${voters}).` : `<b>No side holds a majority</b> (${maj} of ${voters}): no leader can be elected and no value chosen anywhere until the network heals.`) : "";
+    return `<b>${text("fault")}.</b> Messages across the cut are lost (red ✂ in the drawing). Only a side with a majority of the voters can elect a leader and choose values: every quorum is a majority, and a minority holds none.` + where;
+  }
   if (has("fault", /stalls/)) return `<b>${text("fault", /stalls/)}.</b> The process stops (a pause, a stuck loop) while its clock and the other nodes go on. A stalled leader must not serve reads from a lease that has expired meanwhile: the lease is measured on a clock that keeps running.`;
   if (has("fault", /heals/)) return `<b>The network heals.</b> Nodes hear each other again; a node that fell behind catches up from the others.`;
   if (has("fault")) return `<b>${text("fault")}</b>`;
-  if (has("membership", /MEMBERSHIP/)) return `<b>${text("membership", /MEMBERSHIP/)}.</b> A membership change is itself a value chosen in a slot; it governs slots only from a later slot on, so that the old and new majorities overlap while it takes effect.`;
-  if (has("role", /becomes candidate/)) return `<b>${text("role", /becomes candidate/)}.</b> It heard no leader for an election timeout. It sends Prepare with a higher ballot to every voter and needs promises from a majority (${maj} of ${voters}): any two majorities share at least one node, so whatever was chosen before, some promiser knows it and will report it.`;
+  if (has("membership", /MEMBERSHIP/)) return `<b>${text("membership", /MEMBERSHIP/)}.</b> A membership change adds or removes one node (or turns a learner, which copies the log without voting, into a voter). It is itself a value chosen in a slot, by the majority of the old voters; it governs slots only from a later slot on, and one change is applied at a time, so the old and the new majorities always share a node while it takes effect.`;
+  if (has("membership")) return `<b>${text("membership")}.</b> The operator changes who is in the cluster, one step at a time: a new node first joins as a learner and catches up (from a snapshot), and only then becomes a voter; a removed node stops once the cluster confirms its removal.`;
+  const candidates = nodeIds.filter((id) => { const n = (stateAt[k] || {})[id]; return n && n.status === "up" && n.role === "candidate"; });
+  const split = candidates.length >= 2 ? ` <b>Split vote:</b> ${candidates.map((i) => "n" + i).join(" and ")} campaign at the same time. A voter promises only the higher ballot, so the votes may split and neither gets a majority; each then waits a random time and tries again with a still higher ballot, and the randomness makes one of them usually first next time.` : "";
+  if (has("role", /becomes candidate/)) return `<b>${text("role", /becomes candidate/)}.</b> It heard no leader for an election timeout. It sends Prepare with a higher ballot to every voter and needs promises from a majority (${maj} of ${voters}). Why a majority: any two majorities of ${voters} nodes have ${maj} + ${maj} = ${2 * maj} > ${voters} members, so they share at least one node; whatever an earlier leader got chosen (by a majority), some promiser knows it and will report it.` + split;
   if (has("role", /becomes leader/)) return `<b>${text("role", /becomes leader/)}.</b> A majority promised. For every slot a promise reported, the new leader re-proposes the value accepted in the <i>highest</i> ballot it heard: that value may already be chosen, and proposing anything else could choose a second value for the slot. Only then does it propose new commands.`;
   if (has("role", /becomes follower/)) return `<b>${text("role", /becomes follower/)}.</b> It saw a higher ballot (or lost its majority) and steps down: it follows whoever leads the higher ballot.`;
   if (has("chosen")) return `<b>${text("chosen")}.</b> <i>Chosen</i> means a majority of voters accepted this value in the same ballot. It can never change: any later leader's Prepare reaches a majority, which shares a node with this one, and that node reports the value. Nodes apply chosen slots strictly in slot order.`;
-  if (types.has("Prepare")) return `<b>Prepare.</b> A candidate asks each voter: promise to ignore ballots lower than mine, and tell me what you have accepted from this slot on. It needs a majority (${maj} of ${voters}) of such promises.`;
-  if (types.has("Promise")) return `<b>Promise.</b> A voter promises the candidate's ballot (written to disk first) and reports the values it accepted, each with its ballot, so the candidate can re-propose the highest-ballot value of each slot.`;
-  if (types.has("Reject")) return `<b>Reject.</b> The voter has already promised a higher ballot: the sender's ballot is stale and it must not lead with it.`;
+  if (types.has("Prepare")) return `<b>Prepare.</b> A candidate asks each voter: promise to ignore ballots lower than mine, and tell me what you have accepted from this slot on. It needs a majority (${maj} of ${voters}) of such promises: a majority shares a node with every majority that chose a value before.` + split;
+  if (types.has("Promise")) {
+    const carrying = s.messages.find((m) => m.type === "Promise" && m.fate !== "delivered" && m.slots && m.slots.length);
+    const detail = carrying ? ` Here n${carrying.from} reports slot${carrying.slots.length > 1 ? "s" : ""} ${carrying.slots.slice(0, 4).join(", ")}${carrying.accepted ? " (accepted in " + carrying.accepted.slice(0, 4).map((b) => b || "chosen").join(", ") + ")" : ""}: the candidate must re-propose that value, not a new one, because it may already be chosen.` : "";
+    return `<b>Promise.</b> A voter promises the candidate's ballot (written to disk first) and reports the values it accepted, each with its ballot, so the candidate can re-propose the highest-ballot value of each slot.` + detail;
+  }
+  if (types.has("Reject")) return `<b>Reject.</b> The voter has already promised a higher ballot: the sender's ballot is stale and it must not lead with it.` + (split || (candidates.length ? " A candidate that is rejected retries later with a ballot above the highest it has seen." : ""));
   if (types.has("Accept")) return `<b>Accept.</b> The leader asks every voter to accept a value for a slot in its ballot. A voter accepts unless it promised a higher ballot since.`;
   if (types.has("Accepted")) return `<b>Accepted.</b> A voter accepted the value (on disk first) and tells the leader. When a majority (${maj} of ${voters}) accepted in one ballot, the value is chosen.`;
   if (types.has("Commit")) return `<b>Commit notice.</b> The leader tells the others how far the log is chosen, so they apply it too.`;
@@ -346,7 +466,7 @@ function render() {
   const s = steps[cur];
   $("where").textContent = N ? `step ${cur} / ${N - 1} · t = ${ms(s.time)}` : "no steps";
   document.body.dataset.step = String(cur);
-  drawNet(cur); drawNodes(cur); drawEvents(cur);
+  drawNet(cur); drawNodes(cur); drawGrid(cur); drawEvents(cur);
   $("caption").innerHTML = caption(cur);
   drawViolation(cur);
   const want = "#step=" + cur;

@@ -3,10 +3,11 @@
 (--remote-debugging-pipe; Python standard library only) and checks what it shows against the
 replay embedded in the page (the simulator's recorded state, see ReplayExportTests).
 
-usage: replay_test.py CHROMIUM RUN.html BREAK.html OUTDIR
+usage: replay_test.py CHROMIUM RUN.html BREAK.html OUTDIR [TOURDIR]
   RUN.html    a replay of a correct run
   BREAK.html  a replay of a --break run (it has a violation)
   OUTDIR      where the screenshots go
+  TOURDIR     the pages of `synod sim --tour all --html TOURDIR` (index.html and one per scenario)
 Exits 0 when every check passes, 1 otherwise.
 """
 import base64, fcntl, json, os, re, subprocess, sys, tempfile, time
@@ -51,7 +52,58 @@ def shown(field, value):
     return str(value)
 
 
-FIELDS = ["status", "role", "ballot", "promised", "chosenThrough", "appliedThrough", "lease", "leaderHint", "voters", "learners"]
+FIELDS = ["status", "role", "ballot", "promised", "chosenThrough", "appliedThrough", "snapshotThrough", "lease", "leaderHint", "voters", "learners", "disk"]
+
+
+def cuts_at(replay, k):
+    """The links cut after step k: the latest recorded `cuts` at or before it."""
+    cuts = []
+    for step in replay["steps"][: k + 1]:
+        if step.get("cuts") is not None:
+            cuts = step["cuts"]
+    return sorted(f"{a}>{b}" for a, b in cuts)
+
+
+def slot_state(node, slot):
+    """A slot's state at a node, by the page's documented rules (see the legend)."""
+    if slot <= node.get("snapshotThrough", 0):
+        return "snapshot"
+    if slot <= node["appliedThrough"]:
+        return "applied"
+    if slot <= node["chosenThrough"]:
+        return "chosen"
+    entry = next((e for e in node.get("log", []) if e["slot"] == slot), None)
+    if entry and entry.get("chosen"):
+        return "chosen"
+    if entry and entry.get("ballot"):
+        return "accepted"
+    return "empty"
+
+
+def check_cut_links(browser, replay, k, label):
+    drawn = sorted(json.loads(browser.eval("JSON.stringify([...document.querySelectorAll('#net [data-cut]')].map(e => e.dataset.cut))")))
+    want = cuts_at(replay, k)
+    check(drawn == want, f"{label}: the cut links drawn at step {k} equal the recorded ones ({len(want)} cut: {want[:4]}; drawn {drawn[:4]})")
+
+
+GRID = """JSON.stringify([...document.querySelectorAll('#grid td[data-slot]')].map(td => [+td.dataset.node, +td.dataset.slot, td.dataset.state, td.textContent]))"""
+
+
+def check_grid(browser, replay, k, label):
+    browser.eval("replay.go(%d)" % k)
+    cells = json.loads(browser.eval(GRID))
+    state = state_at(replay, k)
+    wrong = []
+    for node, slot, shown_state, text in cells:
+        want = slot_state(state[node], slot) if node in state else "empty"
+        if shown_state != want:
+            wrong.append(f"n{node} s{slot}: shown {shown_state}, recorded {want}")
+        entry = next((e for e in state.get(node, {}).get("log", []) if e["slot"] == slot), None) if node in state else None
+        if want == "accepted" and entry and text != entry["ballot"]:
+            wrong.append(f"n{node} s{slot}: shows {text!r}, accepted in {entry['ballot']}")
+    kinds = sorted({c[2] for c in cells})
+    check(cells and not wrong, f"{label}: the log grid at step {k} equals the recorded state ({len(cells)} cells: {kinds})" + ("" if not wrong else ": " + "; ".join(wrong[:4])))
+    return {c[2] for c in cells}
 
 
 class Browser:
@@ -109,6 +161,22 @@ class Browser:
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.eval("document.readyState === 'complete' && !!window.replay"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{url} did not load")
+
+    def open_page(self, url):
+        """Opens a page that is not a replay (the tour's index)."""
+        if self.session:
+            self.send("Target.closeTarget", {"targetId": self.target}, session=False)
+            self.session = None
+        self.target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
+        self.session = self.send("Target.attachToTarget", {"targetId": self.target, "flatten": True}, session=False)["sessionId"]
+        self.send("Page.enable")
+        self.send("Page.navigate", {"url": url})
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.eval("document.readyState === 'complete' && location.href.startsWith('file:')"):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"{url} did not load")
@@ -191,9 +259,10 @@ def rgb(text):
 
 
 def main():
-    if len(sys.argv) != 5:
+    if len(sys.argv) not in (5, 6):
         sys.exit(__doc__)
-    chromium, run_path, break_path, outdir = sys.argv[1:]
+    chromium, run_path, break_path, outdir = sys.argv[1:5]
+    tour_dir = sys.argv[5] if len(sys.argv) == 6 else None
     run, broken = embedded_replay(run_path), embedded_replay(break_path)
     n = len(run["steps"])
     check(n > 60, f"the correct run's replay has {n} steps")
@@ -252,6 +321,43 @@ def main():
             low = [(name, c, bg, round(contrast(rgb(c), rgb(bg)), 2)) for name, c, bg in json.loads(browser.eval(COLORS))
                    if contrast(rgb(c), rgb(bg)) < 4.5]
             check(not low, f"text contrast is at least 4.5:1 everywhere checked{': ' + str(low[:3]) if low else ''}")
+            # A partition is drawn as cut links while it holds, and not after it heals.
+            cut_steps = [i for i, s in enumerate(run["steps"]) if s.get("cuts") and any(
+                re.match(r"NEMESIS (splits|isolates|cuts)", note["text"]) for note in s["notes"])]
+            check(bool(cut_steps), f"the correct run's replay has a partition ({len(cut_steps)} steps start one)")
+            if cut_steps:
+                k = cut_steps[0]
+                browser.eval("replay.go(%d)" % k)
+                check_cut_links(browser, run, k, "partition")
+                check(browser.eval("document.querySelectorAll('#net [data-cut]').length") > 0, f"cut links are drawn at step {k}, where a partition starts")
+                healed = next((i for i, s in enumerate(run["steps"]) if i > k and s.get("cuts") == []), None)
+                check(healed is not None, "the partition heals in the record")
+                if healed is not None:
+                    browser.eval("replay.go(%d)" % healed)
+                    check_cut_links(browser, run, healed, "healed")
+                    check(browser.eval("document.querySelectorAll('#net [data-cut]').length") == 0, f"no cut link is drawn at step {healed}, after the heal")
+                    browser.eval("replay.go(%d)" % (healed - 1))
+                    check_cut_links(browser, run, healed - 1, "just before the heal")
+            one_way = next((i for i, s in enumerate(run["steps"]) if any("(one-way)" in note["text"] for note in s["notes"])), None)
+            check(one_way is not None, "the correct run's replay has a one-way cut")
+            if one_way is not None:
+                browser.eval("replay.go(%d)" % one_way)
+                check_cut_links(browser, run, one_way, "one-way cut")
+                labels = browser.eval("[...document.querySelectorAll('#net [data-cut] text')].map(t => t.textContent).join(' ')")
+                check("one-way" in labels, f"a one-way cut is labelled as such ({labels[:60]!r})")
+            # A crashed or stalled node is marked on the drawing.
+            for status in ("down", "stalled"):
+                at = next((i for i, s in enumerate(run["steps"]) if any(n["status"] == status for n in s["nodes"])), None)
+                if at is not None:
+                    browser.eval("replay.go(%d)" % at)
+                    marked = browser.eval(f"document.querySelectorAll('#net g[data-status=\"{status}\"]').length")
+                    check(marked >= 1, f"a {status} node is marked at step {at}")
+            # The log grid: every cell against the record, at a few steps.
+            seen_kinds = set()
+            open_steps = [i for i, s in enumerate(run["steps"]) if any(n.get("log") for n in s["nodes"])]
+            for k in sorted({40, 100, n // 2, n - 1} | set(open_steps[:2]) | set(open_steps[-1:])):
+                seen_kinds |= check_grid(browser, run, k, "grid")
+            check({"applied", "accepted"} <= seen_kinds, f"the grid showed applied and accepted slots at the steps checked ({sorted(seen_kinds)})")
             browser.eval("replay.go(40)")
             browser.screenshot(os.path.join(outdir, "replay.png"))
 
@@ -274,6 +380,25 @@ def main():
                 led = browser.eval("document.querySelectorAll('#violation a[data-go]').length")
                 check(led >= len(violation.get("messageIDs", [])) > 0, f"the messages that led there are listed ({led} links)")
                 browser.screenshot(os.path.join(outdir, "replay-violation.png"))
+
+            # The guided tour: the index links every scenario; a scenario's page shows its
+            # title and description and links back to the index.
+            if tour_dir:
+                browser.open_page("file://" + os.path.abspath(os.path.join(tour_dir, "index.html")))
+                links = json.loads(browser.eval("JSON.stringify([...document.querySelectorAll('#scenarios a')].map(a => [a.getAttribute('href'), a.textContent]))"))
+                pages = sorted(f for f in os.listdir(tour_dir) if f.endswith(".html") and f != "index.html")
+                check(len(links) >= 5 and sorted(h for h, _ in links) == pages, f"the tour index links every scenario's page ({len(links)} links, {len(pages)} pages)")
+                for href, title in links[:2] + links[-1:]:
+                    browser.open("file://" + os.path.abspath(os.path.join(tour_dir, href)))
+                    heading = browser.eval("document.getElementById('title').textContent")
+                    intro = browser.eval("(document.getElementById('tourtext') || {}).textContent || ''")
+                    back = browser.eval("[...document.querySelectorAll('.tournav a')].map(a => a.getAttribute('href')).join(' ')")
+                    check(title in heading and len(intro) > 100, f"tour page {href} shows its title ({heading!r}) and description ({len(intro)} characters)")
+                    check(back == "index.html", f"tour page {href} links back to the index ({back!r})")
+                    check(browser.eval("replay.steps") > 50, f"tour page {href} replays its run ({browser.eval('replay.steps')} steps)")
+                if links:
+                    browser.eval("replay.go(%d)" % 0)
+                    browser.screenshot(os.path.join(outdir, "replay-tour.png"))
         finally:
             browser.close()
     print(f"{'FAILED' if FAILURES else 'passed'}: {len(FAILURES)} failure(s)")
