@@ -112,8 +112,8 @@ struct ClusterCommand: AsyncParsableCommand {
         let breakMode = ProcessInfo.processInfo.environment["SYNOD_LIVE_BREAK"]
         let supervisor = ClusterSupervisor(members: supervised, registry: registry, token: token, http: http,
                                            client: clientConfiguration, breakMode: breakMode)
-        // The tours' hook: nil until guided tours exist.
-        let tour: LiveTourProvider? = nil
+        // The guided tour (synod sim --tour), linked from the page.
+        let tour: LiveTourProvider? = .simulatorTour()
         var page: LiveClusterServer?
         if let pagePort {
             let state = LiveStateSource(supervisor: supervisor, http: http, tour: tour, breakMode: breakMode)

@@ -210,6 +210,17 @@ def main():
             check(state(url)["leader"] == leader, f"#leader ({leader}) is the supervisor's leader")
             browser.screenshot(os.path.join(outdir, "live-leader.png"))
 
+            # 1b. The guided tour is linked from the page, and its pages are served.
+            links = json.loads(browser.eval("JSON.stringify([...document.querySelectorAll('#tour a')].map(a => a.getAttribute('href')))"))
+            check(len(links) >= 6 and "/ui/tour/index.html" in links, f"the page links the guided tour ({len(links)} links)")
+            for href in [h for h in links if h.endswith(("index.html", "failover.html"))]:
+                try:
+                    with urllib.request.urlopen(url + href, timeout=120) as answer:
+                        body = answer.read().decode()
+                    check(answer.status == 200 and "<html" in body and ("Synod" in body), f"{href} is served ({len(body)} bytes)")
+                except Exception as error:  # noqa: BLE001 - reported as a failed check
+                    check(False, f"{href} is served: {error}")
+
             # 2. Failover: the kill button on the leader's card.
             timeout_ms = state(url).get("electionTimeoutMs") or 1000
             margin = 5.0

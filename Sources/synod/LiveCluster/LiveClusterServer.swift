@@ -4,6 +4,7 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 import SynodServer
+import SynodSim
 
 /// Guided tours on the cluster page: the hook a tour feature fills in. `list` is the document's
 /// `tour` field (an array of `{"name","title","href"}`), `page` a tour's HTML by name (served
@@ -11,6 +12,31 @@ import SynodServer
 struct LiveTourProvider: Sendable {
     var list: @Sendable () -> LiveJSON
     var page: @Sendable (String) -> String?
+
+    /// The guided tour of `synod sim --tour`: the index at `/ui/tour/index.html` and one
+    /// replay page per scenario, each simulated once on first request and kept.
+    static func simulatorTour() -> LiveTourProvider {
+        let cache = Mutex<[String: String]>([:])
+        return LiveTourProvider(
+            list: {
+                .array([.object(["name": .string("index"), "title": .string("All scenarios"), "href": .string("/ui/tour/index.html")])]
+                    + SimTour.all.map { tour in
+                        .object(["name": .string(tour.name), "title": .string(tour.title),
+                                 "href": .string("/ui/tour/\(tour.name).html")])
+                    })
+            },
+            page: { name in
+                if let page = cache.withLock({ $0[name] }) { return page }
+                let page: String?
+                if name == "index" {
+                    page = SimTourPages.tourIndex()
+                } else {
+                    page = try? SimTourPages.tourPage(name: name)
+                }
+                if let page { cache.withLock { $0[name] = page } }
+                return page
+            })
+    }
 }
 
 /// The cluster page's state, aggregated from every member and cached briefly, so that several
@@ -228,10 +254,9 @@ private final class LiveClusterHandler: ChannelInboundHandler {
         default:
             if path.hasPrefix("/ui/tour/"), path.hasSuffix(".html"), let tour = routes.tour {
                 let name = String(path.dropFirst("/ui/tour/".count).dropLast(".html".count))
-                if let page = tour.page(name) {
-                    Self.send(channel, status: .ok, type: "text/html; charset=utf-8", body: page)
-                    return
-                }
+                // A tour page runs its simulation the first time (seconds): off the event loop.
+                DispatchQueue.global().async { Self.tourPage(channel, tour: tour, name: name) }
+                return
             }
             Self.send(channel, status: .notFound, type: "text/plain; charset=utf-8", body: "not found\n")
         }
@@ -255,6 +280,14 @@ private final class LiveClusterHandler: ChannelInboundHandler {
                 answer = LiveControl.answer(ok: result.ok, result.message)
             }
             send(channel, status: status, type: "application/json", body: answer)
+        }
+    }
+
+    private static func tourPage(_ channel: any Channel, tour: LiveTourProvider, name: String) {
+        if let page = tour.page(name) {
+            send(channel, status: .ok, type: "text/html; charset=utf-8", body: page)
+        } else {
+            send(channel, status: .notFound, type: "text/plain; charset=utf-8", body: "not found\n")
         }
     }
 
