@@ -48,9 +48,9 @@ trap cleanup EXIT
 
 # The binary is copied where the unprivileged user can run it.
 cp "$SYNOD" "$work/synod"
-cp Tests/browser/live_test.py "$work/"
+cp Tests/browser/live_test.py Tests/browser/cdp.py "$work/"
 chmod 755 "$work/synod"
-chmod 644 "$work/live_test.py"
+chmod 644 "$work/live_test.py" "$work/cdp.py"
 mkdir -p "$work/out" "$work/run" && chmod 777 "$work/out" "$work/run"
 
 export SYNOD_LIVE_BREAK=

@@ -52,7 +52,7 @@ elif [[ "${BREAK_PAGE:-}" == panels-one-behind ]]; then
     grep -q 'drawNodes(Math.max(0, cur - 1))' "$work/run.html" || { echo "could not break the page"; exit 1; }
     echo "(page deliberately broken: the node panels show the state one step behind)"
 fi
-cp Tests/browser/replay_test.py "$work/"
+cp Tests/browser/replay_test.py Tests/browser/cdp.py "$work/"
 chmod 644 "$work"/*.html "$work"/*.py "$work"/tour/*
 chmod 755 "$work/tour"
 mkdir -p "$work/out" && chmod 777 "$work/out"

@@ -10,7 +10,12 @@ usage: replay_test.py CHROMIUM RUN.html BREAK.html OUTDIR [TOURDIR]
   TOURDIR     the pages of `synod sim --tour all --html TOURDIR` (index.html and one per scenario)
 Exits 0 when every check passes, 1 otherwise.
 """
-import base64, fcntl, json, os, re, subprocess, sys, tempfile, time
+import json, os, re, sys, tempfile, time
+
+from cdp import Browser, contrast, rgb
+
+# A replay page is ready when its script has read the embedded replay.
+REPLAY_READY = "document.readyState === 'complete' && !!window.replay"
 
 FAILURES = []
 
@@ -106,113 +111,6 @@ def check_grid(browser, replay, k, label):
     return {c[2] for c in cells}
 
 
-class Browser:
-    def __init__(self, chromium, profile):
-        # Chromium reads commands from fd 3 and writes answers to fd 4.
-        to_chrome_r, self.to_chrome = os.pipe()
-        self.from_chrome, from_chrome_w = os.pipe()
-        high_r = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD, 20)
-        high_w = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD, 20)
-
-        def wire():
-            os.dup2(high_r, 3)
-            os.dup2(high_w, 4)
-
-        args = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
-                f"--user-data-dir={profile}", "--no-first-run", "--window-size=1400,1000", "about:blank"]
-        self.process = subprocess.Popen(args, preexec_fn=wire, pass_fds=(3, 4, high_r, high_w),
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for fd in (to_chrome_r, from_chrome_w, high_r, high_w):
-            os.close(fd)
-        self.buffer = b""
-        self.next_id = 0
-        self.session = None
-
-    def send(self, method, params=None, session=True):
-        self.next_id += 1
-        message = {"id": self.next_id, "method": method, "params": params or {}}
-        if session and self.session:
-            message["sessionId"] = self.session
-        os.write(self.to_chrome, json.dumps(message).encode() + b"\0")
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            while b"\0" in self.buffer:
-                raw, self.buffer = self.buffer.split(b"\0", 1)
-                answer = json.loads(raw)
-                if answer.get("id") == self.next_id:
-                    if "error" in answer:
-                        raise RuntimeError(f"{method}: {answer['error']}")
-                    return answer.get("result", {})
-            chunk = os.read(self.from_chrome, 1 << 20)
-            if not chunk:
-                raise RuntimeError("chromium closed the pipe")
-            self.buffer += chunk
-        raise RuntimeError(f"{method}: no answer in 30 s")
-
-    def open(self, url):
-        if self.session:
-            self.send("Target.closeTarget", {"targetId": self.target}, session=False)
-            self.session = None
-        self.target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
-        self.session = self.send("Target.attachToTarget", {"targetId": self.target, "flatten": True}, session=False)["sessionId"]
-        self.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False})
-        self.send("Page.enable")
-        self.send("Page.navigate", {"url": url})
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.eval("document.readyState === 'complete' && !!window.replay"):
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"{url} did not load")
-
-    def open_page(self, url):
-        """Opens a page that is not a replay (the tour's index)."""
-        if self.session:
-            self.send("Target.closeTarget", {"targetId": self.target}, session=False)
-            self.session = None
-        self.target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
-        self.session = self.send("Target.attachToTarget", {"targetId": self.target, "flatten": True}, session=False)["sessionId"]
-        self.send("Page.enable")
-        self.send("Page.navigate", {"url": url})
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.eval("document.readyState === 'complete' && location.href.startsWith('file:')"):
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"{url} did not load")
-
-    def eval(self, expression):
-        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def key(self, key):
-        codes = {" ": ("Space", 32), "ArrowRight": ("ArrowRight", 39), "ArrowLeft": ("ArrowLeft", 37),
-                 "Home": ("Home", 36), "End": ("End", 35)}
-        code, vk = codes[key]
-        down = {"type": "keyDown", "key": key, "code": code, "windowsVirtualKeyCode": vk}
-        if key == " ":
-            down["text"] = " "
-        self.send("Input.dispatchKeyEvent", down)
-        self.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": key, "code": code, "windowsVirtualKeyCode": vk})
-
-    def screenshot(self, path):
-        data = self.send("Page.captureScreenshot", {"format": "png"})["data"]
-        with open(path, "wb") as f:
-            f.write(base64.b64decode(data))
-
-    def close(self):
-        try:
-            self.send("Browser.close", session=False)
-        except Exception:
-            pass
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
 PANELS = """JSON.stringify({step: +document.body.dataset.step,
   where: document.getElementById('where').textContent,
   nodes: [...document.querySelectorAll('#nodes .node')].map(n => ({id: +n.dataset.node,
@@ -235,27 +133,10 @@ def check_shown_state(browser, replay, expected_step, label):
           f"{label}: the node panels equal the recorded state at step {page['step']}" + ("" if not mismatches else ": " + "; ".join(mismatches[:4])))
 
 
-def luminance(rgb):
-    def channel(c):
-        c = c / 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-    r, g, b = rgb
-    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
-
-
-def contrast(a, b):
-    la, lb = sorted([luminance(a), luminance(b)], reverse=True)
-    return (la + 0.05) / (lb + 0.05)
-
-
 COLORS = """JSON.stringify([...document.querySelectorAll('body, #caption, button, .node dd, .node dt, #meta, .note, #events li')].slice(0, 60).map(e => {
   const s = getComputedStyle(e); let bg = null, p = e;
   while (p) { const c = getComputedStyle(p).backgroundColor; if (c && c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') { bg = c; break; } p = p.parentElement; }
   return [e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className, s.color, bg || 'rgb(255, 255, 255)']; }))"""
-
-
-def rgb(text):
-    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
 
 
 def main():
@@ -270,7 +151,7 @@ def main():
         browser = Browser(chromium, profile)
         try:
             # A step named in the URL, then the keyboard: forward, back, first, last.
-            browser.open("file://" + os.path.abspath(run_path) + "#step=40")
+            browser.open("file://" + os.path.abspath(run_path) + "#step=40", ready=REPLAY_READY)
             check_shown_state(browser, run, 40, "#step=40")
             for _ in range(3):
                 browser.key("ArrowRight")
@@ -366,7 +247,7 @@ def main():
             check(violation is not None, "the --break run's replay holds a violation")
             if violation:
                 v = violation["step"]
-                browser.open("file://" + os.path.abspath(break_path) + f"#step={max(0, v - 6)}")
+                browser.open("file://" + os.path.abspath(break_path) + f"#step={max(0, v - 6)}", ready=REPLAY_READY)
                 check_shown_state(browser, broken, max(0, v - 6), "break run, before the violation")
                 browser.eval("document.getElementById('speed').value = '5'; document.getElementById('speed').dispatchEvent(new Event('input'))")
                 browser.key(" ")
@@ -384,12 +265,13 @@ def main():
             # The guided tour: the index links every scenario; a scenario's page shows its
             # title and description and links back to the index.
             if tour_dir:
-                browser.open_page("file://" + os.path.abspath(os.path.join(tour_dir, "index.html")))
+                browser.open("file://" + os.path.abspath(os.path.join(tour_dir, "index.html")),
+                             ready="document.readyState === 'complete' && location.href.startsWith('file:')")
                 links = json.loads(browser.eval("JSON.stringify([...document.querySelectorAll('#scenarios a')].map(a => [a.getAttribute('href'), a.textContent]))"))
                 pages = sorted(f for f in os.listdir(tour_dir) if f.endswith(".html") and f != "index.html")
                 check(len(links) >= 5 and sorted(h for h, _ in links) == pages, f"the tour index links every scenario's page ({len(links)} links, {len(pages)} pages)")
                 for href, title in links[:2] + links[-1:]:
-                    browser.open("file://" + os.path.abspath(os.path.join(tour_dir, href)))
+                    browser.open("file://" + os.path.abspath(os.path.join(tour_dir, href)), ready=REPLAY_READY)
                     heading = browser.eval("document.getElementById('title').textContent")
                     intro = browser.eval("(document.getElementById('tourtext') || {}).textContent || ''")
                     back = browser.eval("[...document.querySelectorAll('.tournav a')].map(a => a.getAttribute('href')).join(' ')")
