@@ -629,17 +629,7 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
 
-        let known = ["/health", "/metrics", "/version"]
-        guard known.contains(path) else {
-            write(.text(.notFound, "404 page not found\n"), version: version, keepAlive: keepAlive, context: context)
-            return
-        }
-        guard head.method == .GET else {
-            var response = HTTPStatusResponse.text(.methodNotAllowed, "Method Not Allowed\n")
-            response.extraHeaders = [("Allow", "GET")]
-            write(response, version: version, keepAlive: keepAlive, context: context)
-            return
-        }
+        guard isGET(head, path: path, of: ["/health", "/metrics", "/version"], context: context) else { return }
 
         switch path {
         case "/metrics":
@@ -696,16 +686,7 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             return
         }
-        guard ["/ui", "/ui/state", "/ui/events"].contains(path) else {
-            write(.text(.notFound, "404 page not found\n"), version: version, keepAlive: keepAlive, context: context)
-            return
-        }
-        guard head.method == .GET else {
-            var response = HTTPStatusResponse.text(.methodNotAllowed, "Method Not Allowed\n")
-            response.extraHeaders = [("Allow", "GET")]
-            write(response, version: version, keepAlive: keepAlive, context: context)
-            return
-        }
+        guard isGET(head, path: path, of: ["/ui", "/ui/state", "/ui/events"], context: context) else { return }
         switch path {
         case "/ui":
             var response = HTTPStatusResponse(status: .ok, contentType: "text/html; charset=utf-8", body: LiveClusterPage.html)
@@ -778,6 +759,22 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
             }
         }
+    }
+
+    /// Whether `path` is one of `paths` asked for with GET; otherwise answers 404 (another
+    /// path) or 405 (another method) and returns false.
+    private func isGET(_ head: HTTPRequestHead, path: String, of paths: [String], context: ChannelHandlerContext) -> Bool {
+        guard paths.contains(path) else {
+            write(.text(.notFound, "404 page not found\n"), version: head.version, keepAlive: head.isKeepAlive, context: context)
+            return false
+        }
+        guard head.method == .GET else {
+            var response = HTTPStatusResponse.text(.methodNotAllowed, "Method Not Allowed\n")
+            response.extraHeaders = [("Allow", "GET")]
+            write(response, version: head.version, keepAlive: head.isKeepAlive, context: context)
+            return false
+        }
+        return true
     }
 
     private func rejectTooLarge(context: ChannelHandlerContext, version: HTTPVersion) {
