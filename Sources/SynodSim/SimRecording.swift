@@ -78,7 +78,7 @@ extension Simulation {
         func name(_ node: Int) -> String { nodes.indices.contains(node) ? "n\(nodes[node].id.rawValue)" : "node \(node)" }
         switch event {
         case .tick(let node, _): return "tick at \(name(node))"
-        case .deliver(let envelope, _): return "\(envelope.from) -> \(envelope.to): \(messageType(envelope.message)) arrives"
+        case .deliver(let envelope, _): return "\(envelope.from) -> \(envelope.to): \(envelope.message.kind) arrives"
         case .fsyncDone(let node, _, _): return "\(name(node))'s disk finishes a sync"
         case .pretendDurable(let node, _, _): return "\(name(node)) pretends a write is durable"
         case .restart(let node): return "\(name(node)) restarts"
@@ -148,7 +148,7 @@ extension Simulation {
             if fate != .delivered { recorder?.replay.heartbeatsOmitted += 1 }
             return
         }
-        var message = ReplayMessage(id: id, fate: fate, type: messageType(envelope.message),
+        var message = ReplayMessage(id: id, fate: fate, type: envelope.message.kind,
                                     from: envelope.from.rawValue, to: envelope.to.rawValue)
         if fate != .delivered {
             let (ballot, slots) = ballotAndSlots(envelope.message)
@@ -171,33 +171,6 @@ extension Simulation {
         recorder?.current?.messages.append(message)
     }
 
-    func messageType(_ message: Message) -> String {
-        switch message {
-        case .prepare: return "Prepare"
-        case .promise: return "Promise"
-        case .accept: return "Accept"
-        case .accepted: return "Accepted"
-        case .reject: return "Reject"
-        case .heartbeat: return "Heartbeat"
-        case .heartbeatAck: return "HeartbeatAck"
-        case .commit: return "Commit"
-        case .catchUpRequest: return "CatchUpRequest"
-        case .catchUpReply: return "CatchUpReply"
-        case .snapshotChunk: return "SnapshotChunk"
-        case .snapshotChunkRequest: return "SnapshotChunkRequest"
-        case .forward: return "Forward"
-        case .readIndexRequest: return "ReadIndexRequest"
-        case .readIndexReply: return "ReadIndexReply"
-        case .reconfigureRequest: return "ReconfigureRequest"
-        case .reconfigureRefused: return "ReconfigureRefused"
-        case .handOff: return "HandOff"
-        case .preVote: return "PreVote"
-        case .preVoteReply: return "PreVoteReply"
-        case .safetyAlarm: return "SafetyAlarm"
-        case .repairQuery: return "RepairQuery"
-        case .repairReport: return "RepairReport"
-        }
-    }
 
     func ballotAndSlots(_ message: Message) -> (Ballot?, [UInt64]) {
         switch message {
