@@ -646,19 +646,9 @@ final class HTTPStatusHandler: ChannelInboundHandler, RemovableChannelHandler {
         default:
             // /health: the report comes from async code; answer on the event loop when it arrives.
             let health = routes.health
-            let eventLoop = context.eventLoop
-            let boundSelf = NIOLoopBound(self, eventLoop: eventLoop)
-            Task {
+            respondLater(version: version, keepAlive: keepAlive, context: context) {
                 let report = await health()
-                eventLoop.execute {
-                    let handler = boundSelf.value
-                    guard let context = handler.context else { return }
-                    let response = HTTPStatusResponse.json(
-                        report.healthy ? .ok : .serviceUnavailable,
-                        report.json
-                    )
-                    handler.write(response, version: version, keepAlive: keepAlive, context: context)
-                }
+                return .json(report.healthy ? .ok : .serviceUnavailable, report.json)
             }
         }
     }
